@@ -1,0 +1,32 @@
+# Convenience entry points; the real build is CMake.
+BUILD ?= build
+RELEASE ?= build-release
+JOBS ?= $(shell nproc)
+
+.PHONY: deps build release demo test bench bench-quick clean
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+release: deps
+	cmake -S . -B $(RELEASE) -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+	cmake --build $(RELEASE) -j $(JOBS)
+
+demo: release
+	$(RELEASE)/runtime/cohort demo
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure --timeout 300 -j 2
+
+bench: release
+	$(RELEASE)/bench/cohort-bench-rpc
+
+bench-quick: release
+	$(RELEASE)/bench/cohort-bench-rpc --quick
+
+clean:
+	rm -rf $(BUILD) $(RELEASE)

@@ -1,0 +1,15 @@
+// The small example services every node can host (used by the demo, tests and bench).
+#pragma once
+
+#include <vector>
+
+#include "cohort/actors/service_definition.hpp"
+
+namespace cohort {
+
+/// greeter (workers): hello, echo, sleep, fail, crash.
+/// counter (entities): add, get.
+/// visits (workers): record — calls greeter and counter, wherever they run.
+[[nodiscard]] std::vector<service_definition> example_services();
+
+}  // namespace cohort

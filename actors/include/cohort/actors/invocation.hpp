@@ -1,0 +1,43 @@
+// invocation: one request as a handler sees it; implemented by the runtime.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include <msgpack.hpp>
+
+#include "cohort/transport/client.hpp"
+#include "cohort/transport/envelope.hpp"
+
+namespace cohort {
+
+/// The runtime's side of one request, handed to a method handler. A reply (or
+/// failure) is sent at most once; if the invocation is dropped unanswered, the
+/// runtime answers `unavailable` so that no caller waits in silence.
+///
+/// Not thread-safe: use it only from the actor that received it.
+class invocation {
+ public:
+  virtual ~invocation() = default;
+
+  /// The request's header: service, method, key, trace, deadline.
+  [[nodiscard]] virtual const envelope& header() const = 0;
+  /// The decoded arguments (already checked against the wire limits).
+  [[nodiscard]] virtual const msgpack::object& args() const = 0;
+  /// When the caller stops waiting.
+  [[nodiscard]] virtual std::chrono::steady_clock::time_point deadline() const = 0;
+  /// Sends the result (msgpack bytes).
+  virtual void reply(std::string payload) = 0;
+  /// Sends an error.
+  virtual void fail(error_info err) = 0;
+  /// Calls another service, local or remote alike; `then` runs later on this
+  /// handler's actor, so it may touch entity state. The callee inherits this
+  /// request's trace and at most its remaining deadline.
+  virtual void call(envelope target, std::string payload, std::chrono::milliseconds timeout,
+                    std::function<void(cohort::reply&&)> then) = 0;
+  /// The entity's state object, or nullptr for a worker service.
+  [[nodiscard]] virtual void* entity_state() = 0;
+};
+
+}  // namespace cohort

@@ -1,0 +1,81 @@
+// method_context / entity_context / responder: what a handler works with.
+#pragma once
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "cohort/actors/invocation.hpp"
+
+namespace cohort {
+
+/// Throw from a handler to answer with a business error (e.g. "out_of_stock").
+/// The actor does not crash; any other exception crashes it (and it is restarted).
+class service_error : public std::runtime_error {
+ public:
+  service_error(std::string code, const std::string& message)
+      : std::runtime_error(message), code_(std::move(code)) {}
+  service_error(errc code, const std::string& message) : service_error(std::string(to_string(code)), message) {}
+  [[nodiscard]] const std::string& code() const noexcept { return code_; }
+
+ private:
+  std::string code_;
+};
+
+/// Arguments or result for methods that take or give nothing (nil on the wire;
+/// any argument value is accepted).
+struct no_args {
+  template <class Packer>
+  void msgpack_pack(Packer& pk) const { pk.pack_nil(); }
+  void msgpack_unpack(const msgpack::object&) {}
+};
+
+/// Sends a method's result later (asynchronous handlers). Copyable; the first
+/// reply wins.
+template <class R>
+class responder {
+ public:
+  explicit responder(std::shared_ptr<invocation> inv) : inv_(std::move(inv)) {}
+  void operator()(const R& value) const { inv_->reply(pack(value)); }
+  void fail(std::string code, std::string message) const { inv_->fail({std::move(code), std::move(message)}); }
+  void fail(const error_info& err) const { inv_->fail(err); }
+
+ private:
+  std::shared_ptr<invocation> inv_;
+};
+
+/// A handler's view of its request, and its way to call other services.
+class method_context {
+ public:
+  explicit method_context(std::shared_ptr<invocation> inv) : inv_(std::move(inv)) {}
+
+  [[nodiscard]] const envelope& header() const { return inv_->header(); }
+  [[nodiscard]] const std::string& key() const { return inv_->header().key; }
+  [[nodiscard]] const std::string& trace() const { return inv_->header().trace; }
+
+  /// Calls `service.method` with `args`; `then` gets result<R> on this actor.
+  template <class R, class A, class F>
+  void call(std::string service, std::string method, const A& args, F then,
+            const call_options& opts = {}) {
+    envelope target;
+    target.service = std::move(service);
+    target.method = std::move(method);
+    target.key = opts.key;
+    target.idempotency_key = opts.idempotency_key;
+    inv_->call(std::move(target), pack(args), opts.timeout,
+               [then = std::move(then)](reply&& r) mutable { then(r.template as<R>()); });
+  }
+
+ protected:
+  std::shared_ptr<invocation> inv_;
+};
+
+/// The context of an entity handler: also the entity's state.
+template <class State>
+class entity_context : public method_context {
+ public:
+  using method_context::method_context;
+  [[nodiscard]] State& state() { return *static_cast<State*>(inv_->entity_state()); }
+};
+
+}  // namespace cohort

@@ -1,0 +1,166 @@
+// service_definition: a service's name, kind and typed methods, and the builders
+// that declare them.
+//
+//   auto greeter = worker_service("greeter")
+//       .method("hello", [](method_context&, const hello_args& a) { return hello_reply{...}; })
+//       .build();
+//
+// A handler is sync, `R f(Ctx&, const A&)`, or async, `void f(Ctx&, const A&, responder<R>)`.
+// A and R are msgpack-mapped types (MSGPACK_DEFINE_MAP); arguments of the wrong
+// shape are answered with `bad_request` before the handler runs.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "cohort/actors/detail/callable_traits.hpp"
+#include "cohort/actors/method_context.hpp"
+
+namespace cohort {
+
+/// How a service's actors are organised.
+enum class service_kind {
+  workers,   ///< a pool of stateless worker actors; requests go round-robin
+  entities,  ///< one keyed, stateful actor per entity key ("virtual actors")
+};
+
+/// The type-erased state of one entity, with its msgpack encoding.
+class entity_state_box {
+ public:
+  virtual ~entity_state_box() = default;
+  [[nodiscard]] virtual void* get() noexcept = 0;
+  [[nodiscard]] virtual std::string encode() const = 0;
+  /// Replaces the state from stored bytes; false when they do not fit the type.
+  [[nodiscard]] virtual bool decode(std::string_view bytes) = 0;
+};
+
+using method_handler = std::function<void(const std::shared_ptr<invocation>&)>;
+
+/// One method of a service.
+struct method_spec {
+  method_handler handler;
+  /// Entity methods only: the state is not changed, so nothing is written. Default: false.
+  bool read_only = false;
+  /// Safe to retry without an idempotency key. Default: false.
+  bool idempotent = false;
+};
+
+/// Everything the runtime needs to host a service.
+struct service_definition {
+  std::string name;
+  service_kind kind = service_kind::workers;
+  std::map<std::string, method_spec, std::less<>> methods;
+  /// Entities only: makes a default-constructed state.
+  std::function<std::unique_ptr<entity_state_box>()> make_state;
+};
+
+namespace detail {
+
+template <class Ctx, class F>
+method_handler adapt_handler(F f) {
+  using args = typename callable_traits<F>::arg_types;
+  constexpr auto arity = std::tuple_size_v<args>;
+  static_assert(arity == 2 || arity == 3, "a handler takes (Ctx&, const A&) or (Ctx&, const A&, responder<R>)");
+  using A = std::decay_t<std::tuple_element_t<1, args>>;
+  return [f = std::move(f)](const std::shared_ptr<invocation>& inv) mutable {
+    A a;
+    try {
+      inv->args().convert(a);
+    } catch (const std::exception& e) {
+      inv->fail({errc::bad_request, "arguments of " + inv->header().service + "." +
+                                        inv->header().method + " have the wrong shape (" + e.what() + ")"});
+      return;
+    }
+    Ctx ctx(inv);
+    try {
+      if constexpr (arity == 2) {
+        inv->reply(pack(f(ctx, a)));
+      } else {
+        using resp = std::decay_t<std::tuple_element_t<2, args>>;
+        f(ctx, a, resp(inv));
+      }
+    } catch (const service_error& e) {
+      inv->fail({e.code(), e.what()});
+    }
+  };
+}
+
+template <class State>
+class typed_state_box final : public entity_state_box {
+ public:
+  void* get() noexcept override { return &state_; }
+  std::string encode() const override { return pack(state_); }
+  bool decode(std::string_view bytes) override {
+    try {
+      auto h = msgpack::unpack(bytes.data(), bytes.size());
+      State fresh;
+      h.get().convert(fresh);
+      state_ = std::move(fresh);
+      return true;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+
+ private:
+  State state_{};
+};
+
+}  // namespace detail
+
+/// Declares a stateless service served by a pool of worker actors.
+class worker_service {
+ public:
+  explicit worker_service(std::string name) { def_.name = std::move(name); }
+
+  template <class F>
+  worker_service& method(std::string name, F f, bool idempotent = false) {
+    def_.methods[std::move(name)] = {detail::adapt_handler<method_context>(std::move(f)), false, idempotent};
+    return *this;
+  }
+
+  [[nodiscard]] service_definition build() { return std::move(def_); }
+
+ private:
+  service_definition def_;
+};
+
+/// Declares a service of keyed entity actors whose state is a State
+/// (msgpack-mapped, default-constructible). The state is loaded from the
+/// service's store on activation and written back before each reply of a
+/// method that may change it.
+template <class State>
+class entity_service {
+ public:
+  explicit entity_service(std::string name) {
+    def_.name = std::move(name);
+    def_.kind = service_kind::entities;
+    def_.make_state = [] { return std::make_unique<detail::typed_state_box<State>>(); };
+  }
+
+  /// A method that may change the state.
+  template <class F>
+  entity_service& method(std::string name, F f, bool idempotent = false) {
+    def_.methods[std::move(name)] = {detail::adapt_handler<entity_context<State>>(std::move(f)), false, idempotent};
+    return *this;
+  }
+
+  /// A method that only reads the state (nothing is written; always idempotent).
+  template <class F>
+  entity_service& query(std::string name, F f) {
+    def_.methods[std::move(name)] = {detail::adapt_handler<entity_context<State>>(std::move(f)), true, true};
+    return *this;
+  }
+
+  [[nodiscard]] service_definition build() { return std::move(def_); }
+
+ private:
+  service_definition def_;
+};
+
+}  // namespace cohort

@@ -1,0 +1,121 @@
+#include "cohort/actors/example_services.hpp"
+
+#include <stdexcept>
+#include <thread>
+
+namespace cohort {
+
+namespace {
+
+struct hello_args {
+  std::string name;
+  MSGPACK_DEFINE_MAP(name);
+};
+struct hello_reply {
+  std::string greeting;
+  MSGPACK_DEFINE_MAP(greeting);
+};
+struct echo_args {
+  std::string data;
+  MSGPACK_DEFINE_MAP(data);
+};
+struct sleep_args {
+  std::uint32_t ms = 0;
+  MSGPACK_DEFINE_MAP(ms);
+};
+struct fail_args {
+  std::string code = "failed";
+  std::string message = "requested failure";
+  MSGPACK_DEFINE_MAP(code, message);
+};
+struct counter_state {
+  std::int64_t value = 0;
+  std::uint64_t updates = 0;
+  MSGPACK_DEFINE_MAP(value, updates);
+};
+struct add_args {
+  std::int64_t n = 1;
+  MSGPACK_DEFINE_MAP(n);
+};
+struct counter_value {
+  std::string key;
+  std::int64_t value = 0;
+  MSGPACK_DEFINE_MAP(key, value);
+};
+struct visit_reply {
+  std::string greeting;
+  std::int64_t visits = 0;
+  MSGPACK_DEFINE_MAP(greeting, visits);
+};
+
+service_definition greeter() {
+  return worker_service("greeter")
+      .method("hello",
+              [](method_context&, const hello_args& a) {
+                if (a.name.empty()) throw service_error(errc::bad_request, "name must not be empty");
+                return hello_reply{"Hello, " + a.name + "!"};
+              },
+              true)
+      .method("echo", [](method_context&, const echo_args& a) { return a; }, true)
+      .method("sleep",
+              [](method_context&, const sleep_args& a) {
+                // Deliberately blocks its worker: a slow handler for deadline tests.
+                std::this_thread::sleep_for(std::chrono::milliseconds(std::min<std::uint32_t>(a.ms, 10000)));
+                return a;
+              })
+      .method("fail",
+              [](method_context&, const fail_args& a) -> no_args { throw service_error(a.code, a.message); })
+      .method("crash",
+              [](method_context&, const fail_args& a) -> no_args { throw std::runtime_error(a.message); })
+      .build();
+}
+
+service_definition counter() {
+  return entity_service<counter_state>("counter")
+      .method("add",
+              [](entity_context<counter_state>& ctx, const add_args& a) {
+                auto& s = ctx.state();
+                s.value += a.n;
+                ++s.updates;
+                return counter_value{ctx.key(), s.value};
+              })
+      .query("get",
+             [](entity_context<counter_state>& ctx, const no_args&) {
+               return counter_value{ctx.key(), ctx.state().value};
+             })
+      .build();
+}
+
+service_definition visits() {
+  return worker_service("visits")
+      .method("record",
+              [](method_context& ctx, const hello_args& a, responder<visit_reply> respond) {
+                if (a.name.empty()) throw service_error(errc::bad_request, "name must not be empty");
+                call_options by_name;
+                by_name.key = a.name;
+                ctx.call<counter_value>(
+                    "counter", "add", add_args{1},
+                    [ctx, a, respond](result<counter_value> count) mutable {
+                      if (!count) return respond.fail(count.error());
+                      ctx.call<hello_reply>("greeter", "hello", a,
+                                            [respond, n = count->value](result<hello_reply> hello) {
+                                              if (!hello) return respond.fail(hello.error());
+                                              respond(visit_reply{hello->greeting, n});
+                                            });
+                    },
+                    by_name);
+              })
+      .build();
+}
+
+}  // namespace
+
+std::vector<service_definition> example_services() {
+  std::vector<service_definition> out;
+  out.push_back(greeter());
+  out.push_back(counter());
+  out.push_back(visits());
+  return out;
+}
+
+}  // namespace cohort

@@ -1,0 +1,70 @@
+// node: one Cohort process: an actor system, a ZeroMQ context, the services it
+// hosts and the endpoints it listens on.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cohort/actors/service_definition.hpp"
+#include "cohort/runtime/node_config.hpp"
+
+namespace zmq {
+class context_t;
+}
+
+namespace cohort {
+
+/// A hosted service as an operator sees it.
+struct service_status {
+  std::string name;
+  std::string kind;          ///< "workers" or "entities"
+  std::string state;         ///< "up" or "down"
+  std::string down_reason;   ///< why it is down (e.g. its store did not open)
+  std::int64_t in_flight = 0;
+  std::uint64_t restarts = 0;
+  std::uint64_t activations = 0;
+  std::uint64_t passivations = 0;
+  std::int64_t live_entities = 0;
+  std::string last_failure;
+};
+
+/// Counters of the node's edge.
+struct node_metrics {
+  std::uint64_t requests = 0;
+  std::uint64_t rejected = 0;
+  std::uint64_t malformed_frames = 0;
+  std::uint64_t replies = 0;
+};
+
+/// A running node. start() binds every endpoint before any service starts, so
+/// a taken port fails fast. Safe to call from any thread.
+class node {
+ public:
+  /// Starts a node hosting the configured services, taken from `catalog`.
+  [[nodiscard]] static result<std::unique_ptr<node>> start(node_config cfg,
+                                                           std::vector<service_definition> catalog);
+  ~node();
+  node(const node&) = delete;
+  node& operator=(const node&) = delete;
+
+  /// The endpoints actually bound (wildcard ports resolved), in config order.
+  [[nodiscard]] const std::vector<std::string>& endpoints() const noexcept;
+  /// The node's ZeroMQ context, for in-process clients on inproc:// endpoints.
+  [[nodiscard]] zmq::context_t& context() noexcept;
+
+  [[nodiscard]] std::vector<service_status> services() const;
+  [[nodiscard]] node_metrics metrics() const;
+
+  /// Stops accepting requests, lets in-flight ones finish within the drain
+  /// timeout, stops the actors and closes the stores. Idempotent.
+  void stop();
+
+ private:
+  struct impl;
+  explicit node(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace cohort

@@ -1,0 +1,68 @@
+// node_config: what one node hosts and how. Maps one-to-one onto the TOML file
+// (docs/operations.md shows every key).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "cohort/storage/store.hpp"
+#include "cohort/transport/result.hpp"
+#include "cohort/transport/wire_limits.hpp"
+
+namespace cohort {
+
+/// One service hosted by this node ([services.NAME]).
+struct service_config {
+  std::string name;
+  /// Worker services: actors in the pool. Default: 2.
+  std::size_t workers = 2;
+  /// Requests admitted at once; beyond it callers get `overloaded`. Default: 10000.
+  std::size_t max_in_flight = 10000;
+  /// Entity services: durability of state writes ("sync" or "async"). Default: sync.
+  durability store_durability = durability::sync;
+  /// Entity services: an entity idle this long is passivated. Default: 60000 ms.
+  std::chrono::milliseconds entity_idle{60000};
+};
+
+/// A service hosted elsewhere, reached over the wire ([remote.NAME]).
+struct remote_service_config {
+  std::string name;
+  /// Its node's endpoint, e.g. "tcp://10.0.0.7:7400". No default.
+  std::string endpoint;
+};
+
+/// Everything about one node ([node], [limits], [services.*], [remote.*]).
+struct node_config {
+  /// Name used in logs. Default: "cohort".
+  std::string name = "cohort";
+  /// Client endpoints (ZeroMQ ROUTER binds); "tcp://127.0.0.1:*" picks a free port. Default: tcp://127.0.0.1:7400.
+  std::vector<std::string> listen{"tcp://127.0.0.1:7400"};
+  /// Directory holding one store per service: <data_dir>/<service>/. Default: "cohort-data".
+  std::string data_dir = "cohort-data";
+  /// On SIGINT/SIGTERM, how long in-flight requests may take to finish. Default: 5000 ms.
+  std::chrono::milliseconds drain_timeout{5000};
+  /// Deadline for requests that carry none. Default: 30000 ms.
+  std::chrono::milliseconds default_deadline{30000};
+  /// CAF scheduler threads; 0 means one per core. Default: 0.
+  std::size_t scheduler_threads = 0;
+  /// Limits on input from peers ([limits]).
+  wire_limits limits;
+  std::vector<service_config> services;
+  std::vector<remote_service_config> remotes;
+};
+
+/// The embedded default: every example service, listening on 127.0.0.1:7400 only.
+[[nodiscard]] node_config default_node_config();
+
+/// Reads a TOML config. Unknown keys, wrong types, unknown service names and a
+/// missing file are errors naming the key (with its line) or the file.
+[[nodiscard]] result<node_config> load_node_config(const std::string& path,
+                                                   const std::vector<std::string>& known_services);
+
+/// As load_node_config, from text; `source` names it in messages.
+[[nodiscard]] result<node_config> parse_node_config(std::string_view toml_text, const std::string& source,
+                                                    const std::vector<std::string>& known_services);
+
+}  // namespace cohort

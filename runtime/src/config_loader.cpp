@@ -1,0 +1,205 @@
+// Strict TOML -> node_config: every key is known, every type checked, every
+// error names the key and its line.
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+#include "cohort/runtime/node_config.hpp"
+
+namespace cohort {
+
+namespace {
+
+struct config_error {
+  std::string message;
+};
+
+std::string where(const std::string& source, const toml::node& n) {
+  return source + ":" + std::to_string(n.source().begin.line);
+}
+
+/// Reads the keys of one table, remembering which were consumed, so that any
+/// key left over is reported as unknown.
+class table_reader {
+ public:
+  table_reader(const toml::table& t, std::string path, const std::string& source)
+      : t_(t), path_(std::move(path)), source_(source) {}
+
+  template <class T>
+  void read(const char* key, T& out) {
+    seen_.insert(key);
+    const toml::node* n = t_.get(key);
+    if (!n) return;
+    if constexpr (std::is_same_v<T, std::string>) {
+      auto v = n->value<std::string>();
+      if (!v || !n->is_string()) fail(*n, key, "a string");
+      out = *v;
+    } else if constexpr (std::is_same_v<T, bool>) {
+      if (!n->is_boolean()) fail(*n, key, "true or false");
+      out = *n->value<bool>();
+    } else {
+      if (!n->is_integer()) fail(*n, key, "an integer");
+      auto v = *n->value<std::int64_t>();
+      if (v < 0) fail(*n, key, "a non-negative integer");
+      out = static_cast<T>(v);
+    }
+  }
+
+  void read_ms(const char* key, std::chrono::milliseconds& out) {
+    std::int64_t ms = out.count();
+    read(key, ms);
+    out = std::chrono::milliseconds(ms);
+  }
+
+  void read_strings(const char* key, std::vector<std::string>& out) {
+    seen_.insert(key);
+    const toml::node* n = t_.get(key);
+    if (!n) return;
+    const toml::array* arr = n->as_array();
+    if (!arr) fail(*n, key, "an array of strings");
+    out.clear();
+    for (const auto& e : *arr) {
+      if (!e.is_string()) fail(e, key, "an array of strings");
+      out.push_back(*e.value<std::string>());
+    }
+  }
+
+  const toml::table* sub_table(const char* key) {
+    seen_.insert(key);
+    const toml::node* n = t_.get(key);
+    if (!n) return nullptr;
+    if (!n->is_table()) fail(*n, key, "a table");
+    return n->as_table();
+  }
+
+  void reject_unknown() const {
+    for (const auto& [k, v] : t_)
+      if (!seen_.count(std::string(k.str())))
+        throw config_error{where(source_, v) + ": unknown key '" + qualified(std::string(k.str())) + "'"};
+  }
+
+  [[noreturn]] void fail(const toml::node& n, const std::string& key, const char* expected) const {
+    throw config_error{where(source_, n) + ": '" + qualified(key) + "' must be " + expected};
+  }
+
+  [[nodiscard]] std::string qualified(const std::string& key) const {
+    return path_.empty() ? key : path_ + "." + key;
+  }
+
+ private:
+  const toml::table& t_;
+  std::string path_;
+  const std::string& source_;
+  std::set<std::string> seen_;
+};
+
+void read_limits(const toml::table& t, const std::string& source, wire_limits& l) {
+  table_reader r(t, "limits", source);
+  r.read("max_payload_bytes", l.max_payload_bytes);
+  r.read("max_header_bytes", l.max_header_bytes);
+  r.read("hard_frame_bytes", l.hard_frame_bytes);
+  r.read("max_depth", l.max_depth);
+  r.read("max_container", l.max_container);
+  r.read("max_string", l.max_string);
+  r.reject_unknown();
+}
+
+service_config read_service(const std::string& name, const toml::table& t, const std::string& source) {
+  service_config s;
+  s.name = name;
+  table_reader r(t, "services." + name, source);
+  r.read("workers", s.workers);
+  r.read("max_in_flight", s.max_in_flight);
+  r.read_ms("entity_idle_ms", s.entity_idle);
+  std::string mode = "sync";
+  r.read("durability", mode);
+  if (mode == "sync")
+    s.store_durability = durability::sync;
+  else if (mode == "async")
+    s.store_durability = durability::async;
+  else
+    r.fail(*t.get("durability"), "durability", "\"sync\" or \"async\"");
+  if (s.workers == 0) r.fail(*t.get("workers"), "workers", "at least 1");
+  if (s.max_in_flight == 0) r.fail(*t.get("max_in_flight"), "max_in_flight", "at least 1");
+  r.reject_unknown();
+  return s;
+}
+
+node_config read_config(const toml::table& root, const std::string& source,
+                        const std::vector<std::string>& known) {
+  node_config cfg;
+  table_reader top(root, "", source);
+  if (auto* node = top.sub_table("node")) {
+    table_reader r(*node, "node", source);
+    r.read("name", cfg.name);
+    r.read_strings("listen", cfg.listen);
+    r.read("data_dir", cfg.data_dir);
+    r.read_ms("drain_timeout_ms", cfg.drain_timeout);
+    r.read_ms("default_deadline_ms", cfg.default_deadline);
+    r.read("scheduler_threads", cfg.scheduler_threads);
+    r.reject_unknown();
+  }
+  if (auto* limits = top.sub_table("limits")) read_limits(*limits, source, cfg.limits);
+  std::set<std::string> names;
+  if (auto* services = top.sub_table("services")) {
+    for (const auto& [k, v] : *services) {
+      std::string name(k.str());
+      if (std::find(known.begin(), known.end(), name) == known.end())
+        throw config_error{where(source, v) + ": unknown service 'services." + name + "' (this build has: " +
+                           [&] {
+                             std::string all;
+                             for (const auto& n : known) all += (all.empty() ? "" : ", ") + n;
+                             return all;
+                           }() + ")"};
+      if (!v.is_table()) throw config_error{where(source, v) + ": 'services." + name + "' must be a table"};
+      cfg.services.push_back(read_service(name, *v.as_table(), source));
+      names.insert(name);
+    }
+  }
+  if (auto* remotes = top.sub_table("remote")) {
+    for (const auto& [k, v] : *remotes) {
+      std::string name(k.str());
+      if (!v.is_table()) throw config_error{where(source, v) + ": 'remote." + name + "' must be a table"};
+      remote_service_config rc;
+      rc.name = name;
+      table_reader r(*v.as_table(), "remote." + name, source);
+      r.read("endpoint", rc.endpoint);
+      r.reject_unknown();
+      if (rc.endpoint.empty()) throw config_error{where(source, v) + ": 'remote." + name + ".endpoint' is required"};
+      if (names.count(name))
+        throw config_error{where(source, v) + ": service '" + name + "' is both hosted here and remote"};
+      cfg.remotes.push_back(rc);
+    }
+  }
+  top.reject_unknown();
+  if (cfg.listen.empty()) throw config_error{source + ": 'node.listen' must name at least one endpoint"};
+  return cfg;
+}
+
+}  // namespace
+
+result<node_config> parse_node_config(std::string_view text, const std::string& source,
+                                      const std::vector<std::string>& known) {
+  try {
+    auto root = toml::parse(text, source);
+    return read_config(root, source, known);
+  } catch (const toml::parse_error& e) {
+    return error_info{errc::bad_request, source + ":" + std::to_string(e.source().begin.line) +
+                                             ": invalid TOML: " + std::string(e.description())};
+  } catch (const config_error& e) {
+    return error_info{errc::bad_request, e.message};
+  }
+}
+
+result<node_config> load_node_config(const std::string& path, const std::vector<std::string>& known) {
+  std::ifstream in(path);
+  if (!in) return error_info{errc::bad_request, "cannot read config file '" + path + "'"};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_node_config(ss.str(), path, known);
+}
+
+}  // namespace cohort

@@ -1,0 +1,233 @@
+#include "io_loop.hpp"
+
+#include <random>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <zmq_addon.hpp>
+
+#include "cohort/transport/envelope_codec.hpp"
+
+namespace cohort::detail {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+// Messages read from one socket before the loop looks at the others.
+constexpr int read_batch = 256;
+
+}  // namespace
+
+std::string new_trace_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char* hex = "0123456789abcdef";
+  auto v = rng();
+  std::string out(16, '0');
+  for (int i = 15; i >= 0; --i, v >>= 4) out[i] = hex[v & 15];
+  return out;
+}
+
+io_loop::io_loop(zmq::context_t& ctx, wire_limits limits, std::function<void(request_ptr)> route)
+    : ctx_(ctx), limits_(limits), route_(std::move(route)) {
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+}
+
+io_loop::~io_loop() {
+  stop();
+  ::close(wake_fd_);
+}
+
+std::string io_loop::bind(const std::string& endpoint) {
+  zmq::socket_t s(ctx_, zmq::socket_type::router);
+  s.set(zmq::sockopt::linger, 0);
+  s.set(zmq::sockopt::maxmsgsize, limits_.hard_frame_bytes);
+  s.set(zmq::sockopt::sndhwm, 100000);
+  s.set(zmq::sockopt::rcvhwm, 100000);
+  s.bind(endpoint);
+  auto bound = s.get(zmq::sockopt::last_endpoint);
+  listeners_.push_back({std::move(s), bound});
+  return bound;
+}
+
+void io_loop::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void io_loop::stop() {
+  if (!thread_.joinable()) return;
+  stopping_.store(true);
+  post([] {});
+  thread_.join();
+  remotes_.clear();
+  for (auto& l : listeners_) l.socket.close();
+}
+
+void io_loop::post(std::function<void()> task) {
+  bool was_empty;
+  {
+    std::lock_guard<std::mutex> guard(posted_mutex_);
+    was_empty = posted_.empty();
+    posted_.push_back(std::move(task));
+  }
+  // Only the first task of a batch pays for the wake-up syscall.
+  if (was_empty) {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+  }
+}
+
+void io_loop::run_posted() {
+  std::uint64_t drained;
+  [[maybe_unused]] auto n = ::read(wake_fd_, &drained, sizeof drained);
+  std::vector<std::function<void()>> tasks;
+  {
+    std::lock_guard<std::mutex> guard(posted_mutex_);
+    tasks.swap(posted_);
+  }
+  for (auto& t : tasks) t();
+}
+
+void io_loop::run() {
+  std::vector<zmq::pollitem_t> items;
+  std::vector<client*> polled_remotes;
+  while (!stopping_.load(std::memory_order_relaxed)) {
+    items.clear();
+    polled_remotes.clear();
+    for (auto& l : listeners_) items.push_back({l.socket.handle(), 0, ZMQ_POLLIN, 0});
+    items.push_back({nullptr, wake_fd_, ZMQ_POLLIN, 0});
+    std::optional<clock_type::time_point> next_deadline;
+    for (auto& [ep, c] : remotes_) {
+      items.push_back({c->socket().handle(), 0, ZMQ_POLLIN, 0});
+      polled_remotes.push_back(c.get());
+      if (auto d = c->next_deadline(); d && (!next_deadline || *d < *next_deadline)) next_deadline = d;
+    }
+    auto timeout = std::chrono::milliseconds(100);
+    if (next_deadline)
+      timeout = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(*next_deadline - clock_type::now()) +
+                               std::chrono::milliseconds(1),
+                           std::chrono::milliseconds(0), timeout);
+    zmq::poll(items.data(), items.size(), timeout);
+    for (std::size_t i = 0; i < listeners_.size(); ++i)
+      if (items[i].revents & ZMQ_POLLIN) read_listener(i);
+    if (items[listeners_.size()].revents & ZMQ_POLLIN) run_posted();
+    auto now = clock_type::now();
+    for (std::size_t i = 0; i < polled_remotes.size(); ++i) {
+      if (items[listeners_.size() + 1 + i].revents & ZMQ_POLLIN) polled_remotes[i]->process_ready();
+      polled_remotes[i]->expire(now);
+    }
+  }
+  run_posted();  // replies produced while stopping still go out
+}
+
+void io_loop::read_listener(std::size_t index) {
+  std::vector<zmq::message_t> frames;
+  for (int i = 0; i < read_batch; ++i) {
+    frames.clear();
+    std::optional<size_t> got;
+    try {
+      got = zmq::recv_multipart(listeners_[index].socket, std::back_inserter(frames), zmq::recv_flags::dontwait);
+    } catch (const zmq::error_t&) {
+      counters_.malformed_frames++;
+      return;
+    }
+    if (!got) return;
+    handle_message(index, frames);
+  }
+}
+
+void io_loop::handle_message(std::size_t index, std::vector<zmq::message_t>& frames) {
+  // frames: [identity, (empty delimiter from REQ peers)?, header, payload]
+  std::string identity = frames[0].to_string();
+  std::size_t first = 1;
+  bool delimiter = false;
+  if (frames.size() > 1 && frames[1].size() == 0) {
+    delimiter = true;
+    first = 2;
+  }
+  std::size_t parts = frames.size() - first;
+  std::uint64_t id = 0;
+  if (parts == 0) {
+    counters_.malformed_frames++;
+    return;  // nothing to answer: an empty message
+  }
+  auto header = decode_envelope(frames[first].to_string_view(), limits_, &id);
+  if (parts != 2) {
+    counters_.malformed_frames++;
+    return reject(index, identity, delimiter, id,
+                  {errc::bad_request, "a request is exactly two frames, header and payload; got " +
+                                          std::to_string(parts)});
+  }
+  if (!header) {
+    counters_.malformed_frames++;
+    return reject(index, identity, delimiter, id, header.error());
+  }
+  envelope& env = *header;
+  if (env.kind != message_kind::request && env.kind != message_kind::oneway) {
+    counters_.malformed_frames++;
+    return reject(index, identity, delimiter, id,
+                  {errc::bad_request, "a node accepts only 'request' and 'oneway' messages"});
+  }
+  if (frames[first + 1].size() > limits_.max_payload_bytes)
+    return reject(index, identity, delimiter, id,
+                  {errc::too_large, "payload of " + std::to_string(frames[first + 1].size()) +
+                                        " bytes exceeds the limit of " + std::to_string(limits_.max_payload_bytes)});
+  if (env.trace.empty()) env.trace = new_trace_id();
+  auto deadline = clock_type::now() + std::chrono::milliseconds(env.deadline_ms);
+  reply_sink sink = [this, index, identity = std::move(identity), delimiter](const envelope& h, std::string&& p) {
+    // Any thread: hop onto the I/O thread, which owns the socket.
+    post([this, index, identity, delimiter, h, p = std::move(p)]() mutable {
+      send_reply(index, identity, delimiter, h, std::move(p));
+    });
+  };
+  counters_.requests++;
+  route_(std::make_shared<request>(std::move(env), frames[first + 1].to_string(), deadline, std::move(sink)));
+}
+
+void io_loop::send_reply(std::size_t index, const std::string& identity, bool delimiter, const envelope& header,
+                         std::string&& payload) {
+  auto head = encode_envelope(header);
+  auto& s = listeners_[index].socket;
+  try {
+    s.send(zmq::buffer(identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+    if (delimiter) s.send(zmq::const_buffer(), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+    s.send(zmq::buffer(head), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+    s.send(zmq::buffer(payload), zmq::send_flags::dontwait);
+    counters_.replies++;
+  } catch (const zmq::error_t&) {
+    // The peer is gone or not reading; ROUTER drops what it cannot route.
+  }
+}
+
+void io_loop::reject(std::size_t index, const std::string& identity, bool delimiter, std::uint64_t id,
+                     const error_info& err) {
+  counters_.rejected++;
+  envelope h;
+  h.kind = message_kind::error;
+  h.id = id;
+  send_reply(index, identity, delimiter, h, encode_error_payload(err));
+}
+
+client& io_loop::remote_client(const std::string& endpoint) {
+  auto& c = remotes_[endpoint];
+  if (!c) c = std::make_unique<client>(ctx_, endpoint, limits_);
+  return *c;
+}
+
+void io_loop::forward_remote(const std::string& endpoint, request_ptr req) {
+  auto left = req->remaining();
+  if (left.count() <= 0) {
+    req->fail({errc::timeout, "deadline passed before the call to " + req->header.service + " was sent"});
+    return;
+  }
+  envelope env = req->header;
+  remote_client(endpoint).call_async(std::move(env), req->payload, left, [req](reply&& r) {
+    if (r.error)
+      req->fail(*r.error);
+    else
+      req->respond(std::move(r.payload));
+  });
+}
+
+}  // namespace cohort::detail

@@ -1,0 +1,85 @@
+// io_loop: the node's ZeroMQ thread. It owns every socket of the node, so CAF's
+// scheduler threads never block on ZeroMQ; actors hand replies and outbound
+// calls over through post(), woken by an eventfd.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "cohort/transport/client.hpp"
+#include "cohort/transport/wire_limits.hpp"
+#include "request.hpp"
+
+namespace cohort::detail {
+
+/// Counters of what the node's sockets saw. Safe to read from any thread.
+struct io_counters {
+  std::atomic<std::uint64_t> requests{0};          ///< well-formed requests admitted to routing
+  std::atomic<std::uint64_t> rejected{0};          ///< requests answered with an error at the edge
+  std::atomic<std::uint64_t> malformed_frames{0};  ///< messages that were not a valid Cohort request
+  std::atomic<std::uint64_t> replies{0};           ///< replies written to a socket
+};
+
+class io_loop {
+ public:
+  /// `route` receives every admitted request (on the I/O thread).
+  io_loop(zmq::context_t& ctx, wire_limits limits, std::function<void(request_ptr)> route);
+  ~io_loop();
+
+  /// Binds a ROUTER socket; returns the endpoint actually bound (wildcard ports
+  /// resolved). Call before start(). Throws zmq::error_t.
+  std::string bind(const std::string& endpoint);
+
+  void start();
+  /// Runs what was posted, then stops the thread and closes the sockets.
+  void stop();
+
+  /// Runs `task` on the I/O thread. Safe to call from any thread.
+  void post(std::function<void()> task);
+
+  /// Forwards `req` to a remote node (on the I/O thread).
+  void forward_remote(const std::string& endpoint, request_ptr req);
+
+  [[nodiscard]] const io_counters& counters() const noexcept { return counters_; }
+
+ private:
+  struct listener {
+    zmq::socket_t socket;
+    std::string endpoint;
+  };
+
+  void run();
+  void read_listener(std::size_t index);
+  void handle_message(std::size_t index, std::vector<zmq::message_t>& frames);
+  void send_reply(std::size_t index, const std::string& identity, bool delimiter, const envelope& header,
+                  std::string&& payload);
+  void reject(std::size_t index, const std::string& identity, bool delimiter, std::uint64_t id,
+              const error_info& err);
+  void run_posted();
+  client& remote_client(const std::string& endpoint);
+
+  zmq::context_t& ctx_;
+  wire_limits limits_;
+  std::function<void(request_ptr)> route_;
+  std::vector<listener> listeners_;
+  std::map<std::string, std::unique_ptr<client>> remotes_;
+  int wake_fd_ = -1;
+  std::mutex posted_mutex_;
+  std::vector<std::function<void()>> posted_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+  io_counters counters_;
+};
+
+/// A fresh random trace id (16 hex digits).
+[[nodiscard]] std::string new_trace_id();
+
+}  // namespace cohort::detail

@@ -1,0 +1,123 @@
+// cohort: the node (`cohort run`), a one-shot client (`cohort call`) and the demo.
+#include <csignal>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "cohort/actors/example_services.hpp"
+#include "cohort/runtime/node.hpp"
+#include "cohort/transport/client.hpp"
+#include "cohort/transport/json_bridge.hpp"
+
+namespace cohort {
+int run_demo();
+}
+
+namespace {
+
+std::vector<std::string> known_service_names() {
+  std::vector<std::string> names;
+  for (const auto& d : cohort::example_services()) names.push_back(d.name);
+  return names;
+}
+
+int run_node(const std::string& config_path) {
+  // Block the stop signals in every thread the node will start; main waits for them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  auto cfg = config_path.empty() ? cohort::result<cohort::node_config>(cohort::default_node_config())
+                                 : cohort::load_node_config(config_path, known_service_names());
+  if (!cfg) {
+    std::cerr << "cohort: bad config: " << cfg.error().message << "\n";
+    return 2;
+  }
+  auto n = cohort::node::start(*cfg, cohort::example_services());
+  if (!n) {
+    std::cerr << "cohort: cannot start: " << n.error().message << "\n";
+    return 2;
+  }
+  for (const auto& ep : (*n)->endpoints()) std::cout << "cohort: listening on " << ep << std::endl;
+  for (const auto& s : (*n)->services())
+    std::cout << "cohort: service " << s.name << " (" << s.kind << ") " << s.state
+              << (s.down_reason.empty() ? "" : ": " + s.down_reason) << std::endl;
+  for (const auto& r : cfg->remotes) std::cout << "cohort: remote service " << r.name << " at " << r.endpoint << std::endl;
+  std::cout << "cohort: ready" << std::endl;
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  std::cout << "cohort: " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ", draining" << std::endl;
+  (*n)->stop();
+  std::cout << "cohort: stopped" << std::endl;
+  return 0;
+}
+
+int run_call(const std::string& target, const std::string& json_args, const std::string& endpoint,
+             int timeout_ms, const std::string& key, const std::string& idem) {
+  auto dot = target.find('.');
+  if (dot == std::string::npos || dot == 0 || dot + 1 == target.size()) {
+    std::cerr << "cohort call: target must be SERVICE.METHOD, got '" << target << "'\n";
+    return 2;
+  }
+  auto payload = cohort::json_to_msgpack(json_args);
+  if (!payload) {
+    std::cerr << "cohort call: " << payload.error().message << "\n";
+    return 2;
+  }
+  cohort::client c(endpoint);
+  cohort::call_options opts;
+  opts.timeout = std::chrono::milliseconds(timeout_ms);
+  opts.key = key;
+  opts.idempotency_key = idem;
+  auto r = c.call(target.substr(0, dot), target.substr(dot + 1), *payload, opts);
+  if (!r.ok()) {
+    std::cerr << "error: " << r.error->code << ": " << r.error->message << "\n";
+    return 1;
+  }
+  auto json = cohort::msgpack_to_json(r.payload, 2);
+  if (!json) {
+    std::cerr << "cohort call: " << json.error().message << "\n";
+    return 1;
+  }
+  std::cout << *json << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  spdlog::set_default_logger(spdlog::stderr_color_mt("cohort"));
+  CLI::App app{"Cohort: an actor-based service runtime"};
+  app.require_subcommand(1);
+
+  std::string config_path;
+  auto* run = app.add_subcommand("run", "run a node hosting the services of a config (default: embedded example)");
+  run->add_option("--config", config_path, "TOML config file")->check(CLI::ExistingFile);
+
+  std::string target, json_args = "null", endpoint = "tcp://127.0.0.1:7400", key, idem;
+  int timeout_ms = 5000;
+  auto* call = app.add_subcommand("call", "call SERVICE.METHOD with JSON arguments and print the JSON reply");
+  call->add_option("target", target, "SERVICE.METHOD")->required();
+  call->add_option("args", json_args, "arguments as JSON (default: null)");
+  call->add_option("--endpoint", endpoint, "node or gateway endpoint")->capture_default_str();
+  call->add_option("--timeout", timeout_ms, "deadline in milliseconds")->capture_default_str()->check(CLI::Range(1, 3600000));
+  call->add_option("--key", key, "entity key");
+  call->add_option("--idempotency-key", idem, "idempotency key");
+
+  auto* demo = app.add_subcommand("demo", "run the embedded demo with a scripted client session");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (*run) return run_node(config_path);
+  if (*call) return run_call(target, json_args, endpoint, timeout_ms, key, idem);
+  if (*demo) return cohort::run_demo();
+  return 2;
+}

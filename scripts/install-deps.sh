@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The single list of system packages Cohort needs to build, test and benchmark.
+# Installs only what is missing; safe to run again. Needs root (or sudo) on Debian 12.
+set -euo pipefail
+
+packages=(
+  build-essential cmake make ccache pkg-config
+  libcaf-dev                        # actors (CAF 0.17.6)
+  libzmq3-dev cppzmq-dev            # messaging
+  libmsgpack-cxx-dev                # wire format
+  librocksdb-dev                    # per-service storage
+  catch2                            # tests (v2)
+  libtomlplusplus-dev               # config files
+  nlohmann-json3-dev                # JSON for the CLI and the HTTP front
+  libcli11-dev                      # command-line parsing
+  libspdlog-dev                     # logging
+  libboost1.74-dev                  # Beast (HTTP front)
+  python3 python3-zmq python3-msgpack  # protocol conformance test: a client written from docs/protocol.md
+  gnuplot-nox                       # benchmark charts
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

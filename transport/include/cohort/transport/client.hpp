@@ -1,0 +1,130 @@
+// client: a Cohort connection over one ZeroMQ DEALER socket.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include <zmq.hpp>
+
+#include "cohort/transport/envelope.hpp"
+#include "cohort/transport/envelope_codec.hpp"
+#include "cohort/transport/wire_limits.hpp"
+
+namespace cohort {
+
+/// Per-call options.
+struct call_options {
+  /// Deadline: the call fails with `timeout` after this long; sent as deadline_ms. Default: 5 s.
+  std::chrono::milliseconds timeout{5000};
+  /// Entity key for entity services. Default: none.
+  std::string key;
+  /// Idempotency key, for safe retries. Default: none.
+  std::string idempotency_key;
+  /// Trace id to propagate; the node assigns one when empty. Default: none.
+  std::string trace;
+};
+
+/// A finished call: a result payload (msgpack bytes) or an error.
+struct reply {
+  envelope header;
+  std::string payload;
+  std::optional<error_info> error;
+
+  [[nodiscard]] bool ok() const noexcept { return !error.has_value(); }
+
+  /// Unpacks the payload as T; a shape mismatch is a `bad_request` error.
+  template <class T>
+  [[nodiscard]] result<T> as(const wire_limits& limits = {}) const {
+    if (error) return *error;
+    auto handle = decode_payload(payload, limits);
+    if (!handle) return handle.error();
+    try {
+      return handle->get().as<T>();
+    } catch (const std::exception& e) {
+      return error_info{errc::bad_request, std::string("reply has an unexpected shape: ") + e.what()};
+    }
+  }
+};
+
+using reply_handler = std::function<void(reply&&)>;
+
+/// One connection to a node (or gateway). Many requests may be in flight at
+/// once; replies are matched by correlation id and handlers run inside poll().
+///
+/// Not thread-safe: use one client per thread (ZeroMQ sockets are single-threaded).
+/// The socket can be polled by an outside loop: call process_ready() when it is
+/// readable and expire() when next_deadline() passes.
+class client {
+ public:
+  /// Connects using `ctx`, which must outlive the client.
+  client(zmq::context_t& ctx, const std::string& endpoint, wire_limits limits = {});
+  /// Connects using a context of its own.
+  explicit client(const std::string& endpoint, wire_limits limits = {});
+  ~client();
+  client(const client&) = delete;
+  client& operator=(const client&) = delete;
+
+  /// Sends a request and returns its correlation id; `on_reply` runs exactly
+  /// once, from poll()/process_ready()/expire(), or at once if sending fails.
+  std::uint64_t call_async(std::string_view service, std::string_view method, std::string payload,
+                           const call_options& opts, reply_handler on_reply);
+
+  /// Sends a request built from a full envelope (the id is replaced by the client's own).
+  std::uint64_t call_async(envelope env, std::string payload, std::chrono::milliseconds timeout,
+                           reply_handler on_reply);
+
+  /// Sends a request and waits for its reply (or its deadline).
+  [[nodiscard]] reply call(std::string_view service, std::string_view method, std::string payload,
+                           const call_options& opts = {});
+
+  /// Typed convenience: packs `args`, unpacks the result as R.
+  template <class R, class A>
+  [[nodiscard]] result<R> call_as(std::string_view service, std::string_view method, const A& args,
+                                  const call_options& opts = {}) {
+    return call(service, method, pack(args), opts).template as<R>(limits_);
+  }
+
+  /// Waits up to `max_wait` for replies, runs their handlers and expires
+  /// overdue calls. Returns the number of calls completed.
+  std::size_t poll(std::chrono::milliseconds max_wait);
+
+  /// Polls until nothing is in flight or `max_wait` passed; true if all completed.
+  bool drain(std::chrono::milliseconds max_wait);
+
+  /// Reads every reply already queued on the socket without blocking.
+  std::size_t process_ready();
+
+  /// Fails every call whose deadline is at or before `now` with `timeout`.
+  std::size_t expire(std::chrono::steady_clock::time_point now);
+
+  [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> next_deadline() const;
+  [[nodiscard]] std::size_t in_flight() const noexcept { return pending_.size(); }
+  [[nodiscard]] zmq::socket_t& socket() noexcept { return socket_; }
+  /// Replies that arrived after their call had timed out (dropped).
+  [[nodiscard]] std::uint64_t late_replies() const noexcept { return late_replies_; }
+
+ private:
+  struct pending_call {
+    reply_handler handler;
+    std::chrono::steady_clock::time_point deadline;
+  };
+
+  void complete(std::uint64_t id, reply&& r);
+
+  std::unique_ptr<zmq::context_t> own_ctx_;
+  zmq::socket_t socket_;
+  wire_limits limits_;
+  std::uint64_t next_id_ = 1;
+  std::unordered_map<std::uint64_t, pending_call> pending_;
+  std::multimap<std::chrono::steady_clock::time_point, std::uint64_t> deadlines_;
+  std::uint64_t late_replies_ = 0;
+};
+
+}  // namespace cohort

@@ -1,0 +1,43 @@
+// envelope_codec: envelope <-> msgpack bytes, and bounded decoding of payloads.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <msgpack.hpp>
+
+#include "cohort/transport/envelope.hpp"
+#include "cohort/transport/result.hpp"
+#include "cohort/transport/wire_limits.hpp"
+
+namespace cohort {
+
+/// Encodes a header map. Absent (empty/zero) optional fields are omitted.
+[[nodiscard]] std::string encode_envelope(const envelope& env);
+
+/// Decodes a header frame, enforcing `limits`. A failure carries `bad_request`,
+/// `too_large` or `unsupported_version`; `partial_id` receives the correlation
+/// id whenever it could be read, so that even a rejected request gets a reply.
+[[nodiscard]] result<envelope> decode_envelope(std::string_view bytes, const wire_limits& limits,
+                                               std::uint64_t* partial_id = nullptr);
+
+/// Unpacks one msgpack value (a payload) enforcing depth, container and string
+/// limits and rejecting trailing bytes. The handle owns its zone.
+[[nodiscard]] result<msgpack::object_handle> decode_payload(std::string_view bytes,
+                                                            const wire_limits& limits);
+
+/// The payload of an error reply: {"code": ..., "message": ...}.
+[[nodiscard]] std::string encode_error_payload(const error_info& err);
+
+/// Reads an error payload back; malformed ones become a `bad_request` error_info.
+[[nodiscard]] error_info decode_error_payload(std::string_view bytes, const wire_limits& limits);
+
+/// Packs any msgpack-mapped value into bytes.
+template <class T>
+[[nodiscard]] std::string pack(const T& value) {
+  msgpack::sbuffer buf;
+  msgpack::pack(buf, value);
+  return std::string(buf.data(), buf.size());
+}
+
+}  // namespace cohort

@@ -1,0 +1,38 @@
+// Stable error codes: what a client sees on the wire (docs/protocol.md lists them).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace cohort {
+
+/// The error codes the runtime itself produces. Services may add their own
+/// codes (e.g. "out_of_stock"); on the wire every code is a lower-case string.
+enum class errc {
+  bad_request,          ///< malformed envelope, wrong field types, arguments of the wrong shape
+  unsupported_version,  ///< the envelope's protocol version is not one this node speaks
+  unknown_service,      ///< no service of that name is reachable from this node
+  unknown_method,       ///< the service has no method of that name
+  too_large,            ///< a frame or payload exceeds the configured limits
+  timeout,              ///< the deadline passed before a reply was ready
+  unavailable,          ///< the service is down or the node is shutting down; retry elsewhere/later
+  overloaded,           ///< the service's in-flight bound is reached; back off and retry
+  internal,             ///< the handler failed unexpectedly (its actor crashed)
+};
+
+/// The wire string of a code, e.g. "unknown_service".
+[[nodiscard]] std::string_view to_string(errc code) noexcept;
+
+/// An error as it travels: a stable code plus a human message.
+struct error_info {
+  std::string code;
+  std::string message;
+
+  error_info() = default;
+  error_info(std::string c, std::string m) : code(std::move(c)), message(std::move(m)) {}
+  error_info(errc c, std::string m) : code(to_string(c)), message(std::move(m)) {}
+
+  [[nodiscard]] bool is(errc c) const noexcept { return code == to_string(c); }
+};
+
+}  // namespace cohort

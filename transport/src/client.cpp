@@ -1,0 +1,185 @@
+#include "cohort/transport/client.hpp"
+
+#include <vector>
+
+#include <zmq_addon.hpp>
+
+namespace cohort {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+void configure(zmq::socket_t& s, const wire_limits& limits) {
+  s.set(zmq::sockopt::linger, 0);  // closing a client never waits for unsent requests
+  s.set(zmq::sockopt::maxmsgsize, limits.hard_frame_bytes);
+  s.set(zmq::sockopt::sndhwm, 100000);
+  s.set(zmq::sockopt::rcvhwm, 100000);
+}
+
+reply error_reply(std::uint64_t id, error_info err) {
+  reply r;
+  r.header.kind = message_kind::error;
+  r.header.id = id;
+  r.error = std::move(err);
+  return r;
+}
+
+}  // namespace
+
+client::client(zmq::context_t& ctx, const std::string& endpoint, wire_limits limits)
+    : socket_(ctx, zmq::socket_type::dealer), limits_(limits) {
+  configure(socket_, limits_);
+  socket_.connect(endpoint);
+}
+
+client::client(const std::string& endpoint, wire_limits limits)
+    : own_ctx_(std::make_unique<zmq::context_t>(1)),
+      socket_(*own_ctx_, zmq::socket_type::dealer),
+      limits_(limits) {
+  configure(socket_, limits_);
+  socket_.connect(endpoint);
+}
+
+client::~client() {
+  socket_.close();
+}
+
+std::uint64_t client::call_async(std::string_view service, std::string_view method,
+                                 std::string payload, const call_options& opts,
+                                 reply_handler on_reply) {
+  envelope env;
+  env.service = service;
+  env.method = method;
+  env.key = opts.key;
+  env.idempotency_key = opts.idempotency_key;
+  env.trace = opts.trace;
+  return call_async(std::move(env), std::move(payload), opts.timeout, std::move(on_reply));
+}
+
+std::uint64_t client::call_async(envelope env, std::string payload,
+                                 std::chrono::milliseconds timeout, reply_handler on_reply) {
+  env.kind = message_kind::request;
+  env.id = next_id_++;
+  env.deadline_ms = static_cast<std::uint32_t>(std::max<std::int64_t>(1, timeout.count()));
+  auto header = encode_envelope(env);
+  std::array<zmq::const_buffer, 2> frames{zmq::buffer(header), zmq::buffer(payload)};
+  std::optional<size_t> sent;
+  try {
+    sent = zmq::send_multipart(socket_, frames, zmq::send_flags::dontwait);
+  } catch (const zmq::error_t& e) {
+    on_reply(error_reply(env.id, {errc::unavailable, std::string("send failed: ") + e.what()}));
+    return env.id;
+  }
+  if (!sent) {
+    on_reply(error_reply(env.id, {errc::unavailable, "send queue full: the peer is not reading"}));
+    return env.id;
+  }
+  auto deadline = clock_type::now() + timeout;
+  pending_.emplace(env.id, pending_call{std::move(on_reply), deadline});
+  deadlines_.emplace(deadline, env.id);
+  return env.id;
+}
+
+reply client::call(std::string_view service, std::string_view method, std::string payload,
+                   const call_options& opts) {
+  std::optional<reply> out;
+  call_async(service, method, std::move(payload), opts, [&out](reply&& r) { out = std::move(r); });
+  while (!out) {
+    auto dl = next_deadline();
+    auto wait = dl ? std::chrono::duration_cast<std::chrono::milliseconds>(*dl - clock_type::now())
+                   : std::chrono::milliseconds(100);
+    poll(std::max(wait, std::chrono::milliseconds(1)));
+  }
+  return std::move(*out);
+}
+
+std::size_t client::poll(std::chrono::milliseconds max_wait) {
+  auto dl = next_deadline();
+  if (dl) {
+    auto until = std::chrono::duration_cast<std::chrono::milliseconds>(*dl - clock_type::now());
+    max_wait = std::max(std::chrono::milliseconds(0), std::min(max_wait, until + std::chrono::milliseconds(1)));
+  }
+  zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+  std::size_t done = 0;
+  if (zmq::poll(&item, 1, max_wait) > 0) done += process_ready();
+  done += expire(clock_type::now());
+  return done;
+}
+
+bool client::drain(std::chrono::milliseconds max_wait) {
+  auto until = clock_type::now() + max_wait;
+  while (!pending_.empty()) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - clock_type::now());
+    if (left.count() <= 0) return false;
+    poll(left);
+  }
+  return true;
+}
+
+std::size_t client::process_ready() {
+  std::size_t done = 0;
+  std::vector<zmq::message_t> frames;
+  for (;;) {
+    frames.clear();
+    std::optional<size_t> got;
+    try {
+      got = zmq::recv_multipart(socket_, std::back_inserter(frames), zmq::recv_flags::dontwait);
+    } catch (const zmq::error_t&) {
+      break;
+    }
+    if (!got) break;
+    if (frames.size() != 2) continue;  // not a Cohort reply: drop
+    auto header = decode_envelope(frames[0].to_string_view(), limits_);
+    if (!header) continue;
+    auto it = pending_.find(header->id);
+    if (it == pending_.end()) {
+      ++late_replies_;
+      continue;
+    }
+    reply r;
+    r.header = std::move(*header);
+    if (r.header.kind == message_kind::error)
+      r.error = decode_error_payload(frames[1].to_string_view(), limits_);
+    else
+      r.payload.assign(static_cast<const char*>(frames[1].data()), frames[1].size());
+    complete(r.header.id, std::move(r));
+    ++done;
+  }
+  return done;
+}
+
+std::size_t client::expire(clock_type::time_point now) {
+  std::size_t done = 0;
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+    auto id = deadlines_.begin()->second;
+    deadlines_.erase(deadlines_.begin());
+    auto it = pending_.find(id);
+    if (it == pending_.end()) continue;
+    auto handler = std::move(it->second.handler);
+    pending_.erase(it);
+    handler(error_reply(id, {errc::timeout, "no reply before the deadline"}));
+    ++done;
+  }
+  return done;
+}
+
+std::optional<clock_type::time_point> client::next_deadline() const {
+  if (deadlines_.empty()) return std::nullopt;
+  return deadlines_.begin()->first;
+}
+
+void client::complete(std::uint64_t id, reply&& r) {
+  auto it = pending_.find(id);
+  auto handler = std::move(it->second.handler);
+  auto range = deadlines_.equal_range(it->second.deadline);
+  for (auto d = range.first; d != range.second; ++d)
+    if (d->second == id) {
+      deadlines_.erase(d);
+      break;
+    }
+  pending_.erase(it);
+  handler(std::move(r));
+}
+
+}  // namespace cohort

@@ -1,0 +1,193 @@
+#include "cohort/transport/envelope_codec.hpp"
+
+#include <cstring>
+
+namespace cohort {
+
+std::string_view to_string(message_kind kind) noexcept {
+  switch (kind) {
+    case message_kind::request: return "request";
+    case message_kind::reply: return "reply";
+    case message_kind::error: return "error";
+    case message_kind::oneway: return "oneway";
+    case message_kind::event: return "event";
+  }
+  return "request";
+}
+
+namespace {
+
+bool kind_from_string(std::string_view s, message_kind& out) {
+  for (auto k : {message_kind::request, message_kind::reply, message_kind::error,
+                 message_kind::oneway, message_kind::event})
+    if (to_string(k) == s) {
+      out = k;
+      return true;
+    }
+  return false;
+}
+
+msgpack::unpack_limit to_unpack_limit(const wire_limits& l) {
+  return msgpack::unpack_limit(l.max_container, l.max_container, l.max_string, l.max_string,
+                               l.max_string, l.max_depth);
+}
+
+std::string_view as_view(const msgpack::object& o) { return {o.via.str.ptr, o.via.str.size}; }
+
+error_info field_error(std::string_view field, std::string_view expected) {
+  return {errc::bad_request,
+          "header field '" + std::string(field) + "' must be " + std::string(expected)};
+}
+
+}  // namespace
+
+std::string encode_envelope(const envelope& env) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  const bool addressed = !env.service.empty();
+  std::uint32_t n = 3 + (addressed ? 2 : 0) + (env.deadline_ms ? 1 : 0) + (!env.trace.empty()) +
+                    (!env.key.empty()) + (!env.idempotency_key.empty());
+  pk.pack_map(n);
+  pk.pack(std::string_view("v")), pk.pack(env.version);
+  pk.pack(std::string_view("kind")), pk.pack(to_string(env.kind));
+  pk.pack(std::string_view("id")), pk.pack(env.id);
+  if (addressed) {
+    pk.pack(std::string_view("service")), pk.pack(env.service);
+    pk.pack(std::string_view("method")), pk.pack(env.method);
+  }
+  if (env.deadline_ms) pk.pack(std::string_view("deadline_ms")), pk.pack(env.deadline_ms);
+  if (!env.trace.empty()) pk.pack(std::string_view("trace")), pk.pack(env.trace);
+  if (!env.key.empty()) pk.pack(std::string_view("key")), pk.pack(env.key);
+  if (!env.idempotency_key.empty()) pk.pack(std::string_view("idem")), pk.pack(env.idempotency_key);
+  return std::string(buf.data(), buf.size());
+}
+
+result<msgpack::object_handle> decode_payload(std::string_view bytes, const wire_limits& limits) {
+  if (bytes.size() > limits.max_payload_bytes)
+    return error_info{errc::too_large, "payload of " + std::to_string(bytes.size()) +
+                                           " bytes exceeds the limit of " +
+                                           std::to_string(limits.max_payload_bytes)};
+  if (bytes.empty()) return error_info{errc::bad_request, "empty payload frame (send nil instead)"};
+  try {
+    std::size_t off = 0;
+    auto handle = msgpack::unpack(bytes.data(), bytes.size(), off, nullptr, nullptr,
+                                  to_unpack_limit(limits));
+    if (off != bytes.size())
+      return error_info{errc::bad_request, "payload has trailing bytes after one msgpack value"};
+    return handle;
+  } catch (const msgpack::depth_size_overflow&) {
+    return error_info{errc::bad_request, "payload nests deeper than " +
+                                             std::to_string(limits.max_depth) + " levels"};
+  } catch (const msgpack::size_overflow& e) {
+    return error_info{errc::too_large, std::string("payload exceeds a size limit: ") + e.what()};
+  } catch (const std::exception& e) {
+    return error_info{errc::bad_request, std::string("payload is not valid msgpack: ") + e.what()};
+  }
+}
+
+result<envelope> decode_envelope(std::string_view bytes, const wire_limits& limits,
+                                 std::uint64_t* partial_id) {
+  if (bytes.size() > limits.max_header_bytes)
+    return error_info{errc::too_large, "header frame exceeds " +
+                                           std::to_string(limits.max_header_bytes) + " bytes"};
+  auto handle = decode_payload(bytes, limits);
+  if (!handle) {
+    return error_info{handle.error().code, "header: " + handle.error().message};
+  }
+  const msgpack::object& obj = handle->get();
+  if (obj.type != msgpack::type::MAP) return error_info{errc::bad_request, "header is not a msgpack map"};
+
+  envelope env;
+  bool has_v = false, has_kind = false, has_id = false;
+  const auto& map = obj.via.map;
+  // The id first: once we know it, every later rejection can be answered.
+  for (std::uint32_t i = 0; i < map.size; ++i) {
+    const auto& k = map.ptr[i].key;
+    const auto& v = map.ptr[i].val;
+    if (k.type == msgpack::type::STR && as_view(k) == "id") {
+      if (v.type != msgpack::type::POSITIVE_INTEGER) return field_error("id", "a non-negative integer");
+      env.id = v.via.u64;
+      has_id = true;
+      if (partial_id) *partial_id = env.id;
+    }
+  }
+  for (std::uint32_t i = 0; i < map.size; ++i) {
+    const auto& k = map.ptr[i].key;
+    const auto& v = map.ptr[i].val;
+    if (k.type != msgpack::type::STR) return error_info{errc::bad_request, "header keys must be strings"};
+    auto name = as_view(k);
+    auto want_str = [&](std::string& out) -> bool {
+      if (v.type != msgpack::type::STR) return false;
+      out.assign(v.via.str.ptr, v.via.str.size);
+      return true;
+    };
+    if (name == "v") {
+      if (v.type != msgpack::type::POSITIVE_INTEGER || v.via.u64 > 0xffffffffu)
+        return field_error("v", "a non-negative integer");
+      env.version = static_cast<std::uint32_t>(v.via.u64);
+      has_v = true;
+    } else if (name == "kind") {
+      std::string s;
+      if (!want_str(s) || !kind_from_string(s, env.kind))
+        return field_error("kind", "one of request, reply, error, oneway, event");
+      has_kind = true;
+    } else if (name == "id") {
+      // read above
+    } else if (name == "service") {
+      if (!want_str(env.service)) return field_error("service", "a string");
+    } else if (name == "method") {
+      if (!want_str(env.method)) return field_error("method", "a string");
+    } else if (name == "deadline_ms") {
+      if (v.type != msgpack::type::POSITIVE_INTEGER || v.via.u64 > 0xffffffffu)
+        return field_error("deadline_ms", "a non-negative integer below 2^32");
+      env.deadline_ms = static_cast<std::uint32_t>(v.via.u64);
+    } else if (name == "trace") {
+      if (!want_str(env.trace) || env.trace.size() > 128) return field_error("trace", "a string of at most 128 bytes");
+    } else if (name == "key") {
+      if (!want_str(env.key) || env.key.size() > 1024) return field_error("key", "a string of at most 1024 bytes");
+    } else if (name == "idem") {
+      if (!want_str(env.idempotency_key) || env.idempotency_key.size() > 256)
+        return field_error("idem", "a string of at most 256 bytes");
+    }
+    // Unknown keys are ignored: newer peers may add optional fields.
+  }
+  if (!has_v) return error_info{errc::bad_request, "header lacks the protocol version 'v'"};
+  if (env.version != protocol_version)
+    return error_info{errc::unsupported_version,
+                      "protocol version " + std::to_string(env.version) + " is not supported; this node speaks " +
+                          std::to_string(protocol_version)};
+  if (!has_kind) return error_info{errc::bad_request, "header lacks 'kind'"};
+  if (!has_id) return error_info{errc::bad_request, "header lacks the correlation id 'id'"};
+  if ((env.kind == message_kind::request || env.kind == message_kind::oneway) &&
+      (env.service.empty() || env.method.empty()))
+    return error_info{errc::bad_request, "a request needs non-empty 'service' and 'method'"};
+  return env;
+}
+
+std::string encode_error_payload(const error_info& err) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_map(2);
+  pk.pack(std::string_view("code")), pk.pack(err.code);
+  pk.pack(std::string_view("message")), pk.pack(err.message);
+  return std::string(buf.data(), buf.size());
+}
+
+error_info decode_error_payload(std::string_view bytes, const wire_limits& limits) {
+  auto handle = decode_payload(bytes, limits);
+  if (!handle) return handle.error();
+  const auto& obj = handle->get();
+  error_info out;
+  if (obj.type != msgpack::type::MAP) return {errc::bad_request, "error payload is not a map"};
+  for (std::uint32_t i = 0; i < obj.via.map.size; ++i) {
+    const auto& k = obj.via.map.ptr[i].key;
+    const auto& v = obj.via.map.ptr[i].val;
+    if (k.type != msgpack::type::STR || v.type != msgpack::type::STR) continue;
+    if (as_view(k) == "code") out.code.assign(v.via.str.ptr, v.via.str.size);
+    if (as_view(k) == "message") out.message.assign(v.via.str.ptr, v.via.str.size);
+  }
+  if (out.code.empty()) return {errc::bad_request, "error payload lacks 'code'"};
+  return out;
+}
+
+}  // namespace cohort

@@ -1,0 +1,20 @@
+#include "cohort/transport/error_code.hpp"
+
+namespace cohort {
+
+std::string_view to_string(errc code) noexcept {
+  switch (code) {
+    case errc::bad_request: return "bad_request";
+    case errc::unsupported_version: return "unsupported_version";
+    case errc::unknown_service: return "unknown_service";
+    case errc::unknown_method: return "unknown_method";
+    case errc::too_large: return "too_large";
+    case errc::timeout: return "timeout";
+    case errc::unavailable: return "unavailable";
+    case errc::overloaded: return "overloaded";
+    case errc::internal: return "internal";
+  }
+  return "internal";
+}
+
+}  // namespace cohort
