@@ -141,6 +141,10 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
     p->services.emplace(sc.name, std::move(h));
   }
   for (const auto& r : cfg.remotes) p->remotes[r.name] = r.endpoint;
+  // CAF 0.17 keeps a reference to the system's logger in a thread-local of every
+  // thread that made or used the system, and its destructor waits for the
+  // logger to die: drop this thread's reference so stop() works from any thread.
+  caf::logger::set_current_actor_system(nullptr);
   p->io->start();
   return std::unique_ptr<node>(new node(std::move(p)));
 }

@@ -26,6 +26,7 @@ class [[nodiscard]] result {
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
+  T&& operator*() && { return std::move(*this).value(); }
 
   const error_info& error() const { assert(!ok()); return std::get<1>(v_); }
 

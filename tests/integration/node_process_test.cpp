@@ -1,0 +1,157 @@
+// Real `cohort run` processes on loopback: cross-process calls, signals, bad config.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+
+#include "child_process.hpp"
+#include "cohort/transport/client.hpp"
+#include "temp_dir.hpp"
+
+using namespace cohort;
+using namespace cohort::test;
+
+namespace {
+
+struct hello_args {
+  std::string name;
+  MSGPACK_DEFINE_MAP(name);
+};
+struct visit_reply {
+  std::string greeting;
+  std::int64_t visits = 0;
+  MSGPACK_DEFINE_MAP(greeting, visits);
+};
+struct sleep_args {
+  std::uint32_t ms = 0;
+  MSGPACK_DEFINE_MAP(ms);
+};
+
+std::string write_file(const temp_dir& dir, const std::string& name, const std::string& text) {
+  auto path = dir / name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("a call crosses process boundaries when services are split over two nodes", "[integration]") {
+  temp_dir dir;
+  auto b_cfg = write_file(dir, "b.toml", R"(
+[node]
+name = "b"
+listen = ["tcp://127.0.0.1:*"]
+data_dir = ")" + (dir / "b-data") + R"("
+[services.counter]
+[services.greeter]
+)");
+  child_process b({COHORT_BINARY, "run", "--config", b_cfg});
+  auto b_endpoint = b.endpoint();
+  REQUIRE(b_endpoint);
+  REQUIRE(b.wait_for_line("ready"));
+
+  auto a_cfg = write_file(dir, "a.toml", R"(
+[node]
+name = "a"
+listen = ["tcp://127.0.0.1:*"]
+data_dir = ")" + (dir / "a-data") + R"("
+[services.visits]
+[remote.counter]
+endpoint = ")" + *b_endpoint + R"("
+[remote.greeter]
+endpoint = ")" + *b_endpoint + R"("
+)");
+  child_process a({COHORT_BINARY, "run", "--config", a_cfg});
+  auto a_endpoint = a.endpoint();
+  REQUIRE(a_endpoint);
+  REQUIRE(a.wait_for_line("ready"));
+
+  client c(*a_endpoint);
+  auto first = c.call_as<visit_reply>("visits", "record", hello_args{"eve"});
+  REQUIRE(first.ok());
+  CHECK(first->greeting == "Hello, eve!");
+  CHECK(first->visits == 1);
+  CHECK(c.call_as<visit_reply>("visits", "record", hello_args{"eve"})->visits == 2);
+  // Node a also forwards a direct call for a remote service.
+  auto direct = c.call("greeter", "hello", pack(hello_args{"via-a"}));
+  CHECK(direct.ok());
+
+  // With b gone, a's calls fail by their deadline instead of hanging.
+  b.signal(SIGKILL);
+  REQUIRE(b.wait());
+  call_options quick;
+  quick.timeout = std::chrono::milliseconds(300);
+  auto gone = c.call("visits", "record", pack(hello_args{"eve"}), quick);
+  REQUIRE_FALSE(gone.ok());
+  CHECK(gone.error->is(errc::timeout));
+
+  a.signal(SIGTERM);
+  CHECK(a.wait() == 0);
+}
+
+TEST_CASE("SIGTERM drains in-flight requests and exits 0", "[integration]") {
+  temp_dir dir;
+  auto cfg = write_file(dir, "n.toml", R"(
+[node]
+listen = ["tcp://127.0.0.1:*"]
+data_dir = ")" + (dir / "data") + R"("
+drain_timeout_ms = 3000
+[services.greeter]
+)");
+  child_process n({COHORT_BINARY, "run", "--config", cfg});
+  auto ep = n.endpoint();
+  REQUIRE(ep);
+  REQUIRE(n.wait_for_line("ready"));
+  client c(*ep);
+  std::optional<reply> slow;
+  c.call_async("greeter", "sleep", pack(sleep_args{400}), {}, [&](reply&& r) { slow = std::move(r); });
+  c.poll(std::chrono::milliseconds(100));  // the request is on its way
+  n.signal(SIGTERM);
+  REQUIRE(c.drain(std::chrono::seconds(5)));
+  REQUIRE(slow);
+  CHECK(slow->ok());
+  CHECK(n.wait() == 0);
+  CHECK_THAT(n.out(), Catch::Contains("SIGTERM, draining") && Catch::Contains("stopped"));
+}
+
+TEST_CASE("SIGINT stops an idle node with exit code 0", "[integration]") {
+  temp_dir dir;
+  auto cfg = write_file(dir, "n.toml", "[node]\nlisten = [\"tcp://127.0.0.1:*\"]\ndata_dir = \"" + (dir / "d") + "\"\n[services.greeter]\n");
+  child_process n({COHORT_BINARY, "run", "--config", cfg});
+  REQUIRE(n.wait_for_line("ready"));
+  n.signal(SIGINT);
+  CHECK(n.wait() == 0);
+}
+
+TEST_CASE("bad config exits non-zero naming the key, before anything listens", "[integration]") {
+  temp_dir dir;
+  auto cfg = write_file(dir, "bad.toml", "[node]\nlisten = [\"tcp://127.0.0.1:*\"]\n[services.greeter]\nworkerz = 2\n");
+  child_process n({COHORT_BINARY, "run", "--config", cfg});
+  auto code = n.wait();
+  REQUIRE(code);
+  CHECK(*code == 2);
+  CHECK_THAT(n.err(), Catch::Contains("unknown key 'services.greeter.workerz'") && Catch::Contains(":4"));
+  CHECK_THAT(n.out(), !Catch::Contains("listening"));
+}
+
+TEST_CASE("a missing config file exits non-zero naming the file", "[integration]") {
+  child_process n({COHORT_BINARY, "run", "--config", "/nonexistent/cohort.toml"});
+  auto code = n.wait();
+  REQUIRE(code);
+  CHECK(*code != 0);
+  CHECK_THAT(n.err(), Catch::Contains("/nonexistent/cohort.toml"));
+}
+
+TEST_CASE("a port in use exits non-zero naming the port", "[integration]") {
+  temp_dir dir;
+  zmq::context_t ctx;
+  zmq::socket_t holder(ctx, zmq::socket_type::router);
+  holder.set(zmq::sockopt::linger, 0);
+  holder.bind("tcp://127.0.0.1:*");
+  std::string taken = holder.get(zmq::sockopt::last_endpoint);
+  auto cfg = write_file(dir, "n.toml", "[node]\nlisten = [\"" + taken + "\"]\ndata_dir = \"" + (dir / "d") + "\"\n[services.greeter]\n");
+  child_process n({COHORT_BINARY, "run", "--config", cfg});
+  auto code = n.wait();
+  REQUIRE(code);
+  CHECK(*code == 2);
+  CHECK_THAT(n.err(), Catch::Contains(taken) && Catch::Contains("in use"));
+}

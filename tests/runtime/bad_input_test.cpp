@@ -1,0 +1,214 @@
+// Bad input at a node's edge, sent with raw ZeroMQ sockets: every case is
+// answered with the right code where a reply is possible, and the node keeps
+// serving other clients.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <thread>
+
+#include <zmq_addon.hpp>
+
+#include "cohort/transport/client.hpp"
+#include "test_node.hpp"
+
+using namespace cohort;
+using namespace cohort::test;
+
+namespace {
+
+struct hello_args {
+  std::string name;
+  MSGPACK_DEFINE_MAP(name);
+};
+
+/// A raw DEALER that sends arbitrary frames and reads one reply.
+struct raw_peer {
+  zmq::context_t ctx{1};
+  zmq::socket_t s{ctx, zmq::socket_type::dealer};
+
+  explicit raw_peer(const std::string& endpoint) {
+    s.set(zmq::sockopt::linger, 0);
+    s.set(zmq::sockopt::rcvtimeo, 3000);
+    s.connect(endpoint);
+  }
+
+  void send(const std::vector<std::string>& frames) {
+    std::vector<zmq::const_buffer> bufs;
+    for (const auto& f : frames) bufs.push_back(zmq::buffer(f));
+    REQUIRE(zmq::send_multipart(s, bufs));
+  }
+
+  /// The reply's header and error (code, message); fails the test on silence.
+  std::pair<envelope, error_info> receive_error() {
+    std::vector<zmq::message_t> frames;
+    auto got = zmq::recv_multipart(s, std::back_inserter(frames));
+    REQUIRE(got);
+    REQUIRE(frames.size() == 2);
+    auto h = decode_envelope(frames[0].to_string_view(), {});
+    REQUIRE(h.ok());
+    REQUIRE(h->kind == message_kind::error);
+    return {*h, decode_error_payload(frames[1].to_string_view(), {})};
+  }
+};
+
+std::string request_header(std::uint64_t id, const std::string& service, const std::string& method) {
+  envelope e;
+  e.id = id;
+  e.service = service;
+  e.method = method;
+  return encode_envelope(e);
+}
+
+std::string deep_payload(int depth) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  for (int i = 0; i < depth; ++i) pk.pack_array(1);
+  pk.pack_nil();
+  return std::string(buf.data(), buf.size());
+}
+
+struct edge_fixture {
+  temp_dir dir;
+  std::unique_ptr<node> n;
+  edge_fixture() {
+    auto cfg = loopback_config(dir.path());
+    cfg.limits.max_payload_bytes = 64 * 1024;
+    cfg.limits.hard_frame_bytes = 256 * 1024;
+    n = start_node(cfg);
+  }
+  std::string endpoint() const { return n->endpoints().front(); }
+  /// A well-behaved client still gets served.
+  void check_still_serving() const {
+    client c(endpoint());
+    auto r = c.call("greeter", "hello", pack(hello_args{"still"}));
+    CHECK(r.ok());
+  }
+};
+
+}  // namespace
+
+TEST_CASE_METHOD(edge_fixture, "a message of the wrong number of frames is a bad_request", "[runtime][bad-input]") {
+  raw_peer p(endpoint());
+  p.send({request_header(5, "greeter", "hello")});
+  auto [h1, e1] = p.receive_error();
+  CHECK(e1.is(errc::bad_request));
+  CHECK(h1.id == 5);
+  p.send({request_header(6, "greeter", "hello"), pack(hello_args{"a"}), "extra"});
+  auto [h2, e2] = p.receive_error();
+  CHECK(e2.is(errc::bad_request));
+  CHECK_THAT(e2.message, Catch::Contains("exactly two frames"));
+  CHECK(n->metrics().malformed_frames >= 2);
+  check_still_serving();
+}
+
+TEST_CASE_METHOD(edge_fixture, "a header that is not a msgpack map is a bad_request with id 0", "[runtime][bad-input]") {
+  raw_peer p(endpoint());
+  p.send({pack(std::string("hello")), pack(1)});
+  auto [h, e] = p.receive_error();
+  CHECK(h.id == 0);
+  CHECK(e.is(errc::bad_request));
+  check_still_serving();
+}
+
+TEST_CASE_METHOD(edge_fixture, "wrong header field types are a bad_request naming the field", "[runtime][bad-input]") {
+  raw_peer p(endpoint());
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_map(5);
+  pk.pack("v"), pk.pack(1), pk.pack("kind"), pk.pack("request"), pk.pack("id"), pk.pack(11);
+  pk.pack("service"), pk.pack("greeter"), pk.pack("method"), pk.pack(3.5);
+  p.send({std::string(buf.data(), buf.size()), pack(hello_args{"a"})});
+  auto [h, e] = p.receive_error();
+  CHECK(h.id == 11);
+  CHECK(e.is(errc::bad_request));
+  CHECK_THAT(e.message, Catch::Contains("'method'"));
+}
+
+TEST_CASE_METHOD(edge_fixture, "an unknown protocol version is unsupported_version", "[runtime][bad-input]") {
+  raw_peer p(endpoint());
+  envelope env;
+  env.version = 2;
+  env.id = 12;
+  env.service = "greeter";
+  env.method = "hello";
+  p.send({encode_envelope(env), pack(hello_args{"a"})});
+  auto [h, e] = p.receive_error();
+  CHECK(h.id == 12);
+  CHECK(e.is(errc::unsupported_version));
+}
+
+TEST_CASE_METHOD(edge_fixture, "unknown service, unknown method and wrong argument shape", "[runtime][bad-input]") {
+  client c(endpoint());
+  auto s = c.call("nosuch", "hello", pack(hello_args{"a"}));
+  CHECK(s.error->is(errc::unknown_service));
+  auto m = c.call("greeter", "nosuch", pack(hello_args{"a"}));
+  CHECK(m.error->is(errc::unknown_method));
+  auto a = c.call("greeter", "hello", pack(std::vector<int>{1, 2}));
+  CHECK(a.error->is(errc::bad_request));
+  CHECK_THAT(a.error->message, Catch::Contains("wrong shape"));
+  auto reply_kind = [&] {
+    raw_peer p(endpoint());
+    envelope env;
+    env.kind = message_kind::reply;
+    env.id = 4;
+    p.send({encode_envelope(env), pack(1)});
+    return p.receive_error().second;
+  }();
+  CHECK(reply_kind.is(errc::bad_request));
+}
+
+TEST_CASE_METHOD(edge_fixture, "a payload over the limit is too_large", "[runtime][bad-input]") {
+  raw_peer p(endpoint());
+  p.send({request_header(13, "greeter", "echo"), pack(std::string(100 * 1024, 'x'))});
+  auto [h, e] = p.receive_error();
+  CHECK(h.id == 13);
+  CHECK(e.is(errc::too_large));
+  check_still_serving();
+}
+
+TEST_CASE_METHOD(edge_fixture, "a frame over the hard cap drops that peer only", "[runtime][bad-input]") {
+  raw_peer p(endpoint());
+  p.send({request_header(14, "greeter", "echo"), std::string(1024 * 1024, 'x')});
+  std::vector<zmq::message_t> frames;
+  p.s.set(zmq::sockopt::rcvtimeo, 300);
+  CHECK_FALSE(zmq::recv_multipart(p.s, std::back_inserter(frames)));  // disconnected, no reply
+  check_still_serving();
+}
+
+TEST_CASE_METHOD(edge_fixture, "a deeply nested payload is a bad_request", "[runtime][bad-input]") {
+  raw_peer p(endpoint());
+  p.send({request_header(15, "greeter", "echo"), deep_payload(10000)});
+  auto [h, e] = p.receive_error();
+  CHECK(h.id == 15);
+  CHECK(e.is(errc::bad_request));
+  CHECK_THAT(e.message, Catch::Contains("deeper"));
+  check_still_serving();
+}
+
+TEST_CASE_METHOD(edge_fixture, "a flood of garbage from one client does not stop the others", "[runtime][bad-input]") {
+  std::atomic<bool> stop{false};
+  std::atomic<int> sent{0};
+  std::thread flooder([&] {
+    raw_peer p(endpoint());
+    std::string junk = "\xc1\xff\x00\x13garbage";
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    while (!stop && std::chrono::steady_clock::now() < until) {
+      std::array<zmq::const_buffer, 2> f{zmq::buffer(junk), zmq::buffer(junk)};
+      if (zmq::send_multipart(p.s, f, zmq::send_flags::dontwait)) sent++;
+      std::vector<zmq::message_t> drop;
+      while (zmq::recv_multipart(p.s, std::back_inserter(drop), zmq::recv_flags::dontwait)) drop.clear();
+    }
+  });
+  client c(endpoint());
+  int ok = 0;
+  for (int i = 0; i < 200; ++i) {
+    call_options o;
+    o.timeout = std::chrono::milliseconds(2000);
+    ok += c.call("greeter", "hello", pack(hello_args{"calm"}), o).ok();
+  }
+  stop = true;
+  flooder.join();
+  CHECK(ok == 200);
+  CHECK(sent > 100);
+  CHECK(n->metrics().malformed_frames > 100);
+}

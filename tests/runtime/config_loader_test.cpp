@@ -1,0 +1,102 @@
+#include <catch2/catch.hpp>
+
+#include "cohort/runtime/node_config.hpp"
+
+using namespace cohort;
+
+namespace {
+const std::vector<std::string> known{"greeter", "counter", "visits"};
+}
+
+TEST_CASE("a full config maps onto node_config", "[runtime][config]") {
+  auto cfg = parse_node_config(R"(
+[node]
+name = "a"
+listen = ["tcp://127.0.0.1:7500", "inproc://a"]
+data_dir = "/tmp/x"
+drain_timeout_ms = 100
+default_deadline_ms = 2000
+scheduler_threads = 2
+
+[limits]
+max_payload_bytes = 1024
+max_depth = 8
+
+[services.greeter]
+workers = 3
+max_in_flight = 50
+
+[services.counter]
+durability = "async"
+entity_idle_ms = 10
+
+[remote.visits]
+endpoint = "tcp://127.0.0.1:7600"
+)",
+                               "test.toml", known);
+  REQUIRE(cfg.ok());
+  CHECK(cfg->name == "a");
+  CHECK(cfg->listen.size() == 2);
+  CHECK(cfg->drain_timeout == std::chrono::milliseconds(100));
+  CHECK(cfg->limits.max_payload_bytes == 1024);
+  CHECK(cfg->limits.max_depth == 8);
+  REQUIRE(cfg->services.size() == 2);
+  CHECK(cfg->remotes.at(0).endpoint == "tcp://127.0.0.1:7600");
+  for (const auto& s : cfg->services) {
+    if (s.name == "greeter") CHECK(s.workers == 3);
+    if (s.name == "counter") {
+      CHECK(s.store_durability == durability::async);
+      CHECK(s.entity_idle == std::chrono::milliseconds(10));
+    }
+  }
+}
+
+TEST_CASE("an unknown key is an error naming the key and its line", "[runtime][config]") {
+  auto cfg = parse_node_config("[node]\nname = \"a\"\nlisen = [\"tcp://127.0.0.1:1\"]\n", "n.toml", known);
+  REQUIRE_FALSE(cfg.ok());
+  CHECK_THAT(cfg.error().message, Catch::Contains("n.toml:3") && Catch::Contains("unknown key 'node.lisen'"));
+}
+
+TEST_CASE("a wrong type is an error naming the key", "[runtime][config]") {
+  auto cfg = parse_node_config("[services.greeter]\nworkers = \"four\"\n", "t.toml", known);
+  REQUIRE_FALSE(cfg.ok());
+  CHECK_THAT(cfg.error().message, Catch::Contains("'services.greeter.workers' must be an integer"));
+}
+
+TEST_CASE("an unknown service is an error listing the known ones", "[runtime][config]") {
+  auto cfg = parse_node_config("[services.billing]\n", "t.toml", known);
+  REQUIRE_FALSE(cfg.ok());
+  CHECK_THAT(cfg.error().message, Catch::Contains("unknown service 'services.billing'") && Catch::Contains("greeter"));
+}
+
+TEST_CASE("a bad durability value is rejected", "[runtime][config]") {
+  auto cfg = parse_node_config("[services.counter]\ndurability = \"maybe\"\n", "t.toml", known);
+  REQUIRE_FALSE(cfg.ok());
+  CHECK_THAT(cfg.error().message, Catch::Contains("durability"));
+}
+
+TEST_CASE("invalid TOML is an error with its line", "[runtime][config]") {
+  auto cfg = parse_node_config("[node]\nname = \n", "t.toml", known);
+  REQUIRE_FALSE(cfg.ok());
+  CHECK_THAT(cfg.error().message, Catch::Contains("t.toml:2") && Catch::Contains("invalid TOML"));
+}
+
+TEST_CASE("a missing config file is an error naming the file", "[runtime][config]") {
+  auto cfg = load_node_config("/nonexistent/cohort.toml", known);
+  REQUIRE_FALSE(cfg.ok());
+  CHECK_THAT(cfg.error().message, Catch::Contains("/nonexistent/cohort.toml"));
+}
+
+TEST_CASE("a remote without endpoint, or also hosted locally, is rejected", "[runtime][config]") {
+  CHECK_FALSE(parse_node_config("[remote.counter]\n", "t.toml", known).ok());
+  auto both = parse_node_config("[services.counter]\n[remote.counter]\nendpoint = \"tcp://127.0.0.1:1\"\n", "t.toml", known);
+  REQUIRE_FALSE(both.ok());
+  CHECK_THAT(both.error().message, Catch::Contains("both hosted here and remote"));
+}
+
+TEST_CASE("the embedded default binds only to loopback and hosts every example", "[runtime][config]") {
+  auto cfg = default_node_config();
+  REQUIRE(cfg.listen.size() == 1);
+  CHECK_THAT(cfg.listen[0], Catch::StartsWith("tcp://127.0.0.1:"));
+  CHECK(cfg.services.size() == known.size());
+}

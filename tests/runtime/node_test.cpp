@@ -1,0 +1,260 @@
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <thread>
+
+#include "cohort/transport/client.hpp"
+#include "cohort/transport/json_bridge.hpp"
+#include "test_node.hpp"
+
+using namespace cohort;
+using namespace cohort::test;
+
+namespace {
+
+struct hello_args {
+  std::string name;
+  MSGPACK_DEFINE_MAP(name);
+};
+struct hello_reply {
+  std::string greeting;
+  MSGPACK_DEFINE_MAP(greeting);
+};
+struct add_args {
+  std::int64_t n = 1;
+  MSGPACK_DEFINE_MAP(n);
+};
+struct counter_value {
+  std::string key;
+  std::int64_t value = 0;
+  MSGPACK_DEFINE_MAP(key, value);
+};
+struct visit_reply {
+  std::string greeting;
+  std::int64_t visits = 0;
+  MSGPACK_DEFINE_MAP(greeting, visits);
+};
+struct sleep_args {
+  std::uint32_t ms = 0;
+  MSGPACK_DEFINE_MAP(ms);
+};
+
+call_options keyed(const std::string& key) {
+  call_options o;
+  o.key = key;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("a worker service answers typed calls over tcp", "[runtime]") {
+  temp_dir dir;
+  auto n = start_node(loopback_config(dir.path()));
+  client c(n->endpoints().front());
+  auto r = c.call_as<hello_reply>("greeter", "hello", hello_args{"Ada"});
+  REQUIRE(r.ok());
+  CHECK(r->greeting == "Hello, Ada!");
+}
+
+TEST_CASE("the same code serves over inproc:// in one process", "[runtime]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  cfg.listen = {"inproc://cohort-test"};
+  auto n = start_node(cfg);
+  client c(n->context(), "inproc://cohort-test");
+  auto r = c.call_as<hello_reply>("greeter", "hello", hello_args{"inproc"});
+  REQUIRE(r.ok());
+  CHECK(r->greeting == "Hello, inproc!");
+}
+
+TEST_CASE("an entity keeps its state across passivation and a node restart", "[runtime][entities]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  service_named(cfg, "counter").entity_idle = std::chrono::milliseconds(20);
+  {
+    auto n = start_node(cfg);
+    client c(n->endpoints().front());
+    REQUIRE(c.call_as<counter_value>("counter", "add", add_args{5}, keyed("k1"))->value == 5);
+    REQUIRE(c.call_as<counter_value>("counter", "add", add_args{3}, keyed("k1"))->value == 8);
+    REQUIRE(eventually([&] { return status_of(*n, "counter").passivations >= 1; }));
+    CHECK(status_of(*n, "counter").live_entities == 0);
+    auto again = c.call_as<counter_value>("counter", "get", no_args{}, keyed("k1"));
+    REQUIRE(again.ok());
+    CHECK(again->value == 8);  // re-activated from the store
+    CHECK(status_of(*n, "counter").activations == 2);
+  }
+  auto n = start_node(cfg);
+  client c(n->endpoints().front());
+  auto after_restart = c.call_as<counter_value>("counter", "get", no_args{}, keyed("k1"));
+  REQUIRE(after_restart.ok());
+  CHECK(after_restart->value == 8);
+}
+
+TEST_CASE("each key gets one activation, and idle entities are passivated", "[runtime][entities]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  service_named(cfg, "counter").entity_idle = std::chrono::milliseconds(50);
+  service_named(cfg, "counter").store_durability = durability::async;
+  auto n = start_node(cfg);
+  client c(n->endpoints().front());
+  int ok = 0;
+  for (int round = 0; round < 3; ++round)
+    for (int k = 0; k < 100; ++k)
+      c.call_async("counter", "add", pack(add_args{1}), keyed("key-" + std::to_string(k)),
+                   [&](reply&& r) { ok += r.ok(); });
+  REQUIRE(c.drain(std::chrono::seconds(20)));
+  CHECK(ok == 300);
+  CHECK(status_of(*n, "counter").activations == 100);
+  auto v = c.call_as<counter_value>("counter", "get", no_args{}, keyed("key-42"));
+  CHECK(v->value == 3);
+  REQUIRE(eventually([&] { return status_of(*n, "counter").live_entities == 0; }));
+  CHECK(status_of(*n, "counter").passivations >= 100);
+}
+
+TEST_CASE("an entity service call without a key is a bad_request", "[runtime][entities]") {
+  temp_dir dir;
+  auto n = start_node(loopback_config(dir.path()));
+  client c(n->endpoints().front());
+  auto r = c.call("counter", "add", pack(add_args{1}));
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error->is(errc::bad_request));
+  CHECK_THAT(r.error->message, Catch::Contains("key"));
+}
+
+TEST_CASE("a service calls two others and combines their replies", "[runtime]") {
+  temp_dir dir;
+  auto n = start_node(loopback_config(dir.path()));
+  client c(n->endpoints().front());
+  auto first = c.call_as<visit_reply>("visits", "record", hello_args{"bo"});
+  REQUIRE(first.ok());
+  CHECK(first->greeting == "Hello, bo!");
+  CHECK(first->visits == 1);
+  CHECK(c.call_as<visit_reply>("visits", "record", hello_args{"bo"})->visits == 2);
+  auto bad = c.call("visits", "record", pack(hello_args{""}));
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error->is(errc::bad_request));
+}
+
+TEST_CASE("a handler that throws answers internal and its worker is replaced", "[runtime][supervision]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  service_named(cfg, "greeter").workers = 1;
+  auto n = start_node(cfg);
+  client c(n->endpoints().front());
+  auto r = c.call("greeter", "crash", *json_to_msgpack(R"({"message":"boom"})"));
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error->is(errc::internal));
+  CHECK_THAT(r.error->message, Catch::Contains("std::runtime_error") && Catch::Contains("boom"));
+  REQUIRE(eventually([&] { return status_of(*n, "greeter").restarts == 1; }));
+  CHECK_THAT(status_of(*n, "greeter").last_failure, Catch::Contains("boom"));
+  CHECK(c.call_as<hello_reply>("greeter", "hello", hello_args{"x"}).ok());
+}
+
+TEST_CASE("requests queued behind a crash are answered, never left silent", "[runtime][supervision]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  service_named(cfg, "greeter").workers = 1;
+  auto n = start_node(cfg);
+  client c(n->endpoints().front());
+  std::vector<std::string> outcomes;
+  auto record = [&](reply&& r) { outcomes.push_back(r.ok() ? "ok" : r.error->code); };
+  c.call_async("greeter", "sleep", pack(sleep_args{100}), {}, record);
+  c.call_async("greeter", "crash", *json_to_msgpack(R"({"message":"boom"})"), {}, record);
+  for (int i = 0; i < 5; ++i) c.call_async("greeter", "hello", pack(hello_args{"q"}), {}, record);
+  REQUIRE(c.drain(std::chrono::seconds(3)));  // far below the 5 s deadline: nobody waited it out
+  REQUIRE(outcomes.size() == 7);
+  for (const auto& o : outcomes) CHECK((o == "ok" || o == "internal" || o == "unavailable"));
+  CHECK(std::count(outcomes.begin(), outcomes.end(), "internal") == 1);
+  CHECK(std::count(outcomes.begin(), outcomes.end(), "timeout") == 0);
+}
+
+TEST_CASE("a request past its deadline is answered timeout", "[runtime]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  service_named(cfg, "greeter").workers = 1;
+  auto n = start_node(cfg);
+  client c(n->endpoints().front());
+  call_options quick;
+  quick.timeout = std::chrono::milliseconds(50);
+  // The first blocks the only worker; the second expires in its queue and is not run.
+  std::vector<std::string> codes;
+  c.call_async("greeter", "sleep", pack(sleep_args{200}), quick, [&](reply&& r) { codes.push_back(r.error->code); });
+  c.call_async("greeter", "hello", pack(hello_args{"late"}), quick, [&](reply&& r) { codes.push_back(r.error->code); });
+  REQUIRE(c.drain(std::chrono::seconds(2)));
+  CHECK(codes == std::vector<std::string>{"timeout", "timeout"});
+  CHECK(c.call_as<hello_reply>("greeter", "hello", hello_args{"next"}).ok());
+}
+
+TEST_CASE("beyond max_in_flight a service answers overloaded at once", "[runtime]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  service_named(cfg, "greeter").workers = 1;
+  service_named(cfg, "greeter").max_in_flight = 2;
+  auto n = start_node(cfg);
+  client c(n->endpoints().front());
+  int ok = 0;
+  for (int i = 0; i < 2; ++i) c.call_async("greeter", "sleep", pack(sleep_args{300}), {}, [&](reply&& r) { ok += r.ok(); });
+  REQUIRE(eventually([&] { return status_of(*n, "greeter").in_flight == 2; }));
+  auto start = std::chrono::steady_clock::now();
+  auto r = c.call("greeter", "hello", pack(hello_args{"x"}));
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error->is(errc::overloaded));
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::milliseconds(250));
+  REQUIRE(c.drain(std::chrono::seconds(3)));
+  CHECK(ok == 2);
+  CHECK(c.call_as<hello_reply>("greeter", "hello", hello_args{"x"}).ok());
+}
+
+TEST_CASE("stop lets in-flight requests finish and refuses new ones", "[runtime]") {
+  temp_dir dir;
+  auto n = start_node(loopback_config(dir.path()));
+  client c(n->endpoints().front());
+  std::optional<reply> slow;
+  c.call_async("greeter", "sleep", pack(sleep_args{300}), {}, [&](reply&& r) { slow = std::move(r); });
+  REQUIRE(eventually([&] { return status_of(*n, "greeter").in_flight == 1; }));
+  std::thread stopper([&] { n->stop(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  auto refused = c.call("greeter", "hello", pack(hello_args{"x"}));
+  REQUIRE(c.drain(std::chrono::seconds(3)));
+  stopper.join();
+  REQUIRE(slow);
+  CHECK(slow->ok());
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error->is(errc::unavailable));
+}
+
+TEST_CASE("a service whose store cannot open is down while the others serve", "[runtime][storage]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  SECTION("locked by another process's open") {
+    auto holder = store::open(dir / "counter");
+    REQUIRE(holder.ok());
+    auto n = start_node(cfg);
+    client c(n->endpoints().front());
+    auto r = c.call("counter", "add", pack(add_args{1}), keyed("k"));
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error->is(errc::unavailable));
+    CHECK_THAT(r.error->message, Catch::Contains(dir / "counter"));
+    CHECK(status_of(*n, "counter").state == "down");
+    CHECK(c.call_as<hello_reply>("greeter", "hello", hello_args{"x"}).ok());
+  }
+  SECTION("not a directory") {
+    std::ofstream(dir / "counter") << "not a store";
+    auto n = start_node(cfg);
+    client c(n->endpoints().front());
+    auto r = c.call("counter", "get", pack(no_args{}), keyed("k"));
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error->is(errc::unavailable));
+    CHECK(c.call_as<hello_reply>("greeter", "hello", hello_args{"x"}).ok());
+  }
+}
+
+TEST_CASE("a node cannot start on a port that is taken", "[runtime]") {
+  temp_dir dir;
+  auto first = start_node(loopback_config(dir.path()));
+  auto cfg = loopback_config(dir / "second");
+  cfg.listen = {first->endpoints().front()};
+  auto second = node::start(cfg, example_services());
+  REQUIRE_FALSE(second.ok());
+  CHECK_THAT(second.error().message, Catch::Contains(first->endpoints().front()) && Catch::Contains("in use"));
+}

@@ -1,0 +1,54 @@
+// test_node: an in-process node on an ephemeral loopback port with its own data dir.
+#pragma once
+
+#include <functional>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "cohort/actors/example_services.hpp"
+#include "cohort/runtime/node.hpp"
+#include "temp_dir.hpp"
+
+namespace cohort::test {
+
+inline node_config loopback_config(const std::string& data_dir) {
+  auto cfg = default_node_config();
+  cfg.listen = {"tcp://127.0.0.1:*"};
+  cfg.data_dir = data_dir;
+  cfg.drain_timeout = std::chrono::milliseconds(2000);
+  return cfg;
+}
+
+inline service_config& service_named(node_config& cfg, const std::string& name) {
+  for (auto& s : cfg.services)
+    if (s.name == name) return s;
+  FAIL("no service " << name);
+  throw;
+}
+
+inline service_status status_of(const node& n, const std::string& name) {
+  for (auto& s : n.services())
+    if (s.name == name) return s;
+  FAIL("no service " << name);
+  throw;
+}
+
+inline std::unique_ptr<node> start_node(const node_config& cfg) {
+  auto n = node::start(cfg, example_services());
+  if (!n) FAIL("node did not start: " << n.error().message);
+  return std::move(*n);
+}
+
+/// Polls `cond` every 5 ms for at most `limit`; true once it holds.
+inline bool eventually(const std::function<bool()>& cond,
+                       std::chrono::milliseconds limit = std::chrono::milliseconds(5000)) {
+  auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return cond();
+}
+
+}  // namespace cohort::test

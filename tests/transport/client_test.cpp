@@ -1,0 +1,79 @@
+#include <catch2/catch.hpp>
+
+#include <thread>
+
+#include <zmq_addon.hpp>
+
+#include "cohort/transport/client.hpp"
+
+using namespace cohort;
+
+namespace {
+
+/// A ROUTER that answers requests by echoing the payload, optionally out of order.
+struct echo_peer {
+  zmq::context_t ctx{1};
+  zmq::socket_t router{ctx, zmq::socket_type::router};
+  std::string endpoint;
+
+  echo_peer() {
+    router.set(zmq::sockopt::linger, 0);
+    router.bind("tcp://127.0.0.1:*");
+    endpoint = router.get(zmq::sockopt::last_endpoint);
+  }
+
+  /// Reads `n` requests, then answers them in reverse order.
+  void answer_reversed(int n) {
+    std::vector<std::vector<zmq::message_t>> got;
+    for (int i = 0; i < n; ++i) {
+      std::vector<zmq::message_t> frames;
+      REQUIRE(zmq::recv_multipart(router, std::back_inserter(frames)));
+      got.push_back(std::move(frames));
+    }
+    for (auto it = got.rbegin(); it != got.rend(); ++it) {
+      auto req = decode_envelope((*it)[1].to_string_view(), {});
+      REQUIRE(req.ok());
+      envelope rep;
+      rep.kind = message_kind::reply;
+      rep.id = req->id;
+      auto head = encode_envelope(rep);
+      std::array<zmq::const_buffer, 3> out{zmq::buffer((*it)[0].data(), (*it)[0].size()), zmq::buffer(head),
+                                           zmq::buffer((*it)[2].data(), (*it)[2].size())};
+      zmq::send_multipart(router, out);
+    }
+  }
+};
+
+}  // namespace
+
+TEST_CASE("many calls in flight on one connection are matched by correlation id", "[transport]") {
+  echo_peer peer;
+  client c(peer.endpoint);
+  std::map<int, std::string> results;
+  for (int i = 0; i < 64; ++i)
+    c.call_async("svc", "echo", pack(i), {}, [&results, i](reply&& r) {
+      REQUIRE(r.ok());
+      results[i] = r.payload;
+    });
+  CHECK(c.in_flight() == 64);
+  std::thread server([&] { peer.answer_reversed(64); });
+  CHECK(c.drain(std::chrono::seconds(10)));
+  server.join();
+  REQUIRE(results.size() == 64);
+  for (int i = 0; i < 64; ++i) CHECK(results[i] == pack(i));
+}
+
+TEST_CASE("a call with no answer fails with timeout at its deadline", "[transport]") {
+  echo_peer peer;  // never answers
+  client c(peer.endpoint);
+  call_options o;
+  o.timeout = std::chrono::milliseconds(50);
+  auto start = std::chrono::steady_clock::now();
+  auto r = c.call("svc", "m", pack(1), o);
+  auto took = std::chrono::steady_clock::now() - start;
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error->is(errc::timeout));
+  CHECK(took >= std::chrono::milliseconds(50));
+  CHECK(took < std::chrono::seconds(5));
+  CHECK(c.in_flight() == 0);
+}

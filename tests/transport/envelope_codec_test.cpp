@@ -1,0 +1,150 @@
+#include <catch2/catch.hpp>
+
+#include "cohort/transport/envelope_codec.hpp"
+
+using namespace cohort;
+
+namespace {
+
+/// Packs a header map from key/value pairs given as a msgpack-able map.
+template <class Map>
+std::string header_of(const Map& m) {
+  return pack(m);
+}
+
+std::string nested_arrays(int depth) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  for (int i = 0; i < depth; ++i) pk.pack_array(1);
+  pk.pack_nil();
+  return std::string(buf.data(), buf.size());
+}
+
+}  // namespace
+
+TEST_CASE("an envelope survives encode and decode with every field", "[transport]") {
+  envelope e;
+  e.id = 42;
+  e.service = "cart";
+  e.method = "add";
+  e.deadline_ms = 1500;
+  e.trace = "abc";
+  e.key = "cart-7";
+  e.idempotency_key = "idem-1";
+  auto back = decode_envelope(encode_envelope(e), wire_limits{});
+  REQUIRE(back.ok());
+  CHECK(back->id == 42);
+  CHECK(back->kind == message_kind::request);
+  CHECK(back->service == "cart");
+  CHECK(back->method == "add");
+  CHECK(back->deadline_ms == 1500);
+  CHECK(back->trace == "abc");
+  CHECK(back->key == "cart-7");
+  CHECK(back->idempotency_key == "idem-1");
+}
+
+TEST_CASE("a reply envelope omits absent fields", "[transport]") {
+  envelope e;
+  e.kind = message_kind::error;
+  e.id = 9;
+  auto bytes = encode_envelope(e);
+  auto h = msgpack::unpack(bytes.data(), bytes.size());
+  CHECK(h.get().via.map.size == 3);
+  auto back = decode_envelope(bytes, {});
+  REQUIRE(back.ok());
+  CHECK(back->kind == message_kind::error);
+}
+
+TEST_CASE("a header that is not a map is a bad_request", "[transport]") {
+  auto r = decode_envelope(pack(std::vector<int>{1, 2, 3}), {});
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().is(errc::bad_request));
+  CHECK_THAT(r.error().message, Catch::Contains("not a msgpack map"));
+}
+
+TEST_CASE("garbage bytes are a bad_request, not a crash", "[transport]") {
+  std::string garbage = "\xc1\xc1\xff\x00garbage";
+  auto r = decode_envelope(garbage, {});
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().is(errc::bad_request));
+}
+
+TEST_CASE("wrong field types are named in the error", "[transport]") {
+  SECTION("id as a string") {
+    auto r = decode_envelope(header_of(std::map<std::string, std::string>{{"v", "1"}}), {});
+    REQUIRE_FALSE(r.ok());
+    CHECK_THAT(r.error().message, Catch::Contains("'v'"));
+  }
+  SECTION("service as an integer") {
+    msgpack::sbuffer buf;
+    msgpack::packer<msgpack::sbuffer> pk(buf);
+    pk.pack_map(5);
+    pk.pack("v"), pk.pack(1), pk.pack("kind"), pk.pack("request"), pk.pack("id"), pk.pack(3);
+    pk.pack("service"), pk.pack(17), pk.pack("method"), pk.pack("m");
+    std::uint64_t id = 0;
+    auto r = decode_envelope(std::string(buf.data(), buf.size()), {}, &id);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().is(errc::bad_request));
+    CHECK_THAT(r.error().message, Catch::Contains("'service'"));
+    CHECK(id == 3);  // still answerable
+  }
+}
+
+TEST_CASE("an unknown protocol version is unsupported_version", "[transport]") {
+  envelope e;
+  e.version = 7;
+  e.id = 1;
+  e.service = "s";
+  e.method = "m";
+  auto r = decode_envelope(encode_envelope(e), {});
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().is(errc::unsupported_version));
+}
+
+TEST_CASE("a request without service or method is a bad_request", "[transport]") {
+  envelope e;
+  e.id = 1;
+  auto r = decode_envelope(encode_envelope(e), {});
+  REQUIRE_FALSE(r.ok());
+  CHECK_THAT(r.error().message, Catch::Contains("'service' and 'method'"));
+}
+
+TEST_CASE("payload decoding enforces depth, size and trailing-byte limits", "[transport]") {
+  wire_limits limits;
+  limits.max_depth = 8;
+  limits.max_payload_bytes = 1000;
+  CHECK(decode_payload(nested_arrays(7), limits).ok());
+  auto deep = decode_payload(nested_arrays(50), limits);
+  REQUIRE_FALSE(deep.ok());
+  CHECK(deep.error().is(errc::bad_request));
+  CHECK_THAT(deep.error().message, Catch::Contains("deeper"));
+
+  auto big = decode_payload(std::string(2000, '\xa0'), limits);
+  REQUIRE_FALSE(big.ok());
+  CHECK(big.error().is(errc::too_large));
+
+  auto trailing = decode_payload(pack(1) + pack(2), limits);
+  REQUIRE_FALSE(trailing.ok());
+  CHECK_THAT(trailing.error().message, Catch::Contains("trailing"));
+
+  limits.max_container = 4;
+  auto wide = decode_payload(pack(std::vector<int>(10, 1)), limits);
+  REQUIRE_FALSE(wide.ok());
+  CHECK(wide.error().is(errc::too_large));
+}
+
+TEST_CASE("error payloads carry code and message both ways", "[transport]") {
+  auto e = decode_error_payload(encode_error_payload({"out_of_stock", "none left"}), {});
+  CHECK(e.code == "out_of_stock");
+  CHECK(e.message == "none left");
+  auto bad = decode_error_payload(pack(5), {});
+  CHECK(bad.is(errc::bad_request));
+}
+
+TEST_CASE("every runtime error code has a distinct stable string", "[transport]") {
+  std::set<std::string_view> seen;
+  for (auto c : {errc::bad_request, errc::unsupported_version, errc::unknown_service, errc::unknown_method,
+                 errc::too_large, errc::timeout, errc::unavailable, errc::overloaded, errc::internal})
+    CHECK(seen.insert(to_string(c)).second);
+  CHECK(to_string(errc::unknown_service) == "unknown_service");
+}
