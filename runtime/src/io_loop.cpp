@@ -28,8 +28,9 @@ std::string new_trace_id() {
   return out;
 }
 
-io_loop::io_loop(zmq::context_t& ctx, wire_limits limits, std::function<void(request_ptr)> route)
-    : ctx_(ctx), limits_(limits), route_(std::move(route)) {
+io_loop::io_loop(zmq::context_t& ctx, wire_limits limits, std::chrono::milliseconds default_deadline,
+                 std::function<void(request_ptr)> route)
+    : ctx_(ctx), limits_(limits), default_deadline_(default_deadline), route_(std::move(route)) {
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
 }
@@ -97,7 +98,7 @@ void io_loop::run() {
     polled_remotes.clear();
     for (auto& l : listeners_) items.push_back({l.socket.handle(), 0, ZMQ_POLLIN, 0});
     items.push_back({nullptr, wake_fd_, ZMQ_POLLIN, 0});
-    std::optional<clock_type::time_point> next_deadline;
+    std::optional<clock_type::time_point> next_deadline = expire_requests(clock_type::now());
     for (auto& [ep, c] : remotes_) {
       items.push_back({c->socket().handle(), 0, ZMQ_POLLIN, 0});
       polled_remotes.push_back(c.get());
@@ -174,15 +175,42 @@ void io_loop::handle_message(std::size_t index, std::vector<zmq::message_t>& fra
                   {errc::too_large, "payload of " + std::to_string(frames[first + 1].size()) +
                                         " bytes exceeds the limit of " + std::to_string(limits_.max_payload_bytes)});
   if (env.trace.empty()) env.trace = new_trace_id();
+  if (env.deadline_ms == 0) env.deadline_ms = static_cast<std::uint32_t>(default_deadline_.count());
   auto deadline = clock_type::now() + std::chrono::milliseconds(env.deadline_ms);
-  reply_sink sink = [this, index, identity = std::move(identity), delimiter](const envelope& h, std::string&& p) {
+  auto ticket = ++next_ticket_;
+  reply_sink sink = [this, index, identity = std::move(identity), delimiter, ticket](const envelope& h, std::string&& p) {
     // Any thread: hop onto the I/O thread, which owns the socket.
-    post([this, index, identity, delimiter, h, p = std::move(p)]() mutable {
+    post([this, index, identity, delimiter, ticket, h, p = std::move(p)]() mutable {
+      forget_deadline(ticket);
       send_reply(index, identity, delimiter, h, std::move(p));
     });
   };
   counters_.requests++;
-  route_(std::make_shared<request>(std::move(env), frames[first + 1].to_string(), deadline, std::move(sink)));
+  auto req = std::make_shared<request>(std::move(env), frames[first + 1].to_string(), deadline, std::move(sink));
+  if (req->header.kind == message_kind::request)
+    deadline_tickets_.emplace(ticket, deadlines_.emplace(deadline, std::make_pair(std::weak_ptr<request>(req), ticket)));
+  route_(std::move(req));
+}
+
+void io_loop::forget_deadline(std::uint64_t ticket) {
+  auto it = deadline_tickets_.find(ticket);
+  if (it == deadline_tickets_.end()) return;
+  deadlines_.erase(it->second);
+  deadline_tickets_.erase(it);
+}
+
+std::optional<clock_type::time_point> io_loop::expire_requests(clock_type::time_point now) {
+  while (!deadlines_.empty()) {
+    auto first = deadlines_.begin();
+    if (first->first > now) return first->first;
+    auto req = first->second.first.lock();
+    deadline_tickets_.erase(first->second.second);
+    deadlines_.erase(first);
+    if (!req) continue;
+    req->fail({errc::timeout, "no reply from " + req->header.service + "." + req->header.method +
+                                  " within its deadline of " + std::to_string(req->header.deadline_ms) + " ms"});
+  }
+  return std::nullopt;
 }
 
 void io_loop::send_reply(std::size_t index, const std::string& identity, bool delimiter, const envelope& header,

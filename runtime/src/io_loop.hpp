@@ -8,6 +8,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <unordered_map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -31,7 +33,9 @@ struct io_counters {
 class io_loop {
  public:
   /// `route` receives every admitted request (on the I/O thread).
-  io_loop(zmq::context_t& ctx, wire_limits limits, std::function<void(request_ptr)> route);
+  /// `default_deadline` applies to requests that carry none.
+  io_loop(zmq::context_t& ctx, wire_limits limits, std::chrono::milliseconds default_deadline,
+          std::function<void(request_ptr)> route);
   ~io_loop();
 
   /// Binds a ROUTER socket; returns the endpoint actually bound (wildcard ports
@@ -65,10 +69,23 @@ class io_loop {
               const error_info& err);
   void run_posted();
   client& remote_client(const std::string& endpoint);
+  /// Answers `timeout` for every request from our sockets whose deadline passed,
+  /// however long its handler still runs; returns the next deadline.
+  std::optional<std::chrono::steady_clock::time_point> expire_requests(std::chrono::steady_clock::time_point now);
+
+  void forget_deadline(std::uint64_t ticket);
 
   zmq::context_t& ctx_;
   wire_limits limits_;
+  std::chrono::milliseconds default_deadline_;
   std::function<void(request_ptr)> route_;
+  // Deadlines of the requests our sockets admitted, in order; an entry leaves
+  // when its reply passes through this thread, so the index holds only what
+  // is in flight. I/O thread only.
+  using deadline_index = std::multimap<std::chrono::steady_clock::time_point, std::pair<std::weak_ptr<request>, std::uint64_t>>;
+  deadline_index deadlines_;
+  std::unordered_map<std::uint64_t, deadline_index::iterator> deadline_tickets_;
+  std::uint64_t next_ticket_ = 0;
   std::vector<listener> listeners_;
   std::map<std::string, std::unique_ptr<client>> remotes_;
   int wake_fd_ = -1;

@@ -41,10 +41,6 @@ struct node::impl final : detail::call_router {
       req->fail({errc::unavailable, "node '" + cfg.name + "' is shutting down"});
       return;
     }
-    if (req->header.deadline_ms == 0) {
-      req->deadline = clock_type::now() + cfg.default_deadline;
-      req->header.deadline_ms = static_cast<std::uint32_t>(cfg.default_deadline.count());
-    }
     route(std::move(req));
   }
 
@@ -94,7 +90,7 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
   auto p = std::make_unique<impl>();
   p->cfg = cfg;
   impl* self = p.get();
-  p->io = std::make_unique<detail::io_loop>(p->ctx, cfg.limits, [self](detail::request_ptr r) { self->admit(std::move(r)); });
+  p->io = std::make_unique<detail::io_loop>(p->ctx, cfg.limits, cfg.default_deadline, [self](detail::request_ptr r) { self->admit(std::move(r)); });
 
   // Validate the whole service list before anything starts.
   std::unordered_map<std::string, service_definition*> defs;
