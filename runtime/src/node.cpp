@@ -110,6 +110,7 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
   p->actor_cfg = std::make_unique<caf::actor_system_config>();
   if (cfg.scheduler_threads > 0) p->actor_cfg->set("scheduler.max-threads", cfg.scheduler_threads);
   p->actor_cfg->set("logger.verbosity", caf::atom("quiet"));
+  p->actor_cfg->set("scheduler.policy", cfg.scheduler_policy == "stealing" ? caf::atom("stealing") : caf::atom("sharing"));
   p->actors = std::make_unique<caf::actor_system>(*p->actor_cfg);
 
   for (const auto& sc : cfg.services) {

@@ -1,0 +1,229 @@
+// rpc_bench: request/reply over tcp loopback, Cohort (client -> node -> echo
+// service -> reply) beside a raw ZeroMQ DEALER/ROUTER echo measured in the same
+// run, at 1 request in flight (latency) and 64 in flight (throughput).
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+#include <cstring>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <zmq_addon.hpp>
+
+#include "cohort/actors/example_services.hpp"
+#include "cohort/runtime/node.hpp"
+#include "cohort/transport/client.hpp"
+#include "stats.hpp"
+
+using namespace cohort;
+using namespace cohort::bench;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+struct echo_args {
+  std::string data;
+  MSGPACK_DEFINE_MAP(data);
+};
+
+/// One run's figures.
+struct run_result {
+  double throughput = 0;  ///< replies per second
+  double p50_us = 0, p99_us = 0;
+};
+
+/// A raw ZeroMQ ROUTER echo server on its own thread: the baseline.
+class raw_echo_server {
+ public:
+  raw_echo_server() : router_(ctx_, zmq::socket_type::router) {
+    router_.set(zmq::sockopt::linger, 0);
+    router_.set(zmq::sockopt::sndhwm, 100000);
+    router_.set(zmq::sockopt::rcvhwm, 100000);
+    router_.bind("tcp://127.0.0.1:*");
+    endpoint_ = router_.get(zmq::sockopt::last_endpoint);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~raw_echo_server() {
+    stop_ = true;
+    thread_.join();
+  }
+  const std::string& endpoint() const { return endpoint_; }
+
+ private:
+  void serve() {
+    std::vector<zmq::message_t> frames;
+    zmq::pollitem_t item{router_.handle(), 0, ZMQ_POLLIN, 0};
+    while (!stop_) {
+      if (zmq::poll(&item, 1, std::chrono::milliseconds(50)) <= 0) continue;
+      for (;;) {
+        frames.clear();
+        if (!zmq::recv_multipart(router_, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+        zmq::send_multipart(router_, frames, zmq::send_flags::dontwait);
+      }
+    }
+  }
+  zmq::context_t ctx_{1};
+  zmq::socket_t router_;
+  std::string endpoint_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+run_result measure_raw(const std::string& endpoint, int in_flight, std::chrono::milliseconds duration,
+                       std::size_t payload_bytes) {
+  zmq::context_t ctx{1};
+  zmq::socket_t s(ctx, zmq::socket_type::dealer);
+  s.set(zmq::sockopt::linger, 0);
+  s.connect(endpoint);
+  std::string payload(payload_bytes, 'x');
+  std::vector<clock_type::time_point> sent_at;
+  std::vector<double> latencies;
+  std::uint64_t done = 0;
+  auto send_one = [&](std::uint32_t slot) {
+    std::string msg(reinterpret_cast<const char*>(&slot), sizeof slot);
+    msg += payload;
+    sent_at[slot] = clock_type::now();
+    s.send(zmq::buffer(msg), zmq::send_flags::none);
+  };
+  sent_at.resize(in_flight);
+  // Warm-up connection.
+  send_one(0);
+  zmq::message_t m;
+  (void)s.recv(m);
+  auto start = clock_type::now();
+  auto until = start + duration;
+  for (int i = 0; i < in_flight; ++i) send_one(static_cast<std::uint32_t>(i));
+  while (true) {
+    if (!s.recv(m)) break;
+    auto now = clock_type::now();
+    std::uint32_t slot;
+    std::memcpy(&slot, m.data(), sizeof slot);
+    latencies.push_back(std::chrono::duration<double, std::micro>(now - sent_at[slot]).count());
+    ++done;
+    if (now < until) send_one(slot);
+    else if (--in_flight == 0) break;
+  }
+  double secs = std::chrono::duration<double>(clock_type::now() - start).count();
+  return {done / secs, percentile(latencies, 50), percentile(latencies, 99)};
+}
+
+run_result measure_cohort(const std::string& endpoint, int in_flight, std::chrono::milliseconds duration,
+                          std::size_t payload_bytes) {
+  client c(endpoint);
+  auto payload = pack(echo_args{std::string(payload_bytes, 'x')});
+  std::vector<double> latencies;
+  std::uint64_t done = 0;
+  auto warm = c.call("greeter", "echo", payload);
+  if (!warm.ok()) throw std::runtime_error("warm-up call failed: " + warm.error->message);
+  auto start = clock_type::now();
+  auto until = start + duration;
+  std::function<void()> send_one = [&] {
+    auto sent = clock_type::now();
+    c.call_async("greeter", "echo", payload, {}, [&, sent](reply&& r) {
+      auto now = clock_type::now();
+      if (!r.ok()) throw std::runtime_error("call failed: " + r.error->code + ": " + r.error->message);
+      latencies.push_back(std::chrono::duration<double, std::micro>(now - sent).count());
+      ++done;
+      if (now < until) send_one();
+    });
+  };
+  for (int i = 0; i < in_flight; ++i) send_one();
+  while (c.in_flight() > 0) c.poll(std::chrono::milliseconds(100));
+  double secs = std::chrono::duration<double>(clock_type::now() - start).count();
+  return {done / secs, percentile(latencies, 50), percentile(latencies, 99)};
+}
+
+struct row {
+  std::string scenario, metric;
+  spread cohort, baseline;
+  double ratio;
+  std::string target;
+  bool pass;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Cohort request/reply benchmark (tcp loopback) against raw ZeroMQ"};
+  bool quick = false;
+  int repeats = 5;
+  int seconds_ms = 2000;
+  std::string json_out;
+  std::size_t scheduler_threads = 0;
+  app.add_option("--scheduler-threads", scheduler_threads, "CAF scheduler threads of the node (0: one per core)");
+  app.add_flag("--quick", quick, "3 repeats of 0.5 s");
+  app.add_option("--repeats", repeats, "repeats per measurement")->check(CLI::Range(1, 50));
+  app.add_option("--duration-ms", seconds_ms, "length of one measurement")->check(CLI::Range(100, 60000));
+  app.add_option("--json", json_out, "write results to this JSON file");
+  CLI11_PARSE(app, argc, argv);
+  if (quick) repeats = 3, seconds_ms = 500;
+  const auto duration = std::chrono::milliseconds(seconds_ms);
+  const std::size_t payload = 64;
+
+  auto data_dir = std::filesystem::temp_directory_path() / ("cohort-bench-" + std::to_string(::getpid()));
+  auto cfg = default_node_config();
+  cfg.listen = {"tcp://127.0.0.1:*"};
+  cfg.data_dir = data_dir.string();
+  cfg.scheduler_threads = scheduler_threads;
+  auto n = node::start(cfg, example_services());
+  if (!n) {
+    std::cerr << "cannot start node: " << n.error().message << "\n";
+    return 2;
+  }
+  raw_echo_server raw;
+  std::cout << "rpc bench: " << payload << "-byte payloads over tcp loopback, " << repeats << " x "
+            << seconds_ms << " ms per figure, alternating Cohort and raw ZeroMQ\n";
+
+  std::vector<row> rows;
+  for (int in_flight : {1, 64}) {
+    std::vector<double> c_thr, r_thr, c_p50, r_p50, c_p99, r_p99;
+    for (int i = 0; i < repeats; ++i) {
+      auto rr = measure_raw(raw.endpoint(), in_flight, duration, payload);
+      auto cr = measure_cohort((*n)->endpoints().front(), in_flight, duration, payload);
+      r_thr.push_back(rr.throughput), c_thr.push_back(cr.throughput);
+      r_p50.push_back(rr.p50_us), c_p50.push_back(cr.p50_us);
+      r_p99.push_back(rr.p99_us), c_p99.push_back(cr.p99_us);
+    }
+    auto ct = spread_of(c_thr), rt = spread_of(r_thr);
+    auto c50 = spread_of(c_p50), r50 = spread_of(r_p50);
+    auto c99 = spread_of(c_p99), r99 = spread_of(r_p99);
+    std::string sc = "req/reply " + std::to_string(in_flight) + " in flight";
+    if (in_flight == 64)
+      rows.push_back({sc, "throughput (req/s)", ct, rt, ct.median / rt.median, ">= 0.50 of raw", ct.median / rt.median >= 0.5});
+    else
+      rows.push_back({sc, "throughput (req/s)", ct, rt, ct.median / rt.median, "-", true});
+    double lat_ratio = c50.median / r50.median;
+    rows.push_back({sc, "p50 latency (us)", c50, r50, lat_ratio, in_flight == 1 ? "<= 1.5x raw" : "-",
+                    in_flight == 1 ? lat_ratio <= 1.5 : true});
+    rows.push_back({sc, "p99 latency (us)", c99, r99, c99.median / r99.median, "-", true});
+  }
+
+  std::printf("\n%-24s %-20s %-26s %-26s %7s  %-15s %s\n", "scenario", "metric", "cohort median [min..max]",
+              "raw zmq median [min..max]", "ratio", "target", "result");
+  for (const auto& r : rows) {
+    auto cell = [](const spread& s) {
+      return human(s.median) + " [" + human(s.min) + ".." + human(s.max) + "]";
+    };
+    std::printf("%-24s %-20s %-26s %-26s %7.2f  %-15s %s\n", r.scenario.c_str(), r.metric.c_str(),
+                cell(r.cohort).c_str(), cell(r.baseline).c_str(), r.ratio, r.target.c_str(),
+                r.target == "-" ? "" : (r.pass ? "pass" : "short"));
+  }
+  if (!json_out.empty()) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& r : rows)
+      j.push_back({{"scenario", r.scenario}, {"metric", r.metric},
+                   {"cohort", {{"median", r.cohort.median}, {"min", r.cohort.min}, {"max", r.cohort.max}}},
+                   {"baseline", {{"median", r.baseline.median}, {"min", r.baseline.min}, {"max", r.baseline.max}}},
+                   {"ratio", r.ratio}, {"target", r.target}, {"pass", r.pass}});
+    std::ofstream(json_out) << j.dump(2) << "\n";
+  }
+  (*n)->stop();
+  std::error_code ec;
+  std::filesystem::remove_all(data_dir, ec);
+  return 0;
+}

@@ -1,0 +1,22 @@
+// stats: median and spread of repeated measurements, and latency percentiles.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace cohort::bench {
+
+/// Median, min and max of a set of repeated measurements.
+struct spread {
+  double median = 0, min = 0, max = 0;
+};
+
+[[nodiscard]] spread spread_of(std::vector<double> values);
+
+/// The p-th percentile (0..100) of `samples` (sorted in place).
+[[nodiscard]] double percentile(std::vector<double>& samples, double p);
+
+/// "123.4k" style formatting for rates.
+[[nodiscard]] std::string human(double value);
+
+}  // namespace cohort::bench
