@@ -7,6 +7,8 @@
 
 #include <toml++/toml.h>
 
+#include "cohort/runtime/supervision.hpp"
+
 #include "cohort/runtime/node_config.hpp"
 
 namespace cohort {
@@ -47,6 +49,8 @@ class table_reader {
       out = static_cast<T>(v);
     }
   }
+
+  void mark_seen(const char* key) { seen_.insert(key); }
 
   void read_ms(const char* key, std::chrono::milliseconds& out) {
     std::int64_t ms = out.count();
@@ -114,6 +118,29 @@ service_config read_service(const std::string& name, const toml::table& t, const
   r.read("workers", s.workers);
   r.read("max_in_flight", s.max_in_flight);
   r.read_ms("entity_idle_ms", s.entity_idle);
+  r.read_ms("handler_timeout_ms", s.handler_timeout);
+  std::string strategy(to_string(s.supervision.strategy));
+  r.read("strategy", strategy);
+  if (auto parsed = parse_restart_strategy(strategy); parsed && *parsed != restart_strategy::simple_one_for_one)
+    s.supervision.strategy = *parsed;
+  else
+    r.fail(*t.get("strategy"), "strategy", "one of one_for_one, one_for_all, rest_for_one");
+  r.read("max_restarts", s.supervision.intensity.max_restarts);
+  r.read_ms("restart_period_ms", s.supervision.intensity.period);
+  r.read_ms("backoff_min_ms", s.supervision.backoff.min);
+  r.read_ms("backoff_max_ms", s.supervision.backoff.max);
+  r.read_ms("backoff_reset_ms", s.supervision.backoff.reset_after);
+  if (const auto* f = t.get("backoff_random_factor")) {
+    if (!f->is_number()) r.fail(*f, "backoff_random_factor", "a number");
+    s.supervision.backoff.random_factor = f->value<double>().value_or(0.2);
+  }
+  r.mark_seen("backoff_random_factor");
+  std::string on_stuck = "report";
+  r.read("on_stuck", on_stuck);
+  if (on_stuck != "report" && on_stuck != "replace") r.fail(*t.get("on_stuck"), "on_stuck", "\"report\" or \"replace\"");
+  s.replace_stuck = on_stuck == "replace";
+  if (auto valid = validate(s.supervision, {}); !valid)
+    throw config_error{source + ": services." + name + ": " + valid.error().code + ": " + valid.error().message};
   std::string mode = "sync";
   r.read("durability", mode);
   if (mode == "sync")
@@ -135,6 +162,8 @@ node_config read_config(const toml::table& root, const std::string& source,
   if (auto* node = top.sub_table("node")) {
     table_reader r(*node, "node", source);
     r.read("name", cfg.name);
+    r.read("admin", cfg.admin);
+    r.read("allow_fault_injection", cfg.allow_fault_injection);
     r.read_strings("listen", cfg.listen);
     r.read("data_dir", cfg.data_dir);
     r.read_ms("drain_timeout_ms", cfg.drain_timeout);

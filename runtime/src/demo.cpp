@@ -44,6 +44,7 @@ int run_demo() {
   auto data_dir = std::filesystem::temp_directory_path() / ("cohort-demo-" + std::to_string(::getpid()));
   auto cfg = default_node_config();
   cfg.listen = {"tcp://127.0.0.1:*"};
+  cfg.admin = "tcp://127.0.0.1:*";
   cfg.data_dir = data_dir.string();
   auto n = node::start(cfg, example_services());
   if (!n) {

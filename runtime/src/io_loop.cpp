@@ -40,7 +40,7 @@ io_loop::~io_loop() {
   ::close(wake_fd_);
 }
 
-std::string io_loop::bind(const std::string& endpoint) {
+std::string io_loop::bind(const std::string& endpoint, bool admin) {
   zmq::socket_t s(ctx_, zmq::socket_type::router);
   s.set(zmq::sockopt::linger, 0);
   s.set(zmq::sockopt::maxmsgsize, limits_.hard_frame_bytes);
@@ -48,7 +48,7 @@ std::string io_loop::bind(const std::string& endpoint) {
   s.set(zmq::sockopt::rcvhwm, 100000);
   s.bind(endpoint);
   auto bound = s.get(zmq::sockopt::last_endpoint);
-  listeners_.push_back({std::move(s), bound});
+  listeners_.push_back({std::move(s), bound, admin});
   return bound;
 }
 
@@ -189,7 +189,10 @@ void io_loop::handle_message(std::size_t index, std::vector<zmq::message_t>& fra
   auto req = std::make_shared<request>(std::move(env), frames[first + 1].to_string(), deadline, std::move(sink));
   if (req->header.kind == message_kind::request)
     deadline_tickets_.emplace(ticket, deadlines_.emplace(deadline, std::make_pair(std::weak_ptr<request>(req), ticket)));
-  route_(std::move(req));
+  if (listeners_[index].admin && admin_)
+    admin_(std::move(req));
+  else
+    route_(std::move(req));
 }
 
 void io_loop::forget_deadline(std::uint64_t ticket) {

@@ -39,8 +39,12 @@ class io_loop {
   ~io_loop();
 
   /// Binds a ROUTER socket; returns the endpoint actually bound (wildcard ports
-  /// resolved). Call before start(). Throws zmq::error_t.
-  std::string bind(const std::string& endpoint);
+  /// resolved). Requests on an admin socket go to `admin` instead of routing.
+  /// Call before start(). Throws zmq::error_t.
+  std::string bind(const std::string& endpoint, bool admin = false);
+
+  /// Where requests from admin sockets go (on the I/O thread).
+  void set_admin_handler(std::function<void(request_ptr)> admin) { admin_ = std::move(admin); }
 
   void start();
   /// Runs what was posted, then stops the thread and closes the sockets.
@@ -58,6 +62,7 @@ class io_loop {
   struct listener {
     zmq::socket_t socket;
     std::string endpoint;
+    bool admin = false;
   };
 
   void run();
@@ -79,6 +84,7 @@ class io_loop {
   wire_limits limits_;
   std::chrono::milliseconds default_deadline_;
   std::function<void(request_ptr)> route_;
+  std::function<void(request_ptr)> admin_;
   // Deadlines of the requests our sockets admitted, in order; an entry leaves
   // when its reply passes through this thread, so the index holds only what
   // is in flight. I/O thread only.

@@ -43,6 +43,7 @@ int run_node(const std::string& config_path) {
     return 2;
   }
   for (const auto& ep : (*n)->endpoints()) std::cout << "cohort: listening on " << ep << std::endl;
+  if (!(*n)->admin_endpoint().empty()) std::cout << "cohort: admin endpoint " << (*n)->admin_endpoint() << std::endl;
   for (const auto& s : (*n)->services())
     std::cout << "cohort: service " << s.name << " (" << s.kind << ") " << s.state
               << (s.down_reason.empty() ? "" : ": " + s.down_reason) << std::endl;

@@ -1,5 +1,7 @@
 #include "cohort/runtime/node.hpp"
 
+#include <condition_variable>
+#include <algorithm>
 #include <filesystem>
 #include <thread>
 #include <unordered_map>
@@ -8,6 +10,7 @@
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
+#include "admin_service.hpp"
 #include "io_loop.hpp"
 #include "service_runtime.hpp"
 
@@ -20,8 +23,7 @@ using clock_type = std::chrono::steady_clock;
 struct node::impl final : detail::call_router {
   struct hosted {
     std::shared_ptr<detail::service_runtime> svc;
-    caf::actor root;
-    std::string down_reason;  ///< non-empty: the service could not start
+    clock_type::time_point started;
   };
 
   node_config cfg;
@@ -29,11 +31,18 @@ struct node::impl final : detail::call_router {
   std::unique_ptr<detail::io_loop> io;
   std::unique_ptr<caf::actor_system_config> actor_cfg;
   std::unique_ptr<caf::actor_system> actors;
-  std::unordered_map<std::string, hosted> services;
+  std::unordered_map<std::string, hosted> services;      // fixed after start
   std::unordered_map<std::string, std::string> remotes;  // service -> endpoint
   std::vector<std::string> endpoints;
+  std::string admin_endpoint;
   std::atomic<bool> draining{false};
   bool stopped = false;
+  clock_type::time_point started = clock_type::now();
+
+  std::thread watchdog;
+  std::mutex watchdog_mutex;
+  std::condition_variable watchdog_wake;
+  bool watchdog_stop = false;
 
   /// Ingress from the sockets: refuse new work while draining.
   void admit(detail::request_ptr req) {
@@ -51,18 +60,21 @@ struct node::impl final : detail::call_router {
       return;
     }
     if (auto it = services.find(h.service); it != services.end()) {
-      auto& s = it->second;
-      if (!s.down_reason.empty()) {
-        req->fail({errc::unavailable, "service '" + h.service + "' is down: " + s.down_reason});
+      auto& svc = *it->second.svc;
+      auto root = svc.root();
+      if (!root) {
+        std::string why;
+        svc.down(&why);
+        req->fail({errc::unavailable, "service '" + h.service + "' is down: " + why});
         return;
       }
-      if (s.svc->in_flight.load(std::memory_order_relaxed) >= static_cast<std::int64_t>(s.svc->cfg.max_in_flight)) {
-        req->fail({errc::overloaded, "service '" + h.service + "' has " + std::to_string(s.svc->cfg.max_in_flight) +
+      if (svc.in_flight.load(std::memory_order_relaxed) >= static_cast<std::int64_t>(svc.cfg.max_in_flight)) {
+        req->fail({errc::overloaded, "service '" + h.service + "' has " + std::to_string(svc.cfg.max_in_flight) +
                                          " requests in flight; retry later"});
         return;
       }
-      req->hold(&s.svc->in_flight);
-      detail::deliver(s.root, std::move(req));
+      req->hold(&svc.in_flight);
+      detail::deliver(root, std::move(req));
       return;
     }
     if (auto it = remotes.find(h.service); it != remotes.end()) {
@@ -76,9 +88,84 @@ struct node::impl final : detail::call_router {
 
   std::int64_t total_in_flight() const {
     std::int64_t n = 0;
-    for (const auto& [name, s] : services)
-      if (s.svc) n += s.svc->in_flight.load();
+    for (const auto& [name, s] : services) n += s.svc->in_flight.load();
     return n;
+  }
+
+  /// Opens the service's store if it has none, then spawns a fresh root.
+  result<bool> start_service(hosted& h) {
+    auto& svc = *h.svc;
+    if (svc.def.kind == service_kind::entities && !svc.db) {
+      auto dir = (std::filesystem::path(cfg.data_dir) / svc.def.name).string();
+      std::error_code ec;
+      std::filesystem::create_directories(dir, ec);
+      auto db = store::open(dir, store_options{svc.cfg.store_durability, true});
+      if (!db) {
+        svc.mark_down(db.error().message);
+        return db.error();
+      }
+      svc.db = std::move(*db);
+    }
+    svc.record_failure("");
+    svc.set_root(detail::spawn_service(*actors, h.svc));
+    h.started = clock_type::now();
+    return true;
+  }
+
+  void stop_service(hosted& h, const std::string& why) {
+    auto root = h.svc->root();
+    h.svc->mark_down(why);
+    if (root) caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
+  }
+
+  /// Reports (and per policy replaces) workers whose handler runs too long.
+  void watch() {
+    std::unique_lock<std::mutex> lock(watchdog_mutex);
+    while (!watchdog_wake.wait_for(lock, std::chrono::milliseconds(20), [this] { return watchdog_stop; })) {
+      auto now = clock_type::now().time_since_epoch().count();
+      for (auto& [name, h] : services) {
+        auto& svc = *h.svc;
+        if (svc.cfg.handler_timeout.count() <= 0) continue;
+        auto limit = std::chrono::duration_cast<std::chrono::nanoseconds>(svc.cfg.handler_timeout).count();
+        for (auto& [child, activity] : svc.activities()) {
+          auto since = activity->busy_since_ns.load(std::memory_order_acquire);
+          if (since == 0) {
+            activity->reported.store(false);
+            continue;
+          }
+          if (now - since < limit || activity->reported.exchange(true)) continue;
+          const std::string* method = activity->method.load();
+          auto what = "watchdog: " + name + "/" + child + " has been running " + name + "." +
+                      (method ? *method : std::string("?")) + " for more than " +
+                      std::to_string(svc.cfg.handler_timeout.count()) + " ms";
+          spdlog::warn("{}{}", what, svc.cfg.replace_stuck ? "; replacing it" : "");
+          svc.stuck_handlers++;
+          svc.record_failure(what);
+          if (svc.cfg.replace_stuck)
+            if (auto root = svc.root()) detail::command_child(root, detail::child_command::replace_stuck, child);
+        }
+      }
+    }
+  }
+
+  service_status status_of(const std::string& name, const hosted& h) const {
+    const auto& svc = *h.svc;
+    service_status s;
+    s.name = name;
+    s.kind = svc.def.kind == service_kind::entities ? "entities" : "workers";
+    s.state = svc.down(&s.down_reason) ? "down" : "up";
+    s.strategy = svc.def.kind == service_kind::entities ? "simple_one_for_one"
+                                                         : std::string(to_string(svc.cfg.supervision.strategy));
+    s.uptime_s = s.state == "up" ? std::chrono::duration<double>(clock_type::now() - h.started).count() : 0;
+    s.in_flight = svc.in_flight.load();
+    s.restarts = svc.restarts.load();
+    s.activations = svc.activations.load();
+    s.passivations = svc.passivations.load();
+    s.live_entities = svc.live_entities.load();
+    s.stuck_handlers = svc.stuck_handlers.load();
+    s.last_failure = svc.last_failure();
+    s.children = svc.children();
+    return s;
   }
 };
 
@@ -90,22 +177,32 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
   auto p = std::make_unique<impl>();
   p->cfg = cfg;
   impl* self = p.get();
-  p->io = std::make_unique<detail::io_loop>(p->ctx, cfg.limits, cfg.default_deadline, [self](detail::request_ptr r) { self->admit(std::move(r)); });
+  p->io = std::make_unique<detail::io_loop>(p->ctx, cfg.limits, cfg.default_deadline,
+                                            [self](detail::request_ptr r) { self->admit(std::move(r)); });
 
   // Validate the whole service list before anything starts.
   std::unordered_map<std::string, service_definition*> defs;
   for (auto& d : catalog) defs[d.name] = &d;
-  for (const auto& s : cfg.services)
+  for (const auto& s : cfg.services) {
     if (!defs.count(s.name)) return error_info{errc::bad_request, "unknown service '" + s.name + "' in config"};
+    if (auto valid = validate(s.supervision, {}); !valid)
+      return error_info{errc::bad_request, "service '" + s.name + "': " + valid.error().message};
+  }
 
   // Bind first: a taken port fails the start before any service runs.
-  for (const auto& ep : cfg.listen) {
+  auto bind = [&](const std::string& ep, bool admin) -> std::optional<error_info> {
     try {
-      p->endpoints.push_back(p->io->bind(ep));
+      auto bound = p->io->bind(ep, admin);
+      (admin ? p->admin_endpoint : p->endpoints.emplace_back()) = bound;
+      return std::nullopt;
     } catch (const zmq::error_t& e) {
       return error_info{errc::unavailable, "cannot listen on " + ep + ": " + e.what()};
     }
-  }
+  };
+  for (const auto& ep : cfg.listen)
+    if (auto err = bind(ep, false)) return *err;
+  if (!cfg.admin.empty())
+    if (auto err = bind(cfg.admin, true)) return *err;
 
   p->actor_cfg = std::make_unique<caf::actor_system_config>();
   if (cfg.scheduler_threads > 0) p->actor_cfg->set("scheduler.max-threads", cfg.scheduler_threads);
@@ -120,21 +217,10 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
     h.svc->cfg = sc;
     h.svc->limits = cfg.limits;
     h.svc->calls = p.get();
-    if (h.svc->def.kind == service_kind::entities) {
-      auto dir = (std::filesystem::path(cfg.data_dir) / sc.name).string();
-      std::error_code ec;
-      std::filesystem::create_directories(dir, ec);
-      auto db = store::open(dir, store_options{sc.store_durability, true});
-      if (!db) {
-        // This service stays down; the others start and serve.
-        h.down_reason = db.error().message;
-        spdlog::error("service {} is down: {}", sc.name, h.down_reason);
-        p->services.emplace(sc.name, std::move(h));
-        continue;
-      }
-      h.svc->db = std::move(*db);
-    }
-    h.root = detail::spawn_service(*p->actors, h.svc);
+    h.svc->allow_fault_injection = cfg.allow_fault_injection;
+    // A service whose store does not open stays down; the others start and serve.
+    if (auto started = p->start_service(h); !started)
+      spdlog::error("service {} is down: {}", sc.name, started.error().message);
     p->services.emplace(sc.name, std::move(h));
   }
   for (const auto& r : cfg.remotes) p->remotes[r.name] = r.endpoint;
@@ -142,30 +228,30 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
   // thread that made or used the system, and its destructor waits for the
   // logger to die: drop this thread's reference so stop() works from any thread.
   caf::logger::set_current_actor_system(nullptr);
-  p->io->start();
-  return std::unique_ptr<node>(new node(std::move(p)));
+  auto out = std::unique_ptr<node>(new node(std::move(p)));
+  node* raw = out.get();
+  raw->impl_->io->set_admin_handler([raw](detail::request_ptr r) { detail::handle_admin(*raw, std::move(r)); });
+  raw->impl_->watchdog = std::thread([i = raw->impl_.get()] { i->watch(); });
+  raw->impl_->io->start();
+  return out;
 }
 
 const std::vector<std::string>& node::endpoints() const noexcept { return impl_->endpoints; }
 
+const std::string& node::admin_endpoint() const noexcept { return impl_->admin_endpoint; }
+
 zmq::context_t& node::context() noexcept { return impl_->ctx; }
+
+const std::string& node::name() const noexcept { return impl_->cfg.name; }
+
+double node::uptime_s() const {
+  return std::chrono::duration<double>(clock_type::now() - impl_->started).count();
+}
 
 std::vector<service_status> node::services() const {
   std::vector<service_status> out;
-  for (const auto& [name, h] : impl_->services) {
-    service_status s;
-    s.name = name;
-    s.kind = h.svc->def.kind == service_kind::entities ? "entities" : "workers";
-    s.state = h.down_reason.empty() ? "up" : "down";
-    s.down_reason = h.down_reason;
-    s.in_flight = h.svc->in_flight.load();
-    s.restarts = h.svc->restarts.load();
-    s.activations = h.svc->activations.load();
-    s.passivations = h.svc->passivations.load();
-    s.live_entities = h.svc->live_entities.load();
-    s.last_failure = h.svc->last_failure();
-    out.push_back(std::move(s));
-  }
+  for (const auto& [name, h] : impl_->services) out.push_back(impl_->status_of(name, h));
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   return out;
 }
 
@@ -174,18 +260,70 @@ node_metrics node::metrics() const {
   return {c.requests.load(), c.rejected.load(), c.malformed_frames.load(), c.replies.load()};
 }
 
+result<bool> node::stop_service(const std::string& name) {
+  auto it = impl_->services.find(name);
+  if (it == impl_->services.end()) return error_info{errc::unknown_service, "no service named '" + name + "' on this node"};
+  impl_->stop_service(it->second, "stopped by operator");
+  return true;
+}
+
+result<bool> node::start_service(const std::string& name) {
+  auto it = impl_->services.find(name);
+  if (it == impl_->services.end()) return error_info{errc::unknown_service, "no service named '" + name + "' on this node"};
+  if (it->second.svc->root()) return true;  // already up
+  return impl_->start_service(it->second);
+}
+
+result<bool> node::restart_service(const std::string& name) {
+  auto it = impl_->services.find(name);
+  if (it == impl_->services.end()) return error_info{errc::unknown_service, "no service named '" + name + "' on this node"};
+  impl_->stop_service(it->second, "restarting");
+  return impl_->start_service(it->second);
+}
+
+result<bool> node::command_child(const std::string& service, const std::string& child, const std::string& command) {
+  auto it = impl_->services.find(service);
+  if (it == impl_->services.end())
+    return error_info{errc::unknown_service, "no service named '" + service + "' on this node"};
+  auto& svc = *it->second.svc;
+  detail::child_command cmd;
+  if (command == "restart") cmd = detail::child_command::restart;
+  else if (command == "stop") cmd = detail::child_command::stop;
+  else if (command == "start") cmd = detail::child_command::start;
+  else if (command == "crash") {
+    if (!svc.allow_fault_injection)
+      return error_info{errc::bad_request, "fault injection is off: set node.allow_fault_injection = true"};
+    cmd = detail::child_command::crash;
+  } else {
+    return error_info{errc::bad_request, "unknown command '" + command + "' (restart, stop, start, crash)"};
+  }
+  bool known = child.rfind("entity/", 0) == 0 && child.size() > 7 && svc.def.kind == service_kind::entities;
+  for (const auto& c : svc.children()) known = known || c.id == child;
+  if (!known) return error_info{errc::bad_request, "service '" + service + "' has no child '" + child + "'"};
+  auto root = svc.root();
+  if (!root) return error_info{errc::unavailable, "service '" + service + "' is down"};
+  detail::command_child(root, cmd, child);
+  return true;
+}
+
 void node::stop() {
   auto& p = *impl_;
   if (p.stopped) return;
   p.stopped = true;
   p.draining = true;
+  {
+    std::lock_guard<std::mutex> guard(p.watchdog_mutex);
+    p.watchdog_stop = true;
+  }
+  p.watchdog_wake.notify_all();
+  if (p.watchdog.joinable()) p.watchdog.join();
   auto until = clock_type::now() + p.cfg.drain_timeout;
   while (p.total_in_flight() > 0 && clock_type::now() < until)
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   if (auto left = p.total_in_flight(); left > 0)
     spdlog::warn("drain timeout: {} request(s) still in flight are answered 'unavailable'", left);
   for (auto& [name, h] : p.services)
-    if (h.root) caf::anon_send_exit(h.root, caf::exit_reason::user_shutdown);
+    if (auto root = h.svc->root()) caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
   p.actors->await_all_actors_done();
   p.io->stop();  // sends the replies the actors produced while stopping
   p.actors.reset();

@@ -1,26 +1,16 @@
-// The actors of one service: its root (router), stateless workers and keyed
+// The actors that run a service's handlers: stateless workers and keyed
 // entity actors, and the method_runner that runs handlers inside them.
 #include <cxxabi.h>
 #include <unordered_map>
 
-#include <caf/all.hpp>
-
+#include "actor_messages.hpp"
 #include "cohort/transport/envelope_codec.hpp"
-#include "service_runtime.hpp"
-
-using reply_ptr = std::shared_ptr<cohort::reply>;
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::request_ptr)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(reply_ptr)
 
 namespace cohort::detail {
 
 namespace {
 
 using clock_type = std::chrono::steady_clock;
-using reply_atom = caf::atom_constant<caf::atom("reply")>;
-using call_timeout_atom = caf::atom_constant<caf::atom("calltmo")>;
-using passivate_atom = caf::atom_constant<caf::atom("passivate")>;
-using passivate_ok_atom = caf::atom_constant<caf::atom("passiv_ok")>;
 
 std::string entity_store_key(const std::string& key) { return "entity/" + key; }
 
@@ -37,8 +27,11 @@ std::string exception_name(const std::exception& e) {
 class method_runner {
  public:
   method_runner(caf::scheduled_actor* self, std::shared_ptr<service_runtime> svc,
-                entity_state_box* state, std::string key)
-      : self_(self), svc_(std::move(svc)), state_(state), key_(std::move(key)) {}
+                entity_state_box* state, std::string key, std::shared_ptr<handler_activity> activity = nullptr)
+      : self_(self), svc_(std::move(svc)), state_(state), key_(std::move(key)), activity_(std::move(activity)) {}
+
+  /// Crashes this actor on the operator's request (fault injection).
+  void injected_crash() { crash("crash injected by operator"); }
 
   void run(const request_ptr& req);
   void on_reply(std::uint64_t id, reply&& r);
@@ -64,6 +57,7 @@ class method_runner {
   std::shared_ptr<service_runtime> svc_;
   entity_state_box* state_;
   std::string key_;
+  std::shared_ptr<handler_activity> activity_;
   std::uint64_t next_call_ = 1;
   std::unordered_map<std::uint64_t, std::function<void(reply&&)>> continuations_;
 };
@@ -128,6 +122,18 @@ void method_runner::run(const request_ptr& req) {
     return;
   }
   auto inv = std::make_shared<actor_invocation>(req, std::move(*args), this, it->second.read_only);
+  // The watchdog reads this marker to find handlers that block too long.
+  struct busy_guard {
+    handler_activity* a;
+    busy_guard(handler_activity* act, const std::string* method) : a(act) {
+      if (!a) return;
+      a->method.store(method, std::memory_order_relaxed);
+      a->busy_since_ns.store(clock_type::now().time_since_epoch().count(), std::memory_order_release);
+    }
+    ~busy_guard() {
+      if (a) a->busy_since_ns.store(0, std::memory_order_release);
+    }
+  } busy(activity_.get(), &it->first);
   try {
     it->second.handler(inv);
   } catch (const std::exception& e) {
@@ -231,10 +237,12 @@ struct worker_state {
   static inline const char* name = "cohort.worker";
 };
 
-caf::behavior worker_actor(caf::stateful_actor<worker_state>* self, std::shared_ptr<service_runtime> svc) {
-  self->state.runner = std::make_unique<method_runner>(self, std::move(svc), nullptr, std::string{});
+caf::behavior worker_actor(caf::stateful_actor<worker_state>* self, std::shared_ptr<service_runtime> svc,
+                           std::shared_ptr<handler_activity> activity) {
+  self->state.runner = std::make_unique<method_runner>(self, std::move(svc), nullptr, std::string{}, std::move(activity));
   return {
       [=](const request_ptr& req) { self->state.runner->run(req); },
+      [=](crash_atom) { self->state.runner->injected_crash(); },
       [=](reply_atom, std::uint64_t id, const reply_ptr& r) { self->state.runner->on_reply(id, std::move(*r)); },
       [=](call_timeout_atom, std::uint64_t id) { self->state.runner->on_call_timeout(id); },
   };
@@ -270,6 +278,7 @@ caf::behavior entity_actor(caf::stateful_actor<entity_actor_state>* self, std::s
       },
       [=](reply_atom, std::uint64_t id, const reply_ptr& r) { self->state.runner->on_reply(id, std::move(*r)); },
       [=](call_timeout_atom, std::uint64_t id) { self->state.runner->on_call_timeout(id); },
+      [=](crash_atom) { self->state.runner->injected_crash(); },
       [=](passivate_ok_atom) {
         svc->passivations++;
         self->quit();
@@ -281,103 +290,16 @@ caf::behavior entity_actor(caf::stateful_actor<entity_actor_state>* self, std::s
   };
 }
 
-// -- service root ---------------------------------------------------------------
-
-struct service_root_state {
-  struct entity_entry {
-    caf::actor actor;
-    std::uint64_t sent = 0;
-  };
-  std::vector<caf::actor> workers;
-  std::size_t next_worker = 0;
-  std::unordered_map<std::string, entity_entry> entities;
-  std::unordered_map<caf::actor_addr, std::string> entity_keys;
-  static inline const char* name = "cohort.service";
-};
-
-caf::behavior service_root(caf::stateful_actor<service_root_state>* self, std::shared_ptr<service_runtime> svc) {
-  const bool entities = svc->def.kind == service_kind::entities;
-  if (!entities)
-    for (std::size_t i = 0; i < svc->cfg.workers; ++i)
-      self->state.workers.push_back(self->spawn<caf::monitored>(worker_actor, svc));
-
-  self->set_down_handler([=](caf::down_msg& dm) {
-    auto& st = self->state;
-    if (entities) {
-      auto k = st.entity_keys.find(dm.source);
-      if (k == st.entity_keys.end()) return;
-      auto e = st.entities.find(k->second);
-      if (e != st.entities.end() && e->second.actor.address() == dm.source) st.entities.erase(e);
-      st.entity_keys.erase(k);
-      if (dm.reason) svc->restarts++;  // re-activated on its next message
-      return;
-    }
-    for (auto& w : st.workers)
-      if (w.address() == dm.source) {
-        // Temporary one_for_one restart until the supervisor of issue 3 takes over.
-        w = self->spawn<caf::monitored>(worker_actor, svc);
-        svc->restarts++;
-      }
-  });
-  self->set_exit_handler([=](caf::exit_msg& em) {
-    for (auto& w : self->state.workers) self->send_exit(w, em.reason);
-    for (auto& [k, e] : self->state.entities) self->send_exit(e.actor, em.reason);
-    self->quit(em.reason);
-  });
-
-  return {
-      [=](request_ptr& req) {
-        auto& st = self->state;
-        if (!entities) {
-          auto& w = st.workers[st.next_worker++ % st.workers.size()];
-          self->send(w, std::move(req));
-          return;
-        }
-        if (req->header.key.empty()) {
-          req->fail({errc::bad_request, "service '" + svc->def.name + "' is an entity service: set 'key'"});
-          return;
-        }
-        auto it = st.entities.find(req->header.key);
-        if (it == st.entities.end()) {
-          auto a = self->spawn<caf::monitored>(entity_actor, svc, req->header.key, caf::actor_cast<caf::actor>(self));
-          st.entity_keys.emplace(a.address(), req->header.key);
-          it = st.entities.emplace(req->header.key, service_root_state::entity_entry{a, 0}).first;
-        }
-        it->second.sent++;
-        self->send(it->second.actor, std::move(req));
-      },
-      [=](passivate_atom, const std::string& key, std::uint64_t processed) {
-        auto& st = self->state;
-        auto it = st.entities.find(key);
-        // Only when the entity has seen everything we sent may it go quietly.
-        if (it == st.entities.end() || it->second.sent != processed ||
-            it->second.actor != caf::actor_cast<caf::actor>(self->current_sender()))
-          return;
-        self->send(it->second.actor, passivate_ok_atom::value);
-        st.entity_keys.erase(it->second.actor.address());
-        st.entities.erase(it);
-      },
-  };
-}
-
 }  // namespace
 
-void service_runtime::record_failure(std::string reason) {
-  std::lock_guard<std::mutex> guard(failure_mutex_);
-  last_failure_ = std::move(reason);
+caf::actor spawn_worker(caf::event_based_actor* parent, std::shared_ptr<service_runtime> svc,
+                        std::shared_ptr<handler_activity> activity) {
+  return parent->spawn<caf::monitored>(worker_actor, std::move(svc), std::move(activity));
 }
 
-std::string service_runtime::last_failure() const {
-  std::lock_guard<std::mutex> guard(failure_mutex_);
-  return last_failure_;
-}
-
-caf::actor spawn_service(caf::actor_system& sys, std::shared_ptr<service_runtime> svc) {
-  return sys.spawn(service_root, std::move(svc));
-}
-
-void deliver(const caf::actor& service, request_ptr req) {
-  caf::anon_send(service, std::move(req));
+caf::actor spawn_entity(caf::event_based_actor* parent, std::shared_ptr<service_runtime> svc, std::string key) {
+  return parent->spawn<caf::monitored>(entity_actor, std::move(svc), std::move(key),
+                                       caf::actor_cast<caf::actor>(parent));
 }
 
 }  // namespace cohort::detail

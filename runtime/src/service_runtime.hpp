@@ -1,15 +1,20 @@
-// service_runtime: what a hosted service's actors share, and the spawn function
-// of its root actor. Private to the runtime; keeps CAF out of the public headers.
+// service_runtime: what a hosted service's actors share with the node: its
+// definition and config, its store, counters, the operator's view of its
+// supervision tree, and the handle of its current root actor. Private to the
+// runtime; keeps CAF out of the public headers.
 #pragma once
 
 #include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
+#include <caf/actor.hpp>
 #include <caf/fwd.hpp>
 
 #include "cohort/actors/service_definition.hpp"
+#include "cohort/runtime/node.hpp"
 #include "cohort/runtime/node_config.hpp"
 #include "cohort/storage/store.hpp"
 #include "request.hpp"
@@ -23,32 +28,67 @@ class call_router {
   virtual void route(request_ptr req) = 0;
 };
 
-/// State shared by one service's actors. Counters are safe from any thread.
+/// What one worker is doing, for the watchdog. Written by the worker, read by
+/// the watchdog thread.
+struct handler_activity {
+  std::atomic<std::int64_t> busy_since_ns{0};  ///< steady clock; 0 = idle
+  std::atomic<const std::string*> method{nullptr};
+  std::atomic<bool> reported{false};
+};
+
+/// State shared by one service's actors and the node. Safe from any thread.
 struct service_runtime {
   service_definition def;
   service_config cfg;
   wire_limits limits;
   std::unique_ptr<store> db;          ///< entity services: the service's own store
   call_router* calls = nullptr;       ///< where outbound calls go
+  bool allow_fault_injection = false;
   std::atomic<std::int64_t> in_flight{0};
   std::atomic<std::uint64_t> restarts{0};
   std::atomic<std::uint64_t> activations{0};
   std::atomic<std::uint64_t> passivations{0};
   std::atomic<std::int64_t> live_entities{0};
+  std::atomic<std::uint64_t> stuck_handlers{0};
 
   void record_failure(std::string reason);
   [[nodiscard]] std::string last_failure() const;
 
+  /// The root actor requests go to; empty while the service is down.
+  [[nodiscard]] caf::actor root() const;
+  void set_root(caf::actor root);
+  /// Marks the service down (its root gave up, or its store did not open).
+  void mark_down(std::string reason);
+  [[nodiscard]] bool down(std::string* reason = nullptr) const;
+
+  /// The operator's view of the children, kept by the root actor.
+  void publish_children(std::vector<child_status> children);
+  [[nodiscard]] std::vector<child_status> children() const;
+
+  /// Activity markers of the workers, for the watchdog.
+  void publish_activities(std::vector<std::pair<std::string, std::shared_ptr<handler_activity>>> a);
+  [[nodiscard]] std::vector<std::pair<std::string, std::shared_ptr<handler_activity>>> activities() const;
+
  private:
-  mutable std::mutex failure_mutex_;
+  mutable std::mutex mutex_;
   std::string last_failure_;
+  caf::actor root_;
+  bool down_ = false;
+  std::string down_reason_;
+  std::vector<child_status> children_;
+  std::vector<std::pair<std::string, std::shared_ptr<handler_activity>>> activities_;
 };
 
-/// Spawns the root actor of a service: it owns the worker pool or the entity
-/// table, routes requests to them and replaces crashed workers.
+/// Spawns the root actor of a service: it supervises the worker pool or the
+/// entity actors per the service's policy and routes requests to them. When
+/// it gives up it exits with an error naming the last failure.
 caf::actor spawn_service(caf::actor_system& sys, std::shared_ptr<service_runtime> svc);
 
 /// Delivers a request to a service's root actor.
 void deliver(const caf::actor& service, request_ptr req);
+
+/// Operator commands for one child of a service ("worker-2", "entity/<key>").
+enum class child_command { restart, stop, start, crash, replace_stuck };
+void command_child(const caf::actor& service, child_command cmd, const std::string& child_id);
 
 }  // namespace cohort::detail

@@ -17,7 +17,7 @@ struct node_fixture {
 
   node_fixture() {
     auto cfg = dir / "n.toml";
-    std::ofstream(cfg) << "[node]\nlisten = [\"tcp://127.0.0.1:*\"]\ndata_dir = \"" << (dir / "d")
+    std::ofstream(cfg) << "[node]\nlisten = [\"tcp://127.0.0.1:*\"]\nadmin = \"tcp://127.0.0.1:*\"\ndata_dir = \"" << (dir / "d")
                        << "\"\n[services.greeter]\n[services.counter]\n";
     node = std::make_unique<child_process>(std::vector<std::string>{COHORT_BINARY, "run", "--config", cfg});
     auto ep = node->endpoint();

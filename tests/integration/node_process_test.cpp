@@ -40,6 +40,7 @@ TEST_CASE("a call crosses process boundaries when services are split over two no
 [node]
 name = "b"
 listen = ["tcp://127.0.0.1:*"]
+admin = "tcp://127.0.0.1:*"
 data_dir = ")" + (dir / "b-data") + R"("
 [services.counter]
 [services.greeter]
@@ -53,6 +54,7 @@ data_dir = ")" + (dir / "b-data") + R"("
 [node]
 name = "a"
 listen = ["tcp://127.0.0.1:*"]
+admin = "tcp://127.0.0.1:*"
 data_dir = ")" + (dir / "a-data") + R"("
 [services.visits]
 [remote.counter]
@@ -93,6 +95,7 @@ TEST_CASE("SIGTERM drains in-flight requests and exits 0", "[integration]") {
   auto cfg = write_file(dir, "n.toml", R"(
 [node]
 listen = ["tcp://127.0.0.1:*"]
+admin = "tcp://127.0.0.1:*"
 data_dir = ")" + (dir / "data") + R"("
 drain_timeout_ms = 3000
 [services.greeter]
@@ -115,7 +118,7 @@ drain_timeout_ms = 3000
 
 TEST_CASE("SIGINT stops an idle node with exit code 0", "[integration]") {
   temp_dir dir;
-  auto cfg = write_file(dir, "n.toml", "[node]\nlisten = [\"tcp://127.0.0.1:*\"]\ndata_dir = \"" + (dir / "d") + "\"\n[services.greeter]\n");
+  auto cfg = write_file(dir, "n.toml", "[node]\nlisten = [\"tcp://127.0.0.1:*\"]\nadmin = \"tcp://127.0.0.1:*\"\ndata_dir = \"" + (dir / "d") + "\"\n[services.greeter]\n");
   child_process n({COHORT_BINARY, "run", "--config", cfg});
   REQUIRE(n.wait_for_line("ready"));
   n.signal(SIGINT);
@@ -124,12 +127,12 @@ TEST_CASE("SIGINT stops an idle node with exit code 0", "[integration]") {
 
 TEST_CASE("bad config exits non-zero naming the key, before anything listens", "[integration]") {
   temp_dir dir;
-  auto cfg = write_file(dir, "bad.toml", "[node]\nlisten = [\"tcp://127.0.0.1:*\"]\n[services.greeter]\nworkerz = 2\n");
+  auto cfg = write_file(dir, "bad.toml", "[node]\nlisten = [\"tcp://127.0.0.1:*\"]\nadmin = \"tcp://127.0.0.1:*\"\n[services.greeter]\nworkerz = 2\n");
   child_process n({COHORT_BINARY, "run", "--config", cfg});
   auto code = n.wait();
   REQUIRE(code);
   CHECK(*code == 2);
-  CHECK_THAT(n.err(), Catch::Contains("unknown key 'services.greeter.workerz'") && Catch::Contains(":4"));
+  CHECK_THAT(n.err(), Catch::Contains("unknown key 'services.greeter.workerz'") && Catch::Contains(":5"));
   CHECK_THAT(n.out(), !Catch::Contains("listening"));
 }
 
@@ -148,7 +151,7 @@ TEST_CASE("a port in use exits non-zero naming the port", "[integration]") {
   holder.set(zmq::sockopt::linger, 0);
   holder.bind("tcp://127.0.0.1:*");
   std::string taken = holder.get(zmq::sockopt::last_endpoint);
-  auto cfg = write_file(dir, "n.toml", "[node]\nlisten = [\"" + taken + "\"]\ndata_dir = \"" + (dir / "d") + "\"\n[services.greeter]\n");
+  auto cfg = write_file(dir, "n.toml", "[node]\nlisten = [\"" + taken + "\"]\nadmin = \"tcp://127.0.0.1:*\"\ndata_dir = \"" + (dir / "d") + "\"\n[services.greeter]\n");
   child_process n({COHORT_BINARY, "run", "--config", cfg});
   auto code = n.wait();
   REQUIRE(code);

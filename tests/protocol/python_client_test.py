@@ -20,7 +20,7 @@ def fail(msg):
 def start_node(binary, tmp):
     cfg = os.path.join(tmp, "node.toml")
     with open(cfg, "w") as f:
-        f.write('[node]\nlisten = ["tcp://127.0.0.1:*"]\ndata_dir = "%s"\n'
+        f.write('[node]\nlisten = ["tcp://127.0.0.1:*"]\nadmin = "tcp://127.0.0.1:*"\ndata_dir = "%s"\n'
                 '[services.greeter]\n[services.counter]\n' % os.path.join(tmp, "data"))
     proc = subprocess.Popen([binary, "run", "--config", cfg], stdout=subprocess.PIPE, text=True)
     endpoint, deadline = None, time.time() + 10

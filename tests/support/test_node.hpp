@@ -15,6 +15,7 @@ namespace cohort::test {
 inline node_config loopback_config(const std::string& data_dir) {
   auto cfg = default_node_config();
   cfg.listen = {"tcp://127.0.0.1:*"};
+  cfg.admin = "tcp://127.0.0.1:*";
   cfg.data_dir = data_dir;
   cfg.drain_timeout = std::chrono::milliseconds(2000);
   return cfg;

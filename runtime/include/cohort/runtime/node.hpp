@@ -16,12 +16,26 @@ class context_t;
 
 namespace cohort {
 
+/// One child of a service's supervision tree.
+struct child_status {
+  std::string id;            ///< "worker-1", "entity/<key>"
+  std::string kind;          ///< "worker" or "entity"
+  std::string restart;       ///< restart type: permanent, transient, temporary
+  std::string state;         ///< running, restarting, stopped, crashed
+  std::uint64_t restarts = 0;
+  std::string last_failure;
+};
+
 /// A hosted service as an operator sees it.
 struct service_status {
   std::string name;
   std::string kind;          ///< "workers" or "entities"
   std::string state;         ///< "up" or "down"
-  std::string down_reason;   ///< why it is down (e.g. its store did not open)
+  std::string down_reason;   ///< why it is down (its store did not open, its supervisor gave up, an operator stopped it)
+  std::string strategy;      ///< supervision strategy
+  double uptime_s = 0;       ///< since the service (re)started
+  std::uint64_t stuck_handlers = 0;  ///< handlers the watchdog found blocked past handler_timeout_ms
+  std::vector<child_status> children;
   std::int64_t in_flight = 0;
   std::uint64_t restarts = 0;
   std::uint64_t activations = 0;
@@ -51,11 +65,27 @@ class node {
 
   /// The endpoints actually bound (wildcard ports resolved), in config order.
   [[nodiscard]] const std::vector<std::string>& endpoints() const noexcept;
+  /// The admin endpoint actually bound (empty when off).
+  [[nodiscard]] const std::string& admin_endpoint() const noexcept;
+  [[nodiscard]] const std::string& name() const noexcept;
+  [[nodiscard]] double uptime_s() const;
   /// The node's ZeroMQ context, for in-process clients on inproc:// endpoints.
   [[nodiscard]] zmq::context_t& context() noexcept;
 
   [[nodiscard]] std::vector<service_status> services() const;
   [[nodiscard]] node_metrics metrics() const;
+
+  /// Operator control of a whole service: stop marks it down (callers get
+  /// `unavailable`), start and restart bring it back with a fresh supervision
+  /// tree. Errors: `unknown_service`, and `unavailable` when its store cannot open.
+  result<bool> stop_service(const std::string& name);
+  result<bool> start_service(const std::string& name);
+  result<bool> restart_service(const std::string& name);
+
+  /// Operator control of one child ("worker-2", "entity/<key>"): "restart",
+  /// "stop", "start", or "crash" (fault injection; only when the config sets
+  /// node.allow_fault_injection). Errors: `unknown_service`, `bad_request`.
+  result<bool> command_child(const std::string& service, const std::string& child, const std::string& command);
 
   /// Stops accepting requests, lets in-flight ones finish within the drain
   /// timeout, stops the actors and closes the stores. Idempotent.

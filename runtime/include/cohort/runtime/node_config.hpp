@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cohort/runtime/supervision.hpp"
 #include "cohort/storage/store.hpp"
 #include "cohort/transport/result.hpp"
 #include "cohort/transport/wire_limits.hpp"
@@ -24,6 +25,14 @@ struct service_config {
   durability store_durability = durability::sync;
   /// Entity services: an entity idle this long is passivated. Default: 60000 ms.
   std::chrono::milliseconds entity_idle{60000};
+  /// Strategy (workers only; entities are always simple_one_for_one), restart
+  /// intensity and backoff of the service's root supervisor. Defaults: see supervision.hpp.
+  supervision_policy supervision;
+  /// A handler running longer than this is reported by the watchdog; 0 turns it off. Default: 0.
+  std::chrono::milliseconds handler_timeout{0};
+  /// What the watchdog does about a stuck worker: report it, or also replace it
+  /// with a fresh worker (the stuck one quits once its handler returns). Default: false (report).
+  bool replace_stuck = false;
 };
 
 /// A service hosted elsewhere, reached over the wire ([remote.NAME]).
@@ -39,6 +48,11 @@ struct node_config {
   std::string name = "cohort";
   /// Client endpoints (ZeroMQ ROUTER binds); "tcp://127.0.0.1:*" picks a free port. Default: tcp://127.0.0.1:7400.
   std::vector<std::string> listen{"tcp://127.0.0.1:7400"};
+  /// Admin endpoint for cohortctl (same protocol, service "_admin"); empty turns it off.
+  /// Default: tcp://127.0.0.1:7401 (loopback only).
+  std::string admin = "tcp://127.0.0.1:7401";
+  /// Allows `cohortctl crash` (fault injection for drills). Default: false.
+  bool allow_fault_injection = false;
   /// Directory holding one store per service: <data_dir>/<service>/. Default: "cohort-data".
   std::string data_dir = "cohort-data";
   /// On SIGINT/SIGTERM, how long in-flight requests may take to finish. Default: 5000 ms.

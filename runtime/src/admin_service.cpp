@@ -1,0 +1,94 @@
+#include "admin_service.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace cohort::detail {
+
+namespace {
+
+using json = nlohmann::json;
+
+json to_json(const child_status& c) {
+  return {{"id", c.id}, {"kind", c.kind}, {"restart", c.restart}, {"state", c.state},
+          {"restarts", c.restarts}, {"last_failure", c.last_failure}};
+}
+
+json to_json(const service_status& s, bool with_children) {
+  json j = {{"name", s.name}, {"kind", s.kind}, {"state", s.state}, {"down_reason", s.down_reason},
+            {"strategy", s.strategy}, {"uptime_s", s.uptime_s}, {"in_flight", s.in_flight},
+            {"restarts", s.restarts}, {"activations", s.activations}, {"live_entities", s.live_entities},
+            {"stuck_handlers", s.stuck_handlers}, {"last_failure", s.last_failure}};
+  if (with_children) {
+    j["children"] = json::array();
+    for (const auto& c : s.children) j["children"].push_back(to_json(c));
+  }
+  return j;
+}
+
+void reply_json(const request_ptr& req, const json& j) {
+  auto bytes = json::to_msgpack(j);
+  req->respond(std::string(bytes.begin(), bytes.end()));
+}
+
+result<bool> act(node& n, const std::string& method, const std::string& target) {
+  auto slash = target.find('/');
+  if (slash == std::string::npos) {
+    if (method == "restart") return n.restart_service(target);
+    if (method == "stop") return n.stop_service(target);
+    if (method == "start") return n.start_service(target);
+    return error_info{errc::bad_request, "crash needs SERVICE/CHILD"};
+  }
+  return n.command_child(target.substr(0, slash), target.substr(slash + 1), method);
+}
+
+}  // namespace
+
+void handle_admin(node& n, request_ptr req) {
+  const auto& h = req->header;
+  if (h.service != "admin") {
+    req->fail({errc::unknown_service, "the admin endpoint serves only the 'admin' service"});
+    return;
+  }
+  auto args = json::from_msgpack(req->payload.begin(), req->payload.end(), true, false);
+  if (args.is_discarded() || !(args.is_null() || args.is_object())) {
+    req->fail({errc::bad_request, "admin arguments must be a map or nil"});
+    return;
+  }
+  auto arg = [&](const char* key) -> std::string {
+    if (!args.is_object() || !args.contains(key) || !args[key].is_string()) return {};
+    return args[key].get<std::string>();
+  };
+  if (h.method == "status" || h.method == "tree") {
+    const bool tree = h.method == "tree";
+    auto only = arg("service");
+    json out = {{"node", n.name()}, {"uptime_s", n.uptime_s()}, {"services", json::array()}};
+    for (const auto& s : n.services())
+      if (only.empty() || s.name == only) out["services"].push_back(to_json(s, tree));
+    if (!only.empty() && out["services"].empty()) {
+      req->fail({errc::unknown_service, "no service named '" + only + "' on this node"});
+      return;
+    }
+    auto m = n.metrics();
+    out["metrics"] = {{"requests", m.requests}, {"rejected", m.rejected}, {"malformed_frames", m.malformed_frames},
+                      {"replies", m.replies}};
+    reply_json(req, out);
+    return;
+  }
+  if (h.method == "restart" || h.method == "stop" || h.method == "start" || h.method == "crash") {
+    auto target = arg("target");
+    if (target.empty()) {
+      req->fail({errc::bad_request, "'target' (SERVICE or SERVICE/CHILD) is required"});
+      return;
+    }
+    auto done = act(n, h.method, target);
+    if (!done) {
+      req->fail(done.error());
+      return;
+    }
+    reply_json(req, {{"ok", true}, {"target", target}, {"command", h.method}});
+    return;
+  }
+  req->fail({errc::unknown_method, "admin has no method '" + h.method + "' (status, tree, restart, stop, start, crash)"});
+}
+
+}  // namespace cohort::detail

@@ -1,0 +1,14 @@
+// admin_service: the node's operator API ("admin" service on the admin endpoint),
+// used by cohortctl. Methods: status, tree, restart, stop, start, crash.
+#pragma once
+
+#include "cohort/runtime/node.hpp"
+#include "request.hpp"
+
+namespace cohort::detail {
+
+/// Answers one admin request. Runs on the I/O thread; never blocks on actors
+/// (it reads published snapshots and sends commands).
+void handle_admin(node& n, request_ptr req);
+
+}  // namespace cohort::detail
