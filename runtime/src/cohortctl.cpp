@@ -1,0 +1,123 @@
+// cohortctl: the operator's tool. Talks to a node's admin endpoint with the
+// Cohort protocol; prints tables, or JSON with --json.
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "cohort/transport/client.hpp"
+
+namespace {
+
+using json = nlohmann::json;
+
+std::string cell(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_number_float()) {
+    std::ostringstream os;
+    os << std::fixed << std::setprecision(1) << v.get<double>();
+    return os.str();
+  }
+  return v.dump();
+}
+
+/// Prints rows as an aligned table with a header line.
+void print_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width(header.size());
+  for (std::size_t i = 0; i < header.size(); ++i) width[i] = header[i].size();
+  for (const auto& r : rows)
+    for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+  auto line = [&](const std::vector<std::string>& r) {
+    for (std::size_t i = 0; i < r.size(); ++i)
+      std::cout << std::left << std::setw(static_cast<int>(i + 1 == r.size() ? 0 : width[i] + 2)) << r[i];
+    std::cout << "\n";
+  };
+  line(header);
+  for (const auto& r : rows) line(r);
+}
+
+void print_status(const json& j) {
+  std::cout << "node " << cell(j["node"]) << ", up " << cell(j["uptime_s"]) << " s\n";
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& s : j["services"])
+    rows.push_back({cell(s["name"]), cell(s["kind"]), cell(s["state"]), cell(s["uptime_s"]), cell(s["restarts"]),
+                    cell(s["in_flight"]), s["state"] == "down" ? cell(s["down_reason"]) : cell(s["last_failure"])});
+  print_table({"SERVICE", "KIND", "STATE", "UPTIME_S", "RESTARTS", "IN_FLIGHT", "LAST FAILURE / DOWN REASON"}, rows);
+}
+
+void print_tree(const json& j) {
+  std::cout << "node " << cell(j["node"]) << "\n";
+  for (const auto& s : j["services"]) {
+    std::cout << "└─ " << cell(s["name"]) << " [" << cell(s["strategy"]) << ", " << cell(s["state"])
+              << ", restarts " << cell(s["restarts"]);
+    if (s["kind"] == "entities") std::cout << ", live entities " << cell(s["live_entities"]);
+    std::cout << "]\n";
+    const auto& children = s["children"];
+    for (std::size_t i = 0; i < children.size(); ++i) {
+      const auto& c = children[i];
+      std::cout << "   " << (i + 1 == children.size() ? "└─ " : "├─ ") << cell(c["id"]) << "  " << cell(c["kind"])
+                << ", " << cell(c["restart"]) << ", " << cell(c["state"]) << ", restarts " << cell(c["restarts"]);
+      if (!c["last_failure"].get<std::string>().empty()) std::cout << ", last failure: " << cell(c["last_failure"]);
+      std::cout << "\n";
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"cohortctl: inspect and steer a Cohort node's supervision tree"};
+  app.require_subcommand(1);
+  std::string endpoint = "tcp://127.0.0.1:7401";
+  bool as_json = false;
+  int timeout_ms = 5000;
+  app.add_option("--endpoint", endpoint, "the node's admin endpoint")->capture_default_str();
+  app.add_flag("--json", as_json, "print the reply as JSON");
+  app.add_option("--timeout", timeout_ms, "deadline in milliseconds")->capture_default_str()->check(CLI::Range(1, 600000));
+
+  std::string service, target;
+  app.add_subcommand("status", "services, state, uptime, restarts, last failure");
+  auto* tree = app.add_subcommand("tree", "the supervision tree with each child's state and restarts");
+  tree->add_option("service", service, "only this service");
+  for (const char* cmd : {"restart", "stop", "start", "crash"}) {
+    auto* sub = app.add_subcommand(cmd, std::string(cmd) + " SERVICE or SERVICE/CHILD" +
+                                            (std::string(cmd) == "crash" ? " (fault injection; the node must allow it)" : ""));
+    sub->add_option("target", target, "SERVICE or SERVICE/CHILD")->required();
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  const std::string method = app.get_subcommands().front()->get_name();
+  json args = json::object();
+  if (!service.empty()) args["service"] = service;
+  if (!target.empty()) args["target"] = target;
+  auto bytes = json::to_msgpack(args);
+
+  cohort::client c(endpoint);
+  cohort::call_options opts;
+  opts.timeout = std::chrono::milliseconds(timeout_ms);
+  auto r = c.call("admin", method, std::string(bytes.begin(), bytes.end()), opts);
+  if (!r.ok()) {
+    std::cerr << "error: " << r.error->code << ": " << r.error->message << "\n";
+    return 1;
+  }
+  auto reply = json::from_msgpack(r.payload.begin(), r.payload.end(), true, false);
+  if (reply.is_discarded()) {
+    std::cerr << "error: the node's reply is not valid msgpack\n";
+    return 1;
+  }
+  if (as_json) {
+    std::cout << reply.dump(2) << "\n";
+  } else if (method == "status") {
+    print_status(reply);
+  } else if (method == "tree") {
+    print_tree(reply);
+  } else {
+    std::cout << method << " " << target << ": ok\n";
+  }
+  return 0;
+}

@@ -1,0 +1,119 @@
+// Every cohortctl command against a running node process.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+
+#include "child_process.hpp"
+#include "temp_dir.hpp"
+
+using namespace cohort::test;
+
+namespace {
+
+struct ctl_fixture {
+  temp_dir dir;
+  std::unique_ptr<child_process> node;
+  std::string endpoint, admin;
+
+  explicit ctl_fixture(bool allow_faults = true) {
+    auto cfg = dir / "n.toml";
+    std::ofstream(cfg) << "[node]\nlisten = [\"tcp://127.0.0.1:*\"]\nadmin = \"tcp://127.0.0.1:*\"\ndata_dir = \""
+                       << (dir / "d") << "\"\nallow_fault_injection = " << (allow_faults ? "true" : "false")
+                       << "\n[services.greeter]\nworkers = 2\n[services.counter]\n";
+    node = std::make_unique<child_process>(std::vector<std::string>{COHORT_BINARY, "run", "--config", cfg});
+    auto ep = node->endpoint();
+    REQUIRE(ep);
+    auto line = node->wait_for_line("admin endpoint ");
+    REQUIRE(line);
+    admin = line->substr(line->find("admin endpoint ") + 15);
+    REQUIRE(node->wait_for_line("ready"));
+    endpoint = *ep;
+  }
+
+  std::tuple<int, std::string, std::string> ctl(std::vector<std::string> args) {
+    std::vector<std::string> argv{COHORTCTL_BINARY, "--endpoint", admin};
+    argv.insert(argv.end(), args.begin(), args.end());
+    child_process p(argv);
+    auto code = p.wait();
+    REQUIRE(code);
+    return {*code, p.out(), p.err()};
+  }
+
+  void call(const std::string& target, const std::string& json, const std::string& key = "") {
+    std::vector<std::string> argv{COHORT_BINARY, "call", target, json, "--endpoint", endpoint};
+    if (!key.empty()) argv.insert(argv.end(), {"--key", key});
+    child_process p(argv);
+    p.wait();
+  }
+};
+
+}  // namespace
+
+TEST_CASE_METHOD(ctl_fixture, "cohortctl status lists services with state and restarts", "[integration][cohortctl]") {
+  auto [code, out, err] = ctl({"status"});
+  CHECK(code == 0);
+  CHECK_THAT(out, Catch::Contains("SERVICE") && Catch::Contains("greeter") && Catch::Contains("counter") &&
+                      Catch::Contains("up"));
+  auto [jcode, json, jerr] = ctl({"--json", "status"});
+  CHECK(jcode == 0);
+  CHECK_THAT(json, Catch::Contains("\"state\": \"up\"") && Catch::Contains("\"restarts\": 0"));
+}
+
+TEST_CASE_METHOD(ctl_fixture, "cohortctl crash and tree show the restart and its reason", "[integration][cohortctl]") {
+  auto [code, out, err] = ctl({"crash", "greeter/worker-2"});
+  CHECK(code == 0);
+  bool seen = false;
+  for (int i = 0; i < 100 && !seen; ++i) {
+    auto [tcode, tree, terr] = ctl({"tree", "greeter"});
+    seen = tree.find("worker-2  worker, permanent, running, restarts 1, last failure: crash injected by operator") !=
+           std::string::npos;
+    if (!seen) ::usleep(20000);
+  }
+  CHECK(seen);
+}
+
+TEST_CASE_METHOD(ctl_fixture, "cohortctl stop, start and restart a service", "[integration][cohortctl]") {
+  CHECK(std::get<0>(ctl({"stop", "greeter"})) == 0);
+  auto [scode, status, serr] = ctl({"status"});
+  CHECK_THAT(status, Catch::Contains("down") && Catch::Contains("stopped by operator"));
+  CHECK(std::get<0>(ctl({"start", "greeter"})) == 0);
+  CHECK(std::get<0>(ctl({"restart", "greeter"})) == 0);
+  auto [code, out, err] = ctl({"--json", "status"});
+  CHECK_THAT(out, !Catch::Contains("\"state\": \"down\""));
+}
+
+TEST_CASE_METHOD(ctl_fixture, "cohortctl steers one child: stop, start, restart", "[integration][cohortctl]") {
+  CHECK(std::get<0>(ctl({"stop", "greeter/worker-1"})) == 0);
+  CHECK(std::get<0>(ctl({"start", "greeter/worker-1"})) == 0);
+  CHECK(std::get<0>(ctl({"restart", "greeter/worker-1"})) == 0);
+  call("counter.add", R"({"n":1})", "k1");
+  CHECK(std::get<0>(ctl({"restart", "counter/entity/k1"})) == 0);
+}
+
+TEST_CASE_METHOD(ctl_fixture, "cohortctl reports unknown names with a non-zero exit", "[integration][cohortctl]") {
+  auto [c1, o1, e1] = ctl({"restart", "nosuch"});
+  CHECK(c1 == 1);
+  CHECK_THAT(e1, Catch::Contains("unknown_service"));
+  auto [c2, o2, e2] = ctl({"restart", "greeter/worker-9"});
+  CHECK(c2 == 1);
+  CHECK_THAT(e2, Catch::Contains("no child 'worker-9'"));
+  auto [c3, o3, e3] = ctl({"tree", "nosuch"});
+  CHECK(c3 == 1);
+  auto [c4, o4, e4] = ctl({"frobnicate"});
+  CHECK(c4 == 2);
+}
+
+TEST_CASE("cohortctl crash is refused unless the node allows fault injection", "[integration][cohortctl]") {
+  ctl_fixture f(false);
+  auto [code, out, err] = f.ctl({"crash", "greeter/worker-1"});
+  CHECK(code == 1);
+  CHECK_THAT(err, Catch::Contains("fault injection is off"));
+}
+
+TEST_CASE("cohortctl against a node that is not there fails by its deadline", "[integration][cohortctl]") {
+  child_process p({COHORTCTL_BINARY, "--endpoint", "tcp://127.0.0.1:1", "--timeout", "200", "status"});
+  auto code = p.wait();
+  REQUIRE(code);
+  CHECK(*code == 1);
+  CHECK_THAT(p.err(), Catch::Contains("timeout"));
+}

@@ -1,0 +1,170 @@
+// Supervision of real service actors inside a node.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <thread>
+
+#include "cohort/transport/client.hpp"
+#include "cohort/transport/json_bridge.hpp"
+#include "test_node.hpp"
+
+using namespace cohort;
+using namespace cohort::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct hello_args {
+  std::string name;
+  MSGPACK_DEFINE_MAP(name);
+};
+struct sleep_args {
+  std::uint32_t ms = 0;
+  MSGPACK_DEFINE_MAP(ms);
+};
+
+std::string crash_args() { return *json_to_msgpack(R"({"message":"boom"})"); }
+
+child_status child_of(const node& n, const std::string& service, const std::string& id) {
+  for (const auto& c : status_of(n, service).children)
+    if (c.id == id) return c;
+  FAIL("no child " << id);
+  throw;
+}
+
+}  // namespace
+
+TEST_CASE("a service whose supervisor gives up is down: callers get unavailable at once, others serve",
+          "[supervision][runtime]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  auto& g = service_named(cfg, "greeter");
+  g.workers = 1;
+  g.supervision.intensity = {2, 10000ms};
+  auto n = start_node(cfg);
+  client c(n->endpoints().front());
+  for (int i = 0; i < 3; ++i) {
+    auto r = c.call("greeter", "crash", crash_args());
+    CHECK(r.error->is(errc::internal));
+    std::this_thread::sleep_for(10ms);
+  }
+  REQUIRE(eventually([&] { return status_of(*n, "greeter").state == "down"; }));
+  CHECK_THAT(status_of(*n, "greeter").down_reason, Catch::Contains("restart intensity exceeded") && Catch::Contains("boom"));
+  auto start = std::chrono::steady_clock::now();
+  auto r = c.call("greeter", "hello", pack(hello_args{"x"}));
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error->is(errc::unavailable));
+  CHECK(std::chrono::steady_clock::now() - start < 500ms);
+  // The other services are untouched.
+  CHECK(c.call("counter", "add", *json_to_msgpack(R"({"n":1})"), [] { call_options o; o.key = "k"; return o; }()).ok());
+  // The operator brings it back.
+  REQUIRE(n->restart_service("greeter").ok());
+  CHECK(status_of(*n, "greeter").state == "up");
+  CHECK(c.call("greeter", "hello", pack(hello_args{"back"})).ok());
+}
+
+TEST_CASE("one_for_all restarts every worker when one crashes", "[supervision][runtime]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  auto& g = service_named(cfg, "greeter");
+  g.workers = 3;
+  g.supervision.strategy = restart_strategy::one_for_all;
+  auto n = start_node(cfg);
+  client c(n->endpoints().front());
+  CHECK(c.call("greeter", "crash", crash_args()).error->is(errc::internal));
+  REQUIRE(eventually([&] { return status_of(*n, "greeter").restarts == 1; }));
+  for (const auto& id : {"worker-1", "worker-2", "worker-3"}) {
+    auto child = child_of(*n, "greeter", id);
+    CHECK(child.restarts == 1);
+    CHECK(child.state == "running");
+  }
+  CHECK(c.call("greeter", "hello", pack(hello_args{"x"})).ok());
+}
+
+TEST_CASE("backoff delays a restart and the service answers unavailable meanwhile", "[supervision][runtime]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  auto& g = service_named(cfg, "greeter");
+  g.workers = 1;
+  g.supervision.backoff = {300ms, 1000ms, 0.0, 30000ms};
+  auto n = start_node(cfg);
+  client c(n->endpoints().front());
+  auto crashed_at = std::chrono::steady_clock::now();
+  CHECK(c.call("greeter", "crash", crash_args()).error->is(errc::internal));
+  auto during = c.call("greeter", "hello", pack(hello_args{"x"}));
+  REQUIRE_FALSE(during.ok());
+  CHECK(during.error->is(errc::unavailable));
+  CHECK(child_of(*n, "greeter", "worker-1").state == "restarting");
+  REQUIRE(eventually([&] { return child_of(*n, "greeter", "worker-1").state == "running"; }, 3000ms));
+  CHECK(std::chrono::steady_clock::now() - crashed_at >= 300ms);
+  CHECK(c.call("greeter", "hello", pack(hello_args{"x"})).ok());
+}
+
+TEST_CASE("the watchdog reports a stuck handler and replaces its worker", "[supervision][runtime]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  auto& g = service_named(cfg, "greeter");
+  g.workers = 1;
+  g.handler_timeout = 50ms;
+  g.replace_stuck = true;
+  auto n = start_node(cfg);
+  client c(n->endpoints().front());
+  std::optional<reply> slow;
+  c.call_async("greeter", "sleep", pack(sleep_args{600}), {}, [&](reply&& r) { slow = std::move(r); });
+  REQUIRE(eventually([&] { return status_of(*n, "greeter").stuck_handlers == 1; }, 2000ms));
+  CHECK_THAT(status_of(*n, "greeter").last_failure, Catch::Contains("greeter.sleep") && Catch::Contains("50 ms"));
+  // The replacement answers while the stuck handler still sleeps.
+  auto start = std::chrono::steady_clock::now();
+  auto r = c.call("greeter", "hello", pack(hello_args{"x"}));
+  CHECK(r.ok());
+  CHECK(std::chrono::steady_clock::now() - start < 400ms);
+  REQUIRE(c.drain(3s));
+  REQUIRE(slow);
+  CHECK(slow->ok());  // the stuck handler's own reply still arrives
+}
+
+TEST_CASE("a crash-looping service does not disturb a healthy one under steady load", "[supervision][runtime]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  auto& g = service_named(cfg, "greeter");
+  g.supervision.intensity = {1000000, 1000ms};  // keep it looping rather than giving up
+  auto n = start_node(cfg);
+  std::atomic<bool> stop{false};
+  std::atomic<int> crashes{0};
+  std::thread crasher([&] {
+    client c(n->endpoints().front());
+    auto until = std::chrono::steady_clock::now() + 3s;
+    while (!stop && std::chrono::steady_clock::now() < until)
+      if (c.call("greeter", "crash", crash_args()).error) crashes++;
+  });
+  client c(n->endpoints().front());
+  int ok = 0, failed = 0;
+  call_options key;
+  key.key = "steady";
+  for (int i = 0; i < 500; ++i)
+    (c.call("counter", "add", *json_to_msgpack(R"({"n":1})"), key).ok() ? ok : failed)++;
+  stop = true;
+  crasher.join();
+  CHECK(failed == 0);
+  CHECK(ok == 500);
+  CHECK(crashes > 20);
+  CHECK(status_of(*n, "counter").restarts == 0);
+  CHECK(status_of(*n, "greeter").restarts >= static_cast<std::uint64_t>(crashes.load()) - 1);
+}
+
+TEST_CASE("operator commands stop, start, restart and crash one child", "[supervision][runtime]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  service_named(cfg, "greeter").workers = 2;
+  auto n = start_node(cfg);
+  CHECK(n->command_child("greeter", "worker-1", "crash").error().code == "bad_request");  // fault injection off
+  REQUIRE(n->command_child("greeter", "worker-2", "stop").ok());
+  REQUIRE(eventually([&] { return child_of(*n, "greeter", "worker-2").state == "stopped"; }));
+  REQUIRE(n->command_child("greeter", "worker-2", "start").ok());
+  REQUIRE(eventually([&] { return child_of(*n, "greeter", "worker-2").state == "running"; }));
+  REQUIRE(n->command_child("greeter", "worker-1", "restart").ok());
+  REQUIRE(eventually([&] { return child_of(*n, "greeter", "worker-1").restarts == 1; }));
+  CHECK(n->command_child("greeter", "worker-9", "restart").error().code == "bad_request");
+  CHECK(n->command_child("nosuch", "worker-1", "restart").error().code == "unknown_service");
+  CHECK(n->command_child("greeter", "worker-1", "explode").error().code == "bad_request");
+}
