@@ -17,7 +17,7 @@ json to_json(const service_status& s, bool with_children) {
   json j = {{"name", s.name}, {"kind", s.kind}, {"state", s.state}, {"down_reason", s.down_reason},
             {"strategy", s.strategy}, {"uptime_s", s.uptime_s}, {"in_flight", s.in_flight},
             {"restarts", s.restarts}, {"activations", s.activations}, {"live_entities", s.live_entities},
-            {"stuck_handlers", s.stuck_handlers}, {"last_failure", s.last_failure}};
+            {"stuck_handlers", s.stuck_handlers}, {"last_failure", s.last_failure}, {"pid", s.pid}};
   if (with_children) {
     j["children"] = json::array();
     for (const auto& c : s.children) j["children"].push_back(to_json(c));

@@ -1,6 +1,7 @@
 // Strict TOML -> node_config: every key is known, every type checked, every
 // error names the key and its line.
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -163,6 +164,9 @@ node_config read_config(const toml::table& root, const std::string& source,
     table_reader r(*node, "node", source);
     r.read("name", cfg.name);
     r.read("admin", cfg.admin);
+    r.read("isolation", cfg.isolation);
+    if (cfg.isolation != "none" && cfg.isolation != "process")
+      r.fail(*node->get("isolation"), "isolation", "\"none\" or \"process\"");
     r.read("allow_fault_injection", cfg.allow_fault_injection);
     r.read_strings("listen", cfg.listen);
     r.read("data_dir", cfg.data_dir);
@@ -231,7 +235,9 @@ result<node_config> load_node_config(const std::string& path, const std::vector<
   if (!in) return error_info{errc::bad_request, "cannot read config file '" + path + "'"};
   std::stringstream ss;
   ss << in.rdbuf();
-  return parse_node_config(ss.str(), path, known);
+  auto cfg = parse_node_config(ss.str(), path, known);
+  if (cfg) cfg->source_path = std::filesystem::absolute(path).string();
+  return cfg;
 }
 
 }  // namespace cohort

@@ -246,6 +246,10 @@ client& io_loop::remote_client(const std::string& endpoint) {
   return *c;
 }
 
+void io_loop::fail_remote(const std::string& endpoint, const error_info& err) {
+  if (auto it = remotes_.find(endpoint); it != remotes_.end()) it->second->fail_all(err);
+}
+
 void io_loop::forward_remote(const std::string& endpoint, request_ptr req) {
   auto left = req->remaining();
   if (left.count() <= 0) {

@@ -53,6 +53,9 @@ class io_loop {
   /// Runs `task` on the I/O thread. Safe to call from any thread.
   void post(std::function<void()> task);
 
+  /// Fails every request in flight to a remote endpoint (on the I/O thread).
+  void fail_remote(const std::string& endpoint, const error_info& err);
+
   /// Forwards `req` to a remote node (on the I/O thread).
   void forward_remote(const std::string& endpoint, request_ptr req);
 

@@ -23,7 +23,24 @@ std::vector<std::string> known_service_names() {
   return names;
 }
 
-int run_node(const std::string& config_path) {
+/// A child of a node in process isolation: host only `service`, on an ipc
+/// endpoint in `runtime_dir`, and reach its siblings at theirs.
+void become_isolated_child(cohort::node_config& cfg, const std::string& service, const std::string& runtime_dir) {
+  std::vector<cohort::service_config> mine;
+  for (const auto& s : cfg.services) {
+    if (s.name == service)
+      mine.push_back(s);
+    else
+      cfg.remotes.push_back({s.name, "ipc://" + runtime_dir + "/" + s.name + ".sock"});
+  }
+  cfg.services = mine;
+  cfg.listen = {"ipc://" + runtime_dir + "/" + service + ".sock"};
+  cfg.admin.clear();
+  cfg.isolation = "none";
+  cfg.name += "/" + service;
+}
+
+int run_node(const std::string& config_path, const std::string& isolated_child, const std::string& runtime_dir) {
   // Block the stop signals in every thread the node will start; main waits for them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -37,6 +54,7 @@ int run_node(const std::string& config_path) {
     std::cerr << "cohort: bad config: " << cfg.error().message << "\n";
     return 2;
   }
+  if (!isolated_child.empty()) become_isolated_child(*cfg, isolated_child, runtime_dir);
   auto n = cohort::node::start(*cfg, cohort::example_services());
   if (!n) {
     std::cerr << "cohort: cannot start: " << n.error().message << "\n";
@@ -99,6 +117,9 @@ int main(int argc, char** argv) {
   std::string config_path;
   auto* run = app.add_subcommand("run", "run a node hosting the services of a config (default: embedded example)");
   run->add_option("--config", config_path, "TOML config file")->check(CLI::ExistingFile);
+  std::string isolated_child, runtime_dir;
+  run->add_option("--isolated-child", isolated_child, "internal: run one service for a parent node")->group("");
+  run->add_option("--runtime-dir", runtime_dir, "internal: the parent's runtime directory")->group("");
 
   std::string target, json_args = "null", endpoint = "tcp://127.0.0.1:7400", key, idem;
   int timeout_ms = 5000;
@@ -117,7 +138,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
-  if (*run) return run_node(config_path);
+  if (*run) return run_node(config_path, isolated_child, runtime_dir);
   if (*call) return run_call(target, json_args, endpoint, timeout_ms, key, idem);
   if (*demo) return cohort::run_demo();
   return 2;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <thread>
+#include <unistd.h>
 #include <unordered_map>
 
 #include <caf/all.hpp>
@@ -12,6 +13,7 @@
 
 #include "admin_service.hpp"
 #include "io_loop.hpp"
+#include "process_host.hpp"
 #include "service_runtime.hpp"
 
 namespace cohort {
@@ -35,6 +37,8 @@ struct node::impl final : detail::call_router {
   std::unordered_map<std::string, std::string> remotes;  // service -> endpoint
   std::vector<std::string> endpoints;
   std::string admin_endpoint;
+  std::unique_ptr<detail::process_host> processes;  ///< isolation = "process"
+  std::string runtime_dir;
   std::atomic<bool> draining{false};
   bool stopped = false;
   clock_type::time_point started = clock_type::now();
@@ -78,6 +82,11 @@ struct node::impl final : detail::call_router {
       return;
     }
     if (auto it = remotes.find(h.service); it != remotes.end()) {
+      std::string why;
+      if (processes && processes->endpoint_of(h.service) == it->second && !processes->ready(h.service, &why)) {
+        req->fail({errc::unavailable, "service '" + h.service + "' is unavailable: " + why});
+        return;
+      }
       io->post([this, endpoint = it->second, req = std::move(req)]() mutable {
         io->forward_remote(endpoint, std::move(req));
       });
@@ -90,6 +99,29 @@ struct node::impl final : detail::call_router {
     std::int64_t n = 0;
     for (const auto& [name, s] : services) n += s.svc->in_flight.load();
     return n;
+  }
+
+  /// Process isolation: every service runs in a supervised child process,
+  /// reached like a remote service over ipc://.
+  result<bool> start_processes() {
+    if (cfg.source_path.empty())
+      return error_info{errc::bad_request, "isolation = \"process\" needs the node to be started from a config file"};
+    std::string pattern = (std::filesystem::temp_directory_path() / ("cohort-" + cfg.name + "-XXXXXX")).string();
+    if (!::mkdtemp(pattern.data())) return error_info{errc::unavailable, "cannot create a runtime directory in /tmp"};
+    runtime_dir = pattern;
+    char self_path[4096];
+    auto n = ::readlink("/proc/self/exe", self_path, sizeof self_path - 1);
+    if (n <= 0) return error_info{errc::unavailable, "cannot find this program's path"};
+    processes = std::make_unique<detail::process_host>(
+        cfg, std::string(self_path, static_cast<std::size_t>(n)), runtime_dir, [this](const std::string& service) {
+          // Requests in flight to a dead process get an answer now, not at their deadline.
+          io->post([this, endpoint = processes->endpoint_of(service), service] {
+            io->fail_remote(endpoint, {errc::unavailable, "the process of service '" + service + "' died"});
+          });
+        });
+    for (const auto& s : cfg.services) remotes[s.name] = processes->endpoint_of(s.name);
+    processes->start();
+    return true;
   }
 
   /// Opens the service's store if it has none, then spawns a fresh root.
@@ -211,6 +243,7 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
   p->actors = std::make_unique<caf::actor_system>(*p->actor_cfg);
 
   for (const auto& sc : cfg.services) {
+    if (cfg.isolation == "process") break;  // hosted by child processes instead
     impl::hosted h;
     h.svc = std::make_shared<detail::service_runtime>();
     h.svc->def = *defs[sc.name];
@@ -224,6 +257,9 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
     p->services.emplace(sc.name, std::move(h));
   }
   for (const auto& r : cfg.remotes) p->remotes[r.name] = r.endpoint;
+  if (cfg.isolation == "process") {
+    if (auto started = p->start_processes(); !started) return started.error();
+  }
   // CAF 0.17 keeps a reference to the system's logger in a thread-local of every
   // thread that made or used the system, and its destructor waits for the
   // logger to die: drop this thread's reference so stop() works from any thread.
@@ -251,6 +287,8 @@ double node::uptime_s() const {
 std::vector<service_status> node::services() const {
   std::vector<service_status> out;
   for (const auto& [name, h] : impl_->services) out.push_back(impl_->status_of(name, h));
+  if (impl_->processes)
+    for (auto& s : impl_->processes->status()) out.push_back(std::move(s));
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   return out;
 }
@@ -261,6 +299,7 @@ node_metrics node::metrics() const {
 }
 
 result<bool> node::stop_service(const std::string& name) {
+  if (impl_->processes) return impl_->processes->command(name, "stop");
   auto it = impl_->services.find(name);
   if (it == impl_->services.end()) return error_info{errc::unknown_service, "no service named '" + name + "' on this node"};
   impl_->stop_service(it->second, "stopped by operator");
@@ -268,6 +307,7 @@ result<bool> node::stop_service(const std::string& name) {
 }
 
 result<bool> node::start_service(const std::string& name) {
+  if (impl_->processes) return impl_->processes->command(name, "start");
   auto it = impl_->services.find(name);
   if (it == impl_->services.end()) return error_info{errc::unknown_service, "no service named '" + name + "' on this node"};
   if (it->second.svc->root()) return true;  // already up
@@ -275,6 +315,7 @@ result<bool> node::start_service(const std::string& name) {
 }
 
 result<bool> node::restart_service(const std::string& name) {
+  if (impl_->processes) return impl_->processes->command(name, "restart");
   auto it = impl_->services.find(name);
   if (it == impl_->services.end()) return error_info{errc::unknown_service, "no service named '" + name + "' on this node"};
   impl_->stop_service(it->second, "restarting");
@@ -322,12 +363,18 @@ void node::stop() {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   if (auto left = p.total_in_flight(); left > 0)
     spdlog::warn("drain timeout: {} request(s) still in flight are answered 'unavailable'", left);
+  // Child processes drain on SIGTERM; their replies still pass our I/O thread.
+  if (p.processes) p.processes->stop();
   for (auto& [name, h] : p.services)
     if (auto root = h.svc->root()) caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
   p.actors->await_all_actors_done();
   p.io->stop();  // sends the replies the actors produced while stopping
   p.actors.reset();
   p.services.clear();  // closes the stores
+  if (!p.runtime_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(p.runtime_dir, ec);
+  }
 }
 
 }  // namespace cohort

@@ -258,3 +258,12 @@ TEST_CASE("a node cannot start on a port that is taken", "[runtime]") {
   REQUIRE_FALSE(second.ok());
   CHECK_THAT(second.error().message, Catch::Contains(first->endpoints().front()) && Catch::Contains("in use"));
 }
+
+TEST_CASE("process isolation without a config file is a clear error", "[runtime]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  cfg.isolation = "process";
+  auto n = node::start(cfg, example_services());
+  REQUIRE_FALSE(n.ok());
+  CHECK_THAT(n.error().message, Catch::Contains("config file"));
+}

@@ -164,6 +164,14 @@ std::size_t client::expire(clock_type::time_point now) {
   return done;
 }
 
+std::size_t client::fail_all(const error_info& err) {
+  auto pending = std::move(pending_);
+  pending_.clear();
+  deadlines_.clear();
+  for (auto& [id, call] : pending) call.handler(error_reply(id, err));
+  return pending.size();
+}
+
 std::optional<clock_type::time_point> client::next_deadline() const {
   if (deadlines_.empty()) return std::nullopt;
   return deadlines_.begin()->first;

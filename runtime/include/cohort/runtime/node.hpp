@@ -36,6 +36,7 @@ struct service_status {
   double uptime_s = 0;       ///< since the service (re)started
   std::uint64_t stuck_handlers = 0;  ///< handlers the watchdog found blocked past handler_timeout_ms
   std::vector<child_status> children;
+  int pid = -1;              ///< process isolation: the service's child process
   std::int64_t in_flight = 0;
   std::uint64_t restarts = 0;
   std::uint64_t activations = 0;

@@ -51,6 +51,13 @@ struct node_config {
   /// Admin endpoint for cohortctl (same protocol, service "_admin"); empty turns it off.
   /// Default: tcp://127.0.0.1:7401 (loopback only).
   std::string admin = "tcp://127.0.0.1:7401";
+  /// "none": services run as actor groups in this process. "process": each
+  /// service runs in a child process of its own, supervised by this one, so a
+  /// segfault in one service cannot take the others down (needs a config file).
+  /// Default: "none".
+  std::string isolation = "none";
+  /// The config file this came from (set by load_node_config; not a TOML key).
+  std::string source_path;
   /// Allows `cohortctl crash` (fault injection for drills). Default: false.
   bool allow_fault_injection = false;
   /// Directory holding one store per service: <data_dir>/<service>/. Default: "cohort-data".

@@ -101,6 +101,9 @@ class client {
   /// Reads every reply already queued on the socket without blocking.
   std::size_t process_ready();
 
+  /// Fails every call in flight with `err` (e.g. the peer is known to be dead).
+  std::size_t fail_all(const error_info& err);
+
   /// Fails every call whose deadline is at or before `now` with `timeout`.
   std::size_t expire(std::chrono::steady_clock::time_point now);
 

@@ -1,0 +1,118 @@
+// isolation = "process": each service in its own supervised child process.
+// A real SIGSEGV / SIGKILL of one service's process under load.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <csignal>
+#include <fstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "child_process.hpp"
+#include "cohort/transport/client.hpp"
+#include "cohort/transport/json_bridge.hpp"
+#include "temp_dir.hpp"
+
+using namespace cohort;
+using namespace cohort::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct isolated_node {
+  temp_dir dir;
+  std::unique_ptr<child_process> proc;
+  std::string endpoint, admin;
+
+  isolated_node() {
+    auto cfg = dir / "n.toml";
+    std::ofstream(cfg) << "[node]\nlisten = [\"tcp://127.0.0.1:*\"]\nadmin = \"tcp://127.0.0.1:*\"\ndata_dir = \""
+                       << (dir / "d") << "\"\nisolation = \"process\"\n[services.greeter]\n[services.counter]\n";
+    proc = std::make_unique<child_process>(std::vector<std::string>{COHORT_BINARY, "run", "--config", cfg});
+    endpoint = proc->endpoint().value_or("");
+    auto line = proc->wait_for_line("admin endpoint ");
+    REQUIRE(line);
+    admin = line->substr(line->find("admin endpoint ") + 15);
+    REQUIRE(proc->wait_for_line("ready"));
+    REQUIRE(wait_until_up("greeter"));
+    REQUIRE(wait_until_up("counter"));
+  }
+
+  nlohmann::json service(const std::string& name) {
+    client c(admin);
+    auto r = c.call("admin", "status", *json_to_msgpack("{}"));
+    REQUIRE(r.ok());
+    auto j = nlohmann::json::parse(*msgpack_to_json(r.payload));
+    for (auto& s : j["services"])
+      if (s["name"] == name) return s;
+    FAIL("no service " << name);
+    return {};
+  }
+
+  bool wait_until_up(const std::string& name, std::chrono::milliseconds limit = 10s) {
+    auto until = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < until) {
+      if (service(name)["state"] == "up") return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  }
+};
+
+void check_isolation(int sig) {
+  isolated_node n;
+  auto victim = n.service("greeter")["pid"].get<int>();
+  REQUIRE(victim > 0);
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::thread load([&] {
+    client c(n.endpoint);
+    call_options key;
+    key.key = "steady";
+    key.timeout = 2000ms;
+    auto until = std::chrono::steady_clock::now() + 10s;
+    while (!stop && std::chrono::steady_clock::now() < until)
+      (c.call("counter", "add", *json_to_msgpack(R"({"n":1})"), key).ok() ? ok : failed)++;
+  });
+  std::this_thread::sleep_for(200ms);
+  REQUIRE(::kill(victim, sig) == 0);
+
+  // The victim's callers get a prompt error, never a hang, until it is back.
+  client c(n.endpoint);
+  call_options quick;
+  quick.timeout = 1000ms;
+  bool back = false;
+  auto until = std::chrono::steady_clock::now() + 10s;
+  while (!back && std::chrono::steady_clock::now() < until) {
+    auto r = c.call("greeter", "hello", *json_to_msgpack(R"({"name":"again"})"), quick);
+    if (r.ok()) back = true;
+    else CHECK((r.error->is(errc::unavailable) || r.error->is(errc::timeout)));
+    if (!back) std::this_thread::sleep_for(20ms);
+  }
+  std::this_thread::sleep_for(200ms);
+  stop = true;
+  load.join();
+  CHECK(back);
+  CHECK(failed == 0);
+  CHECK(ok > 50);
+  auto greeter = n.service("greeter");
+  CHECK(greeter["restarts"] == 1);
+  CHECK(greeter["pid"].get<int>() != victim);
+  CHECK_THAT(greeter["last_failure"].get<std::string>(), Catch::Contains("signal " + std::to_string(sig)));
+  CHECK(n.service("counter")["restarts"] == 0);
+
+  n.proc->signal(SIGTERM);
+  CHECK(n.proc->wait(10s) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("a SIGSEGV in one service process leaves the others serving and it comes back", "[integration][isolation]") {
+  check_isolation(SIGSEGV);
+}
+
+TEST_CASE("a SIGKILLed service process is restarted while the others serve", "[integration][isolation]") {
+  check_isolation(SIGKILL);
+}
