@@ -25,6 +25,7 @@ struct process_host::child {
   std::string down_reason, last_failure;
   std::uint64_t restarts = 0;
   bool operator_stopped = false;
+  bool restart_requested = false;
   clock_type::time_point started_at;
   std::optional<clock_type::time_point> restart_at;
   std::unique_ptr<supervision_plan> plan;
@@ -50,11 +51,15 @@ std::string process_host::endpoint_of(const std::string& service) const {
 }
 
 void process_host::start() {
-  {
-    std::lock_guard<std::mutex> guard(mutex_);
-    for (auto& c : children_) spawn(*c);
-  }
-  thread_ = std::thread([this] { run(); });
+  // Children are forked by the supervising thread only: PR_SET_PDEATHSIG ties
+  // them to the thread that forked them, and this one outlives them all.
+  thread_ = std::thread([this] {
+    {
+      std::lock_guard<std::mutex> guard(mutex_);
+      for (auto& c : children_) spawn(*c);
+    }
+    run();
+  });
 }
 
 void process_host::spawn(child& c) {
@@ -101,6 +106,12 @@ void process_host::reap(child& c, int status) {
   std::string why = WIFSIGNALED(status) ? std::string("killed by signal ") + std::to_string(WTERMSIG(status)) + " (" +
                                               ::strsignal(WTERMSIG(status)) + ")"
                                         : "exited with code " + std::to_string(WEXITSTATUS(status));
+  if (c.restart_requested) {
+    c.restart_requested = false;
+    c.state = "restarting";
+    c.restart_at = clock_type::now();
+    return;
+  }
   if (c.operator_stopped || stopping_) {
     c.state = "stopped";
     return;
@@ -129,7 +140,7 @@ void process_host::run() {
     exited.clear();
     {
       std::lock_guard<std::mutex> guard(mutex_);
-      if (stopping_) return;
+      if (stopping_) break;
       auto now = clock_type::now();
       for (auto& cp : children_) {
         auto& c = *cp;
@@ -153,15 +164,7 @@ void process_host::run() {
     for (const auto& name : exited) on_exit_(name);
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-}
-
-void process_host::stop() {
-  {
-    std::lock_guard<std::mutex> guard(mutex_);
-    if (stopping_) return;
-    stopping_ = true;
-  }
-  if (thread_.joinable()) thread_.join();
+  // Stopping: SIGTERM lets each child drain; SIGKILL after the drain timeout.
   for (auto& c : children_)
     if (c->pid > 0) ::kill(c->pid, SIGTERM);
   auto until = clock_type::now() + cfg_.drain_timeout + std::chrono::seconds(1);
@@ -171,12 +174,22 @@ void process_host::stop() {
       if (::waitpid(c->pid, &status, WNOHANG) == c->pid) {
         ::close(c->out_fd);
         c->pid = -1;
+        c->state = "stopped";
         break;
       }
       if (clock_type::now() > until) ::kill(c->pid, SIGKILL);
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }
+}
+
+void process_host::stop() {
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
 }
 
 bool process_host::ready(const std::string& service, std::string* why_not) const {
@@ -219,22 +232,18 @@ result<bool> process_host::command(const std::string& service, const std::string
   for (auto& cp : children_) {
     auto& c = *cp;
     if (c.cfg.name != service) continue;
-    if (cmd == "stop" || cmd == "restart") {
-      c.operator_stopped = true;
-      if (c.pid > 0) {
-        ::kill(c.pid, SIGTERM);
-        int status;
-        ::waitpid(c.pid, &status, 0);  // a child drains within its drain timeout
-        ::close(c.out_fd);
-        c.pid = -1;
-      }
-      c.state = "stopped";
-      c.down_reason = "stopped by operator";
-    }
-    if (cmd == "start" || cmd == "restart") {
-      c.operator_stopped = false;
-      c.down_reason.clear();
-      if (c.pid <= 0) spawn(c);
+    // The supervising thread carries these out: it reaps the old process
+    // (which drains on SIGTERM) and forks the new one.
+    if (cmd != "stop" && cmd != "start" && cmd != "restart")
+      return error_info{errc::bad_request, "unknown command '" + cmd + "'"};
+    c.operator_stopped = cmd == "stop";
+    c.down_reason = cmd == "stop" ? "stopped by operator" : "";
+    if (c.pid > 0 && cmd != "start") {
+      c.restart_requested = cmd == "restart";
+      ::kill(c.pid, SIGTERM);
+    } else if (c.pid <= 0 && cmd != "stop") {
+      c.state = "restarting";
+      c.restart_at = clock_type::now();
     }
     return true;
   }

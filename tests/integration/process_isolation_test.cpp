@@ -116,3 +116,35 @@ TEST_CASE("a SIGSEGV in one service process leaves the others serving and it com
 TEST_CASE("a SIGKILLed service process is restarted while the others serve", "[integration][isolation]") {
   check_isolation(SIGKILL);
 }
+
+TEST_CASE("an operator stops, starts and restarts a service process", "[integration][isolation]") {
+  isolated_node n;
+  client admin(n.admin);
+  auto command = [&](const std::string& method, const std::string& target) {
+    return admin.call("admin", method, *json_to_msgpack(R"({"target":")" + target + R"("})"));
+  };
+  auto first = n.service("greeter")["pid"].get<int>();
+  REQUIRE(command("stop", "greeter").ok());
+  client c(n.endpoint);
+  bool refused = false;
+  for (int i = 0; i < 200 && !refused; ++i) {
+    auto r = c.call("greeter", "hello", *json_to_msgpack(R"({"name":"x"})"));
+    refused = !r.ok() && r.error->is(errc::unavailable);
+    if (!refused) std::this_thread::sleep_for(10ms);
+  }
+  CHECK(refused);
+  REQUIRE(command("start", "greeter").ok());
+  REQUIRE(n.wait_until_up("greeter"));
+  auto second = n.service("greeter")["pid"].get<int>();
+  CHECK(second != first);
+  REQUIRE(command("restart", "greeter").ok());
+  bool replaced = false;
+  for (int i = 0; i < 500 && !replaced; ++i) {
+    auto s = n.service("greeter");
+    replaced = s["state"] == "up" && s["pid"].get<int>() != second && s["pid"].get<int>() > 0;
+    if (!replaced) std::this_thread::sleep_for(10ms);
+  }
+  CHECK(replaced);
+  CHECK(c.call("greeter", "hello", *json_to_msgpack(R"({"name":"x"})")).ok());
+  CHECK(command("restart", "nosuch").error->is(errc::unknown_service));
+}
