@@ -24,9 +24,11 @@ test: build
 
 bench: release
 	$(RELEASE)/bench/cohort-bench-rpc
+	$(RELEASE)/bench/cohort-bench-supervision
 
 bench-quick: release
 	$(RELEASE)/bench/cohort-bench-rpc --quick
+	$(RELEASE)/bench/cohort-bench-supervision --quick
 
 clean:
 	rm -rf $(BUILD) $(RELEASE)
