@@ -83,6 +83,61 @@ service_definition counter() {
              [](entity_context<counter_state>& ctx, const no_args&) {
                return counter_value{ctx.key(), ctx.state().value};
              })
+      .method("reset",
+              [](entity_context<counter_state>& ctx, const no_args&) {
+                ctx.erase();
+                return counter_value{ctx.key(), 0};
+              })
+      .build();
+}
+
+struct account_state {
+  std::int64_t balance = 0;
+  std::uint64_t events = 0;
+  MSGPACK_DEFINE_MAP(balance, events);
+};
+struct account_event {
+  std::int64_t delta = 0;  ///< deposit > 0, withdrawal < 0
+  MSGPACK_DEFINE_MAP(delta);
+};
+struct amount_args {
+  std::int64_t amount = 0;
+  MSGPACK_DEFINE_MAP(amount);
+};
+struct balance_reply {
+  std::string account;
+  std::int64_t balance = 0;
+  std::uint64_t events = 0;
+  MSGPACK_DEFINE_MAP(account, balance, events);
+};
+
+service_definition ledger() {
+  using ctx_t = event_context<account_state, account_event>;
+  return event_sourced_service<account_state, account_event>(
+             "ledger",
+             [](account_state& s, const account_event& e) {
+               s.balance += e.delta;
+               ++s.events;
+             })
+      .command("deposit",
+               [](ctx_t& ctx, const amount_args& a) {
+                 if (a.amount <= 0) throw service_error(errc::bad_request, "amount must be positive");
+                 ctx.emit(account_event{a.amount});
+                 return balance_reply{ctx.key(), ctx.state().balance, ctx.state().events};
+               })
+      .command("withdraw",
+               [](ctx_t& ctx, const amount_args& a) {
+                 if (a.amount <= 0) throw service_error(errc::bad_request, "amount must be positive");
+                 if (ctx.state().balance < a.amount)
+                   throw service_error("insufficient_funds", "balance " + std::to_string(ctx.state().balance) +
+                                                                 " is below " + std::to_string(a.amount));
+                 ctx.emit(account_event{-a.amount});
+                 return balance_reply{ctx.key(), ctx.state().balance, ctx.state().events};
+               })
+      .query("balance",
+             [](entity_context<account_state>& ctx, const no_args&) {
+               return balance_reply{ctx.key(), ctx.state().balance, ctx.state().events};
+             })
       .build();
 }
 
@@ -115,6 +170,7 @@ std::vector<service_definition> example_services() {
   out.push_back(greeter());
   out.push_back(counter());
   out.push_back(visits());
+  out.push_back(ledger());
   return out;
 }
 

@@ -22,6 +22,8 @@ using passivate_ok_atom = caf::atom_constant<caf::atom("passiv_ok")>;
 using crash_atom = caf::atom_constant<caf::atom("crash")>;
 using command_atom = caf::atom_constant<caf::atom("command")>;
 using start_child_atom = caf::atom_constant<caf::atom("startchild")>;
+using store_failed_atom = caf::atom_constant<caf::atom("storefail")>;
+using idem_done_atom = caf::atom_constant<caf::atom("idemdone")>;
 
 /// Spawns a worker of `svc`, monitored by `parent`.
 caf::actor spawn_worker(caf::event_based_actor* parent, std::shared_ptr<service_runtime> svc,

@@ -120,6 +120,8 @@ service_config read_service(const std::string& name, const toml::table& t, const
   r.read("max_in_flight", s.max_in_flight);
   r.read_ms("entity_idle_ms", s.entity_idle);
   r.read_ms("handler_timeout_ms", s.handler_timeout);
+  r.read("snapshot_every", s.snapshot_every);
+  r.read_ms("idempotency_ttl_ms", s.idempotency_ttl);
   std::string strategy(to_string(s.supervision.strategy));
   r.read("strategy", strategy);
   if (auto parsed = parse_restart_strategy(strategy); parsed && *parsed != restart_strategy::simple_one_for_one)

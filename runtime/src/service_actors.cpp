@@ -5,14 +5,13 @@
 
 #include "actor_messages.hpp"
 #include "cohort/transport/envelope_codec.hpp"
+#include "entity_persistence.hpp"
 
 namespace cohort::detail {
 
 namespace {
 
 using clock_type = std::chrono::steady_clock;
-
-std::string entity_store_key(const std::string& key) { return "entity/" + key; }
 
 std::string exception_name(const std::exception& e) {
   int status = 0;
@@ -22,16 +21,21 @@ std::string exception_name(const std::exception& e) {
   return out;
 }
 
-/// Runs handlers inside one actor (worker or entity) and keeps the
-/// continuations of the calls they make. Lives and dies with its actor.
+/// Runs handlers inside one actor (worker or entity), keeps the continuations
+/// of the calls they make, and for entities writes their changes through the
+/// service's group committer before replying. Lives and dies with its actor.
 class method_runner {
  public:
-  method_runner(caf::scheduled_actor* self, std::shared_ptr<service_runtime> svc,
-                entity_state_box* state, std::string key, std::shared_ptr<handler_activity> activity = nullptr)
-      : self_(self), svc_(std::move(svc)), state_(state), key_(std::move(key)), activity_(std::move(activity)) {}
+  method_runner(caf::scheduled_actor* self, std::shared_ptr<service_runtime> svc, entity_state_box* state,
+                std::string key, std::shared_ptr<handler_activity> activity = nullptr)
+      : self_(self), svc_(std::move(svc)), state_(state), key_(std::move(key)), activity_(std::move(activity)) {
+    if (state_) persistence_ = std::make_unique<entity_persistence>(*svc_->db, key_, *state_, svc_->cfg.snapshot_every);
+  }
 
   /// Crashes this actor on the operator's request (fault injection).
   void injected_crash() { crash("crash injected by operator"); }
+  /// A write of this entity failed: its memory is ahead of its store; restart.
+  void store_failed(const std::string& why) { crash(why); }
 
   void run(const request_ptr& req);
   void on_reply(std::uint64_t id, reply&& r);
@@ -39,16 +43,24 @@ class method_runner {
   void call_out(const request_ptr& parent, envelope target, std::string payload,
                 std::chrono::milliseconds timeout, std::function<void(reply&&)> then);
 
-  [[nodiscard]] bool idle() const noexcept { return continuations_.empty(); }
-  [[nodiscard]] entity_state_box* state() const noexcept { return state_; }
-  [[nodiscard]] const service_runtime& service() const noexcept { return *svc_; }
+  /// An invocation finished: write its changes (and its idempotent result) if
+  /// it changed the entity, then answer. `before` restores the state of a
+  /// failed mutating invocation.
+  void finish(const request_ptr& req, bool mutating, const stored_result& outcome, const std::string& before,
+              std::uint64_t generation);
+  /// The result for an idempotency key was stored (or not): answer its retries.
+  void idempotent_done(const std::string& idem, bool stored, const stored_result& outcome);
 
-  /// Writes the entity state through the store; false (with `err`) if not stored.
-  bool persist(error_info& err);
-  /// Discards in-memory changes of a failed method by reloading the stored state.
-  void reload();
-  /// Loads the stored state; false (with `err`) if the store cannot be read.
-  bool load(error_info& err);
+  [[nodiscard]] bool idle() const noexcept { return continuations_.empty() && idem_waiters_.empty(); }
+  [[nodiscard]] entity_state_box* state() const noexcept { return state_; }
+  [[nodiscard]] entity_persistence* persistence() const noexcept { return persistence_.get(); }
+  [[nodiscard]] std::uint64_t generation() const noexcept { return generation_; }
+
+  /// Loads the stored state after every write queued before it has landed.
+  [[nodiscard]] result<bool> load() {
+    svc_->db->barrier();
+    return persistence_->load();
+  }
 
  private:
   void crash(const std::string& what);
@@ -58,37 +70,46 @@ class method_runner {
   entity_state_box* state_;
   std::string key_;
   std::shared_ptr<handler_activity> activity_;
+  std::unique_ptr<entity_persistence> persistence_;
   std::uint64_t next_call_ = 1;
+  std::uint64_t generation_ = 0;  ///< mutating invocations finished
   std::unordered_map<std::uint64_t, std::function<void(reply&&)>> continuations_;
+  /// Idempotency keys being processed here, with the retries waiting for them.
+  std::unordered_map<std::string, std::vector<request_ptr>> idem_waiters_;
 };
+
+void answer(const request_ptr& req, const stored_result& r) {
+  if (r.is_error)
+    req->fail(decode_error_payload(r.payload, wire_limits{}));
+  else
+    req->respond(r.payload);
+}
 
 /// invocation as the runtime implements it for method_runner.
 class actor_invocation final : public invocation {
  public:
   actor_invocation(request_ptr req, msgpack::object_handle args, method_runner* runner, bool read_only)
-      : req_(std::move(req)), args_(std::move(args)), runner_(runner), read_only_(read_only) {}
+      : req_(std::move(req)), args_(std::move(args)), runner_(runner), mutating_(runner->state() && !read_only) {
+    if (mutating_) {
+      before_ = runner_->state()->encode();
+      generation_ = runner_->generation();
+    }
+  }
 
   const envelope& header() const override { return req_->header; }
   const msgpack::object& args() const override { return args_.get(); }
   clock_type::time_point deadline() const override { return req_->deadline; }
 
   void reply(std::string payload) override {
-    if (req_->answered()) return;
-    if (runner_->state() && !read_only_) {
-      // "Done" only once the state is durable in the service's mode.
-      error_info err;
-      if (!runner_->persist(err)) {
-        req_->fail(err);
-        return;
-      }
-    }
-    req_->respond(std::move(payload));
+    if (finished_) return;
+    finished_ = true;
+    runner_->finish(req_, mutating_, {false, std::move(payload)}, {}, generation_);
   }
 
   void fail(error_info err) override {
-    if (req_->answered()) return;
-    if (runner_->state() && !read_only_) runner_->reload();
-    req_->fail(err);
+    if (finished_) return;
+    finished_ = true;
+    runner_->finish(req_, mutating_, {true, encode_error_payload(err)}, before_, generation_);
   }
 
   void call(envelope target, std::string payload, std::chrono::milliseconds timeout,
@@ -98,12 +119,37 @@ class actor_invocation final : public invocation {
 
   void* entity_state() override { return runner_->state() ? runner_->state()->get() : nullptr; }
 
+  void emit(std::string event) override {
+    if (!mutating_ || !runner_->state()->event_sourced())
+      throw std::logic_error("emit() is only for commands of event-sourced entities");
+    if (!runner_->persistence()->emit(std::move(event))) throw std::logic_error("an emitted event does not decode");
+  }
+
+  void erase_state() override {
+    if (!mutating_) throw std::logic_error("erase() is only for methods that may change the entity");
+    runner_->persistence()->erase();
+  }
+
  private:
   request_ptr req_;
   msgpack::object_handle args_;
   method_runner* runner_;
-  bool read_only_;
+  bool mutating_;
+  bool finished_ = false;
+  std::string before_;
+  std::uint64_t generation_ = 0;
 };
+
+/// Runtime codes are about this attempt, not about the operation: a retry must
+/// not get them back from the idempotency store.
+bool is_business_result(const stored_result& r) {
+  if (!r.is_error) return true;
+  auto code = decode_error_payload(r.payload, wire_limits{}).code;
+  for (auto c : {errc::internal, errc::unavailable, errc::timeout, errc::overloaded, errc::unknown_method,
+                 errc::unknown_service, errc::too_large, errc::unsupported_version})
+    if (code == to_string(c)) return false;
+  return true;
+}
 
 void method_runner::run(const request_ptr& req) {
   const auto& h = req->header;
@@ -120,6 +166,23 @@ void method_runner::run(const request_ptr& req) {
   if (!args) {
     req->fail(args.error());
     return;
+  }
+  const auto& idem = h.idempotency_key;
+  if (persistence_ && !idem.empty() && !it->second.read_only) {
+    if (auto w = idem_waiters_.find(idem); w != idem_waiters_.end()) {
+      w->second.push_back(req);  // a retry of a request still in progress: same answer
+      return;
+    }
+    auto stored = find_idempotent_result(*svc_->db, idem);
+    if (!stored) {
+      req->fail({errc::unavailable, stored.error().message});
+      return;
+    }
+    if (*stored) {
+      answer(req, **stored);  // done before: the stored result, no second effect
+      return;
+    }
+    idem_waiters_[idem];
   }
   auto inv = std::make_shared<actor_invocation>(req, std::move(*args), this, it->second.read_only);
   // The watchdog reads this marker to find handlers that block too long.
@@ -195,34 +258,53 @@ void method_runner::on_call_timeout(std::uint64_t id) {
   on_reply(id, std::move(r));
 }
 
-bool method_runner::persist(error_info& err) {
+void method_runner::finish(const request_ptr& req, bool mutating, const stored_result& outcome,
+                           const std::string& before, std::uint64_t generation) {
+  const auto& idem = req->header.idempotency_key;
+  const bool remember = !idem.empty() && idem_waiters_.count(idem) && is_business_result(outcome);
+  if (!mutating) {
+    answer(req, outcome);
+    return;
+  }
+  if (outcome.is_error) {
+    // Undo the failed invocation's changes in memory; if others changed the
+    // entity meanwhile (an async handler), only a restart from the store is safe.
+    persistence_->discard();
+    if (generation != generation_ || !state_->decode(before)) return crash("could not undo a failed method");
+  }
   write_batch batch;
-  batch.put(entity_store_key(key_), state_->encode());
-  auto written = svc_->db->write(batch);
-  if (!written) {
-    err = {errc::unavailable, "state of " + svc_->def.name + "/" + key_ + " was not stored: " + written.error().message};
-    reload();
-    return false;
+  if (!outcome.is_error) persistence_->add_changes(batch);
+  if (remember) add_idempotent_result(batch, idem, outcome, svc_->cfg.idempotency_ttl);
+  ++generation_;
+  if (batch.empty()) {
+    answer(req, outcome);
+    if (!idem.empty()) idempotent_done(idem, false, outcome);
+    return;
   }
-  return true;
+  auto me = caf::actor_cast<caf::actor>(self_);
+  svc_->db->commit(std::move(batch), [req, outcome, me, idem](const result<bool>& written) {
+    // On the committer's thread: the reply says "done" only now.
+    if (written) {
+      answer(req, outcome);
+    } else {
+      req->fail({errc::unavailable, "not stored: " + written.error().message});
+      caf::anon_send(me, store_failed_atom::value, written.error().message);
+    }
+    if (!idem.empty()) caf::anon_send(me, idem_done_atom::value, idem, static_cast<bool>(written), outcome.is_error, outcome.payload);
+  });
 }
 
-bool method_runner::load(error_info& err) {
-  auto stored = svc_->db->get(entity_store_key(key_));
-  if (!stored) {
-    err = stored.error();
-    return false;
+void method_runner::idempotent_done(const std::string& idem, bool stored, const stored_result& outcome) {
+  auto it = idem_waiters_.find(idem);
+  if (it == idem_waiters_.end()) return;
+  auto waiters = std::move(it->second);
+  idem_waiters_.erase(it);
+  for (auto& w : waiters) {
+    if (stored || !outcome.is_error)
+      answer(w, outcome);
+    else
+      run(w);  // the first attempt failed without a stored result: this retry runs for real
   }
-  if (*stored && !state_->decode(**stored)) {
-    err = {errc::internal, "stored state of " + svc_->def.name + "/" + key_ + " does not decode"};
-    return false;
-  }
-  return true;
-}
-
-void method_runner::reload() {
-  error_info err;
-  if (!load(err)) crash(err.message);
 }
 
 void method_runner::crash(const std::string& what) {
@@ -262,10 +344,9 @@ caf::behavior entity_actor(caf::stateful_actor<entity_actor_state>* self, std::s
   auto& st = self->state;
   st.box = svc->def.make_state();
   st.runner = std::make_unique<method_runner>(self, svc, st.box.get(), key);
-  error_info err;
-  if (!st.runner->load(err)) {
-    svc->record_failure("activation of " + svc->def.name + "/" + key + " failed: " + err.message);
-    self->quit(caf::make_error(caf::sec::runtime_error, err.message));
+  if (auto loaded = st.runner->load(); !loaded) {
+    svc->record_failure("activation of " + svc->def.name + "/" + key + " failed: " + loaded.error().message);
+    self->quit(caf::make_error(caf::sec::runtime_error, loaded.error().message));
     return {};
   }
   svc->activations++;
@@ -279,6 +360,10 @@ caf::behavior entity_actor(caf::stateful_actor<entity_actor_state>* self, std::s
       [=](reply_atom, std::uint64_t id, const reply_ptr& r) { self->state.runner->on_reply(id, std::move(*r)); },
       [=](call_timeout_atom, std::uint64_t id) { self->state.runner->on_call_timeout(id); },
       [=](crash_atom) { self->state.runner->injected_crash(); },
+      [=](store_failed_atom, const std::string& why) { self->state.runner->store_failed(why); },
+      [=](idem_done_atom, const std::string& idem, bool stored, bool is_error, const std::string& payload) {
+        self->state.runner->idempotent_done(idem, stored, {is_error, payload});
+      },
       [=](passivate_ok_atom) {
         svc->passivations++;
         self->quit();

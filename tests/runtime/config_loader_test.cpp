@@ -5,7 +5,7 @@
 using namespace cohort;
 
 namespace {
-const std::vector<std::string> known{"greeter", "counter", "visits"};
+const std::vector<std::string> known{"greeter", "counter", "visits", "ledger"};
 }
 
 TEST_CASE("a full config maps onto node_config", "[runtime][config]") {

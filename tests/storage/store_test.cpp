@@ -1,6 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <fstream>
+#include <mutex>
+#include <thread>
 
 #include "cohort/storage/store.hpp"
 #include "temp_dir.hpp"
@@ -13,17 +16,100 @@ TEST_CASE("a store keeps what was written across close and reopen", "[storage]")
     auto s = store::open(dir / "svc");
     REQUIRE(s.ok());
     write_batch b;
-    b.put("a", "1");
-    b.put("b", "2");
+    b.put(keyspace::state, "a", "1");
+    b.put(keyspace::state, "b", "2");
+    b.put(keyspace::journal, "a", "journal-a");
     REQUIRE((*s)->write(b).ok());
     write_batch d;
-    d.erase("a");
+    d.erase(keyspace::state, "a");
     REQUIRE((*s)->write(d).ok());
   }
   auto s = store::open(dir / "svc");
   REQUIRE(s.ok());
-  CHECK_FALSE((*s)->get("a")->has_value());
-  CHECK((*s)->get("b")->value() == "2");
+  CHECK_FALSE((*s)->get(keyspace::state, "a")->has_value());
+  CHECK((*s)->get(keyspace::state, "b")->value() == "2");
+  CHECK((*s)->get(keyspace::journal, "a")->value() == "journal-a");  // keyspaces are separate
+  CHECK_FALSE((*s)->get(keyspace::idempotency, "b")->has_value());
+}
+
+TEST_CASE("concurrent commits are grouped into fewer synced writes", "[storage]") {
+  test::temp_dir dir;
+  auto s = store::open(dir / "svc", {durability::sync});
+  REQUIRE(s.ok());
+  constexpr int threads = 16, per_thread = 50;
+  std::atomic<int> acknowledged{0};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < threads; ++t)
+    writers.emplace_back([&, t] {
+      for (int i = 0; i < per_thread; ++i) {
+        write_batch b;
+        b.put(keyspace::state, "k" + std::to_string(t) + "-" + std::to_string(i), "v");
+        if ((*s)->write(b).ok()) acknowledged++;
+      }
+    });
+  for (auto& w : writers) w.join();
+  CHECK(acknowledged == threads * per_thread);
+  auto st = (*s)->stats();
+  CHECK(st.committed_writes == threads * per_thread);
+  CHECK(st.commits < st.committed_writes);  // group commit: fewer fsyncs than writes
+  for (int t = 0; t < threads; ++t) CHECK((*s)->get(keyspace::state, "k" + std::to_string(t) + "-49")->has_value());
+}
+
+TEST_CASE("commit callbacks run in queue order once durable", "[storage]") {
+  test::temp_dir dir;
+  auto s = store::open(dir / "svc");
+  REQUIRE(s.ok());
+  std::mutex m;
+  std::vector<int> order;
+  for (int i = 0; i < 100; ++i) {
+    write_batch b;
+    b.put(keyspace::state, "k", std::to_string(i));
+    (*s)->commit(std::move(b), [&, i](const result<bool>& r) {
+      REQUIRE(r.ok());
+      std::lock_guard<std::mutex> g(m);
+      order.push_back(i);
+    });
+  }
+  (*s)->barrier();
+  std::lock_guard<std::mutex> g(m);
+  REQUIRE(order.size() == 100);
+  CHECK(std::is_sorted(order.begin(), order.end()));
+  CHECK((*s)->get(keyspace::state, "k")->value() == "99");
+}
+
+TEST_CASE("scan visits one prefix in key order from a start key", "[storage]") {
+  test::temp_dir dir;
+  auto s = store::open(dir / "svc");
+  REQUIRE(s.ok());
+  write_batch b;
+  for (auto k : {"a/1", "a/2", "a/3", "ab/1", "b/1"}) b.put(keyspace::journal, k, k);
+  REQUIRE((*s)->write(b).ok());
+  std::vector<std::string> seen;
+  REQUIRE((*s)->scan(keyspace::journal, "a/", "a/2", [&](std::string_view k, std::string_view) {
+    seen.emplace_back(k);
+    return true;
+  }).ok());
+  CHECK(seen == std::vector<std::string>{"a/2", "a/3"});
+}
+
+TEST_CASE("a checkpoint is a consistent copy that opens on its own", "[storage]") {
+  test::temp_dir dir;
+  auto s = store::open(dir / "svc");
+  REQUIRE(s.ok());
+  write_batch b;
+  b.put(keyspace::state, "x", "1");
+  REQUIRE((*s)->write(b).ok());
+  REQUIRE((*s)->checkpoint(dir / "backup").ok());
+  write_batch later;
+  later.put(keyspace::state, "y", "2");
+  REQUIRE((*s)->write(later).ok());
+  auto copy = store::open(dir / "backup");
+  REQUIRE(copy.ok());
+  CHECK((*copy)->get(keyspace::state, "x")->value() == "1");
+  CHECK_FALSE((*copy)->get(keyspace::state, "y")->has_value());
+  CHECK_FALSE((*s)->checkpoint(dir / "backup").ok());  // never overwrites
+  auto st = (*s)->stats();
+  CHECK(st.size_on_disk_bytes > 0);
 }
 
 TEST_CASE("a store locked by another opener fails with a message naming the directory", "[storage]") {
@@ -44,4 +130,12 @@ TEST_CASE("a corrupt store fails to open with a clear message", "[storage]") {
   auto s = store::open(dir / "svc");
   REQUIRE_FALSE(s.ok());
   CHECK_THAT(s.error().message, Catch::Contains(dir / "svc"));
+}
+
+TEST_CASE("a store under a path that is not a directory fails with a clear message", "[storage]") {
+  test::temp_dir dir;
+  std::ofstream(dir / "file") << "x";
+  auto s = store::open(dir / "file/svc");
+  REQUIRE_FALSE(s.ok());
+  CHECK_THAT(s.error().message, Catch::Contains(dir / "file/svc"));
 }

@@ -8,7 +8,8 @@
 namespace cohort {
 
 /// greeter (workers): hello, echo, sleep, fail, crash.
-/// counter (entities): add, get.
+/// counter (entities): add, get, reset.
+/// ledger (event-sourced entities): deposit, withdraw, balance.
 /// visits (workers): record — calls greeter and counter, wherever they run.
 [[nodiscard]] std::vector<service_definition> example_services();
 

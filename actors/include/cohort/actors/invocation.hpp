@@ -38,6 +38,12 @@ class invocation {
                     std::function<void(cohort::reply&&)> then) = 0;
   /// The entity's state object, or nullptr for a worker service.
   [[nodiscard]] virtual void* entity_state() = 0;
+  /// Event-sourced entities: applies an event (msgpack bytes) to the state now
+  /// and appends it to the entity's journal with this request's reply.
+  virtual void emit(std::string event) = 0;
+  /// Entities: resets the state to its default and deletes it from the store
+  /// with this request's reply.
+  virtual void erase_state() = 0;
 };
 
 }  // namespace cohort

@@ -76,6 +76,17 @@ class entity_context : public method_context {
  public:
   using method_context::method_context;
   [[nodiscard]] State& state() { return *static_cast<State*>(inv_->entity_state()); }
+  /// Deletes this entity's stored state (atomically with the reply) and resets it.
+  void erase() { inv_->erase_state(); }
+};
+
+/// The context of an event-sourced entity's command: emit events, which are
+/// applied to the state at once and journaled atomically with the reply.
+template <class State, class Event>
+class event_context : public entity_context<State> {
+ public:
+  using entity_context<State>::entity_context;
+  void emit(const Event& event) { this->inv_->emit(pack(event)); }
 };
 
 }  // namespace cohort

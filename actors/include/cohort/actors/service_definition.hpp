@@ -37,6 +37,11 @@ class entity_state_box {
   [[nodiscard]] virtual std::string encode() const = 0;
   /// Replaces the state from stored bytes; false when they do not fit the type.
   [[nodiscard]] virtual bool decode(std::string_view bytes) = 0;
+  /// Resets the state to its default.
+  virtual void reset() = 0;
+  /// Event-sourced entities: applies one event (msgpack bytes); false when it does not decode.
+  [[nodiscard]] virtual bool apply_event(std::string_view) { return false; }
+  [[nodiscard]] virtual bool event_sourced() const noexcept { return false; }
 };
 
 using method_handler = std::function<void(const std::shared_ptr<invocation>&)>;
@@ -91,7 +96,7 @@ method_handler adapt_handler(F f) {
 }
 
 template <class State>
-class typed_state_box final : public entity_state_box {
+class typed_state_box : public entity_state_box {
  public:
   void* get() noexcept override { return &state_; }
   std::string encode() const override { return pack(state_); }
@@ -106,9 +111,31 @@ class typed_state_box final : public entity_state_box {
       return false;
     }
   }
+  void reset() override { state_ = State{}; }
+
+ protected:
+  State state_{};
+};
+
+template <class State, class Event>
+class event_sourced_box final : public typed_state_box<State> {
+ public:
+  explicit event_sourced_box(std::function<void(State&, const Event&)> apply) : apply_(std::move(apply)) {}
+  bool apply_event(std::string_view bytes) override {
+    try {
+      auto h = msgpack::unpack(bytes.data(), bytes.size());
+      Event e;
+      h.get().convert(e);
+      apply_(this->state_, e);
+      return true;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+  bool event_sourced() const noexcept override { return true; }
 
  private:
-  State state_{};
+  std::function<void(State&, const Event&)> apply_;
 };
 
 }  // namespace detail
@@ -153,6 +180,41 @@ class entity_service {
   /// A method that only reads the state (nothing is written; always idempotent).
   template <class F>
   entity_service& query(std::string name, F f) {
+    def_.methods[std::move(name)] = {detail::adapt_handler<entity_context<State>>(std::move(f)), true, true};
+    return *this;
+  }
+
+  [[nodiscard]] service_definition build() { return std::move(def_); }
+
+ private:
+  service_definition def_;
+};
+
+/// Declares an event-sourced entity service: commands emit events, `apply`
+/// folds an event into the state. The journal keeps every event; a snapshot
+/// every N events (config `snapshot_every`) bounds recovery, which loads the
+/// latest snapshot and replays the events after it.
+template <class State, class Event>
+class event_sourced_service {
+ public:
+  event_sourced_service(std::string name, std::function<void(State&, const Event&)> apply) {
+    def_.name = std::move(name);
+    def_.kind = service_kind::entities;
+    def_.make_state = [apply = std::move(apply)] {
+      return std::make_unique<detail::event_sourced_box<State, Event>>(apply);
+    };
+  }
+
+  /// A command: may emit events through event_context::emit.
+  template <class F>
+  event_sourced_service& command(std::string name, F f, bool idempotent = false) {
+    def_.methods[std::move(name)] = {detail::adapt_handler<event_context<State, Event>>(std::move(f)), false, idempotent};
+    return *this;
+  }
+
+  /// A query: reads the state only.
+  template <class F>
+  event_sourced_service& query(std::string name, F f) {
     def_.methods[std::move(name)] = {detail::adapt_handler<entity_context<State>>(std::move(f)), true, true};
     return *this;
   }

@@ -25,6 +25,11 @@ struct service_config {
   durability store_durability = durability::sync;
   /// Entity services: an entity idle this long is passivated. Default: 60000 ms.
   std::chrono::milliseconds entity_idle{60000};
+  /// Event-sourced entities: write a snapshot every this many events. Default: 100.
+  std::size_t snapshot_every = 100;
+  /// Entity services: how long the result of a request with an idempotency key
+  /// is kept to answer its retries. Default: 86400000 ms (24 h).
+  std::chrono::milliseconds idempotency_ttl{86400000};
   /// Strategy (workers only; entities are always simple_one_for_one), restart
   /// intensity and backoff of the service's root supervisor. Defaults: see supervision.hpp.
   supervision_policy supervision;

@@ -1,6 +1,11 @@
-// store: a service instance's own RocksDB (database per service).
+// store: a service instance's own RocksDB (database per service), with one
+// column family per keyspace and a group committer that turns concurrent
+// writes into one write batch and one fsync.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,9 +19,18 @@ namespace cohort {
 
 /// How a write is made durable before it is acknowledged.
 enum class durability {
-  sync,   ///< the WAL is fsynced before write() returns: survives power loss
-  async,  ///< written to the WAL without fsync: survives a process crash, not a power loss
+  sync,   ///< the WAL is fsynced before the write is acknowledged: survives power loss
+  async,  ///< written to the WAL (in the OS page cache) without fsync: survives a process crash, not a power loss
 };
+
+/// The column families of a service's store.
+enum class keyspace : std::uint8_t {
+  state,        ///< entity state, one value per entity key
+  journal,      ///< event-sourced entities: events by entity and sequence number
+  snapshot,     ///< event-sourced entities: the latest snapshot per entity
+  idempotency,  ///< stored results of requests that carried an idempotency key
+};
+inline constexpr std::size_t keyspace_count = 4;
 
 /// Options for one store. Default member values are the defaults.
 struct store_options {
@@ -24,20 +38,38 @@ struct store_options {
   durability mode = durability::sync;
   /// Create the directory and database when missing. Default: true.
   bool create_if_missing = true;
+  /// Most writes the group committer folds into one batch. Default: 1024.
+  std::size_t max_group = 1024;
 };
 
-/// An atomic group of puts and deletes.
+/// An atomic group of puts and deletes across keyspaces.
 struct write_batch {
-  std::vector<std::pair<std::string, std::optional<std::string>>> ops;  ///< nullopt = delete
-  void put(std::string key, std::string value) { ops.emplace_back(std::move(key), std::move(value)); }
-  void erase(std::string key) { ops.emplace_back(std::move(key), std::nullopt); }
+  struct op {
+    keyspace space;
+    std::string key;
+    std::optional<std::string> value;  ///< nullopt = delete
+  };
+  std::vector<op> ops;
+  void put(keyspace s, std::string key, std::string value) { ops.push_back({s, std::move(key), std::move(value)}); }
+  void erase(keyspace s, std::string key) { ops.push_back({s, std::move(key), std::nullopt}); }
   [[nodiscard]] bool empty() const noexcept { return ops.empty(); }
 };
 
-/// One open RocksDB. Safe to call from any thread (RocksDB serialises writers
-/// and combines concurrent synced writes into one WAL fsync).
+/// What an operator sees of a store.
+struct store_stats {
+  std::uint64_t estimated_keys = 0;
+  std::uint64_t size_on_disk_bytes = 0;
+  std::uint64_t pending_compaction_bytes = 0;
+  std::uint64_t running_compactions = 0;
+  std::uint64_t commits = 0;         ///< write batches written (one fsync each in sync mode)
+  std::uint64_t committed_writes = 0;  ///< writes folded into them
+};
+
+/// One open RocksDB. Safe to call from any thread.
 class store {
  public:
+  using commit_callback = std::function<void(const result<bool>&)>;
+
   /// Opens (or creates) the database in `dir`. A locked, unwritable or corrupt
   /// directory is an `unavailable` error whose message names the directory.
   [[nodiscard]] static result<std::unique_ptr<store>> open(const std::string& dir, store_options opts = {});
@@ -46,9 +78,30 @@ class store {
   store& operator=(const store&) = delete;
 
   /// Reads one key; nullopt when absent.
-  [[nodiscard]] result<std::optional<std::string>> get(std::string_view key) const;
-  /// Applies `batch` atomically with the configured durability.
+  [[nodiscard]] result<std::optional<std::string>> get(keyspace space, std::string_view key) const;
+
+  /// Applies `batch` atomically with the configured durability and waits for it.
   [[nodiscard]] result<bool> write(const write_batch& batch);
+
+  /// Queues `batch` for the group committer; `done` runs on the committer's
+  /// thread once the batch is durable (or failed). Batches queued together are
+  /// written as one RocksDB batch with one fsync, in queue order; each stays atomic.
+  void commit(write_batch batch, commit_callback done);
+
+  /// Calls `fn(key, value)` for every key starting with `prefix`, in key order,
+  /// from `start` (inclusive; empty = the prefix itself); stops when fn returns false.
+  [[nodiscard]] result<bool> scan(keyspace space, std::string_view prefix, std::string_view start,
+                                  const std::function<bool(std::string_view, std::string_view)>& fn) const;
+
+  /// Waits until every batch queued before this call is written (a barrier
+  /// for readers that must see them). Returns at once when nothing is queued.
+  void barrier();
+
+  [[nodiscard]] store_stats stats() const;
+
+  /// Writes a consistent checkpoint (hard links where possible) into `dir`,
+  /// which must not exist, while the store keeps serving.
+  [[nodiscard]] result<bool> checkpoint(const std::string& dir) const;
 
   [[nodiscard]] const std::string& directory() const noexcept { return dir_; }
   [[nodiscard]] durability mode() const noexcept { return opts_.mode; }

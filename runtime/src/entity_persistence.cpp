@@ -1,0 +1,162 @@
+#include "entity_persistence.hpp"
+
+#include <msgpack.hpp>
+
+namespace cohort::detail {
+
+namespace {
+
+std::string big_endian(std::uint64_t v, int bytes) {
+  std::string out(static_cast<std::size_t>(bytes), '\0');
+  for (int i = bytes - 1; i >= 0; --i, v >>= 8) out[static_cast<std::size_t>(i)] = static_cast<char>(v & 0xff);
+  return out;
+}
+
+std::uint64_t read_big_endian(std::string_view s) {
+  std::uint64_t v = 0;
+  for (unsigned char c : s) v = (v << 8) | c;
+  return v;
+}
+
+struct snapshot_record {
+  std::uint64_t seq = 0;
+  std::string state;
+  MSGPACK_DEFINE(seq, state);
+};
+
+struct idempotency_record {
+  std::int64_t expires_ms = 0;  ///< system clock, ms since the epoch
+  bool is_error = false;
+  std::string payload;
+  MSGPACK_DEFINE(expires_ms, is_error, payload);
+};
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+entity_persistence::entity_persistence(store& db, std::string key, entity_state_box& box, std::size_t snapshot_every)
+    : db_(db), key_(std::move(key)), box_(box), snapshot_every_(std::max<std::size_t>(1, snapshot_every)) {}
+
+std::string entity_persistence::entity_prefix(const std::string& key) {
+  return big_endian(key.size(), 4) + key;
+}
+
+std::string entity_persistence::journal_key(const std::string& key, std::uint64_t seq) {
+  return entity_prefix(key) + big_endian(seq, 8);
+}
+
+result<bool> entity_persistence::load() {
+  box_.reset();
+  pending_events_.clear();
+  erase_ = false;
+  const auto prefix = entity_prefix(key_);
+  auto fail = [&](const std::string& what) {
+    return error_info{errc::internal, what + " of " + key_ + " in '" + db_.directory() + "' does not decode"};
+  };
+  if (!box_.event_sourced()) {
+    auto stored = db_.get(keyspace::state, prefix);
+    if (!stored) return stored.error();
+    if (*stored && !box_.decode(**stored)) return fail("stored state");
+    return true;
+  }
+  seq_ = snapshot_seq_ = 0;
+  auto snap = db_.get(keyspace::snapshot, prefix);
+  if (!snap) return snap.error();
+  if (*snap) {
+    try {
+      auto h = msgpack::unpack((*snap)->data(), (*snap)->size());
+      snapshot_record rec;
+      h.get().convert(rec);
+      if (!box_.decode(rec.state)) return fail("snapshot");
+      seq_ = snapshot_seq_ = rec.seq;
+    } catch (const std::exception&) {
+      return fail("snapshot");
+    }
+  }
+  bool ok = true;
+  auto scanned = db_.scan(keyspace::journal, prefix, journal_key(key_, seq_ + 1),
+                          [&](std::string_view k, std::string_view v) {
+                            if (!box_.apply_event(v)) return ok = false;
+                            seq_ = read_big_endian(k.substr(prefix.size()));
+                            return true;
+                          });
+  if (!scanned) return scanned.error();
+  if (!ok) return fail("journal event " + std::to_string(seq_ + 1));
+  return true;
+}
+
+bool entity_persistence::emit(std::string event) {
+  if (!box_.apply_event(event)) return false;
+  pending_events_.push_back(std::move(event));
+  return true;
+}
+
+void entity_persistence::erase() {
+  box_.reset();
+  pending_events_.clear();
+  erase_ = true;
+}
+
+void entity_persistence::add_changes(write_batch& batch) {
+  const auto prefix = entity_prefix(key_);
+  if (erase_) {
+    batch.erase(keyspace::state, prefix);
+    if (box_.event_sourced()) {
+      // The journal stays as history; a default snapshot at the current
+      // sequence makes recovery start from the reset state.
+      batch.put(keyspace::snapshot, prefix, [&] {
+        msgpack::sbuffer buf;
+        msgpack::pack(buf, snapshot_record{seq_, box_.encode()});
+        return std::string(buf.data(), buf.size());
+      }());
+      snapshot_seq_ = seq_;
+    }
+    erase_ = false;
+    return;
+  }
+  if (!box_.event_sourced()) {
+    batch.put(keyspace::state, prefix, box_.encode());
+    return;
+  }
+  for (auto& e : pending_events_) batch.put(keyspace::journal, journal_key(key_, ++seq_), std::move(e));
+  pending_events_.clear();
+  if (seq_ - snapshot_seq_ >= snapshot_every_) {
+    msgpack::sbuffer buf;
+    msgpack::pack(buf, snapshot_record{seq_, box_.encode()});
+    batch.put(keyspace::snapshot, prefix, std::string(buf.data(), buf.size()));
+    snapshot_seq_ = seq_;
+  }
+}
+
+void entity_persistence::discard() {
+  pending_events_.clear();
+  erase_ = false;
+}
+
+result<std::optional<stored_result>> find_idempotent_result(const store& db, const std::string& idem) {
+  auto stored = db.get(keyspace::idempotency, idem);
+  if (!stored) return stored.error();
+  if (!*stored) return std::optional<stored_result>{};
+  try {
+    auto h = msgpack::unpack((*stored)->data(), (*stored)->size());
+    idempotency_record rec;
+    h.get().convert(rec);
+    if (rec.expires_ms <= now_ms()) return std::optional<stored_result>{};
+    return std::optional<stored_result>{stored_result{rec.is_error, std::move(rec.payload)}};
+  } catch (const std::exception&) {
+    return error_info{errc::internal, "stored result for idempotency key '" + idem + "' does not decode"};
+  }
+}
+
+void add_idempotent_result(write_batch& batch, const std::string& idem, const stored_result& r,
+                           std::chrono::milliseconds ttl) {
+  msgpack::sbuffer buf;
+  msgpack::pack(buf, idempotency_record{now_ms() + ttl.count(), r.is_error, r.payload});
+  batch.put(keyspace::idempotency, idem, std::string(buf.data(), buf.size()));
+}
+
+}  // namespace cohort::detail

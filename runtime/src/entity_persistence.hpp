@@ -1,0 +1,63 @@
+// entity_persistence: how one entity's state lives in its service's store.
+// Plain entities keep one value in the `state` keyspace; event-sourced ones
+// append events to the `journal` and write a `snapshot` every N events. Keys
+// are length-prefixed so that no entity key is a prefix of another's range.
+// Not thread-safe: owned by the entity's actor.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "cohort/actors/service_definition.hpp"
+#include "cohort/storage/store.hpp"
+
+namespace cohort::detail {
+
+class entity_persistence {
+ public:
+  entity_persistence(store& db, std::string key, entity_state_box& box, std::size_t snapshot_every);
+
+  /// Loads the state: the stored value, or the latest snapshot plus the journal after it.
+  [[nodiscard]] result<bool> load();
+
+  /// Applies an event to the state now and keeps it for the next batch.
+  [[nodiscard]] bool emit(std::string event);
+  /// Resets the state and deletes it with the next batch.
+  void erase();
+
+  /// Adds this invocation's changes to `batch`: the events (and a snapshot
+  /// when one is due), or the state itself, or its deletion.
+  void add_changes(write_batch& batch);
+  /// Forgets the changes of an invocation that failed (the caller reloads).
+  void discard();
+
+  [[nodiscard]] std::uint64_t sequence() const noexcept { return seq_; }
+
+  /// Keys, exposed for tests and tools.
+  [[nodiscard]] static std::string entity_prefix(const std::string& key);
+  [[nodiscard]] static std::string journal_key(const std::string& key, std::uint64_t seq);
+
+ private:
+  store& db_;
+  std::string key_;
+  entity_state_box& box_;
+  std::size_t snapshot_every_;
+  std::uint64_t seq_ = 0;            ///< last journaled event
+  std::uint64_t snapshot_seq_ = 0;   ///< sequence of the latest snapshot
+  std::vector<std::string> pending_events_;
+  bool erase_ = false;
+};
+
+/// A stored result of a request with an idempotency key.
+struct stored_result {
+  bool is_error = false;
+  std::string payload;  ///< the reply payload, or the encoded error map
+};
+
+/// Reads the unexpired stored result for `idem`, if any.
+[[nodiscard]] result<std::optional<stored_result>> find_idempotent_result(const store& db, const std::string& idem);
+/// Adds the result for `idem`, expiring after `ttl`, to `batch`.
+void add_idempotent_result(write_batch& batch, const std::string& idem, const stored_result& r,
+                           std::chrono::milliseconds ttl);
+
+}  // namespace cohort::detail
