@@ -1,0 +1,132 @@
+// Entity state in the service's store: idempotency, event sourcing, deletion.
+#include <catch2/catch.hpp>
+
+#include "cohort/transport/client.hpp"
+#include "cohort/transport/json_bridge.hpp"
+#include "test_node.hpp"
+
+using namespace cohort;
+using namespace cohort::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct counter_value {
+  std::string key;
+  std::int64_t value = 0;
+  MSGPACK_DEFINE_MAP(key, value);
+};
+struct balance_reply {
+  std::string account;
+  std::int64_t balance = 0;
+  std::uint64_t events = 0;
+  MSGPACK_DEFINE_MAP(account, balance, events);
+};
+
+call_options op(const std::string& key, const std::string& idem = "") {
+  call_options o;
+  o.key = key;
+  o.idempotency_key = idem;
+  return o;
+}
+
+std::string args(const char* json) { return *json_to_msgpack(json); }
+
+}  // namespace
+
+TEST_CASE("a retried request with an idempotency key has exactly one effect", "[storage][runtime]") {
+  temp_dir dir;
+  auto n = start_node(loopback_config(dir.path()));
+  client c(n->endpoints().front());
+  auto first = c.call("counter", "add", args(R"({"n":5})"), op("k", "op-1"));
+  auto retry = c.call("counter", "add", args(R"({"n":5})"), op("k", "op-1"));
+  REQUIRE(first.ok());
+  REQUIRE(retry.ok());
+  CHECK(retry.payload == first.payload);  // the stored result
+  CHECK(c.call_as<counter_value>("counter", "get", no_args{}, op("k"))->value == 5);
+  // Retries racing the first attempt get its answer too.
+  int ok = 0;
+  for (int i = 0; i < 10; ++i) c.call_async("counter", "add", args(R"({"n":1})"), op("k", "op-2"), [&](reply&& r) { ok += r.ok(); });
+  REQUIRE(c.drain(5s));
+  CHECK(ok == 10);
+  CHECK(c.call_as<counter_value>("counter", "get", no_args{}, op("k"))->value == 6);
+  // A different key is a different operation.
+  CHECK(c.call_as<counter_value>("counter", "add", counter_value{"", 0}, op("k", "op-3")).ok());
+}
+
+TEST_CASE("stored idempotent results expire after the configured time", "[storage][runtime]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  service_named(cfg, "counter").idempotency_ttl = 50ms;
+  auto n = start_node(cfg);
+  client c(n->endpoints().front());
+  REQUIRE(c.call("counter", "add", args(R"({"n":1})"), op("k", "op")).ok());
+  std::this_thread::sleep_for(120ms);
+  REQUIRE(c.call("counter", "add", args(R"({"n":1})"), op("k", "op")).ok());
+  CHECK(c.call_as<counter_value>("counter", "get", no_args{}, op("k"))->value == 2);
+}
+
+TEST_CASE("a business error is remembered for its idempotency key", "[storage][runtime]") {
+  temp_dir dir;
+  auto n = start_node(loopback_config(dir.path()));
+  client c(n->endpoints().front());
+  auto declined = c.call("ledger", "withdraw", args(R"({"amount":10})"), op("acct", "w-1"));
+  REQUIRE_FALSE(declined.ok());
+  CHECK(declined.error->code == "insufficient_funds");
+  REQUIRE(c.call("ledger", "deposit", args(R"({"amount":100})"), op("acct", "d-1")).ok());
+  auto retry = c.call("ledger", "withdraw", args(R"({"amount":10})"), op("acct", "w-1"));
+  REQUIRE_FALSE(retry.ok());
+  CHECK(retry.error->code == "insufficient_funds");  // the same answer, no late effect
+  CHECK(c.call_as<balance_reply>("ledger", "balance", no_args{}, op("acct"))->balance == 100);
+}
+
+TEST_CASE("an event-sourced entity recovers from its snapshot plus the journal after it", "[storage][runtime]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  service_named(cfg, "ledger").snapshot_every = 5;
+  service_named(cfg, "ledger").entity_idle = 20ms;
+  {
+    auto n = start_node(cfg);
+    client c(n->endpoints().front());
+    for (int i = 1; i <= 12; ++i) REQUIRE(c.call("ledger", "deposit", args(R"({"amount":10})"), op("acct")).ok());
+    REQUIRE(c.call("ledger", "withdraw", args(R"({"amount":25})"), op("acct")).ok());
+    auto b = c.call_as<balance_reply>("ledger", "balance", no_args{}, op("acct"));
+    CHECK(b->balance == 95);
+    CHECK(b->events == 13);
+    // Passivated and re-activated: the state comes back from snapshot + journal.
+    REQUIRE(eventually([&] { return status_of(*n, "ledger").passivations >= 1; }));
+    auto again = c.call_as<balance_reply>("ledger", "balance", no_args{}, op("acct"));
+    CHECK(again->balance == 95);
+    CHECK(again->events == 13);
+  }
+  auto n = start_node(cfg);
+  client c(n->endpoints().front());
+  auto after = c.call_as<balance_reply>("ledger", "balance", no_args{}, op("acct"));
+  REQUIRE(after.ok());
+  CHECK(after->balance == 95);
+  CHECK(after->events == 13);
+  auto bad = c.call("ledger", "withdraw", args(R"({"amount":1000})"), op("acct"));
+  CHECK(bad.error->code == "insufficient_funds");
+  CHECK(c.call_as<balance_reply>("ledger", "balance", no_args{}, op("acct"))->events == 13);
+}
+
+TEST_CASE("a failed method leaves no trace in memory or store", "[storage][runtime]") {
+  temp_dir dir;
+  auto n = start_node(loopback_config(dir.path()));
+  client c(n->endpoints().front());
+  REQUIRE(c.call("ledger", "deposit", args(R"({"amount":5})"), op("a")).ok());
+  CHECK(c.call("ledger", "deposit", args(R"({"amount":-5})"), op("a")).error->is(errc::bad_request));
+  CHECK(c.call_as<balance_reply>("ledger", "balance", no_args{}, op("a"))->events == 1);
+}
+
+TEST_CASE("an entity can delete its stored state", "[storage][runtime]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  service_named(cfg, "counter").entity_idle = 20ms;
+  auto n = start_node(cfg);
+  client c(n->endpoints().front());
+  REQUIRE(c.call("counter", "add", args(R"({"n":7})"), op("gone")).ok());
+  REQUIRE(c.call("counter", "reset", args("null"), op("gone")).ok());
+  REQUIRE(eventually([&] { return status_of(*n, "counter").live_entities == 0; }));
+  CHECK(c.call_as<counter_value>("counter", "get", no_args{}, op("gone"))->value == 0);
+}
