@@ -88,7 +88,28 @@ void handle_admin(node& n, request_ptr req) {
     reply_json(req, {{"ok", true}, {"target", target}, {"command", h.method}});
     return;
   }
-  req->fail({errc::unknown_method, "admin has no method '" + h.method + "' (status, tree, restart, stop, start, crash)"});
+  if (h.method == "storage") {
+    auto st = n.storage_stats(arg("service"));
+    if (!st) return (void)req->fail(st.error());
+    reply_json(req, {{"service", arg("service")},
+                     {"estimated_keys", st->estimated_keys},
+                     {"size_on_disk_bytes", st->size_on_disk_bytes},
+                     {"pending_compaction_bytes", st->pending_compaction_bytes},
+                     {"running_compactions", st->running_compactions},
+                     {"commits", st->commits},
+                     {"committed_writes", st->committed_writes}});
+    return;
+  }
+  if (h.method == "backup") {
+    auto dir = arg("dir");
+    if (dir.empty()) return (void)req->fail({errc::bad_request, "'dir' is required"});
+    auto done = n.backup(arg("service"), dir);
+    if (!done) return (void)req->fail(done.error());
+    reply_json(req, {{"ok", true}, {"service", arg("service")}, {"dir", dir}});
+    return;
+  }
+  req->fail({errc::unknown_method,
+             "admin has no method '" + h.method + "' (status, tree, restart, stop, start, crash, storage, backup)"});
 }
 
 }  // namespace cohort::detail

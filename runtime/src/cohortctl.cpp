@@ -1,5 +1,6 @@
 // cohortctl: the operator's tool. Talks to a node's admin endpoint with the
 // Cohort protocol; prints tables, or JSON with --json.
+#include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -77,7 +78,7 @@ int main(int argc, char** argv) {
   app.add_flag("--json", as_json, "print the reply as JSON");
   app.add_option("--timeout", timeout_ms, "deadline in milliseconds")->capture_default_str()->check(CLI::Range(1, 600000));
 
-  std::string service, target;
+  std::string service, target, backup_dir;
   app.add_subcommand("status", "services, state, uptime, restarts, last failure");
   auto* tree = app.add_subcommand("tree", "the supervision tree with each child's state and restarts");
   tree->add_option("service", service, "only this service");
@@ -86,6 +87,11 @@ int main(int argc, char** argv) {
                                             (std::string(cmd) == "crash" ? " (fault injection; the node must allow it)" : ""));
     sub->add_option("target", target, "SERVICE or SERVICE/CHILD")->required();
   }
+  auto* storage = app.add_subcommand("storage", "a service's store: keys, size on disk, pending compactions");
+  storage->add_option("service", service, "entity service")->required();
+  auto* backup = app.add_subcommand("backup", "write a consistent checkpoint of a service's store while it serves");
+  backup->add_option("service", service, "entity service")->required();
+  backup->add_option("dir", backup_dir, "target directory on the node's machine (must not exist)")->required();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -95,6 +101,7 @@ int main(int argc, char** argv) {
   json args = json::object();
   if (!service.empty()) args["service"] = service;
   if (!target.empty()) args["target"] = target;
+  if (!backup_dir.empty()) args["dir"] = std::filesystem::absolute(backup_dir).string();
   auto bytes = json::to_msgpack(args);
 
   cohort::client c(endpoint);
@@ -116,6 +123,12 @@ int main(int argc, char** argv) {
     print_status(reply);
   } else if (method == "tree") {
     print_tree(reply);
+  } else if (method == "storage") {
+    print_table({"SERVICE", "KEYS(EST)", "SIZE_ON_DISK", "PENDING_COMPACTION", "COMMITS", "WRITES"},
+                {{cell(reply["service"]), cell(reply["estimated_keys"]), cell(reply["size_on_disk_bytes"]),
+                  cell(reply["pending_compaction_bytes"]), cell(reply["commits"]), cell(reply["committed_writes"])}});
+  } else if (method == "backup") {
+    std::cout << "backup of " << service << " written to " << cell(reply["dir"]) << "\n";
   } else {
     std::cout << method << " " << target << ": ok\n";
   }

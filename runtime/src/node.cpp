@@ -347,6 +347,30 @@ result<bool> node::command_child(const std::string& service, const std::string& 
   return true;
 }
 
+namespace {
+template <class Hosted>
+result<store*> store_of(Hosted& services, const std::string& name) {
+  auto it = services.find(name);
+  if (it == services.end()) return error_info{errc::unknown_service, "no service named '" + name + "' on this node"};
+  if (it->second.svc->def.kind != service_kind::entities)
+    return error_info{errc::bad_request, "service '" + name + "' is stateless and has no store"};
+  if (!it->second.svc->db) return error_info{errc::unavailable, "the store of '" + name + "' is not open"};
+  return it->second.svc->db.get();
+}
+}  // namespace
+
+result<store_stats> node::storage_stats(const std::string& service) const {
+  auto s = store_of(impl_->services, service);
+  if (!s) return s.error();
+  return (*s)->stats();
+}
+
+result<bool> node::backup(const std::string& service, const std::string& dir) {
+  auto s = store_of(impl_->services, service);
+  if (!s) return s.error();
+  return (*s)->checkpoint(dir);
+}
+
 void node::stop() {
   auto& p = *impl_;
   if (p.stopped) return;

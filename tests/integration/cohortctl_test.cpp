@@ -103,6 +103,21 @@ TEST_CASE_METHOD(ctl_fixture, "cohortctl reports unknown names with a non-zero e
   CHECK(c4 == 2);
 }
 
+TEST_CASE_METHOD(ctl_fixture, "cohortctl storage and backup", "[integration][cohortctl][storage]") {
+  call("counter.add", R"({"n":3})", "k1");
+  auto [code, out, err] = ctl({"storage", "counter"});
+  CHECK(code == 0);
+  CHECK_THAT(out, Catch::Contains("SIZE_ON_DISK") && Catch::Contains("counter"));
+  auto [bcode, bout, berr] = ctl({"backup", "counter", dir / "backup"});
+  CHECK(bcode == 0);
+  CHECK(std::filesystem::exists(dir / "backup/CURRENT"));
+  auto [again, aout, aerr] = ctl({"backup", "counter", dir / "backup"});
+  CHECK(again == 1);  // never overwrites
+  auto [scode, sout, serr] = ctl({"storage", "greeter"});
+  CHECK(scode == 1);
+  CHECK_THAT(serr, Catch::Contains("no store"));
+}
+
 TEST_CASE("cohortctl crash is refused unless the node allows fault injection", "[integration][cohortctl]") {
   ctl_fixture f(false);
   auto [code, out, err] = f.ctl({"crash", "greeter/worker-1"});

@@ -88,6 +88,13 @@ class node {
   /// node.allow_fault_injection). Errors: `unknown_service`, `bad_request`.
   result<bool> command_child(const std::string& service, const std::string& child, const std::string& command);
 
+  /// The store of an entity service: keys, size on disk, compactions, commits.
+  /// Errors: `unknown_service`, `bad_request` (the service has no store), `unavailable`.
+  result<store_stats> storage_stats(const std::string& service) const;
+  /// Writes a consistent checkpoint of a service's store into `dir` (which must
+  /// not exist) while the service keeps serving.
+  result<bool> backup(const std::string& service, const std::string& dir);
+
   /// Stops accepting requests, lets in-flight ones finish within the drain
   /// timeout, stops the actors and closes the stores. Idempotent.
   void stop();
