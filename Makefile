@@ -25,10 +25,12 @@ test: build
 bench: release
 	$(RELEASE)/bench/cohort-bench-rpc
 	$(RELEASE)/bench/cohort-bench-supervision
+	$(RELEASE)/bench/cohort-bench-storage
 
 bench-quick: release
 	$(RELEASE)/bench/cohort-bench-rpc --quick
 	$(RELEASE)/bench/cohort-bench-supervision --quick
+	$(RELEASE)/bench/cohort-bench-storage --quick
 
 clean:
 	rm -rf $(BUILD) $(RELEASE)

@@ -6,12 +6,6 @@ namespace cohort::detail {
 
 namespace {
 
-std::string big_endian(std::uint64_t v, int bytes) {
-  std::string out(static_cast<std::size_t>(bytes), '\0');
-  for (int i = bytes - 1; i >= 0; --i, v >>= 8) out[static_cast<std::size_t>(i)] = static_cast<char>(v & 0xff);
-  return out;
-}
-
 std::uint64_t read_big_endian(std::string_view s) {
   std::uint64_t v = 0;
   for (unsigned char c : s) v = (v << 8) | c;
@@ -41,19 +35,11 @@ std::int64_t now_ms() {
 entity_persistence::entity_persistence(store& db, std::string key, entity_state_box& box, std::size_t snapshot_every)
     : db_(db), key_(std::move(key)), box_(box), snapshot_every_(std::max<std::size_t>(1, snapshot_every)) {}
 
-std::string entity_persistence::entity_prefix(const std::string& key) {
-  return big_endian(key.size(), 4) + key;
-}
-
-std::string entity_persistence::journal_key(const std::string& key, std::uint64_t seq) {
-  return entity_prefix(key) + big_endian(seq, 8);
-}
-
 result<bool> entity_persistence::load() {
   box_.reset();
   pending_events_.clear();
   erase_ = false;
-  const auto prefix = entity_prefix(key_);
+  const auto prefix = entity_key(key_);
   auto fail = [&](const std::string& what) {
     return error_info{errc::internal, what + " of " + key_ + " in '" + db_.directory() + "' does not decode"};
   };
@@ -78,7 +64,7 @@ result<bool> entity_persistence::load() {
     }
   }
   bool ok = true;
-  auto scanned = db_.scan(keyspace::journal, prefix, journal_key(key_, seq_ + 1),
+  auto scanned = db_.scan(keyspace::journal, prefix, cohort::journal_key(key_, seq_ + 1),
                           [&](std::string_view k, std::string_view v) {
                             if (!box_.apply_event(v)) return ok = false;
                             seq_ = read_big_endian(k.substr(prefix.size()));
@@ -102,7 +88,7 @@ void entity_persistence::erase() {
 }
 
 void entity_persistence::add_changes(write_batch& batch) {
-  const auto prefix = entity_prefix(key_);
+  const auto prefix = entity_key(key_);
   if (erase_) {
     batch.erase(keyspace::state, prefix);
     if (box_.event_sourced()) {
@@ -122,7 +108,7 @@ void entity_persistence::add_changes(write_batch& batch) {
     batch.put(keyspace::state, prefix, box_.encode());
     return;
   }
-  for (auto& e : pending_events_) batch.put(keyspace::journal, journal_key(key_, ++seq_), std::move(e));
+  for (auto& e : pending_events_) batch.put(keyspace::journal, cohort::journal_key(key_, ++seq_), std::move(e));
   pending_events_.clear();
   if (seq_ - snapshot_seq_ >= snapshot_every_) {
     msgpack::sbuffer buf;

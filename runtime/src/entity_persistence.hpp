@@ -1,7 +1,7 @@
 // entity_persistence: how one entity's state lives in its service's store.
 // Plain entities keep one value in the `state` keyspace; event-sourced ones
-// append events to the `journal` and write a `snapshot` every N events. Keys
-// are length-prefixed so that no entity key is a prefix of another's range.
+// append events to the `journal` and write a `snapshot` every N events (keys:
+// cohort::entity_key and cohort::journal_key).
 // Not thread-safe: owned by the entity's actor.
 #pragma once
 
@@ -32,10 +32,6 @@ class entity_persistence {
   void discard();
 
   [[nodiscard]] std::uint64_t sequence() const noexcept { return seq_; }
-
-  /// Keys, exposed for tests and tools.
-  [[nodiscard]] static std::string entity_prefix(const std::string& key);
-  [[nodiscard]] static std::string journal_key(const std::string& key, std::uint64_t seq);
 
  private:
   store& db_;

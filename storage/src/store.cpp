@@ -15,10 +15,20 @@ namespace cohort {
 
 namespace {
 
+std::string big_endian(std::uint64_t v, int bytes) {
+  std::string out(static_cast<std::size_t>(bytes), '\0');
+  for (int i = bytes - 1; i >= 0; --i, v >>= 8) out[static_cast<std::size_t>(i)] = static_cast<char>(v & 0xff);
+  return out;
+}
+
 const char* const family_names[keyspace_count] = {rocksdb::kDefaultColumnFamilyName.c_str(), "journal", "snapshot",
                                                   "idempotency"};
 
 }  // namespace
+
+std::string entity_key(std::string_view key) { return big_endian(key.size(), 4) + std::string(key); }
+
+std::string journal_key(std::string_view key, std::uint64_t seq) { return entity_key(key) + big_endian(seq, 8); }
 
 struct store::impl {
   std::unique_ptr<rocksdb::DB> db;

@@ -32,6 +32,13 @@ enum class keyspace : std::uint8_t {
 };
 inline constexpr std::size_t keyspace_count = 4;
 
+/// The key of an entity in the state and snapshot keyspaces, and the prefix
+/// of its journal: a 4-byte big-endian length, then the entity key, so that no
+/// entity's range contains another's. Journal keys append an 8-byte big-endian
+/// sequence number.
+[[nodiscard]] std::string entity_key(std::string_view key);
+[[nodiscard]] std::string journal_key(std::string_view key, std::uint64_t seq);
+
 /// Options for one store. Default member values are the defaults.
 struct store_options {
   /// Durability of every write. Default: sync.

@@ -1,0 +1,249 @@
+// storage_bench: durable writes through a service (request in, state written
+// in sync mode, reply out) beside raw RocksDB with as many writer threads and
+// sync on, measured in the same run; recovery time of an event-sourced entity
+// with and without snapshots; activation rate and memory of entities.
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <rocksdb/db.h>
+
+#include "cohort/actors/example_services.hpp"
+#include "cohort/runtime/node.hpp"
+#include "cohort/storage/store.hpp"
+#include "cohort/transport/client.hpp"
+#include "cohort/transport/json_bridge.hpp"
+#include "stats.hpp"
+
+using namespace cohort;
+using namespace cohort::bench;
+using clock_type = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct scratch_dir {
+  fs::path path;
+  explicit scratch_dir(const std::string& name)
+      : path(fs::temp_directory_path() / ("cohort-bench-" + name + "-" + std::to_string(::getpid()))) {
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~scratch_dir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+double seconds(clock_type::duration d) { return std::chrono::duration<double>(d).count(); }
+
+/// Raw RocksDB: `writers` threads, each putting its own keys with sync on.
+double raw_rocksdb_synced(int writers, std::chrono::milliseconds duration) {
+  scratch_dir dir("raw");
+  rocksdb::Options o;
+  o.create_if_missing = true;
+  rocksdb::DB* raw = nullptr;
+  if (!rocksdb::DB::Open(o, dir.path.string(), &raw).ok()) throw std::runtime_error("raw rocksdb open failed");
+  std::unique_ptr<rocksdb::DB> db(raw);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  std::atomic<std::uint64_t> done{0};
+  auto until = clock_type::now() + duration;
+  auto start = clock_type::now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < writers; ++t)
+    threads.emplace_back([&, t] {
+      std::string value(32, 'v');
+      for (std::uint64_t i = 0; clock_type::now() < until; ++i)
+        if (db->Put(wo, "w" + std::to_string(t) + "-" + std::to_string(i), value).ok()) done++;
+    });
+  for (auto& th : threads) th.join();
+  return done / seconds(clock_type::now() - start);
+}
+
+node_config bench_config(const fs::path& data) {
+  auto cfg = default_node_config();
+  cfg.listen = {"tcp://127.0.0.1:*"};
+  cfg.admin.clear();
+  cfg.data_dir = data.string();
+  return cfg;
+}
+
+/// Through the service: `clients` requests in flight on distinct entity keys, sync mode.
+double service_synced(int clients, std::chrono::milliseconds duration) {
+  scratch_dir dir("svc");
+  auto n = node::start(bench_config(dir.path), example_services());
+  if (!n) throw std::runtime_error(n.error().message);
+  client c((*n)->endpoints().front());
+  auto add = *json_to_msgpack(R"({"n":1})");
+  std::uint64_t done = 0, failed = 0;
+  auto until = clock_type::now() + duration;
+  std::function<void(int)> send_one = [&](int k) {
+    call_options o;
+    o.key = "k" + std::to_string(k);
+    c.call_async("counter", "add", add, o, [&, k](reply&& r) {
+      r.ok() ? ++done : ++failed;
+      if (clock_type::now() < until) send_one(k);
+    });
+  };
+  auto start = clock_type::now();
+  for (int k = 0; k < clients; ++k) send_one(k);
+  while (c.in_flight() > 0) c.poll(std::chrono::milliseconds(100));
+  if (failed) std::cerr << "warning: " << failed << " writes failed\n";
+  return done / seconds(clock_type::now() - start);
+}
+
+/// Time to re-activate a ledger entity with `events` journaled events.
+double recovery_ms(int events, std::size_t snapshot_every) {
+  scratch_dir dir("recovery");
+  auto cfg = bench_config(dir.path);
+  for (auto& s : cfg.services)
+    if (s.name == "ledger") {
+      s.snapshot_every = snapshot_every;
+      s.store_durability = durability::async;
+      s.entity_idle = std::chrono::milliseconds(50);
+    }
+  auto n = node::start(cfg, example_services());
+  if (!n) throw std::runtime_error(n.error().message);
+  client c((*n)->endpoints().front());
+  call_options o;
+  o.key = "acct";
+  auto dep = *json_to_msgpack(R"({"amount":1})");
+  for (int i = 0; i < events;) {
+    for (int j = 0; j < 64 && i < events; ++j, ++i) c.call_async("ledger", "deposit", dep, o, [](reply&&) {});
+    c.drain(std::chrono::seconds(30));
+  }
+  auto passivated = [&] {
+    for (auto& s : (*n)->services())
+      if (s.name == "ledger") return s.live_entities == 0;
+    return false;
+  };
+  for (int i = 0; i < 400 && !passivated(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  auto t0 = clock_type::now();
+  auto r = c.call("ledger", "balance", *json_to_msgpack("null"), o);
+  auto ms = seconds(clock_type::now() - t0) * 1000;
+  if (!r.ok()) throw std::runtime_error("recovery call failed: " + r.error->message);
+  return ms;
+}
+
+std::size_t rss_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::size_t pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+}
+
+struct activation_figures {
+  double per_second = 0;
+  double bytes_per_live_entity = 0;
+  std::size_t live = 0;
+};
+
+/// Activations from a store holding `keys` counters, then memory per live entity.
+activation_figures activation(std::size_t keys, std::size_t live_target, std::chrono::milliseconds duration) {
+  scratch_dir dir("activation");
+  {
+    auto db = store::open((dir.path / "counter").string(), {durability::async});
+    if (!db) throw std::runtime_error(db.error().message);
+    auto state = pack(std::map<std::string, std::int64_t>{{"value", 1}, {"updates", 1}});
+    for (std::size_t i = 0; i < keys;) {
+      write_batch b;
+      for (std::size_t j = 0; j < 10000 && i < keys; ++j, ++i) b.put(keyspace::state, entity_key("k" + std::to_string(i)), state);
+      if (!(*db)->write(b).ok()) throw std::runtime_error("populate failed");
+    }
+  }
+  auto cfg = bench_config(dir.path);
+  auto n = node::start(cfg, example_services());
+  if (!n) throw std::runtime_error(n.error().message);
+  client c((*n)->endpoints().front());
+  auto nil = *json_to_msgpack("null");
+  std::uint64_t done = 0;
+  std::size_t next = 0;
+  auto until = clock_type::now() + duration;
+  // Memory per entity is the slope between half and all of the live entities,
+  // so fixed costs (RocksDB's block cache, arenas) do not count.
+  std::size_t rss_half = 0, live_half = 0;
+  auto live_now = [&] {
+    for (auto& s : (*n)->services())
+      if (s.name == "counter") return static_cast<std::size_t>(s.live_entities);
+    return std::size_t{0};
+  };
+  std::function<void()> send_one = [&] {
+    if (next == live_target / 2 && rss_half == 0) {
+      rss_half = rss_bytes();
+      live_half = live_now();
+    }
+    call_options o;
+    o.key = "k" + std::to_string(next++ % keys);
+    c.call_async("counter", "get", nil, o, [&](reply&& r) {
+      done += r.ok();
+      if (clock_type::now() < until && next < live_target) send_one();
+    });
+  };
+  auto start = clock_type::now();
+  for (int i = 0; i < 64; ++i) send_one();
+  while (c.in_flight() > 0) c.poll(std::chrono::milliseconds(100));
+  activation_figures out;
+  out.per_second = done / seconds(clock_type::now() - start);
+  for (auto& s : (*n)->services())
+    if (s.name == "counter") out.live = static_cast<std::size_t>(s.live_entities);
+  auto rss_full = rss_bytes();
+  out.bytes_per_live_entity =
+      out.live > live_half ? double(rss_full - std::min(rss_full, rss_half)) / double(out.live - live_half) : 0;
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Cohort storage benchmark: durable writes vs raw RocksDB, recovery, activation"};
+  bool quick = false;
+  int repeats = 3, duration_ms = 2000;
+  std::size_t keys = 1000000, live = 100000;
+  std::string json_out;
+  app.add_flag("--quick", quick, "shorter runs and a 100k-key store");
+  app.add_option("--json", json_out, "write results to this JSON file");
+  CLI11_PARSE(app, argc, argv);
+  if (quick) repeats = 2, duration_ms = 700, keys = 100000, live = 20000;
+  const auto duration = std::chrono::milliseconds(duration_ms);
+  nlohmann::json results = nlohmann::json::object();
+
+  std::printf("storage bench: sync-mode writes, %d x %d ms per figure\n\n", repeats, duration_ms);
+  std::printf("%-40s %-24s %-24s %6s  %-10s %s\n", "scenario", "cohort median [min..max]", "raw rocksdb sync",
+              "ratio", "target", "result");
+  for (int clients : {1, 8, 32}) {
+    std::vector<double> svc, raw;
+    for (int i = 0; i < repeats; ++i) {
+      raw.push_back(raw_rocksdb_synced(clients, duration));
+      svc.push_back(service_synced(clients, duration));
+    }
+    auto s = spread_of(svc), r = spread_of(raw);
+    double ratio = s.median / r.median;
+    auto cell = [](const spread& x) { return human(x.median) + " [" + human(x.min) + ".." + human(x.max) + "]"; };
+    std::printf("%-40s %-24s %-24s %6.2f  %-10s %s\n",
+                ("durable writes/s, " + std::to_string(clients) + " concurrent").c_str(), cell(s).c_str(),
+                cell(r).c_str(), ratio, ">= 0.80", ratio >= 0.8 ? "pass" : "short");
+    results["durable_writes"][std::to_string(clients)] = {{"cohort", s.median}, {"raw", r.median}, {"ratio", ratio}};
+  }
+  const int events = 10000;
+  double without = recovery_ms(events, 100000000), with = recovery_ms(events, 100);
+  std::printf("%-40s %-24s %-24s\n", "recovery of 10k-event entity (ms)", (human(with) + " with snapshots").c_str(),
+              (human(without) + " journal only").c_str());
+  results["recovery_ms"] = {{"with_snapshots", with}, {"journal_only", without}, {"events", events}};
+  auto act = activation(keys, live, std::chrono::milliseconds(quick ? 5000 : 20000));
+  std::printf("%-40s %-24s %s\n", ("activations/s from a " + human(double(keys)) + "-key store").c_str(),
+              human(act.per_second).c_str(), "");
+  std::printf("%-40s %-24s %s\n", ("memory per live entity (" + human(double(act.live)) + " live)").c_str(),
+              (human(act.bytes_per_live_entity) + " B").c_str(),
+              act.live ? ("-> " + human(act.bytes_per_live_entity * 100000 / 1e6) + " MB per 100k (target < 200)").c_str() : "");
+  results["activation"] = {{"per_second", act.per_second}, {"keys", keys}, {"live", act.live},
+                           {"bytes_per_live_entity", act.bytes_per_live_entity}};
+  if (!json_out.empty()) std::ofstream(json_out) << results.dump(2) << "\n";
+  return 0;
+}
