@@ -1,5 +1,7 @@
 #include "cohort/actors/example_services.hpp"
 
+#include "cohort/actors/example_messages.hpp"
+
 #include <stdexcept>
 #include <thread>
 
@@ -7,46 +9,7 @@ namespace cohort {
 
 namespace {
 
-struct hello_args {
-  std::string name;
-  MSGPACK_DEFINE_MAP(name);
-};
-struct hello_reply {
-  std::string greeting;
-  MSGPACK_DEFINE_MAP(greeting);
-};
-struct echo_args {
-  std::string data;
-  MSGPACK_DEFINE_MAP(data);
-};
-struct sleep_args {
-  std::uint32_t ms = 0;
-  MSGPACK_DEFINE_MAP(ms);
-};
-struct fail_args {
-  std::string code = "failed";
-  std::string message = "requested failure";
-  MSGPACK_DEFINE_MAP(code, message);
-};
-struct counter_state {
-  std::int64_t value = 0;
-  std::uint64_t updates = 0;
-  MSGPACK_DEFINE_MAP(value, updates);
-};
-struct add_args {
-  std::int64_t n = 1;
-  MSGPACK_DEFINE_MAP(n);
-};
-struct counter_value {
-  std::string key;
-  std::int64_t value = 0;
-  MSGPACK_DEFINE_MAP(key, value);
-};
-struct visit_reply {
-  std::string greeting;
-  std::int64_t visits = 0;
-  MSGPACK_DEFINE_MAP(greeting, visits);
-};
+using namespace examples;
 
 service_definition greeter() {
   return worker_service("greeter")
@@ -90,26 +53,6 @@ service_definition counter() {
               })
       .build();
 }
-
-struct account_state {
-  std::int64_t balance = 0;
-  std::uint64_t events = 0;
-  MSGPACK_DEFINE_MAP(balance, events);
-};
-struct account_event {
-  std::int64_t delta = 0;  ///< deposit > 0, withdrawal < 0
-  MSGPACK_DEFINE_MAP(delta);
-};
-struct amount_args {
-  std::int64_t amount = 0;
-  MSGPACK_DEFINE_MAP(amount);
-};
-struct balance_reply {
-  std::string account;
-  std::int64_t balance = 0;
-  std::uint64_t events = 0;
-  MSGPACK_DEFINE_MAP(account, balance, events);
-};
 
 service_definition ledger() {
   using ctx_t = event_context<account_state, account_event>;

@@ -19,17 +19,14 @@
 #include "cohort/runtime/node.hpp"
 #include "cohort/transport/client.hpp"
 #include "stats.hpp"
+#include "cohort/actors/example_messages.hpp"
 
 using namespace cohort;
+using namespace cohort::examples;
 using namespace cohort::bench;
 using clock_type = std::chrono::steady_clock;
 
 namespace {
-
-struct echo_args {
-  std::string data;
-  MSGPACK_DEFINE_MAP(data);
-};
 
 /// One run's figures.
 struct run_result {

@@ -236,12 +236,20 @@ result<bool> process_host::command(const std::string& service, const std::string
     // (which drains on SIGTERM) and forks the new one.
     if (cmd != "stop" && cmd != "start" && cmd != "restart")
       return error_info{errc::bad_request, "unknown command '" + cmd + "'"};
+    const bool alive = c.pid > 0;
     c.operator_stopped = cmd == "stop";
     c.down_reason = cmd == "stop" ? "stopped by operator" : "";
-    if (c.pid > 0 && cmd != "start") {
-      c.restart_requested = cmd == "restart";
-      ::kill(c.pid, SIGTERM);
-    } else if (c.pid <= 0 && cmd != "stop") {
+    if (cmd == "stop") {
+      c.restart_requested = false;
+      c.restart_at.reset();
+      if (alive && c.state != "stopping") ::kill(c.pid, SIGTERM);
+      c.state = alive ? "stopping" : "stopped";
+    } else if (alive) {
+      // start while stopping, or restart: a new process once the old one is reaped.
+      if (cmd == "restart" || c.state == "stopping") c.restart_requested = true;
+      if (cmd == "restart" && c.state != "stopping") ::kill(c.pid, SIGTERM);
+      if (c.restart_requested) c.state = "stopping";
+    } else {
       c.state = "restarting";
       c.restart_at = clock_type::now();
     }

@@ -16,18 +16,14 @@
 #include "cohort/transport/client.hpp"
 #include "cohort/transport/json_bridge.hpp"
 #include "temp_dir.hpp"
+#include "cohort/actors/example_messages.hpp"
 
 using namespace cohort;
+using namespace cohort::examples;
 using namespace cohort::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-struct counter_value {
-  std::string key;
-  std::int64_t value = 0;
-  MSGPACK_DEFINE_MAP(key, value);
-};
 
 constexpr int keys = 8;
 

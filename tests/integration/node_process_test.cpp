@@ -6,25 +6,13 @@
 #include "child_process.hpp"
 #include "cohort/transport/client.hpp"
 #include "temp_dir.hpp"
+#include "cohort/actors/example_messages.hpp"
 
 using namespace cohort;
+using namespace cohort::examples;
 using namespace cohort::test;
 
 namespace {
-
-struct hello_args {
-  std::string name;
-  MSGPACK_DEFINE_MAP(name);
-};
-struct visit_reply {
-  std::string greeting;
-  std::int64_t visits = 0;
-  MSGPACK_DEFINE_MAP(greeting, visits);
-};
-struct sleep_args {
-  std::uint32_t ms = 0;
-  MSGPACK_DEFINE_MAP(ms);
-};
 
 std::string write_file(const temp_dir& dir, const std::string& name, const std::string& text) {
   auto path = dir / name;

@@ -10,16 +10,13 @@
 
 #include "cohort/transport/client.hpp"
 #include "test_node.hpp"
+#include "cohort/actors/example_messages.hpp"
 
 using namespace cohort;
+using namespace cohort::examples;
 using namespace cohort::test;
 
 namespace {
-
-struct hello_args {
-  std::string name;
-  MSGPACK_DEFINE_MAP(name);
-};
 
 /// A raw DEALER that sends arbitrary frames and reads one reply.
 struct raw_peer {

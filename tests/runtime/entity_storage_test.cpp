@@ -4,24 +4,14 @@
 #include "cohort/transport/client.hpp"
 #include "cohort/transport/json_bridge.hpp"
 #include "test_node.hpp"
+#include "cohort/actors/example_messages.hpp"
 
 using namespace cohort;
+using namespace cohort::examples;
 using namespace cohort::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-struct counter_value {
-  std::string key;
-  std::int64_t value = 0;
-  MSGPACK_DEFINE_MAP(key, value);
-};
-struct balance_reply {
-  std::string account;
-  std::int64_t balance = 0;
-  std::uint64_t events = 0;
-  MSGPACK_DEFINE_MAP(account, balance, events);
-};
 
 call_options op(const std::string& key, const std::string& idem = "") {
   call_options o;

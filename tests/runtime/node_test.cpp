@@ -6,38 +6,13 @@
 #include "cohort/transport/client.hpp"
 #include "cohort/transport/json_bridge.hpp"
 #include "test_node.hpp"
+#include "cohort/actors/example_messages.hpp"
 
 using namespace cohort;
+using namespace cohort::examples;
 using namespace cohort::test;
 
 namespace {
-
-struct hello_args {
-  std::string name;
-  MSGPACK_DEFINE_MAP(name);
-};
-struct hello_reply {
-  std::string greeting;
-  MSGPACK_DEFINE_MAP(greeting);
-};
-struct add_args {
-  std::int64_t n = 1;
-  MSGPACK_DEFINE_MAP(n);
-};
-struct counter_value {
-  std::string key;
-  std::int64_t value = 0;
-  MSGPACK_DEFINE_MAP(key, value);
-};
-struct visit_reply {
-  std::string greeting;
-  std::int64_t visits = 0;
-  MSGPACK_DEFINE_MAP(greeting, visits);
-};
-struct sleep_args {
-  std::uint32_t ms = 0;
-  MSGPACK_DEFINE_MAP(ms);
-};
 
 call_options keyed(const std::string& key) {
   call_options o;
