@@ -138,6 +138,12 @@ service_config read_service(const std::string& name, const toml::table& t, const
     s.supervision.backoff.random_factor = f->value<double>().value_or(0.2);
   }
   r.mark_seen("backoff_random_factor");
+  std::string restart(to_string(s.worker_restart));
+  r.read("restart", restart);
+  if (auto parsed = parse_restart_type(restart))
+    s.worker_restart = *parsed;
+  else
+    r.fail(*t.get("restart"), "restart", "one of permanent, transient, temporary");
   std::string on_stuck = "report";
   r.read("on_stuck", on_stuck);
   if (on_stuck != "report" && on_stuck != "replace") r.fail(*t.get("on_stuck"), "on_stuck", "\"report\" or \"replace\"");
@@ -166,6 +172,7 @@ node_config read_config(const toml::table& root, const std::string& source,
     table_reader r(*node, "node", source);
     r.read("name", cfg.name);
     r.read("admin", cfg.admin);
+    r.read("instance", cfg.instance);
     r.read("isolation", cfg.isolation);
     if (cfg.isolation != "none" && cfg.isolation != "process")
       r.fail(*node->get("isolation"), "isolation", "\"none\" or \"process\"");

@@ -128,7 +128,9 @@ struct node::impl final : detail::call_router {
   result<bool> start_service(hosted& h) {
     auto& svc = *h.svc;
     if (svc.def.kind == service_kind::entities && !svc.db) {
-      auto dir = (std::filesystem::path(cfg.data_dir) / svc.def.name).string();
+      auto dir = (std::filesystem::path(cfg.data_dir) /
+                  (cfg.instance.empty() ? svc.def.name : svc.def.name + "-" + cfg.instance))
+                     .string();
       std::error_code ec;
       std::filesystem::create_directories(dir, ec);
       auto db = store::open(dir, store_options{svc.cfg.store_durability, true});

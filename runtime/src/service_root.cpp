@@ -54,7 +54,7 @@ void publish(root_actor* self, service_runtime& svc) {
   std::vector<child_status> out;
   std::vector<std::pair<std::string, std::shared_ptr<handler_activity>>> activities;
   for (const auto& w : st.workers) {
-    out.push_back({w.id, "worker", std::string(to_string(restart_type::permanent)),
+    out.push_back({w.id, "worker", std::string(to_string(svc.cfg.worker_restart)),
                    w.running ? "running" : (w.restarting ? "restarting" : "stopped"), w.restarts, w.last_failure});
     if (w.running) activities.emplace_back(w.id, w.activity);
   }
@@ -237,7 +237,7 @@ caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> sv
     specs.push_back({"entity", restart_type::transient, std::chrono::milliseconds(5000)});
   } else {
     for (std::size_t i = 0; i < svc->cfg.workers; ++i)
-      specs.push_back({"worker-" + std::to_string(i + 1), restart_type::permanent, std::chrono::milliseconds(5000)});
+      specs.push_back({"worker-" + std::to_string(i + 1), svc->cfg.worker_restart, std::chrono::milliseconds(5000)});
   }
   st.plan = std::make_unique<supervision_plan>(policy, specs);
   if (!entities) {

@@ -162,3 +162,32 @@ TEST_CASE("operator commands stop, start, restart and crash one child", "[superv
   CHECK(n->command_child("nosuch", "worker-1", "restart").error().code == "unknown_service");
   CHECK(n->command_child("greeter", "worker-1", "explode").error().code == "bad_request");
 }
+
+TEST_CASE("a temporary worker that crashes is not restarted", "[supervision][runtime]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  auto& g = service_named(cfg, "greeter");
+  g.workers = 1;
+  g.worker_restart = restart_type::temporary;
+  auto n = start_node(cfg);
+  client c(n->endpoints().front());
+  CHECK(c.call("greeter", "crash", crash_args()).error->is(errc::internal));
+  REQUIRE(eventually([&] { return child_of(*n, "greeter", "worker-1").state == "stopped"; }));
+  CHECK(status_of(*n, "greeter").restarts == 0);
+  auto r = c.call("greeter", "hello", pack(hello_args{"x"}));
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error->is(errc::unavailable));
+}
+
+TEST_CASE("an instance name gives each instance its own store directory", "[storage][runtime]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  cfg.instance = "b";
+  auto n = start_node(cfg);
+  client c(n->endpoints().front());
+  call_options key;
+  key.key = "k";
+  REQUIRE(c.call("counter", "add", pack(add_args{1}), key).ok());
+  CHECK(std::filesystem::exists(dir / "counter-b/CURRENT"));
+  CHECK_FALSE(std::filesystem::exists(dir / "counter"));
+}

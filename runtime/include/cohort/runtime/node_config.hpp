@@ -33,6 +33,9 @@ struct service_config {
   /// Strategy (workers only; entities are always simple_one_for_one), restart
   /// intensity and backoff of the service's root supervisor. Defaults: see supervision.hpp.
   supervision_policy supervision;
+  /// Worker services: restart type of each worker (permanent, transient,
+  /// temporary; see supervision.hpp). Default: permanent.
+  restart_type worker_restart = restart_type::permanent;
   /// A handler running longer than this is reported by the watchdog; 0 turns it off. Default: 0.
   std::chrono::milliseconds handler_timeout{0};
   /// What the watchdog does about a stuck worker: report it, or also replace it
@@ -51,6 +54,9 @@ struct remote_service_config {
 struct node_config {
   /// Name used in logs. Default: "cohort".
   std::string name = "cohort";
+  /// Instance name, for several instances of a service on one machine: stores
+  /// go to <data_dir>/<service>-<instance>/. Default: "" (<data_dir>/<service>/).
+  std::string instance;
   /// Client endpoints (ZeroMQ ROUTER binds); "tcp://127.0.0.1:*" picks a free port. Default: tcp://127.0.0.1:7400.
   std::vector<std::string> listen{"tcp://127.0.0.1:7400"};
   /// Admin endpoint for cohortctl (same protocol, service "_admin"); empty turns it off.
