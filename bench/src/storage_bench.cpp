@@ -143,6 +143,7 @@ struct activation_figures {
   double per_second = 0;
   double bytes_per_live_entity = 0;
   std::size_t live = 0;
+  std::size_t rss_total = 0;  ///< the whole process with `live` entities
 };
 
 /// Activations from a store holding `keys` counters, then memory per live entity.
@@ -194,6 +195,7 @@ activation_figures activation(std::size_t keys, std::size_t live_target, std::ch
   for (auto& s : (*n)->services())
     if (s.name == "counter") out.live = static_cast<std::size_t>(s.live_entities);
   auto rss_full = rss_bytes();
+  out.rss_total = rss_full;
   out.bytes_per_live_entity =
       out.live > live_half ? double(rss_full - std::min(rss_full, rss_half)) / double(out.live - live_half) : 0;
   return out;
@@ -242,7 +244,9 @@ int main(int argc, char** argv) {
   std::printf("%-40s %-24s %s\n", ("memory per live entity (" + human(double(act.live)) + " live)").c_str(),
               (human(act.bytes_per_live_entity) + " B").c_str(),
               act.live ? ("-> " + human(act.bytes_per_live_entity * 100000 / 1e6) + " MB per 100k (target < 200)").c_str() : "");
-  results["activation"] = {{"per_second", act.per_second}, {"keys", keys}, {"live", act.live},
+  std::printf("%-40s %-24s %s\n", ("process RSS with " + human(double(act.live)) + " live entities").c_str(),
+              (human(act.rss_total / 1e6) + " MB").c_str(), act.live >= 100000 ? (act.rss_total < 200e6 ? "target < 200 MB: pass" : "target < 200 MB: short") : "");
+  results["activation"] = {{"rss_total_bytes", act.rss_total}, {"per_second", act.per_second}, {"keys", keys}, {"live", act.live},
                            {"bytes_per_live_entity", act.bytes_per_live_entity}};
   if (!json_out.empty()) std::ofstream(json_out) << results.dump(2) << "\n";
   return 0;

@@ -23,6 +23,7 @@ using crash_atom = caf::atom_constant<caf::atom("crash")>;
 using command_atom = caf::atom_constant<caf::atom("command")>;
 using start_child_atom = caf::atom_constant<caf::atom("startchild")>;
 using store_failed_atom = caf::atom_constant<caf::atom("storefail")>;
+using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 using idem_done_atom = caf::atom_constant<caf::atom("idemdone")>;
 
 /// Spawns a worker of `svc`, monitored by `parent`.

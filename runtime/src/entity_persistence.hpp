@@ -32,6 +32,7 @@ class entity_persistence {
   void discard();
 
   [[nodiscard]] std::uint64_t sequence() const noexcept { return seq_; }
+  [[nodiscard]] const std::string& key() const noexcept { return key_; }
 
  private:
   store& db_;

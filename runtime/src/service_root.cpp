@@ -31,13 +31,15 @@ struct service_root_state {
   struct entity_entry {
     caf::actor actor;
     std::uint64_t sent = 0;
+    clock_type::time_point last_used;
   };
   std::unique_ptr<supervision_plan> plan;
   std::vector<worker_child> workers;
   std::unordered_map<caf::actor_addr, std::size_t> worker_at;
   std::size_t next_worker = 0;
   std::unordered_map<std::string, entity_entry> entities;
-  std::unordered_map<caf::actor_addr, std::string> entity_keys;
+  /// Entity actor -> its key in `entities` (nodes of an unordered_map do not move).
+  std::unordered_map<caf::actor_id, const std::string*> entity_keys;
   std::vector<child_status> entity_failures;
   static inline const char* name = "cohort.service";
 };
@@ -126,9 +128,9 @@ void on_worker_down(root_actor* self, const std::shared_ptr<service_runtime>& sv
 void on_entity_down(root_actor* self, const std::shared_ptr<service_runtime>& svc, const caf::actor_addr& who,
                     const caf::error& reason) {
   auto& st = self->state;
-  auto k = st.entity_keys.find(who);
+  auto k = st.entity_keys.find(who.id());
   if (k == st.entity_keys.end()) return;
-  auto key = k->second;
+  auto key = *k->second;
   st.entity_keys.erase(k);
   auto e = st.entities.find(key);
   if (e != st.entities.end() && e->second.actor.address() == who) st.entities.erase(e);
@@ -150,8 +152,8 @@ caf::actor activate(root_actor* self, const std::shared_ptr<service_runtime>& sv
   auto it = st.entities.find(key);
   if (it != st.entities.end()) return it->second.actor;
   auto a = spawn_entity(self, svc, key);
-  st.entity_keys.emplace(a.address(), key);
-  st.entities.emplace(key, service_root_state::entity_entry{a, 0});
+  auto it2 = st.entities.emplace(key, service_root_state::entity_entry{a, 0, clock_type::now()}).first;
+  st.entity_keys.emplace(a.id(), &it2->first);
   return a;
 }
 
@@ -175,6 +177,7 @@ void route_request(root_actor* self, const std::shared_ptr<service_runtime>& svc
   activate(self, svc, req->header.key);
   auto& entry = st.entities[req->header.key];
   entry.sent++;
+  entry.last_used = clock_type::now();
   self->send(entry.actor, std::move(req));
 }
 
@@ -191,7 +194,7 @@ void run_command(root_actor* self, const std::shared_ptr<service_runtime>& svc, 
         break;
       default:  // stop, restart, replace: the entity is re-activated by its next message
         if (it != st.entities.end()) {
-          st.entity_keys.erase(it->second.actor.address());
+          st.entity_keys.erase(it->second.actor.id());
           self->send_exit(it->second.actor, caf::exit_reason::user_shutdown);
           st.entities.erase(it);
         }
@@ -245,6 +248,9 @@ caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> sv
     for (std::size_t i = 0; i < st.workers.size(); ++i) start_worker(self, svc, i);
   }
   publish(self, *svc);
+  // Passivation: one sweep over the table instead of a timer per entity.
+  const auto sweep_every = std::max<std::chrono::milliseconds>(svc->cfg.entity_idle / 4, std::chrono::milliseconds(5));
+  if (entities) self->delayed_send(self, sweep_every, sweep_atom::value);
 
   self->set_down_handler([=](caf::down_msg& dm) {
     if (entities) return on_entity_down(self, svc, dm.source, dm.reason);
@@ -269,8 +275,14 @@ caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> sv
             it->second.actor != caf::actor_cast<caf::actor>(self->current_sender()))
           return;
         self->send(it->second.actor, passivate_ok_atom::value);
-        s.entity_keys.erase(it->second.actor.address());
+        s.entity_keys.erase(it->second.actor.id());
         s.entities.erase(it);
+      },
+      [=](sweep_atom) {
+        auto idle_since = clock_type::now() - svc->cfg.entity_idle;
+        for (auto& [key, e] : self->state.entities)
+          if (e.last_used <= idle_since) self->send(e.actor, passivate_atom::value);
+        self->delayed_send(self, sweep_every, sweep_atom::value);
       },
       [=](start_child_atom, std::uint64_t i) {
         auto& w = self->state.workers.at(i);
