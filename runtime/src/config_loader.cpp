@@ -182,6 +182,7 @@ node_config read_config(const toml::table& root, const std::string& source,
     r.read_ms("drain_timeout_ms", cfg.drain_timeout);
     r.read_ms("default_deadline_ms", cfg.default_deadline);
     r.read("scheduler_threads", cfg.scheduler_threads);
+    r.read("io_spin_polls", cfg.io_spin_polls);
     r.read("scheduler_policy", cfg.scheduler_policy);
     if (cfg.scheduler_policy != "sharing" && cfg.scheduler_policy != "stealing")
       r.fail(*node->get("scheduler_policy"), "scheduler_policy", "\"sharing\" or \"stealing\"");

@@ -34,7 +34,7 @@ class io_loop {
  public:
   /// `route` receives every admitted request (on the I/O thread).
   /// `default_deadline` applies to requests that carry none.
-  io_loop(zmq::context_t& ctx, wire_limits limits, std::chrono::milliseconds default_deadline,
+  io_loop(zmq::context_t& ctx, wire_limits limits, std::chrono::milliseconds default_deadline, int spin_polls,
           std::function<void(request_ptr)> route);
   ~io_loop();
 
@@ -86,6 +86,7 @@ class io_loop {
   zmq::context_t& ctx_;
   wire_limits limits_;
   std::chrono::milliseconds default_deadline_;
+  int spin_polls_;
   std::function<void(request_ptr)> route_;
   std::function<void(request_ptr)> admin_;
   // Deadlines of the requests our sockets admitted, in order; an entry leaves

@@ -78,6 +78,10 @@ struct node::impl final : detail::call_router {
         return;
       }
       req->hold(&svc.in_flight);
+      // Worker services: straight to a worker, round-robin; the root is only
+      // asked when none is running (it answers `unavailable`).
+      if (svc.def.kind == service_kind::workers)
+        if (auto worker = svc.next_worker()) return detail::deliver(worker, std::move(req));
       detail::deliver(root, std::move(req));
       return;
     }
@@ -211,7 +215,7 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
   auto p = std::make_unique<impl>();
   p->cfg = cfg;
   impl* self = p.get();
-  p->io = std::make_unique<detail::io_loop>(p->ctx, cfg.limits, cfg.default_deadline,
+  p->io = std::make_unique<detail::io_loop>(p->ctx, cfg.limits, cfg.default_deadline, cfg.io_spin_polls,
                                             [self](detail::request_ptr r) { self->admit(std::move(r)); });
 
   // Validate the whole service list before anything starts.
@@ -239,7 +243,10 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
     if (auto err = bind(cfg.admin, true)) return *err;
 
   p->actor_cfg = std::make_unique<caf::actor_system_config>();
-  if (cfg.scheduler_threads > 0) p->actor_cfg->set("scheduler.max-threads", cfg.scheduler_threads);
+  auto threads = cfg.scheduler_threads > 0
+                     ? cfg.scheduler_threads
+                     : std::max<std::size_t>(1, std::thread::hardware_concurrency() > 1 ? std::thread::hardware_concurrency() - 1 : 1);
+  p->actor_cfg->set("scheduler.max-threads", threads);
   p->actor_cfg->set("logger.verbosity", caf::atom("quiet"));
   p->actor_cfg->set("scheduler.policy", cfg.scheduler_policy == "stealing" ? caf::atom("stealing") : caf::atom("sharing"));
   p->actors = std::make_unique<caf::actor_system>(*p->actor_cfg);

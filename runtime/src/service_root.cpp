@@ -63,6 +63,10 @@ void publish(root_actor* self, service_runtime& svc) {
   for (const auto& f : st.entity_failures) out.push_back(f);
   svc.publish_children(std::move(out));
   svc.publish_activities(std::move(activities));
+  std::vector<caf::actor> running;
+  for (const auto& w : st.workers)
+    if (w.running) running.push_back(w.actor);
+  svc.publish_workers(std::move(running));
 }
 
 void start_worker(root_actor* self, const std::shared_ptr<service_runtime>& svc, std::size_t i) {
@@ -321,6 +325,7 @@ void service_runtime::set_root(caf::actor root) {
 }
 
 void service_runtime::mark_down(std::string reason) {
+  publish_workers({});
   std::lock_guard<std::mutex> guard(mutex_);
   down_ = true;
   down_reason_ = std::move(reason);
@@ -351,6 +356,17 @@ void service_runtime::publish_activities(std::vector<std::pair<std::string, std:
 std::vector<std::pair<std::string, std::shared_ptr<handler_activity>>> service_runtime::activities() const {
   std::lock_guard<std::mutex> guard(mutex_);
   return activities_;
+}
+
+void service_runtime::publish_workers(std::vector<caf::actor> workers) {
+  std::atomic_store(&workers_, std::shared_ptr<const std::vector<caf::actor>>(
+                                   std::make_shared<const std::vector<caf::actor>>(std::move(workers))));
+}
+
+caf::actor service_runtime::next_worker() {
+  auto workers = std::atomic_load(&workers_);
+  if (workers->empty()) return {};
+  return (*workers)[next_worker_.fetch_add(1, std::memory_order_relaxed) % workers->size()];
 }
 
 caf::actor spawn_service(caf::actor_system& sys, std::shared_ptr<service_runtime> svc) {

@@ -65,6 +65,12 @@ struct service_runtime {
   void publish_children(std::vector<child_status> children);
   [[nodiscard]] std::vector<child_status> children() const;
 
+  /// The running workers of a worker service, for routing without a hop
+  /// through the root. Published by the root; read from any thread.
+  void publish_workers(std::vector<caf::actor> workers);
+  /// The next worker round-robin, or an empty handle when none runs.
+  [[nodiscard]] caf::actor next_worker();
+
   /// Activity markers of the workers, for the watchdog.
   void publish_activities(std::vector<std::pair<std::string, std::shared_ptr<handler_activity>>> a);
   [[nodiscard]] std::vector<std::pair<std::string, std::shared_ptr<handler_activity>>> activities() const;
@@ -77,6 +83,8 @@ struct service_runtime {
   std::string down_reason_;
   std::vector<child_status> children_;
   std::vector<std::pair<std::string, std::shared_ptr<handler_activity>>> activities_;
+  std::shared_ptr<const std::vector<caf::actor>> workers_ = std::make_shared<const std::vector<caf::actor>>();
+  std::atomic<std::uint64_t> next_worker_{0};
 };
 
 /// Spawns the root actor of a service: it supervises the worker pool or the

@@ -107,6 +107,7 @@ TEST_CASE("the watchdog reports a stuck handler and replaces its worker", "[supe
   REQUIRE(eventually([&] { return status_of(*n, "greeter").stuck_handlers == 1; }, 2000ms));
   CHECK_THAT(status_of(*n, "greeter").last_failure, Catch::Contains("greeter.sleep") && Catch::Contains("50 ms"));
   // The replacement answers while the stuck handler still sleeps.
+  REQUIRE(eventually([&] { return child_of(*n, "greeter", "worker-1").restarts == 1; }, 2000ms));
   auto start = std::chrono::steady_clock::now();
   auto r = c.call("greeter", "hello", pack(hello_args{"x"}));
   CHECK(r.ok());

@@ -77,8 +77,15 @@ struct node_config {
   std::chrono::milliseconds drain_timeout{5000};
   /// Deadline for requests that carry none. Default: 30000 ms.
   std::chrono::milliseconds default_deadline{30000};
-  /// CAF scheduler threads; 0 means one per core. Default: 0.
+  /// CAF scheduler threads; 0 means one per core but one, at least one: the
+  /// node's I/O thread and ZeroMQ's need a core of their own (on 2 cores this
+  /// alone moves request/reply throughput from 0.38 to 0.51 of raw ZeroMQ).
+  /// Default: 0.
   std::size_t scheduler_threads = 0;
+  /// Empty non-blocking polls the I/O thread makes (yielding in between) after
+  /// its last event before it sleeps: trades a little CPU on a quiet node for
+  /// not paying two context switches per request. 0 turns spinning off. Default: 50.
+  int io_spin_polls = 50;
   /// CAF scheduling policy: "sharing" (one queue, idle threads sleep on a
   /// condition variable and wake at once) or "stealing" (per-thread queues,
   /// idle threads poll with growing sleeps: more throughput on many cores, but
