@@ -66,27 +66,45 @@ void io_loop::stop() {
   for (auto& l : listeners_) l.socket.close();
 }
 
+void io_loop::wake() {
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+}
+
 void io_loop::post(std::function<void()> task) {
   bool was_empty;
   {
     std::lock_guard<std::mutex> guard(posted_mutex_);
-    was_empty = posted_.empty();
+    was_empty = posted_.empty() && replies_.empty();
     posted_.push_back(std::move(task));
   }
-  // Only the first task of a batch pays for the wake-up syscall.
-  if (was_empty) {
-    std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+  // Only the first item of a batch pays for the wake-up syscall.
+  if (was_empty) wake();
+}
+
+void io_loop::post_reply(outgoing_reply&& r) {
+  bool was_empty;
+  {
+    std::lock_guard<std::mutex> guard(posted_mutex_);
+    was_empty = posted_.empty() && replies_.empty();
+    replies_.push_back(std::move(r));
   }
+  if (was_empty) wake();
 }
 
 void io_loop::run_posted() {
   std::uint64_t drained;
   [[maybe_unused]] auto n = ::read(wake_fd_, &drained, sizeof drained);
   std::vector<std::function<void()>> tasks;
+  std::vector<outgoing_reply> replies;
   {
     std::lock_guard<std::mutex> guard(posted_mutex_);
     tasks.swap(posted_);
+    replies.swap(replies_);
+  }
+  for (auto& r : replies) {
+    forget_deadline(r.ticket);
+    send_reply(r);
   }
   for (auto& t : tasks) t();
 }
@@ -186,11 +204,8 @@ void io_loop::handle_message(std::size_t index, std::vector<zmq::message_t>& fra
   auto deadline = clock_type::now() + std::chrono::milliseconds(env.deadline_ms);
   auto ticket = ++next_ticket_;
   reply_sink sink = [this, index, identity = std::move(identity), delimiter, ticket](const envelope& h, std::string&& p) {
-    // Any thread: hop onto the I/O thread, which owns the socket.
-    post([this, index, identity, delimiter, ticket, h, p = std::move(p)]() mutable {
-      forget_deadline(ticket);
-      send_reply(index, identity, delimiter, h, std::move(p));
-    });
+    // Any thread: encode here, then hop onto the I/O thread, which owns the socket.
+    post_reply({index, identity, delimiter, ticket, encode_envelope(h), std::move(p)});
   };
   counters_.requests++;
   auto req = std::make_shared<request>(std::move(env), frames[first + 1].to_string(), deadline, std::move(sink));
@@ -223,15 +238,13 @@ std::optional<clock_type::time_point> io_loop::expire_requests(clock_type::time_
   return std::nullopt;
 }
 
-void io_loop::send_reply(std::size_t index, const std::string& identity, bool delimiter, const envelope& header,
-                         std::string&& payload) {
-  auto head = encode_envelope(header);
-  auto& s = listeners_[index].socket;
+void io_loop::send_reply(const outgoing_reply& r) {
+  auto& s = listeners_[r.listener].socket;
   try {
-    s.send(zmq::buffer(identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-    if (delimiter) s.send(zmq::const_buffer(), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-    s.send(zmq::buffer(head), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-    s.send(zmq::buffer(payload), zmq::send_flags::dontwait);
+    s.send(zmq::buffer(r.identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+    if (r.delimiter) s.send(zmq::const_buffer(), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+    s.send(zmq::buffer(r.header), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+    s.send(zmq::buffer(r.payload), zmq::send_flags::dontwait);
     counters_.replies++;
   } catch (const zmq::error_t&) {
     // The peer is gone or not reading; ROUTER drops what it cannot route.
@@ -244,7 +257,7 @@ void io_loop::reject(std::size_t index, const std::string& identity, bool delimi
   envelope h;
   h.kind = message_kind::error;
   h.id = id;
-  send_reply(index, identity, delimiter, h, encode_error_payload(err));
+  send_reply({index, identity, delimiter, 0, encode_envelope(h), encode_error_payload(err)});
 }
 
 client& io_loop::remote_client(const std::string& endpoint) {

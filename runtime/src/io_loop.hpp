@@ -71,8 +71,19 @@ class io_loop {
   void run();
   void read_listener(std::size_t index);
   void handle_message(std::size_t index, std::vector<zmq::message_t>& frames);
-  void send_reply(std::size_t index, const std::string& identity, bool delimiter, const envelope& header,
-                  std::string&& payload);
+  /// A reply on its way out: encoded by the thread that produced it, sent by the I/O thread.
+  struct outgoing_reply {
+    std::size_t listener;
+    std::string identity;
+    bool delimiter;
+    std::uint64_t ticket;
+    std::string header;
+    std::string payload;
+  };
+  /// Queues a reply for the I/O thread. Safe to call from any thread.
+  void post_reply(outgoing_reply&& r);
+  void send_reply(const outgoing_reply& r);
+  void wake();
   void reject(std::size_t index, const std::string& identity, bool delimiter, std::uint64_t id,
               const error_info& err);
   void run_posted();
@@ -101,6 +112,7 @@ class io_loop {
   int wake_fd_ = -1;
   std::mutex posted_mutex_;
   std::vector<std::function<void()>> posted_;
+  std::vector<outgoing_reply> replies_;
   std::atomic<bool> stopping_{false};
   std::thread thread_;
   io_counters counters_;
