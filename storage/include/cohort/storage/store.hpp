@@ -47,6 +47,9 @@ struct store_options {
   bool create_if_missing = true;
   /// Most writes the group committer folds into one batch. Default: 1024.
   std::size_t max_group = 1024;
+  /// Times the committer yields, looking for more work, before it sleeps: a
+  /// client waiting for its reply sends the next write soon after. Default: 200.
+  int committer_spin = 200;
 };
 
 /// An atomic group of puts and deletes across keyspaces.
