@@ -1,5 +1,7 @@
 #include "entity_persistence.hpp"
 
+#include "cohort/storage/idempotency.hpp"
+
 #include <msgpack.hpp>
 
 namespace cohort::detail {
@@ -17,18 +19,6 @@ struct snapshot_record {
   std::string state;
   MSGPACK_DEFINE(seq, state);
 };
-
-struct idempotency_record {
-  std::int64_t expires_ms = 0;  ///< system clock, ms since the epoch
-  bool is_error = false;
-  std::string payload;
-  MSGPACK_DEFINE(expires_ms, is_error, payload);
-};
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 }  // namespace
 
@@ -127,22 +117,14 @@ result<std::optional<stored_result>> find_idempotent_result(const store& db, con
   auto stored = db.get(keyspace::idempotency, idem);
   if (!stored) return stored.error();
   if (!*stored) return std::optional<stored_result>{};
-  try {
-    auto h = msgpack::unpack((*stored)->data(), (*stored)->size());
-    idempotency_record rec;
-    h.get().convert(rec);
-    if (rec.expires_ms <= now_ms()) return std::optional<stored_result>{};
-    return std::optional<stored_result>{stored_result{rec.is_error, std::move(rec.payload)}};
-  } catch (const std::exception&) {
-    return error_info{errc::internal, "stored result for idempotency key '" + idem + "' does not decode"};
-  }
+  auto r = decode_idempotent_result(**stored, system_now_ms());
+  if (!r) return std::optional<stored_result>{};  // expired (or unreadable: treated as never stored)
+  return std::optional<stored_result>{stored_result{r->is_error, std::move(r->payload)}};
 }
 
 void add_idempotent_result(write_batch& batch, const std::string& idem, const stored_result& r,
                            std::chrono::milliseconds ttl) {
-  msgpack::sbuffer buf;
-  msgpack::pack(buf, idempotency_record{now_ms() + ttl.count(), r.is_error, r.payload});
-  batch.put(keyspace::idempotency, idem, std::string(buf.data(), buf.size()));
+  batch.put(keyspace::idempotency, idem, encode_idempotent_result({r.is_error, r.payload}, ttl));
 }
 
 }  // namespace cohort::detail

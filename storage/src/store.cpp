@@ -1,5 +1,7 @@
 #include "cohort/storage/store.hpp"
 
+#include "cohort/storage/idempotency.hpp"
+
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -7,6 +9,7 @@
 #include <mutex>
 #include <thread>
 
+#include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
@@ -14,6 +17,17 @@
 namespace cohort {
 
 namespace {
+
+/// Drops expired idempotency records whenever RocksDB compacts that keyspace.
+class expired_results_filter final : public rocksdb::CompactionFilter {
+ public:
+  bool Filter(int, const rocksdb::Slice&, const rocksdb::Slice& value, std::string*, bool*) const override {
+    return !decode_idempotent_result(std::string_view(value.data(), value.size()), system_now_ms()).has_value();
+  }
+  const char* Name() const override { return "cohort.expired_results"; }
+};
+
+const expired_results_filter expired_results;
 
 std::string big_endian(std::uint64_t v, int bytes) {
   std::string out(static_cast<std::size_t>(bytes), '\0');
@@ -126,6 +140,7 @@ result<std::unique_ptr<store>> store::open(const std::string& dir, store_options
   o.keep_log_file_num = 2;
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const char* name : family_names) descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions(o));
+  descriptors[static_cast<std::size_t>(keyspace::idempotency)].options.compaction_filter = &expired_results;
   auto p = std::make_unique<impl>();
   rocksdb::DB* raw = nullptr;
   auto status = rocksdb::DB::Open(rocksdb::DBOptions(o), dir, descriptors, &p->families, &raw);
@@ -200,6 +215,12 @@ store_stats store::stats() const {
   out.commits = impl_->commits.load();
   out.committed_writes = impl_->committed_writes.load();
   return out;
+}
+
+result<bool> store::compact(keyspace space) {
+  auto s = impl_->db->CompactRange(rocksdb::CompactRangeOptions(), impl_->family(space), nullptr, nullptr);
+  if (!s.ok()) return error_info{errc::internal, "compaction of '" + dir_ + "' failed: " + s.ToString()};
+  return true;
 }
 
 result<bool> store::checkpoint(const std::string& dir) const {

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <thread>
 
+#include "cohort/storage/idempotency.hpp"
 #include "cohort/storage/store.hpp"
 #include "temp_dir.hpp"
 
@@ -138,4 +139,22 @@ TEST_CASE("a store under a path that is not a directory fails with a clear messa
   auto s = store::open(dir / "file/svc");
   REQUIRE_FALSE(s.ok());
   CHECK_THAT(s.error().message, Catch::Contains(dir / "file/svc"));
+}
+
+TEST_CASE("expired idempotency records are dropped by compaction, live ones kept", "[storage]") {
+  test::temp_dir dir;
+  auto s = store::open(dir / "svc");
+  REQUIRE(s.ok());
+  write_batch b;
+  b.put(keyspace::idempotency, "old", encode_idempotent_result({false, "r1"}, std::chrono::milliseconds(-1000)));
+  b.put(keyspace::idempotency, "new", encode_idempotent_result({true, "r2"}, std::chrono::hours(1)));
+  REQUIRE((*s)->write(b).ok());
+  REQUIRE((*s)->compact(keyspace::idempotency).ok());
+  CHECK_FALSE((*s)->get(keyspace::idempotency, "old")->has_value());
+  auto kept = (*s)->get(keyspace::idempotency, "new");
+  REQUIRE(kept->has_value());
+  auto r = decode_idempotent_result(**kept, system_now_ms());
+  REQUIRE(r);
+  CHECK(r->is_error);
+  CHECK(r->payload == "r2");
 }

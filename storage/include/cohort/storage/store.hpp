@@ -109,6 +109,10 @@ class store {
 
   [[nodiscard]] store_stats stats() const;
 
+  /// Compacts one keyspace now (expired idempotency records are dropped by
+  /// every compaction of their keyspace; this forces one).
+  [[nodiscard]] result<bool> compact(keyspace space);
+
   /// Writes a consistent checkpoint (hard links where possible) into `dir`,
   /// which must not exist, while the store keeps serving.
   [[nodiscard]] result<bool> checkpoint(const std::string& dir) const;
