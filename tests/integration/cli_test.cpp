@@ -3,28 +3,14 @@
 
 #include <fstream>
 
-#include "child_process.hpp"
-#include "temp_dir.hpp"
+#include "node_process.hpp"
 
 using namespace cohort::test;
 
 namespace {
 
-struct node_fixture {
-  temp_dir dir;
-  std::unique_ptr<child_process> node;
-  std::string endpoint;
-
-  node_fixture() {
-    auto cfg = dir / "n.toml";
-    std::ofstream(cfg) << "[node]\nlisten = [\"tcp://127.0.0.1:*\"]\nadmin = \"tcp://127.0.0.1:*\"\ndata_dir = \"" << (dir / "d")
-                       << "\"\n[services.greeter]\n[services.counter]\n";
-    node = std::make_unique<child_process>(std::vector<std::string>{COHORT_BINARY, "run", "--config", cfg});
-    auto ep = node->endpoint();
-    REQUIRE(ep);
-    REQUIRE(node->wait_for_line("ready"));
-    endpoint = *ep;
-  }
+struct node_fixture : node_process {
+  node_fixture() : node_process("[services.greeter]\n[services.counter]\n") {}
 
   /// Runs `cohort call ...`; returns exit code, stdout and stderr.
   std::tuple<int, std::string, std::string> call(std::vector<std::string> args) {

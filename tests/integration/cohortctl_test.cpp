@@ -3,32 +3,16 @@
 
 #include <fstream>
 
-#include "child_process.hpp"
-#include "temp_dir.hpp"
+#include "node_process.hpp"
 
 using namespace cohort::test;
 
 namespace {
 
-struct ctl_fixture {
-  temp_dir dir;
-  std::unique_ptr<child_process> node;
-  std::string endpoint, admin;
-
-  explicit ctl_fixture(bool allow_faults = true) {
-    auto cfg = dir / "n.toml";
-    std::ofstream(cfg) << "[node]\nlisten = [\"tcp://127.0.0.1:*\"]\nadmin = \"tcp://127.0.0.1:*\"\ndata_dir = \""
-                       << (dir / "d") << "\"\nallow_fault_injection = " << (allow_faults ? "true" : "false")
-                       << "\n[services.greeter]\nworkers = 2\n[services.counter]\n";
-    node = std::make_unique<child_process>(std::vector<std::string>{COHORT_BINARY, "run", "--config", cfg});
-    auto ep = node->endpoint();
-    REQUIRE(ep);
-    auto line = node->wait_for_line("admin endpoint ");
-    REQUIRE(line);
-    admin = line->substr(line->find("admin endpoint ") + 15);
-    REQUIRE(node->wait_for_line("ready"));
-    endpoint = *ep;
-  }
+struct ctl_fixture : node_process {
+  explicit ctl_fixture(bool allow_faults = true)
+      : node_process("[services.greeter]\nworkers = 2\n[services.counter]\n",
+                     std::string("allow_fault_injection = ") + (allow_faults ? "true\n" : "false\n")) {}
 
   std::tuple<int, std::string, std::string> ctl(std::vector<std::string> args) {
     std::vector<std::string> argv{COHORTCTL_BINARY, "--endpoint", admin};

@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "child_process.hpp"
+#include "node_process.hpp"
 #include "cohort/transport/client.hpp"
 #include "cohort/transport/json_bridge.hpp"
 #include "temp_dir.hpp"
@@ -20,21 +20,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct isolated_node {
-  temp_dir dir;
-  std::unique_ptr<child_process> proc;
-  std::string endpoint, admin;
-
-  isolated_node() {
-    auto cfg = dir / "n.toml";
-    std::ofstream(cfg) << "[node]\nlisten = [\"tcp://127.0.0.1:*\"]\nadmin = \"tcp://127.0.0.1:*\"\ndata_dir = \""
-                       << (dir / "d") << "\"\nisolation = \"process\"\n[services.greeter]\n[services.counter]\n";
-    proc = std::make_unique<child_process>(std::vector<std::string>{COHORT_BINARY, "run", "--config", cfg});
-    endpoint = proc->endpoint().value_or("");
-    auto line = proc->wait_for_line("admin endpoint ");
-    REQUIRE(line);
-    admin = line->substr(line->find("admin endpoint ") + 15);
-    REQUIRE(proc->wait_for_line("ready"));
+struct isolated_node : node_process {
+  isolated_node() : node_process("[services.greeter]\n[services.counter]\n", "isolation = \"process\"\n") {
     REQUIRE(wait_until_up("greeter"));
     REQUIRE(wait_until_up("counter"));
   }
