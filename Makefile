@@ -23,14 +23,10 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 300 -j 2
 
 bench: release
-	$(RELEASE)/bench/cohort-bench-rpc
-	$(RELEASE)/bench/cohort-bench-supervision
-	$(RELEASE)/bench/cohort-bench-storage
+	python3 bench/run_all.py $(RELEASE)
 
 bench-quick: release
-	$(RELEASE)/bench/cohort-bench-rpc --quick
-	$(RELEASE)/bench/cohort-bench-supervision --quick
-	$(RELEASE)/bench/cohort-bench-storage --quick
+	python3 bench/run_all.py $(RELEASE) --quick
 
 clean:
 	rm -rf $(BUILD) $(RELEASE)

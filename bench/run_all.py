@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Runs every Cohort benchmark, each beside its baseline measured in the same
+run, then writes bench/results/<date>-<host>.json and PNG charts (gnuplot).
+
+Usage: run_all.py BUILD_DIR [--quick]
+"""
+import datetime
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
+PROGRAMS = ["rpc", "supervision", "storage"]
+# Every program is bounded; these are generous ceilings, not expectations.
+TIMEOUT_S = {"rpc": 600, "supervision": 600, "storage": 900}
+
+
+def machine():
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "cpu_model": cpu, "kernel": platform.release(),
+            "host": socket.gethostname(), "date": datetime.datetime.now().isoformat(timespec="seconds")}
+
+
+def run(build, name, quick, tmp):
+    out = os.path.join(tmp, name + ".json")
+    cmd = [os.path.join(build, "bench", "cohort-bench-" + name), "--json", out] + (["--quick"] if quick else [])
+    print("\n$ " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, timeout=TIMEOUT_S[name])
+    with open(out) as f:
+        return json.load(f)
+
+
+def gnuplot(script):
+    subprocess.run(["gnuplot"], input=script, text=True, check=True, timeout=60)
+
+
+def charts(results, stem):
+    pngs = []
+    rpc = results["rpc"]
+    thr = [r for r in rpc if r["metric"].startswith("throughput")]
+    data = "\n".join('"%s" %f %f' % (r["scenario"], r["cohort"]["median"], r["baseline"]["median"]) for r in thr)
+    png = stem + "-rpc-throughput.png"
+    gnuplot(f"""set terminal pngcairo size 900,500
+set output '{png}'
+set title 'Request/reply over tcp loopback: throughput (median)'
+set ylabel 'requests / s'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set key top right
+set grid ytics
+$d << EOD
+{data}
+EOD
+plot $d using 2:xtic(1) title 'Cohort', '' using 3 title 'raw ZeroMQ'
+""")
+    pngs.append(png)
+    lat = [r for r in rpc if "latency" in r["metric"] and r["scenario"].endswith(" 1 in flight")]
+    data = "\n".join('"%s %s" %f %f' % (r["scenario"].split(",")[0], r["metric"].split()[0], r["cohort"]["median"],
+                                          r["baseline"]["median"]) for r in lat)
+    png = stem + "-rpc-latency.png"
+    gnuplot(f"""set terminal pngcairo size 900,500
+set output '{png}'
+set title 'Request/reply, 1 in flight: latency percentiles (median of runs)'
+set ylabel 'microseconds'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set xtics rotate by -30
+set grid ytics
+$d << EOD
+{data}
+EOD
+plot $d using 2:xtic(1) title 'Cohort', '' using 3 title 'raw ZeroMQ'
+""")
+    pngs.append(png)
+    writes = results["storage"]["durable_writes"]
+    data = "\n".join("%s %f %f" % (k, v["cohort"], v["raw"]) for k, v in sorted(writes.items(), key=lambda kv: int(kv[0])))
+    png = stem + "-durable-writes.png"
+    gnuplot(f"""set terminal pngcairo size 900,500
+set output '{png}'
+set title 'Durable (fsynced) writes vs concurrency'
+set xlabel 'concurrent clients / writer threads'
+set ylabel 'writes / s'
+set logscale x 2
+set grid
+set key top left
+$d << EOD
+{data}
+EOD
+plot $d using 1:2 with linespoints lw 2 title 'Cohort service (sync)', '' using 1:3 with linespoints lw 2 title 'raw RocksDB (sync)'
+""")
+    pngs.append(png)
+    return pngs
+
+
+def main():
+    if len(sys.argv) < 2:
+        print(__doc__)
+        return 2
+    build, quick = sys.argv[1], "--quick" in sys.argv[2:]
+    results = {"machine": machine(), "quick": quick}
+    with tempfile.TemporaryDirectory(prefix="cohort-bench-") as tmp:
+        for name in PROGRAMS:
+            results[name] = run(build, name, quick, tmp)
+    os.makedirs(RESULTS, exist_ok=True)
+    stem = os.path.join(RESULTS, datetime.date.today().isoformat() + "-" + socket.gethostname())
+    with open(stem + ".json", "w") as f:
+        json.dump(results, f, indent=2)
+    pngs = charts(results, stem)
+    print("\nresults: " + stem + ".json")
+    for p in pngs:
+        print("chart:   " + p)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
