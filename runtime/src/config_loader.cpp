@@ -211,10 +211,35 @@ node_config read_config(const toml::table& root, const std::string& source,
       if (!v.is_table()) throw config_error{where(source, v) + ": 'remote." + name + "' must be a table"};
       remote_service_config rc;
       rc.name = name;
-      table_reader r(*v.as_table(), "remote." + name, source);
-      r.read("endpoint", rc.endpoint);
+      const auto& t = *v.as_table();
+      table_reader r(t, "remote." + name, source);
+      std::string one;
+      r.read("endpoint", one);
+      r.read_strings("endpoints", rc.endpoints);
+      if (!one.empty()) rc.endpoints.insert(rc.endpoints.begin(), one);
+      std::string balance = "round_robin";
+      r.read("balance", balance);
+      if (balance == "round_robin")
+        rc.balance = balance_policy::round_robin;
+      else if (balance == "least_outstanding")
+        rc.balance = balance_policy::least_outstanding;
+      else if (balance == "consistent_hash")
+        rc.balance = balance_policy::consistent_hash;
+      else
+        r.fail(*t.get("balance"), "balance", "one of round_robin, least_outstanding, consistent_hash");
+      r.read_ms("attempt_timeout_ms", rc.attempt_timeout);
+      r.read("max_retries", rc.max_retries);
+      r.read("breaker_failures", rc.breaker_failures);
+      r.read_ms("breaker_cooldown_ms", rc.breaker_cooldown);
+      if (const auto* f = t.get("retry_budget")) {
+        if (!f->is_number()) r.fail(*f, "retry_budget", "a number");
+        rc.retry_budget = f->value<double>().value_or(0.1);
+      }
+      r.mark_seen("retry_budget");
       r.reject_unknown();
-      if (rc.endpoint.empty()) throw config_error{where(source, v) + ": 'remote." + name + ".endpoint' is required"};
+      if (rc.breaker_failures == 0) r.fail(*t.get("breaker_failures"), "breaker_failures", "at least 1");
+      if (rc.endpoints.empty())
+        throw config_error{where(source, v) + ": 'remote." + name + "' needs 'endpoint' or 'endpoints'"};
       if (names.count(name))
         throw config_error{where(source, v) + ": service '" + name + "' is both hosted here and remote"};
       cfg.remotes.push_back(rc);

@@ -119,6 +119,13 @@ void io_loop::run() {
     for (auto& l : listeners_) items.push_back({l.socket.handle(), 0, ZMQ_POLLIN, 0});
     items.push_back({nullptr, wake_fd_, ZMQ_POLLIN, 0});
     std::optional<clock_type::time_point> next_deadline = expire_requests(clock_type::now());
+    while (!timers_.empty() && timers_.begin()->first <= clock_type::now()) {
+      auto task = std::move(timers_.begin()->second);
+      timers_.erase(timers_.begin());
+      task();
+    }
+    if (!timers_.empty() && (!next_deadline || timers_.begin()->first < *next_deadline))
+      next_deadline = timers_.begin()->first;
     for (auto& [ep, c] : remotes_) {
       items.push_back({c->socket().handle(), 0, ZMQ_POLLIN, 0});
       polled_remotes.push_back(c.get());
@@ -270,19 +277,66 @@ void io_loop::fail_remote(const std::string& endpoint, const error_info& err) {
   if (auto it = remotes_.find(endpoint); it != remotes_.end()) it->second->fail_all(err);
 }
 
-void io_loop::forward_remote(const std::string& endpoint, request_ptr req) {
-  auto left = req->remaining();
-  if (left.count() <= 0) {
-    req->fail({errc::timeout, "deadline passed before the call to " + req->header.service + " was sent"});
+void io_loop::add_remote_service(const remote_service_config& cfg) { pools_.emplace(cfg.name, instance_pool(cfg)); }
+
+void io_loop::after(std::chrono::milliseconds delay, std::function<void()> task) {
+  timers_.emplace(clock_type::now() + delay, std::move(task));
+}
+
+void io_loop::forward_remote(const std::string& service, request_ptr req) {
+  auto it = pools_.find(service);
+  if (it == pools_.end()) {
+    req->fail({errc::unknown_service, "no service named '" + service + "' is reachable from this node"});
     return;
   }
+  auto& pool = it->second;
+  retry_tokens_ = std::min(100.0, retry_tokens_ + pool.config().retry_budget);
+  attempt(pool, std::move(req), {});
+}
+
+void io_loop::attempt(instance_pool& pool, request_ptr req, std::vector<instance_pool::instance_ptr> tried) {
+  auto left = req->remaining();
+  if (left.count() <= 0) {
+    req->fail({errc::timeout, "deadline passed before " + req->header.service + "." + req->header.method + " was answered"});
+    return;
+  }
+  auto now = clock_type::now();
+  auto instance = pool.pick(req->header, tried, now);
+  if (!instance) {
+    req->fail({errc::unavailable, "no instance of '" + req->header.service + "' is available (" +
+                                      std::to_string(pool.instances().size()) + " known, " +
+                                      std::to_string(tried.size()) + " tried)"});
+    return;
+  }
+  tried.push_back(instance);
+  const auto& cfg = pool.config();
+  auto budget = cfg.attempt_timeout.count() > 0 ? std::min(left, cfg.attempt_timeout) : left;
+  instance->outstanding++;
   envelope env = req->header;
-  remote_client(endpoint).call_async(std::move(env), req->payload, left, [req](reply&& r) {
-    if (r.error)
-      req->fail(*r.error);
-    else
-      req->respond(std::move(r.payload));
-  });
+  remote_client(instance->endpoint)
+      .call_async(std::move(env), req->payload, budget,
+                  [this, &pool, req, instance, tried = std::move(tried)](reply&& r) mutable {
+                    instance->outstanding--;
+                    // An instance failed when it did not answer in time or could not be reached;
+                    // an error it answered with (even `unavailable` from its service) is its answer.
+                    const bool failed = r.error && r.local;
+                    pool.record(instance, failed, clock_type::now());
+                    const auto& cfg = pool.config();
+                    if (failed && tried.size() <= cfg.max_retries && retryable_ && retryable_(req->header) &&
+                        retry_tokens_ >= 1 && req->remaining().count() > 0) {
+                      retry_tokens_ -= 1;
+                      // Backoff with jitter before trying elsewhere; capped by what is left.
+                      auto backoff = std::chrono::milliseconds(
+                          std::min<std::int64_t>(5 * (1 << std::min<std::size_t>(tried.size(), 6)) + std::rand() % 5,
+                                                 std::max<std::int64_t>(0, req->remaining().count() / 4)));
+                      after(backoff, [this, &pool, req, tried] { attempt(pool, req, tried); });
+                      return;
+                    }
+                    if (r.error)
+                      req->fail(*r.error);
+                    else
+                      req->respond(std::move(r.payload));
+                  });
 }
 
 }  // namespace cohort::detail

@@ -18,6 +18,7 @@
 
 #include "cohort/transport/client.hpp"
 #include "cohort/transport/wire_limits.hpp"
+#include "instance_pool.hpp"
 #include "request.hpp"
 
 namespace cohort::detail {
@@ -56,8 +57,21 @@ class io_loop {
   /// Fails every request in flight to a remote endpoint (on the I/O thread).
   void fail_remote(const std::string& endpoint, const error_info& err);
 
-  /// Forwards `req` to a remote node (on the I/O thread).
-  void forward_remote(const std::string& endpoint, request_ptr req);
+  /// Declares a remote service and its instances. Call before start().
+  void add_remote_service(const remote_service_config& cfg);
+  /// Which requests may be retried on another instance (idempotent methods,
+  /// or requests with an idempotency key). Call before start().
+  void set_retry_predicate(std::function<bool(const envelope&)> retryable) { retryable_ = std::move(retryable); }
+
+  /// Forwards `req` to an instance of a remote service, retrying on another
+  /// per the service's policy (on the I/O thread).
+  void forward_remote(const std::string& service, request_ptr req);
+
+  /// The remote services and their instances (on the I/O thread).
+  [[nodiscard]] const std::map<std::string, instance_pool>& remote_services() const noexcept { return pools_; }
+
+  /// Runs `task` on the I/O thread after `delay` (on the I/O thread).
+  void after(std::chrono::milliseconds delay, std::function<void()> task);
 
   [[nodiscard]] const io_counters& counters() const noexcept { return counters_; }
 
@@ -108,7 +122,13 @@ class io_loop {
   std::unordered_map<std::uint64_t, deadline_index::iterator> deadline_tickets_;
   std::uint64_t next_ticket_ = 0;
   std::vector<listener> listeners_;
+  void attempt(instance_pool& pool, request_ptr req, std::vector<instance_pool::instance_ptr> tried);
+
   std::map<std::string, std::unique_ptr<client>> remotes_;
+  std::map<std::string, instance_pool> pools_;
+  std::function<bool(const envelope&)> retryable_;
+  double retry_tokens_ = 10;  ///< the retry budget: earned per request, spent per retry
+  std::multimap<std::chrono::steady_clock::time_point, std::function<void()>> timers_;
   int wake_fd_ = -1;
   std::mutex posted_mutex_;
   std::vector<std::function<void()>> posted_;

@@ -31,7 +31,12 @@ void become_isolated_child(cohort::node_config& cfg, const std::string& service,
     if (s.name == service)
       mine.push_back(s);
     else
-      cfg.remotes.push_back({s.name, "ipc://" + runtime_dir + "/" + s.name + ".sock"});
+      cfg.remotes.push_back([&] {
+        cohort::remote_service_config r;
+        r.name = s.name;
+        r.endpoints = {"ipc://" + runtime_dir + "/" + s.name + ".sock"};
+        return r;
+      }());
   }
   cfg.services = mine;
   cfg.listen = {"ipc://" + runtime_dir + "/" + service + ".sock"};
@@ -65,7 +70,11 @@ int run_node(const std::string& config_path, const std::string& isolated_child, 
   for (const auto& s : (*n)->services())
     std::cout << "cohort: service " << s.name << " (" << s.kind << ") " << s.state
               << (s.down_reason.empty() ? "" : ": " + s.down_reason) << std::endl;
-  for (const auto& r : cfg->remotes) std::cout << "cohort: remote service " << r.name << " at " << r.endpoint << std::endl;
+  for (const auto& r : cfg->remotes) {
+    std::cout << "cohort: remote service " << r.name << " at";
+    for (const auto& ep : r.endpoints) std::cout << " " << ep;
+    std::cout << std::endl;
+  }
   std::cout << "cohort: ready" << std::endl;
 
   int sig = 0;

@@ -6,6 +6,7 @@
 #include <thread>
 #include <unistd.h>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -34,7 +35,7 @@ struct node::impl final : detail::call_router {
   std::unique_ptr<caf::actor_system_config> actor_cfg;
   std::unique_ptr<caf::actor_system> actors;
   std::unordered_map<std::string, hosted> services;      // fixed after start
-  std::unordered_map<std::string, std::string> remotes;  // service -> endpoint
+  std::unordered_set<std::string> remotes;  ///< services reached over the wire (pools on the I/O thread)
   std::vector<std::string> endpoints;
   std::string admin_endpoint;
   std::unique_ptr<detail::process_host> processes;  ///< isolation = "process"
@@ -85,14 +86,15 @@ struct node::impl final : detail::call_router {
       detail::deliver(root, std::move(req));
       return;
     }
-    if (auto it = remotes.find(h.service); it != remotes.end()) {
+    if (remotes.count(h.service)) {
       std::string why;
-      if (processes && processes->endpoint_of(h.service) == it->second && !processes->ready(h.service, &why)) {
+      if (processes && !processes->ready(h.service, &why)) {
         req->fail({errc::unavailable, "service '" + h.service + "' is unavailable: " + why});
         return;
       }
-      io->post([this, endpoint = it->second, req = std::move(req)]() mutable {
-        io->forward_remote(endpoint, std::move(req));
+      io->post([this, req = std::move(req)]() mutable {
+        auto service = req->header.service;
+        io->forward_remote(service, std::move(req));
       });
       return;
     }
@@ -123,7 +125,14 @@ struct node::impl final : detail::call_router {
             io->fail_remote(endpoint, {errc::unavailable, "the process of service '" + service + "' died"});
           });
         });
-    for (const auto& s : cfg.services) remotes[s.name] = processes->endpoint_of(s.name);
+    for (const auto& s : cfg.services) {
+      remote_service_config r;
+      r.name = s.name;
+      r.endpoints = {processes->endpoint_of(s.name)};
+      r.max_retries = 0;  // one process per service: nowhere else to go
+      io->add_remote_service(r);
+      remotes.insert(s.name);
+    }
     processes->start();
     return true;
   }
@@ -265,7 +274,18 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
       spdlog::error("service {} is down: {}", sc.name, started.error().message);
     p->services.emplace(sc.name, std::move(h));
   }
-  for (const auto& r : cfg.remotes) p->remotes[r.name] = r.endpoint;
+  for (const auto& r : cfg.remotes) {
+    p->io->add_remote_service(r);
+    p->remotes.insert(r.name);
+  }
+  // Retrying elsewhere is safe for idempotent methods and idempotency keys only.
+  auto idempotent = std::make_shared<std::unordered_set<std::string>>();
+  for (const auto& d : catalog)
+    for (const auto& [method, spec] : d.methods)
+      if (spec.idempotent) idempotent->insert(d.name + "." + method);
+  p->io->set_retry_predicate([idempotent](const envelope& h) {
+    return !h.idempotency_key.empty() || idempotent->count(h.service + "." + h.method) > 0;
+  });
   if (cfg.isolation == "process") {
     if (auto started = p->start_processes(); !started) return started.error();
   }

@@ -41,7 +41,7 @@ endpoint = "tcp://127.0.0.1:7600"
   CHECK(cfg->limits.max_payload_bytes == 1024);
   CHECK(cfg->limits.max_depth == 8);
   REQUIRE(cfg->services.size() == 2);
-  CHECK(cfg->remotes.at(0).endpoint == "tcp://127.0.0.1:7600");
+  CHECK(cfg->remotes.at(0).endpoints == std::vector<std::string>{"tcp://127.0.0.1:7600"});
   for (const auto& s : cfg->services) {
     if (s.name == "greeter") CHECK(s.workers == 3);
     if (s.name == "counter") {
@@ -49,6 +49,31 @@ endpoint = "tcp://127.0.0.1:7600"
       CHECK(s.entity_idle == std::chrono::milliseconds(10));
     }
   }
+}
+
+TEST_CASE("a remote service lists its instances and resilience policy", "[runtime][config]") {
+  auto cfg = parse_node_config(R"([remote.counter]
+endpoints = ["tcp://127.0.0.1:7601", "tcp://127.0.0.1:7602"]
+balance = "consistent_hash"
+attempt_timeout_ms = 250
+max_retries = 1
+retry_budget = 0.2
+breaker_failures = 3
+breaker_cooldown_ms = 500
+)",
+                               "t.toml", known);
+  REQUIRE(cfg.ok());
+  const auto& r = cfg->remotes.at(0);
+  CHECK(r.endpoints.size() == 2);
+  CHECK(r.balance == balance_policy::consistent_hash);
+  CHECK(r.attempt_timeout == std::chrono::milliseconds(250));
+  CHECK(r.max_retries == 1);
+  CHECK(r.retry_budget == Approx(0.2));
+  CHECK(r.breaker_failures == 3);
+  CHECK(r.breaker_cooldown == std::chrono::milliseconds(500));
+  auto bad = parse_node_config("[remote.counter]\nendpoint = \"tcp://127.0.0.1:1\"\nbalance = \"random\"\n", "t.toml", known);
+  REQUIRE_FALSE(bad.ok());
+  CHECK_THAT(bad.error().message, Catch::Contains("remote.counter.balance"));
 }
 
 TEST_CASE("an unknown key is an error naming the key and its line", "[runtime][config]") {

@@ -22,6 +22,7 @@ reply error_reply(std::uint64_t id, error_info err) {
   r.header.kind = message_kind::error;
   r.header.id = id;
   r.error = std::move(err);
+  r.local = true;
   return r;
 }
 

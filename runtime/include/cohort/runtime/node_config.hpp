@@ -43,11 +43,35 @@ struct service_config {
   bool replace_stuck = false;
 };
 
+/// How a node spreads requests over the instances of a remote service.
+enum class balance_policy {
+  round_robin,        ///< each instance in turn
+  least_outstanding,  ///< the instance with the fewest requests in flight from this node
+  consistent_hash,    ///< by entity key: the same key lands on the same instance while the set is stable
+};
+
 /// A service hosted elsewhere, reached over the wire ([remote.NAME]).
 struct remote_service_config {
   std::string name;
-  /// Its node's endpoint, e.g. "tcp://10.0.0.7:7400". No default.
-  std::string endpoint;
+  /// Its instances' endpoints, e.g. "tcp://10.0.0.7:7400" (DNS names work:
+  /// ZeroMQ resolves them). More may register with heartbeats. Default: none.
+  std::vector<std::string> endpoints;
+  /// Default: round_robin; entity services usually want consistent_hash.
+  balance_policy balance = balance_policy::round_robin;
+  /// One attempt's share of the deadline; 0 gives an attempt the whole
+  /// remaining deadline. A dead instance costs a caller at most this before a
+  /// retry moves the request elsewhere. Default: 0.
+  std::chrono::milliseconds attempt_timeout{0};
+  /// Retries of an idempotent request (or one with an idempotency key) after an
+  /// instance failed to answer, each on another instance. Default: 2.
+  std::size_t max_retries = 2;
+  /// Retries may add at most this share of requests (a retry budget, so that
+  /// retries cannot multiply an overload). Default: 0.1.
+  double retry_budget = 0.1;
+  /// Consecutive failures that open an instance's circuit breaker. Default: 5.
+  std::size_t breaker_failures = 5;
+  /// How long an open breaker keeps an instance out before one trial request. Default: 1000 ms.
+  std::chrono::milliseconds breaker_cooldown{1000};
 };
 
 /// Everything about one node ([node], [limits], [services.*], [remote.*]).

@@ -36,6 +36,9 @@ struct reply {
   envelope header;
   std::string payload;
   std::optional<error_info> error;
+  /// True when the error was made here (deadline passed, send failed, peer
+  /// declared dead) rather than answered by the peer.
+  bool local = false;
 
   [[nodiscard]] bool ok() const noexcept { return !error.has_value(); }
 
