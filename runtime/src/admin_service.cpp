@@ -88,6 +88,15 @@ void handle_admin(node& n, request_ptr req) {
     reply_json(req, {{"ok", true}, {"target", target}, {"command", h.method}});
     return;
   }
+  if (h.method == "registry") {
+    json out = {{"node", n.name()}, {"instances", json::array()}};
+    for (const auto& i : n.registry())
+      out["instances"].push_back({{"service", i.service}, {"endpoint", i.endpoint}, {"source", i.source},
+                                  {"breaker", i.breaker}, {"outstanding", i.outstanding}, {"requests", i.requests},
+                                  {"failures", i.failures}, {"last_seen_s", i.last_seen_s}});
+    reply_json(req, out);
+    return;
+  }
   if (h.method == "storage") {
     auto st = n.storage_stats(arg("service"));
     if (!st) return (void)req->fail(st.error());
@@ -109,7 +118,7 @@ void handle_admin(node& n, request_ptr req) {
     return;
   }
   req->fail({errc::unknown_method,
-             "admin has no method '" + h.method + "' (status, tree, restart, stop, start, crash, storage, backup)"});
+             "admin has no method '" + h.method + "' (status, tree, restart, stop, start, crash, storage, backup, registry)"});
 }
 
 }  // namespace cohort::detail

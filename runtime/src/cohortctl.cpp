@@ -87,6 +87,7 @@ int main(int argc, char** argv) {
                                             (std::string(cmd) == "crash" ? " (fault injection; the node must allow it)" : ""));
     sub->add_option("target", target, "SERVICE or SERVICE/CHILD")->required();
   }
+  app.add_subcommand("registry", "remote services this node routes to: instances, health, in-flight load");
   auto* storage = app.add_subcommand("storage", "a service's store: keys, size on disk, pending compactions");
   storage->add_option("service", service, "entity service")->required();
   auto* backup = app.add_subcommand("backup", "write a consistent checkpoint of a service's store while it serves");
@@ -123,6 +124,12 @@ int main(int argc, char** argv) {
     print_status(reply);
   } else if (method == "tree") {
     print_tree(reply);
+  } else if (method == "registry") {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& i : reply["instances"])
+      rows.push_back({cell(i["service"]), cell(i["endpoint"]), cell(i["source"]), cell(i["breaker"]),
+                      cell(i["outstanding"]), cell(i["requests"]), cell(i["failures"])});
+    print_table({"SERVICE", "INSTANCE", "SOURCE", "BREAKER", "IN_FLIGHT", "REQUESTS", "FAILURES"}, rows);
   } else if (method == "storage") {
     print_table({"SERVICE", "KEYS(EST)", "SIZE_ON_DISK", "PENDING_COMPACTION", "COMMITS", "WRITES"},
                 {{cell(reply["service"]), cell(reply["estimated_keys"]), cell(reply["size_on_disk_bytes"]),

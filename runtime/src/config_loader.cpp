@@ -173,6 +173,10 @@ node_config read_config(const toml::table& root, const std::string& source,
     r.read("name", cfg.name);
     r.read("admin", cfg.admin);
     r.read("instance", cfg.instance);
+    r.read_strings("register_with", cfg.register_with);
+    r.read("advertise", cfg.advertise);
+    r.read_ms("heartbeat_ms", cfg.heartbeat);
+    if (cfg.heartbeat.count() <= 0) r.fail(*node->get("heartbeat_ms"), "heartbeat_ms", "positive");
     r.read("isolation", cfg.isolation);
     if (cfg.isolation != "none" && cfg.isolation != "process")
       r.fail(*node->get("isolation"), "isolation", "\"none\" or \"process\"");

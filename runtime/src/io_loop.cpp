@@ -54,7 +54,59 @@ std::string io_loop::bind(const std::string& endpoint, bool admin) {
 }
 
 void io_loop::start() {
+  if (announcement_) after(std::chrono::milliseconds(0), [this] { heartbeat(); });
+  after(registration_timeout_ / 3, [this] { expire_registrations(); });
   thread_ = std::thread([this] { run(); });
+}
+
+namespace {
+struct registration {
+  std::string endpoint;
+  std::vector<std::string> services;
+  MSGPACK_DEFINE_MAP(endpoint, services);
+};
+}  // namespace
+
+void io_loop::announce(std::vector<std::string> registries, std::string advertise, std::vector<std::string> services,
+                       std::chrono::milliseconds period) {
+  announcement_ = announcement{std::move(registries), pack(registration{std::move(advertise), std::move(services)}), period};
+}
+
+void io_loop::heartbeat() {
+  for (const auto& r : announcement_->registries) remote_client(r).send_oneway("_registry", "heartbeat", announcement_->payload);
+  after(announcement_->period, [this] { heartbeat(); });
+}
+
+instance_pool& io_loop::pool_for(const std::string& service) {
+  auto it = pools_.find(service);
+  if (it == pools_.end()) {
+    remote_service_config cfg;  // defaults for services known only from heartbeats
+    cfg.name = service;
+    it = pools_.emplace(service, instance_pool(cfg)).first;
+  }
+  return it->second;
+}
+
+void io_loop::on_registration(const request_ptr& req) {
+  auto handle = decode_payload(req->payload, limits_);
+  if (!handle) return;
+  try {
+    registration r;
+    handle->get().convert(r);
+    if (r.endpoint.empty()) return;
+    auto now = clock_type::now();
+    for (const auto& s : r.services) pool_for(s).add(r.endpoint, true, now);
+  } catch (const std::exception&) {
+    counters_.malformed_frames++;
+  }
+}
+
+void io_loop::expire_registrations() {
+  auto now = clock_type::now();
+  for (auto& [name, pool] : pools_)
+    for (const auto& gone : pool.expire(now, registration_timeout_))
+      fail_remote(gone, {errc::unavailable, "instance " + gone + " of '" + name + "' stopped sending heartbeats"});
+  after(registration_timeout_ / 3, [this] { expire_registrations(); });
 }
 
 void io_loop::stop() {
@@ -218,6 +270,10 @@ void io_loop::handle_message(std::size_t index, std::vector<zmq::message_t>& fra
   auto req = std::make_shared<request>(std::move(env), frames[first + 1].to_string(), deadline, std::move(sink));
   if (req->header.kind == message_kind::request)
     deadline_tickets_.emplace(ticket, deadlines_.emplace(deadline, std::make_pair(std::weak_ptr<request>(req), ticket)));
+  if (req->header.service == "_registry") {
+    on_registration(req);  // heartbeats are one-way: nothing to answer
+    return;
+  }
   if (listeners_[index].admin && admin_)
     admin_(std::move(req));
   else

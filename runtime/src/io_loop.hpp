@@ -70,6 +70,13 @@ class io_loop {
   /// The remote services and their instances (on the I/O thread).
   [[nodiscard]] const std::map<std::string, instance_pool>& remote_services() const noexcept { return pools_; }
 
+  /// Announces `services` at `advertise` to every registry every `period`.
+  /// Call before start().
+  void announce(std::vector<std::string> registries, std::string advertise, std::vector<std::string> services,
+                std::chrono::milliseconds period);
+  /// As a registry: instances that miss this long of heartbeats are dropped.
+  void set_registration_timeout(std::chrono::milliseconds t) { registration_timeout_ = t; }
+
   /// Runs `task` on the I/O thread after `delay` (on the I/O thread).
   void after(std::chrono::milliseconds delay, std::function<void()> task);
 
@@ -122,6 +129,19 @@ class io_loop {
   std::unordered_map<std::uint64_t, deadline_index::iterator> deadline_tickets_;
   std::uint64_t next_ticket_ = 0;
   std::vector<listener> listeners_;
+  void heartbeat();
+  void on_registration(const request_ptr& req);
+  void expire_registrations();
+  instance_pool& pool_for(const std::string& service);
+
+  struct announcement {
+    std::vector<std::string> registries;
+    std::string payload;  ///< msgpack {node endpoint, services}
+    std::chrono::milliseconds period{500};
+  };
+  std::optional<announcement> announcement_;
+  std::chrono::milliseconds registration_timeout_{1500};
+
   void attempt(instance_pool& pool, request_ptr req, std::vector<instance_pool::instance_ptr> tried);
 
   std::map<std::string, std::unique_ptr<client>> remotes_;

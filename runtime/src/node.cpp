@@ -86,9 +86,11 @@ struct node::impl final : detail::call_router {
       detail::deliver(root, std::move(req));
       return;
     }
-    if (remotes.count(h.service)) {
+    // Anything not hosted here may be remote, configured or registered by
+    // heartbeat: the I/O thread, which owns the instance pools, decides.
+    {
       std::string why;
-      if (processes && !processes->ready(h.service, &why)) {
+      if (processes && remotes.count(h.service) && !processes->ready(h.service, &why)) {
         req->fail({errc::unavailable, "service '" + h.service + "' is unavailable: " + why});
         return;
       }
@@ -98,7 +100,6 @@ struct node::impl final : detail::call_router {
       });
       return;
     }
-    req->fail({errc::unknown_service, "no service named '" + h.service + "' is reachable from node '" + cfg.name + "'"});
   }
 
   std::int64_t total_in_flight() const {
@@ -297,6 +298,13 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
   node* raw = out.get();
   raw->impl_->io->set_admin_handler([raw](detail::request_ptr r) { detail::handle_admin(*raw, std::move(r)); });
   raw->impl_->watchdog = std::thread([i = raw->impl_.get()] { i->watch(); });
+  if (!cfg.register_with.empty()) {
+    std::vector<std::string> hosted;
+    for (const auto& s : cfg.services) hosted.push_back(s.name);
+    raw->impl_->io->announce(cfg.register_with, cfg.advertise.empty() ? raw->impl_->endpoints.front() : cfg.advertise,
+                             hosted, cfg.heartbeat);
+  }
+  raw->impl_->io->set_registration_timeout(cfg.heartbeat * 3);
   raw->impl_->io->start();
   return out;
 }
@@ -325,6 +333,17 @@ std::vector<service_status> node::services() const {
 node_metrics node::metrics() const {
   const auto& c = impl_->io->counters();
   return {c.requests.load(), c.rejected.load(), c.malformed_frames.load(), c.replies.load()};
+}
+
+std::vector<instance_status> node::registry() const {
+  std::vector<instance_status> out;
+  auto now = clock_type::now();
+  for (const auto& [name, pool] : impl_->io->remote_services())
+    for (const auto& i : pool.instances())
+      out.push_back({name, i->endpoint, i->registered ? "heartbeat" : "config", std::string(detail::to_string(i->state)),
+                     i->outstanding, i->requests, i->failures,
+                     i->registered ? std::chrono::duration<double>(now - i->last_seen).count() : 0.0});
+  return out;
 }
 
 result<bool> node::stop_service(const std::string& name) {

@@ -82,6 +82,21 @@ std::uint64_t client::call_async(envelope env, std::string payload,
   return env.id;
 }
 
+bool client::send_oneway(std::string_view service, std::string_view method, const std::string& payload) {
+  envelope env;
+  env.kind = message_kind::oneway;
+  env.id = next_id_++;
+  env.service = service;
+  env.method = method;
+  auto header = encode_envelope(env);
+  std::array<zmq::const_buffer, 2> frames{zmq::buffer(header), zmq::buffer(payload)};
+  try {
+    return zmq::send_multipart(socket_, frames, zmq::send_flags::dontwait).has_value();
+  } catch (const zmq::error_t&) {
+    return false;
+  }
+}
+
 reply client::call(std::string_view service, std::string_view method, std::string payload,
                    const call_options& opts) {
   std::optional<reply> out;

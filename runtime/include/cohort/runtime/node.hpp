@@ -45,6 +45,17 @@ struct service_status {
   std::string last_failure;
 };
 
+/// One instance of a remote service as this node routes to it.
+struct instance_status {
+  std::string service;
+  std::string endpoint;
+  std::string source;   ///< "config" or "heartbeat"
+  std::string breaker;  ///< closed, open, half_open
+  std::int64_t outstanding = 0;
+  std::uint64_t requests = 0, failures = 0;
+  double last_seen_s = 0;  ///< seconds since its last heartbeat (registered ones)
+};
+
 /// Counters of the node's edge.
 struct node_metrics {
   std::uint64_t requests = 0;
@@ -75,6 +86,8 @@ class node {
 
   [[nodiscard]] std::vector<service_status> services() const;
   [[nodiscard]] node_metrics metrics() const;
+  /// The remote services' instances. Only from the admin handler (the I/O thread).
+  [[nodiscard]] std::vector<instance_status> registry() const;
 
   /// Operator control of a whole service: stop marks it down (callers get
   /// `unavailable`), start and restart bring it back with a fresh supervision

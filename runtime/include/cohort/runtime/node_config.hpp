@@ -93,6 +93,15 @@ struct node_config {
   std::string isolation = "none";
   /// The config file this came from (set by load_node_config; not a TOML key).
   std::string source_path;
+  /// Registries (gateways) this node announces its services to, with a
+  /// heartbeat every heartbeat_ms; they drop it after 3 missed heartbeats.
+  /// Default: none.
+  std::vector<std::string> register_with;
+  /// The endpoint registries should use to reach this node. Default: the first
+  /// listen endpoint as bound.
+  std::string advertise;
+  /// Heartbeat period. Default: 500 ms.
+  std::chrono::milliseconds heartbeat{500};
   /// Allows `cohortctl crash` (fault injection for drills). Default: false.
   bool allow_fault_injection = false;
   /// Directory holding one store per service: <data_dir>/<service>/. Default: "cohort-data".

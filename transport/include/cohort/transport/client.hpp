@@ -83,6 +83,9 @@ class client {
   std::uint64_t call_async(envelope env, std::string payload, std::chrono::milliseconds timeout,
                            reply_handler on_reply);
 
+  /// Sends a one-way message (no reply, no deadline); false when it could not be queued.
+  bool send_oneway(std::string_view service, std::string_view method, const std::string& payload);
+
   /// Sends a request and waits for its reply (or its deadline).
   [[nodiscard]] reply call(std::string_view service, std::string_view method, std::string payload,
                            const call_options& opts = {});
