@@ -84,10 +84,10 @@ TEST_CASE("backoff delays a restart and the service answers unavailable meanwhil
   client c(n->endpoints().front());
   auto crashed_at = std::chrono::steady_clock::now();
   CHECK(c.call("greeter", "crash", crash_args()).error->is(errc::internal));
+  REQUIRE(eventually([&] { return child_of(*n, "greeter", "worker-1").state == "restarting"; }, 250ms));
   auto during = c.call("greeter", "hello", pack(hello_args{"x"}));
   REQUIRE_FALSE(during.ok());
   CHECK(during.error->is(errc::unavailable));
-  CHECK(child_of(*n, "greeter", "worker-1").state == "restarting");
   REQUIRE(eventually([&] { return child_of(*n, "greeter", "worker-1").state == "running"; }, 3000ms));
   CHECK(std::chrono::steady_clock::now() - crashed_at >= 300ms);
   CHECK(c.call("greeter", "hello", pack(hello_args{"x"})).ok());
