@@ -43,6 +43,12 @@ result<bool> act(node& n, const std::string& method, const std::string& target) 
 
 }  // namespace
 
+std::string services_json(const std::vector<service_status>& services) {
+  json out = json::array();
+  for (const auto& s : services) out.push_back(to_json(s, false));
+  return out.dump();
+}
+
 void handle_admin(node& n, request_ptr req) {
   const auto& h = req->header;
   if (h.service != "admin") {

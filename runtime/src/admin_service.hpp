@@ -11,4 +11,7 @@ namespace cohort::detail {
 /// (it reads published snapshots and sends commands).
 void handle_admin(node& n, request_ptr req);
 
+/// The services' status as JSON text (an array), for cohortctl and GET /health.
+[[nodiscard]] std::string services_json(const std::vector<service_status>& services);
+
 }  // namespace cohort::detail

@@ -193,6 +193,14 @@ node_config read_config(const toml::table& root, const std::string& source,
     r.reject_unknown();
   }
   if (auto* limits = top.sub_table("limits")) read_limits(*limits, source, cfg.limits);
+  if (auto* http = top.sub_table("http")) {
+    table_reader r(*http, "http", source);
+    r.read("listen", cfg.http.listen);
+    r.read("max_body_bytes", cfg.http.max_body_bytes);
+    r.read_ms("read_timeout_ms", cfg.http.read_timeout);
+    r.read("max_in_flight", cfg.http.max_in_flight);
+    r.reject_unknown();
+  }
   std::set<std::string> names;
   if (auto* services = top.sub_table("services")) {
     for (const auto& [k, v] : *services) {

@@ -66,6 +66,7 @@ int run_node(const std::string& config_path, const std::string& isolated_child, 
     return 2;
   }
   for (const auto& ep : (*n)->endpoints()) std::cout << "cohort: listening on " << ep << std::endl;
+  if (!(*n)->http_endpoint().empty()) std::cout << "cohort: http listening on " << (*n)->http_endpoint() << std::endl;
   if (!(*n)->admin_endpoint().empty()) std::cout << "cohort: admin endpoint " << (*n)->admin_endpoint() << std::endl;
   for (const auto& s : (*n)->services())
     std::cout << "cohort: service " << s.name << " (" << s.kind << ") " << s.state

@@ -13,6 +13,7 @@
 #include <zmq.hpp>
 
 #include "admin_service.hpp"
+#include "http_front.hpp"
 #include "io_loop.hpp"
 #include "process_host.hpp"
 #include "service_runtime.hpp"
@@ -38,10 +39,13 @@ struct node::impl final : detail::call_router {
   std::unordered_set<std::string> remotes;  ///< services reached over the wire (pools on the I/O thread)
   std::vector<std::string> endpoints;
   std::string admin_endpoint;
+  std::unique_ptr<detail::http_front> http;  ///< the HTTP/JSON front, when [http] listen is set
+  std::string http_endpoint;
   std::unique_ptr<detail::process_host> processes;  ///< isolation = "process"
   std::string runtime_dir;
   std::atomic<bool> draining{false};
   bool stopped = false;
+  node* owner = nullptr;
   clock_type::time_point started = clock_type::now();
 
   std::thread watchdog;
@@ -251,6 +255,16 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
     if (auto err = bind(ep, false)) return *err;
   if (!cfg.admin.empty())
     if (auto err = bind(cfg.admin, true)) return *err;
+  if (!cfg.http.listen.empty()) {
+    try {
+      p->http = std::make_unique<detail::http_front>(
+          cfg.http, cfg.default_deadline, [self](detail::request_ptr r) { self->admit(std::move(r)); },
+          [self] { return detail::services_json(self->owner->services()); });
+      p->http_endpoint = p->http->endpoint();
+    } catch (const std::exception& e) {
+      return error_info{errc::unavailable, "cannot listen on http " + cfg.http.listen + ": " + e.what()};
+    }
+  }
 
   p->actor_cfg = std::make_unique<caf::actor_system_config>();
   auto threads = cfg.scheduler_threads > 0
@@ -305,11 +319,15 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
                              hosted, cfg.heartbeat);
   }
   raw->impl_->io->set_registration_timeout(cfg.heartbeat * 3);
+  raw->impl_->owner = raw;
   raw->impl_->io->start();
+  if (raw->impl_->http) raw->impl_->http->start();
   return out;
 }
 
 const std::vector<std::string>& node::endpoints() const noexcept { return impl_->endpoints; }
+
+const std::string& node::http_endpoint() const noexcept { return impl_->http_endpoint; }
 
 const std::string& node::admin_endpoint() const noexcept { return impl_->admin_endpoint; }
 
@@ -442,6 +460,9 @@ void node::stop() {
   p.actors->await_all_actors_done();
   p.io->stop();  // sends the replies the actors produced while stopping
   p.actors.reset();
+  // Last: replies to HTTP requests still post to the front's thread until here.
+  if (p.http) p.http->stop();
+  p.http.reset();
   p.services.clear();  // closes the stores
   if (!p.runtime_dir.empty()) {
     std::error_code ec;

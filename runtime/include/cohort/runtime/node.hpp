@@ -77,6 +77,8 @@ class node {
 
   /// The endpoints actually bound (wildcard ports resolved), in config order.
   [[nodiscard]] const std::vector<std::string>& endpoints() const noexcept;
+  /// The HTTP/JSON front as bound, "http://host:port" (empty when off).
+  [[nodiscard]] const std::string& http_endpoint() const noexcept;
   /// The admin endpoint actually bound (empty when off).
   [[nodiscard]] const std::string& admin_endpoint() const noexcept;
   [[nodiscard]] const std::string& name() const noexcept;

@@ -74,6 +74,19 @@ struct remote_service_config {
   std::chrono::milliseconds breaker_cooldown{1000};
 };
 
+/// The HTTP/JSON front ([http]); off unless `listen` is set.
+struct http_config {
+  /// "host:port" to listen on, e.g. "127.0.0.1:8080"; port 0 picks a free one. Default: "" (off).
+  std::string listen;
+  /// Largest request body; larger ones get 413. Default: 1 MiB.
+  std::size_t max_body_bytes = 1u << 20;
+  /// A client must send a whole request (headers and body) within this, and an
+  /// idle keep-alive connection is closed after it. Default: 10000 ms.
+  std::chrono::milliseconds read_timeout{10000};
+  /// HTTP requests in flight at once; beyond it 429 at once. Default: 10000.
+  std::size_t max_in_flight = 10000;
+};
+
 /// Everything about one node ([node], [limits], [services.*], [remote.*]).
 struct node_config {
   /// Name used in logs. Default: "cohort".
@@ -128,6 +141,7 @@ struct node_config {
   wire_limits limits;
   std::vector<service_config> services;
   std::vector<remote_service_config> remotes;
+  http_config http;
 };
 
 /// The embedded default: every example service, listening on 127.0.0.1:7400 only.
