@@ -17,6 +17,7 @@ packages=(
   libboost1.74-dev                  # Beast (HTTP front)
   python3 python3-zmq python3-msgpack  # protocol conformance test: a client written from docs/protocol.md
   gnuplot-nox                       # benchmark charts
+  curl wrk                          # HTTP front tests (loopback only)
 )
 
 missing=()

@@ -1,0 +1,144 @@
+// The HTTP/JSON front of a real node process: curl, wrk (bounded, loopback),
+// and raw sockets for malformed HTTP and slow clients.
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <thread>
+
+#include "node_process.hpp"
+
+using namespace cohort::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// Reads the http endpoint from the node's output.
+std::string http_endpoint(node_process& n) {
+  auto line = n.proc->wait_for_line("http listening on ", 0ms);
+  if (!line) {
+    // It was printed before the admin line that node_process waited for: scan what was read.
+    auto all = n.proc->out();
+    auto at = all.find("http listening on ");
+    REQUIRE(at != std::string::npos);
+    return all.substr(at + 18, all.find('\n', at) - at - 18);
+  }
+  return line->substr(line->find("http listening on ") + 18);
+}
+
+/// Runs a command, returns (exit code, stdout).
+std::pair<int, std::string> run(std::vector<std::string> argv) {
+  child_process p(std::move(argv));
+  auto code = p.wait(30s);
+  REQUIRE(code);
+  return {*code, p.out()};
+}
+
+int connect_to(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  timeval tv{3, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+/// Everything the server sends until it closes (or 3 s pass).
+std::string read_all(int fd) {
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<std::size_t>(n));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("POST /v1/<service>/<method> answers JSON; errors map to HTTP statuses", "[integration][http]") {
+  node_process n("[http]\nlisten = \"127.0.0.1:0\"\nmax_body_bytes = 4096\n[services.greeter]\n[services.counter]\n");
+  auto base = http_endpoint(n);
+  auto curl = [&](std::vector<std::string> extra) {
+    std::vector<std::string> argv{"/usr/bin/curl", "-s", "-o", "-", "-w", "\n%{http_code}"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return run(argv).second;
+  };
+  auto ok = curl({"-X", "POST", base + "/v1/greeter/hello", "-d", R"({"name":"web"})"});
+  CHECK_THAT(ok, Catch::Contains(R"({"greeting":"Hello, web!"})") && Catch::EndsWith("200"));
+  auto keyed = curl({"-X", "POST", "-H", "X-Cohort-Key: cart-1", base + "/v1/counter/add", "-d", R"({"n":2})"});
+  CHECK_THAT(keyed, Catch::Contains(R"("value":2)"));
+  CHECK_THAT(curl({"-X", "POST", base + "/v1/nosuch/x", "-d", "{}"}),
+             Catch::Contains("\"code\":\"unknown_service\"") && Catch::EndsWith("404"));
+  CHECK_THAT(curl({"-X", "POST", base + "/v1/greeter/nosuch", "-d", "{}"}), Catch::EndsWith("404"));
+  CHECK_THAT(curl({"-X", "POST", base + "/v1/greeter/hello", "-d", "{not json"}),
+             Catch::Contains("not valid JSON") && Catch::EndsWith("400"));
+  CHECK_THAT(curl({"-X", "POST", base + "/v1/greeter/hello", "-d", R"({"name":7})"}), Catch::EndsWith("400"));
+  CHECK_THAT(curl({"-X", "POST", base + "/v1/greeter/fail", "-d", R"({"code":"out_of_stock","message":"none"})"}),
+             Catch::Contains("out_of_stock") && Catch::EndsWith("422"));
+  CHECK_THAT(curl({"-X", "POST", "-H", "X-Timeout-Ms: 50", base + "/v1/greeter/sleep", "-d", R"({"ms":400})"}),
+             Catch::Contains("\"code\":\"timeout\"") && Catch::EndsWith("504"));
+  CHECK_THAT(curl({"-X", "POST", base + "/v1/greeter/crash", "-d", R"({"message":"x"})"}), Catch::EndsWith("500"));
+  CHECK_THAT(curl({"-X", "POST", base + "/v1/greeter/hello", "-d", std::string(5000, ' ')}),
+             Catch::Contains("too_large") && Catch::EndsWith("413"));
+  CHECK_THAT(curl({base + "/v1/greeter/hello"}), Catch::EndsWith("405"));
+  CHECK_THAT(curl({base + "/health"}), Catch::Contains("\"status\":\"ok\"") && Catch::EndsWith("200"));
+  CHECK_THAT(curl({base + "/health/greeter"}), Catch::EndsWith("200"));
+  CHECK_THAT(curl({base + "/elsewhere"}), Catch::EndsWith("404"));
+  // Request and trace ids: assigned at the edge, or kept when the client sends them.
+  auto headers = run({"/usr/bin/curl", "-s", "-i", "-X", "POST", "-H", "X-Request-Id: req-42", base + "/v1/greeter/hello",
+                      "-d", R"({"name":"id"})"})
+                     .second;
+  CHECK_THAT(headers, Catch::Contains("X-Request-Id: req-42") && Catch::Contains("X-Trace-Id: "));
+}
+
+TEST_CASE("malformed HTTP and slow clients are cut off while others are served", "[integration][http]") {
+  node_process n("[http]\nlisten = \"127.0.0.1:0\"\nread_timeout_ms = 300\n[services.greeter]\n");
+  auto base = http_endpoint(n);
+  int port = std::stoi(base.substr(base.rfind(':') + 1));
+
+  int garbage = connect_to(port);
+  std::string junk = "GARBAGE \x01\x02 NOT HTTP\r\n\r\n";
+  ::send(garbage, junk.data(), junk.size(), 0);
+  CHECK_THAT(read_all(garbage), Catch::StartsWith("HTTP/1.1 400"));
+  ::close(garbage);
+
+  // A client that sends half a request and stalls is dropped after the read timeout.
+  int slow = connect_to(port);
+  std::string half = "POST /v1/greeter/hello HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"na";
+  ::send(slow, half.data(), half.size(), 0);
+  auto start = std::chrono::steady_clock::now();
+  // Meanwhile another client is served.
+  auto [code, out] = run({"/usr/bin/curl", "-s", "-X", "POST", base + "/v1/greeter/hello", "-d", R"({"name":"b"})"});
+  CHECK_THAT(out, Catch::Contains("Hello, b!"));
+  auto rest = read_all(slow);  // the server closes the stalled connection
+  auto took = std::chrono::steady_clock::now() - start;
+  CHECK(rest.empty());
+  CHECK(took < 2500ms);
+  ::close(slow);
+
+  // Keep-alive: two requests on one connection.
+  int kept = connect_to(port);
+  std::string two = "POST /v1/greeter/hello HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n{\"name\":\"1\"}"
+                    "POST /v1/greeter/hello HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\nConnection: close\r\n\r\n{\"name\":\"2\"}";
+  ::send(kept, two.data(), two.size(), 0);
+  auto both = read_all(kept);
+  CHECK_THAT(both, Catch::Contains("Hello, 1!") && Catch::Contains("Hello, 2!"));
+  ::close(kept);
+}
+
+TEST_CASE("wrk through the HTTP front: bounded run, every response 200", "[integration][http]") {
+  node_process n("[http]\nlisten = \"127.0.0.1:0\"\n[services.greeter]\n");
+  auto base = http_endpoint(n);
+  temp_dir dir;
+  auto script = dir / "post.lua";
+  std::ofstream(script) << "wrk.method = \"POST\"\nwrk.body = '{\"name\":\"wrk\"}'\n";
+  auto [code, out] = run({"/usr/bin/wrk", "-t1", "-c16", "-d1s", "-s", script, base + "/v1/greeter/hello"});
+  CHECK(code == 0);
+  CHECK_THAT(out, Catch::Contains("Requests/sec"));
+  CHECK_THAT(out, !Catch::Contains("Non-2xx"));
+  CHECK_THAT(out, !Catch::Contains("Socket errors"));
+}
