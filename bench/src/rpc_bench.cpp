@@ -166,6 +166,7 @@ int main(int argc, char** argv) {
   auto cfg = default_node_config();
   cfg.listen = {"tcp://127.0.0.1:*"};
   cfg.admin = "tcp://127.0.0.1:*";
+  cfg.http.listen.clear();
   cfg.data_dir = data_dir.string();
   cfg.scheduler_threads = scheduler_threads;
   auto n = node::start(cfg, example_services());

@@ -71,6 +71,7 @@ node_config bench_config(const fs::path& data) {
   auto cfg = default_node_config();
   cfg.listen = {"tcp://127.0.0.1:*"};
   cfg.admin.clear();
+  cfg.http.listen.clear();
   cfg.data_dir = data.string();
   return cfg;
 }

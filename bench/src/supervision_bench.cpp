@@ -65,6 +65,7 @@ int main(int argc, char** argv) {
   auto cfg = default_node_config();
   cfg.listen = {"inproc://supervision-bench"};
   cfg.admin.clear();
+  cfg.http.listen.clear();
   cfg.data_dir = data_dir.string();
   for (auto& s : cfg.services) {
     s.supervision.intensity = {100000000, std::chrono::milliseconds(1000)};  // crash-loop, never give up

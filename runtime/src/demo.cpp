@@ -45,6 +45,7 @@ int run_demo() {
   auto cfg = default_node_config();
   cfg.listen = {"tcp://127.0.0.1:*"};
   cfg.admin = "tcp://127.0.0.1:*";
+  cfg.http.listen.clear();
   cfg.data_dir = data_dir.string();
   auto n = node::start(cfg, example_services());
   if (!n) {

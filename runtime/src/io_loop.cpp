@@ -346,6 +346,13 @@ void io_loop::forward_remote(const std::string& service, request_ptr req) {
     return;
   }
   auto& pool = it->second;
+  std::int64_t in_flight = 0;
+  for (const auto& i : pool.instances()) in_flight += i->outstanding;
+  if (in_flight >= static_cast<std::int64_t>(pool.config().max_in_flight)) {
+    req->fail({errc::overloaded, "'" + service + "' has " + std::to_string(in_flight) +
+                                     " requests in flight from this node; retry later"});
+    return;
+  }
   retry_tokens_ = std::min(100.0, retry_tokens_ + pool.config().retry_budget);
   attempt(pool, std::move(req), {});
 }

@@ -91,3 +91,34 @@ TEST_CASE("a non-idempotent request that meets a dead instance fails fast instea
   CHECK(timeouts >= 1);  // round robin hit the dead one at least once
   CHECK(oks >= 1);
 }
+
+TEST_CASE("offered load far beyond a service's bulkhead gets prompt overloaded answers and full recovery",
+          "[integration][gateway]") {
+  node_process backend("[services.greeter]\nworkers = 2\n");
+  // DNS names work as endpoints: ZeroMQ resolves them.
+  auto port = backend.endpoint.substr(backend.endpoint.rfind(':') + 1);
+  node_process front("[remote.greeter]\nendpoints = [\"tcp://localhost:" + port + "\"]\nmax_in_flight = 8\n");
+  client c(front.endpoint);
+  int ok = 0, overloaded = 0, other = 0;
+  double slowest_refusal_ms = 0;
+  for (int i = 0; i < 400; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    c.call_async("greeter", "sleep", pack(sleep_args{50}), {}, [&, start](reply&& r) {
+      if (r.ok()) ++ok;
+      else if (r.error->is(errc::overloaded)) {
+        ++overloaded;
+        slowest_refusal_ms = std::max(slowest_refusal_ms, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+      } else ++other;
+    });
+  }
+  REQUIRE(c.drain(20s));
+  CHECK(ok >= 8);
+  CHECK(overloaded > 300);
+  CHECK(other == 0);
+  CHECK(slowest_refusal_ms < 250);  // refused at once, not queued
+  // The load dropped: everything is served again.
+  int after = 0;
+  for (int i = 0; i < 8; ++i) c.call_async("greeter", "hello", pack(hello_args{"x"}), {}, [&](reply&& r) { after += r.ok(); });
+  REQUIRE(c.drain(5s));
+  CHECK(after == 8);
+}

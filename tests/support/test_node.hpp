@@ -16,6 +16,7 @@ inline node_config loopback_config(const std::string& data_dir) {
   auto cfg = default_node_config();
   cfg.listen = {"tcp://127.0.0.1:*"};
   cfg.admin = "tcp://127.0.0.1:*";
+  cfg.http.listen.clear();
   cfg.data_dir = data_dir;
   cfg.drain_timeout = std::chrono::milliseconds(2000);
   return cfg;

@@ -72,6 +72,9 @@ struct remote_service_config {
   std::size_t breaker_failures = 5;
   /// How long an open breaker keeps an instance out before one trial request. Default: 1000 ms.
   std::chrono::milliseconds breaker_cooldown{1000};
+  /// Bulkhead: requests this node has in flight to the service, over all its
+  /// instances; beyond it callers get `overloaded` at once. Default: 10000.
+  std::size_t max_in_flight = 10000;
 };
 
 /// The HTTP/JSON front ([http]); off unless `listen` is set.
@@ -144,7 +147,8 @@ struct node_config {
   http_config http;
 };
 
-/// The embedded default: every example service, listening on 127.0.0.1:7400 only.
+/// The embedded default: every example service; ZeroMQ on 127.0.0.1:7400, admin
+/// on 127.0.0.1:7401, HTTP on 127.0.0.1:8080 (loopback only).
 [[nodiscard]] node_config default_node_config();
 
 /// Reads a TOML config. Unknown keys, wrong types, unknown service names and a
