@@ -1,0 +1,144 @@
+// gateway_bench: a backend node serving greeter.echo, and a gateway node in
+// front of it (native ZeroMQ front and HTTP/JSON front). Measures, in the same
+// run: the native call through the gateway vs straight to the backend (the
+// cost of the hop), and HTTP requests/s and latency with wrk at 1, 16 and 64
+// connections. All on loopback; every run bounded.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <regex>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "cohort/actors/example_messages.hpp"
+#include "cohort/actors/example_services.hpp"
+#include "cohort/runtime/node.hpp"
+#include "cohort/transport/client.hpp"
+#include "stats.hpp"
+
+using namespace cohort;
+using namespace cohort::bench;
+using clock_type = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+namespace {
+
+double native_throughput(const std::string& endpoint, int in_flight, std::chrono::milliseconds duration) {
+  client c(endpoint);
+  auto payload = pack(examples::echo_args{std::string(64, 'x')});
+  (void)c.call("greeter", "echo", payload);
+  std::uint64_t done = 0, failed = 0;
+  auto until = clock_type::now() + duration;
+  std::function<void()> send_one = [&] {
+    c.call_async("greeter", "echo", payload, {}, [&](reply&& r) {
+      r.ok() ? ++done : ++failed;
+      if (clock_type::now() < until) send_one();
+    });
+  };
+  auto start = clock_type::now();
+  for (int i = 0; i < in_flight; ++i) send_one();
+  while (c.in_flight() > 0) c.poll(std::chrono::milliseconds(100));
+  if (failed) std::cerr << "warning: " << failed << " calls failed\n";
+  return done / std::chrono::duration<double>(clock_type::now() - start).count();
+}
+
+struct wrk_result {
+  double rps = 0, p50_ms = 0, p99_ms = 0;
+  bool clean = false;
+};
+
+double to_ms(const std::string& v, const std::string& unit) {
+  double x = std::stod(v);
+  return unit == "us" ? x / 1000 : unit == "s" ? x * 1000 : x;
+}
+
+wrk_result run_wrk(const std::string& url, int connections, int seconds, const fs::path& script) {
+  auto out_file = fs::temp_directory_path() / ("cohort-wrk-" + std::to_string(::getpid()) + ".txt");
+  auto cmd = "wrk -t1 -c" + std::to_string(connections) + " -d" + std::to_string(seconds) + "s --latency -s " +
+             script.string() + " " + url + " > " + out_file.string() + " 2>&1";
+  int rc = std::system(cmd.c_str());
+  std::ifstream in(out_file);
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  fs::remove(out_file);
+  wrk_result r;
+  std::smatch m;
+  if (std::regex_search(text, m, std::regex(R"(Requests/sec:\s+([0-9.]+))"))) r.rps = std::stod(m[1]);
+  if (std::regex_search(text, m, std::regex(R"(50%\s+([0-9.]+)(us|ms|s))"))) r.p50_ms = to_ms(m[1], m[2]);
+  if (std::regex_search(text, m, std::regex(R"(99%\s+([0-9.]+)(us|ms|s))"))) r.p99_ms = to_ms(m[1], m[2]);
+  r.clean = rc == 0 && text.find("Non-2xx") == std::string::npos && text.find("Socket errors") == std::string::npos;
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Cohort gateway benchmark: the gateway hop (native) and the HTTP/JSON front (wrk)"};
+  bool quick = false;
+  int repeats = 5, duration_ms = 2000;
+  std::string json_out;
+  app.add_flag("--quick", quick, "fewer and shorter runs");
+  app.add_option("--json", json_out, "write results to this JSON file");
+  CLI11_PARSE(app, argc, argv);
+  if (quick) repeats = 3, duration_ms = 700;
+  auto data = fs::temp_directory_path() / ("cohort-gwbench-" + std::to_string(::getpid()));
+
+  auto backend_cfg = default_node_config();
+  backend_cfg.listen = {"tcp://127.0.0.1:*"};
+  backend_cfg.admin.clear();
+  backend_cfg.http.listen.clear();
+  backend_cfg.data_dir = (data / "backend").string();
+  backend_cfg.services.erase(std::remove_if(backend_cfg.services.begin(), backend_cfg.services.end(),
+                                            [](const auto& s) { return s.name != "greeter"; }),
+                             backend_cfg.services.end());
+  auto backend = node::start(backend_cfg, example_services());
+  if (!backend) return std::cerr << backend.error().message << "\n", 2;
+
+  node_config gw_cfg;
+  gw_cfg.name = "gateway";
+  gw_cfg.listen = {"tcp://127.0.0.1:*"};
+  gw_cfg.admin.clear();
+  gw_cfg.http.listen = "127.0.0.1:0";
+  gw_cfg.data_dir = (data / "gateway").string();
+  remote_service_config greeter;
+  greeter.name = "greeter";
+  greeter.endpoints = {(*backend)->endpoints().front()};
+  gw_cfg.remotes.push_back(greeter);
+  auto gateway = node::start(gw_cfg, example_services());
+  if (!gateway) return std::cerr << gateway.error().message << "\n", 2;
+
+  const auto direct = (*backend)->endpoints().front(), via = (*gateway)->endpoints().front();
+  std::vector<double> d, g;
+  for (int i = 0; i < repeats; ++i) {
+    d.push_back(native_throughput(direct, 64, std::chrono::milliseconds(duration_ms)));
+    g.push_back(native_throughput(via, 64, std::chrono::milliseconds(duration_ms)));
+  }
+  auto ds = spread_of(d), gs = spread_of(g);
+  double ratio = gs.median / ds.median;
+  auto cell = [](const spread& s) { return human(s.median) + " [" + human(s.min) + ".." + human(s.max) + "]"; };
+  std::printf("gateway bench: backend node + gateway node in one process, loopback\n\n");
+  std::printf("%-44s %-24s %-24s %6s  %-12s %s\n", "scenario", "via gateway", "direct to node", "ratio", "target", "result");
+  std::printf("%-44s %-24s %-24s %6.2f  %-12s %s\n", "native req/s, 64 in flight, 64 B", cell(gs).c_str(),
+              cell(ds).c_str(), ratio, ">= 0.70", ratio >= 0.7 ? "pass" : "short");
+
+  nlohmann::json results = {{"native", {{"gateway", gs.median}, {"direct", ds.median}, {"ratio", ratio}}}};
+  auto script = data / "post.lua";
+  fs::create_directories(data);
+  std::ofstream(script) << "wrk.method = \"POST\"\nwrk.body = '{\"data\":\"" << std::string(64, 'x')
+                        << "\"}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n";
+  auto url = (*gateway)->http_endpoint() + "/v1/greeter/echo";
+  for (int c : {1, 16, 64}) {
+    auto r = run_wrk(url, c, quick ? 1 : 3, script);
+    std::printf("%-44s %-24s p50 %.2f ms, p99 %.2f ms %s\n", ("HTTP/JSON via gateway, wrk " + std::to_string(c) + " conn").c_str(),
+                (human(r.rps) + " req/s").c_str(), r.p50_ms, r.p99_ms, r.clean ? "" : "(errors!)");
+    results["http"][std::to_string(c)] = {{"rps", r.rps}, {"p50_ms", r.p50_ms}, {"p99_ms", r.p99_ms}, {"clean", r.clean}};
+  }
+  if (!json_out.empty()) std::ofstream(json_out) << results.dump(2) << "\n";
+  (*gateway)->stop();
+  (*backend)->stop();
+  std::error_code ec;
+  fs::remove_all(data, ec);
+  return 0;
+}
