@@ -116,6 +116,14 @@ TEST_CASE("offered load far beyond a service's bulkhead gets prompt overloaded a
   CHECK(overloaded > 300);
   CHECK(other == 0);
   CHECK(slowest_refusal_ms < 250);  // refused at once, not queued
+  // Memory stays bounded: a much larger flood leaves the gateway's memory where it was.
+  auto rss_before = front.proc->rss_kib();
+  int flood_replies = 0;
+  for (int i = 0; i < 20000; ++i)
+    c.call_async("greeter", "sleep", pack(sleep_args{20}), {}, [&](reply&&) { ++flood_replies; });
+  REQUIRE(c.drain(60s));
+  CHECK(flood_replies == 20000);
+  CHECK(front.proc->rss_kib() - rss_before < 64 * 1024);
   // The load dropped: everything is served again.
   int after = 0;
   for (int i = 0; i < 8; ++i) c.call_async("greeter", "hello", pack(hello_args{"x"}), {}, [&](reply&& r) { after += r.ok(); });

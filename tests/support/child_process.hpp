@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -74,6 +75,16 @@ class child_process {
   }
 
   void signal(int sig) { ::kill(pid_, sig); }
+  [[nodiscard]] pid_t pid() const noexcept { return pid_; }
+
+  /// Resident memory of the process in KiB (0 if it cannot be read).
+  [[nodiscard]] long rss_kib() const {
+    std::ifstream status("/proc/" + std::to_string(pid_) + "/status");
+    std::string line;
+    while (std::getline(status, line))
+      if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    return 0;
+  }
 
   /// Waits for the exit; the exit code, 128+signal, or nullopt after `limit`.
   std::optional<int> wait(std::chrono::milliseconds limit = std::chrono::seconds(10)) {
