@@ -137,7 +137,7 @@ void io_loop::post(std::function<void()> task) {
 void io_loop::post_reply(outgoing_reply&& r) {
   // Replies made on this thread (forwarded from a remote instance, refused at
   // the edge) go out at once: no queue, no wake-up.
-  if (std::this_thread::get_id() == thread_.get_id()) {
+  if (on_io_thread()) {
     forget_deadline(r.ticket);
     send_reply(r);
     return;

@@ -53,6 +53,8 @@ class io_loop {
 
   /// Runs `task` on the I/O thread. Safe to call from any thread.
   void post(std::function<void()> task);
+  /// True on the I/O thread itself.
+  [[nodiscard]] bool on_io_thread() const noexcept { return std::this_thread::get_id() == thread_.get_id(); }
 
   /// Fails every request in flight to a remote endpoint (on the I/O thread).
   void fail_remote(const std::string& endpoint, const error_info& err);

@@ -98,6 +98,10 @@ struct node::impl final : detail::call_router {
         req->fail({errc::unavailable, "service '" + h.service + "' is unavailable: " + why});
         return;
       }
+      if (io->on_io_thread()) {  // a request from our own sockets: no hop needed
+        auto service = req->header.service;
+        return io->forward_remote(service, std::move(req));
+      }
       io->post([this, req = std::move(req)]() mutable {
         auto service = req->header.service;
         io->forward_remote(service, std::move(req));
@@ -229,7 +233,10 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
   auto p = std::make_unique<impl>();
   p->cfg = cfg;
   impl* self = p.get();
-  p->io = std::make_unique<detail::io_loop>(p->ctx, cfg.limits, cfg.default_deadline, cfg.io_spin_polls,
+  p->io = std::make_unique<detail::io_loop>(p->ctx, cfg.limits, cfg.default_deadline,
+                                            // Spinning saves the wake-up of replies from local actors; a
+                                            // node without services (a pure gateway) has none to wait for.
+                                            cfg.services.empty() ? 0 : cfg.io_spin_polls,
                                             [self](detail::request_ptr r) { self->admit(std::move(r)); });
 
   // Validate the whole service list before anything starts.

@@ -133,7 +133,8 @@ struct node_config {
   std::size_t scheduler_threads = 0;
   /// Empty non-blocking polls the I/O thread makes (yielding in between) after
   /// its last event before it sleeps: trades a little CPU on a quiet node for
-  /// not paying two context switches per request. 0 turns spinning off. Default: 50.
+  /// not paying two context switches per request. 0 turns spinning off; a
+  /// node that hosts no services (a pure gateway) never spins. Default: 50.
   int io_spin_polls = 50;
   /// CAF scheduling policy: "sharing" (one queue, idle threads sleep on a
   /// condition variable and wake at once) or "stealing" (per-thread queues,
