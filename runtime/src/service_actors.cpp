@@ -40,7 +40,8 @@ class method_runner {
 
   void run(const request_ptr& req);
   void on_reply(std::uint64_t id, reply&& r);
-  void on_call_timeout(std::uint64_t id);
+  /// Fails the calls whose deadline passed and re-arms the timer for the rest.
+  void on_call_timeouts();
   void call_out(const request_ptr& parent, envelope target, std::string payload,
                 std::chrono::milliseconds timeout, std::function<void(reply&&)> then);
 
@@ -74,7 +75,15 @@ class method_runner {
   std::uint64_t next_call_ = 1;
   std::uint64_t generation_ = 0;  ///< mutating invocations finished
   // Usually empty or tiny: vectors cost an entity 48 bytes where maps cost 112.
-  std::vector<std::pair<std::uint64_t, std::function<void(reply&&)>>> continuations_;
+  struct continuation {
+    std::function<void(reply&&)> then;
+    clock_type::time_point deadline;
+  };
+  std::vector<std::pair<std::uint64_t, continuation>> continuations_;
+  /// One timer per actor for the earliest deadline of its calls, not one per
+  /// call: CAF's clock is a shared thread, and a timer per call costs it a wake-up.
+  std::optional<clock_type::time_point> timer_at_;
+  void arm_timer(clock_type::time_point at);
   /// Idempotency keys being processed here, with the retries waiting for them.
   std::vector<std::pair<std::string, std::vector<request_ptr>>> idem_waiters_;
 
@@ -219,7 +228,7 @@ void method_runner::call_out(const request_ptr& parent, envelope target, std::st
   auto now = clock_type::now();
   auto deadline = std::min(parent->deadline, now + timeout);
   auto id = next_call_++;
-  continuations_.emplace_back(id, std::move(then));
+  continuations_.emplace_back(id, continuation{std::move(then), deadline});
   target.kind = message_kind::request;
   target.id = id;
   target.trace = parent->header.trace;
@@ -238,14 +247,14 @@ void method_runner::call_out(const request_ptr& parent, envelope target, std::st
           r->payload = std::move(p);
         caf::anon_send(me, reply_atom::value, id, std::move(r));
       });
-  caf::delayed_anon_send(me, left + std::chrono::milliseconds(1), call_timeout_atom::value, id);
+  if (!timer_at_ || deadline < *timer_at_) arm_timer(deadline);
   svc_->calls->route(std::move(out));
 }
 
 void method_runner::on_reply(std::uint64_t id, reply&& r) {
   auto it = find_in(continuations_, id);
   if (it == continuations_.end()) return;  // timed out already
-  auto then = std::move(it->second);
+  auto then = std::move(it->second.then);
   continuations_.erase(it);
   try {
     then(std::move(r));
@@ -254,14 +263,33 @@ void method_runner::on_reply(std::uint64_t id, reply&& r) {
   }
 }
 
-void method_runner::on_call_timeout(std::uint64_t id) {
-  auto it = find_in(continuations_, id);
-  if (it == continuations_.end()) return;
-  reply r;
-  r.header.kind = message_kind::error;
-  r.header.id = id;
-  r.error = error_info{errc::timeout, "no reply before the deadline"};
-  on_reply(id, std::move(r));
+void method_runner::arm_timer(clock_type::time_point at) {
+  timer_at_ = at;
+  auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(at - clock_type::now()) + std::chrono::milliseconds(1);
+  caf::delayed_anon_send(caf::actor_cast<caf::actor>(self_), std::max(delay, std::chrono::milliseconds(1)),
+                         call_timeout_atom::value);
+}
+
+void method_runner::on_call_timeouts() {
+  timer_at_.reset();
+  auto now = clock_type::now();
+  std::vector<std::uint64_t> due;
+  std::optional<clock_type::time_point> next;
+  for (const auto& [id, c] : continuations_) {
+    if (c.deadline <= now)
+      due.push_back(id);
+    else if (!next || c.deadline < *next)
+      next = c.deadline;
+  }
+  for (auto id : due) {
+    reply r;
+    r.header.kind = message_kind::error;
+    r.header.id = id;
+    r.error = error_info{errc::timeout, "no reply before the deadline"};
+    r.local = true;
+    on_reply(id, std::move(r));
+  }
+  if (next && (!timer_at_ || *next < *timer_at_)) arm_timer(*next);
 }
 
 void method_runner::finish(const request_ptr& req, bool mutating, const stored_result& outcome,
@@ -332,7 +360,7 @@ caf::behavior worker_actor(caf::stateful_actor<worker_state>* self, std::shared_
       [=](const request_ptr& req) { self->state.runner->run(req); },
       [=](crash_atom) { self->state.runner->injected_crash(); },
       [=](reply_atom, std::uint64_t id, const reply_ptr& r) { self->state.runner->on_reply(id, std::move(*r)); },
-      [=](call_timeout_atom, std::uint64_t id) { self->state.runner->on_call_timeout(id); },
+      [=](call_timeout_atom) { self->state.runner->on_call_timeouts(); },
   };
 }
 
@@ -374,7 +402,7 @@ caf::behavior entity_actor(caf::stateful_actor<entity_actor_state>* self, std::s
         self->state.runner->run(req);
       },
       [self](reply_atom, std::uint64_t id, const reply_ptr& r) { self->state.runner->on_reply(id, std::move(*r)); },
-      [self](call_timeout_atom, std::uint64_t id) { self->state.runner->on_call_timeout(id); },
+      [self](call_timeout_atom) { self->state.runner->on_call_timeouts(); },
       [self](crash_atom) { self->state.runner->injected_crash(); },
       [self](store_failed_atom, const std::string& why) { self->state.runner->store_failed(why); },
       [self](idem_done_atom, const std::string& idem, bool stored, bool is_error, const std::string& payload) {
