@@ -245,3 +245,39 @@ TEST_CASE("process isolation without a config file is a clear error", "[runtime]
   REQUIRE_FALSE(n.ok());
   CHECK_THAT(n.error().message, Catch::Contains("config file"));
 }
+
+TEST_CASE("a call from one service to another that is too slow ends in timeout at its deadline", "[runtime]") {
+  struct code_reply {
+    std::string code;
+    MSGPACK_DEFINE_MAP(code);
+  };
+  auto caller = worker_service("caller")
+                    .method("slow_call",
+                            [](method_context& ctx, const no_args&, responder<code_reply> respond) {
+                              call_options quick;
+                              quick.timeout = std::chrono::milliseconds(50);
+                              ctx.call<sleep_args>("greeter", "sleep", sleep_args{400},
+                                                   [respond](result<sleep_args> r) {
+                                                     respond(code_reply{r ? "ok" : r.error().code});
+                                                   },
+                                                   quick);
+                            })
+                    .build();
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  service_config sc;
+  sc.name = "caller";
+  cfg.services.push_back(sc);
+  auto catalog = example_services();
+  catalog.push_back(std::move(caller));
+  auto n = node::start(cfg, catalog);
+  REQUIRE(n.ok());
+  client c((*n)->endpoints().front());
+  auto start = std::chrono::steady_clock::now();
+  auto r = c.call_as<code_reply>("caller", "slow_call", no_args{});
+  auto took = std::chrono::steady_clock::now() - start;
+  REQUIRE(r.ok());
+  CHECK(r->code == "timeout");
+  CHECK(took >= std::chrono::milliseconds(50));
+  CHECK(took < std::chrono::milliseconds(350));  // not the callee's 400 ms
+}
