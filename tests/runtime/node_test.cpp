@@ -246,11 +246,12 @@ TEST_CASE("process isolation without a config file is a clear error", "[runtime]
   CHECK_THAT(n.error().message, Catch::Contains("config file"));
 }
 
+struct code_reply {
+  std::string code;
+  MSGPACK_DEFINE_MAP(code);
+};
+
 TEST_CASE("a call from one service to another that is too slow ends in timeout at its deadline", "[runtime]") {
-  struct code_reply {
-    std::string code;
-    MSGPACK_DEFINE_MAP(code);
-  };
   auto caller = worker_service("caller")
                     .method("slow_call",
                             [](method_context& ctx, const no_args&, responder<code_reply> respond) {
