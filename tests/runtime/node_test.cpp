@@ -269,6 +269,8 @@ TEST_CASE("a call from one service to another that is too slow ends in timeout a
   service_config sc;
   sc.name = "caller";
   cfg.services.push_back(sc);
+  // greeter.sleep blocks its scheduler thread; the caller needs another one to notice its deadline.
+  cfg.scheduler_threads = 2;
   auto catalog = example_services();
   catalog.push_back(std::move(caller));
   auto n = node::start(cfg, catalog);
