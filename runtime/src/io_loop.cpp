@@ -397,7 +397,7 @@ void io_loop::attempt(instance_pool& pool, request_ptr req, std::vector<instance
                       retry_tokens_ -= 1;
                       // Backoff with jitter before trying elsewhere; capped by what is left.
                       auto backoff = std::chrono::milliseconds(
-                          std::min<std::int64_t>(5 * (1 << std::min<std::size_t>(tried.size(), 6)) + std::rand() % 5,
+                          std::min<std::int64_t>(5 * (1 << std::min<std::size_t>(tried.size(), 6)) + static_cast<std::int64_t>(jitter_() % 5),
                                                  std::max<std::int64_t>(0, req->remaining().count() / 4)));
                       after(backoff, [this, &pool, req, tried] { attempt(pool, req, tried); });
                       return;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <unordered_map>
 #include <string>
 #include <thread>
@@ -150,6 +151,7 @@ class io_loop {
   std::map<std::string, instance_pool> pools_;
   std::function<bool(const envelope&)> retryable_;
   double retry_tokens_ = 10;  ///< the retry budget: earned per request, spent per retry
+  std::minstd_rand jitter_{std::random_device{}()};
   std::multimap<std::chrono::steady_clock::time_point, std::function<void()>> timers_;
   int wake_fd_ = -1;
   std::mutex posted_mutex_;
