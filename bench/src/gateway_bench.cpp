@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iostream>
 #include <regex>
+#include <thread>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -135,8 +136,56 @@ int main(int argc, char** argv) {
                 (human(r.rps) + " req/s").c_str(), r.p50_ms, r.p99_ms, r.clean ? "" : "(errors!)");
     results["http"][std::to_string(c)] = {{"rps", r.rps}, {"p50_ms", r.p50_ms}, {"p99_ms", r.p99_ms}, {"clean", r.clean}};
   }
-  if (!json_out.empty()) std::ofstream(json_out) << results.dump(2) << "\n";
   (*gateway)->stop();
+
+  // Scaling: 1, 2 and 4 instances of greeter behind a gateway (each its own
+  // node), and 1, 4 and 16 client connections (16 in flight each).
+  std::vector<std::unique_ptr<node>> extra;
+  for (int i = 0; i < 3; ++i) {
+    auto c = backend_cfg;
+    c.data_dir = (data / ("backend" + std::to_string(i + 2))).string();
+    auto b = node::start(c, example_services());
+    if (!b) return std::cerr << b.error().message << "\n", 2;
+    extra.push_back(std::move(*b));
+  }
+  std::vector<std::string> all{(*backend)->endpoints().front()};
+  for (auto& b : extra) all.push_back(b->endpoints().front());
+  for (std::size_t instances : {1u, 2u, 4u}) {
+    auto cfg = gw_cfg;
+    cfg.http.listen.clear();
+    cfg.remotes[0].endpoints.assign(all.begin(), all.begin() + static_cast<long>(instances));
+    cfg.remotes[0].balance = balance_policy::least_outstanding;
+    auto gw = node::start(cfg, example_services());
+    if (!gw) return std::cerr << gw.error().message << "\n", 2;
+    std::vector<double> runs;
+    for (int i = 0; i < repeats; ++i) runs.push_back(native_throughput((*gw)->endpoints().front(), 64, std::chrono::milliseconds(duration_ms)));
+    auto sp = spread_of(runs);
+    std::printf("%-44s %-24s\n", ("scaling: " + std::to_string(instances) + " instance(s), 64 in flight").c_str(),
+                (cell(sp) + " req/s").c_str());
+    results["scaling_instances"][std::to_string(instances)] = sp.median;
+    if (instances == 4) {
+      for (int clients : {1, 4, 16}) {
+        std::vector<double> totals;
+        for (int i = 0; i < repeats; ++i) {
+          std::vector<std::thread> threads;
+          std::vector<double> each(static_cast<std::size_t>(clients));
+          for (int k = 0; k < clients; ++k)
+            threads.emplace_back([&, k] { each[static_cast<std::size_t>(k)] = native_throughput((*gw)->endpoints().front(), 16, std::chrono::milliseconds(duration_ms)); });
+          for (auto& t : threads) t.join();
+          double total = 0;
+          for (double x : each) total += x;
+          totals.push_back(total);
+        }
+        auto tp = spread_of(totals);
+        std::printf("%-44s %-24s\n", ("scaling: 4 instances, " + std::to_string(clients) + " client connection(s)").c_str(),
+                    (cell(tp) + " req/s").c_str());
+        results["scaling_clients"][std::to_string(clients)] = tp.median;
+      }
+    }
+    (*gw)->stop();
+  }
+  for (auto& b : extra) b->stop();
+  if (!json_out.empty()) std::ofstream(json_out) << results.dump(2) << "\n";
   (*backend)->stop();
   std::error_code ec;
   fs::remove_all(data, ec);
