@@ -47,46 +47,39 @@ def gnuplot(script):
     subprocess.run(["gnuplot"], input=script, text=True, check=True, timeout=60)
 
 
+def bar_chart(png, title, ylabel, data, extra=""):
+    """A clustered bar chart of rows `"label" cohort baseline`."""
+    gnuplot(f"""set terminal pngcairo size 900,500
+set output '{png}'
+set title '{title}'
+set ylabel '{ylabel}'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set grid ytics
+{extra}
+$d << EOD
+{data}
+EOD
+plot $d using 2:xtic(1) title 'Cohort', '' using 3 title 'raw ZeroMQ'
+""")
+    return png
+
+
 def charts(results, stem):
-    pngs = []
     rpc = results["rpc"]
     thr = [r for r in rpc if r["metric"].startswith("throughput")]
-    data = "\n".join('"%s" %f %f' % (r["scenario"], r["cohort"]["median"], r["baseline"]["median"]) for r in thr)
-    png = stem + "-rpc-throughput.png"
-    gnuplot(f"""set terminal pngcairo size 900,500
-set output '{png}'
-set title 'Request/reply over tcp loopback: throughput (median)'
-set ylabel 'requests / s'
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.8 border -1
-set key top right
-set grid ytics
-$d << EOD
-{data}
-EOD
-plot $d using 2:xtic(1) title 'Cohort', '' using 3 title 'raw ZeroMQ'
-""")
-    pngs.append(png)
     lat = [r for r in rpc if "latency" in r["metric"] and r["scenario"].endswith(" 1 in flight")]
-    data = "\n".join('"%s %s" %f %f' % (r["scenario"].split(",")[0], r["metric"].split()[0], r["cohort"]["median"],
-                                          r["baseline"]["median"]) for r in lat)
-    png = stem + "-rpc-latency.png"
-    gnuplot(f"""set terminal pngcairo size 900,500
-set output '{png}'
-set title 'Request/reply, 1 in flight: latency percentiles (median of runs)'
-set ylabel 'microseconds'
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.8 border -1
-set xtics rotate by -30
-set grid ytics
-$d << EOD
-{data}
-EOD
-plot $d using 2:xtic(1) title 'Cohort', '' using 3 title 'raw ZeroMQ'
-""")
-    pngs.append(png)
+    pngs = [
+        bar_chart(stem + "-rpc-throughput.png", "Request/reply over tcp loopback: throughput (median)", "requests / s",
+                  "\n".join('"%s" %f %f' % (r["scenario"], r["cohort"]["median"], r["baseline"]["median"]) for r in thr),
+                  "set key top right"),
+        bar_chart(stem + "-rpc-latency.png", "Request/reply, 1 in flight: latency percentiles (median of runs)",
+                  "microseconds",
+                  "\n".join('"%s %s" %f %f' % (r["scenario"].split(",")[0], r["metric"].split()[0],
+                                                r["cohort"]["median"], r["baseline"]["median"]) for r in lat),
+                  "set xtics rotate by -30"),
+    ]
     writes = results["storage"]["durable_writes"]
     data = "\n".join("%s %f %f" % (k, v["cohort"], v["raw"]) for k, v in sorted(writes.items(), key=lambda kv: int(kv[0])))
     png = stem + "-durable-writes.png"

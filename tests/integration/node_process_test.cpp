@@ -3,7 +3,7 @@
 
 #include <fstream>
 
-#include "child_process.hpp"
+#include "node_process.hpp"
 #include "cohort/transport/client.hpp"
 #include "temp_dir.hpp"
 #include "cohort/actors/example_messages.hpp"
@@ -23,39 +23,11 @@ std::string write_file(const temp_dir& dir, const std::string& name, const std::
 }  // namespace
 
 TEST_CASE("a call crosses process boundaries when services are split over two nodes", "[integration]") {
-  temp_dir dir;
-  auto b_cfg = write_file(dir, "b.toml", R"(
-[node]
-name = "b"
-listen = ["tcp://127.0.0.1:*"]
-admin = "tcp://127.0.0.1:*"
-data_dir = ")" + (dir / "b-data") + R"("
-[services.counter]
-[services.greeter]
-)");
-  child_process b({COHORT_BINARY, "run", "--config", b_cfg});
-  auto b_endpoint = b.endpoint();
-  REQUIRE(b_endpoint);
-  REQUIRE(b.wait_for_line("ready"));
-
-  auto a_cfg = write_file(dir, "a.toml", R"(
-[node]
-name = "a"
-listen = ["tcp://127.0.0.1:*"]
-admin = "tcp://127.0.0.1:*"
-data_dir = ")" + (dir / "a-data") + R"("
-[services.visits]
-[remote.counter]
-endpoint = ")" + *b_endpoint + R"("
-[remote.greeter]
-endpoint = ")" + *b_endpoint + R"("
-)");
-  child_process a({COHORT_BINARY, "run", "--config", a_cfg});
-  auto a_endpoint = a.endpoint();
-  REQUIRE(a_endpoint);
-  REQUIRE(a.wait_for_line("ready"));
-
-  client c(*a_endpoint);
+  node_process b("[services.counter]\n[services.greeter]\n", "name = \"b\"\n");
+  node_process a("[services.visits]\n[remote.counter]\nendpoint = \"" + b.endpoint + "\"\n[remote.greeter]\nendpoint = \"" +
+                     b.endpoint + "\"\n",
+                 "name = \"a\"\n");
+  client c(a.endpoint);
   auto first = c.call_as<visit_reply>("visits", "record", hello_args{"eve"});
   REQUIRE(first.ok());
   CHECK(first->greeting == "Hello, eve!");
@@ -66,16 +38,16 @@ endpoint = ")" + *b_endpoint + R"("
   CHECK(direct.ok());
 
   // With b gone, a's calls fail by their deadline instead of hanging.
-  b.signal(SIGKILL);
-  REQUIRE(b.wait());
+  b.proc->signal(SIGKILL);
+  REQUIRE(b.proc->wait());
   call_options quick;
   quick.timeout = std::chrono::milliseconds(300);
   auto gone = c.call("visits", "record", pack(hello_args{"eve"}), quick);
   REQUIRE_FALSE(gone.ok());
   CHECK(gone.error->is(errc::timeout));
 
-  a.signal(SIGTERM);
-  CHECK(a.wait() == 0);
+  a.proc->signal(SIGTERM);
+  CHECK(a.proc->wait() == 0);
 }
 
 TEST_CASE("SIGTERM drains in-flight requests and exits 0", "[integration]") {
