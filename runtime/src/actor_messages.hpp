@@ -25,6 +25,8 @@ using start_child_atom = caf::atom_constant<caf::atom("startchild")>;
 using store_failed_atom = caf::atom_constant<caf::atom("storefail")>;
 using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 using idem_done_atom = caf::atom_constant<caf::atom("idemdone")>;
+using resume_atom = caf::atom_constant<caf::atom("resume")>;
+using resume_done_atom = caf::atom_constant<caf::atom("resumedone")>;
 
 /// Spawns a worker of `svc`, monitored by `parent`.
 caf::actor spawn_worker(caf::event_based_actor* parent, std::shared_ptr<service_runtime> svc,

@@ -122,6 +122,8 @@ service_config read_service(const std::string& name, const toml::table& t, const
   r.read_ms("handler_timeout_ms", s.handler_timeout);
   r.read("snapshot_every", s.snapshot_every);
   r.read_ms("idempotency_ttl_ms", s.idempotency_ttl);
+  r.read_ms("resume_every_ms", s.resume_every);
+  if (s.resume_every.count() <= 0) r.fail(*t.get("resume_every_ms"), "resume_every_ms", "a positive number");
   std::string strategy(to_string(s.supervision.strategy));
   r.read("strategy", strategy);
   if (auto parsed = parse_restart_strategy(strategy); parsed && *parsed != restart_strategy::simple_one_for_one)

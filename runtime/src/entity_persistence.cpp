@@ -22,10 +22,31 @@ struct snapshot_record {
 
 }  // namespace
 
-entity_persistence::entity_persistence(store& db, std::string key, entity_state_box& box, std::size_t snapshot_every)
-    : db_(db), key_(std::move(key)), box_(box), snapshot_every_(std::max<std::size_t>(1, snapshot_every)) {}
+entity_persistence::entity_persistence(store& db, std::string key, entity_state_box& box, std::size_t snapshot_every,
+                                       std::function<bool(const entity_state_box&)> pending)
+    : db_(db),
+      key_(std::move(key)),
+      box_(box),
+      snapshot_every_(std::max<std::size_t>(1, snapshot_every)),
+      pending_(std::move(pending)) {}
+
+void entity_persistence::update_pending_index(write_batch& batch) {
+  if (!pending_) return;
+  const bool now = pending_(box_);
+  if (now == pending_stored_) return;
+  if (now)
+    batch.put(keyspace::pending, key_, {});
+  else
+    batch.erase(keyspace::pending, key_);
+  pending_stored_ = now;
+}
 
 result<bool> entity_persistence::load() {
+  if (pending_) {
+    auto marked = db_.get(keyspace::pending, key_);
+    if (!marked) return marked.error();
+    pending_stored_ = marked->has_value();
+  }
   box_.reset();
   pending_events_.clear();
   erase_ = false;
@@ -92,8 +113,10 @@ void entity_persistence::add_changes(write_batch& batch) {
       snapshot_seq_ = seq_;
     }
     erase_ = false;
+    update_pending_index(batch);
     return;
   }
+  update_pending_index(batch);
   if (!box_.event_sourced()) {
     batch.put(keyspace::state, prefix, box_.encode());
     return;

@@ -15,7 +15,10 @@ namespace cohort::detail {
 
 class entity_persistence {
  public:
-  entity_persistence(store& db, std::string key, entity_state_box& box, std::size_t snapshot_every);
+  /// `pending` (may be empty) says whether the state has unfinished work; such
+  /// entities are indexed in the `pending` keyspace under their plain key.
+  entity_persistence(store& db, std::string key, entity_state_box& box, std::size_t snapshot_every,
+                     std::function<bool(const entity_state_box&)> pending = {});
 
   /// Loads the state: the stored value, or the latest snapshot plus the journal after it.
   [[nodiscard]] result<bool> load();
@@ -43,6 +46,9 @@ class entity_persistence {
   std::uint64_t snapshot_seq_ = 0;   ///< sequence of the latest snapshot
   std::vector<std::string> pending_events_;
   bool erase_ = false;
+  std::function<bool(const entity_state_box&)> pending_;
+  bool pending_stored_ = false;  ///< the pending index holds this entity
+  void update_pending_index(write_batch& batch);
 };
 
 /// A stored result of a request with an idempotency key.

@@ -3,6 +3,8 @@
 #include <condition_variable>
 #include <algorithm>
 #include <filesystem>
+#include <map>
+#include <random>
 #include <thread>
 #include <unistd.h>
 #include <unordered_map>
@@ -248,6 +250,23 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
       return error_info{errc::bad_request, "service '" + s.name + "': " + valid.error().message};
   }
 
+  // Who consumes whose events: from every definition in the catalog, hosted
+  // here or not (a publisher delivers to its subscribers wherever they run).
+  std::unordered_map<std::string, std::map<std::string, std::vector<detail::subscriber_target>, std::less<>>> subscribers;
+  for (const auto& d : catalog)
+    for (const auto& sub : d.subscriptions) {
+      if (!d.methods.count(sub.method))
+        return error_info{errc::bad_request, "service '" + d.name + "' subscribes to " + sub.publisher + "/" +
+                                                 sub.topic + " with unknown method '" + sub.method + "'"};
+      subscribers[sub.publisher][sub.topic].push_back({d.name, sub.method});
+    }
+  const auto event_epoch =
+      (static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count())
+       << 12) |
+      (std::random_device{}() & 0xfff);
+
   // Bind first: a taken port fails the start before any service runs.
   auto bind = [&](const std::string& ep, bool admin) -> std::optional<error_info> {
     try {
@@ -291,6 +310,8 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
     h.svc->limits = cfg.limits;
     h.svc->calls = p.get();
     h.svc->allow_fault_injection = cfg.allow_fault_injection;
+    if (auto subs = subscribers.find(sc.name); subs != subscribers.end()) h.svc->subscribers = subs->second;
+    h.svc->event_epoch = event_epoch;
     // A service whose store does not open stays down; the others start and serve.
     if (auto started = p->start_service(h); !started)
       spdlog::error("service {} is down: {}", sc.name, started.error().message);

@@ -7,6 +7,7 @@
 #include "actor_messages.hpp"
 #include "cohort/transport/envelope_codec.hpp"
 #include "entity_persistence.hpp"
+#include "outbox.hpp"
 
 namespace cohort::detail {
 
@@ -30,7 +31,8 @@ class method_runner {
   method_runner(caf::scheduled_actor* self, std::shared_ptr<service_runtime> svc, entity_state_box* state,
                 std::string key, std::shared_ptr<handler_activity> activity = nullptr)
       : self_(self), svc_(std::move(svc)), state_(state), activity_(std::move(activity)) {
-    if (state_) persistence_.emplace(*svc_->db, std::move(key), *state_, svc_->cfg.snapshot_every);
+    if (state_)
+      persistence_.emplace(*svc_->db, std::move(key), *state_, svc_->cfg.snapshot_every, svc_->def.pending);
   }
 
   /// Crashes this actor on the operator's request (fault injection).
@@ -52,6 +54,10 @@ class method_runner {
               std::uint64_t generation);
   /// The result for an idempotency key was stored (or not): answer its retries.
   void idempotent_done(const std::string& idem, bool stored, const stored_result& outcome);
+  /// Writes the entity's changes so far; `then` runs on this actor once durable.
+  void checkpoint(std::function<void()> then);
+  /// Keeps an event for the outbox, written with the next batch.
+  void publish(const std::string& topic, std::string event, const std::string& key);
 
   [[nodiscard]] bool idle() const noexcept { return continuations_.empty() && idem_waiters_.empty(); }
   [[nodiscard]] entity_state_box* state() const noexcept { return state_; }
@@ -86,6 +92,12 @@ class method_runner {
   void arm_timer(clock_type::time_point at);
   /// Idempotency keys being processed here, with the retries waiting for them.
   std::vector<std::pair<std::string, std::vector<request_ptr>>> idem_waiters_;
+
+  /// Outbox records of events published since the last write.
+  std::vector<std::pair<std::string, std::string>> outbox_;
+  /// Adds the entity's changes and its outbox records to `batch`; true when
+  /// there were outbox records (the relay is told once they are written).
+  bool collect(write_batch& batch);
 
   template <class Vec, class Key>
   static auto find_in(Vec& v, const Key& k) {
@@ -143,6 +155,19 @@ class actor_invocation final : public invocation {
   void erase_state() override {
     if (!mutating_) throw std::logic_error("erase() is only for methods that may change the entity");
     runner_->persistence()->erase();
+  }
+
+  void persist(std::function<void()> then) override {
+    if (!mutating_) throw std::logic_error("persist() is only for methods that may change the entity");
+    runner_->checkpoint(std::move(then));
+    // What is written is no longer undone by a later failure of this request.
+    before_ = runner_->state()->encode();
+    generation_ = runner_->generation();
+  }
+
+  void publish(std::string topic, std::string event, std::string key) override {
+    if (!mutating_) throw std::logic_error("publish() is only for methods that may change the entity");
+    runner_->publish(topic, std::move(event), key);
   }
 
  private:
@@ -278,7 +303,7 @@ void method_runner::on_call_timeouts() {
   for (const auto& [id, c] : continuations_) {
     if (c.deadline <= now)
       due.push_back(id);
-    else if (!next || c.deadline < *next)
+    else if (c.deadline != clock_type::time_point::max() && (!next || c.deadline < *next))
       next = c.deadline;
   }
   for (auto id : due) {
@@ -304,10 +329,11 @@ void method_runner::finish(const request_ptr& req, bool mutating, const stored_r
     // Undo the failed invocation's changes in memory; if others changed the
     // entity meanwhile (an async handler), only a restart from the store is safe.
     persistence_->discard();
+    outbox_.clear();
     if (generation != generation_ || !state_->decode(before)) return crash("could not undo a failed method");
   }
   write_batch batch;
-  if (!outcome.is_error) persistence_->add_changes(batch);
+  const bool events = !outcome.is_error && collect(batch);
   if (remember) add_idempotent_result(batch, idem, outcome, svc_->cfg.idempotency_ttl);
   ++generation_;
   if (batch.empty()) {
@@ -316,9 +342,11 @@ void method_runner::finish(const request_ptr& req, bool mutating, const stored_r
     return;
   }
   auto me = caf::actor_cast<caf::actor>(self_);
-  svc_->db->commit(std::move(batch), [req, outcome, me, idem](const result<bool>& written) {
+  auto svc = events ? svc_ : nullptr;
+  svc_->db->commit(std::move(batch), [req, outcome, me, idem, svc](const result<bool>& written) {
     // On the committer's thread: the reply says "done" only now.
     if (written) {
+      if (svc) svc->poke_outbox();
       answer(req, outcome);
     } else {
       req->fail({errc::unavailable, "not stored: " + written.error().message});
@@ -339,6 +367,35 @@ void method_runner::idempotent_done(const std::string& idem, bool stored, const 
     else
       run(w);  // the first attempt failed without a stored result: this retry runs for real
   }
+}
+
+bool method_runner::collect(write_batch& batch) {
+  persistence_->add_changes(batch);
+  if (outbox_.empty()) return false;
+  for (auto& [k, v] : outbox_) batch.put(keyspace::outbox, std::move(k), std::move(v));
+  outbox_.clear();
+  return true;
+}
+
+void method_runner::publish(const std::string& topic, std::string event, const std::string& key) {
+  for (auto& r : make_outbox_records(*svc_, topic, std::move(event), key)) outbox_.push_back(std::move(r));
+}
+
+void method_runner::checkpoint(std::function<void()> then) {
+  write_batch batch;
+  const bool events = collect(batch);
+  ++generation_;
+  auto id = next_call_++;
+  // No timer: the committer always calls back, and a failed write crashes this actor.
+  continuations_.emplace_back(id, continuation{[then = std::move(then)](reply&&) { then(); },
+                                               clock_type::time_point::max()});
+  auto me = caf::actor_cast<caf::actor>(self_);
+  auto svc = events ? svc_ : nullptr;
+  svc_->db->commit(std::move(batch), [me, id, svc](const result<bool>& written) {
+    if (!written) return caf::anon_send(me, store_failed_atom::value, written.error().message);
+    if (svc) svc->poke_outbox();
+    caf::anon_send(me, reply_atom::value, id, std::make_shared<reply>());
+  });
 }
 
 void method_runner::crash(const std::string& what) {

@@ -4,8 +4,12 @@
 // next message), routes requests to them, and carries out operator commands.
 #include <unordered_map>
 
+#include <unordered_set>
+
 #include "actor_messages.hpp"
 #include "cohort/runtime/supervision.hpp"
+#include "cohort/transport/envelope_codec.hpp"
+#include "outbox.hpp"
 
 namespace cohort::detail {
 
@@ -41,6 +45,11 @@ struct service_root_state {
   /// Entity actor -> its key in `entities` (nodes of an unordered_map do not move).
   std::unordered_map<caf::actor_id, const std::string*> entity_keys;
   std::vector<child_status> entity_failures;
+  caf::actor relay;  ///< the outbox relay, when the service publishes events someone consumes
+  std::uint64_t relay_restarts = 0;
+  std::string relay_failure;
+  /// Pending entities with a resume call in flight (not resumed twice at once).
+  std::unordered_set<std::string> resuming;
   static inline const char* name = "cohort.service";
 };
 
@@ -61,6 +70,9 @@ void publish(root_actor* self, service_runtime& svc) {
     if (w.running) activities.emplace_back(w.id, w.activity);
   }
   for (const auto& f : st.entity_failures) out.push_back(f);
+  if (!svc.subscribers.empty())
+    out.push_back({"outbox", "relay", std::string(to_string(restart_type::permanent)), st.relay ? "running" : "stopped",
+                   st.relay_restarts, st.relay_failure});
   svc.publish_children(std::move(out));
   svc.publish_activities(std::move(activities));
   std::vector<caf::actor> running;
@@ -94,6 +106,8 @@ void give_up(root_actor* self, service_runtime& svc, const std::string& why) {
   for (std::size_t i = st.workers.size(); i-- > 0;) stop_worker(self, i);
   for (auto& [key, e] : st.entities) self->send_exit(e.actor, caf::exit_reason::user_shutdown);
   st.entities.clear();
+  if (st.relay) self->send_exit(st.relay, caf::exit_reason::user_shutdown);
+  st.relay = nullptr;
   auto reason = "restart intensity exceeded (more than " + std::to_string(svc.cfg.supervision.intensity.max_restarts) +
                 " restarts in " + std::to_string(svc.cfg.supervision.intensity.period.count()) +
                 " ms); last failure: " + why;
@@ -174,6 +188,7 @@ void route_request(root_actor* self, const std::shared_ptr<service_runtime>& svc
     req->fail({errc::unavailable, "no worker of '" + svc->def.name + "' is running (restarting or stopped)"});
     return;
   }
+  if (req->header.key.empty() && !svc->def.default_key.empty()) req->header.key = svc->def.default_key;
   if (req->header.key.empty()) {
     req->fail({errc::bad_request, "service '" + svc->def.name + "' is an entity service: set 'key'"});
     return;
@@ -183,6 +198,37 @@ void route_request(root_actor* self, const std::shared_ptr<service_runtime>& svc
   entry.sent++;
   entry.last_used = clock_type::now();
   self->send(entry.actor, std::move(req));
+}
+
+/// Calls the resume method of every entity marked pending in the store that
+/// has no resume call in flight yet.
+void resume_pending(root_actor* self, const std::shared_ptr<service_runtime>& svc) {
+  auto& st = self->state;
+  std::vector<std::string> keys;
+  auto scanned = svc->db->scan(keyspace::pending, "", "", [&](std::string_view k, std::string_view) {
+    if (!st.resuming.count(std::string(k))) keys.emplace_back(k);
+    return keys.size() < 1024;  // the rest next round
+  });
+  if (!scanned) return svc->record_failure("scan of pending entities failed: " + scanned.error().message);
+  // Long enough for a saga's remaining steps; the caller is the runtime itself.
+  const auto deadline = std::chrono::milliseconds(30000);
+  for (auto& key : keys) {
+    st.resuming.insert(key);
+    svc->resumes++;
+    envelope h;
+    h.kind = message_kind::request;
+    h.service = svc->def.name;
+    h.method = svc->def.resume_method;
+    h.key = key;
+    h.trace = "resume/" + key;
+    h.deadline_ms = static_cast<std::uint32_t>(deadline.count());
+    auto me = caf::actor_cast<caf::actor>(self);
+    auto req = std::make_shared<request>(std::move(h), pack(msgpack::type::nil_t()), std::chrono::steady_clock::now() + deadline,
+                                         [me, key](const envelope&, std::string&&) {
+                                           caf::anon_send(me, resume_done_atom::value, key);
+                                         });
+    route_request(self, svc, req);
+  }
 }
 
 void run_command(root_actor* self, const std::shared_ptr<service_runtime>& svc, child_command cmd,
@@ -251,12 +297,23 @@ caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> sv
     for (const auto& s : specs) st.workers.push_back(worker_child{s.id});
     for (std::size_t i = 0; i < st.workers.size(); ++i) start_worker(self, svc, i);
   }
+  if (entities && !svc->subscribers.empty()) st.relay = spawn_outbox_relay(self, svc);
+  if (entities && svc->def.pending) self->send(self, resume_atom::value);
   publish(self, *svc);
   // Passivation: one sweep over the table instead of a timer per entity.
   const auto sweep_every = std::max<std::chrono::milliseconds>(svc->cfg.entity_idle / 4, std::chrono::milliseconds(5));
   if (entities) self->delayed_send(self, sweep_every, sweep_atom::value);
 
   self->set_down_handler([=](caf::down_msg& dm) {
+    auto& s = self->state;
+    if (s.relay && dm.source == s.relay.address()) {
+      // The relay keeps nothing that is not in the store: a fresh one carries on.
+      s.relay_failure = reason_text(dm.reason, *svc);
+      s.relay_restarts++;
+      svc->restarts++;
+      s.relay = spawn_outbox_relay(self, svc);
+      return publish(self, *svc);
+    }
     if (entities) return on_entity_down(self, svc, dm.source, dm.reason);
     auto it = self->state.worker_at.find(dm.source);
     if (it != self->state.worker_at.end()) on_worker_down(self, svc, it->second, dm.reason);
@@ -266,6 +323,8 @@ caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> sv
     for (std::size_t i = s.workers.size(); i-- > 0;) stop_worker(self, i);
     for (auto& [k, e] : s.entities) self->send_exit(e.actor, em.reason);
     s.entities.clear();
+    if (s.relay) self->send_exit(s.relay, em.reason);
+    s.relay = nullptr;
     self->quit(em.reason);
   });
 
@@ -288,6 +347,11 @@ caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> sv
           if (e.last_used <= idle_since) self->send(e.actor, passivate_atom::value);
         self->delayed_send(self, sweep_every, sweep_atom::value);
       },
+      [=](resume_atom) {
+        resume_pending(self, svc);
+        self->delayed_send(self, svc->cfg.resume_every, resume_atom::value);
+      },
+      [=](resume_done_atom, const std::string& key) { self->state.resuming.erase(key); },
       [=](start_child_atom, std::uint64_t i) {
         auto& w = self->state.workers.at(i);
         if (!w.running && !w.operator_stopped) start_worker(self, svc, i);

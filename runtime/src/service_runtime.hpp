@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -36,6 +37,12 @@ struct handler_activity {
   std::atomic<bool> reported{false};
 };
 
+/// Where the events of one topic go: a method of a subscribing service.
+struct subscriber_target {
+  std::string service;
+  std::string method;
+};
+
 /// State shared by one service's actors and the node. Safe from any thread.
 struct service_runtime {
   service_definition def;
@@ -50,6 +57,20 @@ struct service_runtime {
   std::atomic<std::uint64_t> passivations{0};
   std::atomic<std::int64_t> live_entities{0};
   std::atomic<std::uint64_t> stuck_handlers{0};
+
+  /// Topic -> the subscribers of this service's events (fixed at start).
+  std::map<std::string, std::vector<subscriber_target>, std::less<>> subscribers;
+  /// Makes event ids unique across restarts and instances: start time and a random salt.
+  std::uint64_t event_epoch = 0;
+  std::atomic<std::uint64_t> next_event{0};
+  std::atomic<std::uint64_t> events_published{0};   ///< outbox records written (one per subscriber)
+  std::atomic<std::uint64_t> events_delivered{0};   ///< acknowledged by their subscriber
+  std::atomic<std::uint64_t> event_redeliveries{0};  ///< deliveries that failed and were tried again
+  std::atomic<std::uint64_t> resumes{0};            ///< resume calls made for pending entities
+
+  /// The outbox relay of this service: told when new events were written.
+  void set_relay(caf::actor relay);
+  void poke_outbox();
 
   void record_failure(std::string reason);
   [[nodiscard]] std::string last_failure() const;
@@ -79,6 +100,7 @@ struct service_runtime {
   mutable std::mutex mutex_;
   std::string last_failure_;
   caf::actor root_;
+  caf::actor relay_;
   bool down_ = false;
   std::string down_reason_;
   std::vector<child_status> children_;

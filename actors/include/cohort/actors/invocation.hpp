@@ -44,6 +44,15 @@ class invocation {
   /// Entities: resets the state to its default and deletes it from the store
   /// with this request's reply.
   virtual void erase_state() = 0;
+  /// Entities: writes the state as it is now (with any events emitted or
+  /// published so far) and runs `then` on this actor once it is durable: the
+  /// step of a saga that must survive a crash before the next. If the write
+  /// fails the actor is restarted from its store and `then` never runs.
+  virtual void persist(std::function<void()> then) = 0;
+  /// Entities: publishes an event (msgpack bytes) on `topic`; it is written to
+  /// the outbox with this request's next write (persist or reply) and then
+  /// delivered to every subscriber at least once, with `key` as entity key.
+  virtual void publish(std::string topic, std::string event, std::string key) = 0;
 };
 
 }  // namespace cohort

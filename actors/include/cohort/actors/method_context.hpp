@@ -78,6 +78,19 @@ class entity_context : public method_context {
   [[nodiscard]] State& state() { return *static_cast<State*>(inv_->entity_state()); }
   /// Deletes this entity's stored state (atomically with the reply) and resets it.
   void erase() { inv_->erase_state(); }
+  /// Writes the state now; `then()` runs on this actor once it is durable (if
+  /// the write fails the actor is restarted from its store instead). Later
+  /// failures of this request no longer undo what was written.
+  template <class F>
+  void persist(F then) { inv_->persist(std::function<void()>(std::move(then))); }
+  /// Publishes `event` on `topic` (outbox: written atomically with this
+  /// request's next write, delivered at least once to each subscriber, which
+  /// receives it as a request for entity `key`, default this entity's key,
+  /// with a unique idempotency key so that it can drop redeliveries).
+  template <class E>
+  void publish(const std::string& topic, const E& event, std::string key = {}) {
+    inv_->publish(topic, pack(event), key.empty() ? this->key() : std::move(key));
+  }
 };
 
 /// The context of an event-sourced entity's command: emit events, which are

@@ -55,6 +55,14 @@ struct method_spec {
   bool idempotent = false;
 };
 
+/// A subscription: events published by `publisher` on `topic` are delivered
+/// to this service's `method` (at least once; see entity_context::publish).
+struct subscription {
+  std::string publisher;
+  std::string topic;
+  std::string method;
+};
+
 /// Everything the runtime needs to host a service.
 struct service_definition {
   std::string name;
@@ -62,6 +70,17 @@ struct service_definition {
   std::map<std::string, method_spec, std::less<>> methods;
   /// Entities only: makes a default-constructed state.
   std::function<std::unique_ptr<entity_state_box>()> make_state;
+  /// Entities only: the key of requests that carry none (e.g. a catalog kept
+  /// as one entity); empty = a key is required.
+  std::string default_key;
+  /// Entities only: true while the state has unfinished work. The runtime
+  /// keeps an index of such entities and calls `resume_method` on each of them
+  /// when the service starts and periodically after (config `resume_every_ms`),
+  /// so that work cut short by a crash or a restart is taken up again.
+  std::function<bool(const entity_state_box&)> pending;
+  std::string resume_method;
+  /// Events this service consumes.
+  std::vector<subscription> subscriptions;
 };
 
 namespace detail {
@@ -182,6 +201,34 @@ class entity_service {
   entity_service& query(std::string name, F f) {
     def_.methods[std::move(name)] = {detail::adapt_handler<entity_context<State>>(std::move(f)), true, true};
     return *this;
+  }
+
+  /// Requests without a key go to the entity `key`.
+  entity_service& default_key(std::string key) {
+    def_.default_key = std::move(key);
+    return *this;
+  }
+
+  /// Entities whose state satisfies `pending` have unfinished work: the runtime
+  /// calls `method` (a method declared here, taking no arguments) on them at
+  /// start-up and every `resume_every_ms` until `pending` is false.
+  template <class P>
+  entity_service& resumable(std::string method, P pending) {
+    def_.resume_method = std::move(method);
+    def_.pending = [pending = std::move(pending)](const entity_state_box& box) {
+      return pending(*static_cast<const State*>(const_cast<entity_state_box&>(box).get()));
+    };
+    return *this;
+  }
+
+  /// Consumes the events `publisher` publishes on `topic` with the handler
+  /// `f(ctx, const Event&)`, declared as method `name`. Deliveries carry an
+  /// idempotency key, so a redelivered event is answered from the store
+  /// without running `f` twice.
+  template <class F>
+  entity_service& on_event(std::string publisher, std::string topic, std::string name, F f) {
+    def_.subscriptions.push_back({std::move(publisher), std::move(topic), name});
+    return method(std::move(name), std::move(f));
   }
 
   [[nodiscard]] service_definition build() { return std::move(def_); }

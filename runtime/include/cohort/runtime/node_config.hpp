@@ -30,6 +30,9 @@ struct service_config {
   /// Entity services: how long the result of a request with an idempotency key
   /// is kept to answer its retries. Default: 86400000 ms (24 h).
   std::chrono::milliseconds idempotency_ttl{86400000};
+  /// Resumable entity services: how often entities with unfinished work (a
+  /// saga cut short by a crash or a failed step) are resumed. Default: 500 ms.
+  std::chrono::milliseconds resume_every{500};
   /// Strategy (workers only; entities are always simple_one_for_one), restart
   /// intensity and backoff of the service's root supervisor. Defaults: see supervision.hpp.
   supervision_policy supervision;

@@ -29,8 +29,10 @@ enum class keyspace : std::uint8_t {
   journal,      ///< event-sourced entities: events by entity and sequence number
   snapshot,     ///< event-sourced entities: the latest snapshot per entity
   idempotency,  ///< stored results of requests that carried an idempotency key
+  outbox,       ///< events written with the change that caused them, until their subscriber acknowledges
+  pending,      ///< entities with unfinished work (e.g. a saga) to resume after a crash or restart
 };
-inline constexpr std::size_t keyspace_count = 4;
+inline constexpr std::size_t keyspace_count = 6;
 
 /// The key of an entity in the state and snapshot keyspaces, and the prefix
 /// of its journal: a 4-byte big-endian length, then the entity key, so that no

@@ -33,6 +33,11 @@ struct error_info {
   error_info(errc c, std::string m) : code(to_string(c)), message(std::move(m)) {}
 
   [[nodiscard]] bool is(errc c) const noexcept { return code == to_string(c); }
+  /// True for codes about one attempt (internal, unavailable, timeout,
+  /// overloaded) rather than about the operation: trying again may succeed.
+  [[nodiscard]] bool transient() const noexcept {
+    return is(errc::internal) || is(errc::unavailable) || is(errc::timeout) || is(errc::overloaded);
+  }
 };
 
 }  // namespace cohort
