@@ -8,6 +8,8 @@
 
 #include "cohort/actors/example_services.hpp"
 #include "cohort/runtime/node.hpp"
+#include "cohort/shop/seed.hpp"
+#include "cohort/shop/shop.hpp"
 #include "cohort/transport/client.hpp"
 #include "cohort/transport/json_bridge.hpp"
 
@@ -17,9 +19,16 @@ int run_demo();
 
 namespace {
 
+/// Every service this build can host: the shop and the small examples.
+std::vector<cohort::service_definition> catalog(const cohort::shop::shop_options& opts) {
+  auto all = cohort::shop::shop_services(opts);
+  for (auto& d : cohort::example_services()) all.push_back(std::move(d));
+  return all;
+}
+
 std::vector<std::string> known_service_names() {
   std::vector<std::string> names;
-  for (const auto& d : cohort::example_services()) names.push_back(d.name);
+  for (const auto& d : catalog({})) names.push_back(d.name);
   return names;
 }
 
@@ -45,7 +54,8 @@ void become_isolated_child(cohort::node_config& cfg, const std::string& service,
   cfg.name += "/" + service;
 }
 
-int run_node(const std::string& config_path, const std::string& isolated_child, const std::string& runtime_dir) {
+int run_node(const std::string& config_path, const std::string& isolated_child, const std::string& runtime_dir,
+             const cohort::shop::shop_options& shop) {
   // Block the stop signals in every thread the node will start; main waits for them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -53,14 +63,16 @@ int run_node(const std::string& config_path, const std::string& isolated_child, 
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  auto cfg = config_path.empty() ? cohort::result<cohort::node_config>(cohort::default_node_config())
-                                 : cohort::load_node_config(config_path, known_service_names());
+  // Without a config: the shop, embedded, on the default loopback ports.
+  auto cfg = config_path.empty()
+                 ? cohort::result<cohort::node_config>(cohort::default_node_config(cohort::shop::shop_services(shop)))
+                 : cohort::load_node_config(config_path, known_service_names());
   if (!cfg) {
     std::cerr << "cohort: bad config: " << cfg.error().message << "\n";
     return 2;
   }
   if (!isolated_child.empty()) become_isolated_child(*cfg, isolated_child, runtime_dir);
-  auto n = cohort::node::start(*cfg, cohort::example_services());
+  auto n = cohort::node::start(*cfg, catalog(shop));
   if (!n) {
     std::cerr << "cohort: cannot start: " << n.error().message << "\n";
     return 2;
@@ -75,6 +87,13 @@ int run_node(const std::string& config_path, const std::string& isolated_child, 
     std::cout << "cohort: remote service " << r.name << " at";
     for (const auto& ep : r.endpoints) std::cout << " " << ep;
     std::cout << std::endl;
+  }
+  if (config_path.empty()) {
+    cohort::client c((*n)->context(), (*n)->endpoints().front());
+    if (auto seeded = cohort::shop::seed_shop(c); !seeded)
+      std::cerr << "cohort: seeding the shop failed: " << seeded.error().message << std::endl;
+    else
+      std::cout << "cohort: shop seeded with " << cohort::shop::sample_products().size() << " products" << std::endl;
   }
   std::cout << "cohort: ready" << std::endl;
 
@@ -125,8 +144,13 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   std::string config_path;
-  auto* run = app.add_subcommand("run", "run a node hosting the services of a config (default: embedded example)");
+  auto* run = app.add_subcommand("run", "run a node hosting the services of a config (default: the whole shop)");
   run->add_option("--config", config_path, "TOML config file")->check(CLI::ExistingFile);
+  cohort::shop::shop_options shop;
+  run->add_option("--decline-over-cents", shop.decline_over_cents, "payments: decline authorizations above this")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  run->add_option("--declined-card", shop.declined_card, "payments: decline this card")->capture_default_str();
   std::string isolated_child, runtime_dir;
   run->add_option("--isolated-child", isolated_child, "internal: run one service for a parent node")->group("");
   run->add_option("--runtime-dir", runtime_dir, "internal: the parent's runtime directory")->group("");
@@ -148,7 +172,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
-  if (*run) return run_node(config_path, isolated_child, runtime_dir);
+  if (*run) return run_node(config_path, isolated_child, runtime_dir, shop);
   if (*call) return run_call(target, json_args, endpoint, timeout_ms, key, idem);
   if (*demo) return cohort::run_demo();
   return 2;

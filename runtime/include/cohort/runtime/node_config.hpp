@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cohort/actors/service_definition.hpp"
 #include "cohort/runtime/supervision.hpp"
 #include "cohort/storage/store.hpp"
 #include "cohort/transport/result.hpp"
@@ -154,6 +155,8 @@ struct node_config {
 /// The embedded default: every example service; ZeroMQ on 127.0.0.1:7400, admin
 /// on 127.0.0.1:7401, HTTP on 127.0.0.1:8080 (loopback only).
 [[nodiscard]] node_config default_node_config();
+/// The same defaults, hosting every service in `hosted` (e.g. the shop's).
+[[nodiscard]] node_config default_node_config(const std::vector<service_definition>& hosted);
 
 /// Reads a TOML config. Unknown keys, wrong types, unknown service names and a
 /// missing file are errors naming the key (with its line) or the file.

@@ -1,0 +1,185 @@
+// The shop's messages: msgpack maps on the wire (JSON through the gateway),
+// shared by the services, the demo, the tests and the benchmark. Money is in
+// integer cents.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <msgpack.hpp>
+
+namespace cohort::shop {
+
+// -- catalog ------------------------------------------------------------------
+
+struct product {
+  std::string sku;
+  std::string name;
+  std::string description;
+  std::int64_t price_cents = 0;
+  MSGPACK_DEFINE_MAP(sku, name, description, price_cents);
+};
+
+struct product_list {
+  std::vector<product> products;
+  MSGPACK_DEFINE_MAP(products);
+};
+
+struct sku_args {
+  std::string sku;
+  MSGPACK_DEFINE_MAP(sku);
+};
+
+struct search_args {
+  std::string query;  ///< case-insensitive substring of the name
+  MSGPACK_DEFINE_MAP(query);
+};
+
+// -- inventory (entity key: the SKU) -----------------------------------------
+
+struct quantity_args {
+  std::int64_t qty = 0;
+  MSGPACK_DEFINE_MAP(qty);
+};
+
+struct reservation_args {
+  std::string order_id;
+  std::int64_t qty = 0;  ///< reserve only
+  MSGPACK_DEFINE_MAP(order_id, qty);
+};
+
+/// Stock of one SKU. Always: initial == available + reserved + committed.
+struct stock_view {
+  std::string sku;
+  std::int64_t initial = 0;  ///< everything ever stocked
+  std::int64_t available = 0;
+  std::int64_t reserved = 0;
+  std::int64_t committed = 0;  ///< sold
+  MSGPACK_DEFINE_MAP(sku, initial, available, reserved, committed);
+};
+
+// -- cart (entity key: the cart id) -------------------------------------------
+
+struct cart_line {
+  std::string sku;
+  std::string name;
+  std::int64_t qty = 0;
+  std::int64_t price_cents = 0;  ///< unit price when added
+  MSGPACK_DEFINE_MAP(sku, name, qty, price_cents);
+};
+
+struct cart_add_args {
+  std::string sku;
+  std::int64_t qty = 1;
+  MSGPACK_DEFINE_MAP(sku, qty);
+};
+
+struct cart_remove_args {
+  std::string sku;
+  std::int64_t qty = 0;  ///< 0 = the whole line
+  MSGPACK_DEFINE_MAP(sku, qty);
+};
+
+struct cart_view {
+  std::string cart_id;
+  std::vector<cart_line> lines;
+  std::int64_t total_cents = 0;
+  MSGPACK_DEFINE_MAP(cart_id, lines, total_cents);
+};
+
+// -- payments (entity key: the order id: one payment per order) --------------
+
+struct authorize_args {
+  std::int64_t amount_cents = 0;
+  std::string card;
+  std::string customer;
+  MSGPACK_DEFINE_MAP(amount_cents, card, customer);
+};
+
+/// status: "none", "authorized", "declined", "captured", "voided", "refunded".
+struct payment_view {
+  std::string order_id;
+  std::string status = "none";
+  std::int64_t amount_cents = 0;
+  std::int64_t captured_cents = 0;
+  std::uint32_t captures = 0;  ///< times money was taken: never more than 1
+  std::string reason;
+  MSGPACK_DEFINE_MAP(order_id, status, amount_cents, captured_cents, captures, reason);
+};
+
+// -- orders (entity key: the order id; "customer/<id>" for a history) ---------
+
+struct checkout_args {
+  std::string customer;
+  std::string cart_id;
+  std::string card;
+  MSGPACK_DEFINE_MAP(customer, cart_id, card);
+};
+
+struct order_line {
+  std::string sku;
+  std::int64_t qty = 0;
+  std::int64_t price_cents = 0;
+  MSGPACK_DEFINE_MAP(sku, qty, price_cents);
+};
+
+/// status: "reserving", "authorizing", "confirmed" (payment authorized, being
+/// fulfilled), "completed"; or "compensating", "failed" (with a reason).
+struct order_view {
+  std::string order_id;
+  std::string customer;
+  std::string status;
+  std::string reason;  ///< why it failed, or what it waits for
+  std::int64_t total_cents = 0;
+  std::vector<order_line> lines;
+  MSGPACK_DEFINE_MAP(order_id, customer, status, reason, total_cents, lines);
+};
+
+struct history_args {
+  std::string order_id;
+  MSGPACK_DEFINE_MAP(order_id);
+};
+
+struct order_history {
+  std::string customer;
+  std::vector<std::string> order_ids;
+  MSGPACK_DEFINE_MAP(customer, order_ids);
+};
+
+// -- events -------------------------------------------------------------------
+
+/// Topic "order_placed", published by orders when a checkout completes.
+struct order_placed {
+  std::string order_id;
+  std::string customer;
+  std::int64_t total_cents = 0;
+  std::vector<order_line> lines;
+  MSGPACK_DEFINE_MAP(order_id, customer, total_cents, lines);
+};
+
+/// Topic "order_failed", published by orders when a checkout is compensated.
+struct order_failed {
+  std::string order_id;
+  std::string customer;
+  std::string reason;
+  MSGPACK_DEFINE_MAP(order_id, customer, reason);
+};
+
+// -- notifications (entity key: the customer) --------------------------------
+
+struct notification {
+  std::string kind;  ///< "order_placed" or "order_failed"
+  std::string order_id;
+  std::string text;
+  MSGPACK_DEFINE_MAP(kind, order_id, text);
+};
+
+struct inbox_view {
+  std::string customer;
+  std::vector<notification> sent;
+  MSGPACK_DEFINE_MAP(customer, sent);
+};
+
+}  // namespace cohort::shop

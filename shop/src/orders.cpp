@@ -1,0 +1,273 @@
+// orders: one entity per order, running the checkout saga:
+//
+//   reserving    reserve each line's stock                (inventory.reserve)
+//   authorizing  authorize the total                      (payments.authorize)
+//   confirmed    commit the stock, capture the payment,   (inventory.commit, payments.capture,
+//                clear the cart                            cart.clear)
+//   completed    + event order_placed
+//
+// and on a refusal before confirmation (out of stock, payment declined):
+//
+//   compensating release every line, void the payment     (inventory.release, payments.void)
+//   failed       + event order_failed, with the reason
+//
+// Every step is idempotent (by the callee's state, plus an idempotency key per
+// order and step), so the saga persists only its decisions (created,
+// confirmed, compensating, and the end, with its event in the same write) and
+// simply redoes the steps since the last one after a crash. A step that fails
+// for a transient reason (callee crashed, down, slow) stops the saga with its
+// progress stored; the runtime resumes pending orders (`resume`) at start-up
+// and every `resume_every_ms`. Before confirmation a step is given up after
+// `max_step_attempts` and the order compensated; after it, never.
+//
+// The key "customer/<id>" holds that customer's order history instead.
+#include <chrono>
+
+#include "services.hpp"
+
+namespace cohort::shop::detail {
+
+namespace {
+
+struct order_state {
+  std::string customer;
+  std::string cart_id;
+  std::string card;
+  std::string status;  ///< empty: no such order
+  std::string reason;
+  std::vector<order_line> lines;
+  std::int64_t total_cents = 0;
+  std::uint32_t reserved = 0;   ///< lines reserved (this activation; redone after a crash)
+  std::uint32_t committed = 0;  ///< lines committed
+  std::uint32_t released = 0;   ///< lines released
+  bool recorded = false;        ///< in the customer's history
+  bool captured = false;
+  bool cart_cleared = false;
+  bool payment_voided = false;
+  std::uint32_t attempts = 0;  ///< failed attempts of the current step
+  std::int64_t created_ms = 0;
+  std::vector<std::string> history;  ///< "customer/<id>" entities: the customer's order ids
+  MSGPACK_DEFINE_MAP(customer, cart_id, card, status, reason, lines, total_cents, reserved, committed, released,
+                     recorded, captured, cart_cleared, payment_voided, attempts, created_ms, history);
+
+  /// Not stored: a saga invocation is driving this order in this activation.
+  bool running = false;
+};
+
+using ctx_t = entity_context<order_state>;
+using done_t = responder<order_view>;
+
+constexpr auto step_timeout = std::chrono::milliseconds(2000);
+const std::string customer_prefix = "customer/";
+
+order_view view(ctx_t& ctx) {
+  const auto& s = ctx.state();
+  return {ctx.key(), s.customer, s.status, s.reason, s.total_cents, s.lines};
+}
+
+bool before_confirmation(const std::string& status) { return status == "reserving" || status == "authorizing"; }
+
+/// One run of the saga of one order, from its current state to its end or to
+/// a step that cannot be done now. Lives as long as its calls are in flight.
+class saga : public std::enable_shared_from_this<saga> {
+ public:
+  saga(ctx_t ctx, done_t done, shop_options opts) : ctx_(std::move(ctx)), done_(std::move(done)), opts_(std::move(opts)) {}
+
+  /// Takes the next step the state calls for.
+  void advance() {
+    auto& s = ctx_.state();
+    auto self = shared_from_this();
+    if (is_final(s.status)) return finish();
+    if (!s.recorded)
+      return call<order_history>("orders", "record", history_args{ctx_.key()}, customer_prefix + s.customer, "record",
+                                 [self](const order_history&) { self->progress([](order_state& o) { o.recorded = true; }); });
+    if (s.status == "reserving") {
+      if (s.reserved < s.lines.size()) {
+        const auto& line = s.lines[s.reserved];
+        return call<stock_view>(
+            "inventory", "reserve", reservation_args{ctx_.key(), line.qty}, line.sku, "reserve/" + line.sku,
+            [self](const stock_view&) { self->progress([](order_state& o) { o.reserved++; }); },
+            [self, sku = line.sku](const error_info& e) {
+              self->decide("compensating", e.code == "out_of_stock" ? "out of stock: " + e.message
+                                                                    : "cannot reserve " + sku + ": " + e.code + ": " + e.message);
+            });
+      }
+      return progress([](order_state& o) { o.status = "authorizing"; });
+    }
+    if (s.status == "authorizing") {
+      return call<payment_view>(
+          "payments", "authorize", authorize_args{s.total_cents, s.card, s.customer}, ctx_.key(), "authorize",
+          [self](const payment_view& p) {
+            if (p.status == "authorized") return self->decide("confirmed", "");
+            self->decide("compensating", "payment " + p.status + (p.reason.empty() ? "" : ": " + p.reason));
+          },
+          [self](const error_info& e) { self->decide("compensating", "payment refused: " + e.code + ": " + e.message); });
+    }
+    if (s.status == "confirmed") {
+      if (s.committed < s.lines.size()) {
+        const auto& line = s.lines[s.committed];
+        return call<stock_view>("inventory", "commit", reservation_args{ctx_.key(), 0}, line.sku, "commit/" + line.sku,
+                                [self](const stock_view&) { self->progress([](order_state& o) { o.committed++; }); });
+      }
+      if (!s.captured)
+        return call<payment_view>("payments", "capture", no_args{}, ctx_.key(), "capture",
+                                  [self](const payment_view&) { self->progress([](order_state& o) { o.captured = true; }); });
+      if (!s.cart_cleared)
+        return call<cart_view>("cart", "clear", no_args{}, s.cart_id, "clear-cart",
+                               [self](const cart_view&) { self->progress([](order_state& o) { o.cart_cleared = true; }); });
+      ctx_.publish("order_placed", order_placed{ctx_.key(), s.customer, s.total_cents, s.lines}, s.customer);
+      return decide("completed", "");
+    }
+    if (s.status == "compensating") {
+      if (s.released < s.lines.size()) {
+        const auto& line = s.lines[s.released];
+        return call<stock_view>("inventory", "release", reservation_args{ctx_.key(), 0}, line.sku, "release/" + line.sku,
+                                [self](const stock_view&) { self->progress([](order_state& o) { o.released++; }); });
+      }
+      if (!s.payment_voided)
+        return call<payment_view>("payments", "void", no_args{}, ctx_.key(), "void",
+                                  [self](const payment_view&) { self->progress([](order_state& o) { o.payment_voided = true; }); });
+      ctx_.publish("order_failed", order_failed{ctx_.key(), s.customer, s.reason}, s.customer);
+      return decide("failed", s.reason);
+    }
+    finish();  // not a saga state: nothing to drive
+  }
+
+ private:
+  /// A step done: on to the next without a write (steps are idempotent, so
+  /// after a crash they are redone from the last decision).
+  template <class F>
+  void progress(F change) {
+    auto& s = ctx_.state();
+    change(s);
+    s.attempts = 0;
+    advance();
+  }
+
+  /// A decision: stored before anything follows from it.
+  void decide(std::string status, std::string reason) {
+    auto& s = ctx_.state();
+    s.status = std::move(status);
+    s.reason = std::move(reason);
+    s.attempts = 0;
+    ctx_.persist([self = shared_from_this()] { self->advance(); });
+  }
+
+  /// A step cannot be done now: stop with the progress stored (with the
+  /// reply); the runtime's resume sweep takes the order up again.
+  void pause(const std::string& step, const error_info& e) {
+    auto& s = ctx_.state();
+    s.attempts++;
+    if (before_confirmation(s.status) && s.attempts >= opts_.max_step_attempts)
+      return decide("compensating", step + " failed " + std::to_string(s.attempts) + " times, last: " + e.code + ": " + e.message);
+    s.reason = "will retry " + step + " (" + e.code + ": " + e.message + ")";
+    finish();
+  }
+
+  void finish() {
+    ctx_.state().running = false;
+    done_(view(ctx_));
+  }
+
+  /// Calls one step. Transient failures pause the saga; a refusal (a
+  /// business error) goes to `refused`, or, after confirmation, pauses too.
+  template <class R, class A, class Ok>
+  void call(const std::string& service, const std::string& method, const A& args, std::string key,
+            const std::string& step, Ok ok, std::function<void(const error_info&)> refused = {}) {
+    call_options opts;
+    opts.timeout = step_timeout;
+    opts.key = std::move(key);
+    opts.idempotency_key = ctx_.key() + "/" + step;
+    ctx_.call<R>(service, method, args,
+                 [self = shared_from_this(), ok = std::move(ok), refused = std::move(refused), step](result<R> r) mutable {
+                   if (r) return ok(*r);
+                   if (r.error().transient() || r.error().is(errc::unknown_service) || !refused)
+                     return self->pause(step, r.error());
+                   refused(r.error());
+                 },
+                 opts);
+  }
+
+  ctx_t ctx_;
+  done_t done_;
+  shop_options opts_;
+};
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+service_definition make_orders(const shop_options& opts) {
+  return entity_service<order_state>("orders")
+      .method("checkout",
+              [opts](ctx_t& ctx, const checkout_args& a, done_t done) {
+                auto& s = ctx.state();
+                if (ctx.key().rfind(customer_prefix, 0) == 0)
+                  throw service_error("invalid_order", "order ids must not start with '" + customer_prefix + "'");
+                if (s.running && s.status.empty())
+                  throw service_error("checkout_in_progress", "order " + ctx.key() + " is being created");
+                if (!s.status.empty()) {  // a retry of a checkout: report, or take it up again
+                  if (s.running || is_final(s.status)) return done(view(ctx));
+                  s.running = true;
+                  return std::make_shared<saga>(ctx, done, opts)->advance();
+                }
+                if (a.customer.empty() || a.cart_id.empty())
+                  throw service_error("invalid_order", "customer and cart_id are required");
+                s.running = true;
+                call_options cart_opts;
+                cart_opts.key = a.cart_id;
+                cart_opts.timeout = step_timeout;
+                ctx.call<cart_view>("cart", "view", no_args{},
+                                    [ctx, a, done, opts](result<cart_view> cart) mutable {
+                                      auto& s = ctx.state();
+                                      s.running = false;
+                                      if (!cart) return done.fail(cart.error());
+                                      if (cart->lines.empty())
+                                        return done.fail("empty_cart", "cart '" + a.cart_id + "' is empty");
+                                      s.customer = a.customer;
+                                      s.cart_id = a.cart_id;
+                                      s.card = a.card;
+                                      for (const auto& l : cart->lines) s.lines.push_back({l.sku, l.qty, l.price_cents});
+                                      s.total_cents = cart->total_cents;
+                                      s.status = "reserving";
+                                      s.created_ms = now_ms();
+                                      s.running = true;
+                                      auto run = std::make_shared<saga>(ctx, done, opts);
+                                      ctx.persist([run] { run->advance(); });
+                                    },
+                                    cart_opts);
+              })
+      .method("resume",
+              [opts](ctx_t& ctx, const no_args&, done_t done) {
+                auto& s = ctx.state();
+                if (s.running || s.status.empty() || is_final(s.status)) return done(view(ctx));
+                s.running = true;
+                std::make_shared<saga>(ctx, done, opts)->advance();
+              })
+      .resumable("resume", [](const order_state& s) { return !s.status.empty() && !is_final(s.status); })
+      .query("get",
+             [](ctx_t& ctx, const no_args&) {
+               if (ctx.state().status.empty()) throw service_error("unknown_order", "no order '" + ctx.key() + "'");
+               return view(ctx);
+             })
+      .method("record",
+              [](ctx_t& ctx, const history_args& a) {
+                if (ctx.key().rfind(customer_prefix, 0) != 0)
+                  throw service_error("invalid_order", "histories live under '" + customer_prefix + "<id>'");
+                auto& h = ctx.state().history;
+                if (std::find(h.begin(), h.end(), a.order_id) == h.end()) h.push_back(a.order_id);
+                return order_history{ctx.key().substr(customer_prefix.size()), h};
+              },
+              true)
+      .query("history",
+             [](ctx_t& ctx, const no_args&) {
+               return order_history{ctx.key().rfind(customer_prefix, 0) == 0 ? ctx.key().substr(customer_prefix.size())
+                                                                              : ctx.key(),
+                                    ctx.state().history};
+             })
+      .build();
+}
+
+}  // namespace cohort::shop::detail
