@@ -17,7 +17,9 @@ json to_json(const service_status& s, bool with_children) {
   json j = {{"name", s.name}, {"kind", s.kind}, {"state", s.state}, {"down_reason", s.down_reason},
             {"strategy", s.strategy}, {"uptime_s", s.uptime_s}, {"in_flight", s.in_flight},
             {"restarts", s.restarts}, {"activations", s.activations}, {"live_entities", s.live_entities},
-            {"stuck_handlers", s.stuck_handlers}, {"last_failure", s.last_failure}, {"pid", s.pid}};
+            {"stuck_handlers", s.stuck_handlers}, {"last_failure", s.last_failure}, {"pid", s.pid},
+            {"resumes", s.resumes}, {"events_published", s.events_published},
+            {"events_delivered", s.events_delivered}, {"event_redeliveries", s.event_redeliveries}};
   if (with_children) {
     j["children"] = json::array();
     for (const auto& c : s.children) j["children"].push_back(to_json(c));

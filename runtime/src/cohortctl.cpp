@@ -54,6 +54,10 @@ void print_tree(const json& j) {
     std::cout << "└─ " << cell(s["name"]) << " [" << cell(s["strategy"]) << ", " << cell(s["state"])
               << ", restarts " << cell(s["restarts"]);
     if (s["kind"] == "entities") std::cout << ", live entities " << cell(s["live_entities"]);
+    if (s.value("resumes", 0) > 0) std::cout << ", resumes " << cell(s["resumes"]);
+    if (s.value("events_published", 0) > 0)
+      std::cout << ", events published " << cell(s["events_published"]) << " delivered " << cell(s["events_delivered"])
+                << " redelivered " << cell(s["event_redeliveries"]);
     std::cout << "]\n";
     const auto& children = s["children"];
     for (std::size_t i = 0; i < children.size(); ++i) {

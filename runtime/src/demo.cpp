@@ -14,6 +14,7 @@
 #include "cohort/shop/audit.hpp"
 #include "cohort/shop/seed.hpp"
 #include "cohort/shop/shop.hpp"
+#include "cohort/shop/shop_config.hpp"
 #include "cohort/shop/workload.hpp"
 #include "cohort/transport/client.hpp"
 #include "cohort/transport/json_bridge.hpp"
@@ -120,7 +121,7 @@ struct transcript {
 
 std::string row(const std::string& what, const std::string& value, bool ok) {
   std::ostringstream out;
-  out << "   | " << std::left << std::setw(44) << what << " | " << std::setw(30) << value << " | "
+  out << "   | " << std::left << std::setw(44) << what << " | " << std::setw(40) << value << " | "
       << (ok ? "ok  " : "FAIL") << " |\n";
   return out.str();
 }
@@ -129,7 +130,7 @@ std::string row(const std::string& what, const std::string& value, bool ok) {
 
 int run_demo() {
   auto data_dir = std::filesystem::temp_directory_path() / ("cohort-demo-" + std::to_string(::getpid()));
-  auto cfg = default_node_config(shop_services());
+  auto cfg = shop_node_config();
   cfg.listen = {"tcp://127.0.0.1:*"};
   cfg.admin = "tcp://127.0.0.1:*";
   cfg.http.listen.clear();
@@ -203,8 +204,8 @@ int run_demo() {
     t.show_stock("desk-005");
     t.check(t.show_payment("carol-1").status, "voided");
 
-    t.section("6. Failure drill: 60 checkouts, 16 at a time, while payments actors are crashed");
-    t.say("every 15 ms an operator command crashes the payments entity of an order in flight");
+    t.section("6. Failure drill: 200 checkouts, 16 at a time, while payments actors are crashed");
+    t.say("every 3 ms an operator command crashes the payments entity of an order in flight");
     t.say("(cohortctl crash payments/entity/<order>). Callers get a clear error at once, the");
     t.say("supervisor re-activates the actor from its store, and the orders saga retries the step");
     t.say("with the same idempotency key, or, resumed by the runtime, picks up where it stopped.");
@@ -212,7 +213,7 @@ int run_demo() {
       if (s.name == "payments") payments_restarts_before = s.restarts;
     workload_options w;
     w.prefix = "drill";
-    w.orders = 60;
+    w.orders = 200;
     w.concurrency = 16;
     w.customers = 12;
     w.seed = 7;
@@ -221,7 +222,7 @@ int run_demo() {
     std::mt19937 rng(7);
     auto last_crash = std::chrono::steady_clock::now();
     w.on_tick = [&](const std::vector<std::string>& in_flight) {
-      if (in_flight.empty() || std::chrono::steady_clock::now() - last_crash < std::chrono::milliseconds(15)) return;
+      if (in_flight.empty() || std::chrono::steady_clock::now() - last_crash < std::chrono::milliseconds(3)) return;
       last_crash = std::chrono::steady_clock::now();
       const auto& victim = in_flight[rng() % in_flight.size()];
       if (node.command_child("payments", "entity/" + victim, "crash")) ++crashes;
@@ -254,12 +255,17 @@ int run_demo() {
     std::string reasons;
     for (const auto& [kind, count] : audit.failure_reasons)
       reasons += (reasons.empty() ? "" : ", ") + std::to_string(count) + " " + kind;
-    std::uint64_t payments_restarts = 0, published = 0;
+    std::uint64_t payments_restarts = 0, resumes = 0, delivered = 0, redelivered = 0;
     for (const auto& s : node.services()) {
       if (s.name == "payments") payments_restarts = s.restarts;
+      if (s.name == "orders") {
+        resumes = s.resumes;
+        delivered = s.events_delivered;
+        redelivered = s.event_redeliveries;
+      }
     }
-    (void)published;
-    std::cout << "\n   +----------------------------------------------+--------------------------------+------+\n";
+    const std::string rule = "   +" + std::string(46, '-') + "+" + std::string(42, '-') + "+------+\n";
+    std::cout << "\n" << rule;
     std::cout << row("orders placed", std::to_string(audit.orders), audit.orders == orders.size());
     std::cout << row("  completed", std::to_string(audit.completed), true);
     std::cout << row("  compensated (failed)", std::to_string(audit.failed) + (reasons.empty() ? "" : ": " + reasons),
@@ -277,7 +283,10 @@ int run_demo() {
                      audit.placed_notifications == audit.completed && audit.failed_notifications == audit.failed);
     std::cout << row("payments actors crashed / restarts seen",
                      std::to_string(crashes) + " / " + std::to_string(payments_restarts), crashes > 0);
-    std::cout << "   +----------------------------------------------+--------------------------------+------+\n";
+    std::cout << row("saga resume calls made by the runtime", std::to_string(resumes), true);
+    std::cout << row("events delivered (redeliveries)",
+                     std::to_string(delivered) + " (" + std::to_string(redelivered) + ")", true);
+    std::cout << rule;
     for (const auto& v : audit.violations) std::cout << "   !! " << v << "\n";
   }
 

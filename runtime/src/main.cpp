@@ -10,6 +10,7 @@
 #include "cohort/runtime/node.hpp"
 #include "cohort/shop/seed.hpp"
 #include "cohort/shop/shop.hpp"
+#include "cohort/shop/shop_config.hpp"
 #include "cohort/transport/client.hpp"
 #include "cohort/transport/json_bridge.hpp"
 
@@ -65,7 +66,7 @@ int run_node(const std::string& config_path, const std::string& isolated_child, 
 
   // Without a config: the shop, embedded, on the default loopback ports.
   auto cfg = config_path.empty()
-                 ? cohort::result<cohort::node_config>(cohort::default_node_config(cohort::shop::shop_services(shop)))
+                 ? cohort::result<cohort::node_config>(cohort::shop::shop_node_config(shop))
                  : cohort::load_node_config(config_path, known_service_names());
   if (!cfg) {
     std::cerr << "cohort: bad config: " << cfg.error().message << "\n";

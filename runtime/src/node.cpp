@@ -220,6 +220,10 @@ struct node::impl final : detail::call_router {
     s.activations = svc.activations.load();
     s.passivations = svc.passivations.load();
     s.live_entities = svc.live_entities.load();
+    s.resumes = svc.resumes.load();
+    s.events_published = svc.events_published.load();
+    s.events_delivered = svc.events_delivered.load();
+    s.event_redeliveries = svc.event_redeliveries.load();
     s.stuck_handlers = svc.stuck_handlers.load();
     s.last_failure = svc.last_failure();
     s.children = svc.children();
