@@ -166,7 +166,11 @@ int main(int argc, char** argv) {
   call->add_option("--key", key, "entity key");
   call->add_option("--idempotency-key", idem, "idempotency key");
 
-  auto* demo = app.add_subcommand("demo", "run the embedded demo with a scripted client session");
+  auto* demo = app.add_subcommand("demo", "run the shop embedded, with a scripted client session and a failure drill");
+
+  std::string seed_endpoint = "tcp://127.0.0.1:7400";
+  auto* seed = app.add_subcommand("seed-shop", "add the sample products and stock to a running shop (idempotent)");
+  seed->add_option("--endpoint", seed_endpoint, "a node hosting or routing catalog and inventory")->capture_default_str();
 
   try {
     app.parse(argc, argv);
@@ -176,5 +180,15 @@ int main(int argc, char** argv) {
   if (*run) return run_node(config_path, isolated_child, runtime_dir, shop);
   if (*call) return run_call(target, json_args, endpoint, timeout_ms, key, idem);
   if (*demo) return cohort::run_demo();
+  if (*seed) {
+    cohort::client c(seed_endpoint);
+    auto seeded = cohort::shop::seed_shop(c);
+    if (!seeded) {
+      std::cerr << "error: " << seeded.error().code << ": " << seeded.error().message << "\n";
+      return 1;
+    }
+    std::cout << "seeded " << cohort::shop::sample_products().size() << " products and their stock\n";
+    return 0;
+  }
   return 2;
 }

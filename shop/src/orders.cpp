@@ -34,7 +34,8 @@ struct order_state {
   std::string cart_id;
   std::string card;
   std::string status;  ///< empty: no such order
-  std::string reason;
+  std::string reason;   ///< why it failed (set when compensation is decided)
+  std::string waiting;  ///< the step it retries, and why, while paused
   std::vector<order_line> lines;
   std::int64_t total_cents = 0;
   std::uint32_t reserved = 0;   ///< lines reserved (this activation; redone after a crash)
@@ -47,7 +48,7 @@ struct order_state {
   std::uint32_t attempts = 0;  ///< failed attempts of the current step
   std::int64_t created_ms = 0;
   std::vector<std::string> history;  ///< "customer/<id>" entities: the customer's order ids
-  MSGPACK_DEFINE_MAP(customer, cart_id, card, status, reason, lines, total_cents, reserved, committed, released,
+  MSGPACK_DEFINE_MAP(customer, cart_id, card, status, reason, waiting, lines, total_cents, reserved, committed, released,
                      recorded, captured, cart_cleared, payment_voided, attempts, created_ms, history);
 
   /// Not stored: a saga invocation is driving this order in this activation.
@@ -62,7 +63,8 @@ const std::string customer_prefix = "customer/";
 
 order_view view(ctx_t& ctx) {
   const auto& s = ctx.state();
-  return {ctx.key(), s.customer, s.status, s.reason, s.total_cents, s.lines};
+  return {ctx.key(), s.customer, s.status, s.waiting.empty() ? s.reason : s.reason + (s.reason.empty() ? "" : "; ") + s.waiting,
+          s.total_cents, s.lines};
 }
 
 bool before_confirmation(const std::string& status) { return status == "reserving" || status == "authorizing"; }
@@ -141,6 +143,7 @@ class saga : public std::enable_shared_from_this<saga> {
     auto& s = ctx_.state();
     change(s);
     s.attempts = 0;
+    s.waiting.clear();
     advance();
   }
 
@@ -150,6 +153,7 @@ class saga : public std::enable_shared_from_this<saga> {
     s.status = std::move(status);
     s.reason = std::move(reason);
     s.attempts = 0;
+    s.waiting.clear();
     ctx_.persist([self = shared_from_this()] { self->advance(); });
   }
 
@@ -160,7 +164,7 @@ class saga : public std::enable_shared_from_this<saga> {
     s.attempts++;
     if (before_confirmation(s.status) && s.attempts >= opts_.max_step_attempts)
       return decide("compensating", step + " failed " + std::to_string(s.attempts) + " times, last: " + e.code + ": " + e.message);
-    s.reason = "will retry " + step + " (" + e.code + ": " + e.message + ")";
+    s.waiting = "will retry " + step + " (" + e.code + ": " + e.message + ")";
     finish();
   }
 

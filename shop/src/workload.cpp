@@ -44,13 +44,13 @@ class runner {
         timers_.erase(timers_.begin());
         send(i);
       }
-      c_.poll(std::chrono::milliseconds(c_.in_flight() ? 2 : 1));
+      c_.poll(std::chrono::milliseconds(1));
       if (opts_.on_tick && clock_type::now() >= next_tick) {
         std::vector<std::string> in_flight;
         for (const auto& j : jobs_)
           if (j.at == job::phase::checking_out || j.at == job::phase::waiting) in_flight.push_back(j.order);
         opts_.on_tick(in_flight);
-        next_tick = clock_type::now() + std::chrono::milliseconds(5);
+        next_tick = clock_type::now() + opts_.tick_every;
       }
     }
     c_.drain(std::chrono::milliseconds(2000));

@@ -26,8 +26,9 @@ struct workload_options {
   std::int64_t max_qty = 2;       ///< per line
   /// Bound on the whole run, including waiting for sagas to end.
   std::chrono::milliseconds time_limit{60000};
-  /// Called about every 5 ms while the run is going (e.g. to crash actors).
+  /// Called about every `tick_every` while the run is going (e.g. to crash actors).
   std::function<void(const std::vector<std::string>& orders_in_flight)> on_tick;
+  std::chrono::milliseconds tick_every{5};
 };
 
 struct workload_result {
