@@ -15,9 +15,9 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
-PROGRAMS = ["inprocess", "rpc", "supervision", "storage", "gateway"]
+PROGRAMS = ["inprocess", "rpc", "supervision", "storage", "gateway", "shop"]
 # Every program is bounded; these are generous ceilings, not expectations.
-TIMEOUT_S = {"inprocess": 600, "rpc": 600, "supervision": 600, "storage": 900, "gateway": 600}
+TIMEOUT_S = {"inprocess": 600, "rpc": 600, "supervision": 600, "storage": 900, "gateway": 600, "shop": 600}
 
 
 def machine():
@@ -47,7 +47,7 @@ def gnuplot(script):
     subprocess.run(["gnuplot"], input=script, text=True, check=True, timeout=60)
 
 
-def bar_chart(png, title, ylabel, data, extra=""):
+def bar_chart(png, title, ylabel, data, extra="", baseline="raw ZeroMQ"):
     """A clustered bar chart of rows `"label" cohort baseline`."""
     gnuplot(f"""set terminal pngcairo size 900,500
 set output '{png}'
@@ -61,7 +61,7 @@ set grid ytics
 $d << EOD
 {data}
 EOD
-plot $d using 2:xtic(1) title 'Cohort', '' using 3 title 'raw ZeroMQ'
+plot $d using 2:xtic(1) title 'Cohort', '' using 3 title '{baseline}'
 """)
     return png
 
@@ -97,6 +97,13 @@ EOD
 plot $d using 1:2 with linespoints lw 2 title 'Cohort service (sync)', '' using 1:3 with linespoints lw 2 title 'raw RocksDB (sync)'
 """)
     pngs.append(png)
+    shop = results["shop"]
+    floor = shop["raw_disk_floor_checkouts_per_s"]
+    pngs.append(bar_chart(stem + "-shop-checkouts.png", "The shop: checkouts per second (median of runs)",
+                          "checkouts / s",
+                          '"embedded (1 process)" %f %f\n"split (3 processes)" %f %f'
+                          % (shop["embedded"]["median"], floor, shop["split"]["median"], floor),
+                          baseline="raw RocksDB floor (same fsynced writes)"))
     return pngs
 
 

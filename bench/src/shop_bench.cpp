@@ -1,0 +1,207 @@
+// shop_bench: checkouts per second of the reference shop (every checkout a
+// full saga: reserve, authorize, commit, capture, clear the cart, publish the
+// event, deliver it), embedded in one node and split over three node
+// processes. Baseline, measured in the same run: raw RocksDB doing the same
+// number of fsynced writes per checkout as the shop did (counted from its
+// stores), from as many writer threads as checkouts in flight: what the
+// checkouts would cost if nothing but the durable writes cost anything.
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <rocksdb/db.h>
+
+#include "child_process.hpp"
+#include "cohort/runtime/node.hpp"
+#include "cohort/shop/seed.hpp"
+#include "cohort/shop/shop.hpp"
+#include "cohort/shop/shop_config.hpp"
+#include "cohort/shop/workload.hpp"
+#include "cohort/transport/client.hpp"
+#include "stats.hpp"
+
+using namespace cohort;
+using namespace cohort::bench;
+using namespace cohort::shop;
+using clock_type = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct scratch_dir {
+  fs::path path;
+  explicit scratch_dir(const std::string& name)
+      : path(fs::temp_directory_path() / ("cohort-bench-shop-" + name + "-" + std::to_string(::getpid()))) {
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~scratch_dir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+/// Seeds, then stocks every product deep enough that no checkout runs out.
+void prepare(client& c) {
+  if (auto s = seed_shop(c); !s) throw std::runtime_error("seed: " + s.error().message);
+  for (const auto& p : sample_products()) {
+    call_options o;
+    o.key = p.sku;
+    if (!c.call_as<stock_view>("inventory", "restock", quantity_args{1000000000}, o))
+      throw std::runtime_error("restock failed");
+  }
+}
+
+workload_options workload(std::size_t orders, std::size_t in_flight, const std::string& prefix) {
+  workload_options w;
+  w.orders = orders;
+  w.concurrency = in_flight;
+  w.customers = 64;
+  w.prefix = prefix;
+  w.declined_share = 0.1;
+  w.products = sample_products();
+  w.time_limit = std::chrono::minutes(5);
+  return w;
+}
+
+struct run_figures {
+  double checkouts_per_s = 0;
+  double writes_per_checkout = 0;
+};
+
+run_figures embedded(std::size_t orders, std::size_t in_flight, int round) {
+  scratch_dir dir("embedded");
+  auto cfg = shop_node_config();
+  cfg.listen = {"tcp://127.0.0.1:*"};
+  cfg.admin.clear();
+  cfg.http.listen.clear();
+  cfg.data_dir = dir.path.string();
+  auto n = node::start(cfg, shop_services());
+  if (!n) throw std::runtime_error(n.error().message);
+  client c((*n)->endpoints().front());
+  prepare(c);
+  std::uint64_t writes_before = 0;
+  for (const auto& name : shop_service_names())
+    if (auto s = (*n)->storage_stats(name)) writes_before += s->committed_writes;
+  auto r = run_checkouts(c, workload(orders, in_flight, "e" + std::to_string(round)));
+  if (r.unfinished) std::cerr << "warning: " << r.unfinished << " sagas unfinished\n";
+  std::uint64_t writes = 0;
+  for (const auto& name : shop_service_names())
+    if (auto s = (*n)->storage_stats(name)) writes += s->committed_writes;
+  run_figures out;
+  const double ended = double(r.completed + r.failed);
+  out.checkouts_per_s = ended / r.seconds;
+  out.writes_per_checkout = double(writes - writes_before) / ended;
+  return out;
+}
+
+/// One `cohort run` process of the split shop.
+std::unique_ptr<test::child_process> spawn(const std::string& binary, const fs::path& dir, const std::string& name,
+                                           const std::string& sections, std::string& endpoint) {
+  auto cfg = dir / (name + ".toml");
+  std::ofstream(cfg) << "[node]\nname = \"" << name << "\"\nlisten = [\"tcp://127.0.0.1:*\"]\nadmin = \"\"\n"
+                     << "data_dir = \"" << (dir / ("data-" + name)).string() << "\"\n"
+                     << sections;
+  auto p = std::make_unique<test::child_process>(std::vector<std::string>{binary, "run", "--config", cfg.string()});
+  auto ep = p->endpoint();
+  if (!ep || !p->wait_for_line("ready")) throw std::runtime_error("node " + name + " did not start");
+  endpoint = *ep;
+  return p;
+}
+
+double split(const std::string& binary, std::size_t orders, std::size_t in_flight, int round) {
+  scratch_dir dir("split");
+  const std::string tuning = "max_restarts = 200\nrestart_period_ms = 1000\n";
+  std::string inv_ep, pay_ep, front_ep;
+  auto inv = spawn(binary, dir.path, "inventory", "[services.inventory]\n" + tuning, inv_ep);
+  auto pay = spawn(binary, dir.path, "payments", "[services.payments]\n" + tuning, pay_ep);
+  std::string front_cfg;
+  for (const char* s : {"orders", "cart", "catalog", "notifications"})
+    front_cfg += std::string("[services.") + s + "]\n" + tuning;
+  front_cfg += "[remote.inventory]\nendpoint = \"" + inv_ep + "\"\n[remote.payments]\nendpoint = \"" + pay_ep + "\"\n";
+  auto front = spawn(binary, dir.path, "front", front_cfg, front_ep);
+  client c(front_ep);
+  prepare(c);
+  auto r = run_checkouts(c, workload(orders, in_flight, "s" + std::to_string(round)));
+  if (r.unfinished) std::cerr << "warning: " << r.unfinished << " sagas unfinished\n";
+  return double(r.completed + r.failed) / r.seconds;
+}
+
+/// Raw RocksDB: `writers` threads each putting `per_writer` keys with sync on; writes per second.
+double raw_rocksdb_synced(int writers, std::chrono::milliseconds duration) {
+  scratch_dir dir("raw");
+  rocksdb::Options o;
+  o.create_if_missing = true;
+  rocksdb::DB* raw = nullptr;
+  if (!rocksdb::DB::Open(o, dir.path.string(), &raw).ok()) throw std::runtime_error("raw rocksdb open failed");
+  std::unique_ptr<rocksdb::DB> db(raw);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  std::atomic<std::uint64_t> done{0};
+  auto start = clock_type::now();
+  auto until = start + duration;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < writers; ++t)
+    threads.emplace_back([&, t] {
+      std::string value(200, 'v');  // about a shop entity's size
+      for (std::uint64_t i = 0; clock_type::now() < until; ++i)
+        if (db->Put(wo, "w" + std::to_string(t) + "-" + std::to_string(i), value).ok()) done++;
+    });
+  for (auto& th : threads) th.join();
+  return done / std::chrono::duration<double>(clock_type::now() - start).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Cohort shop benchmark: checkouts per second, embedded and split over processes"};
+  bool quick = false;
+  std::string json_out, binary;
+  app.add_flag("--quick", quick, "fewer checkouts and repeats");
+  app.add_option("--json", json_out, "write results to this JSON file");
+  app.add_option("--cohort", binary, "the cohort binary, for the split run (default: next to this program)");
+  CLI11_PARSE(app, argc, argv);
+  if (binary.empty()) binary = (fs::canonical("/proc/self/exe").parent_path().parent_path() / "runtime" / "cohort").string();
+  const int repeats = quick ? 2 : 3;
+  const std::size_t orders = quick ? 400 : 2000;
+  const std::size_t in_flight = 32;
+
+  std::printf("shop bench: %zu checkouts x %d runs, %zu in flight, sync durability, 10%% declined cards\n\n", orders,
+              repeats, in_flight);
+  std::vector<double> emb, writes, spl, raw;
+  for (int i = 0; i < repeats; ++i) {
+    auto e = embedded(orders, in_flight, i);
+    emb.push_back(e.checkouts_per_s);
+    writes.push_back(e.writes_per_checkout);
+    spl.push_back(split(binary, orders, in_flight, i));
+    raw.push_back(raw_rocksdb_synced(static_cast<int>(in_flight), std::chrono::milliseconds(quick ? 700 : 2000)));
+  }
+  auto e = spread_of(emb), s = spread_of(spl), w = spread_of(writes), r = spread_of(raw);
+  const double floor_checkouts = r.median / w.median;  // raw fsynced writes/s over the shop's writes per checkout
+  auto cell = [](const spread& x) { return human(x.median) + " [" + human(x.min) + ".." + human(x.max) + "]"; };
+  std::printf("%-44s %-26s %-26s %6s\n", "scenario", "cohort median [min..max]", "baseline", "ratio");
+  std::printf("%-44s %-26s %-26s %6.2f\n", "checkouts/s, embedded (one process)", cell(e).c_str(),
+              (human(floor_checkouts) + " raw-disk floor").c_str(), e.median / floor_checkouts);
+  std::printf("%-44s %-26s %-26s %6.2f\n", "checkouts/s, split (3 processes)", cell(s).c_str(),
+              (human(floor_checkouts) + " raw-disk floor").c_str(), s.median / floor_checkouts);
+  std::printf("%-44s %-26s %-26s\n", "durable writes per checkout (embedded)", human(w.median).c_str(),
+              (human(r.median) + " raw sync writes/s").c_str());
+  if (!json_out.empty()) {
+    nlohmann::json j;
+    j["embedded"] = {{"median", e.median}, {"min", e.min}, {"max", e.max}};
+    j["split"] = {{"median", s.median}, {"min", s.min}, {"max", s.max}};
+    j["writes_per_checkout"] = w.median;
+    j["raw_sync_writes_per_s"] = r.median;
+    j["raw_disk_floor_checkouts_per_s"] = floor_checkouts;
+    j["orders"] = orders;
+    j["in_flight"] = in_flight;
+    std::ofstream(json_out) << j.dump(2) << "\n";
+  }
+  return 0;
+}
