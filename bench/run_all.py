@@ -103,7 +103,7 @@ plot $d using 1:2 with linespoints lw 2 title 'Cohort service (sync)', '' using 
                           "checkouts / s",
                           '"embedded (1 process)" %f %f\n"split (3 processes)" %f %f'
                           % (shop["embedded"]["median"], floor, shop["split"]["median"], floor),
-                          baseline="raw RocksDB floor (same fsynced writes)"))
+                          "set yrange [0:*]\nset key below", baseline="raw RocksDB floor (same fsynced writes)"))
     return pngs
 
 

@@ -15,7 +15,6 @@
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
-#include <rocksdb/db.h>
 
 #include "child_process.hpp"
 #include "cohort/runtime/node.hpp"
@@ -24,6 +23,7 @@
 #include "cohort/shop/shop_config.hpp"
 #include "cohort/shop/workload.hpp"
 #include "cohort/transport/client.hpp"
+#include "raw_rocksdb.hpp"
 #include "stats.hpp"
 
 using namespace cohort;
@@ -34,18 +34,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct scratch_dir {
-  fs::path path;
-  explicit scratch_dir(const std::string& name)
-      : path(fs::temp_directory_path() / ("cohort-bench-shop-" + name + "-" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~scratch_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 /// Seeds, then stocks every product deep enough that no checkout runs out.
 void prepare(client& c) {
@@ -76,7 +64,7 @@ struct run_figures {
 };
 
 run_figures embedded(std::size_t orders, std::size_t in_flight, int round) {
-  scratch_dir dir("embedded");
+  scratch_dir dir("shop-embedded");
   auto cfg = shop_node_config();
   cfg.listen = {"tcp://127.0.0.1:*"};
   cfg.admin.clear();
@@ -116,7 +104,7 @@ std::unique_ptr<test::child_process> spawn(const std::string& binary, const fs::
 }
 
 double split(const std::string& binary, std::size_t orders, std::size_t in_flight, int round) {
-  scratch_dir dir("split");
+  scratch_dir dir("shop-split");
   const std::string tuning = "max_restarts = 200\nrestart_period_ms = 1000\n";
   std::string inv_ep, pay_ep, front_ep;
   auto inv = spawn(binary, dir.path, "inventory", "[services.inventory]\n" + tuning, inv_ep);
@@ -133,29 +121,6 @@ double split(const std::string& binary, std::size_t orders, std::size_t in_fligh
   return double(r.completed + r.failed) / r.seconds;
 }
 
-/// Raw RocksDB: `writers` threads each putting `per_writer` keys with sync on; writes per second.
-double raw_rocksdb_synced(int writers, std::chrono::milliseconds duration) {
-  scratch_dir dir("raw");
-  rocksdb::Options o;
-  o.create_if_missing = true;
-  rocksdb::DB* raw = nullptr;
-  if (!rocksdb::DB::Open(o, dir.path.string(), &raw).ok()) throw std::runtime_error("raw rocksdb open failed");
-  std::unique_ptr<rocksdb::DB> db(raw);
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  std::atomic<std::uint64_t> done{0};
-  auto start = clock_type::now();
-  auto until = start + duration;
-  std::vector<std::thread> threads;
-  for (int t = 0; t < writers; ++t)
-    threads.emplace_back([&, t] {
-      std::string value(200, 'v');  // about a shop entity's size
-      for (std::uint64_t i = 0; clock_type::now() < until; ++i)
-        if (db->Put(wo, "w" + std::to_string(t) + "-" + std::to_string(i), value).ok()) done++;
-    });
-  for (auto& th : threads) th.join();
-  return done / std::chrono::duration<double>(clock_type::now() - start).count();
-}
 
 }  // namespace
 
@@ -180,7 +145,7 @@ int main(int argc, char** argv) {
     emb.push_back(e.checkouts_per_s);
     writes.push_back(e.writes_per_checkout);
     spl.push_back(split(binary, orders, in_flight, i));
-    raw.push_back(raw_rocksdb_synced(static_cast<int>(in_flight), std::chrono::milliseconds(quick ? 700 : 2000)));
+    raw.push_back(raw_rocksdb_synced(static_cast<int>(in_flight), std::chrono::milliseconds(quick ? 700 : 2000), 200));
   }
   auto e = spread_of(emb), s = spread_of(spl), w = spread_of(writes), r = spread_of(raw);
   const double floor_checkouts = r.median / w.median;  // raw fsynced writes/s over the shop's writes per checkout

@@ -12,13 +12,13 @@
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
-#include <rocksdb/db.h>
 
 #include "cohort/actors/example_services.hpp"
 #include "cohort/runtime/node.hpp"
 #include "cohort/storage/store.hpp"
 #include "cohort/transport/client.hpp"
 #include "cohort/transport/json_bridge.hpp"
+#include "raw_rocksdb.hpp"
 #include "stats.hpp"
 
 using namespace cohort;
@@ -28,44 +28,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct scratch_dir {
-  fs::path path;
-  explicit scratch_dir(const std::string& name)
-      : path(fs::temp_directory_path() / ("cohort-bench-" + name + "-" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~scratch_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 double seconds(clock_type::duration d) { return std::chrono::duration<double>(d).count(); }
 
-/// Raw RocksDB: `writers` threads, each putting its own keys with sync on.
-double raw_rocksdb_synced(int writers, std::chrono::milliseconds duration) {
-  scratch_dir dir("raw");
-  rocksdb::Options o;
-  o.create_if_missing = true;
-  rocksdb::DB* raw = nullptr;
-  if (!rocksdb::DB::Open(o, dir.path.string(), &raw).ok()) throw std::runtime_error("raw rocksdb open failed");
-  std::unique_ptr<rocksdb::DB> db(raw);
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  std::atomic<std::uint64_t> done{0};
-  auto until = clock_type::now() + duration;
-  auto start = clock_type::now();
-  std::vector<std::thread> threads;
-  for (int t = 0; t < writers; ++t)
-    threads.emplace_back([&, t] {
-      std::string value(32, 'v');
-      for (std::uint64_t i = 0; clock_type::now() < until; ++i)
-        if (db->Put(wo, "w" + std::to_string(t) + "-" + std::to_string(i), value).ok()) done++;
-    });
-  for (auto& th : threads) th.join();
-  return done / seconds(clock_type::now() - start);
-}
 
 node_config bench_config(const fs::path& data) {
   auto cfg = default_node_config();
