@@ -305,22 +305,6 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
   p->actor_cfg->set("scheduler.policy", cfg.scheduler_policy == "stealing" ? caf::atom("stealing") : caf::atom("sharing"));
   p->actors = std::make_unique<caf::actor_system>(*p->actor_cfg);
 
-  for (const auto& sc : cfg.services) {
-    if (cfg.isolation == "process") break;  // hosted by child processes instead
-    impl::hosted h;
-    h.svc = std::make_shared<detail::service_runtime>();
-    h.svc->def = *defs[sc.name];
-    h.svc->cfg = sc;
-    h.svc->limits = cfg.limits;
-    h.svc->calls = p.get();
-    h.svc->allow_fault_injection = cfg.allow_fault_injection;
-    if (auto subs = subscribers.find(sc.name); subs != subscribers.end()) h.svc->subscribers = subs->second;
-    h.svc->event_epoch = event_epoch;
-    // A service whose store does not open stays down; the others start and serve.
-    if (auto started = p->start_service(h); !started)
-      spdlog::error("service {} is down: {}", sc.name, started.error().message);
-    p->services.emplace(sc.name, std::move(h));
-  }
   for (const auto& r : cfg.remotes) {
     p->io->add_remote_service(r);
     p->remotes.insert(r.name);
@@ -333,6 +317,25 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
   p->io->set_retry_predicate([idempotent](const envelope& h) {
     return !h.idempotency_key.empty() || idempotent->count(h.service + "." + h.method) > 0;
   });
+  for (const auto& sc : cfg.services) {
+    if (cfg.isolation == "process") break;  // hosted by child processes instead
+    impl::hosted h;
+    h.svc = std::make_shared<detail::service_runtime>();
+    h.svc->def = *defs[sc.name];
+    h.svc->cfg = sc;
+    h.svc->limits = cfg.limits;
+    h.svc->calls = p.get();
+    h.svc->allow_fault_injection = cfg.allow_fault_injection;
+    if (auto subs = subscribers.find(sc.name); subs != subscribers.end()) h.svc->subscribers = subs->second;
+    h.svc->event_epoch = event_epoch;
+    p->services.emplace(sc.name, std::move(h));
+  }
+  // Only now that every table the router reads is complete may actors run:
+  // a service starts working at once (resuming sagas, delivering its outbox).
+  for (auto& [name, h] : p->services)
+    // A service whose store does not open stays down; the others start and serve.
+    if (auto started = p->start_service(h); !started)
+      spdlog::error("service {} is down: {}", name, started.error().message);
   if (cfg.isolation == "process") {
     if (auto started = p->start_processes(); !started) return started.error();
   }

@@ -434,6 +434,14 @@ caf::actor service_runtime::next_worker() {
 }
 
 caf::actor spawn_service(caf::actor_system& sys, std::shared_ptr<service_runtime> svc) {
+  // Operators may address the workers before the new root first runs.
+  if (svc->def.kind == service_kind::workers) {
+    std::vector<child_status> starting;
+    for (std::size_t i = 0; i < svc->cfg.workers; ++i)
+      starting.push_back({"worker-" + std::to_string(i + 1), "worker", std::string(to_string(svc->cfg.worker_restart)),
+                          "starting", 0, ""});
+    svc->publish_children(std::move(starting));
+  }
   return sys.spawn(service_root, std::move(svc));
 }
 
