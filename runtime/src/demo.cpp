@@ -205,7 +205,7 @@ int run_demo() {
     t.check(t.show_payment("carol-1").status, "voided");
 
     t.section("6. Failure drill: 200 checkouts, 16 at a time, while payments actors are crashed");
-    t.say("every 3 ms an operator command crashes the payments entity of an order in flight");
+    t.say("every 10 ms an operator command crashes the payments entity of an order in flight");
     t.say("(cohortctl crash payments/entity/<order>). Callers get a clear error at once, the");
     t.say("supervisor re-activates the actor from its store, and the orders saga retries the step");
     t.say("with the same idempotency key, or, resumed by the runtime, picks up where it stopped.");
@@ -222,7 +222,7 @@ int run_demo() {
     std::mt19937 rng(7);
     auto last_crash = std::chrono::steady_clock::now();
     w.on_tick = [&](const std::vector<std::string>& in_flight) {
-      if (in_flight.empty() || std::chrono::steady_clock::now() - last_crash < std::chrono::milliseconds(3)) return;
+      if (in_flight.empty() || std::chrono::steady_clock::now() - last_crash < std::chrono::milliseconds(10)) return;
       last_crash = std::chrono::steady_clock::now();
       const auto& victim = in_flight[rng() % in_flight.size()];
       if (node.command_child("payments", "entity/" + victim, "crash")) ++crashes;

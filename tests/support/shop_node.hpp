@@ -25,6 +25,9 @@ inline node_config shop_test_config(const std::string& data_dir, const shop::sho
   for (auto& s : cfg.services) {
     s.store_durability = durability::async;  // tests check crash safety of the process, not of power loss
     s.resume_every = std::chrono::milliseconds(50);
+    // Crash drills inject hundreds of crashes a second: these tests are about
+    // what survives them, not about a supervisor giving up.
+    s.supervision.intensity.max_restarts = 100000;
   }
   return cfg;
 }
