@@ -131,6 +131,10 @@ void entity_persistence::add_changes(write_batch& batch) {
   }
 }
 
+bool entity_persistence::has_changes() const {
+  return !pending_events_.empty() || erase_ || (pending_ && pending_(box_) != pending_stored_);
+}
+
 void entity_persistence::discard() {
   pending_events_.clear();
   erase_ = false;

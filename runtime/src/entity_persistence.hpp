@@ -31,6 +31,9 @@ class entity_persistence {
   /// Adds this invocation's changes to `batch`: the events (and a snapshot
   /// when one is due), or the state itself, or its deletion.
   void add_changes(write_batch& batch);
+  /// True when the next batch has something besides the state itself: events,
+  /// a deletion, or a change of the pending index.
+  [[nodiscard]] bool has_changes() const;
   /// Forgets the changes of an invocation that failed (the caller reloads).
   void discard();
 

@@ -97,7 +97,8 @@ class method_runner {
   std::vector<std::pair<std::string, std::string>> outbox_;
   /// Adds the entity's changes and its outbox records to `batch`; true when
   /// there were outbox records (the relay is told once they are written).
-  bool collect(write_batch& batch);
+  /// With `unchanged_from`, a state equal to it is not written again.
+  bool collect(write_batch& batch, const std::string* unchanged_from = nullptr);
 
   template <class Vec, class Key>
   static auto find_in(Vec& v, const Key& k) {
@@ -130,7 +131,7 @@ class actor_invocation final : public invocation {
   void reply(std::string payload) override {
     if (finished_) return;
     finished_ = true;
-    runner_->finish(req_, mutating_, {false, std::move(payload)}, {}, generation_);
+    runner_->finish(req_, mutating_, {false, std::move(payload)}, before_, generation_);
   }
 
   void fail(error_info err) override {
@@ -333,7 +334,9 @@ void method_runner::finish(const request_ptr& req, bool mutating, const stored_r
     if (generation != generation_ || !state_->decode(before)) return crash("could not undo a failed method");
   }
   write_batch batch;
-  const bool events = !outcome.is_error && collect(batch);
+  // A method that changed nothing (a retried step, a saga's reply after its
+  // last decision was persisted) writes nothing.
+  const bool events = !outcome.is_error && collect(batch, &before);
   if (remember) add_idempotent_result(batch, idem, outcome, svc_->cfg.idempotency_ttl);
   ++generation_;
   if (batch.empty()) {
@@ -369,7 +372,9 @@ void method_runner::idempotent_done(const std::string& idem, bool stored, const 
   }
 }
 
-bool method_runner::collect(write_batch& batch) {
+bool method_runner::collect(write_batch& batch, const std::string* unchanged_from) {
+  if (unchanged_from && outbox_.empty() && !persistence_->has_changes() && state_->encode() == *unchanged_from)
+    return false;
   persistence_->add_changes(batch);
   if (outbox_.empty()) return false;
   for (auto& [k, v] : outbox_) batch.put(keyspace::outbox, std::move(k), std::move(v));

@@ -39,6 +39,13 @@ TEST_CASE("inventory: reservations are per order and idempotent; stock never goe
   CHECK(released->available == 2);
   CHECK(released->available + released->reserved + released->committed == released->initial);
 
+  // A changing method that changes nothing (a retried step) writes nothing.
+  auto writes = [&] { return n->storage_stats("inventory")->committed_writes; };
+  auto before = writes();
+  for (int i = 0; i < 3; ++i) REQUIRE(c.call_as<stock_view>("inventory", "release", reservation_args{"o9", 0}, key("sku-a")));
+  CHECK(writes() == before);
+  REQUIRE(c.call_as<stock_view>("inventory", "reserve", reservation_args{"o9", 1}, key("sku-a")));
+  CHECK(writes() == before + 1);
   CHECK(c.call_as<stock_view>("inventory", "reserve", reservation_args{"o4", 1}, key("nothing")).error().code ==
         "unknown_sku");
   CHECK(c.call_as<stock_view>("inventory", "reserve", reservation_args{"o4", -1}, key("sku-a")).error().code ==
