@@ -5,12 +5,10 @@
 // number of fsynced writes per checkout as the shop did (counted from its
 // stores), from as many writer threads as checkouts in flight: what the
 // checkouts would cost if nothing but the durable writes cost anything.
-#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <thread>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>

@@ -2,7 +2,6 @@
 // in sync mode, reply out) beside raw RocksDB with as many writer threads and
 // sync on, measured in the same run; recovery time of an event-sourced entity
 // with and without snapshots; activation rate and memory of entities.
-#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>

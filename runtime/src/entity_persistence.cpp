@@ -98,7 +98,7 @@ void entity_persistence::erase() {
   erase_ = true;
 }
 
-void entity_persistence::add_changes(write_batch& batch) {
+void entity_persistence::add_changes(write_batch& batch, std::optional<std::string> encoded) {
   const auto prefix = entity_key(key_);
   if (erase_) {
     batch.erase(keyspace::state, prefix);
@@ -118,7 +118,7 @@ void entity_persistence::add_changes(write_batch& batch) {
   }
   update_pending_index(batch);
   if (!box_.event_sourced()) {
-    batch.put(keyspace::state, prefix, box_.encode());
+    batch.put(keyspace::state, prefix, encoded ? std::move(*encoded) : box_.encode());
     return;
   }
   for (auto& e : pending_events_) batch.put(keyspace::journal, cohort::journal_key(key_, ++seq_), std::move(e));

@@ -5,6 +5,7 @@
 // Not thread-safe: owned by the entity's actor.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,8 +30,9 @@ class entity_persistence {
   void erase();
 
   /// Adds this invocation's changes to `batch`: the events (and a snapshot
-  /// when one is due), or the state itself, or its deletion.
-  void add_changes(write_batch& batch);
+  /// when one is due), or the state itself, or its deletion. `encoded` is the
+  /// state's encoding when the caller has it already.
+  void add_changes(write_batch& batch, std::optional<std::string> encoded = std::nullopt);
   /// True when the next batch has something besides the state itself: events,
   /// a deletion, or a change of the pending index.
   [[nodiscard]] bool has_changes() const;

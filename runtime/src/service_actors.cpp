@@ -373,9 +373,12 @@ void method_runner::idempotent_done(const std::string& idem, bool stored, const 
 }
 
 bool method_runner::collect(write_batch& batch, const std::string* unchanged_from) {
-  if (unchanged_from && outbox_.empty() && !persistence_->has_changes() && state_->encode() == *unchanged_from)
-    return false;
-  persistence_->add_changes(batch);
+  std::optional<std::string> now;
+  if (unchanged_from && outbox_.empty() && !persistence_->has_changes()) {
+    now = state_->encode();  // encoded once: compared here, written below
+    if (*now == *unchanged_from) return false;
+  }
+  persistence_->add_changes(batch, std::move(now));
   if (outbox_.empty()) return false;
   for (auto& [k, v] : outbox_) batch.put(keyspace::outbox, std::move(k), std::move(v));
   outbox_.clear();

@@ -1,6 +1,5 @@
 #include "cohort/shop/audit.hpp"
 
-#include <set>
 #include <thread>
 
 #include "cohort/actors/method_context.hpp"

@@ -1,6 +1,5 @@
 #include "cohort/shop/workload.hpp"
 
-#include <deque>
 #include <map>
 #include <random>
 

@@ -1,5 +1,6 @@
 // The checkout saga: its happy path, its compensations, and how it survives
 // crashes and restarts (progress persisted, resumed by the runtime).
+#include <set>
 #include <thread>
 
 #include <catch2/catch.hpp>
