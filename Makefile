@@ -3,7 +3,7 @@ BUILD ?= build
 RELEASE ?= build-release
 JOBS ?= $(shell nproc)
 
-.PHONY: deps build release demo test bench bench-quick clean
+.PHONY: deps build release demo test fuzz bench bench-quick clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -21,6 +21,11 @@ demo: release
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 300 -j 2
+
+# 10 million executions per libFuzzer harness (ASan + UBSan); FUZZ_RUNS to change.
+FUZZ_RUNS ?= 10000000
+fuzz: deps
+	tests/fuzz/run.sh long build-fuzz $(FUZZ_RUNS)
 
 bench: release
 	python3 bench/run_all.py $(RELEASE)

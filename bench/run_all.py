@@ -2,8 +2,9 @@
 """Runs every Cohort benchmark, each beside its baseline measured in the same
 run, then writes bench/results/<date>-<host>.json and PNG charts (gnuplot).
 
-Usage: run_all.py BUILD_DIR [--quick]
+Usage: run_all.py BUILD_DIR [--quick] [--only NAME ...]
 """
+import argparse
 import datetime
 import json
 import os
@@ -108,19 +109,27 @@ plot $d using 1:2 with linespoints lw 2 title 'Cohort service (sync)', '' using 
 
 
 def main():
-    if len(sys.argv) < 2:
-        print(__doc__)
-        return 2
-    build, quick = sys.argv[1], "--quick" in sys.argv[2:]
+    parser = argparse.ArgumentParser(
+        description="Run every Cohort benchmark beside its same-run baseline; write "
+                    "bench/results/<date>-<host>.json and PNG charts.")
+    parser.add_argument("build", metavar="BUILD_DIR",
+                        help="a Release build directory holding bench/cohort-bench-* (make release)")
+    parser.add_argument("--quick", action="store_true", help="short runs: a smoke check, not figures to quote")
+    parser.add_argument("--only", nargs="+", choices=PROGRAMS, metavar="NAME",
+                        help="run only these benchmarks (%s)" % ", ".join(PROGRAMS))
+    args = parser.parse_args()
+    if not os.path.isdir(os.path.join(args.build, "bench")):
+        parser.error("%s has no bench/ directory: build it first (make release)" % args.build)
+    build, quick = args.build, args.quick
     results = {"machine": machine(), "quick": quick}
     with tempfile.TemporaryDirectory(prefix="cohort-bench-") as tmp:
-        for name in PROGRAMS:
+        for name in (args.only or PROGRAMS):
             results[name] = run(build, name, quick, tmp)
     os.makedirs(RESULTS, exist_ok=True)
     stem = os.path.join(RESULTS, datetime.date.today().isoformat() + "-" + socket.gethostname())
     with open(stem + ".json", "w") as f:
         json.dump(results, f, indent=2)
-    pngs = charts(results, stem)
+    pngs = [] if args.only else charts(results, stem)  # the charts need every benchmark
     print("\nresults: " + stem + ".json")
     for p in pngs:
         print("chart:   " + p)

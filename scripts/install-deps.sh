@@ -15,9 +15,12 @@ packages=(
   libcli11-dev                      # command-line parsing
   libspdlog-dev                     # logging
   libboost1.74-dev                  # Beast (HTTP front)
+  libssl-dev                        # SHA-256 fingerprints of idempotent requests (OpenSSL)
   python3 python3-zmq python3-msgpack  # protocol conformance test: a client written from docs/protocol.md
   gnuplot-nox                       # benchmark charts
   curl wrk                          # HTTP front tests (loopback only)
+  clang-14 libfuzzer-14-dev libclang-rt-14-dev  # libFuzzer harnesses with ASan + UBSan (tests/fuzz)
+  iproute2                          # network namespaces for partition tests (ip netns, veth)
 )
 
 missing=()

@@ -38,7 +38,12 @@ service_definition counter() {
       .method("add",
               [](entity_context<counter_state>& ctx, const add_args& a) {
                 auto& s = ctx.state();
-                s.value += a.n;
+                std::int64_t sum = 0;
+                if (__builtin_add_overflow(s.value, a.n, &sum))
+                  throw service_error("out_of_range", "counter '" + ctx.key() + "' at " + std::to_string(s.value) +
+                                                          " cannot add " + std::to_string(a.n) +
+                                                          " without overflowing a 64-bit integer");
+                s.value = sum;
                 ++s.updates;
                 return counter_value{ctx.key(), s.value};
               })
@@ -65,6 +70,10 @@ service_definition ledger() {
       .command("deposit",
                [](ctx_t& ctx, const amount_args& a) {
                  if (a.amount <= 0) throw service_error(errc::bad_request, "amount must be positive");
+                 std::int64_t after = 0;
+                 if (__builtin_add_overflow(ctx.state().balance, a.amount, &after))
+                   throw service_error("out_of_range", "a deposit of " + std::to_string(a.amount) +
+                                                           " would overflow the balance");
                  ctx.emit(account_event{a.amount});
                  return balance_reply{ctx.key(), ctx.state().balance, ctx.state().events};
                })

@@ -17,7 +17,7 @@ json to_json(const service_status& s, bool with_children) {
   json j = {{"name", s.name}, {"kind", s.kind}, {"state", s.state}, {"down_reason", s.down_reason},
             {"strategy", s.strategy}, {"uptime_s", s.uptime_s}, {"in_flight", s.in_flight},
             {"restarts", s.restarts}, {"activations", s.activations}, {"live_entities", s.live_entities},
-            {"stuck_handlers", s.stuck_handlers}, {"last_failure", s.last_failure}, {"pid", s.pid},
+            {"stuck_handlers", s.stuck_handlers}, {"last_failure", s.last_failure}, {"pid", s.pid > 0 ? json(s.pid) : json(nullptr)},
             {"resumes", s.resumes}, {"events_published", s.events_published},
             {"events_delivered", s.events_delivered}, {"event_redeliveries", s.event_redeliveries}};
   if (with_children) {
@@ -48,7 +48,7 @@ result<bool> act(node& n, const std::string& method, const std::string& target) 
 std::string services_json(const std::vector<service_status>& services) {
   json out = json::array();
   for (const auto& s : services) out.push_back(to_json(s, false));
-  return out.dump();
+  return out.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 void handle_admin(node& n, request_ptr req) {
@@ -78,7 +78,7 @@ void handle_admin(node& n, request_ptr req) {
     }
     auto m = n.metrics();
     out["metrics"] = {{"requests", m.requests}, {"rejected", m.rejected}, {"malformed_frames", m.malformed_frames},
-                      {"replies", m.replies}};
+                      {"replies", m.replies}, {"expired_in_transit", m.expired_in_transit}};
     reply_json(req, out);
     return;
   }

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
@@ -21,7 +22,7 @@ std::string cell(const json& v) {
     os << std::fixed << std::setprecision(1) << v.get<double>();
     return os.str();
   }
-  return v.dump();
+  return v.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 /// Prints rows as an aligned table with a header line.
@@ -109,12 +110,23 @@ int main(int argc, char** argv) {
   if (!backup_dir.empty()) args["dir"] = std::filesystem::absolute(backup_dir).string();
   auto bytes = json::to_msgpack(args);
 
-  cohort::client c(endpoint);
+  std::optional<cohort::client> c;
+  try {
+    c.emplace(endpoint);
+  } catch (const zmq::error_t& e) {
+    std::cerr << "error: usage: --endpoint '" << endpoint
+              << "' is not an endpoint ZeroMQ can connect to (tcp://HOST:PORT or ipc://PATH): " << e.what() << "\n";
+    return 2;
+  }
   cohort::call_options opts;
   opts.timeout = std::chrono::milliseconds(timeout_ms);
-  auto r = c.call("admin", method, std::string(bytes.begin(), bytes.end()), opts);
+  auto r = c->call("admin", method, std::string(bytes.begin(), bytes.end()), opts);
   if (!r.ok()) {
-    std::cerr << "error: " << r.error->code << ": " << r.error->message << "\n";
+    if (r.error->is(cohort::errc::timeout) && r.local)
+      std::cerr << "error: unreachable: nothing answered at " << endpoint << " within " << timeout_ms
+                << " ms; is the node running, and is this its admin endpoint? (--endpoint, --timeout)\n";
+    else
+      std::cerr << "error: " << r.error->code << ": " << r.error->message << "\n";
     return 1;
   }
   auto reply = json::from_msgpack(r.payload.begin(), r.payload.end(), true, false);
@@ -123,7 +135,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (as_json) {
-    std::cout << reply.dump(2) << "\n";
+    std::cout << reply.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
   } else if (method == "status") {
     print_status(reply);
   } else if (method == "tree") {

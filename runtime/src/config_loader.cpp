@@ -187,6 +187,7 @@ node_config read_config(const toml::table& root, const std::string& source,
     r.read("data_dir", cfg.data_dir);
     r.read_ms("drain_timeout_ms", cfg.drain_timeout);
     r.read_ms("default_deadline_ms", cfg.default_deadline);
+    r.read_ms("max_clock_skew_ms", cfg.max_clock_skew);
     r.read("scheduler_threads", cfg.scheduler_threads);
     r.read("io_spin_polls", cfg.io_spin_polls);
     r.read("scheduler_policy", cfg.scheduler_policy);

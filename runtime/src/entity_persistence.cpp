@@ -140,18 +140,17 @@ void entity_persistence::discard() {
   erase_ = false;
 }
 
-result<std::optional<stored_result>> find_idempotent_result(const store& db, const std::string& idem) {
-  auto stored = db.get(keyspace::idempotency, idem);
+result<std::optional<idempotent_result>> find_idempotent_result(const store& db, const std::string& record_key) {
+  auto stored = db.get(keyspace::idempotency, record_key);
   if (!stored) return stored.error();
-  if (!*stored) return std::optional<stored_result>{};
-  auto r = decode_idempotent_result(**stored, system_now_ms());
-  if (!r) return std::optional<stored_result>{};  // expired (or unreadable: treated as never stored)
-  return std::optional<stored_result>{stored_result{r->is_error, std::move(r->payload)}};
+  if (!*stored) return std::optional<idempotent_result>{};
+  // Expired (or unreadable: treated as never stored) gives nullopt.
+  return decode_idempotent_result(**stored, system_now_ms());
 }
 
-void add_idempotent_result(write_batch& batch, const std::string& idem, const stored_result& r,
-                           std::chrono::milliseconds ttl) {
-  batch.put(keyspace::idempotency, idem, encode_idempotent_result({r.is_error, r.payload}, ttl));
+void add_idempotent_result(write_batch& batch, const std::string& record_key, const stored_result& r,
+                           const std::string& method, const std::string& fingerprint, std::chrono::milliseconds ttl) {
+  batch.put(keyspace::idempotency, record_key, encode_idempotent_result({r.is_error, r.payload, method, fingerprint}, ttl));
 }
 
 }  // namespace cohort::detail

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cohort/actors/service_definition.hpp"
+#include "cohort/storage/idempotency.hpp"
 #include "cohort/storage/store.hpp"
 
 namespace cohort::detail {
@@ -62,10 +63,11 @@ struct stored_result {
   std::string payload;  ///< the reply payload, or the encoded error map
 };
 
-/// Reads the unexpired stored result for `idem`, if any.
-[[nodiscard]] result<std::optional<stored_result>> find_idempotent_result(const store& db, const std::string& idem);
-/// Adds the result for `idem`, expiring after `ttl`, to `batch`.
-void add_idempotent_result(write_batch& batch, const std::string& idem, const stored_result& r,
-                           std::chrono::milliseconds ttl);
+/// Reads the unexpired stored record under `record_key` (idempotency_record_key), if any.
+[[nodiscard]] result<std::optional<idempotent_result>> find_idempotent_result(const store& db,
+                                                                            const std::string& record_key);
+/// Adds the result of `method` called with arguments of `fingerprint`, expiring after `ttl`, to `batch`.
+void add_idempotent_result(write_batch& batch, const std::string& record_key, const stored_result& r,
+                           const std::string& method, const std::string& fingerprint, std::chrono::milliseconds ttl);
 
 }  // namespace cohort::detail

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cohort/transport/envelope_codec.hpp"
-#include "cohort/transport/json_bridge.hpp"
+#include "http_mapping.hpp"
 #include "io_loop.hpp"
 
 namespace cohort::detail {
@@ -19,33 +19,12 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using json = nlohmann::json;
 
-namespace {
-
-/// The HTTP status for an error code; business errors are 422.
-http::status status_of(const std::string& code) {
-  static const std::pair<errc, http::status> table[] = {
-      {errc::bad_request, http::status::bad_request},
-      {errc::unsupported_version, http::status::bad_request},
-      {errc::unknown_service, http::status::not_found},
-      {errc::unknown_method, http::status::not_found},
-      {errc::too_large, http::status::payload_too_large},
-      {errc::timeout, http::status::gateway_timeout},
-      {errc::unavailable, http::status::service_unavailable},
-      {errc::overloaded, http::status::too_many_requests},
-      {errc::internal, http::status::internal_server_error},
-  };
-  for (const auto& [c, s] : table)
-    if (to_string(c) == code) return s;
-  return http::status::unprocessable_entity;
-}
-
-}  // namespace
-
 struct http_front::impl {
   net::io_context ioc{1};
   tcp::acceptor acceptor{ioc};
   std::thread thread;
   http_config cfg;
+  wire_limits limits;
   std::chrono::milliseconds default_deadline;
   router route;
   health status;
@@ -93,49 +72,25 @@ class session : public std::enable_shared_from_this<session> {
     keep_alive_ = req.keep_alive();
     version_ = req.version();
     request_id_ = std::string(req["X-Request-Id"]);
-    if (request_id_.empty() || request_id_.size() > 128) request_id_ = new_trace_id();
+    if (request_id_.empty() || request_id_.size() > 128 || !is_valid_utf8(request_id_)) request_id_ = new_trace_id();
     trace_id_ = std::string(req["X-Trace-Id"]);
-    if (trace_id_.empty() || trace_id_.size() > 128) trace_id_ = new_trace_id();
-    std::string target(req.target());
-    if (target == "/health" || target.rfind("/health/", 0) == 0) {
-      if (req.method() != http::verb::get) return error(http::status::method_not_allowed, errc::bad_request, "use GET");
-      return health(target == "/health" ? "" : target.substr(8));
-    }
-    if (target.rfind("/v1/", 0) != 0)
-      return error(http::status::not_found, errc::unknown_service, "no route for " + target + " (POST /v1/<service>/<method>)");
-    if (req.method() != http::verb::post) return error(http::status::method_not_allowed, errc::bad_request, "use POST");
-    auto path = target.substr(4);
-    auto slash = path.find('/');
-    if (slash == std::string::npos || slash == 0 || slash + 1 == path.size() || path.find('/', slash + 1) != std::string::npos)
-      return error(http::status::not_found, errc::unknown_method, "path must be /v1/<service>/<method>");
-    auto args = json_to_msgpack(req.body().empty() ? std::string_view("null") : std::string_view(req.body()));
-    if (!args) return error(http::status::bad_request, errc::bad_request, "request body is not valid JSON");
+    if (trace_id_.empty() || trace_id_.size() > 128 || !is_valid_utf8(trace_id_)) trace_id_ = new_trace_id();
+    auto route = route_http_request(req, front_.limits, front_.default_deadline);
+    if (route.what == http_route::kind::health) return health(route.health_of);
+    if (route.what == http_route::kind::error) return error(route.status, route.error.code, route.error.message);
 
     // Bulkhead for the HTTP front as a whole: beyond it, 429 at once.
     if (front_.in_flight.fetch_add(1) >= static_cast<std::int64_t>(front_.cfg.max_in_flight)) {
       front_.in_flight--;
       return error(http::status::too_many_requests, errc::overloaded, "the gateway has too many requests in flight");
     }
-    envelope env;
+    envelope env = std::move(route.call);
     env.id = front_.next_id++;
-    env.service = path.substr(0, slash);
-    env.method = path.substr(slash + 1);
     env.trace = trace_id_;
-    env.key = std::string(req["X-Cohort-Key"]);
-    env.idempotency_key = std::string(req["Idempotency-Key"]);
-    auto deadline = front_.default_deadline;
-    if (auto t = req["X-Timeout-Ms"]; !t.empty()) {
-      try {
-        deadline = std::chrono::milliseconds(std::clamp<long long>(std::stoll(std::string(t)), 1, 3600000));
-      } catch (const std::exception&) {
-        front_.in_flight--;
-        return error(http::status::bad_request, errc::bad_request, "X-Timeout-Ms must be a number of milliseconds");
-      }
-    }
-    env.deadline_ms = static_cast<std::uint32_t>(deadline.count());
+    auto deadline = route.deadline;
     auto self = shared_from_this();
     auto r = std::make_shared<request>(
-        std::move(env), std::move(*args), std::chrono::steady_clock::now() + deadline,
+        std::move(env), std::move(route.args), std::chrono::steady_clock::now() + deadline,
         [self](const envelope& h, std::string&& payload) {
           // Any thread: hand the reply to this connection's thread.
           net::post(self->stream_.get_executor(), [self, kind = h.kind, payload = std::move(payload)] {
@@ -156,28 +111,24 @@ class session : public std::enable_shared_from_this<session> {
   }
 
   void answer(message_kind kind, const std::string& payload) {
-    if (kind == message_kind::error) {
-      auto err = decode_error_payload(payload, wire_limits{});
-      return error(status_of(err.code), err.code, err.message);
-    }
-    auto body = msgpack_to_json(payload);
-    if (!body) return error(http::status::bad_gateway, errc::internal, "the service's reply is not valid msgpack");
-    send(http::status::ok, *body);
+    auto a = reply_to_http(kind, payload, front_.limits);
+    if (a.status != http::status::ok) return error(a.status, a.error.code, a.error.message);
+    send(http::status::ok, std::move(a.body));
   }
 
   void health(const std::string& service) {
     auto all = json::parse(front_.status(), nullptr, false);
-    if (service.empty()) return send(http::status::ok, json{{"status", "ok"}, {"services", all}}.dump());
+    if (service.empty()) return send(http::status::ok, json{{"status", "ok"}, {"services", all}}.dump(-1, ' ', false, json::error_handler_t::replace));
     for (const auto& s : all)
       if (s["name"] == service)
-        return send(s["state"] == "up" ? http::status::ok : http::status::service_unavailable, s.dump());
+        return send(s["state"] == "up" ? http::status::ok : http::status::service_unavailable, s.dump(-1, ' ', false, json::error_handler_t::replace));
     error(http::status::not_found, errc::unknown_service, "no service named '" + service + "' on this node");
   }
 
   void error(http::status status, std::string_view code, const std::string& message) {
     send(status, json{{"error", {{"code", code}, {"message", message}}}, {"request_id", request_id_},
                       {"trace_id", trace_id_}}
-                     .dump());
+                     .dump(-1, ' ', false, json::error_handler_t::replace));
   }
   void error(http::status status, errc code, const std::string& message) { error(status, to_string(code), message); }
 
@@ -230,9 +181,11 @@ void http_front::impl::accept() {
   });
 }
 
-http_front::http_front(const http_config& cfg, std::chrono::milliseconds default_deadline, router route, health status)
+http_front::http_front(const http_config& cfg, const wire_limits& limits, std::chrono::milliseconds default_deadline,
+                       router route, health status)
     : impl_(std::make_unique<impl>()) {
   impl_->cfg = cfg;
+  impl_->limits = limits;
   impl_->default_deadline = default_deadline;
   impl_->route = std::move(route);
   impl_->status = std::move(status);

@@ -22,7 +22,9 @@ class http_front {
   using health = std::function<std::string()>;  ///< JSON for GET /health
 
   /// Binds `cfg.listen` ("host:port", port 0 picks one). Throws std::system_error.
-  http_front(const http_config& cfg, std::chrono::milliseconds default_deadline, router route, health status);
+  /// JSON bodies and replies are held to `limits`, like native frames.
+  http_front(const http_config& cfg, const wire_limits& limits, std::chrono::milliseconds default_deadline,
+             router route, health status);
   ~http_front();
 
   void start();

@@ -241,8 +241,11 @@ void io_loop::handle_message(std::size_t index, std::vector<zmq::message_t>& fra
   std::size_t parts = frames.size() - first;
   std::uint64_t id = 0;
   if (parts == 0) {
+    // One empty frame (from a DEALER: a REQ peer always sends a body after
+    // its delimiter). The identity is enough to route an answer.
     counters_.malformed_frames++;
-    return;  // nothing to answer: an empty message
+    return reject(index, identity, false, 0,
+                  {errc::bad_request, "an empty message; a request is two frames, header and payload"});
   }
   auto header = decode_envelope(frames[first].to_string_view(), limits_, &id);
   if (parts != 2) {
@@ -267,6 +270,20 @@ void io_loop::handle_message(std::size_t index, std::vector<zmq::message_t>& fra
                                         " bytes exceeds the limit of " + std::to_string(limits_.max_payload_bytes)});
   if (env.trace.empty()) env.trace = new_trace_id();
   if (env.deadline_ms == 0) env.deadline_ms = static_cast<std::uint32_t>(default_deadline_.count());
+  // The budget started when the sender sent it: time spent in queues and on
+  // the wire (a partition holds requests for as long as it lasts) counts.
+  if (auto transit = transit_ms(env, wall_clock_ms(), max_clock_skew_ms_); transit > 0) {
+    if (transit >= env.deadline_ms) {
+      counters_.expired_in_transit++;
+      if (env.kind != message_kind::request) return;
+      return reject(index, identity, delimiter, env.id,
+                    {errc::timeout, env.service + "." + env.method + " arrived " + std::to_string(transit) +
+                                        " ms late for its deadline of " + std::to_string(env.deadline_ms) +
+                                        " ms and was not run"});
+    }
+    env.deadline_ms -= static_cast<std::uint32_t>(transit);
+  }
+  env.sent_ms = 0;  // from here on the node's own clock counts
   auto deadline = clock_type::now() + std::chrono::milliseconds(env.deadline_ms);
   auto ticket = ++next_ticket_;
   reply_sink sink = [this, index, identity = std::move(identity), delimiter, ticket](const envelope& h, std::string&& p) {

@@ -30,6 +30,7 @@ struct io_counters {
   std::atomic<std::uint64_t> rejected{0};          ///< requests answered with an error at the edge
   std::atomic<std::uint64_t> malformed_frames{0};  ///< messages that were not a valid Cohort request
   std::atomic<std::uint64_t> replies{0};           ///< replies written to a socket
+  std::atomic<std::uint64_t> expired_in_transit{0};  ///< requests that arrived after their deadline: never run
 };
 
 class io_loop {
@@ -77,6 +78,9 @@ class io_loop {
   /// Call before start().
   void announce(std::vector<std::string> registries, std::string advertise, std::vector<std::string> services,
                 std::chrono::milliseconds period);
+  /// The clock difference between hosts that the deadline check tolerates
+  /// (see transit_ms). Call before start().
+  void set_max_clock_skew(std::chrono::milliseconds skew) { max_clock_skew_ms_ = static_cast<std::uint64_t>(skew.count()); }
   /// As a registry: instances that miss this long of heartbeats are dropped.
   void set_registration_timeout(std::chrono::milliseconds t) { registration_timeout_ = t; }
 
@@ -121,6 +125,7 @@ class io_loop {
   zmq::context_t& ctx_;
   wire_limits limits_;
   std::chrono::milliseconds default_deadline_;
+  std::uint64_t max_clock_skew_ms_ = 250;
   int spin_polls_;
   std::function<void(request_ptr)> route_;
   std::function<void(request_ptr)> admin_;

@@ -1,6 +1,7 @@
 // cohort: the node (`cohort run`), a one-shot client (`cohort call`) and the demo.
 #include <csignal>
 #include <iostream>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -51,6 +52,7 @@ void become_isolated_child(cohort::node_config& cfg, const std::string& service,
   cfg.services = mine;
   cfg.listen = {"ipc://" + runtime_dir + "/" + service + ".sock"};
   cfg.admin.clear();
+  cfg.http = {};  // the parent serves HTTP and routes to the children
   cfg.isolation = "none";
   cfg.name += "/" + service;
 }
@@ -78,6 +80,15 @@ int run_node(const std::string& config_path, const std::string& isolated_child, 
     std::cerr << "cohort: cannot start: " << n.error().message << "\n";
     return 2;
   }
+  // Process isolation starts services in children: wait (bounded) until none is still starting.
+  const auto settle_by = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  auto settling = [&] {
+    for (const auto& s : (*n)->services())
+      if (s.state == "starting" || s.state == "restarting") return true;
+    return false;
+  };
+  while (settling() && std::chrono::steady_clock::now() < settle_by)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   for (const auto& ep : (*n)->endpoints()) std::cout << "cohort: listening on " << ep << std::endl;
   if (!(*n)->http_endpoint().empty()) std::cout << "cohort: http listening on " << (*n)->http_endpoint() << std::endl;
   if (!(*n)->admin_endpoint().empty()) std::cout << "cohort: admin endpoint " << (*n)->admin_endpoint() << std::endl;
@@ -96,7 +107,18 @@ int run_node(const std::string& config_path, const std::string& isolated_child, 
     else
       std::cout << "cohort: shop seeded with " << cohort::shop::sample_products().size() << " products" << std::endl;
   }
-  std::cout << "cohort: ready" << std::endl;
+  // "ready" promises that every configured service answers; otherwise say which does not and why.
+  std::vector<std::string> not_up;
+  for (const auto& s : (*n)->services())
+    if (s.state != "up")
+      not_up.push_back(s.name + " is " + s.state + (s.down_reason.empty() ? "" : " (" + s.down_reason + ")"));
+  if (not_up.empty()) {
+    std::cout << "cohort: ready" << std::endl;
+  } else {
+    std::cout << "cohort: not ready:";
+    for (const auto& why : not_up) std::cout << " " << why << ";";
+    std::cout << std::endl;
+  }
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
@@ -139,6 +161,21 @@ int run_call(const std::string& target, const std::string& json_args, const std:
 
 }  // namespace
 
+/// False (with a usage message) for an endpoint ZeroMQ cannot connect to.
+bool valid_endpoint(const std::string& endpoint) {
+  try {
+    zmq::context_t ctx(1);
+    zmq::socket_t probe(ctx, zmq::socket_type::dealer);
+    probe.set(zmq::sockopt::linger, 0);
+    probe.connect(endpoint);
+    return true;
+  } catch (const zmq::error_t& e) {
+    std::cerr << "error: usage: '" << endpoint
+              << "' is not an endpoint ZeroMQ can connect to (tcp://HOST:PORT or ipc://PATH): " << e.what() << "\n";
+    return false;
+  }
+}
+
 int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("cohort"));
   CLI::App app{"Cohort: an actor-based service runtime"};
@@ -166,6 +203,10 @@ int main(int argc, char** argv) {
   call->add_option("--key", key, "entity key");
   call->add_option("--idempotency-key", idem, "idempotency key");
 
+  std::string check_path;
+  auto* check = app.add_subcommand("check-config", "validate a config file (keys, types, services) without starting");
+  check->add_option("file", check_path, "TOML config file")->required()->check(CLI::ExistingFile);
+
   auto* demo = app.add_subcommand("demo", "run the shop embedded, with a scripted client session and a failure drill");
 
   std::string seed_endpoint = "tcp://127.0.0.1:7400";
@@ -178,9 +219,21 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   if (*run) return run_node(config_path, isolated_child, runtime_dir, shop);
+  if (*call && !valid_endpoint(endpoint)) return 2;
   if (*call) return run_call(target, json_args, endpoint, timeout_ms, key, idem);
+  if (*check) {
+    auto cfg = cohort::load_node_config(check_path, known_service_names());
+    if (!cfg) {
+      std::cerr << "cohort: bad config: " << cfg.error().message << "\n";
+      return 2;
+    }
+    std::cout << "config ok: " << cfg->services.size() << " service(s), " << cfg->remotes.size()
+              << " remote service(s)\n";
+    return 0;
+  }
   if (*demo) return cohort::run_demo();
   if (*seed) {
+    if (!valid_endpoint(seed_endpoint)) return 2;
     cohort::client c(seed_endpoint);
     auto seeded = cohort::shop::seed_shop(c);
     if (!seeded) {

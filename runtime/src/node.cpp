@@ -244,6 +244,7 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
                                             // node without services (a pure gateway) has none to wait for.
                                             cfg.services.empty() ? 0 : cfg.io_spin_polls,
                                             [self](detail::request_ptr r) { self->admit(std::move(r)); });
+  p->io->set_max_clock_skew(cfg.max_clock_skew);
 
   // Validate the whole service list before anything starts.
   std::unordered_map<std::string, service_definition*> defs;
@@ -288,7 +289,7 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
   if (!cfg.http.listen.empty()) {
     try {
       p->http = std::make_unique<detail::http_front>(
-          cfg.http, cfg.default_deadline, [self](detail::request_ptr r) { self->admit(std::move(r)); },
+          cfg.http, cfg.limits, cfg.default_deadline, [self](detail::request_ptr r) { self->admit(std::move(r)); },
           [self] { return detail::services_json(self->owner->services()); });
       p->http_endpoint = p->http->endpoint();
     } catch (const std::exception& e) {
@@ -385,7 +386,8 @@ std::vector<service_status> node::services() const {
 
 node_metrics node::metrics() const {
   const auto& c = impl_->io->counters();
-  return {c.requests.load(), c.rejected.load(), c.malformed_frames.load(), c.replies.load()};
+  return {c.requests.load(), c.rejected.load(), c.malformed_frames.load(), c.replies.load(),
+          c.expired_in_transit.load()};
 }
 
 std::vector<instance_status> node::registry() const {

@@ -54,7 +54,9 @@ void deliver(relay_actor* self, const std::shared_ptr<service_runtime>& svc, std
   h.service = std::move(rec.service);
   h.method = std::move(rec.method);
   h.key = std::move(rec.key);
-  h.idempotency_key = rec.event_id;
+  // One key per (event, subscriber): two subscriptions in one service are two
+  // operations, and each delivery's retries must find only its own record.
+  h.idempotency_key = rec.event_id + "/" + h.method;
   h.trace = std::move(rec.event_id);
   h.deadline_ms = static_cast<std::uint32_t>(delivery_timeout.count());
   auto me = caf::actor_cast<caf::actor>(self);

@@ -90,8 +90,14 @@ class method_runner {
   /// call: CAF's clock is a shared thread, and a timer per call costs it a wake-up.
   std::optional<clock_type::time_point> timer_at_;
   void arm_timer(clock_type::time_point at);
-  /// Idempotency keys being processed here, with the retries waiting for them.
-  std::vector<std::pair<std::string, std::vector<request_ptr>>> idem_waiters_;
+  /// A request with an idempotency key being processed here, and the retries waiting for its answer.
+  struct idem_in_progress {
+    std::string method;
+    std::string fingerprint;  ///< of its arguments: a retry must repeat them
+    std::vector<request_ptr> retries;
+  };
+  /// Idempotency keys being processed here. The actor is one entity, so the key alone names them.
+  std::vector<std::pair<std::string, idem_in_progress>> idem_waiters_;
 
   /// Outbox records of events published since the last write.
   std::vector<std::pair<std::string, std::string>> outbox_;
@@ -210,20 +216,31 @@ void method_runner::run(const request_ptr& req) {
   }
   const auto& idem = h.idempotency_key;
   if (persistence_ && !idem.empty() && !it->second.read_only) {
+    auto fingerprint = request_fingerprint(req->payload);
+    auto reused = [&](const std::string& method, const std::string& print) {
+      if (method == h.method && print == fingerprint) return false;
+      req->fail({errc::idempotency_key_reused,
+                 "idempotency key '" + idem + "' of " + h.service + " entity '" + persistence_->key() +
+                     "' was used for " + (method == h.method ? "the same method with other arguments" : method) +
+                     "; a retry must repeat the request exactly, a new request needs a new key"});
+      return true;
+    };
     if (auto w = find_in(idem_waiters_, idem); w != idem_waiters_.end()) {
-      w->second.push_back(req);  // a retry of a request still in progress: same answer
+      if (reused(w->second.method, w->second.fingerprint)) return;
+      w->second.retries.push_back(req);  // a retry of a request still in progress: same answer
       return;
     }
-    auto stored = find_idempotent_result(*svc_->db, idem);
+    auto stored = find_idempotent_result(*svc_->db, idempotency_record_key(persistence_->key(), idem));
     if (!stored) {
       req->fail({errc::unavailable, stored.error().message});
       return;
     }
     if (*stored) {
-      answer(req, **stored);  // done before: the stored result, no second effect
+      if (reused((*stored)->method, (*stored)->fingerprint)) return;
+      answer(req, {(*stored)->is_error, (*stored)->payload});  // done before: the stored result, no second effect
       return;
     }
-    idem_waiters_.emplace_back(idem, std::vector<request_ptr>{});
+    idem_waiters_.emplace_back(idem, idem_in_progress{h.method, std::move(fingerprint), {}});
   }
   auto inv = std::make_shared<actor_invocation>(req, std::move(*args), this, it->second.read_only);
   // The watchdog reads this marker to find handlers that block too long.
@@ -321,7 +338,8 @@ void method_runner::on_call_timeouts() {
 void method_runner::finish(const request_ptr& req, bool mutating, const stored_result& outcome,
                            const std::string& before, std::uint64_t generation) {
   const auto& idem = req->header.idempotency_key;
-  const bool remember = !idem.empty() && find_in(idem_waiters_, idem) != idem_waiters_.end() && is_business_result(outcome);
+  auto waiting = idem.empty() ? idem_waiters_.end() : find_in(idem_waiters_, idem);
+  const bool remember = waiting != idem_waiters_.end() && is_business_result(outcome);
   if (!mutating) {
     answer(req, outcome);
     return;
@@ -337,7 +355,9 @@ void method_runner::finish(const request_ptr& req, bool mutating, const stored_r
   // A method that changed nothing (a retried step, a saga's reply after its
   // last decision was persisted) writes nothing.
   const bool events = !outcome.is_error && collect(batch, &before);
-  if (remember) add_idempotent_result(batch, idem, outcome, svc_->cfg.idempotency_ttl);
+  if (remember)
+    add_idempotent_result(batch, idempotency_record_key(persistence_->key(), idem), outcome, waiting->second.method,
+                          waiting->second.fingerprint, svc_->cfg.idempotency_ttl);
   ++generation_;
   if (batch.empty()) {
     answer(req, outcome);
@@ -362,7 +382,7 @@ void method_runner::finish(const request_ptr& req, bool mutating, const stored_r
 void method_runner::idempotent_done(const std::string& idem, bool stored, const stored_result& outcome) {
   auto it = find_in(idem_waiters_, idem);
   if (it == idem_waiters_.end()) return;
-  auto waiters = std::move(it->second);
+  auto waiters = std::move(it->second.retries);
   idem_waiters_.erase(it);
   for (auto& w : waiters) {
     if (stored || !outcome.is_error)

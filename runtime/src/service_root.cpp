@@ -2,6 +2,7 @@
 // backoff from the service's config; see supervision.hpp) or its entity actors
 // (simple_one_for_one: a crashed entity is re-activated from its store by its
 // next message), routes requests to them, and carries out operator commands.
+#include <algorithm>
 #include <unordered_map>
 
 #include <unordered_set>
@@ -19,6 +20,8 @@ using clock_type = std::chrono::steady_clock;
 
 /// Entity failures kept for the operator (most recent keys).
 constexpr std::size_t kept_entity_failures = 20;
+// Live entities listed in the tree: a sample, so a million of them cost nothing.
+constexpr std::size_t shown_live_entities = 20;
 
 struct worker_child {
   std::string id;
@@ -69,6 +72,17 @@ void publish(root_actor* self, service_runtime& svc) {
                    w.running ? "running" : (w.restarting ? "restarting" : "stopped"), w.restarts, w.last_failure});
     if (w.running) activities.emplace_back(w.id, w.activity);
   }
+  std::vector<const std::string*> live;
+  for (const auto& [key, e] : st.entities) {
+    if (live.size() == shown_live_entities) break;
+    live.push_back(&key);
+  }
+  std::sort(live.begin(), live.end(), [](const auto* a, const auto* b) { return *a < *b; });
+  for (const auto* key : live)
+    out.push_back({"entity/" + *key, "entity", std::string(to_string(restart_type::transient)), "running", 0, ""});
+  if (st.entities.size() > live.size())
+    out.push_back({"entity/...", "entity", std::string(to_string(restart_type::transient)), "running", 0,
+                   std::to_string(st.entities.size() - live.size()) + " more not listed"});
   for (const auto& f : st.entity_failures) out.push_back(f);
   if (!svc.subscribers.empty())
     out.push_back({"outbox", "relay", std::string(to_string(restart_type::permanent)), st.relay ? "running" : "stopped",
@@ -152,7 +166,10 @@ void on_entity_down(root_actor* self, const std::shared_ptr<service_runtime>& sv
   st.entity_keys.erase(k);
   auto e = st.entities.find(key);
   if (e != st.entities.end() && e->second.actor.address() == who) st.entities.erase(e);
-  if (!reason) return;  // passivated
+  if (!reason) {  // passivated
+    if (st.entities.size() < shown_live_entities) publish(self, *svc);
+    return;
+  }
   // A crashed entity comes back from its store on its next message; the
   // crash still counts against the service's restart intensity.
   svc->restarts++;
@@ -172,6 +189,7 @@ caf::actor activate(root_actor* self, const std::shared_ptr<service_runtime>& sv
   auto a = spawn_entity(self, svc, key);
   auto it2 = st.entities.emplace(key, service_root_state::entity_entry{a, 0, clock_type::now()}).first;
   st.entity_keys.emplace(a.id(), &it2->first);
+  if (st.entities.size() <= shown_live_entities) publish(self, *svc);  // beyond the sample, the sweep refreshes it
   return a;
 }
 
@@ -340,11 +358,13 @@ caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> sv
         self->send(it->second.actor, passivate_ok_atom::value);
         s.entity_keys.erase(it->second.actor.id());
         s.entities.erase(it);
+        if (s.entities.size() < shown_live_entities) publish(self, *svc);
       },
       [=](sweep_atom) {
         auto idle_since = clock_type::now() - svc->cfg.entity_idle;
         for (auto& [key, e] : self->state.entities)
           if (e.last_used <= idle_since) self->send(e.actor, passivate_atom::value);
+        publish(self, *svc);
         self->delayed_send(self, sweep_every, sweep_atom::value);
       },
       [=](resume_atom) {

@@ -1,6 +1,7 @@
 #include "cohort/storage/idempotency.hpp"
 
 #include <msgpack.hpp>
+#include <openssl/evp.h>
 
 namespace cohort {
 
@@ -9,7 +10,9 @@ struct record {
   std::int64_t expires_ms = 0;
   bool is_error = false;
   std::string payload;
-  MSGPACK_DEFINE(expires_ms, is_error, payload);
+  std::string method;
+  std::string fingerprint;
+  MSGPACK_DEFINE(expires_ms, is_error, payload, method, fingerprint);
 };
 }  // namespace
 
@@ -18,9 +21,33 @@ std::int64_t system_now_ms() {
       .count();
 }
 
+std::string idempotency_record_key(std::string_view entity_key, std::string_view idem) {
+  // Length-prefixed, so no choice of the two strings can make another pair's key.
+  std::string out = std::to_string(entity_key.size());
+  out += ':';
+  out += entity_key;
+  out += idem;
+  return out;
+}
+
+std::string request_fingerprint(std::string_view payload) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(payload.data(), payload.size(), digest, &length, EVP_sha256(), nullptr) != 1)
+    throw std::runtime_error("SHA-256 is not available from OpenSSL");
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  out.reserve(length * 2);
+  for (unsigned int i = 0; i < length; ++i) {
+    out += hex[digest[i] >> 4];
+    out += hex[digest[i] & 15];
+  }
+  return out;
+}
+
 std::string encode_idempotent_result(const idempotent_result& r, std::chrono::milliseconds ttl) {
   msgpack::sbuffer buf;
-  msgpack::pack(buf, record{system_now_ms() + ttl.count(), r.is_error, r.payload});
+  msgpack::pack(buf, record{system_now_ms() + ttl.count(), r.is_error, r.payload, r.method, r.fingerprint});
   return std::string(buf.data(), buf.size());
 }
 
@@ -30,7 +57,7 @@ std::optional<idempotent_result> decode_idempotent_result(std::string_view bytes
     record rec;
     h.get().convert(rec);
     if (rec.expires_ms <= now_ms) return std::nullopt;
-    return idempotent_result{rec.is_error, std::move(rec.payload)};
+    return idempotent_result{rec.is_error, std::move(rec.payload), std::move(rec.method), std::move(rec.fingerprint)};
   } catch (const std::exception&) {
     return std::nullopt;
   }

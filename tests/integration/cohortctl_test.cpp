@@ -116,3 +116,29 @@ TEST_CASE("cohortctl against a node that is not there fails by its deadline", "[
   CHECK(*code == 1);
   CHECK_THAT(p.err(), Catch::Contains("timeout"));
 }
+
+TEST_CASE("cohortctl with an endpoint that is not one is a usage error, exit 2", "[integration][cohortctl]") {
+  child_process p({COHORTCTL_BINARY, "--endpoint", "garbage", "status"});
+  auto code = p.wait();
+  REQUIRE(code);
+  CHECK(*code == 2);  // before the fix: abort, 134
+  CHECK_THAT(p.err(), Catch::Contains("usage") && Catch::Contains("garbage"));
+}
+
+TEST_CASE("cohortctl to an endpoint where nothing listens says so within --timeout", "[integration][cohortctl]") {
+  // An ipc path in a fresh directory: nothing can be listening there.
+  temp_dir dir;
+  child_process p({COHORTCTL_BINARY, "--endpoint", "ipc://" + (dir / "nobody.sock"), "--timeout", "300", "status"});
+  auto code = p.wait();
+  REQUIRE(code);
+  CHECK(*code == 1);
+  CHECK_THAT(p.err(), Catch::Contains("nothing answered at ipc://") && Catch::Contains("--timeout"));
+}
+
+TEST_CASE_METHOD(ctl_fixture, "cohortctl tree lists the live entities of an entity service", "[integration][cohortctl]") {
+  call("counter.add", R"({"n":1})", "cart-7");
+  call("counter.add", R"({"n":1})", "cart-8");
+  auto [code, out, err] = ctl({"tree", "counter"});
+  CHECK(code == 0);
+  CHECK_THAT(out, Catch::Contains("entity/cart-7") && Catch::Contains("entity/cart-8"));
+}

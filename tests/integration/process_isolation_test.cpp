@@ -135,3 +135,40 @@ TEST_CASE("an operator stops, starts and restarts a service process", "[integrat
   CHECK(c.call("greeter", "hello", *json_to_msgpack(R"({"name":"x"})")).ok());
   CHECK(command("restart", "nosuch").error->is(errc::unknown_service));
 }
+
+TEST_CASE("process isolation with the HTTP front: children do not bind it, calls reach them, ready means up",
+          "[integration][isolation][http]") {
+  // Before the fix every child tried to bind the parent's HTTP port, every service ended down,
+  // and the node still printed "ready". node_process waits for "ready", which now means all are up.
+  node_process n("[http]\nlisten = \"127.0.0.1:0\"\n[services.greeter]\n[services.counter]\n",
+                 "isolation = \"process\"\n");
+  auto out = n.proc->out();
+  CHECK_THAT(out, !Catch::Contains("not ready"));
+  auto at = out.find("http listening on ");
+  REQUIRE(at != std::string::npos);
+  auto base = out.substr(at + 18, out.find('\n', at) - at - 18);
+  child_process curl({"/usr/bin/curl", "-s", "-X", "POST", "-H", "Content-Type: application/json", "-H",
+                      "X-Cohort-Key: web", base + "/v1/counter/add", "-d", R"({"n":3})"});
+  REQUIRE(curl.wait(10s) == 0);
+  CHECK_THAT(curl.out(), Catch::Contains(R"("value":3)"));
+  client c(n.admin);
+  auto r = c.call("admin", "status", *json_to_msgpack("{}"));
+  REQUIRE(r.ok());
+  auto j = nlohmann::json::parse(*msgpack_to_json(r.payload));
+  for (auto& s : j["services"]) CHECK(s["state"] == "up");
+}
+
+TEST_CASE("a service process that is down reports pid null, never -1", "[integration][isolation]") {
+  isolated_node n;
+  client admin(n.admin);
+  REQUIRE(admin.call("admin", "stop", *json_to_msgpack(R"({"target":"greeter"})")).ok());
+  bool stopped = false;
+  for (int i = 0; i < 250 && !stopped; ++i) {
+    auto s = n.service("greeter");
+    stopped = s["state"] != "up" && s["pid"].is_null();
+    if (!stopped) std::this_thread::sleep_for(20ms);
+  }
+  auto s = n.service("greeter");
+  CHECK(s["pid"].is_null());  // `kill -9 $pid` with -1 signals every process on the machine
+  CHECK(n.service("counter")["pid"].get<int>() > 0);
+}

@@ -209,3 +209,75 @@ TEST_CASE_METHOD(edge_fixture, "a flood of garbage from one client does not stop
   CHECK(sent > 50);
   CHECK(n->metrics().malformed_frames > 50);
 }
+
+TEST_CASE_METHOD(edge_fixture, "one empty frame is answered with a bad_request", "[runtime][bad-input]") {
+  raw_peer p(endpoint());
+  auto before = n->metrics().malformed_frames;
+  p.send({""});
+  auto [h, e] = p.receive_error();  // before the fix: silence
+  CHECK(e.is(errc::bad_request));
+  CHECK(h.id == 0);
+  CHECK(n->metrics().malformed_frames == before + 1);
+  check_still_serving();
+}
+
+TEST_CASE_METHOD(edge_fixture, "strings that are not UTF-8 are a bad_request, in the header and in the payload",
+                 "[runtime][bad-input]") {
+  raw_peer p(endpoint());
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_map(1);
+  pk.pack(std::string("name"));
+  pk.pack(std::string("\xc0\xaf"));  // an overlong '/'
+  p.send({request_header(21, "greeter", "hello"), std::string(buf.data(), buf.size())});
+  auto [h1, e1] = p.receive_error();
+  CHECK(h1.id == 21);
+  CHECK(e1.is(errc::bad_request));
+  CHECK_THAT(e1.message, Catch::Contains("UTF-8"));
+  envelope bad_key;
+  bad_key.id = 22;
+  bad_key.service = "counter";
+  bad_key.method = "get";
+  bad_key.key = "\xed\xa0\x80";  // a UTF-16 surrogate
+  p.send({encode_envelope(bad_key), pack(msgpack::type::nil_t())});
+  auto [h2, e2] = p.receive_error();
+  CHECK(h2.id == 22);
+  CHECK(e2.is(errc::bad_request));
+  check_still_serving();
+}
+
+TEST_CASE_METHOD(edge_fixture, "a request that arrives after its deadline is dropped unrun and counted",
+                 "[runtime][bad-input][deadline]") {
+  raw_peer p(endpoint());
+  // Sent 5 s ago (by the sender's clock) with a 1 s budget: it sat in some queue past its deadline.
+  envelope late;
+  late.id = 31;
+  late.service = "counter";
+  late.method = "add";
+  late.key = "late";
+  late.deadline_ms = 1000;
+  late.sent_ms = wall_clock_ms() - 5000;
+  p.send({encode_envelope(late), pack(add_args{1})});
+  auto [h, e] = p.receive_error();
+  CHECK(h.id == 31);
+  CHECK(e.is(errc::timeout));
+  CHECK_THAT(e.message, Catch::Contains("late"));
+  CHECK(n->metrics().expired_in_transit == 1);
+  // Within the budget (transit counted, less the skew allowance): it runs with what is left.
+  envelope on_time = late;
+  on_time.id = 32;
+  on_time.sent_ms = wall_clock_ms() - 400;
+  p.send({encode_envelope(on_time), pack(add_args{1})});
+  std::vector<zmq::message_t> frames;
+  REQUIRE(zmq::recv_multipart(p.s, std::back_inserter(frames)));
+  REQUIRE(frames.size() == 2);
+  auto reply = decode_envelope(frames[0].to_string_view(), {});
+  REQUIRE(reply.ok());
+  CHECK(reply->kind == message_kind::reply);
+  client c(endpoint());
+  call_options o;
+  o.key = "late";
+  auto v = c.call_as<counter_value>("counter", "get", no_args{}, o);
+  REQUIRE(v.ok());
+  CHECK(v->value == 1);  // the late add never ran
+}

@@ -143,3 +143,61 @@ TEST_CASE("a backup taken while serving restores the state it saw", "[storage][r
   client c(n->endpoints().front());
   CHECK(c.call_as<counter_value>("counter", "get", no_args{}, op("b"))->value == 4);
 }
+
+TEST_CASE("an idempotency key is scoped by entity: the same key on two entities is two operations",
+          "[storage][runtime][idempotency]") {
+  temp_dir dir;
+  auto n = start_node(loopback_config(dir.path()));
+  client c(n->endpoints().front());
+  auto a = c.call_as<counter_value>("counter", "add", add_args{5}, op("alice", "same-key"));
+  auto b = c.call_as<counter_value>("counter", "add", add_args{5}, op("bob", "same-key"));
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  // Before the fix bob got alice's stored reply (key "alice") and no effect.
+  CHECK(b->key == "bob");
+  CHECK(c.call_as<counter_value>("counter", "get", no_args{}, op("bob"))->value == 5);
+  CHECK(c.call_as<counter_value>("counter", "get", no_args{}, op("alice"))->value == 5);
+}
+
+TEST_CASE("an idempotency key reused with other arguments or another method is idempotency_key_reused",
+          "[storage][runtime][idempotency]") {
+  temp_dir dir;
+  auto n = start_node(loopback_config(dir.path()));
+  client c(n->endpoints().front());
+  REQUIRE(c.call_as<counter_value>("counter", "add", add_args{5}, op("k", "op-1")).ok());
+  auto other_args = c.call_as<counter_value>("counter", "add", add_args{7}, op("k", "op-1"));
+  REQUIRE_FALSE(other_args.ok());
+  CHECK(other_args.error().is(errc::idempotency_key_reused));
+  CHECK_THAT(other_args.error().message, Catch::Contains("op-1"));
+  // The exact retry still gets the stored result.
+  auto retry = c.call_as<counter_value>("counter", "add", add_args{5}, op("k", "op-1"));
+  REQUIRE(retry.ok());
+  CHECK(retry->value == 5);
+  // Another mutating method under the same key (ledger has two: deposit, withdraw).
+  REQUIRE(c.call("ledger", "deposit", args(R"({"amount":10})"), op("acct", "t-1")).ok());
+  auto other_method = c.call("ledger", "withdraw", args(R"({"amount":10})"), op("acct", "t-1"));
+  REQUIRE(other_method.error);
+  CHECK(other_method.error->is(errc::idempotency_key_reused));
+  CHECK_THAT(other_method.error->message, Catch::Contains("deposit"));
+  CHECK(c.call_as<counter_value>("counter", "get", no_args{}, op("k"))->value == 5);
+  // Racing retries with different arguments: one runs, the other is refused, never answered with its result.
+  int ok = 0, reused = 0;
+  c.call_async("counter", "add", args(R"({"n":1})"), op("k", "race"), [&](reply&& r) { ok += r.ok(); });
+  c.call_async("counter", "add", args(R"({"n":2})"), op("k", "race"), [&](reply&& r) {
+    reused += r.error && r.error->is(errc::idempotency_key_reused);
+  });
+  REQUIRE(c.drain(5s));
+  CHECK(ok == 1);
+  CHECK(reused == 1);
+}
+
+TEST_CASE("adding past the range of a 64-bit counter is an error, not a wrap-around", "[runtime][bad-input]") {
+  temp_dir dir;
+  auto n = start_node(loopback_config(dir.path()));
+  client c(n->endpoints().front());
+  REQUIRE(c.call_as<counter_value>("counter", "add", add_args{INT64_MAX}, op("big")).ok());
+  auto over = c.call_as<counter_value>("counter", "add", add_args{1}, op("big"));
+  REQUIRE_FALSE(over.ok());
+  CHECK(over.error().code == "out_of_range");
+  CHECK(c.call_as<counter_value>("counter", "get", no_args{}, op("big"))->value == INT64_MAX);
+}

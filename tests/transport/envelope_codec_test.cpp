@@ -148,3 +148,32 @@ TEST_CASE("every runtime error code has a distinct stable string", "[transport]"
     CHECK(seen.insert(to_string(c)).second);
   CHECK(to_string(errc::unknown_service) == "unknown_service");
 }
+
+TEST_CASE("sent_ms travels in the envelope and time in transit is counted beyond the skew allowance",
+          "[transport][deadline]") {
+  envelope e;
+  e.id = 1;
+  e.service = "s";
+  e.method = "m";
+  e.deadline_ms = 1000;
+  e.sent_ms = 1'700'000'000'000;
+  auto back = decode_envelope(encode_envelope(e), {});
+  REQUIRE(back.ok());
+  CHECK(back->sent_ms == e.sent_ms);
+  CHECK(transit_ms(e, e.sent_ms + 100, 250) == 0);   // within the skew allowance
+  CHECK(transit_ms(e, e.sent_ms + 3250, 250) == 3000);
+  CHECK(transit_ms(e, e.sent_ms - 5000, 250) == 0);  // the sender's clock is ahead: nothing counted
+  envelope without = e;
+  without.sent_ms = 0;
+  CHECK(transit_ms(without, e.sent_ms + 9999, 250) == 0);
+}
+
+TEST_CASE("UTF-8 validation refuses overlong forms, surrogates and truncated sequences", "[transport][bad-input]") {
+  CHECK(is_valid_utf8("plain ascii"));
+  CHECK(is_valid_utf8("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"));  // é € 😀
+  CHECK_FALSE(is_valid_utf8("\xc0\xaf"));                        // overlong '/'
+  CHECK_FALSE(is_valid_utf8("\xed\xa0\x80"));                    // surrogate U+D800
+  CHECK_FALSE(is_valid_utf8("\xe2\x82"));                        // truncated
+  CHECK_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));                // past U+10FFFF
+  CHECK_FALSE(is_valid_utf8("\xff"));
+}

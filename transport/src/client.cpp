@@ -63,6 +63,7 @@ std::uint64_t client::call_async(envelope env, std::string payload,
   env.kind = message_kind::request;
   env.id = next_id_++;
   env.deadline_ms = static_cast<std::uint32_t>(std::max<std::int64_t>(1, timeout.count()));
+  env.sent_ms = wall_clock_ms();  // lets the receiver count time in transit
   auto header = encode_envelope(env);
   std::array<zmq::const_buffer, 2> frames{zmq::buffer(header), zmq::buffer(payload)};
   std::optional<size_t> sent;

@@ -1,6 +1,10 @@
 #include "cohort/transport/envelope_codec.hpp"
 
+#include <chrono>
 #include <cstring>
+#include <vector>
+
+#include <boost/locale/utf.hpp>
 
 namespace cohort {
 
@@ -41,11 +45,82 @@ error_info field_error(std::string_view field, std::string_view expected) {
 
 }  // namespace
 
+bool is_valid_utf8(std::string_view s) noexcept {
+  using traits = boost::locale::utf::utf_traits<char>;
+  auto it = s.begin();
+  while (it != s.end()) {
+    auto c = traits::decode(it, s.end());  // rejects overlong forms, surrogates and values past U+10FFFF
+    if (c == boost::locale::utf::illegal || c == boost::locale::utf::incomplete) return false;
+  }
+  return true;
+}
+
+std::string to_valid_utf8(std::string_view s) {
+  if (is_valid_utf8(s)) return std::string(s);
+  using traits = boost::locale::utf::utf_traits<char>;
+  std::string out;
+  auto it = s.begin();
+  while (it != s.end()) {
+    auto start = it;
+    auto c = traits::decode(it, s.end());
+    if (c == boost::locale::utf::illegal || c == boost::locale::utf::incomplete) {
+      out += "\xef\xbf\xbd";  // U+FFFD for the first byte; go on from the next
+      it = start + 1;
+    } else {
+      out.append(start, it);
+    }
+  }
+  return out;
+}
+
+namespace {
+
+/// The first string (or map key) in `root` that is not UTF-8, if any. Walks
+/// with an explicit stack: the value's depth was bounded by the unpacker.
+bool all_strings_utf8(const msgpack::object& root) {
+  std::vector<const msgpack::object*> todo{&root};
+  while (!todo.empty()) {
+    const auto* o = todo.back();
+    todo.pop_back();
+    switch (o->type) {
+      case msgpack::type::STR:
+        if (!is_valid_utf8({o->via.str.ptr, o->via.str.size})) return false;
+        break;
+      case msgpack::type::ARRAY:
+        for (std::uint32_t i = 0; i < o->via.array.size; ++i) todo.push_back(&o->via.array.ptr[i]);
+        break;
+      case msgpack::type::MAP:
+        for (std::uint32_t i = 0; i < o->via.map.size; ++i) {
+          todo.push_back(&o->via.map.ptr[i].key);
+          todo.push_back(&o->via.map.ptr[i].val);
+        }
+        break;
+      default:
+        break;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::uint64_t wall_clock_ms() noexcept {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
+std::uint64_t transit_ms(const envelope& env, std::uint64_t now_ms, std::uint64_t max_skew_ms) noexcept {
+  if (env.sent_ms == 0 || now_ms <= env.sent_ms) return 0;
+  auto elapsed = now_ms - env.sent_ms;
+  return elapsed > max_skew_ms ? elapsed - max_skew_ms : 0;
+}
+
 std::string encode_envelope(const envelope& env) {
   msgpack::sbuffer buf;
   msgpack::packer<msgpack::sbuffer> pk(buf);
   const bool addressed = !env.service.empty();
-  std::uint32_t n = 3 + (addressed ? 2 : 0) + (env.deadline_ms ? 1 : 0) + (!env.trace.empty()) +
+  std::uint32_t n = 3 + (addressed ? 2 : 0) + (env.deadline_ms ? 1 : 0) + (env.sent_ms ? 1 : 0) + (!env.trace.empty()) +
                     (!env.key.empty()) + (!env.idempotency_key.empty());
   pk.pack_map(n);
   pk.pack(std::string_view("v")), pk.pack(env.version);
@@ -56,13 +131,17 @@ std::string encode_envelope(const envelope& env) {
     pk.pack(std::string_view("method")), pk.pack(env.method);
   }
   if (env.deadline_ms) pk.pack(std::string_view("deadline_ms")), pk.pack(env.deadline_ms);
+  if (env.sent_ms) pk.pack(std::string_view("sent_ms")), pk.pack(env.sent_ms);
   if (!env.trace.empty()) pk.pack(std::string_view("trace")), pk.pack(env.trace);
   if (!env.key.empty()) pk.pack(std::string_view("key")), pk.pack(env.key);
   if (!env.idempotency_key.empty()) pk.pack(std::string_view("idem")), pk.pack(env.idempotency_key);
   return std::string(buf.data(), buf.size());
 }
 
-result<msgpack::object_handle> decode_payload(std::string_view bytes, const wire_limits& limits) {
+namespace {
+
+/// One msgpack value within the limits, no trailing bytes; strings unchecked.
+result<msgpack::object_handle> unpack_bounded(std::string_view bytes, const wire_limits& limits) {
   if (bytes.size() > limits.max_payload_bytes)
     return error_info{errc::too_large, "payload of " + std::to_string(bytes.size()) +
                                            " bytes exceeds the limit of " +
@@ -85,12 +164,22 @@ result<msgpack::object_handle> decode_payload(std::string_view bytes, const wire
   }
 }
 
+}  // namespace
+
+result<msgpack::object_handle> decode_payload(std::string_view bytes, const wire_limits& limits) {
+  auto handle = unpack_bounded(bytes, limits);
+  // msgpack strings are text (bytes travel as bin): the same rule as JSON on the HTTP front.
+  if (handle && !all_strings_utf8(handle->get()))
+    return error_info{errc::bad_request, "payload holds a string that is not valid UTF-8 (send bytes as bin)"};
+  return handle;
+}
+
 result<envelope> decode_envelope(std::string_view bytes, const wire_limits& limits,
                                  std::uint64_t* partial_id) {
   if (bytes.size() > limits.max_header_bytes)
     return error_info{errc::too_large, "header frame exceeds " +
                                            std::to_string(limits.max_header_bytes) + " bytes"};
-  auto handle = decode_payload(bytes, limits);
+  auto handle = unpack_bounded(bytes, limits);  // strings are checked field by field, after the id
   if (!handle) {
     return error_info{handle.error().code, "header: " + handle.error().message};
   }
@@ -114,10 +203,11 @@ result<envelope> decode_envelope(std::string_view bytes, const wire_limits& limi
   for (std::uint32_t i = 0; i < map.size; ++i) {
     const auto& k = map.ptr[i].key;
     const auto& v = map.ptr[i].val;
-    if (k.type != msgpack::type::STR) return error_info{errc::bad_request, "header keys must be strings"};
+    if (k.type != msgpack::type::STR || !is_valid_utf8(as_view(k)))
+      return error_info{errc::bad_request, "header keys must be UTF-8 strings"};
     auto name = as_view(k);
     auto want_str = [&](std::string& out) -> bool {
-      if (v.type != msgpack::type::STR) return false;
+      if (v.type != msgpack::type::STR || !is_valid_utf8({v.via.str.ptr, v.via.str.size})) return false;
       out.assign(v.via.str.ptr, v.via.str.size);
       return true;
     };
@@ -134,13 +224,16 @@ result<envelope> decode_envelope(std::string_view bytes, const wire_limits& limi
     } else if (name == "id") {
       // read above
     } else if (name == "service") {
-      if (!want_str(env.service)) return field_error("service", "a string");
+      if (!want_str(env.service)) return field_error("service", "a UTF-8 string");
     } else if (name == "method") {
-      if (!want_str(env.method)) return field_error("method", "a string");
+      if (!want_str(env.method)) return field_error("method", "a UTF-8 string");
     } else if (name == "deadline_ms") {
       if (v.type != msgpack::type::POSITIVE_INTEGER || v.via.u64 > 0xffffffffu)
         return field_error("deadline_ms", "a non-negative integer below 2^32");
       env.deadline_ms = static_cast<std::uint32_t>(v.via.u64);
+    } else if (name == "sent_ms") {
+      if (v.type != msgpack::type::POSITIVE_INTEGER) return field_error("sent_ms", "a non-negative integer");
+      env.sent_ms = v.via.u64;
     } else if (name == "trace") {
       if (!want_str(env.trace) || env.trace.size() > 128) return field_error("trace", "a string of at most 128 bytes");
     } else if (name == "key") {
@@ -168,8 +261,8 @@ std::string encode_error_payload(const error_info& err) {
   msgpack::sbuffer buf;
   msgpack::packer<msgpack::sbuffer> pk(buf);
   pk.pack_map(2);
-  pk.pack(std::string_view("code")), pk.pack(err.code);
-  pk.pack(std::string_view("message")), pk.pack(err.message);
+  pk.pack(std::string_view("code")), pk.pack(to_valid_utf8(err.code));
+  pk.pack(std::string_view("message")), pk.pack(to_valid_utf8(err.message));
   return std::string(buf.data(), buf.size());
 }
 

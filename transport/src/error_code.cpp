@@ -13,6 +13,7 @@ std::string_view to_string(errc code) noexcept {
     case errc::unavailable: return "unavailable";
     case errc::overloaded: return "overloaded";
     case errc::internal: return "internal";
+    case errc::idempotency_key_reused: return "idempotency_key_reused";
   }
   return "internal";
 }

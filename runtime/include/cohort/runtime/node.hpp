@@ -66,6 +66,7 @@ struct node_metrics {
   std::uint64_t rejected = 0;
   std::uint64_t malformed_frames = 0;
   std::uint64_t replies = 0;
+  std::uint64_t expired_in_transit = 0;  ///< requests whose deadline passed before they arrived: dropped
 };
 
 /// A running node. start() binds every endpoint before any service starts, so

@@ -130,6 +130,11 @@ struct node_config {
   std::chrono::milliseconds drain_timeout{5000};
   /// Deadline for requests that carry none. Default: 30000 ms.
   std::chrono::milliseconds default_deadline{30000};
+  /// How far apart the clocks of two hosts may be. A request's time in transit
+  /// (its `sent_ms` to its arrival) counts against its deadline beyond this
+  /// much, so requests held up by a partition are dropped, not run late.
+  /// Default: 250 ms.
+  std::chrono::milliseconds max_clock_skew{250};
   /// CAF scheduler threads; 0 means one per core but one, at least one: the
   /// node's I/O thread and ZeroMQ's need a core of their own (on 2 cores this
   /// alone moves request/reply throughput from 0.38 to 0.51 of raw ZeroMQ).

@@ -22,10 +22,19 @@ struct envelope {
   std::uint64_t id = 0;              ///< correlation id, chosen by the caller, echoed in the reply
   std::string service;               ///< target service (requests, one-way)
   std::string method;                ///< target method (requests, one-way)
-  std::uint32_t deadline_ms = 0;     ///< remaining time budget in ms from receipt; 0 = node default
+  std::uint32_t deadline_ms = 0;     ///< time budget in ms as the sender sent it; 0 = node default
+  std::uint64_t sent_ms = 0;         ///< sender's wall clock at sending (Unix ms); 0 = absent
   std::string trace;                 ///< trace id; assigned by the first node if absent
   std::string key;                   ///< entity key, for entity services
   std::string idempotency_key;       ///< makes a retried request safe
 };
+
+/// The wall clock as the envelope's `sent_ms` counts it: Unix time in ms.
+[[nodiscard]] std::uint64_t wall_clock_ms() noexcept;
+
+/// Milliseconds the request spent in transit, as far as clocks allowed to
+/// tell: now minus `sent_ms`, less `max_skew_ms` (the clock difference the
+/// deployment tolerates), never negative. 0 when `sent_ms` is absent.
+[[nodiscard]] std::uint64_t transit_ms(const envelope& env, std::uint64_t now_ms, std::uint64_t max_skew_ms) noexcept;
 
 }  // namespace cohort

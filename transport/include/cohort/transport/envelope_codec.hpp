@@ -22,9 +22,15 @@ namespace cohort {
                                                std::uint64_t* partial_id = nullptr);
 
 /// Unpacks one msgpack value (a payload) enforcing depth, container and string
-/// limits and rejecting trailing bytes. The handle owns its zone.
+/// limits, rejecting trailing bytes and strings that are not UTF-8. The handle owns its zone.
 [[nodiscard]] result<msgpack::object_handle> decode_payload(std::string_view bytes,
                                                             const wire_limits& limits);
+
+/// True when `s` is well-formed UTF-8 (no overlong forms, no surrogates).
+[[nodiscard]] bool is_valid_utf8(std::string_view s) noexcept;
+
+/// `s` with every byte that is not part of well-formed UTF-8 replaced by U+FFFD.
+[[nodiscard]] std::string to_valid_utf8(std::string_view s);
 
 /// The payload of an error reply: {"code": ..., "message": ...}.
 [[nodiscard]] std::string encode_error_payload(const error_info& err);

@@ -18,6 +18,7 @@ enum class errc {
   unavailable,          ///< the service is down or the node is shutting down; retry elsewhere/later
   overloaded,           ///< the service's in-flight bound is reached; back off and retry
   internal,             ///< the handler failed unexpectedly (its actor crashed)
+  idempotency_key_reused,  ///< an idempotency key already answered a different request (method or arguments)
 };
 
 /// The wire string of a code, e.g. "unknown_service".

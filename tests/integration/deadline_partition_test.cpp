@@ -1,0 +1,125 @@
+// Deadlines count time in transit: a request that sat behind a cut link until
+// long after its caller gave up is dropped when it finally arrives, not run.
+// Two network namespaces joined by a veth pair, made and removed by the test.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <thread>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "child_process.hpp"
+#include "temp_dir.hpp"
+
+using namespace cohort::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+int sh(const std::string& command) { return std::system((command + " >/dev/null 2>&1").c_str()); }
+
+/// Two namespaces, `<name>-a` (10.231.<n>.1) and `<name>-b` (.2), one veth between them.
+struct namespace_pair {
+  std::string a, b;
+  std::string veth_a, veth_b;
+  int net;
+  namespace_pair() {
+    net = static_cast<int>(::getpid() % 200) + 20;
+    auto tag = std::to_string(::getpid());
+    a = "cohort-dl-" + tag + "-a";
+    b = "cohort-dl-" + tag + "-b";
+    veth_a = "cdl" + tag + "a";
+    veth_b = "cdl" + tag + "b";
+    REQUIRE(sh("ip netns add " + a) == 0);
+    REQUIRE(sh("ip netns add " + b) == 0);
+    REQUIRE(sh("ip link add " + veth_a + " netns " + a + " type veth peer name " + veth_b + " netns " + b) == 0);
+    REQUIRE(sh(in_a("ip addr add " + ip(1) + "/24 dev " + veth_a)) == 0);
+    REQUIRE(sh(in_b("ip addr add " + ip(2) + "/24 dev " + veth_b)) == 0);
+    REQUIRE(sh(in_a("ip link set lo up")) == 0);
+    REQUIRE(sh(in_b("ip link set lo up")) == 0);
+    link(true);
+  }
+  ~namespace_pair() {
+    sh("ip netns del " + a);  // removes its end of the veth, and so the pair
+    sh("ip netns del " + b);
+  }
+  std::string ip(int host) const { return "10.231." + std::to_string(net) + "." + std::to_string(host); }
+  std::string in_a(const std::string& c) const { return "ip netns exec " + a + " " + c; }
+  std::string in_b(const std::string& c) const { return "ip netns exec " + b + " " + c; }
+  void link(bool up) {
+    REQUIRE(sh(in_a("ip link set " + veth_a + (up ? " up" : " down"))) == 0);
+    REQUIRE(sh(in_b("ip link set " + veth_b + (up ? " up" : " down"))) == 0);
+  }
+};
+
+/// Writes a line to a child's stdin.
+struct stdin_pipe {
+  int fd;
+  void line(const std::string& s) { REQUIRE(::write(fd, (s + "\n").data(), s.size() + 1) == static_cast<ssize_t>(s.size() + 1)); }
+};
+
+nlohmann::json admin_status(const namespace_pair& ns, const std::string& admin) {
+  child_process p({"/usr/sbin/ip", "netns", "exec", ns.a, COHORTCTL_BINARY, "--endpoint", admin, "--json", "status"});
+  auto code = p.wait(10s);
+  REQUIRE(code == 0);
+  return nlohmann::json::parse(p.out());
+}
+
+}  // namespace
+
+TEST_CASE("a request held up by a cut link past its deadline is dropped on arrival, never run",
+          "[integration][netns][deadline]") {
+  if (::geteuid() != 0) {
+    WARN("skipped: network namespaces need root (CI runs as root)");
+    return;
+  }
+  namespace_pair ns;
+  temp_dir dir;
+  auto cfg = dir / "a.toml";
+  std::ofstream(cfg) << "[node]\nname = \"a\"\nlisten = [\"tcp://" << ns.ip(1) << ":7400\"]\n"
+                     << "admin = \"tcp://127.0.0.1:7401\"\ndata_dir = \"" << (dir / "d") << "\"\n"
+                     << "[services.counter]\n";
+  child_process node({"/usr/sbin/ip", "netns", "exec", ns.a, COHORT_BINARY, "run", "--config", cfg});
+  REQUIRE(node.wait_for_line("cohort: ready", 20s));
+
+  // The client's stdin is a pipe the test writes to: fork by hand for it.
+  int in[2];
+  REQUIRE(::pipe(in) == 0);
+  int saved = ::dup(0);
+  ::dup2(in[0], 0);
+  child_process client({"/usr/sbin/ip", "netns", "exec", ns.b, "/usr/bin/python3",
+                        COHORT_SOURCE_DIR "/tests/integration/partition_client.py", "tcp://" + ns.ip(1) + ":7400"});
+  ::dup2(saved, 0);
+  ::close(saved);
+  ::close(in[0]);
+  stdin_pipe to_client{in[1]};
+
+  REQUIRE(client.wait_for_line("first: ok", 15s));
+  ns.link(false);
+  to_client.line("cut");
+  REQUIRE(client.wait_for_line("second: timed out", 10s));  // the caller gave up
+  std::this_thread::sleep_for(2s);                          // the request sits in TCP's send queue
+  ns.link(true);
+  to_client.line("healed");
+  // TCP retransmits with backoff; the request arrives within seconds of the heal.
+  nlohmann::json status;
+  bool dropped = false;
+  for (int i = 0; i < 150 && !dropped; ++i) {
+    status = admin_status(ns, "tcp://127.0.0.1:7401");
+    dropped = status["metrics"]["expired_in_transit"].get<int>() >= 1;
+    if (!dropped) std::this_thread::sleep_for(200ms);
+  }
+  CHECK(dropped);
+  auto late = client.wait_for_line("late reply:", 35s);
+  REQUIRE(late);
+  CHECK_THAT(*late, Catch::Contains("error") && Catch::Contains("timeout"));
+  to_client.line("done");
+  ::close(in[1]);
+
+  // The counter holds the first add only: the late add of 100 never ran.
+  child_process get({"/usr/sbin/ip", "netns", "exec", ns.a, COHORT_BINARY, "call", "counter.get", "null", "--key",
+                     "partitioned", "--endpoint", "tcp://" + ns.ip(1) + ":7400"});
+  REQUIRE(get.wait(10s) == 0);
+  CHECK_THAT(get.out(), Catch::Contains("\"value\": 1"));
+}
