@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cohort/transport/envelope_codec.hpp"
+
 namespace cohort::detail {
 
 namespace {
@@ -54,7 +56,13 @@ std::string services_json(const std::vector<service_status>& services) {
 void handle_admin(node& n, request_ptr req) {
   const auto& h = req->header;
   if (h.service != "admin") {
-    req->fail({errc::unknown_service, "the admin endpoint serves only the 'admin' service"});
+    req->fail({errc::unknown_service, "no service named '" + h.service +
+                                          "' at the admin endpoint (it serves only 'admin'; services are at the node's listen endpoints)"});
+    return;
+  }
+  // Bounded first: nlohmann's msgpack reader recurses once per nesting level.
+  if (auto bounded = decode_payload(req->payload, wire_limits{}); !bounded) {
+    req->fail(bounded.error());
     return;
   }
   auto args = json::from_msgpack(req->payload.begin(), req->payload.end(), true, false);

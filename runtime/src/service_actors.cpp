@@ -284,10 +284,16 @@ void method_runner::call_out(const request_ptr& parent, envelope target, std::st
       [me, id, limits](const envelope& h, std::string&& p) {
         auto r = std::make_shared<reply>();
         r->header = h;
-        if (h.kind == message_kind::error)
+        if (h.kind == message_kind::error) {
           r->error = decode_error_payload(p, limits);
-        else
+          // unknown_service tells a client that the service *it named* does not
+          // exist. A handler's dependency that is missing is this node's
+          // problem, and its caller must not read it as its own mistake.
+          if (r->error->is(errc::unknown_service))
+            r->error = error_info{errc::unavailable, "a dependency is not reachable from this node: " + r->error->message};
+        } else {
           r->payload = std::move(p);
+        }
         caf::anon_send(me, reply_atom::value, id, std::move(r));
       });
   if (!timer_at_ || deadline < *timer_at_) arm_timer(deadline);

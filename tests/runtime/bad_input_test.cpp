@@ -3,6 +3,7 @@
 // serving other clients.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
@@ -280,4 +281,37 @@ TEST_CASE_METHOD(edge_fixture, "a request that arrives after its deadline is dro
   auto v = c.call_as<counter_value>("counter", "get", no_args{}, o);
   REQUIRE(v.ok());
   CHECK(v->value == 1);  // the late add never ran
+}
+
+TEST_CASE("the admin endpoint bounds its input like the service endpoints", "[runtime][bad-input]") {
+  temp_dir dir;
+  auto n = start_node(loopback_config(dir.path()));  // default limits: a 1 MiB payload passes the edge
+  raw_peer p(n->admin_endpoint());
+  p.send({request_header(41, "admin", "status"), deep_payload(1000000)});  // before the fix: a stack overflow
+  auto [h, e] = p.receive_error();
+  CHECK(h.id == 41);
+  CHECK(e.is(errc::bad_request));
+  CHECK_THAT(e.message, Catch::Contains("deeper"));
+  p.send({request_header(42, "greeter", "hello"), pack(hello_args{"x"})});
+  auto [h2, e2] = p.receive_error();
+  CHECK(e2.is(errc::unknown_service));
+  CHECK_THAT(e2.message, Catch::Contains("'greeter'"));
+  client c(n->endpoints().front());
+  CHECK(c.call("greeter", "hello", pack(hello_args{"still"})).ok());
+}
+
+TEST_CASE("a handler's missing dependency reaches its caller as unavailable, not as unknown_service",
+          "[runtime][bad-input]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  // visits calls counter and greeter; this node hosts neither and knows no remote for them.
+  cfg.services.erase(std::remove_if(cfg.services.begin(), cfg.services.end(),
+                                    [](const service_config& s) { return s.name != "visits"; }),
+                     cfg.services.end());
+  auto n = start_node(cfg);
+  client c(n->endpoints().front());
+  auto r = c.call("visits", "record", pack(hello_args{"dep"}));
+  REQUIRE(r.error);
+  CHECK(r.error->is(errc::unavailable));  // the client named visits, which exists
+  CHECK_THAT(r.error->message, Catch::Contains("counter"));
 }
