@@ -1,6 +1,7 @@
 #include "admin_service.hpp"
 
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "cohort/transport/envelope_codec.hpp"
 
@@ -122,19 +123,42 @@ void handle_admin(node& n, request_ptr req) {
                      {"pending_compaction_bytes", st->pending_compaction_bytes},
                      {"running_compactions", st->running_compactions},
                      {"commits", st->commits},
-                     {"committed_writes", st->committed_writes}});
+                     {"committed_writes", st->committed_writes},
+                     {"failed_commits", st->failed_commits},
+                     {"recoveries", st->recoveries},
+                     {"free_bytes", st->free_bytes},
+                     {"write_error", st->write_error.empty() ? json(nullptr) : json(st->write_error)}});
     return;
   }
   if (h.method == "backup") {
-    auto dir = arg("dir");
-    if (dir.empty()) return (void)req->fail({errc::bad_request, "'dir' is required"});
-    auto done = n.backup(arg("service"), dir);
+    auto name = arg("name");
+    if (name.empty()) return (void)req->fail({errc::bad_request, "'name' (the backup's name) is required"});
+    auto done = n.backup(arg("service"), name);
     if (!done) return (void)req->fail(done.error());
-    reply_json(req, {{"ok", true}, {"service", arg("service")}, {"dir", dir}});
+    spdlog::info("admin: backup {} of {} written to {}", name, arg("service"), *done);
+    reply_json(req, {{"ok", true}, {"service", arg("service")}, {"name", name}, {"dir", *done}});
+    return;
+  }
+  if (h.method == "restore") {
+    auto done = n.restore(arg("service"), arg("name"));
+    if (!done) return (void)req->fail(done.error());
+    reply_json(req, {{"ok", true}, {"service", arg("service")}, {"name", arg("name")}});
+    return;
+  }
+  if (h.method == "verify" || h.method == "flush") {
+    auto done = h.method == "verify" ? n.verify_store(arg("service")) : n.flush_store(arg("service"));
+    if (!done) return (void)req->fail(done.error());
+    reply_json(req, {{"ok", true}, {"service", arg("service")}});
+    return;
+  }
+  if (h.method == "salvage") {
+    auto report = n.salvage_store(arg("service"));
+    if (!report) return (void)req->fail(report.error());
+    reply_json(req, {{"ok", true}, {"service", arg("service")}, {"dropped", *report}});
     return;
   }
   req->fail({errc::unknown_method,
-             "admin has no method '" + h.method + "' (status, tree, restart, stop, start, crash, storage, backup, registry)"});
+             "admin has no method '" + h.method + "' (status, tree, restart, stop, start, crash, storage, backup, restore, verify, flush, salvage, registry)"});
 }
 
 }  // namespace cohort::detail

@@ -93,21 +93,40 @@ int main(int argc, char** argv) {
     sub->add_option("target", target, "SERVICE or SERVICE/CHILD")->required();
   }
   app.add_subcommand("registry", "remote services this node routes to: instances, health, in-flight load");
-  auto* storage = app.add_subcommand("storage", "a service's store: keys, size on disk, pending compactions");
-  storage->add_option("service", service, "entity service")->required();
-  auto* backup = app.add_subcommand("backup", "write a consistent checkpoint of a service's store while it serves");
+  std::vector<std::string> storage_args;
+  auto* storage = app.add_subcommand(
+      "storage",
+      "storage SERVICE: the store's keys, size, free disk, write state; storage verify SERVICE: check every block; "
+      "storage flush SERVICE: memory tables to table files; storage salvage SERVICE: open a damaged store accepting "
+      "the loss of its log after the damage");
+  storage->add_option("args", storage_args, "[verify|flush|salvage] SERVICE")->required()->expected(1, 2);
+  auto* backup = app.add_subcommand("backup", "write a consistent checkpoint of a service's store, while it serves, "
+                                              "as backup NAME under the node's backup root");
   backup->add_option("service", service, "entity service")->required();
-  backup->add_option("dir", backup_dir, "target directory on the node's machine (must not exist)")->required();
+  backup->add_option("name", backup_dir, "the backup's name (a plain file name)")->required();
+  auto* restore = app.add_subcommand("restore", "replace a service's store with backup NAME (the service restarts on it)");
+  restore->add_option("service", service, "entity service")->required();
+  restore->add_option("name", backup_dir, "the backup's name")->required();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
-  const std::string method = app.get_subcommands().front()->get_name();
+  std::string method = app.get_subcommands().front()->get_name();
+  if (method == "storage") {
+    if (storage_args.size() == 2) {
+      method = storage_args[0];
+      if (method != "verify" && method != "flush" && method != "salvage") {
+        std::cerr << "error: usage: storage [verify|flush|salvage] SERVICE (not '" << method << "')\n";
+        return 2;
+      }
+    }
+    service = storage_args.back();
+  }
   json args = json::object();
   if (!service.empty()) args["service"] = service;
   if (!target.empty()) args["target"] = target;
-  if (!backup_dir.empty()) args["dir"] = std::filesystem::absolute(backup_dir).string();
+  if (!backup_dir.empty()) args["name"] = backup_dir;
   auto bytes = json::to_msgpack(args);
 
   std::optional<cohort::client> c;
@@ -147,11 +166,20 @@ int main(int argc, char** argv) {
                       cell(i["outstanding"]), cell(i["requests"]), cell(i["failures"])});
     print_table({"SERVICE", "INSTANCE", "SOURCE", "BREAKER", "IN_FLIGHT", "REQUESTS", "FAILURES"}, rows);
   } else if (method == "storage") {
-    print_table({"SERVICE", "KEYS(EST)", "SIZE_ON_DISK", "PENDING_COMPACTION", "COMMITS", "WRITES"},
+    print_table({"SERVICE", "KEYS(EST)", "SIZE_ON_DISK", "FREE_DISK", "PENDING_COMPACTION", "COMMITS", "WRITES",
+                 "FAILED", "WRITES NOW"},
                 {{cell(reply["service"]), cell(reply["estimated_keys"]), cell(reply["size_on_disk_bytes"]),
-                  cell(reply["pending_compaction_bytes"]), cell(reply["commits"]), cell(reply["committed_writes"])}});
+                  cell(reply["free_bytes"]), cell(reply["pending_compaction_bytes"]), cell(reply["commits"]),
+                  cell(reply["committed_writes"]), cell(reply["failed_commits"]),
+                  reply["write_error"].is_null() ? "ok" : "refused: " + cell(reply["write_error"])}});
   } else if (method == "backup") {
-    std::cout << "backup of " << service << " written to " << cell(reply["dir"]) << "\n";
+    std::cout << "backup " << backup_dir << " of " << service << " written to " << cell(reply["dir"]) << "\n";
+  } else if (method == "restore") {
+    std::cout << service << " restored from backup " << backup_dir << " and started\n";
+  } else if (method == "verify") {
+    std::cout << "the store of " << service << ": every block checked, no damage found\n";
+  } else if (method == "salvage") {
+    std::cout << "the store of " << service << " salvaged and started; RocksDB dropped: " << cell(reply["dropped"]) << "\n";
   } else {
     std::cout << method << " " << target << ": ok\n";
   }

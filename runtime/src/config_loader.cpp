@@ -185,6 +185,7 @@ node_config read_config(const toml::table& root, const std::string& source,
     r.read("allow_fault_injection", cfg.allow_fault_injection);
     r.read_strings("listen", cfg.listen);
     r.read("data_dir", cfg.data_dir);
+    r.read("backup_root", cfg.backup_root);
     r.read_ms("drain_timeout_ms", cfg.drain_timeout);
     r.read_ms("default_deadline_ms", cfg.default_deadline);
     r.read_ms("max_clock_skew_ms", cfg.max_clock_skew);

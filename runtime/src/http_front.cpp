@@ -138,7 +138,8 @@ class session : public std::enable_shared_from_this<session> {
     res->set(http::field::content_type, "application/json");
     res->set("X-Request-Id", request_id_);
     res->set("X-Trace-Id", trace_id_);
-    if (status == http::status::service_unavailable || status == http::status::too_many_requests)
+    if (status == http::status::service_unavailable || status == http::status::too_many_requests ||
+        status == http::status::insufficient_storage)
       res->set(http::field::retry_after, "1");
     res->keep_alive(keep_alive_);
     res->body() = std::move(body);

@@ -40,6 +40,9 @@ http::status http_status_of(const std::string& code) {
       {errc::overloaded, http::status::too_many_requests},
       {errc::internal, http::status::internal_server_error},
       {errc::idempotency_key_reused, http::status::conflict},
+      {errc::storage_full, http::status::insufficient_storage},
+      {errc::storage_unavailable, http::status::service_unavailable},
+      {errc::store_corrupt, http::status::service_unavailable},
   };
   for (const auto& [c, s] : table)
     if (to_string(c) == code) return s;

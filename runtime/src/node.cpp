@@ -6,6 +6,9 @@
 #include <map>
 #include <random>
 #include <thread>
+#include <cstring>
+#include <fcntl.h>
+#include <stdio.h>
 #include <unistd.h>
 #include <unordered_map>
 #include <unordered_set>
@@ -75,7 +78,7 @@ struct node::impl final : detail::call_router {
       auto root = svc.root();
       if (!root) {
         std::string why;
-        svc.down(&why);
+        (void)svc.down(&why);
         req->fail({errc::unavailable, "service '" + h.service + "' is down: " + why});
         return;
       }
@@ -152,19 +155,21 @@ struct node::impl final : detail::call_router {
   result<bool> start_service(hosted& h) {
     auto& svc = *h.svc;
     if (svc.def.kind == service_kind::entities && !svc.db) {
-      auto dir = (std::filesystem::path(cfg.data_dir) /
-                  (cfg.instance.empty() ? svc.def.name : svc.def.name + "-" + cfg.instance))
-                     .string();
+      auto dir = store_dir(svc);
       std::error_code ec;
+      // A restore that crashed left its other half here (the old store after
+      // the swap, or an unfinished copy before it): the store in place wins.
+      std::filesystem::remove_all(dir + ".restoring", ec);
       std::filesystem::create_directories(dir, ec);
       auto db = store::open(dir, store_options{svc.cfg.store_durability, true});
       if (!db) {
-        svc.mark_down(db.error().message);
+        svc.mark_down(db.error().code + ": " + db.error().message);
         return db.error();
       }
       svc.db = std::move(*db);
     }
     svc.record_failure("");
+    svc.store_damaged = false;
     svc.set_root(detail::spawn_service(*actors, h.svc));
     h.started = clock_type::now();
     return true;
@@ -174,6 +179,36 @@ struct node::impl final : detail::call_router {
     auto root = h.svc->root();
     h.svc->mark_down(why);
     if (root) caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
+  }
+
+  /// Stops a service and waits (bounded) until its root and every entity
+  /// actor are gone, so nothing of the old tree still uses its store when a
+  /// new one starts (two live copies of an entity must never write).
+  bool stop_and_wait(hosted& h, const std::string& why, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+    auto root = h.svc->root();
+    if (root) {
+      caf::scoped_actor waiter{*actors};
+      waiter->monitor(root);
+      stop_service(h, why);
+      bool gone = false;
+      waiter->receive([&](const caf::down_msg&) { gone = true; }, caf::after(limit) >> [] {});
+      if (!gone) return false;
+    } else {
+      h.svc->mark_down(why);
+    }
+    auto until = clock_type::now() + limit;
+    while (h.svc->live_entities.load() > 0 && clock_type::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    return h.svc->live_entities.load() == 0;
+  }
+
+  [[nodiscard]] std::string store_dir(const detail::service_runtime& svc) const {
+    return (std::filesystem::path(cfg.data_dir) /
+            (cfg.instance.empty() ? svc.def.name : svc.def.name + "-" + cfg.instance))
+        .string();
+  }
+  [[nodiscard]] std::string backup_root() const {
+    return cfg.backup_root.empty() ? (std::filesystem::path(cfg.data_dir) / "backups").string() : cfg.backup_root;
   }
 
   /// Reports (and per policy replaces) workers whose handler runs too long.
@@ -421,7 +456,8 @@ result<bool> node::restart_service(const std::string& name) {
   if (impl_->processes) return impl_->processes->command(name, "restart");
   auto it = impl_->services.find(name);
   if (it == impl_->services.end()) return error_info{errc::unknown_service, "no service named '" + name + "' on this node"};
-  impl_->stop_service(it->second, "restarting");
+  if (!impl_->stop_and_wait(it->second, "restarting"))
+    return error_info{errc::unavailable, "service '" + name + "' did not stop within 10 s; not restarted"};
   return impl_->start_service(it->second);
 }
 
@@ -468,10 +504,108 @@ result<store_stats> node::storage_stats(const std::string& service) const {
   return (*s)->stats();
 }
 
-result<bool> node::backup(const std::string& service, const std::string& dir) {
+namespace {
+
+/// A backup name is one plain path component: nothing can point outside the backup root.
+result<bool> check_backup_name(const std::string& name) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos || name.size() > 200)
+    return error_info{errc::bad_request, "a backup name is a plain file name (no '/', not '.' or '..'): '" + name + "'"};
+  return true;
+}
+
+/// fsyncs a file or directory (a copy is durable before it is swapped in).
+void sync_path(const std::filesystem::path& p) {
+  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+}  // namespace
+
+result<std::string> node::backup(const std::string& service, const std::string& name) {
+  if (auto ok = check_backup_name(name); !ok) return ok.error();
   auto s = store_of(impl_->services, service);
   if (!s) return s.error();
-  return (*s)->checkpoint(dir);
+  auto dir = (std::filesystem::path(impl_->backup_root()) / service / name).string();
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(dir).parent_path(), ec);
+  if (auto done = (*s)->checkpoint(dir); !done) return done.error();
+  return dir;
+}
+
+result<bool> node::restore(const std::string& service, const std::string& name) {
+  if (auto ok = check_backup_name(name); !ok) return ok.error();
+  auto it = impl_->services.find(service);
+  if (it == impl_->services.end()) return error_info{errc::unknown_service, "no service named '" + service + "' on this node"};
+  auto& h = it->second;
+  if (h.svc->def.kind != service_kind::entities)
+    return error_info{errc::bad_request, "service '" + service + "' is stateless and has no store"};
+  namespace fs = std::filesystem;
+  auto from = fs::path(impl_->backup_root()) / service / name;
+  std::error_code ec;
+  if (!fs::exists(from / "CURRENT", ec))
+    return error_info{errc::bad_request, "no backup '" + name + "' of '" + service + "' under " + impl_->backup_root()};
+  spdlog::warn("restoring {} from backup {} ({})", service, name, from.string());
+  if (!impl_->stop_and_wait(h, "restoring from backup " + name))
+    return error_info{errc::unavailable, "service '" + service + "' did not stop within 10 s; nothing restored"};
+  h.svc->db.reset();  // closes the store: nothing uses it any more
+  auto dir = fs::path(impl_->store_dir(*h.svc));
+  auto staged = fs::path(dir.string() + ".restoring");
+  fs::remove_all(staged, ec);
+  fs::copy(from, staged, fs::copy_options::recursive, ec);
+  if (ec) {
+    fs::remove_all(staged, ec);
+    impl_->start_service(h);
+    return error_info{errc::storage_unavailable, "copying backup '" + name + "' failed: " + ec.message() +
+                                                      "; the old store is in place"};
+  }
+  for (const auto& e : fs::directory_iterator(staged, ec)) sync_path(e.path());
+  sync_path(staged);
+  fs::create_directories(dir, ec);
+  // One atomic step: the new store takes the old one's name and the old one
+  // the staging name. A crash before it keeps the old store, after it the new.
+  if (::renameat2(AT_FDCWD, staged.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) != 0) {
+    auto why = std::string(std::strerror(errno));
+    fs::remove_all(staged, ec);
+    impl_->start_service(h);
+    return error_info{errc::storage_unavailable, "swapping in backup '" + name + "' failed: " + why +
+                                                      "; the old store is in place"};
+  }
+  sync_path(dir.parent_path());
+  fs::remove_all(staged, ec);  // the old store
+  return impl_->start_service(h);
+}
+
+result<bool> node::verify_store(const std::string& service) {
+  auto it = impl_->services.find(service);
+  if (it == impl_->services.end()) return error_info{errc::unknown_service, "no service named '" + service + "' on this node"};
+  if (it->second.svc->def.kind != service_kind::entities)
+    return error_info{errc::bad_request, "service '" + service + "' is stateless and has no store"};
+  if (it->second.svc->db) return it->second.svc->db->verify();
+  return store::verify_closed(impl_->store_dir(*it->second.svc));
+}
+
+result<bool> node::flush_store(const std::string& service) {
+  auto s = store_of(impl_->services, service);
+  if (!s) return s.error();
+  return (*s)->flush();
+}
+
+result<std::string> node::salvage_store(const std::string& service) {
+  auto it = impl_->services.find(service);
+  if (it == impl_->services.end()) return error_info{errc::unknown_service, "no service named '" + service + "' on this node"};
+  auto& h = it->second;
+  if (h.svc->def.kind != service_kind::entities)
+    return error_info{errc::bad_request, "service '" + service + "' is stateless and has no store"};
+  if (!h.svc->down() || h.svc->db)
+    return error_info{errc::bad_request, "salvage is for a service that is down because its store does not open; '" +
+                                             service + "' is not (stop it, or use verify / restore)"};
+  auto report = store::salvage(impl_->store_dir(*h.svc));
+  if (!report) return report.error();
+  spdlog::warn("salvaged the store of {}, accepting the loss: {}", service, *report);
+  if (auto started = impl_->start_service(h); !started) return started.error();
+  return *report;
 }
 
 void node::stop() {

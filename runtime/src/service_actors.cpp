@@ -37,8 +37,14 @@ class method_runner {
 
   /// Crashes this actor on the operator's request (fault injection).
   void injected_crash() { crash("crash injected by operator"); }
-  /// A write of this entity failed: its memory is ahead of its store; restart.
-  void store_failed(const std::string& why) { crash(why); }
+  /// A write of this entity failed (disk full, I/O error): its memory is
+  /// ahead of its store. It leaves quietly, like a passivation, and its next
+  /// message loads it from the store again: a full disk is not a crash and
+  /// must not use up the service's restart intensity.
+  void store_failed(const std::string& why) {
+    svc_->record_failure(why);
+    self_->quit();
+  }
 
   void run(const request_ptr& req);
   void on_reply(std::uint64_t id, reply&& r);
@@ -193,7 +199,8 @@ bool is_business_result(const stored_result& r) {
   if (!r.is_error) return true;
   auto code = decode_error_payload(r.payload, wire_limits{}).code;
   for (auto c : {errc::internal, errc::unavailable, errc::timeout, errc::overloaded, errc::unknown_method,
-                 errc::unknown_service, errc::too_large, errc::unsupported_version})
+                 errc::unknown_service, errc::too_large, errc::unsupported_version, errc::storage_full,
+                 errc::storage_unavailable, errc::store_corrupt, errc::idempotency_key_reused})
     if (code == to_string(c)) return false;
   return true;
 }
@@ -378,7 +385,7 @@ void method_runner::finish(const request_ptr& req, bool mutating, const stored_r
       if (svc) svc->poke_outbox();
       answer(req, outcome);
     } else {
-      req->fail({errc::unavailable, "not stored: " + written.error().message});
+      req->fail({written.error().code, "not stored: " + written.error().message});
       caf::anon_send(me, store_failed_atom::value, written.error().message);
     }
     if (!idem.empty()) caf::anon_send(me, idem_done_atom::value, idem, static_cast<bool>(written), outcome.is_error, outcome.payload);
@@ -480,6 +487,7 @@ caf::behavior entity_actor(caf::stateful_actor<entity_actor_state>* self, std::s
   st.runner.emplace(self, svc, st.box.get(), key);
   if (auto loaded = st.runner->load(); !loaded) {
     svc->record_failure("activation of " + svc->def.name + "/" + key + " failed: " + loaded.error().message);
+    if (loaded.error().is(errc::store_corrupt)) svc->store_damaged = true;
     self->quit(caf::make_error(caf::sec::runtime_error, loaded.error().message));
     return {};
   }

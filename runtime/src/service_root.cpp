@@ -122,7 +122,8 @@ void give_up(root_actor* self, service_runtime& svc, const std::string& why) {
   st.entities.clear();
   if (st.relay) self->send_exit(st.relay, caf::exit_reason::user_shutdown);
   st.relay = nullptr;
-  auto reason = "restart intensity exceeded (more than " + std::to_string(svc.cfg.supervision.intensity.max_restarts) +
+  auto reason = svc.store_damaged ? "store_corrupt: " + why + " (the service stays down: docs/storage.md, Faults)" :
+                "restart intensity exceeded (more than " + std::to_string(svc.cfg.supervision.intensity.max_restarts) +
                 " restarts in " + std::to_string(svc.cfg.supervision.intensity.period.count()) +
                 " ms); last failure: " + why;
   svc.mark_down(reason);
@@ -170,6 +171,9 @@ void on_entity_down(root_actor* self, const std::shared_ptr<service_runtime>& sv
     if (st.entities.size() < shown_live_entities) publish(self, *svc);
     return;
   }
+  // A damaged store takes the service down now: restarting entities into it
+  // would only crash them again until the intensity runs out.
+  if (svc->store_damaged) return give_up(self, *svc, reason_text(reason, *svc));
   // A crashed entity comes back from its store on its next message; the
   // crash still counts against the service's restart intensity.
   svc->restarts++;

@@ -67,6 +67,9 @@ struct service_runtime {
   std::atomic<std::uint64_t> events_delivered{0};   ///< acknowledged by their subscriber
   std::atomic<std::uint64_t> event_redeliveries{0};  ///< deliveries that failed and were tried again
   std::atomic<std::uint64_t> resumes{0};            ///< resume calls made for pending entities
+  /// Set by an entity that found its store damaged: the root takes the
+  /// service down at once (store_corrupt) instead of restarting entities into it.
+  std::atomic<bool> store_damaged{false};
 
   /// The outbox relay of this service: told when new events were written.
   void set_relay(caf::actor relay);

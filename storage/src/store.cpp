@@ -9,10 +9,15 @@
 #include <mutex>
 #include <thread>
 
+#include <cstdarg>
+#include <sys/statvfs.h>
+
 #include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
+#include <spdlog/spdlog.h>
 
 namespace cohort {
 
@@ -28,6 +33,69 @@ class expired_results_filter final : public rocksdb::CompactionFilter {
 };
 
 const expired_results_filter expired_results;
+
+/// RocksDB's info log, sent to the node's log instead of a LOG file beside the
+/// data: a LOG file on a full disk makes the Debian build (assertions on)
+/// abort in WritableFileWriter on the next line logged after a failed one.
+class store_logger final : public rocksdb::Logger {
+ public:
+  explicit store_logger(std::string dir) : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL), dir_(std::move(dir)) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override { Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap); }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel()) return;
+    char line[1024];
+    std::vsnprintf(line, sizeof line, format, ap);
+    if (level >= rocksdb::InfoLogLevel::ERROR_LEVEL)
+      spdlog::error("store {}: {}", dir_, line);
+    else
+      spdlog::warn("store {}: {}", dir_, line);
+    std::string text(line);
+    // "<file>: dropping N bytes; Corruption: ..." names the damaged file,
+    // which the Status alone often does not: keep the first such line.
+    if (text.find("dropping") != std::string::npos) {
+      std::lock_guard<std::mutex> guard(mutex_);
+      if (damage_.empty()) damage_ = text;
+    }
+  }
+
+  /// The last report of damage RocksDB logged, if any.
+  std::string damage() {
+    std::lock_guard<std::mutex> guard(mutex_);
+    return damage_;
+  }
+
+ private:
+  std::string dir_;
+  std::mutex mutex_;
+  std::string damage_;
+};
+
+/// Keeps RocksDB's own recovery from a full disk out of the way: it waits for
+/// free space of a whole memory table (64 MiB by default) before it clears
+/// the error, and refuses Resume() meanwhile. The committer resumes instead,
+/// as soon as a write fits again.
+class manual_recovery final : public rocksdb::EventListener {
+ public:
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status bg_error, bool* auto_recovery) override {
+    bg_error.PermitUncheckedError();
+    *auto_recovery = false;
+  }
+};
+
+/// The stable code for a failed write or open: what the caller can do about it differs.
+error_info classify(const rocksdb::Status& s, const std::string& what) {
+  if (s.IsNoSpace() || s.subcode() == rocksdb::Status::kNoSpace || s.ToString().find("No space left") != std::string::npos)
+    return {errc::storage_full, what + ": the disk is full (" + s.ToString() + ")"};
+  if (s.IsCorruption()) return {errc::store_corrupt, what + ": the store is damaged (" + s.ToString() + ")"};
+  return {errc::storage_unavailable, what + ": " + s.ToString()};
+}
+
+std::uint64_t free_space(const std::string& dir) {
+  struct statvfs v {};
+  if (::statvfs(dir.c_str(), &v) != 0) return 0;
+  return static_cast<std::uint64_t>(v.f_bavail) * v.f_frsize;
+}
 
 std::string big_endian(std::uint64_t v, int bytes) {
   std::string out(static_cast<std::size_t>(bytes), '\0');
@@ -55,7 +123,10 @@ struct store::impl {
   std::deque<std::pair<write_batch, commit_callback>> queue;
   bool stopping = false;
   std::thread committer;
-  std::atomic<std::uint64_t> commits{0}, committed_writes{0};
+  std::atomic<std::uint64_t> commits{0}, committed_writes{0}, failed_commits{0}, recoveries{0};
+  /// Why writes are refused now (committer thread writes, anyone reads under `mutex`).
+  std::optional<error_info> write_error;
+  std::chrono::steady_clock::time_point last_resume{};
   std::atomic<std::int64_t> queued{0};  ///< batches queued or being written
   std::size_t max_group = 1024;
   int spin = 0;
@@ -85,6 +156,37 @@ struct store::impl {
           queue.pop_front();
         }
       }
+      // After a failed write RocksDB refuses writes until Resume() succeeds
+      // (the background error). Try it at most every 100 ms, before writing:
+      // once space is back, writes go through again without a restart.
+      std::optional<error_info> refused;
+      {
+        std::lock_guard<std::mutex> guard(mutex);
+        refused = write_error;
+      }
+      if (refused) {
+        auto now = std::chrono::steady_clock::now();
+        if (now - last_resume >= std::chrono::milliseconds(100)) {
+          last_resume = now;
+          auto resumed = db->Resume();
+          if (resumed.ok()) {
+            recoveries++;
+            spdlog::warn("store {}: writes resumed after: {}", dir, refused->message);
+            std::lock_guard<std::mutex> guard(mutex);
+            write_error.reset();
+            refused.reset();
+          } else {
+            refused = classify(resumed, "store '" + dir + "' cannot write");
+          }
+        }
+      }
+      if (refused) {
+        for (auto& [batch, done] : group) done(*refused);
+        failed_commits += group.size();
+        queued -= static_cast<std::int64_t>(group.size());
+        group.clear();
+        continue;
+      }
       rocksdb::WriteBatch wb;
       rocksdb::Status status;
       for (auto& [batch, done] : group) {
@@ -99,13 +201,23 @@ struct store::impl {
       }
       status = wb.Count() > 0 ? db->Write(write_options, &wb) : rocksdb::Status::OK();
       if (wb.Count() > 0) commits++;
-      committed_writes += group.size();
+      std::optional<error_info> failed;
+      if (status.ok()) {
+        committed_writes += group.size();
+      } else {
+        failed = classify(status, "store '" + dir + "' could not write");
+        failed_commits += group.size();
+        spdlog::error("{}; refusing writes until the store resumes", failed->message);
+        std::lock_guard<std::mutex> guard(mutex);
+        write_error = failed;
+        last_resume = std::chrono::steady_clock::now();
+      }
       for (auto& [batch, done] : group) {
         if (!done) continue;
-        if (status.ok())
+        if (!failed)
           done(true);
         else
-          done(error_info{errc::unavailable, "store write failed in '" + dir + "': " + status.ToString()});
+          done(*failed);
       }
       queued -= static_cast<std::int64_t>(group.size());
       group.clear();
@@ -132,20 +244,40 @@ store::~store() {
 }
 
 result<std::unique_ptr<store>> store::open(const std::string& dir, store_options opts) {
+  // RocksDB would make a new, empty store where CURRENT is missing: refuse
+  // when the directory holds a store's files, never silently start over.
+  std::error_code ec;
+  if (!std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec))
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+      auto name = e.path().filename().string();
+      if (name.rfind("MANIFEST-", 0) == 0 || e.path().extension() == ".sst" || e.path().extension() == ".log")
+        return error_info{errc::store_corrupt, "the store in '" + dir + "' has data files but no CURRENT file (" +
+                                                   name + "); restore a backup or repair it by hand"};
+    }
   rocksdb::Options o;
   o.create_if_missing = opts.create_if_missing;
   o.create_missing_column_families = true;
   o.paranoid_checks = true;
   o.max_open_files = 256;
   o.keep_log_file_num = 2;
+  auto logger = std::make_shared<store_logger>(dir);
+  o.info_log = logger;
+  o.listeners.push_back(std::make_shared<manual_recovery>());
+  // A torn record at the end of the log (a crash mid-write, never
+  // acknowledged) is dropped; damage anywhere before it fails the open
+  // instead of silently dropping every acknowledged write after it.
+  o.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const char* name : family_names) descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions(o));
   descriptors[static_cast<std::size_t>(keyspace::idempotency)].options.compaction_filter = &expired_results;
   auto p = std::make_unique<impl>();
   rocksdb::DB* raw = nullptr;
   auto status = rocksdb::DB::Open(rocksdb::DBOptions(o), dir, descriptors, &p->families, &raw);
-  if (!status.ok())
-    return error_info{errc::unavailable, "cannot open store in '" + dir + "': " + status.ToString()};
+  if (!status.ok()) {
+    auto err = classify(status, "cannot open the store in '" + dir + "'");
+    if (auto where = logger->damage(); !where.empty()) err.message += "; RocksDB: " + where;
+    return err;
+  }
   p->db.reset(raw);
   p->write_options.sync = opts.mode == durability::sync;
   return std::unique_ptr<store>(new store(dir, opts, std::move(p)));
@@ -155,7 +287,7 @@ result<std::optional<std::string>> store::get(keyspace space, std::string_view k
   std::string value;
   auto s = impl_->db->Get(rocksdb::ReadOptions(), impl_->family(space), rocksdb::Slice(key.data(), key.size()), &value);
   if (s.IsNotFound()) return std::optional<std::string>{};
-  if (!s.ok()) return error_info{errc::internal, "store read failed in '" + dir_ + "': " + s.ToString()};
+  if (!s.ok()) return classify(s, "store read failed in '" + dir_ + "'");
   return std::optional<std::string>{std::move(value)};
 }
 
@@ -196,7 +328,7 @@ result<bool> store::scan(keyspace space, std::string_view prefix, std::string_vi
     if (!fn(std::string_view(k.data(), k.size()), std::string_view(it->value().data(), it->value().size()))) break;
   }
   auto s = it->status();
-  if (!s.ok()) return error_info{errc::internal, "store scan failed in '" + dir_ + "': " + s.ToString()};
+  if (!s.ok()) return classify(s, "store scan failed in '" + dir_ + "'");
   return true;
 }
 
@@ -214,6 +346,13 @@ store_stats store::stats() const {
   if (impl_->db->GetIntProperty("rocksdb.num-running-compactions", &v)) out.running_compactions = v;
   out.commits = impl_->commits.load();
   out.committed_writes = impl_->committed_writes.load();
+  out.failed_commits = impl_->failed_commits.load();
+  out.recoveries = impl_->recoveries.load();
+  out.free_bytes = free_space(dir_);
+  {
+    std::lock_guard<std::mutex> guard(impl_->mutex);
+    if (impl_->write_error) out.write_error = impl_->write_error->message;
+  }
   return out;
 }
 
@@ -231,6 +370,97 @@ result<bool> store::checkpoint(const std::string& dir) const {
   s = cp->CreateCheckpoint(dir);
   if (!s.ok()) return error_info{errc::unavailable, "checkpoint of '" + dir_ + "' into '" + dir + "' failed: " + s.ToString()};
   return true;
+}
+
+result<bool> store::verify() const {
+  auto s = impl_->db->VerifyChecksum(rocksdb::ReadOptions());
+  if (!s.ok()) return classify(s, "verification of '" + dir_ + "' failed");
+  return true;
+}
+
+result<bool> store::flush() {
+  auto s = impl_->db->Flush(rocksdb::FlushOptions(), impl_->families);
+  if (!s.ok()) return classify(s, "flush of '" + dir_ + "' failed");
+  return true;
+}
+
+namespace {
+
+/// The options every store opens with; `mode` decides how the log is replayed.
+rocksdb::Options base_options(const std::string& dir, std::shared_ptr<rocksdb::Logger> logger,
+                              rocksdb::WALRecoveryMode mode) {
+  rocksdb::Options o;
+  o.create_missing_column_families = true;
+  o.paranoid_checks = true;
+  o.info_log = std::move(logger);
+  o.wal_recovery_mode = mode;
+  return o;
+}
+
+std::vector<rocksdb::ColumnFamilyDescriptor> all_families(const rocksdb::Options& o) {
+  std::vector<rocksdb::ColumnFamilyDescriptor> out;
+  for (const char* name : family_names) out.emplace_back(name, rocksdb::ColumnFamilyOptions(o));
+  return out;
+}
+
+/// Keeps what RocksDB says while salvaging, to tell the operator what was lost.
+class salvage_logger final : public rocksdb::Logger {
+ public:
+  salvage_logger() : rocksdb::Logger(rocksdb::InfoLogLevel::INFO_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override { Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap); }
+  void Logv(const rocksdb::InfoLogLevel, const char* format, va_list ap) override {
+    char line[1024];
+    std::vsnprintf(line, sizeof line, format, ap);
+    std::string text(line);
+    if (text.find("ropping") != std::string::npos || text.find("orruption") != std::string::npos) {
+      std::lock_guard<std::mutex> guard(mutex);
+      if (!report.empty()) report += "; ";
+      report += text;
+    }
+  }
+  std::mutex mutex;
+  std::string report;
+};
+
+void close_all(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*>& families) {
+  for (auto* f : families) db->DestroyColumnFamilyHandle(f).PermitUncheckedError();
+  db->Close().PermitUncheckedError();
+  delete db;
+}
+
+}  // namespace
+
+result<bool> store::verify_closed(const std::string& dir) {
+  auto logger = std::make_shared<store_logger>(dir);
+  auto o = base_options(dir, logger, rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords);
+  std::vector<rocksdb::ColumnFamilyHandle*> families;
+  rocksdb::DB* raw = nullptr;
+  auto s = rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(o), dir, all_families(o), &families, &raw);
+  if (!s.ok()) {
+    auto err = classify(s, "the store in '" + dir + "' does not open");
+    if (auto where = logger->damage(); !where.empty()) err.message += "; RocksDB: " + where;
+    return err;
+  }
+  s = raw->VerifyChecksum(rocksdb::ReadOptions());
+  close_all(raw, families);
+  if (!s.ok()) return classify(s, "verification of '" + dir + "' failed");
+  return true;
+}
+
+result<std::string> store::salvage(const std::string& dir) {
+  auto logger = std::make_shared<salvage_logger>();
+  auto o = base_options(dir, logger, rocksdb::WALRecoveryMode::kPointInTimeRecovery);
+  std::vector<rocksdb::ColumnFamilyHandle*> families;
+  rocksdb::DB* raw = nullptr;
+  auto s = rocksdb::DB::Open(rocksdb::DBOptions(o), dir, all_families(o), &families, &raw);
+  if (!s.ok()) return classify(s, "salvage of '" + dir + "' failed: the store does not open even so");
+  // What was recovered goes to table files, so the damaged log is never replayed again.
+  s = raw->Flush(rocksdb::FlushOptions(), families);
+  close_all(raw, families);
+  if (!s.ok()) return classify(s, "salvage of '" + dir + "' failed while writing what it recovered");
+  std::lock_guard<std::mutex> guard(logger->mutex);
+  return logger->report.empty() ? std::string("nothing was dropped") : logger->report;
 }
 
 }  // namespace cohort

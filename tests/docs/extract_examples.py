@@ -2,13 +2,14 @@
 """Extracts the code examples of README.md and docs/*.md so the build checks
 them: every ```cpp block becomes part of one translation unit (its #include
 lines hoisted, the rest in a namespace of its own), every ```toml block a file
-for `cohort check-config`, every ```python block a file to byte-compile.
+for `cohort check-config`, every ```python block a file to parse.
 
 Usage: extract_examples.py OUT_DIR FILE.md...
 Writes OUT_DIR/docs_examples.cpp, OUT_DIR/toml/<n>.toml, OUT_DIR/python/<n>.py.
 """
 import os
 import re
+import shutil
 import sys
 
 FENCE = re.compile(r"^```(\w*)\s*$")
@@ -33,7 +34,11 @@ def main():
     for sub in ("toml", "python"):
         os.makedirs(os.path.join(out, sub), exist_ok=True)
         for old in os.listdir(os.path.join(out, sub)):  # blocks removed from the docs go too
-            os.remove(os.path.join(out, sub, old))
+            path = os.path.join(out, sub, old)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
     includes, bodies, n = [], [], 0
     for path in sources:
         name = os.path.basename(path)

@@ -92,11 +92,23 @@ TEST_CASE_METHOD(ctl_fixture, "cohortctl storage and backup", "[integration][coh
   auto [code, out, err] = ctl({"storage", "counter"});
   CHECK(code == 0);
   CHECK_THAT(out, Catch::Contains("SIZE_ON_DISK") && Catch::Contains("counter"));
-  auto [bcode, bout, berr] = ctl({"backup", "counter", dir / "backup"});
+  auto [bcode, bout, berr] = ctl({"backup", "counter", "b1"});
   CHECK(bcode == 0);
-  CHECK(std::filesystem::exists(dir / "backup/CURRENT"));
-  auto [again, aout, aerr] = ctl({"backup", "counter", dir / "backup"});
+  CHECK(std::filesystem::exists(dir / "d/backups/counter/b1/CURRENT"));  // under <data_dir>/backups
+  auto [again, aout, aerr] = ctl({"backup", "counter", "b1"});
   CHECK(again == 1);  // never overwrites
+  for (std::string outside : {"../../escape", "/etc/cohort", ".."}) {
+    auto [ocode, oout, oerr] = ctl({"backup", "counter", outside});
+    CHECK(ocode == 1);
+    CHECK_THAT(oerr, Catch::Contains("plain file name"));
+  }
+  call("counter.add", R"({"n":10})", "k1");
+  auto [rcode, rout, rerr] = ctl({"restore", "counter", "b1"});
+  CHECK(rcode == 0);
+  CHECK_THAT(rout, Catch::Contains("restored"));
+  auto [vcode, vout, verr] = ctl({"storage", "verify", "counter"});
+  CHECK(vcode == 0);
+  CHECK_THAT(vout, Catch::Contains("no damage"));
   auto [scode, sout, serr] = ctl({"storage", "greeter"});
   CHECK(scode == 1);
   CHECK_THAT(serr, Catch::Contains("no store"));

@@ -128,17 +128,20 @@ TEST_CASE("a backup taken while serving restores the state it saw", "[storage][r
     auto n = start_node(cfg);
     client c(n->endpoints().front());
     REQUIRE(c.call("counter", "add", args(R"({"n":4})"), op("b")).ok());
-    REQUIRE(n->backup("counter", dir / "backup").ok());
+    auto written = n->backup("counter", "backup");
+    REQUIRE(written.ok());
+    CHECK(*written == dir / "backups/counter/backup");
     REQUIRE(c.call("counter", "add", args(R"({"n":100})"), op("b")).ok());
-    CHECK(n->backup("greeter", dir / "x").error().is(errc::bad_request));
-    CHECK(n->backup("counter", dir / "backup").error().is(errc::unavailable));
+    CHECK(n->backup("greeter", "x").error().is(errc::bad_request));
+    CHECK(n->backup("counter", "backup").error().is(errc::unavailable));
+    CHECK(n->backup("counter", "../escape").error().is(errc::bad_request));
     auto st = n->storage_stats("counter");
     REQUIRE(st.ok());
     CHECK(st->committed_writes >= 2);
   }
-  // Restore: with the node stopped, the backup replaces the service's directory.
+  // Restore by hand: with the node stopped, the backup replaces the service's directory.
   std::filesystem::remove_all(dir / "counter");
-  std::filesystem::rename(dir / "backup", dir / "counter");
+  std::filesystem::rename(dir / "backups/counter/backup", dir / "counter");
   auto n = start_node(cfg);
   client c(n->endpoints().front());
   CHECK(c.call_as<counter_value>("counter", "get", no_args{}, op("b"))->value == 4);
@@ -200,4 +203,45 @@ TEST_CASE("adding past the range of a 64-bit counter is an error, not a wrap-aro
   REQUIRE_FALSE(over.ok());
   CHECK(over.error().code == "out_of_range");
   CHECK(c.call_as<counter_value>("counter", "get", no_args{}, op("big"))->value == INT64_MAX);
+}
+
+TEST_CASE("restore brings back exactly the backed-up state while the node runs", "[storage][runtime][restore]") {
+  temp_dir dir;
+  auto n = start_node(loopback_config(dir.path()));
+  client c(n->endpoints().front());
+  REQUIRE(c.call_as<counter_value>("counter", "add", add_args{4}, op("a")).ok());
+  REQUIRE(c.call_as<counter_value>("counter", "add", add_args{1}, op("b")).ok());
+  REQUIRE(n->backup("counter", "before").ok());
+  REQUIRE(c.call_as<counter_value>("counter", "add", add_args{100}, op("a")).ok());
+  REQUIRE(c.call_as<counter_value>("counter", "add", add_args{7}, op("new")).ok());
+  REQUIRE(n->restore("counter", "before").ok());
+  CHECK(status_of(*n, "counter").state == "up");
+  CHECK(c.call_as<counter_value>("counter", "get", no_args{}, op("a"))->value == 4);
+  CHECK(c.call_as<counter_value>("counter", "get", no_args{}, op("b"))->value == 1);
+  CHECK(c.call_as<counter_value>("counter", "get", no_args{}, op("new"))->value == 0);
+  CHECK_FALSE(std::filesystem::exists(dir / "counter.restoring"));
+  CHECK(n->restore("counter", "nosuch").error().is(errc::bad_request));
+  CHECK(n->restore("counter", "../x").error().is(errc::bad_request));
+  // Writes go on after a restore.
+  CHECK(c.call_as<counter_value>("counter", "add", add_args{1}, op("a"))->value == 5);
+}
+
+TEST_CASE("a restore interrupted before its swap leaves the old store, and the leftover copy goes at start",
+          "[storage][runtime][restore]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  {
+    auto n = start_node(cfg);
+    client c(n->endpoints().front());
+    REQUIRE(c.call_as<counter_value>("counter", "add", add_args{3}, op("kept")).ok());
+    REQUIRE(n->backup("counter", "b").ok());
+    REQUIRE(c.call_as<counter_value>("counter", "add", add_args{3}, op("kept")).ok());
+  }
+  // A crash in the middle of copying: half a store beside the real one.
+  std::filesystem::copy(dir / "backups/counter/b", dir / "counter.restoring", std::filesystem::copy_options::recursive);
+  std::filesystem::remove(dir / "counter.restoring/CURRENT");
+  auto n = start_node(cfg);
+  client c(n->endpoints().front());
+  CHECK(c.call_as<counter_value>("counter", "get", no_args{}, op("kept"))->value == 6);
+  CHECK_FALSE(std::filesystem::exists(dir / "counter.restoring"));
 }

@@ -119,7 +119,7 @@ TEST_CASE("a store locked by another opener fails with a message naming the dire
   REQUIRE(first.ok());
   auto second = store::open(dir / "svc");
   REQUIRE_FALSE(second.ok());
-  CHECK(second.error().is(errc::unavailable));
+  CHECK(second.error().is(errc::storage_unavailable));
   CHECK_THAT(second.error().message, Catch::Contains(dir / "svc") && Catch::Contains("lock"));
 }
 

@@ -14,6 +14,9 @@ std::string_view to_string(errc code) noexcept {
     case errc::overloaded: return "overloaded";
     case errc::internal: return "internal";
     case errc::idempotency_key_reused: return "idempotency_key_reused";
+    case errc::storage_full: return "storage_full";
+    case errc::storage_unavailable: return "storage_unavailable";
+    case errc::store_corrupt: return "store_corrupt";
   }
   return "internal";
 }

@@ -111,9 +111,23 @@ class node {
   /// The store of an entity service: keys, size on disk, compactions, commits.
   /// Errors: `unknown_service`, `bad_request` (the service has no store), `unavailable`.
   result<store_stats> storage_stats(const std::string& service) const;
-  /// Writes a consistent checkpoint of a service's store into `dir` (which must
-  /// not exist) while the service keeps serving.
-  result<bool> backup(const std::string& service, const std::string& dir);
+  /// Writes a consistent checkpoint of a service's store as backup `name`, in
+  /// <backup_root>/<service>/<name> (which must not exist), while the service
+  /// keeps serving. Returns that directory. A name that is not a plain file
+  /// name (a path, "..") is a `bad_request`: backups stay under the root.
+  result<std::string> backup(const std::string& service, const std::string& name);
+  /// Replaces a service's store with backup `name`: the service stops, the
+  /// backup is copied beside the store and swapped in with one atomic rename
+  /// (a crash leaves the old store or the new one, never a mix), and the
+  /// service starts on it. Errors: `unknown_service`, `bad_request` (no such backup).
+  result<bool> restore(const std::string& service, const std::string& name);
+  /// Checks every block of a service's store (open or down); `store_corrupt` names the file.
+  result<bool> verify_store(const std::string& service);
+  /// Writes a service's memory tables to table files.
+  result<bool> flush_store(const std::string& service);
+  /// For a service that is down with a damaged log: accepts the loss of the
+  /// log after the damage, starts the service, and says what was dropped.
+  result<std::string> salvage_store(const std::string& service);
 
   /// Stops accepting requests, lets in-flight ones finish within the drain
   /// timeout, stops the actors and closes the stores. Idempotent.

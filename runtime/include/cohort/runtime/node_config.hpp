@@ -126,6 +126,8 @@ struct node_config {
   bool allow_fault_injection = false;
   /// Directory holding one store per service: <data_dir>/<service>/. Default: "cohort-data".
   std::string data_dir = "cohort-data";
+  /// Where backups go: <backup_root>/<service>/<name>. Default: "" (<data_dir>/backups).
+  std::string backup_root;
   /// On SIGINT/SIGTERM, how long in-flight requests may take to finish. Default: 5000 ms.
   std::chrono::milliseconds drain_timeout{5000};
   /// Deadline for requests that carry none. Default: 30000 ms.

@@ -75,6 +75,10 @@ struct store_stats {
   std::uint64_t running_compactions = 0;
   std::uint64_t commits = 0;         ///< write batches written (one fsync each in sync mode)
   std::uint64_t committed_writes = 0;  ///< writes folded into them
+  std::uint64_t free_bytes = 0;      ///< space left on the store's file system
+  std::uint64_t failed_commits = 0;  ///< batches that could not be written (disk full, I/O error)
+  std::uint64_t recoveries = 0;      ///< times the store resumed writing after such a failure
+  std::string write_error;           ///< why writes are refused now; empty when the store writes
 };
 
 /// One open RocksDB. Safe to call from any thread.
@@ -118,6 +122,21 @@ class store {
   /// Writes a consistent checkpoint (hard links where possible) into `dir`,
   /// which must not exist, while the store keeps serving.
   [[nodiscard]] result<bool> checkpoint(const std::string& dir) const;
+
+  /// Reads every table file and checks every block's checksum (a scrub).
+  /// `store_corrupt` names the damaged file. Reads the whole store: not for a
+  /// scheduler thread.
+  [[nodiscard]] result<bool> verify() const;
+  /// Writes the memory tables to table files (the log then holds nothing).
+  [[nodiscard]] result<bool> flush();
+
+  /// Checks a store that is not open: opens it read-only (which replays and
+  /// checks the log) and verifies every table. For a service that is down.
+  [[nodiscard]] static result<bool> verify_closed(const std::string& dir);
+  /// Opens a damaged store accepting the loss of everything in the log after
+  /// the first damaged record (RocksDB's point-in-time recovery), persists
+  /// what was recovered, and closes it. Returns what RocksDB reported dropping.
+  [[nodiscard]] static result<std::string> salvage(const std::string& dir);
 
   [[nodiscard]] const std::string& directory() const noexcept { return dir_; }
   [[nodiscard]] durability mode() const noexcept { return opts_.mode; }

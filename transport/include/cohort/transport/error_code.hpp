@@ -19,6 +19,9 @@ enum class errc {
   overloaded,           ///< the service's in-flight bound is reached; back off and retry
   internal,             ///< the handler failed unexpectedly (its actor crashed)
   idempotency_key_reused,  ///< an idempotency key already answered a different request (method or arguments)
+  storage_full,         ///< the service's disk is full: the write was not made; reads still work; retry later
+  storage_unavailable,  ///< the service's store cannot write for another reason (I/O error); retry later
+  store_corrupt,        ///< the service's store is damaged; it stays down until an operator acts (docs/storage.md)
 };
 
 /// The wire string of a code, e.g. "unknown_service".
@@ -35,9 +38,10 @@ struct error_info {
 
   [[nodiscard]] bool is(errc c) const noexcept { return code == to_string(c); }
   /// True for codes about one attempt (internal, unavailable, timeout,
-  /// overloaded) rather than about the operation: trying again may succeed.
+  /// overloaded, storage_full, storage_unavailable) rather than about the operation: trying again may succeed.
   [[nodiscard]] bool transient() const noexcept {
-    return is(errc::internal) || is(errc::unavailable) || is(errc::timeout) || is(errc::overloaded);
+    return is(errc::internal) || is(errc::unavailable) || is(errc::timeout) || is(errc::overloaded) ||
+           is(errc::storage_full) || is(errc::storage_unavailable);
   }
 };
 
