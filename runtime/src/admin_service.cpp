@@ -114,6 +114,11 @@ void handle_admin(node& n, request_ptr req) {
     reply_json(req, out);
     return;
   }
+  // In process isolation a service's store lives in its process: ask it there.
+  if ((h.method == "storage" || h.method == "backup" || h.method == "restore" || h.method == "verify" ||
+       h.method == "flush" || h.method == "salvage") &&
+      n.forward_admin(arg("service"), req))
+    return;
   if (h.method == "storage") {
     auto st = n.storage_stats(arg("service"));
     if (!st) return (void)req->fail(st.error());

@@ -51,7 +51,7 @@ void become_isolated_child(cohort::node_config& cfg, const std::string& service,
   }
   cfg.services = mine;
   cfg.listen = {"ipc://" + runtime_dir + "/" + service + ".sock"};
-  cfg.admin.clear();
+  cfg.admin = "ipc://" + runtime_dir + "/" + service + ".admin.sock";  // the parent forwards storage verbs here
   cfg.http = {};  // the parent serves HTTP and routes to the children
   cfg.isolation = "none";
   cfg.name += "/" + service;

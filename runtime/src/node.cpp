@@ -123,6 +123,9 @@ struct node::impl final : detail::call_router {
 
   /// Process isolation: every service runs in a supervised child process,
   /// reached like a remote service over ipc://.
+  /// The route to a service process's admin endpoint (never a service name: '/' is not allowed in those).
+  static std::string admin_route(const std::string& service) { return "_admin/" + service; }
+
   result<bool> start_processes() {
     if (cfg.source_path.empty())
       return error_info{errc::bad_request, "isolation = \"process\" needs the node to be started from a config file"};
@@ -146,6 +149,12 @@ struct node::impl final : detail::call_router {
       r.max_retries = 0;  // one process per service: nowhere else to go
       io->add_remote_service(r);
       remotes.insert(s.name);
+      // The child's own admin endpoint, for the storage verbs (its store lives there).
+      remote_service_config admin;
+      admin.name = admin_route(s.name);
+      admin.endpoints = {"ipc://" + runtime_dir + "/" + s.name + ".admin.sock"};
+      admin.max_retries = 0;
+      io->add_remote_service(admin);
     }
     processes->start();
     return true;
@@ -575,6 +584,23 @@ result<bool> node::restore(const std::string& service, const std::string& name) 
   sync_path(dir.parent_path());
   fs::remove_all(staged, ec);  // the old store
   return impl_->start_service(h);
+}
+
+bool node::forward_admin(const std::string& service, detail::request_ptr req) {
+  if (!impl_->processes || !impl_->remotes.count(service)) return false;
+  envelope h = req->header;
+  h.service = "admin";
+  auto deadline = req->deadline;
+  auto payload = req->payload;
+  auto inner = std::make_shared<detail::request>(
+      std::move(h), std::move(payload), deadline, [req](const envelope& reply, std::string&& p) {
+        if (reply.kind == message_kind::error)
+          req->fail(decode_error_payload(p, wire_limits{}));
+        else
+          req->respond(std::move(p));
+      });
+  impl_->io->forward_remote(impl::admin_route(service), std::move(inner));
+  return true;
 }
 
 result<bool> node::verify_store(const std::string& service) {

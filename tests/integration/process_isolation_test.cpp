@@ -172,3 +172,24 @@ TEST_CASE("a service process that is down reports pid null, never -1", "[integra
   CHECK(s["pid"].is_null());  // `kill -9 $pid` with -1 signals every process on the machine
   CHECK(n.service("counter")["pid"].get<int>() > 0);
 }
+
+TEST_CASE("storage verbs reach the service's process in process isolation", "[integration][isolation][storage]") {
+  isolated_node n;
+  client c(n.endpoint);
+  call_options key;
+  key.key = "iso";
+  REQUIRE(c.call("counter", "add", *json_to_msgpack(R"({"n":2})"), key).ok());
+  client admin(n.admin);
+  auto storage = admin.call("admin", "storage", *json_to_msgpack(R"({"service":"counter"})"));
+  REQUIRE(storage.ok());  // before: unavailable, "the store of 'counter' is not open"
+  auto stats = nlohmann::json::parse(*msgpack_to_json(storage.payload));
+  CHECK(stats["committed_writes"].get<int>() >= 1);
+  REQUIRE(admin.call("admin", "backup", *json_to_msgpack(R"({"service":"counter","name":"iso-1"})")).ok());
+  REQUIRE(c.call("counter", "add", *json_to_msgpack(R"({"n":5})"), key).ok());
+  REQUIRE(admin.call("admin", "verify", *json_to_msgpack(R"({"service":"counter"})")).ok());
+  auto restored = admin.call("admin", "restore", *json_to_msgpack(R"({"service":"counter","name":"iso-1"})"));
+  REQUIRE(restored.ok());
+  auto v = c.call("counter", "get", *json_to_msgpack("null"), key);
+  REQUIRE(v.ok());
+  CHECK(nlohmann::json::parse(*msgpack_to_json(v.payload))["value"] == 2);
+}

@@ -63,10 +63,10 @@ struct disk_node {
   temp_dir dir;
   std::unique_ptr<child_process> proc;
   std::string endpoint, admin;
-  explicit disk_node(const std::string& data_dir) {
+  explicit disk_node(const std::string& data_dir, const std::string& durability = "sync") {
     auto cfg = dir / "n.toml";
     std::ofstream(cfg) << "[node]\nlisten = [\"tcp://127.0.0.1:*\"]\nadmin = \"tcp://127.0.0.1:*\"\ndata_dir = \""
-                       << data_dir << "\"\n[services.greeter]\n[services.counter]\ndurability = \"sync\"\n";
+                       << data_dir << "\"\n[services.greeter]\n[services.counter]\ndurability = \"" << durability << "\"\n";
     proc = std::make_unique<child_process>(std::vector<std::string>{COHORT_BINARY, "run", "--config", cfg});
     auto ep = proc->endpoint();
     REQUIRE(ep);
@@ -99,8 +99,10 @@ TEST_CASE("a full disk is storage_full to the caller; the node, other services a
     WARN("skipped: mounting a tmpfs needs root (CI runs as root)");
     return;
   }
+  auto durability = GENERATE(as<std::string>{}, "sync", "async");
+  CAPTURE(durability);
   small_disk disk(16);
-  disk_node n(disk.path + "/data");
+  disk_node n(disk.path + "/data", durability);
   client c(n.endpoint);
   std::map<std::string, std::int64_t> acknowledged;
   for (int i = 0; i < 50; ++i) {

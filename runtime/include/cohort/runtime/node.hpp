@@ -15,6 +15,10 @@ class context_t;
 }
 
 namespace cohort {
+namespace detail {
+class request;
+}  // namespace detail
+
 
 /// One child of a service's supervision tree.
 struct child_status {
@@ -128,6 +132,12 @@ class node {
   /// For a service that is down with a damaged log: accepts the loss of the
   /// log after the damage, starts the service, and says what was dropped.
   result<std::string> salvage_store(const std::string& service);
+
+  /// In process isolation, sends an admin request about `service` (storage,
+  /// backup, restore, verify, flush, salvage) to that service's process,
+  /// which holds its store, and answers `req` with its reply. False when the
+  /// service is not hosted by a child process. On the I/O thread.
+  bool forward_admin(const std::string& service, std::shared_ptr<detail::request> req);
 
   /// Stops accepting requests, lets in-flight ones finish within the drain
   /// timeout, stops the actors and closes the stores. Idempotent.
