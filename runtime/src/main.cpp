@@ -1,5 +1,6 @@
 // cohort: the node (`cohort run`), a one-shot client (`cohort call`) and the demo.
 #include <csignal>
+#include <filesystem>
 #include <iostream>
 #include <thread>
 
@@ -12,6 +13,7 @@
 #include "cohort/shop/seed.hpp"
 #include "cohort/shop/shop.hpp"
 #include "cohort/shop/shop_config.hpp"
+#include "cohort/storage/restore.hpp"
 #include "cohort/transport/client.hpp"
 #include "cohort/transport/json_bridge.hpp"
 
@@ -161,6 +163,33 @@ int run_call(const std::string& target, const std::string& json_args, const std:
 
 }  // namespace
 
+/// `cohort restore`: the same atomic swap as `cohortctl restore`, for a stopped node.
+int run_offline_restore(const std::string& config, const std::string& service, const std::string& name) {
+  auto cfg = cohort::load_node_config(config, known_service_names());
+  if (!cfg) {
+    std::cerr << "cohort: bad config: " << cfg.error().message << "\n";
+    return 2;
+  }
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
+    std::cerr << "error: usage: a backup name is a plain file name: '" << name << "'\n";
+    return 2;
+  }
+  auto dir = (std::filesystem::path(cfg->data_dir) / (cfg->instance.empty() ? service : service + "-" + cfg->instance)).string();
+  auto root = cfg->backup_root.empty() ? (std::filesystem::path(cfg->data_dir) / "backups").string() : cfg->backup_root;
+  if (cohort::store_in_use(dir)) {
+    std::cerr << "error: the store " << dir << " is open: the node is running; use cohortctl restore\n";
+    return 1;
+  }
+  cohort::clean_interrupted_restore(dir);
+  auto done = cohort::restore_store((std::filesystem::path(root) / service / name).string(), dir);
+  if (!done) {
+    std::cerr << "error: " << done.error().code << ": " << done.error().message << "\n";
+    return 1;
+  }
+  std::cout << service << " restored from backup " << name << " into " << dir << "\n";
+  return 0;
+}
+
 /// False (with a usage message) for an endpoint ZeroMQ cannot connect to.
 bool valid_endpoint(const std::string& endpoint) {
   try {
@@ -207,6 +236,13 @@ int main(int argc, char** argv) {
   auto* check = app.add_subcommand("check-config", "validate a config file (keys, types, services) without starting");
   check->add_option("file", check_path, "TOML config file")->required()->check(CLI::ExistingFile);
 
+  std::string restore_config, restore_service, restore_name;
+  auto* offline_restore = app.add_subcommand(
+      "restore", "with the node stopped: replace SERVICE's store with backup NAME (cohortctl restore for a running node)");
+  offline_restore->add_option("--config", restore_config, "the node's config file")->required()->check(CLI::ExistingFile);
+  offline_restore->add_option("service", restore_service, "entity service")->required();
+  offline_restore->add_option("name", restore_name, "the backup's name, under the node's backup root")->required();
+
   auto* demo = app.add_subcommand("demo", "run the shop embedded, with a scripted client session and a failure drill");
 
   std::string seed_endpoint = "tcp://127.0.0.1:7400";
@@ -231,6 +267,7 @@ int main(int argc, char** argv) {
               << " remote service(s)\n";
     return 0;
   }
+  if (*offline_restore) return run_offline_restore(restore_config, restore_service, restore_name);
   if (*demo) return cohort::run_demo();
   if (*seed) {
     if (!valid_endpoint(seed_endpoint)) return 2;

@@ -1,5 +1,7 @@
 #include "cohort/runtime/node.hpp"
 
+#include "cohort/storage/restore.hpp"
+
 #include <condition_variable>
 #include <algorithm>
 #include <filesystem>
@@ -168,7 +170,7 @@ struct node::impl final : detail::call_router {
       std::error_code ec;
       // A restore that crashed left its other half here (the old store after
       // the swap, or an unfinished copy before it): the store in place wins.
-      std::filesystem::remove_all(dir + ".restoring", ec);
+      clean_interrupted_restore(dir);
       std::filesystem::create_directories(dir, ec);
       auto db = store::open(dir, store_options{svc.cfg.store_durability, true});
       if (!db) {
@@ -522,14 +524,6 @@ result<bool> check_backup_name(const std::string& name) {
   return true;
 }
 
-/// fsyncs a file or directory (a copy is durable before it is swapped in).
-void sync_path(const std::filesystem::path& p) {
-  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
-}
-
 }  // namespace
 
 result<std::string> node::backup(const std::string& service, const std::string& name) {
@@ -559,30 +553,10 @@ result<bool> node::restore(const std::string& service, const std::string& name) 
   if (!impl_->stop_and_wait(h, "restoring from backup " + name))
     return error_info{errc::unavailable, "service '" + service + "' did not stop within 10 s; nothing restored"};
   h.svc->db.reset();  // closes the store: nothing uses it any more
-  auto dir = fs::path(impl_->store_dir(*h.svc));
-  auto staged = fs::path(dir.string() + ".restoring");
-  fs::remove_all(staged, ec);
-  fs::copy(from, staged, fs::copy_options::recursive, ec);
-  if (ec) {
-    fs::remove_all(staged, ec);
-    impl_->start_service(h);
-    return error_info{errc::storage_unavailable, "copying backup '" + name + "' failed: " + ec.message() +
-                                                      "; the old store is in place"};
+  if (auto restored = restore_store(from.string(), impl_->store_dir(*h.svc)); !restored) {
+    impl_->start_service(h);  // on the old store, which is untouched
+    return restored.error();
   }
-  for (const auto& e : fs::directory_iterator(staged, ec)) sync_path(e.path());
-  sync_path(staged);
-  fs::create_directories(dir, ec);
-  // One atomic step: the new store takes the old one's name and the old one
-  // the staging name. A crash before it keeps the old store, after it the new.
-  if (::renameat2(AT_FDCWD, staged.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) != 0) {
-    auto why = std::string(std::strerror(errno));
-    fs::remove_all(staged, ec);
-    impl_->start_service(h);
-    return error_info{errc::storage_unavailable, "swapping in backup '" + name + "' failed: " + why +
-                                                      "; the old store is in place"};
-  }
-  sync_path(dir.parent_path());
-  fs::remove_all(staged, ec);  // the old store
   return impl_->start_service(h);
 }
 

@@ -90,6 +90,7 @@ class method_runner {
   struct continuation {
     std::function<void(reply&&)> then;
     clock_type::time_point deadline;
+    request_ptr parent;  ///< the request whose handler made the call: told `internal` if `then` throws
   };
   std::vector<std::pair<std::uint64_t, continuation>> continuations_;
   /// One timer per actor for the earliest deadline of its calls, not one per
@@ -278,7 +279,7 @@ void method_runner::call_out(const request_ptr& parent, envelope target, std::st
   auto now = clock_type::now();
   auto deadline = std::min(parent->deadline, now + timeout);
   auto id = next_call_++;
-  continuations_.emplace_back(id, continuation{std::move(then), deadline});
+  continuations_.emplace_back(id, continuation{std::move(then), deadline, parent});
   target.kind = message_kind::request;
   target.id = id;
   target.trace = parent->header.trace;
@@ -311,11 +312,21 @@ void method_runner::on_reply(std::uint64_t id, reply&& r) {
   auto it = find_in(continuations_, id);
   if (it == continuations_.end()) return;  // timed out already
   auto then = std::move(it->second.then);
+  auto parent = std::move(it->second.parent);
   continuations_.erase(it);
+  // A continuation that throws is a handler that crashed: its caller gets
+  // `internal` naming the exception (not `unavailable` from the actor's end).
+  auto crashed = [&](const std::string& what) {
+    if (parent)
+      parent->fail({errc::internal, parent->header.service + "." + parent->header.method + " crashed: " + what});
+    crash(what);
+  };
   try {
     then(std::move(r));
   } catch (const std::exception& e) {
-    crash(exception_name(e) + " in a call continuation: " + e.what());
+    crashed(exception_name(e) + " in a call continuation: " + e.what());
+  } catch (...) {
+    crashed("a non-standard exception in a call continuation");
   }
 }
 
@@ -429,7 +440,7 @@ void method_runner::checkpoint(std::function<void()> then) {
   auto id = next_call_++;
   // No timer: the committer always calls back, and a failed write crashes this actor.
   continuations_.emplace_back(id, continuation{[then = std::move(then)](reply&&) { then(); },
-                                               clock_type::time_point::max()});
+                                               clock_type::time_point::max(), nullptr});
   auto me = caf::actor_cast<caf::actor>(self_);
   auto svc = events ? svc_ : nullptr;
   svc_->db->commit(std::move(batch), [me, id, svc](const result<bool>& written) {

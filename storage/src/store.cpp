@@ -141,6 +141,18 @@ struct store::impl {
     return rocksdb::Status::OK();
   }
 
+  /// Calls back a writer. One that throws must not take the committer (and
+  /// every later write of the store) with it.
+  static void notify(const commit_callback& done, const result<bool>& outcome, const std::string& dir) {
+    try {
+      done(outcome);
+    } catch (const std::exception& e) {
+      spdlog::error("store {}: a commit callback threw: {}", dir, e.what());
+    } catch (...) {
+      spdlog::error("store {}: a commit callback threw a non-standard exception", dir);
+    }
+  }
+
   void run_committer(const std::string& dir) {
     std::vector<std::pair<write_batch, commit_callback>> group;
     for (;;) {
@@ -181,7 +193,7 @@ struct store::impl {
         }
       }
       if (refused) {
-        for (auto& [batch, done] : group) done(*refused);
+        for (auto& [batch, done] : group) notify(done, *refused, dir);
         failed_commits += group.size();
         queued -= static_cast<std::int64_t>(group.size());
         group.clear();
@@ -195,7 +207,7 @@ struct store::impl {
         auto s = add(wb, batch);
         if (!s.ok()) {
           wb.RollbackToSavePoint().PermitUncheckedError();
-          done(error_info{errc::internal, "store batch rejected: " + s.ToString()});
+          notify(done, error_info{errc::internal, "store batch rejected: " + s.ToString()}, dir);
           done = nullptr;
         }
       }
@@ -215,9 +227,9 @@ struct store::impl {
       for (auto& [batch, done] : group) {
         if (!done) continue;
         if (!failed)
-          done(true);
+          notify(done, true, dir);
         else
-          done(*failed);
+          notify(done, *failed, dir);
       }
       queued -= static_cast<std::int64_t>(group.size());
       group.clear();

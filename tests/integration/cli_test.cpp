@@ -58,3 +58,39 @@ TEST_CASE_METHOD(node_fixture, "cohort call rejects invalid JSON and a malformed
   CHECK(code2 == 2);
   CHECK_THAT(err2, Catch::Contains("SERVICE.METHOD"));
 }
+
+TEST_CASE("cohort restore puts a backup in place for a stopped node, and refuses while it runs", "[integration][cli][restore]") {
+  auto n = std::make_unique<node_process>("[services.counter]\n");
+  auto dir = n->dir.path();
+  auto cohort = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv{COHORT_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    child_process p(argv);
+    auto code = p.wait();
+    REQUIRE(code);
+    return std::make_tuple(*code, p.out(), p.err());
+  };
+  auto add = [&](const std::string& n_json) {
+    REQUIRE(std::get<0>(cohort({"call", "counter.add", n_json, "--key", "r", "--endpoint", n->endpoint})) == 0);
+  };
+  add(R"({"n":2})");
+  child_process backup({COHORTCTL_BINARY, "--endpoint", n->admin, "backup", "counter", "b1"});
+  REQUIRE(backup.wait() == 0);
+  add(R"({"n":40})");
+  auto [busy, bout, berr] = cohort({"restore", "--config", dir + "/n.toml", "counter", "b1"});
+  CHECK(busy == 1);
+  CHECK_THAT(berr, Catch::Contains("running"));
+  // Stop the node, keeping its directory.
+  n->proc->signal(SIGTERM);
+  REQUIRE(n->proc->wait(std::chrono::seconds(10)) == 0);
+  auto [code, out, err] = cohort({"restore", "--config", dir + "/n.toml", "counter", "b1"});
+  CHECK(code == 0);
+  CHECK_THAT(out, Catch::Contains("restored"));
+  child_process again({COHORT_BINARY, "run", "--config", dir + "/n.toml"});
+  auto ep = again.endpoint();
+  REQUIRE(ep);
+  REQUIRE(again.wait_for_line("ready"));
+  auto [gcode, gout, gerr] = cohort({"call", "counter.get", "null", "--key", "r", "--endpoint", *ep});
+  CHECK(gcode == 0);
+  CHECK_THAT(gout, Catch::Contains("\"value\": 2"));
+}

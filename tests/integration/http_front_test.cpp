@@ -60,7 +60,7 @@ std::string read_all(int fd) {
 
 }  // namespace
 
-TEST_CASE("POST /v1/<service>/<method> answers JSON; errors map to HTTP statuses", "[integration][http]") {
+TEST_CASE("POST /v1/<service>/<method> answers JSON and errors map to HTTP statuses", "[integration][http]") {
   node_process n("[http]\nlisten = \"127.0.0.1:0\"\nmax_body_bytes = 4096\n[services.greeter]\n[services.counter]\n");
   auto base = http_endpoint(n);
   auto curl = [&](std::vector<std::string> extra) {

@@ -93,7 +93,7 @@ call_options keyed(const std::string& key) {
 
 }  // namespace
 
-TEST_CASE("a full disk is storage_full to the caller; the node, other services and reads go on; writes resume",
+TEST_CASE("a full disk is storage_full to the caller, the node, other services and reads go on, writes resume",
           "[integration][storage-faults]") {
   if (::geteuid() != 0) {
     WARN("skipped: mounting a tmpfs needs root (CI runs as root)");
@@ -247,7 +247,7 @@ std::pair<std::string, std::string> counter_status(disk_node& n) {
 
 }  // namespace
 
-TEST_CASE("damage in the middle of the log keeps the service down as store_corrupt; salvage accepts the loss",
+TEST_CASE("damage in the middle of the log keeps the service down as store_corrupt, salvage accepts the loss",
           "[integration][storage-faults]") {
   killed_store s(300);
   auto logs = s.files(".log");

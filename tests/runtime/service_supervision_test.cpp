@@ -192,3 +192,36 @@ TEST_CASE("an instance name gives each instance its own store directory", "[stor
   CHECK(std::filesystem::exists(dir / "counter-b/CURRENT"));
   CHECK_FALSE(std::filesystem::exists(dir / "counter"));
 }
+
+TEST_CASE("a continuation that throws is a crash: its caller gets internal naming the exception, not unavailable",
+          "[runtime][supervision]") {
+  temp_dir dir;
+  auto catalog = example_services();
+  catalog.push_back(worker_service("thrower")
+                        .method("std", [](method_context& ctx, const hello_args& a, responder<hello_reply> respond) {
+                          ctx.call<hello_reply>("greeter", "hello", a, [respond](result<hello_reply>) {
+                            throw std::runtime_error("continuation failed");
+                          });
+                        })
+                        .method("other", [](method_context& ctx, const hello_args& a, responder<hello_reply> respond) {
+                          ctx.call<hello_reply>("greeter", "hello", a, [respond](result<hello_reply>) { throw 42; });
+                        })
+                        .build());
+  auto cfg = default_node_config(catalog);
+  cfg.listen = {"tcp://127.0.0.1:*"};
+  cfg.admin.clear();
+  cfg.http.listen.clear();
+  cfg.data_dir = dir.path();
+  auto n = node::start(cfg, catalog);
+  REQUIRE(n);
+  client c((*n)->endpoints().front());
+  auto r = c.call("thrower", "std", pack(hello_args{"x"}));
+  REQUIRE(r.error);
+  CHECK(r.error->is(errc::internal));  // before: unavailable, "stopped before replying"
+  CHECK_THAT(r.error->message, Catch::Contains("continuation failed"));
+  auto other = c.call("thrower", "other", pack(hello_args{"x"}));  // before: escaped the actor
+  REQUIRE(other.error);
+  CHECK(other.error->is(errc::internal));
+  CHECK_THAT(other.error->message, Catch::Contains("non-standard"));
+  CHECK(c.call("greeter", "hello", pack(hello_args{"still"})).ok());
+}

@@ -7,7 +7,7 @@ using namespace cohort;
 using namespace cohort::shop;
 using namespace cohort::test;
 
-TEST_CASE("inventory: reservations are per order and idempotent; stock never goes negative", "[shop]") {
+TEST_CASE("inventory: reservations are per order and idempotent, stock never goes negative", "[shop]") {
   temp_dir dir;
   auto n = start_shop(shop_test_config(dir.path()));
   client c(n->endpoints().front());
