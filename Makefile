@@ -3,7 +3,7 @@ BUILD ?= build
 RELEASE ?= build-release
 JOBS ?= $(shell nproc)
 
-.PHONY: deps build release demo test fuzz bench bench-quick clean
+.PHONY: deps build release demo test test-asan test-tsan fuzz bench bench-quick clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -22,6 +22,19 @@ demo: release
 test: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 300 -j 2
 
+# The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, and under ThreadSanitizer.
+test-asan: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOHORT_SANITIZE=address,undefined >/dev/null
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure --timeout 600 -j 2 -E "^fuzz:"
+
+test-tsan: deps
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOHORT_SANITIZE=thread >/dev/null
+	cmake --build build-tsan -j $(JOBS)
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1 \
+	  ctest --output-on-failure --timeout 900 -j 2 -E "^fuzz:"
+
 # 10 million executions per libFuzzer harness (ASan + UBSan); FUZZ_RUNS to change.
 FUZZ_RUNS ?= 10000000
 fuzz: deps
@@ -34,4 +47,4 @@ bench-quick: release
 	python3 bench/run_all.py $(RELEASE) --quick
 
 clean:
-	rm -rf $(BUILD) $(RELEASE)
+	rm -rf $(BUILD) $(RELEASE) build-asan build-tsan build-fuzz

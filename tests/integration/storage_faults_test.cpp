@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "child_process.hpp"
+#include "node_process.hpp"
 #include "cohort/actors/example_messages.hpp"
 #include "cohort/actors/method_context.hpp"
 #include "cohort/transport/client.hpp"
@@ -59,23 +59,10 @@ struct small_disk {
   void free() { std::filesystem::remove(path + "/filler"); }
 };
 
-struct disk_node {
-  temp_dir dir;
-  std::unique_ptr<child_process> proc;
-  std::string endpoint, admin;
-  explicit disk_node(const std::string& data_dir, const std::string& durability = "sync") {
-    auto cfg = dir / "n.toml";
-    std::ofstream(cfg) << "[node]\nlisten = [\"tcp://127.0.0.1:*\"]\nadmin = \"tcp://127.0.0.1:*\"\ndata_dir = \""
-                       << data_dir << "\"\n[services.greeter]\n[services.counter]\ndurability = \"" << durability << "\"\n";
-    proc = std::make_unique<child_process>(std::vector<std::string>{COHORT_BINARY, "run", "--config", cfg});
-    auto ep = proc->endpoint();
-    REQUIRE(ep);
-    endpoint = *ep;
-    auto line = proc->wait_for_line("admin endpoint ");
-    REQUIRE(line);
-    admin = line->substr(line->find("admin endpoint ") + 15);
-    REQUIRE(proc->wait_for_line("cohort: "));  // ready, or not ready: either way it runs
-  }
+/// A node with greeter and counter whose stores live in `data_dir`.
+struct disk_node : node_process {
+  explicit disk_node(const std::string& data_dir, const std::string& durability = "sync")
+      : node_process("[services.greeter]\n[services.counter]\ndurability = \"" + durability + "\"\n", "", data_dir) {}
   nlohmann::json admin_call(const std::string& method, const std::string& json_args) {
     client c(admin);
     auto r = c.call("admin", method, *json_to_msgpack(json_args));

@@ -19,10 +19,13 @@ struct node_process {
   std::string endpoint, admin;
 
   /// `node_keys` go into [node]; `sections` follow it (e.g. "[services.greeter]\n").
-  explicit node_process(const std::string& sections, const std::string& node_keys = "") {
+  /// The stores go to `data_dir`, by default a folder of `dir`. Waits for
+  /// "ready" (or "not ready": a node whose store cannot open still runs).
+  explicit node_process(const std::string& sections, const std::string& node_keys = "", std::string data_dir = "") {
     auto cfg = dir / "n.toml";
+    if (data_dir.empty()) data_dir = dir / "d";
     std::ofstream(cfg) << "[node]\nlisten = [\"tcp://127.0.0.1:*\"]\nadmin = \"tcp://127.0.0.1:*\"\ndata_dir = \""
-                       << (dir / "d") << "\"\n" << node_keys << sections;
+                       << data_dir << "\"\n" << node_keys << sections;
     proc = std::make_unique<child_process>(std::vector<std::string>{COHORT_BINARY, "run", "--config", cfg});
     auto ep = proc->endpoint();
     REQUIRE(ep);
