@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <algorithm>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <random>
 #include <thread>
@@ -51,7 +52,7 @@ struct node::impl final : detail::call_router {
   std::unique_ptr<detail::process_host> processes;  ///< isolation = "process"
   std::string runtime_dir;
   std::atomic<bool> draining{false};
-  bool stopped = false;
+  std::atomic<bool> stopped{false};  ///< stop() may be called from several threads: it runs once
   node* owner = nullptr;
   clock_type::time_point started = clock_type::now();
 
@@ -437,14 +438,23 @@ node_metrics node::metrics() const {
 }
 
 std::vector<instance_status> node::registry() const {
-  std::vector<instance_status> out;
-  auto now = clock_type::now();
-  for (const auto& [name, pool] : impl_->io->remote_services())
-    for (const auto& i : pool.instances())
-      out.push_back({name, i->endpoint, i->registered ? "heartbeat" : "config", std::string(detail::to_string(i->state)),
-                     i->outstanding, i->requests, i->failures,
-                     i->registered ? std::chrono::duration<double>(now - i->last_seen).count() : 0.0});
-  return out;
+  // The instance pools belong to the I/O thread: read them there.
+  auto collect = [io = impl_->io.get()] {
+    std::vector<instance_status> out;
+    auto now = clock_type::now();
+    for (const auto& [name, pool] : io->remote_services())
+      for (const auto& i : pool.instances())
+        out.push_back({name, i->endpoint, i->registered ? "heartbeat" : "config",
+                       std::string(detail::to_string(i->state)), i->outstanding, i->requests, i->failures,
+                       i->registered ? std::chrono::duration<double>(now - i->last_seen).count() : 0.0});
+    return out;
+  };
+  if (impl_->io->on_io_thread()) return collect();
+  auto answer = std::make_shared<std::promise<std::vector<instance_status>>>();
+  auto result = answer->get_future();
+  impl_->io->post([answer, collect] { answer->set_value(collect()); });
+  if (result.wait_for(std::chrono::seconds(5)) != std::future_status::ready) return {};
+  return result.get();
 }
 
 result<bool> node::stop_service(const std::string& name) {
@@ -610,8 +620,7 @@ result<std::string> node::salvage_store(const std::string& service) {
 
 void node::stop() {
   auto& p = *impl_;
-  if (p.stopped) return;
-  p.stopped = true;
+  if (p.stopped.exchange(true)) return;
   p.draining = true;
   {
     std::lock_guard<std::mutex> guard(p.watchdog_mutex);

@@ -103,7 +103,7 @@ struct node_config {
   std::string instance;
   /// Client endpoints (ZeroMQ ROUTER binds); "tcp://127.0.0.1:*" picks a free port. Default: tcp://127.0.0.1:7400.
   std::vector<std::string> listen{"tcp://127.0.0.1:7400"};
-  /// Admin endpoint for cohortctl (same protocol, service "_admin"); empty turns it off.
+  /// Admin endpoint for cohortctl (same protocol, service "admin"); empty turns it off.
   /// Default: tcp://127.0.0.1:7401 (loopback only).
   std::string admin = "tcp://127.0.0.1:7401";
   /// "none": services run as actor groups in this process. "process": each
