@@ -1,6 +1,7 @@
 #include "process_host.hpp"
 
 #include <csignal>
+#include <map>
 #include <cstring>
 #include <fcntl.h>
 #include <poll.h>
@@ -8,7 +9,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+
+#include "cohort/transport/client.hpp"
+#include "cohort/transport/json_bridge.hpp"
 
 namespace cohort::detail {
 
@@ -29,7 +34,40 @@ struct process_host::child {
   clock_type::time_point started_at;
   std::optional<clock_type::time_point> restart_at;
   std::unique_ptr<supervision_plan> plan;
+  /// What the process itself last reported (its admin status): the counters
+  /// only the process knows (entities, events, resumes, in flight).
+  service_status reported;
 };
+
+namespace {
+
+/// Asks a service process for its own status, on its admin socket. Called by
+/// the supervising thread, a few times a second; a slow child costs at most `limit`.
+std::optional<service_status> ask_status(client& admin, std::chrono::milliseconds limit) {
+  call_options o;
+  o.timeout = limit;
+  auto r = admin.call("admin", "status", *json_to_msgpack("{}"), o);
+  if (!r.ok()) return std::nullopt;
+  auto text = msgpack_to_json(r.payload);
+  if (!text) return std::nullopt;
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded() || !j.contains("services") || !j["services"].is_array() || j["services"].empty())
+    return std::nullopt;
+  const auto& s = j["services"][0];
+  service_status out;
+  out.kind = s.value("kind", "");
+  out.in_flight = s.value("in_flight", std::int64_t{0});
+  out.activations = s.value("activations", std::uint64_t{0});
+  out.live_entities = s.value("live_entities", std::int64_t{0});
+  out.resumes = s.value("resumes", std::uint64_t{0});
+  out.events_published = s.value("events_published", std::uint64_t{0});
+  out.events_delivered = s.value("events_delivered", std::uint64_t{0});
+  out.event_redeliveries = s.value("event_redeliveries", std::uint64_t{0});
+  out.stuck_handlers = s.value("stuck_handlers", std::uint64_t{0});
+  return out;
+}
+
+}  // namespace
 
 process_host::process_host(const node_config& cfg, std::string binary, std::string runtime_dir,
                            std::function<void(const std::string&)> on_exit)
@@ -136,7 +174,31 @@ void process_host::reap(child& c, int status) {
 
 void process_host::run() {
   std::vector<std::string> exited;
+  // One admin client per child, used by this thread only.
+  std::map<std::string, std::unique_ptr<client>> admins;
+  auto next_poll = clock_type::now();
   for (;;) {
+    if (clock_type::now() >= next_poll) {
+      next_poll = clock_type::now() + std::chrono::milliseconds(500);
+      std::vector<std::string> up;
+      {
+        std::lock_guard<std::mutex> guard(mutex_);
+        for (auto& c : children_)
+          if (c->state == "up") up.push_back(c->cfg.name);
+      }
+      for (const auto& name : up) {
+        auto& admin = admins[name];
+        if (!admin) admin = std::make_unique<client>("ipc://" + runtime_dir_ + "/" + name + ".admin.sock");
+        auto seen = ask_status(*admin, std::chrono::milliseconds(200));
+        if (!seen) {
+          admin.reset();  // a fresh connection next time (the process may have been replaced)
+          continue;
+        }
+        std::lock_guard<std::mutex> guard(mutex_);
+        for (auto& c : children_)
+          if (c->cfg.name == name) c->reported = *seen;
+      }
+    }
     exited.clear();
     {
       std::lock_guard<std::mutex> guard(mutex_);
@@ -213,7 +275,7 @@ std::vector<service_status> process_host::status() const {
   for (const auto& c : children_) {
     service_status s;
     s.name = c->cfg.name;
-    s.kind = "process";
+    s.kind = c->reported.kind.empty() ? "process" : c->reported.kind;
     s.state = c->state == "up" ? "up" : (c->state == "down" || c->state == "stopped" ? "down" : c->state);
     s.down_reason = c->down_reason;
     s.strategy = "one_for_one";
@@ -222,6 +284,16 @@ std::vector<service_status> process_host::status() const {
     s.last_failure = c->last_failure;
     s.children.push_back({"process", "process", "permanent", c->state, c->restarts, c->last_failure});
     s.pid = c->pid;
+    if (c->state == "up") {
+      s.in_flight = c->reported.in_flight;
+      s.activations = c->reported.activations;
+      s.live_entities = c->reported.live_entities;
+      s.resumes = c->reported.resumes;
+      s.events_published = c->reported.events_published;
+      s.events_delivered = c->reported.events_delivered;
+      s.event_redeliveries = c->reported.event_redeliveries;
+      s.stuck_handlers = c->reported.stuck_handlers;
+    }
     out.push_back(std::move(s));
   }
   return out;

@@ -192,4 +192,12 @@ TEST_CASE("storage verbs reach the service's process in process isolation", "[in
   auto v = c.call("counter", "get", *json_to_msgpack("null"), key);
   REQUIRE(v.ok());
   CHECK(nlohmann::json::parse(*msgpack_to_json(v.payload))["value"] == 2);
+  // The counters only the process knows reach the parent's status (they read 0 before).
+  bool seen = false;
+  for (int i = 0; i < 100 && !seen; ++i) {
+    auto svc = n.service("counter");
+    seen = svc["kind"] == "entities" && svc["activations"].get<int>() >= 1 && svc["live_entities"].get<int>() >= 1;
+    if (!seen) std::this_thread::sleep_for(50ms);
+  }
+  CHECK(seen);
 }

@@ -318,3 +318,40 @@ TEST_CASE("a store without its CURRENT file stays down with a reason", "[integra
   client c(n.endpoint);
   CHECK(c.call_as<hello_reply>("greeter", "hello", hello_args{"neighbour"}).ok());
 }
+
+TEST_CASE("a node killed in the middle of a restore comes back with the old store or the new one, never a mix",
+          "[integration][storage-faults][restore]") {
+  temp_dir data;
+  auto node = std::make_unique<disk_node>(data.path());
+  {
+    client c(node->endpoint);
+    for (int i = 0; i < 1000; ++i) REQUIRE(c.call_as<counter_value>("counter", "add", add_args{1}, keyed("k" + std::to_string(i))).ok());
+    REQUIRE(node->admin_call("flush", R"({"service":"counter"})")["ok"] == true);
+    REQUIRE(node->admin_call("backup", R"({"service":"counter","name":"b"})")["ok"] == true);
+  }
+  int old_seen = 0, new_seen = 0;
+  for (int attempt = 0; attempt < 6; ++attempt) {
+    client c(node->endpoint);
+    // The state after the backup: k0 is 2 (the backup says 1), k999 is 1 in both.
+    auto k0 = c.call_as<counter_value>("counter", "get", no_args{}, keyed("k0"));
+    REQUIRE(k0.ok());
+    if (k0->value == 1) REQUIRE(c.call_as<counter_value>("counter", "add", add_args{1}, keyed("k0"))->value == 2);
+    client admin(node->admin);
+    admin.call_async("admin", "restore", *json_to_msgpack(R"({"service":"counter","name":"b"})"), {}, [](reply&&) {});
+    std::this_thread::sleep_for(std::chrono::milliseconds(attempt * 3));
+    node->proc->signal(SIGKILL);
+    node->proc->wait(10s);
+    node = std::make_unique<disk_node>(data.path());
+    client after(node->endpoint);
+    auto v = after.call_as<counter_value>("counter", "get", no_args{}, keyed("k0"));
+    REQUIRE(v.ok());
+    CHECK((v->value == 1 || v->value == 2));
+    (v->value == 1 ? new_seen : old_seen)++;
+    auto last = after.call_as<counter_value>("counter", "get", no_args{}, keyed("k999"));
+    REQUIRE(last.ok());
+    CHECK(last->value == 1);
+    CHECK_FALSE(std::filesystem::exists(data / "counter.restoring"));
+  }
+  INFO("old store kept " << old_seen << " times, new store " << new_seen << " times");
+  CHECK(old_seen + new_seen == 6);
+}
