@@ -170,18 +170,17 @@ int run_offline_restore(const std::string& config, const std::string& service, c
     std::cerr << "cohort: bad config: " << cfg.error().message << "\n";
     return 2;
   }
-  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
-    std::cerr << "error: usage: a backup name is a plain file name: '" << name << "'\n";
+  if (auto ok = cohort::check_backup_name(name); !ok) {
+    std::cerr << "error: usage: " << ok.error().message << "\n";
     return 2;
   }
-  auto dir = (std::filesystem::path(cfg->data_dir) / (cfg->instance.empty() ? service : service + "-" + cfg->instance)).string();
-  auto root = cfg->backup_root.empty() ? (std::filesystem::path(cfg->data_dir) / "backups").string() : cfg->backup_root;
+  auto dir = cohort::store_dir(*cfg, service);
   if (cohort::store_in_use(dir)) {
     std::cerr << "error: the store " << dir << " is open: the node is running; use cohortctl restore\n";
     return 1;
   }
   cohort::clean_interrupted_restore(dir);
-  auto done = cohort::restore_store((std::filesystem::path(root) / service / name).string(), dir);
+  auto done = cohort::restore_store((std::filesystem::path(cohort::backup_root(*cfg)) / service / name).string(), dir);
   if (!done) {
     std::cerr << "error: " << done.error().code << ": " << done.error().message << "\n";
     return 1;

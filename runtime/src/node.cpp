@@ -9,9 +9,6 @@
 #include <map>
 #include <random>
 #include <thread>
-#include <cstring>
-#include <fcntl.h>
-#include <stdio.h>
 #include <unistd.h>
 #include <unordered_map>
 #include <unordered_set>
@@ -124,11 +121,11 @@ struct node::impl final : detail::call_router {
     return n;
   }
 
-  /// Process isolation: every service runs in a supervised child process,
-  /// reached like a remote service over ipc://.
   /// The route to a service process's admin endpoint (never a service name: '/' is not allowed in those).
   static std::string admin_route(const std::string& service) { return "_admin/" + service; }
 
+  /// Process isolation: every service runs in a supervised child process,
+  /// reached like a remote service over ipc://.
   result<bool> start_processes() {
     if (cfg.source_path.empty())
       return error_info{errc::bad_request, "isolation = \"process\" needs the node to be started from a config file"};
@@ -167,7 +164,7 @@ struct node::impl final : detail::call_router {
   result<bool> start_service(hosted& h) {
     auto& svc = *h.svc;
     if (svc.def.kind == service_kind::entities && !svc.db) {
-      auto dir = store_dir(svc);
+      auto dir = store_dir(cfg, svc.def.name);
       std::error_code ec;
       // A restore that crashed left its other half here (the old store after
       // the swap, or an unfinished copy before it): the store in place wins.
@@ -214,14 +211,6 @@ struct node::impl final : detail::call_router {
     return h.svc->live_entities.load() == 0;
   }
 
-  [[nodiscard]] std::string store_dir(const detail::service_runtime& svc) const {
-    return (std::filesystem::path(cfg.data_dir) /
-            (cfg.instance.empty() ? svc.def.name : svc.def.name + "-" + cfg.instance))
-        .string();
-  }
-  [[nodiscard]] std::string backup_root() const {
-    return cfg.backup_root.empty() ? (std::filesystem::path(cfg.data_dir) / "backups").string() : cfg.backup_root;
-  }
 
   /// Reports (and per policy replaces) workers whose handler runs too long.
   void watch() {
@@ -508,14 +497,23 @@ result<bool> node::command_child(const std::string& service, const std::string& 
 }
 
 namespace {
+/// The hosted entity service `name` (the ones with a store).
 template <class Hosted>
-result<store*> store_of(Hosted& services, const std::string& name) {
+auto entity_service_of(Hosted& services, const std::string& name) -> result<decltype(&services.begin()->second)> {
   auto it = services.find(name);
   if (it == services.end()) return error_info{errc::unknown_service, "no service named '" + name + "' on this node"};
   if (it->second.svc->def.kind != service_kind::entities)
     return error_info{errc::bad_request, "service '" + name + "' is stateless and has no store"};
-  if (!it->second.svc->db) return error_info{errc::unavailable, "the store of '" + name + "' is not open"};
-  return it->second.svc->db.get();
+  return &it->second;
+}
+
+/// The open store of the hosted entity service `name`.
+template <class Hosted>
+result<store*> store_of(Hosted& services, const std::string& name) {
+  auto h = entity_service_of(services, name);
+  if (!h) return h.error();
+  if (!(*h)->svc->db) return error_info{errc::unavailable, "the store of '" + name + "' is not open"};
+  return (*h)->svc->db.get();
 }
 }  // namespace
 
@@ -525,22 +523,11 @@ result<store_stats> node::storage_stats(const std::string& service) const {
   return (*s)->stats();
 }
 
-namespace {
-
-/// A backup name is one plain path component: nothing can point outside the backup root.
-result<bool> check_backup_name(const std::string& name) {
-  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos || name.size() > 200)
-    return error_info{errc::bad_request, "a backup name is a plain file name (no '/', not '.' or '..'): '" + name + "'"};
-  return true;
-}
-
-}  // namespace
-
 result<std::string> node::backup(const std::string& service, const std::string& name) {
   if (auto ok = check_backup_name(name); !ok) return ok.error();
   auto s = store_of(impl_->services, service);
   if (!s) return s.error();
-  auto dir = (std::filesystem::path(impl_->backup_root()) / service / name).string();
+  auto dir = (std::filesystem::path(backup_root(impl_->cfg)) / service / name).string();
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(dir).parent_path(), ec);
   if (auto done = (*s)->checkpoint(dir); !done) return done.error();
@@ -549,21 +536,19 @@ result<std::string> node::backup(const std::string& service, const std::string& 
 
 result<bool> node::restore(const std::string& service, const std::string& name) {
   if (auto ok = check_backup_name(name); !ok) return ok.error();
-  auto it = impl_->services.find(service);
-  if (it == impl_->services.end()) return error_info{errc::unknown_service, "no service named '" + service + "' on this node"};
-  auto& h = it->second;
-  if (h.svc->def.kind != service_kind::entities)
-    return error_info{errc::bad_request, "service '" + service + "' is stateless and has no store"};
+  auto hosted = entity_service_of(impl_->services, service);
+  if (!hosted) return hosted.error();
+  auto& h = **hosted;
   namespace fs = std::filesystem;
-  auto from = fs::path(impl_->backup_root()) / service / name;
+  auto from = fs::path(backup_root(impl_->cfg)) / service / name;
   std::error_code ec;
   if (!fs::exists(from / "CURRENT", ec))
-    return error_info{errc::bad_request, "no backup '" + name + "' of '" + service + "' under " + impl_->backup_root()};
+    return error_info{errc::bad_request, "no backup '" + name + "' of '" + service + "' under " + backup_root(impl_->cfg)};
   spdlog::warn("restoring {} from backup {} ({})", service, name, from.string());
   if (!impl_->stop_and_wait(h, "restoring from backup " + name))
     return error_info{errc::unavailable, "service '" + service + "' did not stop within 10 s; nothing restored"};
   h.svc->db.reset();  // closes the store: nothing uses it any more
-  if (auto restored = restore_store(from.string(), impl_->store_dir(*h.svc)); !restored) {
+  if (auto restored = restore_store(from.string(), store_dir(impl_->cfg, service)); !restored) {
     impl_->start_service(h);  // on the old store, which is untouched
     return restored.error();
   }
@@ -588,12 +573,10 @@ bool node::forward_admin(const std::string& service, detail::request_ptr req) {
 }
 
 result<bool> node::verify_store(const std::string& service) {
-  auto it = impl_->services.find(service);
-  if (it == impl_->services.end()) return error_info{errc::unknown_service, "no service named '" + service + "' on this node"};
-  if (it->second.svc->def.kind != service_kind::entities)
-    return error_info{errc::bad_request, "service '" + service + "' is stateless and has no store"};
-  if (it->second.svc->db) return it->second.svc->db->verify();
-  return store::verify_closed(impl_->store_dir(*it->second.svc));
+  auto h = entity_service_of(impl_->services, service);
+  if (!h) return h.error();
+  if ((*h)->svc->db) return (*h)->svc->db->verify();
+  return store::verify_closed(store_dir(impl_->cfg, service));
 }
 
 result<bool> node::flush_store(const std::string& service) {
@@ -603,15 +586,13 @@ result<bool> node::flush_store(const std::string& service) {
 }
 
 result<std::string> node::salvage_store(const std::string& service) {
-  auto it = impl_->services.find(service);
-  if (it == impl_->services.end()) return error_info{errc::unknown_service, "no service named '" + service + "' on this node"};
-  auto& h = it->second;
-  if (h.svc->def.kind != service_kind::entities)
-    return error_info{errc::bad_request, "service '" + service + "' is stateless and has no store"};
+  auto hosted = entity_service_of(impl_->services, service);
+  if (!hosted) return hosted.error();
+  auto& h = **hosted;
   if (!h.svc->down() || h.svc->db)
     return error_info{errc::bad_request, "salvage is for a service that is down because its store does not open; '" +
                                              service + "' is not (stop it, or use verify / restore)"};
-  auto report = store::salvage(impl_->store_dir(*h.svc));
+  auto report = store::salvage(store_dir(impl_->cfg, service));
   if (!report) return report.error();
   spdlog::warn("salvaged the store of {}, accepting the loss: {}", service, *report);
   if (auto started = impl_->start_service(h); !started) return started.error();

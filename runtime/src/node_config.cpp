@@ -1,5 +1,7 @@
 #include "cohort/runtime/node_config.hpp"
 
+#include <filesystem>
+
 #include "cohort/actors/example_services.hpp"
 
 namespace cohort {
@@ -15,6 +17,14 @@ node_config default_node_config(const std::vector<service_definition>& hosted) {
     cfg.services.push_back(s);
   }
   return cfg;
+}
+
+std::string store_dir(const node_config& cfg, const std::string& service) {
+  return (std::filesystem::path(cfg.data_dir) / (cfg.instance.empty() ? service : service + "-" + cfg.instance)).string();
+}
+
+std::string backup_root(const node_config& cfg) {
+  return cfg.backup_root.empty() ? (std::filesystem::path(cfg.data_dir) / "backups").string() : cfg.backup_root;
 }
 
 }  // namespace cohort

@@ -26,6 +26,12 @@ std::string staging(const std::string& store_dir) { return store_dir + ".restori
 
 }  // namespace
 
+result<bool> check_backup_name(const std::string& name) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos || name.size() > 200)
+    return error_info{errc::bad_request, "a backup name is a plain file name (no '/', not '.' or '..'): '" + name + "'"};
+  return true;
+}
+
 bool store_in_use(const std::string& store_dir) {
   int fd = ::open((fs::path(store_dir) / "LOCK").c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) return false;

@@ -51,24 +51,26 @@ class store_logger final : public rocksdb::Logger {
     else
       spdlog::warn("store {}: {}", dir_, line);
     std::string text(line);
-    // "<file>: dropping N bytes; Corruption: ..." names the damaged file,
-    // which the Status alone often does not: keep the first such line.
+    // "<file>: dropping N bytes; Corruption: ..." names the damaged file
+    // (the Status alone often does not) and says what a salvage lost.
     if (text.find("dropping") != std::string::npos) {
       std::lock_guard<std::mutex> guard(mutex_);
-      if (damage_.empty()) damage_ = text;
+      if (damage_.size() < 16) damage_.push_back(std::move(text));
     }
   }
 
-  /// The last report of damage RocksDB logged, if any.
+  /// Every report of damage RocksDB logged (the first 16), joined; empty if none.
   std::string damage() {
     std::lock_guard<std::mutex> guard(mutex_);
-    return damage_;
+    std::string out;
+    for (const auto& d : damage_) out += (out.empty() ? "" : "; ") + d;
+    return out;
   }
 
  private:
   std::string dir_;
   std::mutex mutex_;
-  std::string damage_;
+  std::vector<std::string> damage_;
 };
 
 /// Keeps RocksDB's own recovery from a full disk out of the way: it waits for
@@ -111,6 +113,45 @@ const char* const family_names[keyspace_count] = {rocksdb::kDefaultColumnFamilyN
 std::string entity_key(std::string_view key) { return big_endian(key.size(), 4) + std::string(key); }
 
 std::string journal_key(std::string_view key, std::uint64_t seq) { return entity_key(key) + big_endian(seq, 8); }
+
+namespace {
+
+/// The options every store opens with (open, a read-only check, a salvage);
+/// `mode` decides how the log is replayed.
+rocksdb::Options store_options_for(std::shared_ptr<store_logger> logger, rocksdb::WALRecoveryMode mode) {
+  rocksdb::Options o;
+  o.create_missing_column_families = true;
+  o.paranoid_checks = true;
+  o.max_open_files = 256;
+  o.keep_log_file_num = 2;
+  o.info_log = std::move(logger);
+  o.listeners.push_back(std::make_shared<manual_recovery>());
+  o.wal_recovery_mode = mode;
+  return o;
+}
+
+/// One descriptor per keyspace; expired idempotency records go at compaction.
+std::vector<rocksdb::ColumnFamilyDescriptor> all_families(const rocksdb::Options& o) {
+  std::vector<rocksdb::ColumnFamilyDescriptor> out;
+  for (const char* name : family_names) out.emplace_back(name, rocksdb::ColumnFamilyOptions(o));
+  out[static_cast<std::size_t>(keyspace::idempotency)].options.compaction_filter = &expired_results;
+  return out;
+}
+
+/// The open error, with the damaged file when RocksDB logged one.
+error_info open_error(const rocksdb::Status& s, const std::string& what, store_logger& logger) {
+  auto err = classify(s, what);
+  if (auto where = logger.damage(); !where.empty()) err.message += "; RocksDB: " + where;
+  return err;
+}
+
+void close_all(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*>& families) {
+  for (auto* f : families) db->DestroyColumnFamilyHandle(f).PermitUncheckedError();
+  db->Close().PermitUncheckedError();
+  delete db;
+}
+
+}  // namespace
 
 struct store::impl {
   std::unique_ptr<rocksdb::DB> db;
@@ -266,30 +307,16 @@ result<std::unique_ptr<store>> store::open(const std::string& dir, store_options
         return error_info{errc::store_corrupt, "the store in '" + dir + "' has data files but no CURRENT file (" +
                                                    name + "); restore a backup or repair it by hand"};
     }
-  rocksdb::Options o;
-  o.create_if_missing = opts.create_if_missing;
-  o.create_missing_column_families = true;
-  o.paranoid_checks = true;
-  o.max_open_files = 256;
-  o.keep_log_file_num = 2;
-  auto logger = std::make_shared<store_logger>(dir);
-  o.info_log = logger;
-  o.listeners.push_back(std::make_shared<manual_recovery>());
   // A torn record at the end of the log (a crash mid-write, never
   // acknowledged) is dropped; damage anywhere before it fails the open
   // instead of silently dropping every acknowledged write after it.
-  o.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
-  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  for (const char* name : family_names) descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions(o));
-  descriptors[static_cast<std::size_t>(keyspace::idempotency)].options.compaction_filter = &expired_results;
+  auto logger = std::make_shared<store_logger>(dir);
+  auto o = store_options_for(logger, rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords);
+  o.create_if_missing = opts.create_if_missing;
   auto p = std::make_unique<impl>();
   rocksdb::DB* raw = nullptr;
-  auto status = rocksdb::DB::Open(rocksdb::DBOptions(o), dir, descriptors, &p->families, &raw);
-  if (!status.ok()) {
-    auto err = classify(status, "cannot open the store in '" + dir + "'");
-    if (auto where = logger->damage(); !where.empty()) err.message += "; RocksDB: " + where;
-    return err;
-  }
+  auto status = rocksdb::DB::Open(rocksdb::DBOptions(o), dir, all_families(o), &p->families, &raw);
+  if (!status.ok()) return open_error(status, "cannot open the store in '" + dir + "'", *logger);
   p->db.reset(raw);
   p->write_options.sync = opts.mode == durability::sync;
   return std::unique_ptr<store>(new store(dir, opts, std::move(p)));
@@ -396,64 +423,14 @@ result<bool> store::flush() {
   return true;
 }
 
-namespace {
-
-/// The options every store opens with; `mode` decides how the log is replayed.
-rocksdb::Options base_options(const std::string& dir, std::shared_ptr<rocksdb::Logger> logger,
-                              rocksdb::WALRecoveryMode mode) {
-  rocksdb::Options o;
-  o.create_missing_column_families = true;
-  o.paranoid_checks = true;
-  o.info_log = std::move(logger);
-  o.wal_recovery_mode = mode;
-  return o;
-}
-
-std::vector<rocksdb::ColumnFamilyDescriptor> all_families(const rocksdb::Options& o) {
-  std::vector<rocksdb::ColumnFamilyDescriptor> out;
-  for (const char* name : family_names) out.emplace_back(name, rocksdb::ColumnFamilyOptions(o));
-  return out;
-}
-
-/// Keeps what RocksDB says while salvaging, to tell the operator what was lost.
-class salvage_logger final : public rocksdb::Logger {
- public:
-  salvage_logger() : rocksdb::Logger(rocksdb::InfoLogLevel::INFO_LEVEL) {}
-  using rocksdb::Logger::Logv;
-  void Logv(const char* format, va_list ap) override { Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap); }
-  void Logv(const rocksdb::InfoLogLevel, const char* format, va_list ap) override {
-    char line[1024];
-    std::vsnprintf(line, sizeof line, format, ap);
-    std::string text(line);
-    if (text.find("ropping") != std::string::npos || text.find("orruption") != std::string::npos) {
-      std::lock_guard<std::mutex> guard(mutex);
-      if (!report.empty()) report += "; ";
-      report += text;
-    }
-  }
-  std::mutex mutex;
-  std::string report;
-};
-
-void close_all(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*>& families) {
-  for (auto* f : families) db->DestroyColumnFamilyHandle(f).PermitUncheckedError();
-  db->Close().PermitUncheckedError();
-  delete db;
-}
-
-}  // namespace
 
 result<bool> store::verify_closed(const std::string& dir) {
   auto logger = std::make_shared<store_logger>(dir);
-  auto o = base_options(dir, logger, rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords);
+  auto o = store_options_for(logger, rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords);
   std::vector<rocksdb::ColumnFamilyHandle*> families;
   rocksdb::DB* raw = nullptr;
   auto s = rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(o), dir, all_families(o), &families, &raw);
-  if (!s.ok()) {
-    auto err = classify(s, "the store in '" + dir + "' does not open");
-    if (auto where = logger->damage(); !where.empty()) err.message += "; RocksDB: " + where;
-    return err;
-  }
+  if (!s.ok()) return open_error(s, "the store in '" + dir + "' does not open", *logger);
   s = raw->VerifyChecksum(rocksdb::ReadOptions());
   close_all(raw, families);
   if (!s.ok()) return classify(s, "verification of '" + dir + "' failed");
@@ -461,8 +438,8 @@ result<bool> store::verify_closed(const std::string& dir) {
 }
 
 result<std::string> store::salvage(const std::string& dir) {
-  auto logger = std::make_shared<salvage_logger>();
-  auto o = base_options(dir, logger, rocksdb::WALRecoveryMode::kPointInTimeRecovery);
+  auto logger = std::make_shared<store_logger>(dir);
+  auto o = store_options_for(logger, rocksdb::WALRecoveryMode::kPointInTimeRecovery);
   std::vector<rocksdb::ColumnFamilyHandle*> families;
   rocksdb::DB* raw = nullptr;
   auto s = rocksdb::DB::Open(rocksdb::DBOptions(o), dir, all_families(o), &families, &raw);
@@ -471,8 +448,8 @@ result<std::string> store::salvage(const std::string& dir) {
   s = raw->Flush(rocksdb::FlushOptions(), families);
   close_all(raw, families);
   if (!s.ok()) return classify(s, "salvage of '" + dir + "' failed while writing what it recovered");
-  std::lock_guard<std::mutex> guard(logger->mutex);
-  return logger->report.empty() ? std::string("nothing was dropped") : logger->report;
+  auto dropped = logger->damage();
+  return dropped.empty() ? std::string("nothing was dropped") : dropped;
 }
 
 }  // namespace cohort

@@ -122,11 +122,7 @@ TEST_CASE("a failed method leaves no trace in memory or store", "[storage][runti
                                })
                         .build());
   temp_dir dir;
-  auto cfg = default_node_config(catalog);
-  cfg.listen = {"tcp://127.0.0.1:*"};
-  cfg.admin.clear();
-  cfg.http.listen.clear();
-  cfg.data_dir = dir.path();
+  auto cfg = loopback_config(dir.path(), catalog);
   {
     auto n = node::start(cfg, catalog);
     REQUIRE(n);

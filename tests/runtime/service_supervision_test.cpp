@@ -207,12 +207,7 @@ TEST_CASE("a continuation that throws is a crash: its caller gets internal namin
                           ctx.call<hello_reply>("greeter", "hello", a, [respond](result<hello_reply>) { throw 42; });
                         })
                         .build());
-  auto cfg = default_node_config(catalog);
-  cfg.listen = {"tcp://127.0.0.1:*"};
-  cfg.admin.clear();
-  cfg.http.listen.clear();
-  cfg.data_dir = dir.path();
-  auto n = node::start(cfg, catalog);
+  auto n = node::start(loopback_config(dir.path(), catalog), catalog);
   REQUIRE(n);
   client c((*n)->endpoints().front());
   auto r = c.call("thrower", "std", pack(hello_args{"x"}));

@@ -12,8 +12,10 @@
 
 namespace cohort::test {
 
-inline node_config loopback_config(const std::string& data_dir) {
-  auto cfg = default_node_config();
+/// A node hosting `hosted` (by default the example services) on loopback.
+inline node_config loopback_config(const std::string& data_dir,
+                                   const std::vector<service_definition>& hosted = example_services()) {
+  auto cfg = default_node_config(hosted);
   cfg.listen = {"tcp://127.0.0.1:*"};
   cfg.admin = "tcp://127.0.0.1:*";
   cfg.http.listen.clear();

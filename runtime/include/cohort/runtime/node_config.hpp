@@ -165,6 +165,11 @@ struct node_config {
 /// The same defaults, hosting every service in `hosted` (e.g. the shop's).
 [[nodiscard]] node_config default_node_config(const std::vector<service_definition>& hosted);
 
+/// Where a service's store lives: <data_dir>/<service>[-<instance>].
+[[nodiscard]] std::string store_dir(const node_config& cfg, const std::string& service);
+/// Where backups go: `backup_root`, or <data_dir>/backups when it is empty.
+[[nodiscard]] std::string backup_root(const node_config& cfg);
+
 /// Reads a TOML config. Unknown keys, wrong types, unknown service names and a
 /// missing file are errors naming the key (with its line) or the file.
 [[nodiscard]] result<node_config> load_node_config(const std::string& path,

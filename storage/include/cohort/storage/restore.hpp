@@ -16,6 +16,10 @@ namespace cohort {
 /// the old store is untouched).
 [[nodiscard]] result<bool> restore_store(const std::string& backup_dir, const std::string& store_dir);
 
+/// A backup name is one plain path component (no '/', not '.' or '..', at
+/// most 200 bytes), so no name can point outside the backup root: `bad_request` otherwise.
+[[nodiscard]] result<bool> check_backup_name(const std::string& name);
+
 /// True when a process holds the store open (RocksDB's lock on its LOCK file).
 [[nodiscard]] bool store_in_use(const std::string& store_dir);
 
