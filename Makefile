@@ -17,7 +17,7 @@ release: deps
 	cmake --build $(RELEASE) -j $(JOBS)
 
 demo: release
-	$(RELEASE)/runtime/cohort demo
+	$(RELEASE)/cli/cohort demo
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 300 -j 2

@@ -14,8 +14,8 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "cohort/actors/example_messages.hpp"
-#include "cohort/actors/example_services.hpp"
+#include "cohort/examples/example_messages.hpp"
+#include "cohort/examples/example_services.hpp"
 #include "cohort/runtime/node.hpp"
 #include "cohort/transport/client.hpp"
 #include "stats.hpp"
@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
   if (quick) repeats = 3, duration_ms = 700;
   auto data = fs::temp_directory_path() / ("cohort-gwbench-" + std::to_string(::getpid()));
 
-  auto backend_cfg = default_node_config();
+  auto backend_cfg = example_node_config();
   backend_cfg.listen = {"tcp://127.0.0.1:*"};
   backend_cfg.admin.clear();
   backend_cfg.http.listen.clear();

@@ -13,8 +13,8 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "cohort/actors/example_messages.hpp"
-#include "cohort/actors/example_services.hpp"
+#include "cohort/examples/example_messages.hpp"
+#include "cohort/examples/example_services.hpp"
 #include "cohort/runtime/node.hpp"
 #include "cohort/transport/client.hpp"
 #include "stats.hpp"
@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
   if (quick) repeats = 3, calls = 50000;
 
   auto data = std::filesystem::temp_directory_path() / ("cohort-inproc-" + std::to_string(::getpid()));
-  auto cfg = default_node_config();
+  auto cfg = example_node_config();
   cfg.listen = {"inproc://inprocess-bench"};
   cfg.admin.clear();
   cfg.http.listen.clear();

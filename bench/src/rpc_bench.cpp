@@ -15,11 +15,11 @@
 #include <nlohmann/json.hpp>
 #include <zmq_addon.hpp>
 
-#include "cohort/actors/example_services.hpp"
+#include "cohort/examples/example_services.hpp"
 #include "cohort/runtime/node.hpp"
 #include "cohort/transport/client.hpp"
 #include "stats.hpp"
-#include "cohort/actors/example_messages.hpp"
+#include "cohort/examples/example_messages.hpp"
 
 using namespace cohort;
 using namespace cohort::examples;
@@ -163,7 +163,7 @@ int main(int argc, char** argv) {
   std::vector<std::size_t> payloads{64, 4096};
 
   auto data_dir = std::filesystem::temp_directory_path() / ("cohort-bench-" + std::to_string(::getpid()));
-  auto cfg = default_node_config();
+  auto cfg = example_node_config();
   cfg.listen = {"tcp://127.0.0.1:*"};
   cfg.admin = "tcp://127.0.0.1:*";
   cfg.http.listen.clear();

@@ -130,7 +130,7 @@ int main(int argc, char** argv) {
   app.add_option("--json", json_out, "write results to this JSON file");
   app.add_option("--cohort", binary, "the cohort binary, for the split run (default: next to this program)");
   CLI11_PARSE(app, argc, argv);
-  if (binary.empty()) binary = (fs::canonical("/proc/self/exe").parent_path().parent_path() / "runtime" / "cohort").string();
+  if (binary.empty()) binary = (fs::canonical("/proc/self/exe").parent_path().parent_path() / "cli" / "cohort").string();
   const int repeats = quick ? 2 : 3;
   const std::size_t orders = quick ? 400 : 2000;
   const std::size_t in_flight = 32;

@@ -12,7 +12,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "cohort/actors/example_services.hpp"
+#include "cohort/examples/example_services.hpp"
 #include "cohort/runtime/node.hpp"
 #include "cohort/storage/store.hpp"
 #include "cohort/transport/client.hpp"
@@ -32,7 +32,7 @@ double seconds(clock_type::duration d) { return std::chrono::duration<double>(d)
 
 
 node_config bench_config(const fs::path& data) {
-  auto cfg = default_node_config();
+  auto cfg = example_node_config();
   cfg.listen = {"tcp://127.0.0.1:*"};
   cfg.admin.clear();
   cfg.http.listen.clear();

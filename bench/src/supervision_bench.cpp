@@ -12,7 +12,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "cohort/actors/example_services.hpp"
+#include "cohort/examples/example_services.hpp"
 #include "cohort/runtime/node.hpp"
 #include "cohort/transport/client.hpp"
 #include "cohort/transport/json_bridge.hpp"
@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
   if (quick) crashes = 1000, repeats = 3, duration_ms = 500;
 
   auto data_dir = std::filesystem::temp_directory_path() / ("cohort-supbench-" + std::to_string(::getpid()));
-  auto cfg = default_node_config();
+  auto cfg = example_node_config();
   cfg.listen = {"inproc://supervision-bench"};
   cfg.admin.clear();
   cfg.http.listen.clear();

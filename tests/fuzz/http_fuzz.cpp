@@ -8,7 +8,7 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http.hpp>
 
-#include "http_mapping.hpp"
+#include "cohort/gateway/http_mapping.hpp"
 
 namespace http = boost::beast::http;
 

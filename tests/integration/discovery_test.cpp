@@ -6,7 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cohort/actors/example_messages.hpp"
+#include "cohort/examples/example_messages.hpp"
 #include "cohort/transport/client.hpp"
 #include "cohort/transport/json_bridge.hpp"
 #include "node_process.hpp"

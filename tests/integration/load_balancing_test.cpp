@@ -8,7 +8,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include "cohort/actors/example_messages.hpp"
+#include "cohort/examples/example_messages.hpp"
 #include "cohort/transport/client.hpp"
 #include "node_process.hpp"
 

@@ -6,7 +6,7 @@
 #include "node_process.hpp"
 #include "cohort/transport/client.hpp"
 #include "temp_dir.hpp"
-#include "cohort/actors/example_messages.hpp"
+#include "cohort/examples/example_messages.hpp"
 
 using namespace cohort;
 using namespace cohort::examples;

@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "node_process.hpp"
-#include "cohort/actors/example_messages.hpp"
+#include "cohort/examples/example_messages.hpp"
 #include "cohort/actors/method_context.hpp"
 #include "cohort/transport/client.hpp"
 #include "cohort/transport/envelope_codec.hpp"

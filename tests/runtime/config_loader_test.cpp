@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "cohort/examples/example_services.hpp"
 #include "cohort/runtime/node_config.hpp"
 
 using namespace cohort;
@@ -120,7 +121,7 @@ TEST_CASE("a remote without endpoint, or also hosted locally, is rejected", "[ru
 }
 
 TEST_CASE("the embedded default binds only to loopback and hosts every example", "[runtime][config]") {
-  auto cfg = default_node_config();
+  auto cfg = example_node_config();
   REQUIRE(cfg.listen.size() == 1);
   CHECK_THAT(cfg.listen[0], Catch::StartsWith("tcp://127.0.0.1:"));
   CHECK(cfg.services.size() == known.size());

@@ -3,7 +3,7 @@
 
 #include <map>
 
-#include "instance_pool.hpp"
+#include "cohort/net/instance_pool.hpp"
 
 using namespace cohort;
 using namespace cohort::detail;

@@ -7,7 +7,7 @@
 #include "cohort/transport/client.hpp"
 #include "cohort/transport/json_bridge.hpp"
 #include "test_node.hpp"
-#include "cohort/actors/example_messages.hpp"
+#include "cohort/examples/example_messages.hpp"
 
 using namespace cohort;
 using namespace cohort::examples;

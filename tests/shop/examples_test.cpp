@@ -5,7 +5,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "cohort/actors/example_services.hpp"
+#include "cohort/examples/example_services.hpp"
 #include "cohort/runtime/node_config.hpp"
 #include "cohort/shop/shop.hpp"
 

@@ -6,7 +6,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "cohort/actors/example_services.hpp"
+#include "cohort/examples/example_services.hpp"
 #include "cohort/runtime/node.hpp"
 #include "temp_dir.hpp"
 

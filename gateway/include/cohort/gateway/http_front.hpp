@@ -1,0 +1,42 @@
+// http_front: the HTTP/JSON front of a node (Boost.Beast). POST
+// /v1/<service>/<method> with a JSON body becomes a service call; the reply
+// becomes JSON, errors map to HTTP statuses (docs/gateway.md). One thread of
+// its own runs the connections; requests go to the node's router like any
+// other and their replies come back to this thread.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "cohort/runtime/node_config.hpp"
+#include "cohort/core/request.hpp"
+
+namespace cohort::detail {
+
+class http_front {
+ public:
+  using router = std::function<void(request_ptr)>;
+  using health = std::function<std::string()>;  ///< JSON for GET /health
+
+  /// Binds `cfg.listen` ("host:port", port 0 picks one). Throws std::system_error.
+  /// JSON bodies and replies are held to `limits`, like native frames.
+  http_front(const http_config& cfg, const wire_limits& limits, std::chrono::milliseconds default_deadline,
+             router route, health status);
+  ~http_front();
+
+  void start();
+  void stop();
+
+  /// "http://host:port" as bound.
+  [[nodiscard]] const std::string& endpoint() const noexcept;
+
+  struct impl;  ///< public so that the connections in http_front.cpp can use it
+
+ private:
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace cohort::detail

@@ -1,0 +1,169 @@
+#include "cohort/admin/admin_service.hpp"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "cohort/transport/envelope_codec.hpp"
+
+namespace cohort::detail {
+
+namespace {
+
+using json = nlohmann::json;
+
+json to_json(const child_status& c) {
+  return {{"id", c.id}, {"kind", c.kind}, {"restart", c.restart}, {"state", c.state},
+          {"restarts", c.restarts}, {"last_failure", c.last_failure}};
+}
+
+json to_json(const service_status& s, bool with_children) {
+  json j = {{"name", s.name}, {"kind", s.kind}, {"state", s.state}, {"down_reason", s.down_reason},
+            {"strategy", s.strategy}, {"uptime_s", s.uptime_s}, {"in_flight", s.in_flight},
+            {"restarts", s.restarts}, {"activations", s.activations}, {"live_entities", s.live_entities},
+            {"stuck_handlers", s.stuck_handlers}, {"last_failure", s.last_failure}, {"pid", s.pid > 0 ? json(s.pid) : json(nullptr)},
+            {"resumes", s.resumes}, {"events_published", s.events_published},
+            {"events_delivered", s.events_delivered}, {"event_redeliveries", s.event_redeliveries}};
+  if (with_children) {
+    j["children"] = json::array();
+    for (const auto& c : s.children) j["children"].push_back(to_json(c));
+  }
+  return j;
+}
+
+void reply_json(const request_ptr& req, const json& j) {
+  auto bytes = json::to_msgpack(j);
+  req->respond(std::string(bytes.begin(), bytes.end()));
+}
+
+result<bool> act(admin_operations& n, const std::string& method, const std::string& target) {
+  auto slash = target.find('/');
+  if (slash == std::string::npos) {
+    if (method == "restart") return n.restart_service(target);
+    if (method == "stop") return n.stop_service(target);
+    if (method == "start") return n.start_service(target);
+    return error_info{errc::bad_request, "crash needs SERVICE/CHILD"};
+  }
+  return n.command_child(target.substr(0, slash), target.substr(slash + 1), method);
+}
+
+}  // namespace
+
+std::string services_json(const std::vector<service_status>& services) {
+  json out = json::array();
+  for (const auto& s : services) out.push_back(to_json(s, false));
+  return out.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+void handle_admin(admin_operations& n, request_ptr req) {
+  const auto& h = req->header;
+  if (h.service != "admin") {
+    req->fail({errc::unknown_service, "no service named '" + h.service +
+                                          "' at the admin endpoint (it serves only 'admin'; services are at the node's listen endpoints)"});
+    return;
+  }
+  // Bounded first: nlohmann's msgpack reader recurses once per nesting level.
+  if (auto bounded = decode_payload(req->payload, wire_limits{}); !bounded) {
+    req->fail(bounded.error());
+    return;
+  }
+  auto args = json::from_msgpack(req->payload.begin(), req->payload.end(), true, false);
+  if (args.is_discarded() || !(args.is_null() || args.is_object())) {
+    req->fail({errc::bad_request, "admin arguments must be a map or nil"});
+    return;
+  }
+  auto arg = [&](const char* key) -> std::string {
+    if (!args.is_object() || !args.contains(key) || !args[key].is_string()) return {};
+    return args[key].get<std::string>();
+  };
+  if (h.method == "status" || h.method == "tree") {
+    const bool tree = h.method == "tree";
+    auto only = arg("service");
+    json out = {{"node", n.name()}, {"uptime_s", n.uptime_s()}, {"services", json::array()}};
+    for (const auto& s : n.services())
+      if (only.empty() || s.name == only) out["services"].push_back(to_json(s, tree));
+    if (!only.empty() && out["services"].empty()) {
+      req->fail({errc::unknown_service, "no service named '" + only + "' on this node"});
+      return;
+    }
+    auto m = n.metrics();
+    out["metrics"] = {{"requests", m.requests}, {"rejected", m.rejected}, {"malformed_frames", m.malformed_frames},
+                      {"replies", m.replies}, {"expired_in_transit", m.expired_in_transit}};
+    reply_json(req, out);
+    return;
+  }
+  if (h.method == "restart" || h.method == "stop" || h.method == "start" || h.method == "crash") {
+    auto target = arg("target");
+    if (target.empty()) {
+      req->fail({errc::bad_request, "'target' (SERVICE or SERVICE/CHILD) is required"});
+      return;
+    }
+    auto done = act(n, h.method, target);
+    if (!done) {
+      req->fail(done.error());
+      return;
+    }
+    reply_json(req, {{"ok", true}, {"target", target}, {"command", h.method}});
+    return;
+  }
+  if (h.method == "registry") {
+    json out = {{"node", n.name()}, {"instances", json::array()}};
+    for (const auto& i : n.registry())
+      out["instances"].push_back({{"service", i.service}, {"endpoint", i.endpoint}, {"source", i.source},
+                                  {"breaker", i.breaker}, {"outstanding", i.outstanding}, {"requests", i.requests},
+                                  {"failures", i.failures}, {"last_seen_s", i.last_seen_s}});
+    reply_json(req, out);
+    return;
+  }
+  // In process isolation a service's store lives in its process: ask it there.
+  if ((h.method == "storage" || h.method == "backup" || h.method == "restore" || h.method == "verify" ||
+       h.method == "flush" || h.method == "salvage") &&
+      n.forward_admin(arg("service"), req))
+    return;
+  if (h.method == "storage") {
+    auto st = n.storage_stats(arg("service"));
+    if (!st) return (void)req->fail(st.error());
+    reply_json(req, {{"service", arg("service")},
+                     {"estimated_keys", st->estimated_keys},
+                     {"size_on_disk_bytes", st->size_on_disk_bytes},
+                     {"pending_compaction_bytes", st->pending_compaction_bytes},
+                     {"running_compactions", st->running_compactions},
+                     {"commits", st->commits},
+                     {"committed_writes", st->committed_writes},
+                     {"failed_commits", st->failed_commits},
+                     {"recoveries", st->recoveries},
+                     {"free_bytes", st->free_bytes},
+                     {"write_error", st->write_error.empty() ? json(nullptr) : json(st->write_error)}});
+    return;
+  }
+  if (h.method == "backup") {
+    auto name = arg("name");
+    if (name.empty()) return (void)req->fail({errc::bad_request, "'name' (the backup's name) is required"});
+    auto done = n.backup(arg("service"), name);
+    if (!done) return (void)req->fail(done.error());
+    spdlog::info("admin: backup {} of {} written to {}", name, arg("service"), *done);
+    reply_json(req, {{"ok", true}, {"service", arg("service")}, {"name", name}, {"dir", *done}});
+    return;
+  }
+  if (h.method == "restore") {
+    auto done = n.restore(arg("service"), arg("name"));
+    if (!done) return (void)req->fail(done.error());
+    reply_json(req, {{"ok", true}, {"service", arg("service")}, {"name", arg("name")}});
+    return;
+  }
+  if (h.method == "verify" || h.method == "flush") {
+    auto done = h.method == "verify" ? n.verify_store(arg("service")) : n.flush_store(arg("service"));
+    if (!done) return (void)req->fail(done.error());
+    reply_json(req, {{"ok", true}, {"service", arg("service")}});
+    return;
+  }
+  if (h.method == "salvage") {
+    auto report = n.salvage_store(arg("service"));
+    if (!report) return (void)req->fail(report.error());
+    reply_json(req, {{"ok", true}, {"service", arg("service")}, {"dropped", *report}});
+    return;
+  }
+  req->fail({errc::unknown_method,
+             "admin has no method '" + h.method + "' (status, tree, restart, stop, start, crash, storage, backup, restore, verify, flush, salvage, registry)"});
+}
+
+}  // namespace cohort::detail

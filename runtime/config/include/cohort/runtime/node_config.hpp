@@ -1,0 +1,179 @@
+// node_config: what one node hosts and how. Maps one-to-one onto the TOML file
+// (docs/operations.md shows every key).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "cohort/actors/service_definition.hpp"
+#include "cohort/runtime/supervision.hpp"
+#include "cohort/storage/store.hpp"
+#include "cohort/transport/result.hpp"
+#include "cohort/transport/wire_limits.hpp"
+
+namespace cohort {
+
+/// One service hosted by this node ([services.NAME]).
+struct service_config {
+  std::string name;
+  /// Worker services: actors in the pool. Default: 2.
+  std::size_t workers = 2;
+  /// Requests admitted at once; beyond it callers get `overloaded`. Default: 10000.
+  std::size_t max_in_flight = 10000;
+  /// Entity services: durability of state writes ("sync" or "async"). Default: sync.
+  durability store_durability = durability::sync;
+  /// Entity services: an entity idle this long is passivated. Default: 60000 ms.
+  std::chrono::milliseconds entity_idle{60000};
+  /// Event-sourced entities: write a snapshot every this many events. Default: 100.
+  std::size_t snapshot_every = 100;
+  /// Entity services: how long the result of a request with an idempotency key
+  /// is kept to answer its retries. Default: 86400000 ms (24 h).
+  std::chrono::milliseconds idempotency_ttl{86400000};
+  /// Resumable entity services: how often entities with unfinished work (a
+  /// saga cut short by a crash or a failed step) are resumed. Default: 500 ms.
+  std::chrono::milliseconds resume_every{500};
+  /// Strategy (workers only; entities are always simple_one_for_one), restart
+  /// intensity and backoff of the service's root supervisor. Defaults: see supervision.hpp.
+  supervision_policy supervision;
+  /// Worker services: restart type of each worker (permanent, transient,
+  /// temporary; see supervision.hpp). Default: permanent.
+  restart_type worker_restart = restart_type::permanent;
+  /// A handler running longer than this is reported by the watchdog; 0 turns it off. Default: 0.
+  std::chrono::milliseconds handler_timeout{0};
+  /// What the watchdog does about a stuck worker: report it, or also replace it
+  /// with a fresh worker (the stuck one quits once its handler returns). Default: false (report).
+  bool replace_stuck = false;
+};
+
+/// How a node spreads requests over the instances of a remote service.
+enum class balance_policy {
+  round_robin,        ///< each instance in turn
+  least_outstanding,  ///< the instance with the fewest requests in flight from this node
+  consistent_hash,    ///< by entity key: the same key lands on the same instance while the set is stable
+};
+
+/// A service hosted elsewhere, reached over the wire ([remote.NAME]).
+struct remote_service_config {
+  std::string name;
+  /// Its instances' endpoints, e.g. "tcp://10.0.0.7:7400" (DNS names work:
+  /// ZeroMQ resolves them). More may register with heartbeats. Default: none.
+  std::vector<std::string> endpoints;
+  /// Default: round_robin; entity services usually want consistent_hash.
+  balance_policy balance = balance_policy::round_robin;
+  /// One attempt's share of the deadline; 0 gives an attempt the whole
+  /// remaining deadline. A dead instance costs a caller at most this before a
+  /// retry moves the request elsewhere. Default: 0.
+  std::chrono::milliseconds attempt_timeout{0};
+  /// Retries of an idempotent request (or one with an idempotency key) after an
+  /// instance failed to answer, each on another instance. Default: 2.
+  std::size_t max_retries = 2;
+  /// Retries may add at most this share of requests (a retry budget, so that
+  /// retries cannot multiply an overload). Default: 0.1.
+  double retry_budget = 0.1;
+  /// Consecutive failures that open an instance's circuit breaker. Default: 5.
+  std::size_t breaker_failures = 5;
+  /// How long an open breaker keeps an instance out before one trial request. Default: 1000 ms.
+  std::chrono::milliseconds breaker_cooldown{1000};
+  /// Bulkhead: requests this node has in flight to the service, over all its
+  /// instances; beyond it callers get `overloaded` at once. Default: 10000.
+  std::size_t max_in_flight = 10000;
+};
+
+/// The HTTP/JSON front ([http]); off unless `listen` is set.
+struct http_config {
+  /// "host:port" to listen on, e.g. "127.0.0.1:8080"; port 0 picks a free one. Default: "" (off).
+  std::string listen;
+  /// Largest request body; larger ones get 413. Default: 1 MiB.
+  std::size_t max_body_bytes = 1u << 20;
+  /// A client must send a whole request (headers and body) within this, and an
+  /// idle keep-alive connection is closed after it. Default: 10000 ms.
+  std::chrono::milliseconds read_timeout{10000};
+  /// HTTP requests in flight at once; beyond it 429 at once. Default: 10000.
+  std::size_t max_in_flight = 10000;
+};
+
+/// Everything about one node ([node], [limits], [services.*], [remote.*]).
+struct node_config {
+  /// Name used in logs. Default: "cohort".
+  std::string name = "cohort";
+  /// Instance name, for several instances of a service on one machine: stores
+  /// go to <data_dir>/<service>-<instance>/. Default: "" (<data_dir>/<service>/).
+  std::string instance;
+  /// Client endpoints (ZeroMQ ROUTER binds); "tcp://127.0.0.1:*" picks a free port. Default: tcp://127.0.0.1:7400.
+  std::vector<std::string> listen{"tcp://127.0.0.1:7400"};
+  /// Admin endpoint for cohortctl (same protocol, service "admin"); empty turns it off.
+  /// Default: tcp://127.0.0.1:7401 (loopback only).
+  std::string admin = "tcp://127.0.0.1:7401";
+  /// "none": services run as actor groups in this process. "process": each
+  /// service runs in a child process of its own, supervised by this one, so a
+  /// segfault in one service cannot take the others down (needs a config file).
+  /// Default: "none".
+  std::string isolation = "none";
+  /// The config file this came from (set by load_node_config; not a TOML key).
+  std::string source_path;
+  /// Registries (gateways) this node announces its services to, with a
+  /// heartbeat every heartbeat_ms; they drop it after 3 missed heartbeats.
+  /// Default: none.
+  std::vector<std::string> register_with;
+  /// The endpoint registries should use to reach this node. Default: the first
+  /// listen endpoint as bound.
+  std::string advertise;
+  /// Heartbeat period. Default: 500 ms.
+  std::chrono::milliseconds heartbeat{500};
+  /// Allows `cohortctl crash` (fault injection for drills). Default: false.
+  bool allow_fault_injection = false;
+  /// Directory holding one store per service: <data_dir>/<service>/. Default: "cohort-data".
+  std::string data_dir = "cohort-data";
+  /// Where backups go: <backup_root>/<service>/<name>. Default: "" (<data_dir>/backups).
+  std::string backup_root;
+  /// On SIGINT/SIGTERM, how long in-flight requests may take to finish. Default: 5000 ms.
+  std::chrono::milliseconds drain_timeout{5000};
+  /// Deadline for requests that carry none. Default: 30000 ms.
+  std::chrono::milliseconds default_deadline{30000};
+  /// How far apart the clocks of two hosts may be. A request's time in transit
+  /// (its `sent_ms` to its arrival) counts against its deadline beyond this
+  /// much, so requests held up by a partition are dropped, not run late.
+  /// Default: 250 ms.
+  std::chrono::milliseconds max_clock_skew{250};
+  /// CAF scheduler threads; 0 means one per core but one, at least one: the
+  /// node's I/O thread and ZeroMQ's need a core of their own (on 2 cores this
+  /// alone moves request/reply throughput from 0.38 to 0.51 of raw ZeroMQ).
+  /// Default: 0.
+  std::size_t scheduler_threads = 0;
+  /// Empty non-blocking polls the I/O thread makes (yielding in between) after
+  /// its last event before it sleeps: trades a little CPU on a quiet node for
+  /// not paying two context switches per request. 0 turns spinning off; a
+  /// node that hosts no services (a pure gateway) never spins. Default: 50.
+  int io_spin_polls = 50;
+  /// CAF scheduling policy: "sharing" (one queue, idle threads sleep on a
+  /// condition variable and wake at once) or "stealing" (per-thread queues,
+  /// idle threads poll with growing sleeps: more throughput on many cores, but
+  /// ~100 us more latency on a quiet node). Default: "sharing".
+  std::string scheduler_policy = "sharing";
+  /// Limits on input from peers ([limits]).
+  wire_limits limits;
+  std::vector<service_config> services;
+  std::vector<remote_service_config> remotes;
+  http_config http;
+};
+
+/// The default node config (loopback ports, HTTP on 127.0.0.1:8080) hosting every service in `hosted`.
+[[nodiscard]] node_config default_node_config(const std::vector<service_definition>& hosted);
+
+/// Where a service's store lives: <data_dir>/<service>[-<instance>].
+[[nodiscard]] std::string store_dir(const node_config& cfg, const std::string& service);
+/// Where backups go: `backup_root`, or <data_dir>/backups when it is empty.
+[[nodiscard]] std::string backup_root(const node_config& cfg);
+
+/// Reads a TOML config. Unknown keys, wrong types, unknown service names and a
+/// missing file are errors naming the key (with its line) or the file.
+[[nodiscard]] result<node_config> load_node_config(const std::string& path,
+                                                   const std::vector<std::string>& known_services);
+
+/// As load_node_config, from text; `source` names it in messages.
+[[nodiscard]] result<node_config> parse_node_config(std::string_view toml_text, const std::string& source,
+                                                    const std::vector<std::string>& known_services);
+
+}  // namespace cohort

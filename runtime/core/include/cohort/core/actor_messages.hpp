@@ -1,0 +1,38 @@
+// The messages between a service's actors, and the spawn functions of its
+// workers and entities. Private to the runtime (includes CAF).
+#pragma once
+
+#include <caf/all.hpp>
+
+#include "cohort/core/service_runtime.hpp"
+
+namespace cohort::detail {
+using reply_ptr = std::shared_ptr<cohort::reply>;
+}
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::request_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::reply_ptr)
+
+namespace cohort::detail {
+
+using reply_atom = caf::atom_constant<caf::atom("reply")>;
+using call_timeout_atom = caf::atom_constant<caf::atom("calltmo")>;
+using passivate_atom = caf::atom_constant<caf::atom("passivate")>;
+using passivate_ok_atom = caf::atom_constant<caf::atom("passiv_ok")>;
+using crash_atom = caf::atom_constant<caf::atom("crash")>;
+using command_atom = caf::atom_constant<caf::atom("command")>;
+using start_child_atom = caf::atom_constant<caf::atom("startchild")>;
+using store_failed_atom = caf::atom_constant<caf::atom("storefail")>;
+using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
+using idem_done_atom = caf::atom_constant<caf::atom("idemdone")>;
+using resume_atom = caf::atom_constant<caf::atom("resume")>;
+using resume_done_atom = caf::atom_constant<caf::atom("resumedone")>;
+
+/// Spawns a worker of `svc`, monitored by `parent`.
+caf::actor spawn_worker(caf::event_based_actor* parent, std::shared_ptr<service_runtime> svc,
+                        std::shared_ptr<handler_activity> activity);
+
+/// Spawns the entity `key` of `svc`, monitored by `parent` (its service root).
+caf::actor spawn_entity(caf::event_based_actor* parent, std::shared_ptr<service_runtime> svc, std::string key);
+
+}  // namespace cohort::detail

@@ -1,0 +1,63 @@
+// request: one request in flight inside a node, from ingress to its reply.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "cohort/transport/envelope.hpp"
+#include "cohort/transport/error_code.hpp"
+
+namespace cohort::detail {
+
+/// Where a reply goes: back out of a socket, or to a calling actor. Gets the
+/// reply header and payload (for errors, the encoded error map).
+using reply_sink = std::function<void(const envelope& header, std::string&& payload)>;
+
+/// A request inside the node. It is answered exactly once: by respond(), by
+/// fail(), or, if it is destroyed unanswered (its actor crashed with it in the
+/// mailbox, or the node stopped), with `unavailable` by its destructor, so no
+/// caller ever waits in silence. Safe to answer from any thread.
+class request {
+ public:
+  request(envelope header, std::string payload, std::chrono::steady_clock::time_point deadline,
+          reply_sink sink);
+  ~request();
+  request(const request&) = delete;
+  request& operator=(const request&) = delete;
+
+  /// Sends the result; false if already answered.
+  bool respond(std::string payload);
+  /// Sends an error; false if already answered.
+  bool fail(const error_info& err);
+  [[nodiscard]] bool answered() const noexcept { return answered_.load(std::memory_order_acquire); }
+
+  /// Counted against a service's in-flight bound until answered.
+  void hold(std::atomic<std::int64_t>* in_flight) noexcept;
+
+  [[nodiscard]] std::chrono::milliseconds remaining() const;
+
+  envelope header;
+  std::string payload;
+  std::chrono::steady_clock::time_point deadline;
+
+ private:
+  bool claim() noexcept;
+  void release() noexcept;
+
+  reply_sink sink_;
+  std::atomic<bool> answered_{false};
+  std::atomic<std::int64_t>* in_flight_ = nullptr;
+};
+
+using request_ptr = std::shared_ptr<request>;
+
+/// The header of the reply to `req`.
+[[nodiscard]] envelope reply_header(const envelope& req, bool is_error);
+
+/// A fresh random trace id (16 hex digits), for requests that arrive without one.
+[[nodiscard]] std::string new_trace_id();
+
+}  // namespace cohort::detail

@@ -1,0 +1,127 @@
+// service_runtime: what a hosted service's actors share with the node: its
+// definition and config, its store, counters, the operator's view of its
+// supervision tree, and the handle of its current root actor. Private to the
+// runtime; keeps CAF out of the public headers.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/fwd.hpp>
+
+#include "cohort/actors/service_definition.hpp"
+#include "cohort/runtime/status.hpp"
+#include "cohort/runtime/node_config.hpp"
+#include "cohort/storage/store.hpp"
+#include "cohort/core/request.hpp"
+
+namespace cohort::detail {
+
+/// Routes a request to wherever its service lives. Safe to call from any thread.
+class call_router {
+ public:
+  virtual ~call_router() = default;
+  virtual void route(request_ptr req) = 0;
+};
+
+/// What one worker is doing, for the watchdog. Written by the worker, read by
+/// the watchdog thread.
+struct handler_activity {
+  std::atomic<std::int64_t> busy_since_ns{0};  ///< steady clock; 0 = idle
+  std::atomic<const std::string*> method{nullptr};
+  std::atomic<bool> reported{false};
+};
+
+/// Where the events of one topic go: a method of a subscribing service.
+struct subscriber_target {
+  std::string service;
+  std::string method;
+};
+
+/// State shared by one service's actors and the node. Safe from any thread.
+struct service_runtime {
+  service_definition def;
+  service_config cfg;
+  wire_limits limits;
+  std::unique_ptr<store> db;          ///< entity services: the service's own store
+  call_router* calls = nullptr;       ///< where outbound calls go
+  bool allow_fault_injection = false;
+  std::atomic<std::int64_t> in_flight{0};
+  std::atomic<std::uint64_t> restarts{0};
+  std::atomic<std::uint64_t> activations{0};
+  std::atomic<std::uint64_t> passivations{0};
+  std::atomic<std::int64_t> live_entities{0};
+  std::atomic<std::uint64_t> stuck_handlers{0};
+
+  /// Topic -> the subscribers of this service's events (fixed at start).
+  std::map<std::string, std::vector<subscriber_target>, std::less<>> subscribers;
+  /// Makes event ids unique across restarts and instances: start time and a random salt.
+  std::uint64_t event_epoch = 0;
+  std::atomic<std::uint64_t> next_event{0};
+  std::atomic<std::uint64_t> events_published{0};   ///< outbox records written (one per subscriber)
+  std::atomic<std::uint64_t> events_delivered{0};   ///< acknowledged by their subscriber
+  std::atomic<std::uint64_t> event_redeliveries{0};  ///< deliveries that failed and were tried again
+  std::atomic<std::uint64_t> resumes{0};            ///< resume calls made for pending entities
+  /// Set by an entity that found its store damaged: the root takes the
+  /// service down at once (store_corrupt) instead of restarting entities into it.
+  std::atomic<bool> store_damaged{false};
+
+  /// The outbox relay of this service: told when new events were written.
+  void set_relay(caf::actor relay);
+  void poke_outbox();
+
+  void record_failure(std::string reason);
+  [[nodiscard]] std::string last_failure() const;
+
+  /// The root actor requests go to; empty while the service is down.
+  [[nodiscard]] caf::actor root() const;
+  void set_root(caf::actor root);
+  /// Marks the service down (its root gave up, or its store did not open).
+  void mark_down(std::string reason);
+  [[nodiscard]] bool down(std::string* reason = nullptr) const;
+
+  /// The operator's view of the children, kept by the root actor.
+  void publish_children(std::vector<child_status> children);
+  [[nodiscard]] std::vector<child_status> children() const;
+
+  /// The running workers of a worker service, for routing without a hop
+  /// through the root. Published by the root; read from any thread.
+  void publish_workers(std::vector<caf::actor> workers);
+  /// The next worker round-robin, or an empty handle when none runs.
+  [[nodiscard]] caf::actor next_worker();
+
+  /// Activity markers of the workers, for the watchdog.
+  void publish_activities(std::vector<std::pair<std::string, std::shared_ptr<handler_activity>>> a);
+  [[nodiscard]] std::vector<std::pair<std::string, std::shared_ptr<handler_activity>>> activities() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::string last_failure_;
+  caf::actor root_;
+  caf::actor relay_;
+  bool down_ = false;
+  std::string down_reason_;
+  std::vector<child_status> children_;
+  std::vector<std::pair<std::string, std::shared_ptr<handler_activity>>> activities_;
+  std::shared_ptr<const std::vector<caf::actor>> workers_ = std::make_shared<const std::vector<caf::actor>>();
+  std::atomic<std::uint64_t> next_worker_{0};
+};
+
+/// Spawns the root actor of a service: it supervises the worker pool or the
+/// entity actors per the service's policy and routes requests to them. When
+/// it gives up it exits with an error naming the last failure.
+caf::actor spawn_service(caf::actor_system& sys, std::shared_ptr<service_runtime> svc);
+
+/// Delivers a request to a service's root actor.
+void deliver(const caf::actor& service, request_ptr req);
+
+/// Operator commands for one child of a service ("worker-2", "entity/<key>").
+enum class child_command { restart, stop, start, crash, replace_stuck };
+void command_child(const caf::actor& service, child_command cmd, const std::string& child_id);
+
+}  // namespace cohort::detail

@@ -1,0 +1,65 @@
+// status: what a node reports about itself to operators (cohortctl, /health):
+// its services and their supervision trees, the remote instances it routes
+// to, and the counters of its edge. Plain values, safe to copy anywhere.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cohort {
+
+/// One child of a service's supervision tree.
+struct child_status {
+  std::string id;            ///< "worker-1", "entity/<key>"
+  std::string kind;          ///< "worker" or "entity"
+  std::string restart;       ///< restart type: permanent, transient, temporary
+  std::string state;         ///< running, restarting, stopped, crashed
+  std::uint64_t restarts = 0;
+  std::string last_failure;
+};
+
+/// A hosted service as an operator sees it.
+struct service_status {
+  std::string name;
+  std::string kind;          ///< "workers" or "entities"
+  std::string state;         ///< "up" or "down"
+  std::string down_reason;   ///< why it is down (its store did not open, its supervisor gave up, an operator stopped it)
+  std::string strategy;      ///< supervision strategy
+  double uptime_s = 0;       ///< since the service (re)started
+  std::uint64_t stuck_handlers = 0;  ///< handlers the watchdog found blocked past handler_timeout_ms
+  std::vector<child_status> children;
+  int pid = -1;              ///< process isolation: the service's child process
+  std::int64_t in_flight = 0;
+  std::uint64_t restarts = 0;
+  std::uint64_t activations = 0;
+  std::uint64_t passivations = 0;
+  std::int64_t live_entities = 0;
+  std::string last_failure;
+  std::uint64_t resumes = 0;             ///< resume calls for entities with unfinished work (sagas)
+  std::uint64_t events_published = 0;    ///< outbox records written (one per subscriber)
+  std::uint64_t events_delivered = 0;    ///< acknowledged by their subscriber
+  std::uint64_t event_redeliveries = 0;  ///< deliveries that failed and were tried again
+};
+
+/// One instance of a remote service as this node routes to it.
+struct instance_status {
+  std::string service;
+  std::string endpoint;
+  std::string source;   ///< "config" or "heartbeat"
+  std::string breaker;  ///< closed, open, half_open
+  std::int64_t outstanding = 0;
+  std::uint64_t requests = 0, failures = 0;
+  double last_seen_s = 0;  ///< seconds since its last heartbeat (registered ones)
+};
+
+/// Counters of the node's edge.
+struct node_metrics {
+  std::uint64_t requests = 0;
+  std::uint64_t rejected = 0;
+  std::uint64_t malformed_frames = 0;
+  std::uint64_t replies = 0;
+  std::uint64_t expired_in_transit = 0;  ///< requests whose deadline passed before they arrived: dropped
+};
+
+}  // namespace cohort

@@ -1,0 +1,156 @@
+#include "cohort/core/entity_persistence.hpp"
+
+#include "cohort/storage/idempotency.hpp"
+
+#include <msgpack.hpp>
+
+namespace cohort::detail {
+
+namespace {
+
+std::uint64_t read_big_endian(std::string_view s) {
+  std::uint64_t v = 0;
+  for (unsigned char c : s) v = (v << 8) | c;
+  return v;
+}
+
+struct snapshot_record {
+  std::uint64_t seq = 0;
+  std::string state;
+  MSGPACK_DEFINE(seq, state);
+};
+
+}  // namespace
+
+entity_persistence::entity_persistence(store& db, std::string key, entity_state_box& box, std::size_t snapshot_every,
+                                       std::function<bool(const entity_state_box&)> pending)
+    : db_(db),
+      key_(std::move(key)),
+      box_(box),
+      snapshot_every_(std::max<std::size_t>(1, snapshot_every)),
+      pending_(std::move(pending)) {}
+
+void entity_persistence::update_pending_index(write_batch& batch) {
+  if (!pending_) return;
+  const bool now = pending_(box_);
+  if (now == pending_stored_) return;
+  if (now)
+    batch.put(keyspace::pending, key_, {});
+  else
+    batch.erase(keyspace::pending, key_);
+  pending_stored_ = now;
+}
+
+result<bool> entity_persistence::load() {
+  if (pending_) {
+    auto marked = db_.get(keyspace::pending, key_);
+    if (!marked) return marked.error();
+    pending_stored_ = marked->has_value();
+  }
+  box_.reset();
+  pending_events_.clear();
+  erase_ = false;
+  const auto prefix = entity_key(key_);
+  auto fail = [&](const std::string& what) {
+    return error_info{errc::internal, what + " of " + key_ + " in '" + db_.directory() + "' does not decode"};
+  };
+  if (!box_.event_sourced()) {
+    auto stored = db_.get(keyspace::state, prefix);
+    if (!stored) return stored.error();
+    if (*stored && !box_.decode(**stored)) return fail("stored state");
+    return true;
+  }
+  seq_ = snapshot_seq_ = 0;
+  auto snap = db_.get(keyspace::snapshot, prefix);
+  if (!snap) return snap.error();
+  if (*snap) {
+    try {
+      auto h = msgpack::unpack((*snap)->data(), (*snap)->size());
+      snapshot_record rec;
+      h.get().convert(rec);
+      if (!box_.decode(rec.state)) return fail("snapshot");
+      seq_ = snapshot_seq_ = rec.seq;
+    } catch (const std::exception&) {
+      return fail("snapshot");
+    }
+  }
+  bool ok = true;
+  auto scanned = db_.scan(keyspace::journal, prefix, cohort::journal_key(key_, seq_ + 1),
+                          [&](std::string_view k, std::string_view v) {
+                            if (!box_.apply_event(v)) return ok = false;
+                            seq_ = read_big_endian(k.substr(prefix.size()));
+                            return true;
+                          });
+  if (!scanned) return scanned.error();
+  if (!ok) return fail("journal event " + std::to_string(seq_ + 1));
+  return true;
+}
+
+bool entity_persistence::emit(std::string event) {
+  if (!box_.apply_event(event)) return false;
+  pending_events_.push_back(std::move(event));
+  return true;
+}
+
+void entity_persistence::erase() {
+  box_.reset();
+  pending_events_.clear();
+  erase_ = true;
+}
+
+void entity_persistence::add_changes(write_batch& batch, std::optional<std::string> encoded) {
+  const auto prefix = entity_key(key_);
+  if (erase_) {
+    batch.erase(keyspace::state, prefix);
+    if (box_.event_sourced()) {
+      // The journal stays as history; a default snapshot at the current
+      // sequence makes recovery start from the reset state.
+      batch.put(keyspace::snapshot, prefix, [&] {
+        msgpack::sbuffer buf;
+        msgpack::pack(buf, snapshot_record{seq_, box_.encode()});
+        return std::string(buf.data(), buf.size());
+      }());
+      snapshot_seq_ = seq_;
+    }
+    erase_ = false;
+    update_pending_index(batch);
+    return;
+  }
+  update_pending_index(batch);
+  if (!box_.event_sourced()) {
+    batch.put(keyspace::state, prefix, encoded ? std::move(*encoded) : box_.encode());
+    return;
+  }
+  for (auto& e : pending_events_) batch.put(keyspace::journal, cohort::journal_key(key_, ++seq_), std::move(e));
+  pending_events_.clear();
+  if (seq_ - snapshot_seq_ >= snapshot_every_) {
+    msgpack::sbuffer buf;
+    msgpack::pack(buf, snapshot_record{seq_, box_.encode()});
+    batch.put(keyspace::snapshot, prefix, std::string(buf.data(), buf.size()));
+    snapshot_seq_ = seq_;
+  }
+}
+
+bool entity_persistence::has_changes() const {
+  return !pending_events_.empty() || erase_ || (pending_ && pending_(box_) != pending_stored_);
+}
+
+void entity_persistence::discard() {
+  pending_events_.clear();
+  erase_ = false;
+}
+
+result<std::optional<idempotent_result>> find_idempotent_result(const store& db, const std::string& record_key) {
+  auto stored = db.get(keyspace::idempotency, record_key);
+  if (!stored) return stored.error();
+  if (!*stored) return std::optional<idempotent_result>{};
+  // Expired (or unreadable: treated as never stored) gives nullopt.
+  return decode_idempotent_result(**stored, system_now_ms());
+}
+
+void add_idempotent_result(write_batch& batch, const std::string& record_key, const stored_result& r,
+                           const std::string& method, const std::string& fingerprint, std::chrono::milliseconds ttl) {
+  batch.put(keyspace::idempotency, record_key, encode_idempotent_result({r.is_error, r.payload, method, fingerprint}, ttl));
+}
+
+}  // namespace cohort::detail

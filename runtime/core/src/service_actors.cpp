@@ -1,0 +1,545 @@
+// The actors that run a service's handlers: stateless workers and keyed
+// entity actors, and the method_runner that runs handlers inside them.
+#include <cxxabi.h>
+#include <algorithm>
+#include <optional>
+
+#include "cohort/core/actor_messages.hpp"
+#include "cohort/transport/envelope_codec.hpp"
+#include "cohort/core/entity_persistence.hpp"
+#include "cohort/core/outbox.hpp"
+
+namespace cohort::detail {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+std::string exception_name(const std::exception& e) {
+  int status = 0;
+  char* name = abi::__cxa_demangle(typeid(e).name(), nullptr, nullptr, &status);
+  std::string out = status == 0 && name ? name : typeid(e).name();
+  std::free(name);
+  return out;
+}
+
+/// Runs handlers inside one actor (worker or entity), keeps the continuations
+/// of the calls they make, and for entities writes their changes through the
+/// service's group committer before replying. Lives and dies with its actor.
+class method_runner {
+ public:
+  method_runner(caf::scheduled_actor* self, std::shared_ptr<service_runtime> svc, entity_state_box* state,
+                std::string key, std::shared_ptr<handler_activity> activity = nullptr)
+      : self_(self), svc_(std::move(svc)), state_(state), activity_(std::move(activity)) {
+    if (state_)
+      persistence_.emplace(*svc_->db, std::move(key), *state_, svc_->cfg.snapshot_every, svc_->def.pending);
+  }
+
+  /// Crashes this actor on the operator's request (fault injection).
+  void injected_crash() { crash("crash injected by operator"); }
+  /// A write of this entity failed (disk full, I/O error): its memory is
+  /// ahead of its store. It leaves quietly, like a passivation, and its next
+  /// message loads it from the store again: a full disk is not a crash and
+  /// must not use up the service's restart intensity.
+  void store_failed(const std::string& why) {
+    svc_->record_failure(why);
+    self_->quit();
+  }
+
+  void run(const request_ptr& req);
+  void on_reply(std::uint64_t id, reply&& r);
+  /// Fails the calls whose deadline passed and re-arms the timer for the rest.
+  void on_call_timeouts();
+  void call_out(const request_ptr& parent, envelope target, std::string payload,
+                std::chrono::milliseconds timeout, std::function<void(reply&&)> then);
+
+  /// An invocation finished: write its changes (and its idempotent result) if
+  /// it changed the entity, then answer. `before` restores the state of a
+  /// failed mutating invocation.
+  void finish(const request_ptr& req, bool mutating, const stored_result& outcome, const std::string& before,
+              std::uint64_t generation);
+  /// The result for an idempotency key was stored (or not): answer its retries.
+  void idempotent_done(const std::string& idem, bool stored, const stored_result& outcome);
+  /// Writes the entity's changes so far; `then` runs on this actor once durable.
+  void checkpoint(std::function<void()> then);
+  /// Keeps an event for the outbox, written with the next batch.
+  void publish(const std::string& topic, std::string event, const std::string& key);
+
+  [[nodiscard]] bool idle() const noexcept { return continuations_.empty() && idem_waiters_.empty(); }
+  [[nodiscard]] entity_state_box* state() const noexcept { return state_; }
+  [[nodiscard]] entity_persistence* persistence() noexcept { return persistence_ ? &*persistence_ : nullptr; }
+  [[nodiscard]] std::uint64_t generation() const noexcept { return generation_; }
+
+  /// Loads the stored state after every write queued before it has landed.
+  [[nodiscard]] result<bool> load() {
+    svc_->db->barrier();
+    return persistence_->load();
+  }
+
+ private:
+  void crash(const std::string& what);
+
+  caf::scheduled_actor* self_;
+  std::shared_ptr<service_runtime> svc_;
+  entity_state_box* state_;
+  std::shared_ptr<handler_activity> activity_;
+  std::optional<entity_persistence> persistence_;
+  std::uint64_t next_call_ = 1;
+  std::uint64_t generation_ = 0;  ///< mutating invocations finished
+  // Usually empty or tiny: vectors cost an entity 48 bytes where maps cost 112.
+  struct continuation {
+    std::function<void(reply&&)> then;
+    clock_type::time_point deadline;
+    request_ptr parent;  ///< the request whose handler made the call: told `internal` if `then` throws
+  };
+  std::vector<std::pair<std::uint64_t, continuation>> continuations_;
+  /// One timer per actor for the earliest deadline of its calls, not one per
+  /// call: CAF's clock is a shared thread, and a timer per call costs it a wake-up.
+  std::optional<clock_type::time_point> timer_at_;
+  void arm_timer(clock_type::time_point at);
+  /// A request with an idempotency key being processed here, and the retries waiting for its answer.
+  struct idem_in_progress {
+    std::string method;
+    std::string fingerprint;  ///< of its arguments: a retry must repeat them
+    std::vector<request_ptr> retries;
+  };
+  /// Idempotency keys being processed here. The actor is one entity, so the key alone names them.
+  std::vector<std::pair<std::string, idem_in_progress>> idem_waiters_;
+
+  /// Outbox records of events published since the last write.
+  std::vector<std::pair<std::string, std::string>> outbox_;
+  /// Adds the entity's changes and its outbox records to `batch`; true when
+  /// there were outbox records (the relay is told once they are written).
+  /// With `unchanged_from`, a state equal to it is not written again.
+  bool collect(write_batch& batch, const std::string* unchanged_from = nullptr);
+
+  template <class Vec, class Key>
+  static auto find_in(Vec& v, const Key& k) {
+    return std::find_if(v.begin(), v.end(), [&](const auto& e) { return e.first == k; });
+  }
+};
+
+void answer(const request_ptr& req, const stored_result& r) {
+  if (r.is_error)
+    req->fail(decode_error_payload(r.payload, wire_limits{}));
+  else
+    req->respond(r.payload);
+}
+
+/// invocation as the runtime implements it for method_runner.
+class actor_invocation final : public invocation {
+ public:
+  actor_invocation(request_ptr req, msgpack::object_handle args, method_runner* runner, bool read_only)
+      : req_(std::move(req)), args_(std::move(args)), runner_(runner), mutating_(runner->state() && !read_only) {
+    if (mutating_) {
+      before_ = runner_->state()->encode();
+      generation_ = runner_->generation();
+    }
+  }
+
+  const envelope& header() const override { return req_->header; }
+  const msgpack::object& args() const override { return args_.get(); }
+  clock_type::time_point deadline() const override { return req_->deadline; }
+
+  void reply(std::string payload) override {
+    if (finished_) return;
+    finished_ = true;
+    runner_->finish(req_, mutating_, {false, std::move(payload)}, before_, generation_);
+  }
+
+  void fail(error_info err) override {
+    if (finished_) return;
+    finished_ = true;
+    runner_->finish(req_, mutating_, {true, encode_error_payload(err)}, before_, generation_);
+  }
+
+  void call(envelope target, std::string payload, std::chrono::milliseconds timeout,
+            std::function<void(cohort::reply&&)> then) override {
+    runner_->call_out(req_, std::move(target), std::move(payload), timeout, std::move(then));
+  }
+
+  void* entity_state() override { return runner_->state() ? runner_->state()->get() : nullptr; }
+
+  void emit(std::string event) override {
+    if (!mutating_ || !runner_->state()->event_sourced())
+      throw std::logic_error("emit() is only for commands of event-sourced entities");
+    if (!runner_->persistence()->emit(std::move(event))) throw std::logic_error("an emitted event does not decode");
+  }
+
+  void erase_state() override {
+    if (!mutating_) throw std::logic_error("erase() is only for methods that may change the entity");
+    runner_->persistence()->erase();
+  }
+
+  void persist(std::function<void()> then) override {
+    if (!mutating_) throw std::logic_error("persist() is only for methods that may change the entity");
+    runner_->checkpoint(std::move(then));
+    // What is written is no longer undone by a later failure of this request.
+    before_ = runner_->state()->encode();
+    generation_ = runner_->generation();
+  }
+
+  void publish(std::string topic, std::string event, std::string key) override {
+    if (!mutating_) throw std::logic_error("publish() is only for methods that may change the entity");
+    runner_->publish(topic, std::move(event), key);
+  }
+
+ private:
+  request_ptr req_;
+  msgpack::object_handle args_;
+  method_runner* runner_;
+  bool mutating_;
+  bool finished_ = false;
+  std::string before_;
+  std::uint64_t generation_ = 0;
+};
+
+/// Runtime codes are about this attempt, not about the operation: a retry must
+/// not get them back from the idempotency store.
+bool is_business_result(const stored_result& r) {
+  if (!r.is_error) return true;
+  auto code = decode_error_payload(r.payload, wire_limits{}).code;
+  for (auto c : {errc::internal, errc::unavailable, errc::timeout, errc::overloaded, errc::unknown_method,
+                 errc::unknown_service, errc::too_large, errc::unsupported_version, errc::storage_full,
+                 errc::storage_unavailable, errc::store_corrupt, errc::idempotency_key_reused})
+    if (code == to_string(c)) return false;
+  return true;
+}
+
+void method_runner::run(const request_ptr& req) {
+  const auto& h = req->header;
+  if (clock_type::now() >= req->deadline) {
+    req->fail({errc::timeout, "deadline passed while " + h.service + "." + h.method + " was queued"});
+    return;
+  }
+  auto it = svc_->def.methods.find(h.method);
+  if (it == svc_->def.methods.end()) {
+    req->fail({errc::unknown_method, "service '" + h.service + "' has no method '" + h.method + "'"});
+    return;
+  }
+  auto args = decode_payload(req->payload, svc_->limits);
+  if (!args) {
+    req->fail(args.error());
+    return;
+  }
+  const auto& idem = h.idempotency_key;
+  if (persistence_ && !idem.empty() && !it->second.read_only) {
+    auto fingerprint = request_fingerprint(req->payload);
+    auto reused = [&](const std::string& method, const std::string& print) {
+      if (method == h.method && print == fingerprint) return false;
+      req->fail({errc::idempotency_key_reused,
+                 "idempotency key '" + idem + "' of " + h.service + " entity '" + persistence_->key() +
+                     "' was used for " + (method == h.method ? "the same method with other arguments" : method) +
+                     "; a retry must repeat the request exactly, a new request needs a new key"});
+      return true;
+    };
+    if (auto w = find_in(idem_waiters_, idem); w != idem_waiters_.end()) {
+      if (reused(w->second.method, w->second.fingerprint)) return;
+      w->second.retries.push_back(req);  // a retry of a request still in progress: same answer
+      return;
+    }
+    auto stored = find_idempotent_result(*svc_->db, idempotency_record_key(persistence_->key(), idem));
+    if (!stored) {
+      req->fail({errc::unavailable, stored.error().message});
+      return;
+    }
+    if (*stored) {
+      if (reused((*stored)->method, (*stored)->fingerprint)) return;
+      answer(req, {(*stored)->is_error, (*stored)->payload});  // done before: the stored result, no second effect
+      return;
+    }
+    idem_waiters_.emplace_back(idem, idem_in_progress{h.method, std::move(fingerprint), {}});
+  }
+  auto inv = std::make_shared<actor_invocation>(req, std::move(*args), this, it->second.read_only);
+  // The watchdog reads this marker to find handlers that block too long.
+  struct busy_guard {
+    handler_activity* a;
+    busy_guard(handler_activity* act, const std::string* method) : a(act) {
+      if (!a) return;
+      a->method.store(method, std::memory_order_relaxed);
+      a->busy_since_ns.store(clock_type::now().time_since_epoch().count(), std::memory_order_release);
+    }
+    ~busy_guard() {
+      if (a) a->busy_since_ns.store(0, std::memory_order_release);
+    }
+  } busy(activity_.get(), &it->first);
+  try {
+    it->second.handler(inv);
+  } catch (const std::exception& e) {
+    inv->fail({errc::internal, h.service + "." + h.method + " crashed: " + exception_name(e) + ": " + e.what()});
+    crash(exception_name(e) + ": " + e.what());
+  } catch (...) {
+    inv->fail({errc::internal, h.service + "." + h.method + " crashed with a non-standard exception"});
+    crash("non-standard exception");
+  }
+}
+
+void method_runner::call_out(const request_ptr& parent, envelope target, std::string payload,
+                             std::chrono::milliseconds timeout, std::function<void(reply&&)> then) {
+  auto now = clock_type::now();
+  auto deadline = std::min(parent->deadline, now + timeout);
+  auto id = next_call_++;
+  continuations_.emplace_back(id, continuation{std::move(then), deadline, parent});
+  target.kind = message_kind::request;
+  target.id = id;
+  target.trace = parent->header.trace;
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
+  target.deadline_ms = static_cast<std::uint32_t>(std::max<std::int64_t>(1, left.count()));
+  auto me = caf::actor_cast<caf::actor>(self_);
+  auto limits = svc_->limits;
+  auto out = std::make_shared<request>(
+      std::move(target), std::move(payload), deadline,
+      [me, id, limits](const envelope& h, std::string&& p) {
+        auto r = std::make_shared<reply>();
+        r->header = h;
+        if (h.kind == message_kind::error) {
+          r->error = decode_error_payload(p, limits);
+          // unknown_service tells a client that the service *it named* does not
+          // exist. A handler's dependency that is missing is this node's
+          // problem, and its caller must not read it as its own mistake.
+          if (r->error->is(errc::unknown_service))
+            r->error = error_info{errc::unavailable, "a dependency is not reachable from this node: " + r->error->message};
+        } else {
+          r->payload = std::move(p);
+        }
+        caf::anon_send(me, reply_atom::value, id, std::move(r));
+      });
+  if (!timer_at_ || deadline < *timer_at_) arm_timer(deadline);
+  svc_->calls->route(std::move(out));
+}
+
+void method_runner::on_reply(std::uint64_t id, reply&& r) {
+  auto it = find_in(continuations_, id);
+  if (it == continuations_.end()) return;  // timed out already
+  auto then = std::move(it->second.then);
+  auto parent = std::move(it->second.parent);
+  continuations_.erase(it);
+  // A continuation that throws is a handler that crashed: its caller gets
+  // `internal` naming the exception (not `unavailable` from the actor's end).
+  auto crashed = [&](const std::string& what) {
+    if (parent)
+      parent->fail({errc::internal, parent->header.service + "." + parent->header.method + " crashed: " + what});
+    crash(what);
+  };
+  try {
+    then(std::move(r));
+  } catch (const std::exception& e) {
+    crashed(exception_name(e) + " in a call continuation: " + e.what());
+  } catch (...) {
+    crashed("a non-standard exception in a call continuation");
+  }
+}
+
+void method_runner::arm_timer(clock_type::time_point at) {
+  timer_at_ = at;
+  auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(at - clock_type::now()) + std::chrono::milliseconds(1);
+  caf::delayed_anon_send(caf::actor_cast<caf::actor>(self_), std::max(delay, std::chrono::milliseconds(1)),
+                         call_timeout_atom::value);
+}
+
+void method_runner::on_call_timeouts() {
+  timer_at_.reset();
+  auto now = clock_type::now();
+  std::vector<std::uint64_t> due;
+  std::optional<clock_type::time_point> next;
+  for (const auto& [id, c] : continuations_) {
+    if (c.deadline <= now)
+      due.push_back(id);
+    else if (c.deadline != clock_type::time_point::max() && (!next || c.deadline < *next))
+      next = c.deadline;
+  }
+  for (auto id : due) {
+    reply r;
+    r.header.kind = message_kind::error;
+    r.header.id = id;
+    r.error = error_info{errc::timeout, "no reply before the deadline"};
+    r.local = true;
+    on_reply(id, std::move(r));
+  }
+  if (next && (!timer_at_ || *next < *timer_at_)) arm_timer(*next);
+}
+
+void method_runner::finish(const request_ptr& req, bool mutating, const stored_result& outcome,
+                           const std::string& before, std::uint64_t generation) {
+  const auto& idem = req->header.idempotency_key;
+  auto waiting = idem.empty() ? idem_waiters_.end() : find_in(idem_waiters_, idem);
+  const bool remember = waiting != idem_waiters_.end() && is_business_result(outcome);
+  if (!mutating) {
+    answer(req, outcome);
+    return;
+  }
+  if (outcome.is_error) {
+    // Undo the failed invocation's changes in memory; if others changed the
+    // entity meanwhile (an async handler), only a restart from the store is safe.
+    persistence_->discard();
+    outbox_.clear();
+    if (generation != generation_ || !state_->decode(before)) return crash("could not undo a failed method");
+  }
+  write_batch batch;
+  // A method that changed nothing (a retried step, a saga's reply after its
+  // last decision was persisted) writes nothing.
+  const bool events = !outcome.is_error && collect(batch, &before);
+  if (remember)
+    add_idempotent_result(batch, idempotency_record_key(persistence_->key(), idem), outcome, waiting->second.method,
+                          waiting->second.fingerprint, svc_->cfg.idempotency_ttl);
+  ++generation_;
+  if (batch.empty()) {
+    answer(req, outcome);
+    if (!idem.empty()) idempotent_done(idem, false, outcome);
+    return;
+  }
+  auto me = caf::actor_cast<caf::actor>(self_);
+  auto svc = events ? svc_ : nullptr;
+  svc_->db->commit(std::move(batch), [req, outcome, me, idem, svc](const result<bool>& written) {
+    // On the committer's thread: the reply says "done" only now.
+    if (written) {
+      if (svc) svc->poke_outbox();
+      answer(req, outcome);
+    } else {
+      req->fail({written.error().code, "not stored: " + written.error().message});
+      caf::anon_send(me, store_failed_atom::value, written.error().message);
+    }
+    if (!idem.empty()) caf::anon_send(me, idem_done_atom::value, idem, static_cast<bool>(written), outcome.is_error, outcome.payload);
+  });
+}
+
+void method_runner::idempotent_done(const std::string& idem, bool stored, const stored_result& outcome) {
+  auto it = find_in(idem_waiters_, idem);
+  if (it == idem_waiters_.end()) return;
+  auto waiters = std::move(it->second.retries);
+  idem_waiters_.erase(it);
+  for (auto& w : waiters) {
+    if (stored || !outcome.is_error)
+      answer(w, outcome);
+    else
+      run(w);  // the first attempt failed without a stored result: this retry runs for real
+  }
+}
+
+bool method_runner::collect(write_batch& batch, const std::string* unchanged_from) {
+  std::optional<std::string> now;
+  if (unchanged_from && outbox_.empty() && !persistence_->has_changes()) {
+    now = state_->encode();  // encoded once: compared here, written below
+    if (*now == *unchanged_from) return false;
+  }
+  persistence_->add_changes(batch, std::move(now));
+  if (outbox_.empty()) return false;
+  for (auto& [k, v] : outbox_) batch.put(keyspace::outbox, std::move(k), std::move(v));
+  outbox_.clear();
+  return true;
+}
+
+void method_runner::publish(const std::string& topic, std::string event, const std::string& key) {
+  for (auto& r : make_outbox_records(*svc_, topic, std::move(event), key)) outbox_.push_back(std::move(r));
+}
+
+void method_runner::checkpoint(std::function<void()> then) {
+  write_batch batch;
+  const bool events = collect(batch);
+  ++generation_;
+  auto id = next_call_++;
+  // No timer: the committer always calls back, and a failed write crashes this actor.
+  continuations_.emplace_back(id, continuation{[then = std::move(then)](reply&&) { then(); },
+                                               clock_type::time_point::max(), nullptr});
+  auto me = caf::actor_cast<caf::actor>(self_);
+  auto svc = events ? svc_ : nullptr;
+  svc_->db->commit(std::move(batch), [me, id, svc](const result<bool>& written) {
+    if (!written) return caf::anon_send(me, store_failed_atom::value, written.error().message);
+    if (svc) svc->poke_outbox();
+    caf::anon_send(me, reply_atom::value, id, std::make_shared<reply>());
+  });
+}
+
+void method_runner::crash(const std::string& what) {
+  svc_->record_failure(what);
+  self_->quit(caf::make_error(caf::sec::runtime_error, what));
+}
+
+// -- worker -------------------------------------------------------------------
+
+struct worker_state {
+  std::unique_ptr<method_runner> runner;
+  static inline const char* name = "cohort.worker";
+};
+
+caf::behavior worker_actor(caf::stateful_actor<worker_state>* self, std::shared_ptr<service_runtime> svc,
+                           std::shared_ptr<handler_activity> activity) {
+  self->state.runner = std::make_unique<method_runner>(self, std::move(svc), nullptr, std::string{}, std::move(activity));
+  return {
+      [=](const request_ptr& req) { self->state.runner->run(req); },
+      [=](crash_atom) { self->state.runner->injected_crash(); },
+      [=](reply_atom, std::uint64_t id, const reply_ptr& r) { self->state.runner->on_reply(id, std::move(*r)); },
+      [=](call_timeout_atom) { self->state.runner->on_call_timeouts(); },
+  };
+}
+
+// -- entity -------------------------------------------------------------------
+
+/// Everything an entity actor keeps; small, as a service may hold millions.
+struct entity_actor_state {
+  std::shared_ptr<service_runtime> svc;
+  caf::actor parent;
+  std::unique_ptr<entity_state_box> box;
+  std::optional<method_runner> runner;
+  std::uint64_t processed = 0;
+  bool live = false;
+  ~entity_actor_state() {
+    if (live) svc->live_entities--;
+  }
+  static inline const char* name = "cohort.entity";
+};
+
+caf::behavior entity_actor(caf::stateful_actor<entity_actor_state>* self, std::shared_ptr<service_runtime> svc,
+                           std::string key, caf::actor parent) {
+  auto& st = self->state;
+  st.svc = svc;
+  st.parent = std::move(parent);
+  st.box = svc->def.make_state();
+  st.runner.emplace(self, svc, st.box.get(), key);
+  if (auto loaded = st.runner->load(); !loaded) {
+    svc->record_failure("activation of " + svc->def.name + "/" + key + " failed: " + loaded.error().message);
+    if (loaded.error().is(errc::store_corrupt)) svc->store_damaged = true;
+    self->quit(caf::make_error(caf::sec::runtime_error, loaded.error().message));
+    return {};
+  }
+  svc->activations++;
+  svc->live_entities++;
+  st.live = true;
+  // The handlers capture only `self`: a behavior is allocated per entity.
+  return {
+      [self](const request_ptr& req) {
+        self->state.processed++;
+        self->state.runner->run(req);
+      },
+      [self](reply_atom, std::uint64_t id, const reply_ptr& r) { self->state.runner->on_reply(id, std::move(*r)); },
+      [self](call_timeout_atom) { self->state.runner->on_call_timeouts(); },
+      [self](crash_atom) { self->state.runner->injected_crash(); },
+      [self](store_failed_atom, const std::string& why) { self->state.runner->store_failed(why); },
+      [self](idem_done_atom, const std::string& idem, bool stored, bool is_error, const std::string& payload) {
+        self->state.runner->idempotent_done(idem, stored, {is_error, payload});
+      },
+      [self](passivate_ok_atom) {
+        self->state.svc->passivations++;
+        self->quit();
+      },
+      [self](passivate_atom) {
+        // The root saw no traffic for the idle time; offer to go if nothing is pending.
+        auto& s = self->state;
+        if (s.runner->idle()) self->send(s.parent, passivate_atom::value, s.runner->persistence()->key(), s.processed);
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_worker(caf::event_based_actor* parent, std::shared_ptr<service_runtime> svc,
+                        std::shared_ptr<handler_activity> activity) {
+  return parent->spawn<caf::monitored>(worker_actor, std::move(svc), std::move(activity));
+}
+
+caf::actor spawn_entity(caf::event_based_actor* parent, std::shared_ptr<service_runtime> svc, std::string key) {
+  return parent->spawn<caf::monitored>(entity_actor, std::move(svc), std::move(key),
+                                       caf::actor_cast<caf::actor>(parent));
+}
+
+}  // namespace cohort::detail

@@ -1,0 +1,478 @@
+// The root actor of a service: supervises its workers (strategy, intensity and
+// backoff from the service's config; see supervision.hpp) or its entity actors
+// (simple_one_for_one: a crashed entity is re-activated from its store by its
+// next message), routes requests to them, and carries out operator commands.
+#include <algorithm>
+#include <unordered_map>
+
+#include <unordered_set>
+
+#include "cohort/core/actor_messages.hpp"
+#include "cohort/runtime/supervision.hpp"
+#include "cohort/transport/envelope_codec.hpp"
+#include "cohort/core/outbox.hpp"
+
+namespace cohort::detail {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+/// Entity failures kept for the operator (most recent keys).
+constexpr std::size_t kept_entity_failures = 20;
+// Live entities listed in the tree: a sample, so a million of them cost nothing.
+constexpr std::size_t shown_live_entities = 20;
+
+struct worker_child {
+  std::string id;
+  caf::actor actor;  ///< empty when not running
+  std::shared_ptr<handler_activity> activity;
+  bool running = false;
+  bool restarting = false;        ///< waiting out a backoff delay
+  bool operator_stopped = false;  ///< stopped by the operator: not restarted
+  std::uint64_t restarts = 0;
+  std::string last_failure;
+};
+
+struct service_root_state {
+  struct entity_entry {
+    caf::actor actor;
+    std::uint64_t sent = 0;
+    clock_type::time_point last_used;
+  };
+  std::unique_ptr<supervision_plan> plan;
+  std::vector<worker_child> workers;
+  std::unordered_map<caf::actor_addr, std::size_t> worker_at;
+  std::size_t next_worker = 0;
+  std::unordered_map<std::string, entity_entry> entities;
+  /// Entity actor -> its key in `entities` (nodes of an unordered_map do not move).
+  std::unordered_map<caf::actor_id, const std::string*> entity_keys;
+  std::vector<child_status> entity_failures;
+  caf::actor relay;  ///< the outbox relay, when the service publishes events someone consumes
+  std::uint64_t relay_restarts = 0;
+  std::string relay_failure;
+  /// Pending entities with a resume call in flight (not resumed twice at once).
+  std::unordered_set<std::string> resuming;
+  static inline const char* name = "cohort.service";
+};
+
+using root_actor = caf::stateful_actor<service_root_state>;
+
+std::string reason_text(const caf::error& reason, const service_runtime& svc) {
+  auto recorded = svc.last_failure();
+  return recorded.empty() ? caf::to_string(reason) : recorded;
+}
+
+void publish(root_actor* self, service_runtime& svc) {
+  auto& st = self->state;
+  std::vector<child_status> out;
+  std::vector<std::pair<std::string, std::shared_ptr<handler_activity>>> activities;
+  for (const auto& w : st.workers) {
+    out.push_back({w.id, "worker", std::string(to_string(svc.cfg.worker_restart)),
+                   w.running ? "running" : (w.restarting ? "restarting" : "stopped"), w.restarts, w.last_failure});
+    if (w.running) activities.emplace_back(w.id, w.activity);
+  }
+  std::vector<const std::string*> live;
+  for (const auto& [key, e] : st.entities) {
+    if (live.size() == shown_live_entities) break;
+    live.push_back(&key);
+  }
+  std::sort(live.begin(), live.end(), [](const auto* a, const auto* b) { return *a < *b; });
+  for (const auto* key : live)
+    out.push_back({"entity/" + *key, "entity", std::string(to_string(restart_type::transient)), "running", 0, ""});
+  if (st.entities.size() > live.size())
+    out.push_back({"entity/...", "entity", std::string(to_string(restart_type::transient)), "running", 0,
+                   std::to_string(st.entities.size() - live.size()) + " more not listed"});
+  for (const auto& f : st.entity_failures) out.push_back(f);
+  if (!svc.subscribers.empty())
+    out.push_back({"outbox", "relay", std::string(to_string(restart_type::permanent)), st.relay ? "running" : "stopped",
+                   st.relay_restarts, st.relay_failure});
+  svc.publish_children(std::move(out));
+  svc.publish_activities(std::move(activities));
+  std::vector<caf::actor> running;
+  for (const auto& w : st.workers)
+    if (w.running) running.push_back(w.actor);
+  svc.publish_workers(std::move(running));
+}
+
+void start_worker(root_actor* self, const std::shared_ptr<service_runtime>& svc, std::size_t i) {
+  auto& w = self->state.workers[i];
+  w.activity = std::make_shared<handler_activity>();
+  w.actor = spawn_worker(self, svc, w.activity);
+  w.running = true;
+  w.restarting = false;
+  self->state.worker_at[w.actor.address()] = i;
+  self->state.plan->started(i, clock_type::now());
+}
+
+/// Stops a worker now; its later down message is ignored (it is no longer indexed).
+void stop_worker(root_actor* self, std::size_t i) {
+  auto& w = self->state.workers[i];
+  if (!w.running) return;
+  self->state.worker_at.erase(w.actor.address());
+  self->send_exit(w.actor, caf::exit_reason::user_shutdown);
+  w.actor = nullptr;
+  w.running = false;
+}
+
+void give_up(root_actor* self, service_runtime& svc, const std::string& why) {
+  auto& st = self->state;
+  for (std::size_t i = st.workers.size(); i-- > 0;) stop_worker(self, i);
+  for (auto& [key, e] : st.entities) self->send_exit(e.actor, caf::exit_reason::user_shutdown);
+  st.entities.clear();
+  if (st.relay) self->send_exit(st.relay, caf::exit_reason::user_shutdown);
+  st.relay = nullptr;
+  auto reason = svc.store_damaged ? "store_corrupt: " + why + " (the service stays down: docs/storage.md, Faults)" :
+                "restart intensity exceeded (more than " + std::to_string(svc.cfg.supervision.intensity.max_restarts) +
+                " restarts in " + std::to_string(svc.cfg.supervision.intensity.period.count()) +
+                " ms); last failure: " + why;
+  svc.mark_down(reason);
+  publish(self, svc);
+  self->quit(caf::make_error(caf::sec::runtime_error, reason));
+}
+
+void on_worker_down(root_actor* self, const std::shared_ptr<service_runtime>& svc, std::size_t i,
+                    const caf::error& reason) {
+  auto& st = self->state;
+  auto& w = st.workers[i];
+  st.worker_at.erase(w.actor.address());
+  w.actor = nullptr;
+  w.running = false;
+  const bool abnormal = static_cast<bool>(reason);
+  if (abnormal) w.last_failure = reason_text(reason, *svc);
+  std::vector<bool> running;
+  for (const auto& c : st.workers) running.push_back(c.running);
+  auto decision = st.plan->on_exit(i, abnormal, running, clock_type::now());
+  if (decision.give_up) return give_up(self, *svc, w.last_failure);
+  for (auto j : decision.stop) stop_worker(self, j);
+  if (!decision.start.empty()) svc->restarts++;
+  for (auto j : decision.start) {
+    st.workers[j].restarts++;
+    if (decision.delay.count() > 0) {
+      st.workers[j].restarting = true;
+      self->delayed_send(self, decision.delay, start_child_atom::value, static_cast<std::uint64_t>(j));
+    } else {
+      start_worker(self, svc, j);
+    }
+  }
+  publish(self, *svc);
+}
+
+void on_entity_down(root_actor* self, const std::shared_ptr<service_runtime>& svc, const caf::actor_addr& who,
+                    const caf::error& reason) {
+  auto& st = self->state;
+  auto k = st.entity_keys.find(who.id());
+  if (k == st.entity_keys.end()) return;
+  auto key = *k->second;
+  st.entity_keys.erase(k);
+  auto e = st.entities.find(key);
+  if (e != st.entities.end() && e->second.actor.address() == who) st.entities.erase(e);
+  if (!reason) {  // passivated
+    if (st.entities.size() < shown_live_entities) publish(self, *svc);
+    return;
+  }
+  // A damaged store takes the service down now: restarting entities into it
+  // would only crash them again until the intensity runs out.
+  if (svc->store_damaged) return give_up(self, *svc, reason_text(reason, *svc));
+  // A crashed entity comes back from its store on its next message; the
+  // crash still counts against the service's restart intensity.
+  svc->restarts++;
+  child_status failed{"entity/" + key, "entity", std::string(to_string(restart_type::transient)), "crashed", 1,
+                      reason_text(reason, *svc)};
+  st.entity_failures.insert(st.entity_failures.begin(), failed);
+  if (st.entity_failures.size() > kept_entity_failures) st.entity_failures.pop_back();
+  auto decision = st.plan->on_exit(0, true, {}, clock_type::now());
+  if (decision.give_up) return give_up(self, *svc, failed.last_failure);
+  publish(self, *svc);
+}
+
+caf::actor activate(root_actor* self, const std::shared_ptr<service_runtime>& svc, const std::string& key) {
+  auto& st = self->state;
+  auto it = st.entities.find(key);
+  if (it != st.entities.end()) return it->second.actor;
+  auto a = spawn_entity(self, svc, key);
+  auto it2 = st.entities.emplace(key, service_root_state::entity_entry{a, 0, clock_type::now()}).first;
+  st.entity_keys.emplace(a.id(), &it2->first);
+  if (st.entities.size() <= shown_live_entities) publish(self, *svc);  // beyond the sample, the sweep refreshes it
+  return a;
+}
+
+void route_request(root_actor* self, const std::shared_ptr<service_runtime>& svc, request_ptr& req) {
+  auto& st = self->state;
+  if (svc->def.kind == service_kind::workers) {
+    for (std::size_t tries = 0; tries < st.workers.size(); ++tries) {
+      auto& w = st.workers[st.next_worker++ % st.workers.size()];
+      if (w.running) {
+        self->send(w.actor, std::move(req));
+        return;
+      }
+    }
+    req->fail({errc::unavailable, "no worker of '" + svc->def.name + "' is running (restarting or stopped)"});
+    return;
+  }
+  if (req->header.key.empty() && !svc->def.default_key.empty()) req->header.key = svc->def.default_key;
+  if (req->header.key.empty()) {
+    req->fail({errc::bad_request, "service '" + svc->def.name + "' is an entity service: set 'key'"});
+    return;
+  }
+  activate(self, svc, req->header.key);
+  auto& entry = st.entities[req->header.key];
+  entry.sent++;
+  entry.last_used = clock_type::now();
+  self->send(entry.actor, std::move(req));
+}
+
+/// Calls the resume method of every entity marked pending in the store that
+/// has no resume call in flight yet.
+void resume_pending(root_actor* self, const std::shared_ptr<service_runtime>& svc) {
+  auto& st = self->state;
+  std::vector<std::string> keys;
+  auto scanned = svc->db->scan(keyspace::pending, "", "", [&](std::string_view k, std::string_view) {
+    if (!st.resuming.count(std::string(k))) keys.emplace_back(k);
+    return keys.size() < 1024;  // the rest next round
+  });
+  if (!scanned) return svc->record_failure("scan of pending entities failed: " + scanned.error().message);
+  // Long enough for a saga's remaining steps; the caller is the runtime itself.
+  const auto deadline = std::chrono::milliseconds(30000);
+  for (auto& key : keys) {
+    st.resuming.insert(key);
+    svc->resumes++;
+    envelope h;
+    h.kind = message_kind::request;
+    h.service = svc->def.name;
+    h.method = svc->def.resume_method;
+    h.key = key;
+    h.trace = "resume/" + key;
+    h.deadline_ms = static_cast<std::uint32_t>(deadline.count());
+    auto me = caf::actor_cast<caf::actor>(self);
+    auto req = std::make_shared<request>(std::move(h), pack(msgpack::type::nil_t()), std::chrono::steady_clock::now() + deadline,
+                                         [me, key](const envelope&, std::string&&) {
+                                           caf::anon_send(me, resume_done_atom::value, key);
+                                         });
+    route_request(self, svc, req);
+  }
+}
+
+void run_command(root_actor* self, const std::shared_ptr<service_runtime>& svc, child_command cmd,
+                 const std::string& id) {
+  auto& st = self->state;
+  if (id.rfind("entity/", 0) == 0) {
+    auto key = id.substr(7);
+    auto it = st.entities.find(key);
+    switch (cmd) {
+      case child_command::start: activate(self, svc, key); break;
+      case child_command::crash:
+        self->send(activate(self, svc, key), crash_atom::value);
+        break;
+      default:  // stop, restart, replace: the entity is re-activated by its next message
+        if (it != st.entities.end()) {
+          st.entity_keys.erase(it->second.actor.id());
+          self->send_exit(it->second.actor, caf::exit_reason::user_shutdown);
+          st.entities.erase(it);
+        }
+        if (cmd == child_command::restart) activate(self, svc, key);
+    }
+    return;
+  }
+  for (std::size_t i = 0; i < st.workers.size(); ++i) {
+    auto& w = st.workers[i];
+    if (w.id != id) continue;
+    switch (cmd) {
+      case child_command::restart:
+      case child_command::replace_stuck:
+        stop_worker(self, i);
+        w.operator_stopped = false;
+        w.restarts++;
+        start_worker(self, svc, i);
+        break;
+      case child_command::stop:
+        stop_worker(self, i);
+        w.operator_stopped = true;
+        break;
+      case child_command::start:
+        if (!w.running) start_worker(self, svc, i);
+        w.operator_stopped = false;
+        break;
+      case child_command::crash:
+        if (w.running) self->send(w.actor, crash_atom::value);
+        break;
+    }
+    publish(self, *svc);
+    return;
+  }
+}
+
+caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> svc) {
+  auto& st = self->state;
+  const bool entities = svc->def.kind == service_kind::entities;
+  auto policy = svc->cfg.supervision;
+  std::vector<child_spec> specs;
+  if (entities) {
+    policy.strategy = restart_strategy::simple_one_for_one;
+    specs.push_back({"entity", restart_type::transient, std::chrono::milliseconds(5000)});
+  } else {
+    for (std::size_t i = 0; i < svc->cfg.workers; ++i)
+      specs.push_back({"worker-" + std::to_string(i + 1), svc->cfg.worker_restart, std::chrono::milliseconds(5000)});
+  }
+  st.plan = std::make_unique<supervision_plan>(policy, specs);
+  if (!entities) {
+    for (const auto& s : specs) st.workers.push_back(worker_child{s.id});
+    for (std::size_t i = 0; i < st.workers.size(); ++i) start_worker(self, svc, i);
+  }
+  if (entities && !svc->subscribers.empty()) st.relay = spawn_outbox_relay(self, svc);
+  if (entities && svc->def.pending) self->send(self, resume_atom::value);
+  publish(self, *svc);
+  // Passivation: one sweep over the table instead of a timer per entity.
+  const auto sweep_every = std::max<std::chrono::milliseconds>(svc->cfg.entity_idle / 4, std::chrono::milliseconds(5));
+  if (entities) self->delayed_send(self, sweep_every, sweep_atom::value);
+
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& s = self->state;
+    if (s.relay && dm.source == s.relay.address()) {
+      // The relay keeps nothing that is not in the store: a fresh one carries on.
+      s.relay_failure = reason_text(dm.reason, *svc);
+      s.relay_restarts++;
+      svc->restarts++;
+      s.relay = spawn_outbox_relay(self, svc);
+      return publish(self, *svc);
+    }
+    if (entities) return on_entity_down(self, svc, dm.source, dm.reason);
+    auto it = self->state.worker_at.find(dm.source);
+    if (it != self->state.worker_at.end()) on_worker_down(self, svc, it->second, dm.reason);
+  });
+  self->set_exit_handler([=](caf::exit_msg& em) {
+    auto& s = self->state;
+    for (std::size_t i = s.workers.size(); i-- > 0;) stop_worker(self, i);
+    for (auto& [k, e] : s.entities) self->send_exit(e.actor, em.reason);
+    s.entities.clear();
+    if (s.relay) self->send_exit(s.relay, em.reason);
+    s.relay = nullptr;
+    self->quit(em.reason);
+  });
+
+  return {
+      [=](request_ptr& req) { route_request(self, svc, req); },
+      [=](passivate_atom, const std::string& key, std::uint64_t processed) {
+        auto& s = self->state;
+        auto it = s.entities.find(key);
+        // Only when the entity has seen everything we sent may it go quietly.
+        if (it == s.entities.end() || it->second.sent != processed ||
+            it->second.actor != caf::actor_cast<caf::actor>(self->current_sender()))
+          return;
+        self->send(it->second.actor, passivate_ok_atom::value);
+        s.entity_keys.erase(it->second.actor.id());
+        s.entities.erase(it);
+        if (s.entities.size() < shown_live_entities) publish(self, *svc);
+      },
+      [=](sweep_atom) {
+        auto idle_since = clock_type::now() - svc->cfg.entity_idle;
+        for (auto& [key, e] : self->state.entities)
+          if (e.last_used <= idle_since) self->send(e.actor, passivate_atom::value);
+        publish(self, *svc);
+        self->delayed_send(self, sweep_every, sweep_atom::value);
+      },
+      [=](resume_atom) {
+        resume_pending(self, svc);
+        self->delayed_send(self, svc->cfg.resume_every, resume_atom::value);
+      },
+      [=](resume_done_atom, const std::string& key) { self->state.resuming.erase(key); },
+      [=](start_child_atom, std::uint64_t i) {
+        auto& w = self->state.workers.at(i);
+        if (!w.running && !w.operator_stopped) start_worker(self, svc, i);
+        w.restarting = false;
+        publish(self, *svc);
+      },
+      [=](command_atom, std::int32_t cmd, const std::string& id) {
+        run_command(self, svc, static_cast<child_command>(cmd), id);
+      },
+  };
+}
+
+}  // namespace
+
+void service_runtime::record_failure(std::string reason) {
+  std::lock_guard<std::mutex> guard(mutex_);
+  last_failure_ = std::move(reason);
+}
+
+std::string service_runtime::last_failure() const {
+  std::lock_guard<std::mutex> guard(mutex_);
+  return last_failure_;
+}
+
+caf::actor service_runtime::root() const {
+  std::lock_guard<std::mutex> guard(mutex_);
+  return root_;
+}
+
+void service_runtime::set_root(caf::actor root) {
+  std::lock_guard<std::mutex> guard(mutex_);
+  root_ = std::move(root);
+  down_ = false;
+  down_reason_.clear();
+}
+
+void service_runtime::mark_down(std::string reason) {
+  publish_workers({});
+  std::lock_guard<std::mutex> guard(mutex_);
+  down_ = true;
+  down_reason_ = std::move(reason);
+  root_ = nullptr;
+}
+
+bool service_runtime::down(std::string* reason) const {
+  std::lock_guard<std::mutex> guard(mutex_);
+  if (reason) *reason = down_reason_;
+  return down_;
+}
+
+void service_runtime::publish_children(std::vector<child_status> children) {
+  std::lock_guard<std::mutex> guard(mutex_);
+  children_ = std::move(children);
+}
+
+std::vector<child_status> service_runtime::children() const {
+  std::lock_guard<std::mutex> guard(mutex_);
+  return children_;
+}
+
+void service_runtime::publish_activities(std::vector<std::pair<std::string, std::shared_ptr<handler_activity>>> a) {
+  std::lock_guard<std::mutex> guard(mutex_);
+  activities_ = std::move(a);
+}
+
+std::vector<std::pair<std::string, std::shared_ptr<handler_activity>>> service_runtime::activities() const {
+  std::lock_guard<std::mutex> guard(mutex_);
+  return activities_;
+}
+
+void service_runtime::publish_workers(std::vector<caf::actor> workers) {
+  std::atomic_store(&workers_, std::shared_ptr<const std::vector<caf::actor>>(
+                                   std::make_shared<const std::vector<caf::actor>>(std::move(workers))));
+}
+
+caf::actor service_runtime::next_worker() {
+  auto workers = std::atomic_load(&workers_);
+  if (workers->empty()) return {};
+  return (*workers)[next_worker_.fetch_add(1, std::memory_order_relaxed) % workers->size()];
+}
+
+caf::actor spawn_service(caf::actor_system& sys, std::shared_ptr<service_runtime> svc) {
+  // Operators may address the workers before the new root first runs.
+  if (svc->def.kind == service_kind::workers) {
+    std::vector<child_status> starting;
+    for (std::size_t i = 0; i < svc->cfg.workers; ++i)
+      starting.push_back({"worker-" + std::to_string(i + 1), "worker", std::string(to_string(svc->cfg.worker_restart)),
+                          "starting", 0, ""});
+    svc->publish_children(std::move(starting));
+  }
+  return sys.spawn(service_root, std::move(svc));
+}
+
+void deliver(const caf::actor& service, request_ptr req) { caf::anon_send(service, std::move(req)); }
+
+void command_child(const caf::actor& service, child_command cmd, const std::string& child_id) {
+  caf::anon_send(service, command_atom::value, static_cast<std::int32_t>(cmd), child_id);
+}
+
+}  // namespace cohort::detail

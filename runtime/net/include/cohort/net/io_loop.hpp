@@ -1,0 +1,170 @@
+// io_loop: the node's ZeroMQ thread. It owns every socket of the node, so CAF's
+// scheduler threads never block on ZeroMQ; actors hand replies and outbound
+// calls over through post(), woken by an eventfd.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <unordered_map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "cohort/transport/client.hpp"
+#include "cohort/transport/wire_limits.hpp"
+#include "cohort/net/instance_pool.hpp"
+#include "cohort/core/request.hpp"
+
+namespace cohort::detail {
+
+/// Counters of what the node's sockets saw. Safe to read from any thread.
+struct io_counters {
+  std::atomic<std::uint64_t> requests{0};          ///< well-formed requests admitted to routing
+  std::atomic<std::uint64_t> rejected{0};          ///< requests answered with an error at the edge
+  std::atomic<std::uint64_t> malformed_frames{0};  ///< messages that were not a valid Cohort request
+  std::atomic<std::uint64_t> replies{0};           ///< replies written to a socket
+  std::atomic<std::uint64_t> expired_in_transit{0};  ///< requests that arrived after their deadline: never run
+};
+
+class io_loop {
+ public:
+  /// `route` receives every admitted request (on the I/O thread).
+  /// `default_deadline` applies to requests that carry none.
+  io_loop(zmq::context_t& ctx, wire_limits limits, std::chrono::milliseconds default_deadline, int spin_polls,
+          std::function<void(request_ptr)> route);
+  ~io_loop();
+
+  /// Binds a ROUTER socket; returns the endpoint actually bound (wildcard ports
+  /// resolved). Requests on an admin socket go to `admin` instead of routing.
+  /// Call before start(). Throws zmq::error_t.
+  std::string bind(const std::string& endpoint, bool admin = false);
+
+  /// Where requests from admin sockets go (on the I/O thread).
+  void set_admin_handler(std::function<void(request_ptr)> admin) { admin_ = std::move(admin); }
+
+  void start();
+  /// Runs what was posted, then stops the thread and closes the sockets.
+  void stop();
+
+  /// Runs `task` on the I/O thread. Safe to call from any thread.
+  void post(std::function<void()> task);
+  /// True on the I/O thread itself.
+  [[nodiscard]] bool on_io_thread() const noexcept { return std::this_thread::get_id() == thread_.get_id(); }
+
+  /// Fails every request in flight to a remote endpoint (on the I/O thread).
+  void fail_remote(const std::string& endpoint, const error_info& err);
+
+  /// Declares a remote service and its instances. Call before start().
+  void add_remote_service(const remote_service_config& cfg);
+  /// Which requests may be retried on another instance (idempotent methods,
+  /// or requests with an idempotency key). Call before start().
+  void set_retry_predicate(std::function<bool(const envelope&)> retryable) { retryable_ = std::move(retryable); }
+
+  /// Forwards `req` to an instance of a remote service, retrying on another
+  /// per the service's policy (on the I/O thread).
+  void forward_remote(const std::string& service, request_ptr req);
+
+  /// The remote services and their instances (on the I/O thread).
+  [[nodiscard]] const std::map<std::string, instance_pool>& remote_services() const noexcept { return pools_; }
+
+  /// Announces `services` at `advertise` to every registry every `period`.
+  /// Call before start().
+  void announce(std::vector<std::string> registries, std::string advertise, std::vector<std::string> services,
+                std::chrono::milliseconds period);
+  /// The clock difference between hosts that the deadline check tolerates
+  /// (see transit_ms). Call before start().
+  void set_max_clock_skew(std::chrono::milliseconds skew) { max_clock_skew_ms_ = static_cast<std::uint64_t>(skew.count()); }
+  /// As a registry: instances that miss this long of heartbeats are dropped.
+  void set_registration_timeout(std::chrono::milliseconds t) { registration_timeout_ = t; }
+
+  /// Runs `task` on the I/O thread after `delay` (on the I/O thread).
+  void after(std::chrono::milliseconds delay, std::function<void()> task);
+
+  [[nodiscard]] const io_counters& counters() const noexcept { return counters_; }
+
+ private:
+  struct listener {
+    zmq::socket_t socket;
+    std::string endpoint;
+    bool admin = false;
+  };
+
+  void run();
+  void read_listener(std::size_t index);
+  void handle_message(std::size_t index, std::vector<zmq::message_t>& frames);
+  /// A reply on its way out: encoded by the thread that produced it, sent by the I/O thread.
+  struct outgoing_reply {
+    std::size_t listener;
+    std::string identity;
+    bool delimiter;
+    std::uint64_t ticket;
+    std::string header;
+    std::string payload;
+  };
+  /// Queues a reply for the I/O thread. Safe to call from any thread.
+  void post_reply(outgoing_reply&& r);
+  void send_reply(const outgoing_reply& r);
+  void wake();
+  void reject(std::size_t index, const std::string& identity, bool delimiter, std::uint64_t id,
+              const error_info& err);
+  void run_posted();
+  client& remote_client(const std::string& endpoint);
+  /// Answers `timeout` for every request from our sockets whose deadline passed,
+  /// however long its handler still runs; returns the next deadline.
+  std::optional<std::chrono::steady_clock::time_point> expire_requests(std::chrono::steady_clock::time_point now);
+
+  void forget_deadline(std::uint64_t ticket);
+
+  zmq::context_t& ctx_;
+  wire_limits limits_;
+  std::chrono::milliseconds default_deadline_;
+  std::uint64_t max_clock_skew_ms_ = 250;
+  int spin_polls_;
+  std::function<void(request_ptr)> route_;
+  std::function<void(request_ptr)> admin_;
+  // Deadlines of the requests our sockets admitted, in order; an entry leaves
+  // when its reply passes through this thread, so the index holds only what
+  // is in flight. I/O thread only.
+  using deadline_index = std::multimap<std::chrono::steady_clock::time_point, std::pair<std::weak_ptr<request>, std::uint64_t>>;
+  deadline_index deadlines_;
+  std::unordered_map<std::uint64_t, deadline_index::iterator> deadline_tickets_;
+  std::uint64_t next_ticket_ = 0;
+  std::vector<listener> listeners_;
+  void heartbeat();
+  void on_registration(const request_ptr& req);
+  void expire_registrations();
+  instance_pool& pool_for(const std::string& service);
+
+  struct announcement {
+    std::vector<std::string> registries;
+    std::string payload;  ///< msgpack {node endpoint, services}
+    std::chrono::milliseconds period{500};
+  };
+  std::optional<announcement> announcement_;
+  std::chrono::milliseconds registration_timeout_{1500};
+
+  void attempt(instance_pool& pool, request_ptr req, std::vector<instance_pool::instance_ptr> tried);
+
+  std::map<std::string, std::unique_ptr<client>> remotes_;
+  std::map<std::string, instance_pool> pools_;
+  std::function<bool(const envelope&)> retryable_;
+  double retry_tokens_ = 10;  ///< the retry budget: earned per request, spent per retry
+  std::minstd_rand jitter_{std::random_device{}()};
+  std::multimap<std::chrono::steady_clock::time_point, std::function<void()>> timers_;
+  int wake_fd_ = -1;
+  std::mutex posted_mutex_;
+  std::vector<std::function<void()>> posted_;
+  std::vector<outgoing_reply> replies_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+  io_counters counters_;
+};
+
+}  // namespace cohort::detail

@@ -1,0 +1,420 @@
+#include "cohort/net/io_loop.hpp"
+
+#include <random>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <zmq_addon.hpp>
+
+#include "cohort/transport/envelope_codec.hpp"
+
+namespace cohort::detail {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+// Messages read from one socket before the loop looks at the others.
+constexpr int read_batch = 256;
+
+
+}  // namespace
+
+io_loop::io_loop(zmq::context_t& ctx, wire_limits limits, std::chrono::milliseconds default_deadline, int spin_polls,
+                 std::function<void(request_ptr)> route)
+    : ctx_(ctx), limits_(limits), default_deadline_(default_deadline), spin_polls_(spin_polls), route_(std::move(route)) {
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+}
+
+io_loop::~io_loop() {
+  stop();
+  ::close(wake_fd_);
+}
+
+std::string io_loop::bind(const std::string& endpoint, bool admin) {
+  zmq::socket_t s(ctx_, zmq::socket_type::router);
+  s.set(zmq::sockopt::linger, 0);
+  s.set(zmq::sockopt::maxmsgsize, limits_.hard_frame_bytes);
+  s.set(zmq::sockopt::sndhwm, 100000);
+  s.set(zmq::sockopt::rcvhwm, 100000);
+  s.bind(endpoint);
+  auto bound = s.get(zmq::sockopt::last_endpoint);
+  listeners_.push_back({std::move(s), bound, admin});
+  return bound;
+}
+
+void io_loop::start() {
+  if (announcement_) after(std::chrono::milliseconds(0), [this] { heartbeat(); });
+  after(registration_timeout_ / 3, [this] { expire_registrations(); });
+  thread_ = std::thread([this] { run(); });
+}
+
+namespace {
+struct registration {
+  std::string endpoint;
+  std::vector<std::string> services;
+  MSGPACK_DEFINE_MAP(endpoint, services);
+};
+}  // namespace
+
+void io_loop::announce(std::vector<std::string> registries, std::string advertise, std::vector<std::string> services,
+                       std::chrono::milliseconds period) {
+  announcement_ = announcement{std::move(registries), pack(registration{std::move(advertise), std::move(services)}), period};
+}
+
+void io_loop::heartbeat() {
+  for (const auto& r : announcement_->registries) remote_client(r).send_oneway("_registry", "heartbeat", announcement_->payload);
+  after(announcement_->period, [this] { heartbeat(); });
+}
+
+instance_pool& io_loop::pool_for(const std::string& service) {
+  auto it = pools_.find(service);
+  if (it == pools_.end()) {
+    remote_service_config cfg;  // defaults for services known only from heartbeats
+    cfg.name = service;
+    it = pools_.emplace(service, instance_pool(cfg)).first;
+  }
+  return it->second;
+}
+
+void io_loop::on_registration(const request_ptr& req) {
+  auto handle = decode_payload(req->payload, limits_);
+  if (!handle) return;
+  try {
+    registration r;
+    handle->get().convert(r);
+    if (r.endpoint.empty()) return;
+    auto now = clock_type::now();
+    for (const auto& s : r.services) pool_for(s).add(r.endpoint, true, now);
+  } catch (const std::exception&) {
+    counters_.malformed_frames++;
+  }
+}
+
+void io_loop::expire_registrations() {
+  auto now = clock_type::now();
+  for (auto& [name, pool] : pools_)
+    for (const auto& gone : pool.expire(now, registration_timeout_))
+      fail_remote(gone, {errc::unavailable, "instance " + gone + " of '" + name + "' stopped sending heartbeats"});
+  after(registration_timeout_ / 3, [this] { expire_registrations(); });
+}
+
+void io_loop::stop() {
+  if (!thread_.joinable()) return;
+  stopping_.store(true);
+  post([] {});
+  thread_.join();
+  remotes_.clear();
+  for (auto& l : listeners_) l.socket.close();
+}
+
+void io_loop::wake() {
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+}
+
+void io_loop::post(std::function<void()> task) {
+  bool was_empty;
+  {
+    std::lock_guard<std::mutex> guard(posted_mutex_);
+    was_empty = posted_.empty() && replies_.empty();
+    posted_.push_back(std::move(task));
+  }
+  // Only the first item of a batch pays for the wake-up syscall.
+  if (was_empty) wake();
+}
+
+void io_loop::post_reply(outgoing_reply&& r) {
+  // Replies made on this thread (forwarded from a remote instance, refused at
+  // the edge) go out at once: no queue, no wake-up.
+  if (on_io_thread()) {
+    forget_deadline(r.ticket);
+    send_reply(r);
+    return;
+  }
+  bool was_empty;
+  {
+    std::lock_guard<std::mutex> guard(posted_mutex_);
+    was_empty = posted_.empty() && replies_.empty();
+    replies_.push_back(std::move(r));
+  }
+  if (was_empty) wake();
+}
+
+void io_loop::run_posted() {
+  std::uint64_t drained;
+  [[maybe_unused]] auto n = ::read(wake_fd_, &drained, sizeof drained);
+  std::vector<std::function<void()>> tasks;
+  std::vector<outgoing_reply> replies;
+  {
+    std::lock_guard<std::mutex> guard(posted_mutex_);
+    tasks.swap(posted_);
+    replies.swap(replies_);
+  }
+  for (auto& r : replies) {
+    forget_deadline(r.ticket);
+    send_reply(r);
+  }
+  for (auto& t : tasks) t();
+}
+
+void io_loop::run() {
+  std::vector<zmq::pollitem_t> items;
+  std::vector<client*> polled_remotes;
+  int spin_left = 0;
+  while (!stopping_.load(std::memory_order_relaxed)) {
+    items.clear();
+    polled_remotes.clear();
+    for (auto& l : listeners_) items.push_back({l.socket.handle(), 0, ZMQ_POLLIN, 0});
+    items.push_back({nullptr, wake_fd_, ZMQ_POLLIN, 0});
+    std::optional<clock_type::time_point> next_deadline = expire_requests(clock_type::now());
+    while (!timers_.empty() && timers_.begin()->first <= clock_type::now()) {
+      auto task = std::move(timers_.begin()->second);
+      timers_.erase(timers_.begin());
+      task();
+    }
+    if (!timers_.empty() && (!next_deadline || timers_.begin()->first < *next_deadline))
+      next_deadline = timers_.begin()->first;
+    for (auto& [ep, c] : remotes_) {
+      items.push_back({c->socket().handle(), 0, ZMQ_POLLIN, 0});
+      polled_remotes.push_back(c.get());
+      if (auto d = c->next_deadline(); d && (!next_deadline || *d < *next_deadline)) next_deadline = d;
+    }
+    auto timeout = std::chrono::milliseconds(100);
+    if (next_deadline)
+      timeout = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(*next_deadline - clock_type::now()) +
+                               std::chrono::milliseconds(1),
+                           std::chrono::milliseconds(0), timeout);
+    // Under load, poll without sleeping for a short while after the last
+    // event: a thread that goes to sleep between two requests costs two
+    // context switches to wake, more than the polls it saves.
+    auto ready = zmq::poll(items.data(), items.size(), spin_left > 0 ? std::chrono::milliseconds(0) : timeout);
+    spin_left = ready > 0 ? spin_polls_ : (spin_left > 0 ? spin_left - 1 : 0);
+    if (ready == 0 && spin_left > 0) std::this_thread::yield();  // let the threads we wait for run
+    for (std::size_t i = 0; i < listeners_.size(); ++i)
+      if (items[i].revents & ZMQ_POLLIN) read_listener(i);
+    if (items[listeners_.size()].revents & ZMQ_POLLIN) run_posted();
+    auto now = clock_type::now();
+    for (std::size_t i = 0; i < polled_remotes.size(); ++i) {
+      if (items[listeners_.size() + 1 + i].revents & ZMQ_POLLIN) polled_remotes[i]->process_ready();
+      polled_remotes[i]->expire(now);
+    }
+  }
+  run_posted();  // replies produced while stopping still go out
+}
+
+void io_loop::read_listener(std::size_t index) {
+  std::vector<zmq::message_t> frames;
+  for (int i = 0; i < read_batch; ++i) {
+    frames.clear();
+    std::optional<size_t> got;
+    try {
+      got = zmq::recv_multipart(listeners_[index].socket, std::back_inserter(frames), zmq::recv_flags::dontwait);
+    } catch (const zmq::error_t&) {
+      counters_.malformed_frames++;
+      return;
+    }
+    if (!got) return;
+    handle_message(index, frames);
+  }
+}
+
+void io_loop::handle_message(std::size_t index, std::vector<zmq::message_t>& frames) {
+  // frames: [identity, (empty delimiter from REQ peers)?, header, payload]
+  std::string identity = frames[0].to_string();
+  std::size_t first = 1;
+  bool delimiter = false;
+  if (frames.size() > 1 && frames[1].size() == 0) {
+    delimiter = true;
+    first = 2;
+  }
+  std::size_t parts = frames.size() - first;
+  std::uint64_t id = 0;
+  if (parts == 0) {
+    // One empty frame (from a DEALER: a REQ peer always sends a body after
+    // its delimiter). The identity is enough to route an answer.
+    counters_.malformed_frames++;
+    return reject(index, identity, false, 0,
+                  {errc::bad_request, "an empty message; a request is two frames, header and payload"});
+  }
+  auto header = decode_envelope(frames[first].to_string_view(), limits_, &id);
+  if (parts != 2) {
+    counters_.malformed_frames++;
+    return reject(index, identity, delimiter, id,
+                  {errc::bad_request, "a request is exactly two frames, header and payload; got " +
+                                          std::to_string(parts)});
+  }
+  if (!header) {
+    counters_.malformed_frames++;
+    return reject(index, identity, delimiter, id, header.error());
+  }
+  envelope& env = *header;
+  if (env.kind != message_kind::request && env.kind != message_kind::oneway) {
+    counters_.malformed_frames++;
+    return reject(index, identity, delimiter, id,
+                  {errc::bad_request, "a node accepts only 'request' and 'oneway' messages"});
+  }
+  if (frames[first + 1].size() > limits_.max_payload_bytes)
+    return reject(index, identity, delimiter, id,
+                  {errc::too_large, "payload of " + std::to_string(frames[first + 1].size()) +
+                                        " bytes exceeds the limit of " + std::to_string(limits_.max_payload_bytes)});
+  if (env.trace.empty()) env.trace = new_trace_id();
+  if (env.deadline_ms == 0) env.deadline_ms = static_cast<std::uint32_t>(default_deadline_.count());
+  // The budget started when the sender sent it: time spent in queues and on
+  // the wire (a partition holds requests for as long as it lasts) counts.
+  if (auto transit = transit_ms(env, wall_clock_ms(), max_clock_skew_ms_); transit > 0) {
+    if (transit >= env.deadline_ms) {
+      counters_.expired_in_transit++;
+      if (env.kind != message_kind::request) return;
+      return reject(index, identity, delimiter, env.id,
+                    {errc::timeout, env.service + "." + env.method + " arrived " + std::to_string(transit) +
+                                        " ms late for its deadline of " + std::to_string(env.deadline_ms) +
+                                        " ms and was not run"});
+    }
+    env.deadline_ms -= static_cast<std::uint32_t>(transit);
+  }
+  env.sent_ms = 0;  // from here on the node's own clock counts
+  auto deadline = clock_type::now() + std::chrono::milliseconds(env.deadline_ms);
+  auto ticket = ++next_ticket_;
+  reply_sink sink = [this, index, identity = std::move(identity), delimiter, ticket](const envelope& h, std::string&& p) {
+    // Any thread: encode here, then hop onto the I/O thread, which owns the socket.
+    post_reply({index, identity, delimiter, ticket, encode_envelope(h), std::move(p)});
+  };
+  counters_.requests++;
+  auto req = std::make_shared<request>(std::move(env), frames[first + 1].to_string(), deadline, std::move(sink));
+  if (req->header.kind == message_kind::request)
+    deadline_tickets_.emplace(ticket, deadlines_.emplace(deadline, std::make_pair(std::weak_ptr<request>(req), ticket)));
+  if (req->header.service == "_registry") {
+    on_registration(req);  // heartbeats are one-way: nothing to answer
+    return;
+  }
+  if (listeners_[index].admin && admin_)
+    admin_(std::move(req));
+  else
+    route_(std::move(req));
+}
+
+void io_loop::forget_deadline(std::uint64_t ticket) {
+  auto it = deadline_tickets_.find(ticket);
+  if (it == deadline_tickets_.end()) return;
+  deadlines_.erase(it->second);
+  deadline_tickets_.erase(it);
+}
+
+std::optional<clock_type::time_point> io_loop::expire_requests(clock_type::time_point now) {
+  while (!deadlines_.empty()) {
+    auto first = deadlines_.begin();
+    if (first->first > now) return first->first;
+    auto req = first->second.first.lock();
+    deadline_tickets_.erase(first->second.second);
+    deadlines_.erase(first);
+    if (!req) continue;
+    req->fail({errc::timeout, "no reply from " + req->header.service + "." + req->header.method +
+                                  " within its deadline of " + std::to_string(req->header.deadline_ms) + " ms"});
+  }
+  return std::nullopt;
+}
+
+void io_loop::send_reply(const outgoing_reply& r) {
+  auto& s = listeners_[r.listener].socket;
+  try {
+    s.send(zmq::buffer(r.identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+    if (r.delimiter) s.send(zmq::const_buffer(), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+    s.send(zmq::buffer(r.header), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+    s.send(zmq::buffer(r.payload), zmq::send_flags::dontwait);
+    counters_.replies++;
+  } catch (const zmq::error_t&) {
+    // The peer is gone or not reading; ROUTER drops what it cannot route.
+  }
+}
+
+void io_loop::reject(std::size_t index, const std::string& identity, bool delimiter, std::uint64_t id,
+                     const error_info& err) {
+  counters_.rejected++;
+  envelope h;
+  h.kind = message_kind::error;
+  h.id = id;
+  send_reply({index, identity, delimiter, 0, encode_envelope(h), encode_error_payload(err)});
+}
+
+client& io_loop::remote_client(const std::string& endpoint) {
+  auto& c = remotes_[endpoint];
+  if (!c) c = std::make_unique<client>(ctx_, endpoint, limits_);
+  return *c;
+}
+
+void io_loop::fail_remote(const std::string& endpoint, const error_info& err) {
+  if (auto it = remotes_.find(endpoint); it != remotes_.end()) it->second->fail_all(err);
+}
+
+void io_loop::add_remote_service(const remote_service_config& cfg) { pools_.emplace(cfg.name, instance_pool(cfg)); }
+
+void io_loop::after(std::chrono::milliseconds delay, std::function<void()> task) {
+  timers_.emplace(clock_type::now() + delay, std::move(task));
+}
+
+void io_loop::forward_remote(const std::string& service, request_ptr req) {
+  auto it = pools_.find(service);
+  if (it == pools_.end()) {
+    req->fail({errc::unknown_service, "no service named '" + service + "' is reachable from this node"});
+    return;
+  }
+  auto& pool = it->second;
+  std::int64_t in_flight = 0;
+  for (const auto& i : pool.instances()) in_flight += i->outstanding;
+  if (in_flight >= static_cast<std::int64_t>(pool.config().max_in_flight)) {
+    req->fail({errc::overloaded, "'" + service + "' has " + std::to_string(in_flight) +
+                                     " requests in flight from this node; retry later"});
+    return;
+  }
+  retry_tokens_ = std::min(100.0, retry_tokens_ + pool.config().retry_budget);
+  attempt(pool, std::move(req), {});
+}
+
+void io_loop::attempt(instance_pool& pool, request_ptr req, std::vector<instance_pool::instance_ptr> tried) {
+  auto left = req->remaining();
+  if (left.count() <= 0) {
+    req->fail({errc::timeout, "deadline passed before " + req->header.service + "." + req->header.method + " was answered"});
+    return;
+  }
+  auto now = clock_type::now();
+  auto instance = pool.pick(req->header, tried, now);
+  if (!instance) {
+    req->fail({errc::unavailable, "no instance of '" + req->header.service + "' is available (" +
+                                      std::to_string(pool.instances().size()) + " known, " +
+                                      std::to_string(tried.size()) + " tried)"});
+    return;
+  }
+  tried.push_back(instance);
+  const auto& cfg = pool.config();
+  auto budget = cfg.attempt_timeout.count() > 0 ? std::min(left, cfg.attempt_timeout) : left;
+  instance->outstanding++;
+  envelope env = req->header;
+  remote_client(instance->endpoint)
+      .call_async(std::move(env), req->payload, budget,
+                  [this, &pool, req, instance, tried = std::move(tried)](reply&& r) mutable {
+                    instance->outstanding--;
+                    // An instance failed when it did not answer in time or could not be reached;
+                    // an error it answered with (even `unavailable` from its service) is its answer.
+                    const bool failed = r.error && r.local;
+                    pool.record(instance, failed, clock_type::now());
+                    const auto& cfg = pool.config();
+                    if (failed && tried.size() <= cfg.max_retries && retryable_ && retryable_(req->header) &&
+                        retry_tokens_ >= 1 && req->remaining().count() > 0) {
+                      retry_tokens_ -= 1;
+                      // Backoff with jitter before trying elsewhere; capped by what is left.
+                      auto backoff = std::chrono::milliseconds(
+                          std::min<std::int64_t>(5 * (1 << std::min<std::size_t>(tried.size(), 6)) + static_cast<std::int64_t>(jitter_() % 5),
+                                                 std::max<std::int64_t>(0, req->remaining().count() / 4)));
+                      after(backoff, [this, &pool, req, tried] { attempt(pool, req, tried); });
+                      return;
+                    }
+                    if (r.error)
+                      req->fail(*r.error);
+                    else
+                      req->respond(std::move(r.payload));
+                  });
+}
+
+}  // namespace cohort::detail

@@ -1,0 +1,378 @@
+#include "cohort/runtime/node.hpp"
+
+#include <condition_variable>
+#include <algorithm>
+#include <filesystem>
+#include <future>
+#include <map>
+#include <random>
+#include <thread>
+#include <unistd.h>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+#include <zmq.hpp>
+
+#include "cohort/admin/admin_service.hpp"
+#include "cohort/core/service_host.hpp"
+#include "cohort/gateway/http_front.hpp"
+#include "cohort/isolation/process_host.hpp"
+#include "cohort/net/io_loop.hpp"
+
+namespace cohort {
+
+namespace {
+using clock_type = std::chrono::steady_clock;
+}
+
+// The assembly of a node: the ZeroMQ edge (io_loop), the HTTP front, the
+// services hosted here (service_host) or in child processes (process_host),
+// and the admin endpoint, connected to one another. Everything below the
+// node knows none of the others.
+struct node::impl final : detail::call_router {
+  node_config cfg;
+  zmq::context_t ctx{1};
+  std::unique_ptr<detail::io_loop> io;
+  std::unique_ptr<caf::actor_system_config> actor_cfg;
+  std::unique_ptr<caf::actor_system> actors;
+  std::unique_ptr<detail::service_host> host;  ///< the services hosted in this process
+  std::unordered_set<std::string> remotes;  ///< services reached over the wire (pools on the I/O thread)
+  std::vector<std::string> endpoints;
+  std::string admin_endpoint;
+  std::unique_ptr<detail::http_front> http;  ///< the HTTP/JSON front, when [http] listen is set
+  std::string http_endpoint;
+  std::unique_ptr<detail::process_host> processes;  ///< isolation = "process"
+  std::unique_ptr<detail::admin_operations> admin;  ///< what the admin endpoint may ask of this node
+  std::string runtime_dir;
+  std::atomic<bool> draining{false};
+  std::atomic<bool> stopped{false};  ///< stop() may be called from several threads: it runs once
+  node* owner = nullptr;
+  clock_type::time_point started = clock_type::now();
+
+  /// Ingress from the sockets: refuse new work while draining.
+  void admit(detail::request_ptr req) {
+    if (draining.load(std::memory_order_relaxed)) {
+      req->fail({errc::unavailable, "node '" + cfg.name + "' is shutting down"});
+      return;
+    }
+    route(std::move(req));
+  }
+
+  void route(detail::request_ptr req) override {
+    const auto& h = req->header;
+    if (clock_type::now() >= req->deadline) {
+      req->fail({errc::timeout, "deadline passed before " + h.service + "." + h.method + " was routed"});
+      return;
+    }
+    if (host->hosts(h.service)) return host->deliver(std::move(req));
+    // Anything not hosted here may be remote, configured or registered by
+    // heartbeat: the I/O thread, which owns the instance pools, decides.
+    {
+      std::string why;
+      if (processes && remotes.count(h.service) && !processes->ready(h.service, &why)) {
+        req->fail({errc::unavailable, "service '" + h.service + "' is unavailable: " + why});
+        return;
+      }
+      if (io->on_io_thread()) {  // a request from our own sockets: no hop needed
+        auto service = req->header.service;
+        return io->forward_remote(service, std::move(req));
+      }
+      io->post([this, req = std::move(req)]() mutable {
+        auto service = req->header.service;
+        io->forward_remote(service, std::move(req));
+      });
+      return;
+    }
+  }
+
+  /// The route to a service process's admin endpoint (never a service name: '/' is not allowed in those).
+  static std::string admin_route(const std::string& service) { return "_admin/" + service; }
+
+  /// Process isolation: every service runs in a supervised child process,
+  /// reached like a remote service over ipc://.
+  result<bool> start_processes() {
+    if (cfg.source_path.empty())
+      return error_info{errc::bad_request, "isolation = \"process\" needs the node to be started from a config file"};
+    std::string pattern = (std::filesystem::temp_directory_path() / ("cohort-" + cfg.name + "-XXXXXX")).string();
+    if (!::mkdtemp(pattern.data())) return error_info{errc::unavailable, "cannot create a runtime directory in /tmp"};
+    runtime_dir = pattern;
+    char self_path[4096];
+    auto n = ::readlink("/proc/self/exe", self_path, sizeof self_path - 1);
+    if (n <= 0) return error_info{errc::unavailable, "cannot find this program's path"};
+    processes = std::make_unique<detail::process_host>(
+        cfg, std::string(self_path, static_cast<std::size_t>(n)), runtime_dir, [this](const std::string& service) {
+          // Requests in flight to a dead process get an answer now, not at their deadline.
+          io->post([this, endpoint = processes->endpoint_of(service), service] {
+            io->fail_remote(endpoint, {errc::unavailable, "the process of service '" + service + "' died"});
+          });
+        });
+    for (const auto& s : cfg.services) {
+      remote_service_config r;
+      r.name = s.name;
+      r.endpoints = {processes->endpoint_of(s.name)};
+      r.max_retries = 0;  // one process per service: nowhere else to go
+      io->add_remote_service(r);
+      remotes.insert(s.name);
+      // The child's own admin endpoint, for the storage verbs (its store lives there).
+      remote_service_config admin;
+      admin.name = admin_route(s.name);
+      admin.endpoints = {"ipc://" + runtime_dir + "/" + s.name + ".admin.sock"};
+      admin.max_retries = 0;
+      io->add_remote_service(admin);
+    }
+    processes->start();
+    return true;
+  }
+
+};
+
+namespace {
+/// The node as the admin endpoint sees it.
+class admin_adapter final : public detail::admin_operations {
+ public:
+  explicit admin_adapter(node& n) : n_(n) {}
+  const std::string& name() const noexcept override { return n_.name(); }
+  double uptime_s() const override { return n_.uptime_s(); }
+  std::vector<service_status> services() const override { return n_.services(); }
+  node_metrics metrics() const override { return n_.metrics(); }
+  std::vector<instance_status> registry() const override { return n_.registry(); }
+  result<bool> stop_service(const std::string& s) override { return n_.stop_service(s); }
+  result<bool> start_service(const std::string& s) override { return n_.start_service(s); }
+  result<bool> restart_service(const std::string& s) override { return n_.restart_service(s); }
+  result<bool> command_child(const std::string& s, const std::string& c, const std::string& cmd) override {
+    return n_.command_child(s, c, cmd);
+  }
+  bool forward_admin(const std::string& s, detail::request_ptr r) override { return n_.forward_admin(s, std::move(r)); }
+  result<store_stats> storage_stats(const std::string& s) const override { return n_.storage_stats(s); }
+  result<std::string> backup(const std::string& s, const std::string& b) override { return n_.backup(s, b); }
+  result<bool> restore(const std::string& s, const std::string& b) override { return n_.restore(s, b); }
+  result<bool> verify_store(const std::string& s) override { return n_.verify_store(s); }
+  result<bool> flush_store(const std::string& s) override { return n_.flush_store(s); }
+  result<std::string> salvage_store(const std::string& s) override { return n_.salvage_store(s); }
+
+ private:
+  node& n_;
+};
+}  // namespace
+
+node::node(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+
+node::~node() { stop(); }
+
+result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_definition> catalog) {
+  auto p = std::make_unique<impl>();
+  p->cfg = cfg;
+  impl* self = p.get();
+  p->io = std::make_unique<detail::io_loop>(p->ctx, cfg.limits, cfg.default_deadline,
+                                            // Spinning saves the wake-up of replies from local actors; a
+                                            // node without services (a pure gateway) has none to wait for.
+                                            cfg.services.empty() ? 0 : cfg.io_spin_polls,
+                                            [self](detail::request_ptr r) { self->admit(std::move(r)); });
+  p->io->set_max_clock_skew(cfg.max_clock_skew);
+
+  // Validate the whole service list before anything starts.
+  auto host = detail::service_host::create(cfg, catalog, cfg.isolation != "process", p.get());
+  if (!host) return host.error();
+  p->host = std::move(*host);
+
+  // Bind first: a taken port fails the start before any service runs.
+  auto bind = [&](const std::string& ep, bool admin) -> std::optional<error_info> {
+    try {
+      auto bound = p->io->bind(ep, admin);
+      (admin ? p->admin_endpoint : p->endpoints.emplace_back()) = bound;
+      return std::nullopt;
+    } catch (const zmq::error_t& e) {
+      return error_info{errc::unavailable, "cannot listen on " + ep + ": " + e.what()};
+    }
+  };
+  for (const auto& ep : cfg.listen)
+    if (auto err = bind(ep, false)) return *err;
+  if (!cfg.admin.empty())
+    if (auto err = bind(cfg.admin, true)) return *err;
+  if (!cfg.http.listen.empty()) {
+    try {
+      p->http = std::make_unique<detail::http_front>(
+          cfg.http, cfg.limits, cfg.default_deadline, [self](detail::request_ptr r) { self->admit(std::move(r)); },
+          [self] { return detail::services_json(self->owner->services()); });
+      p->http_endpoint = p->http->endpoint();
+    } catch (const std::exception& e) {
+      return error_info{errc::unavailable, "cannot listen on http " + cfg.http.listen + ": " + e.what()};
+    }
+  }
+
+  p->actor_cfg = std::make_unique<caf::actor_system_config>();
+  auto threads = cfg.scheduler_threads > 0
+                     ? cfg.scheduler_threads
+                     : std::max<std::size_t>(1, std::thread::hardware_concurrency() > 1 ? std::thread::hardware_concurrency() - 1 : 1);
+  p->actor_cfg->set("scheduler.max-threads", threads);
+  p->actor_cfg->set("logger.verbosity", caf::atom("quiet"));
+  p->actor_cfg->set("scheduler.policy", cfg.scheduler_policy == "stealing" ? caf::atom("stealing") : caf::atom("sharing"));
+  p->actors = std::make_unique<caf::actor_system>(*p->actor_cfg);
+
+  for (const auto& r : cfg.remotes) {
+    p->io->add_remote_service(r);
+    p->remotes.insert(r.name);
+  }
+  // Retrying elsewhere is safe for idempotent methods and idempotency keys only.
+  auto idempotent = std::make_shared<std::unordered_set<std::string>>();
+  for (const auto& d : catalog)
+    for (const auto& [method, spec] : d.methods)
+      if (spec.idempotent) idempotent->insert(d.name + "." + method);
+  p->io->set_retry_predicate([idempotent](const envelope& h) {
+    return !h.idempotency_key.empty() || idempotent->count(h.service + "." + h.method) > 0;
+  });
+  p->host->start(*p->actors);
+  if (cfg.isolation == "process") {
+    if (auto started = p->start_processes(); !started) return started.error();
+  }
+  // CAF 0.17 keeps a reference to the system's logger in a thread-local of every
+  // thread that made or used the system, and its destructor waits for the
+  // logger to die: drop this thread's reference so stop() works from any thread.
+  caf::logger::set_current_actor_system(nullptr);
+  auto out = std::unique_ptr<node>(new node(std::move(p)));
+  node* raw = out.get();
+  raw->impl_->admin = std::make_unique<admin_adapter>(*raw);
+  raw->impl_->io->set_admin_handler(
+      [admin = raw->impl_->admin.get()](detail::request_ptr r) { detail::handle_admin(*admin, std::move(r)); });
+  if (!cfg.register_with.empty()) {
+    std::vector<std::string> hosted;
+    for (const auto& s : cfg.services) hosted.push_back(s.name);
+    raw->impl_->io->announce(cfg.register_with, cfg.advertise.empty() ? raw->impl_->endpoints.front() : cfg.advertise,
+                             hosted, cfg.heartbeat);
+  }
+  raw->impl_->io->set_registration_timeout(cfg.heartbeat * 3);
+  raw->impl_->owner = raw;
+  raw->impl_->io->start();
+  if (raw->impl_->http) raw->impl_->http->start();
+  return out;
+}
+
+const std::vector<std::string>& node::endpoints() const noexcept { return impl_->endpoints; }
+
+const std::string& node::http_endpoint() const noexcept { return impl_->http_endpoint; }
+
+const std::string& node::admin_endpoint() const noexcept { return impl_->admin_endpoint; }
+
+zmq::context_t& node::context() noexcept { return impl_->ctx; }
+
+const std::string& node::name() const noexcept { return impl_->cfg.name; }
+
+double node::uptime_s() const {
+  return std::chrono::duration<double>(clock_type::now() - impl_->started).count();
+}
+
+std::vector<service_status> node::services() const {
+  std::vector<service_status> out;
+  out = impl_->host->status();
+  if (impl_->processes)
+    for (auto& s : impl_->processes->status()) out.push_back(std::move(s));
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  return out;
+}
+
+node_metrics node::metrics() const {
+  const auto& c = impl_->io->counters();
+  return {c.requests.load(), c.rejected.load(), c.malformed_frames.load(), c.replies.load(),
+          c.expired_in_transit.load()};
+}
+
+std::vector<instance_status> node::registry() const {
+  // The instance pools belong to the I/O thread: read them there.
+  auto collect = [io = impl_->io.get()] {
+    std::vector<instance_status> out;
+    auto now = clock_type::now();
+    for (const auto& [name, pool] : io->remote_services())
+      for (const auto& i : pool.instances())
+        out.push_back({name, i->endpoint, i->registered ? "heartbeat" : "config",
+                       std::string(detail::to_string(i->state)), i->outstanding, i->requests, i->failures,
+                       i->registered ? std::chrono::duration<double>(now - i->last_seen).count() : 0.0});
+    return out;
+  };
+  if (impl_->io->on_io_thread()) return collect();
+  auto answer = std::make_shared<std::promise<std::vector<instance_status>>>();
+  auto result = answer->get_future();
+  impl_->io->post([answer, collect] { answer->set_value(collect()); });
+  if (result.wait_for(std::chrono::seconds(5)) != std::future_status::ready) return {};
+  return result.get();
+}
+
+result<bool> node::stop_service(const std::string& name) {
+  if (impl_->processes) return impl_->processes->command(name, "stop");
+  return impl_->host->stop_service(name);
+}
+
+result<bool> node::start_service(const std::string& name) {
+  if (impl_->processes) return impl_->processes->command(name, "start");
+  return impl_->host->start_service(name);
+}
+
+result<bool> node::restart_service(const std::string& name) {
+  if (impl_->processes) return impl_->processes->command(name, "restart");
+  return impl_->host->restart_service(name);
+}
+
+result<bool> node::command_child(const std::string& service, const std::string& child, const std::string& command) {
+  return impl_->host->command_child(service, child, command);
+}
+
+result<store_stats> node::storage_stats(const std::string& service) const { return impl_->host->storage_stats(service); }
+
+result<std::string> node::backup(const std::string& service, const std::string& name) {
+  return impl_->host->backup(service, name);
+}
+
+result<bool> node::restore(const std::string& service, const std::string& name) {
+  return impl_->host->restore(service, name);
+}
+
+bool node::forward_admin(const std::string& service, detail::request_ptr req) {
+  if (!impl_->processes || !impl_->remotes.count(service)) return false;
+  envelope h = req->header;
+  h.service = "admin";
+  auto deadline = req->deadline;
+  auto payload = req->payload;
+  auto inner = std::make_shared<detail::request>(
+      std::move(h), std::move(payload), deadline, [req](const envelope& reply, std::string&& p) {
+        if (reply.kind == message_kind::error)
+          req->fail(decode_error_payload(p, wire_limits{}));
+        else
+          req->respond(std::move(p));
+      });
+  impl_->io->forward_remote(impl::admin_route(service), std::move(inner));
+  return true;
+}
+
+result<bool> node::verify_store(const std::string& service) { return impl_->host->verify_store(service); }
+
+result<bool> node::flush_store(const std::string& service) { return impl_->host->flush_store(service); }
+
+result<std::string> node::salvage_store(const std::string& service) { return impl_->host->salvage_store(service); }
+
+void node::stop() {
+  auto& p = *impl_;
+  if (p.stopped.exchange(true)) return;
+  p.draining = true;
+  auto until = clock_type::now() + p.cfg.drain_timeout;
+  while (p.host->in_flight() > 0 && clock_type::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  if (auto left = p.host->in_flight(); left > 0)
+    spdlog::warn("drain timeout: {} request(s) still in flight are answered 'unavailable'", left);
+  // Child processes drain on SIGTERM; their replies still pass our I/O thread.
+  if (p.processes) p.processes->stop();
+  p.host->shutdown();
+  p.actors->await_all_actors_done();
+  p.io->stop();  // sends the replies the actors produced while stopping
+  p.actors.reset();
+  // Last: replies to HTTP requests still post to the front's thread until here.
+  if (p.http) p.http->stop();
+  p.http.reset();
+  p.host->close();  // closes the stores
+  if (!p.runtime_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(p.runtime_dir, ec);
+  }
+}
+
+}  // namespace cohort
