@@ -21,6 +21,7 @@ packages=(
   curl wrk                          # HTTP front tests (loopback only)
   clang-14 libfuzzer-14-dev libclang-rt-14-dev  # libFuzzer harnesses with ASan + UBSan (tests/fuzz)
   iproute2                          # network namespaces for partition tests (ip netns, veth)
+  fuse3 python3-fusepy              # a slow filesystem (FUSE) under a store for isolation tests
 )
 
 missing=()

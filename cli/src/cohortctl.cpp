@@ -56,6 +56,7 @@ void print_tree(const json& j) {
               << ", restarts " << cell(s["restarts"]);
     if (s["kind"] == "entities") std::cout << ", live entities " << cell(s["live_entities"]);
     if (s.value("resumes", 0) > 0) std::cout << ", resumes " << cell(s["resumes"]);
+    if (s.value("quarantines", 0) > 0) std::cout << ", quarantined keys " << cell(s["quarantines"]);
     if (s.value("events_published", 0) > 0)
       std::cout << ", events published " << cell(s["events_published"]) << " delivered " << cell(s["events_delivered"])
                 << " redelivered " << cell(s["event_redeliveries"]);

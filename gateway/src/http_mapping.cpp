@@ -43,6 +43,7 @@ http::status http_status_of(const std::string& code) {
       {errc::storage_full, http::status::insufficient_storage},
       {errc::storage_unavailable, http::status::service_unavailable},
       {errc::store_corrupt, http::status::service_unavailable},
+      {errc::entity_quarantined, http::status::service_unavailable},
   };
   for (const auto& [c, s] : table)
     if (to_string(c) == code) return s;

@@ -169,6 +169,42 @@ struct store::impl {
   std::optional<error_info> write_error;
   std::chrono::steady_clock::time_point last_resume{};
   std::atomic<std::int64_t> queued{0};  ///< batches queued or being written
+
+  // Reads for actors (activations, scans): on a thread of the store's own, so
+  // that a slow disk holds this store's readers and never a scheduler thread.
+  std::mutex read_mutex;
+  std::condition_variable read_wake;
+  std::deque<std::function<void()>> reads;
+  bool reads_stopping = false;
+  std::thread reader;
+
+  void run_reader(const std::string& dir) {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock<std::mutex> lock(read_mutex);
+        read_wake.wait(lock, [this] { return reads_stopping || !reads.empty(); });
+        if (reads.empty()) return;
+        job = std::move(reads.front());
+        reads.pop_front();
+      }
+      try {
+        job();
+      } catch (const std::exception& e) {
+        spdlog::error("store {}: a read job threw: {}", dir, e.what());
+      } catch (...) {
+        spdlog::error("store {}: a read job threw a non-standard exception", dir);
+      }
+    }
+  }
+
+  void post_read(std::function<void()> job) {
+    {
+      std::lock_guard<std::mutex> guard(read_mutex);
+      reads.push_back(std::move(job));
+    }
+    read_wake.notify_one();
+  }
   std::size_t max_group = 1024;
   int spin = 0;
 
@@ -283,6 +319,7 @@ store::store(std::string dir, store_options opts, std::unique_ptr<impl> p)
   impl_->max_group = opts_.max_group;
   impl_->spin = opts_.committer_spin;
   impl_->committer = std::thread([this] { impl_->run_committer(dir_); });
+  impl_->reader = std::thread([this] { impl_->run_reader(dir_); });
 }
 
 store::~store() {
@@ -292,6 +329,12 @@ store::~store() {
   }
   impl_->wake.notify_all();
   impl_->committer.join();  // every queued batch is written and answered first
+  {
+    std::lock_guard<std::mutex> guard(impl_->read_mutex);
+    impl_->reads_stopping = true;
+  }
+  impl_->read_wake.notify_all();
+  impl_->reader.join();  // then every queued read runs (those behind a batch were handed on above)
   for (auto* f : impl_->families) impl_->db->DestroyColumnFamilyHandle(f).PermitUncheckedError();
   impl_->db->Close().PermitUncheckedError();
 }
@@ -330,6 +373,22 @@ result<std::optional<std::string>> store::get(keyspace space, std::string_view k
   return std::optional<std::string>{std::move(value)};
 }
 
+result<std::optional<std::optional<std::string>>> store::get_if_in_memory(keyspace space, std::string_view key) const {
+  rocksdb::ReadOptions memory_only;
+  memory_only.read_tier = rocksdb::kBlockCacheTier;  // Incomplete instead of reading a table file
+  std::string value;
+  auto s = impl_->db->Get(memory_only, impl_->family(space), rocksdb::Slice(key.data(), key.size()), &value);
+  using answer = std::optional<std::optional<std::string>>;
+  if (s.IsIncomplete()) return answer{};
+  if (s.IsNotFound()) return answer{std::optional<std::string>{}};
+  if (!s.ok()) return classify(s, "store read failed in '" + dir_ + "'");
+  return answer{std::optional<std::string>{std::move(value)}};
+}
+
+void store::read(std::function<void(const store&)> job) {
+  impl_->post_read([this, job = std::move(job)] { job(*this); });
+}
+
 result<bool> store::write(const write_batch& batch) {
   std::mutex m;
   std::condition_variable cv;
@@ -346,6 +405,13 @@ result<bool> store::write(const write_batch& batch) {
 
 void store::barrier() {
   if (impl_->queued.load() > 0) (void)write(write_batch{});
+}
+
+void store::read_after_writes(std::function<void(const store&)> job) {
+  auto run = [this, job = std::move(job)]() { job(*this); };
+  if (impl_->queued.load() == 0) return impl_->post_read(std::move(run));
+  // Behind every batch queued so far: the committer hands it on once they landed.
+  commit(write_batch{}, [this, run = std::move(run)](const result<bool>&) mutable { impl_->post_read(std::move(run)); });
 }
 
 void store::commit(write_batch batch, commit_callback done) {

@@ -17,6 +17,7 @@ std::string_view to_string(errc code) noexcept {
     case errc::storage_full: return "storage_full";
     case errc::storage_unavailable: return "storage_unavailable";
     case errc::store_corrupt: return "store_corrupt";
+    case errc::entity_quarantined: return "entity_quarantined";
   }
   return "internal";
 }

@@ -20,9 +20,9 @@ service_definition greeter() {
               },
               true)
       .method("echo", [](method_context&, const echo_args& a) { return a; }, true)
-      .method("sleep",
+      .blocking_method("sleep",
               [](method_context&, const sleep_args& a) {
-                // Deliberately blocks its worker: a slow handler for deadline tests.
+                // Blocks its worker, declared so: greeter's workers get threads of their own.
                 std::this_thread::sleep_for(std::chrono::milliseconds(std::min<std::uint32_t>(a.ms, 10000)));
                 return a;
               })
@@ -55,6 +55,11 @@ service_definition counter() {
               [](entity_context<counter_state>& ctx, const no_args&) {
                 ctx.erase();
                 return counter_value{ctx.key(), 0};
+              })
+      // A poison key for supervision tests: its handler crashes its actor.
+      .method("crash",
+              [](entity_context<counter_state>& ctx, const no_args&) -> counter_value {
+                throw std::runtime_error("counter '" + ctx.key() + "' crashed on purpose");
               })
       .build();
 }

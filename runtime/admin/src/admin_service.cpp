@@ -1,5 +1,7 @@
 #include "cohort/admin/admin_service.hpp"
 
+#include <set>
+
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -21,7 +23,7 @@ json to_json(const service_status& s, bool with_children) {
             {"strategy", s.strategy}, {"uptime_s", s.uptime_s}, {"in_flight", s.in_flight},
             {"restarts", s.restarts}, {"activations", s.activations}, {"live_entities", s.live_entities},
             {"stuck_handlers", s.stuck_handlers}, {"last_failure", s.last_failure}, {"pid", s.pid > 0 ? json(s.pid) : json(nullptr)},
-            {"resumes", s.resumes}, {"events_published", s.events_published},
+            {"resumes", s.resumes}, {"quarantines", s.quarantines}, {"events_published", s.events_published},
             {"events_delivered", s.events_delivered}, {"event_redeliveries", s.event_redeliveries}};
   if (with_children) {
     j["children"] = json::array();
@@ -46,51 +48,17 @@ result<bool> act(admin_operations& n, const std::string& method, const std::stri
   return n.command_child(target.substr(0, slash), target.substr(slash + 1), method);
 }
 
-}  // namespace
+const std::set<std::string> slow_verbs = {"restart", "stop", "start", "crash", "storage", "backup",
+                                          "restore", "verify", "flush", "salvage"};
 
-std::string services_json(const std::vector<service_status>& services) {
-  json out = json::array();
-  for (const auto& s : services) out.push_back(to_json(s, false));
-  return out.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-void handle_admin(admin_operations& n, request_ptr req) {
+/// The verbs that wait for actors or the disk. Runs on the admin thread.
+void run_slow_verb(admin_operations& n, const std::string& method, const json& args, request_ptr req) {
   const auto& h = req->header;
-  if (h.service != "admin") {
-    req->fail({errc::unknown_service, "no service named '" + h.service +
-                                          "' at the admin endpoint (it serves only 'admin'; services are at the node's listen endpoints)"});
-    return;
-  }
-  // Bounded first: nlohmann's msgpack reader recurses once per nesting level.
-  if (auto bounded = decode_payload(req->payload, wire_limits{}); !bounded) {
-    req->fail(bounded.error());
-    return;
-  }
-  auto args = json::from_msgpack(req->payload.begin(), req->payload.end(), true, false);
-  if (args.is_discarded() || !(args.is_null() || args.is_object())) {
-    req->fail({errc::bad_request, "admin arguments must be a map or nil"});
-    return;
-  }
   auto arg = [&](const char* key) -> std::string {
     if (!args.is_object() || !args.contains(key) || !args[key].is_string()) return {};
     return args[key].get<std::string>();
   };
-  if (h.method == "status" || h.method == "tree") {
-    const bool tree = h.method == "tree";
-    auto only = arg("service");
-    json out = {{"node", n.name()}, {"uptime_s", n.uptime_s()}, {"services", json::array()}};
-    for (const auto& s : n.services())
-      if (only.empty() || s.name == only) out["services"].push_back(to_json(s, tree));
-    if (!only.empty() && out["services"].empty()) {
-      req->fail({errc::unknown_service, "no service named '" + only + "' on this node"});
-      return;
-    }
-    auto m = n.metrics();
-    out["metrics"] = {{"requests", m.requests}, {"rejected", m.rejected}, {"malformed_frames", m.malformed_frames},
-                      {"replies", m.replies}, {"expired_in_transit", m.expired_in_transit}};
-    reply_json(req, out);
-    return;
-  }
+  (void)method;
   if (h.method == "restart" || h.method == "stop" || h.method == "start" || h.method == "crash") {
     auto target = arg("target");
     if (target.empty()) {
@@ -105,20 +73,6 @@ void handle_admin(admin_operations& n, request_ptr req) {
     reply_json(req, {{"ok", true}, {"target", target}, {"command", h.method}});
     return;
   }
-  if (h.method == "registry") {
-    json out = {{"node", n.name()}, {"instances", json::array()}};
-    for (const auto& i : n.registry())
-      out["instances"].push_back({{"service", i.service}, {"endpoint", i.endpoint}, {"source", i.source},
-                                  {"breaker", i.breaker}, {"outstanding", i.outstanding}, {"requests", i.requests},
-                                  {"failures", i.failures}, {"last_seen_s", i.last_seen_s}});
-    reply_json(req, out);
-    return;
-  }
-  // In process isolation a service's store lives in its process: ask it there.
-  if ((h.method == "storage" || h.method == "backup" || h.method == "restore" || h.method == "verify" ||
-       h.method == "flush" || h.method == "salvage") &&
-      n.forward_admin(arg("service"), req))
-    return;
   if (h.method == "storage") {
     auto st = n.storage_stats(arg("service"));
     if (!st) return (void)req->fail(st.error());
@@ -160,6 +114,120 @@ void handle_admin(admin_operations& n, request_ptr req) {
     auto report = n.salvage_store(arg("service"));
     if (!report) return (void)req->fail(report.error());
     reply_json(req, {{"ok", true}, {"service", arg("service")}, {"dropped", *report}});
+    return;
+  }
+}
+
+}  // namespace
+
+admin_worker::admin_worker() : thread_([this] { run(); }) {}
+
+admin_worker::~admin_worker() {
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+bool admin_worker::post(std::function<void()> job) {
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    if (stopping_ || jobs_.size() >= max_queued) return false;
+    jobs_.push_back(std::move(job));
+  }
+  wake_.notify_one();
+  return true;
+}
+
+void admin_worker::run() {
+  for (;;) {
+    std::function<void()> job;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+      if (jobs_.empty()) return;  // stopping, and everything queued ran
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
+    }
+    try {
+      job();
+    } catch (const std::exception& e) {
+      spdlog::error("admin: an operation threw: {}", e.what());
+    } catch (...) {
+      spdlog::error("admin: an operation threw a non-standard exception");
+    }
+  }
+}
+
+namespace {
+}  // namespace
+
+std::string services_json(const std::vector<service_status>& services) {
+  json out = json::array();
+  for (const auto& s : services) out.push_back(to_json(s, false));
+  return out.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+void handle_admin(admin_operations& n, admin_worker& worker, request_ptr req) {
+  const auto& h = req->header;
+  if (h.service != "admin") {
+    req->fail({errc::unknown_service, "no service named '" + h.service +
+                                          "' at the admin endpoint (it serves only 'admin'; services are at the node's listen endpoints)"});
+    return;
+  }
+  // Bounded first: nlohmann's msgpack reader recurses once per nesting level.
+  if (auto bounded = decode_payload(req->payload, wire_limits{}); !bounded) {
+    req->fail(bounded.error());
+    return;
+  }
+  auto args = json::from_msgpack(req->payload.begin(), req->payload.end(), true, false);
+  if (args.is_discarded() || !(args.is_null() || args.is_object())) {
+    req->fail({errc::bad_request, "admin arguments must be a map or nil"});
+    return;
+  }
+  auto arg = [&](const char* key) -> std::string {
+    if (!args.is_object() || !args.contains(key) || !args[key].is_string()) return {};
+    return args[key].get<std::string>();
+  };
+  if (h.method == "status" || h.method == "tree") {
+    const bool tree = h.method == "tree";
+    auto only = arg("service");
+    json out = {{"node", n.name()}, {"uptime_s", n.uptime_s()}, {"services", json::array()}};
+    for (const auto& s : n.services())
+      if (only.empty() || s.name == only) out["services"].push_back(to_json(s, tree));
+    if (!only.empty() && out["services"].empty()) {
+      req->fail({errc::unknown_service, "no service named '" + only + "' on this node"});
+      return;
+    }
+    auto m = n.metrics();
+    out["metrics"] = {{"requests", m.requests}, {"rejected", m.rejected}, {"malformed_frames", m.malformed_frames},
+                      {"replies", m.replies}, {"expired_in_transit", m.expired_in_transit}};
+    reply_json(req, out);
+    return;
+  }
+  if (h.method == "registry") {
+    json out = {{"node", n.name()}, {"instances", json::array()}};
+    for (const auto& i : n.registry())
+      out["instances"].push_back({{"service", i.service}, {"endpoint", i.endpoint}, {"source", i.source},
+                                  {"breaker", i.breaker}, {"outstanding", i.outstanding}, {"requests", i.requests},
+                                  {"failures", i.failures}, {"last_seen_s", i.last_seen_s}});
+    reply_json(req, out);
+    return;
+  }
+  // In process isolation a service's store lives in its process: ask it there.
+  if ((h.method == "storage" || h.method == "backup" || h.method == "restore" || h.method == "verify" ||
+       h.method == "flush" || h.method == "salvage") &&
+      n.forward_admin(arg("service"), req))
+    return;
+  if (slow_verbs.count(h.method)) {
+    // Disk work and waits for actors: on the admin thread, never on the I/O thread.
+    if (!worker.post([&n, method = h.method, args = std::move(args), req]() mutable {
+          run_slow_verb(n, method, args, std::move(req));
+        }))
+      req->fail({errc::overloaded, "the admin endpoint has " + std::to_string(admin_worker::max_queued) +
+                                       " operations queued; retry later"});
     return;
   }
   req->fail({errc::unknown_method,

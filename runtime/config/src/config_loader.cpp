@@ -132,6 +132,10 @@ service_config read_service(const std::string& name, const toml::table& t, const
     r.fail(*t.get("strategy"), "strategy", "one of one_for_one, one_for_all, rest_for_one");
   r.read("max_restarts", s.supervision.intensity.max_restarts);
   r.read_ms("restart_period_ms", s.supervision.intensity.period);
+  s.intensity_set = t.contains("max_restarts") || t.contains("restart_period_ms");
+  r.read("quarantine_after", s.quarantine_after);
+  r.read_ms("quarantine_window_ms", s.quarantine_window);
+  r.read_ms("quarantine_ms", s.quarantine_for);
   r.read_ms("backoff_min_ms", s.supervision.backoff.min);
   r.read_ms("backoff_max_ms", s.supervision.backoff.max);
   r.read_ms("backoff_reset_ms", s.supervision.backoff.reset_after);

@@ -41,31 +41,61 @@ void entity_persistence::update_pending_index(write_batch& batch) {
   pending_stored_ = now;
 }
 
-result<bool> entity_persistence::load() {
-  if (pending_) {
-    auto marked = db_.get(keyspace::pending, key_);
-    if (!marked) return marked.error();
-    pending_stored_ = marked->has_value();
+fetched_entity entity_persistence::fetch(const store& db, const std::string& key, bool pending_index,
+                                         bool event_sourced) {
+  fetched_entity f;
+  if (pending_index) {
+    auto marked = db.get(keyspace::pending, key);
+    if (!marked) return f.outcome = marked.error(), f;
+    f.pending_marked = marked->has_value();
   }
+  const auto prefix = entity_key(key);
+  if (!event_sourced) {
+    auto stored = db.get(keyspace::state, prefix);
+    if (!stored) return f.outcome = stored.error(), f;
+    f.state = std::move(*stored);
+    return f;
+  }
+  auto snap = db.get(keyspace::snapshot, prefix);
+  if (!snap) return f.outcome = snap.error(), f;
+  f.snapshot = std::move(*snap);
+  std::uint64_t from = 0;
+  if (f.snapshot) {
+    try {
+      auto h = msgpack::unpack(f.snapshot->data(), f.snapshot->size());
+      snapshot_record rec;
+      h.get().convert(rec);
+      from = rec.seq;
+    } catch (const std::exception&) {
+      return f;  // apply() reports the snapshot that does not decode
+    }
+  }
+  auto scanned = db.scan(keyspace::journal, prefix, cohort::journal_key(key, from + 1),
+                         [&](std::string_view k, std::string_view v) {
+                           f.events.emplace_back(read_big_endian(k.substr(prefix.size())), std::string(v));
+                           return true;
+                         });
+  if (!scanned) f.outcome = scanned.error();
+  return f;
+}
+
+result<bool> entity_persistence::apply(const fetched_entity& f) {
+  if (!f.outcome) return f.outcome.error();
+  if (pending_) pending_stored_ = f.pending_marked;
   box_.reset();
   pending_events_.clear();
   erase_ = false;
-  const auto prefix = entity_key(key_);
   auto fail = [&](const std::string& what) {
     return error_info{errc::internal, what + " of " + key_ + " in '" + db_.directory() + "' does not decode"};
   };
   if (!box_.event_sourced()) {
-    auto stored = db_.get(keyspace::state, prefix);
-    if (!stored) return stored.error();
-    if (*stored && !box_.decode(**stored)) return fail("stored state");
+    if (f.state && !box_.decode(*f.state)) return fail("stored state");
     return true;
   }
   seq_ = snapshot_seq_ = 0;
-  auto snap = db_.get(keyspace::snapshot, prefix);
-  if (!snap) return snap.error();
-  if (*snap) {
+  if (f.snapshot) {
     try {
-      auto h = msgpack::unpack((*snap)->data(), (*snap)->size());
+      auto h = msgpack::unpack(f.snapshot->data(), f.snapshot->size());
       snapshot_record rec;
       h.get().convert(rec);
       if (!box_.decode(rec.state)) return fail("snapshot");
@@ -74,15 +104,10 @@ result<bool> entity_persistence::load() {
       return fail("snapshot");
     }
   }
-  bool ok = true;
-  auto scanned = db_.scan(keyspace::journal, prefix, cohort::journal_key(key_, seq_ + 1),
-                          [&](std::string_view k, std::string_view v) {
-                            if (!box_.apply_event(v)) return ok = false;
-                            seq_ = read_big_endian(k.substr(prefix.size()));
-                            return true;
-                          });
-  if (!scanned) return scanned.error();
-  if (!ok) return fail("journal event " + std::to_string(seq_ + 1));
+  for (const auto& [seq, event] : f.events) {
+    if (!box_.apply_event(event)) return fail("journal event " + std::to_string(seq_ + 1));
+    seq_ = seq;
+  }
   return true;
 }
 
@@ -143,9 +168,13 @@ void entity_persistence::discard() {
 result<std::optional<idempotent_result>> find_idempotent_result(const store& db, const std::string& record_key) {
   auto stored = db.get(keyspace::idempotency, record_key);
   if (!stored) return stored.error();
-  if (!*stored) return std::optional<idempotent_result>{};
+  return decode_idempotent_record(*stored);
+}
+
+result<std::optional<idempotent_result>> decode_idempotent_record(const std::optional<std::string>& stored) {
+  if (!stored) return std::optional<idempotent_result>{};
   // Expired (or unreadable: treated as never stored) gives nullopt.
-  return decode_idempotent_result(**stored, system_now_ms());
+  return decode_idempotent_result(*stored, system_now_ms());
 }
 
 void add_idempotent_result(write_batch& batch, const std::string& record_key, const stored_result& r,

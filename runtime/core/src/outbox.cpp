@@ -1,6 +1,10 @@
 #include "cohort/core/outbox.hpp"
 
+#include <algorithm>
+#include <map>
+#include <optional>
 #include <random>
+#include <set>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -18,29 +22,76 @@ using poke_atom = caf::atom_constant<caf::atom("obpoke")>;
 using tick_atom = caf::atom_constant<caf::atom("obtick")>;
 using delivered_atom = caf::atom_constant<caf::atom("obdeliv")>;
 using deleted_atom = caf::atom_constant<caf::atom("obdeleted")>;
+using scanned_atom = caf::atom_constant<caf::atom("obscanned")>;
 
 /// Deliveries in flight at once, over all subscribers.
 constexpr std::size_t window = 256;
 /// One delivery's deadline.
 constexpr auto delivery_timeout = std::chrono::milliseconds(5000);
-/// Retry backoff: doubles from min to max per failed delivery of a record.
+/// Retry backoff of a subscriber: doubles from min to max per failed delivery.
 constexpr auto backoff_min = std::chrono::milliseconds(20);
 constexpr auto backoff_max = std::chrono::milliseconds(2000);
+/// A record whose subscriber entity is quarantined is tried again after this.
+constexpr auto quarantine_retry = std::chrono::milliseconds(5000);
+/// Such records held back one by one at most; beyond, their subscriber waits.
+constexpr std::size_t max_held = 4096;
 /// Looks for records to (re)deliver at least this often.
 constexpr auto tick_every = std::chrono::milliseconds(100);
+/// Every this many ticks a scan starts from the beginning of every
+/// subscriber's range, whatever the cursors say (a record written with an
+/// older epoch after a clock step back would otherwise wait behind them).
+constexpr int full_scan_every = 100;
 
 void put_big_endian(std::string& out, std::uint64_t v) {
   for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>((v >> shift) & 0xff));
 }
 
+/// The subscriber part of an outbox key: "<service>.<method>\0".
+std::string prefix_of(std::string_view key) {
+  auto nul = key.find('\0');
+  return std::string(key.substr(0, nul == std::string_view::npos ? key.size() : nul + 1));
+}
+
+/// What one scan found, read on the store's reader thread.
+struct scan_result {
+  std::vector<std::pair<std::string, std::string>> due;  ///< (key, record bytes), in key order per subscriber
+  /// Every subscriber prefix scanned -> its smallest live key at or above its cursor (none: nothing left there).
+  std::map<std::string, std::optional<std::string>> first_seen;
+  std::optional<error_info> error;
+};
+using scan_ptr = std::shared_ptr<const scan_result>;
+
+}  // namespace
+}  // namespace cohort::detail
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::scan_ptr)
+
+namespace cohort::detail {
+namespace {
+
 struct relay_state {
-  struct retry {
+  struct backoff {
     int attempts = 0;
     clock_type::time_point not_before;
   };
   /// Records being delivered, or acknowledged and being deleted.
   std::unordered_set<std::string> in_flight;
-  std::unordered_map<std::string, retry> retries;
+  /// Acknowledged records whose delete failed (disk full): deleted again on
+  /// the next tick, never delivered again meanwhile.
+  std::unordered_set<std::string> undeleted;
+  /// Records whose subscriber entity is quarantined: not tried again before the time.
+  std::unordered_map<std::string, clock_type::time_point> held;
+  /// Subscribers that failed a delivery wait out a backoff, all their records with them.
+  std::map<std::string, backoff> paused;
+  /// Per subscriber, where a scan starts: every key below it is deleted, so
+  /// a scan never walks over the tombstones of delivered events again.
+  std::map<std::string, std::string> cursor;
+  /// Per subscriber, the greatest key this relay deleted (new keys sort above it).
+  std::map<std::string, std::string> deleted_up_to;
+  bool scanning = false;   ///< a scan is out on the store's reader thread
+  bool rescan = false;     ///< and another was asked for meanwhile
+  int ticks = 0;
+  std::size_t scans = 0;
   std::uint64_t next_id = 1;
   static inline const char* name = "cohort.outbox";
 };
@@ -68,37 +119,118 @@ void deliver(relay_actor* self, const std::shared_ptr<service_runtime>& svc, std
         // Acknowledged: a result, or a business error that a redelivery
         // would only repeat. Not yet: anything about this attempt, or a
         // subscriber that is not reachable right now.
+        // A quarantined subscriber entity holds back its own records only.
         std::string why;
         bool acked = reply.kind != message_kind::error;
+        bool this_record_only = false;
         if (!acked) {
           auto err = decode_error_payload(payload, limits);
-          acked = !err.transient() && !err.is(errc::unknown_service);
+          this_record_only = err.is(errc::entity_quarantined);
+          acked = !err.transient() && !err.is(errc::unknown_service) && !this_record_only;
           why = err.code + ": " + err.message;
         }
-        caf::anon_send(me, delivered_atom::value, key, acked, why);
+        caf::anon_send(me, delivered_atom::value, key, acked, this_record_only, why);
       }));
 }
 
-/// Delivers every record that is not in flight or waiting out a backoff, up to the window.
+/// Asks the store's reader thread for the records that are due: per
+/// subscriber that is not waiting out a backoff, from its cursor, skipping
+/// those in flight, up to the free part of the window. The actor never
+/// iterates the store itself.
 void scan(relay_actor* self, const std::shared_ptr<service_runtime>& svc) {
   auto& st = self->state;
+  if (st.scanning) {
+    st.rescan = true;
+    return;
+  }
   if (st.in_flight.size() >= window) return;
   auto now = clock_type::now();
-  std::vector<std::pair<std::string, outbox_record>> due;
-  auto scanned = svc->db->scan(keyspace::outbox, "", "", [&](std::string_view k, std::string_view v) {
-    std::string key(k);
-    if (st.in_flight.count(key)) return true;
-    if (auto r = st.retries.find(key); r != st.retries.end() && r->second.not_before > now) return true;
-    auto rec = decode_outbox_record(v);
+  std::vector<std::pair<std::string, std::string>> ranges;  // (prefix, start)
+  std::set<std::string> prefixes;
+  for (const auto& [topic, targets] : svc->subscribers)
+    for (const auto& t : targets) {
+      std::string p = t.service + "." + t.method;
+      p.push_back('\0');
+      prefixes.insert(std::move(p));
+    }
+  // Start at another subscriber each time: a busy one cannot keep the window to itself.
+  std::vector<std::string> order(prefixes.begin(), prefixes.end());
+  if (!order.empty()) std::rotate(order.begin(), order.begin() + (st.scans++ % order.size()), order.end());
+  for (const auto& p : order) {
+    if (auto b = st.paused.find(p); b != st.paused.end() && b->second.not_before > now) continue;
+    auto c = st.cursor.find(p);
+    ranges.emplace_back(p, c == st.cursor.end() ? p : c->second);
+  }
+  if (ranges.empty()) return;
+  st.scanning = true;
+  st.rescan = false;
+  const std::size_t limit = window - st.in_flight.size();
+  auto skip = std::make_shared<std::unordered_set<std::string>>(st.in_flight);
+  for (auto it = st.held.begin(); it != st.held.end();)
+    if (it->second <= now) {
+      it = st.held.erase(it);
+    } else {
+      skip->insert(it->first);
+      ++it;
+    }
+  svc->db->read_after_writes([me = caf::actor_cast<caf::actor>(self), ranges = std::move(ranges), limit,
+                              skip](const store& db) {
+    auto out = std::make_shared<scan_result>();
+    for (const auto& [prefix, start] : ranges) {
+      auto& first = out->first_seen[prefix];
+      auto scanned = db.scan(keyspace::outbox, prefix, start, [&](std::string_view k, std::string_view v) {
+        std::string key(k);
+        if (!first) first = key;
+        if (skip->count(key)) return true;
+        out->due.emplace_back(std::move(key), std::string(v));
+        return out->due.size() < limit;
+      });
+      if (!scanned) out->error = scanned.error();
+      if (out->due.size() >= limit) break;
+    }
+    caf::anon_send(me, scanned_atom::value, scan_ptr(std::move(out)));
+  });
+}
+
+void on_scanned(relay_actor* self, const std::shared_ptr<service_runtime>& svc, const scan_result& r) {
+  auto& st = self->state;
+  st.scanning = false;
+  if (r.error) spdlog::warn("{}: outbox scan failed: {}", svc->def.name, r.error->message);
+  // Move each scanned subscriber's cursor up to its smallest live key, or,
+  // when none is left, to the greatest key this relay deleted there (new
+  // records sort above it). Subscribers not scanned keep theirs.
+  if (!r.error)
+    for (const auto& [prefix, first] : r.first_seen) {
+      auto& c = st.cursor[prefix];
+      if (first) {
+        c = *first;
+      } else if (auto high = st.deleted_up_to.find(prefix); high != st.deleted_up_to.end() && c < high->second) {
+        c = high->second;
+      }
+      if (c.empty()) st.cursor.erase(prefix);
+    }
+  for (const auto& [key, bytes] : r.due) {
+    if (st.in_flight.count(key) || st.in_flight.size() >= window) continue;
+    auto rec = decode_outbox_record(bytes);
     if (!rec) {
       spdlog::error("{}: outbox record does not decode; left in place: {}", svc->def.name, rec.error().message);
-      return true;
+      continue;
     }
-    due.emplace_back(std::move(key), std::move(*rec));
-    return st.in_flight.size() + due.size() < window;
+    deliver(self, svc, key, std::move(*rec));
+  }
+  if (st.rescan) scan(self, svc);
+}
+
+/// Deletes an acknowledged record. It stays in flight until the delete has
+/// landed, so that no scan sends it again; a failed delete is retried.
+void erase_record(relay_actor* self, const std::shared_ptr<service_runtime>& svc, const std::string& key) {
+  write_batch batch;
+  batch.erase(keyspace::outbox, key);
+  auto me = caf::actor_cast<caf::actor>(self);
+  svc->db->commit(std::move(batch), [me, key](const result<bool>& done) {
+    caf::anon_send(me, deleted_atom::value, key, static_cast<bool>(done),
+                   done ? std::string() : done.error().message);
   });
-  if (!scanned) spdlog::warn("{}: outbox scan failed: {}", svc->def.name, scanned.error().message);
-  for (auto& [key, rec] : due) deliver(self, svc, std::move(key), std::move(rec));
 }
 
 caf::behavior outbox_relay(relay_actor* self, std::shared_ptr<service_runtime> svc) {
@@ -108,31 +240,55 @@ caf::behavior outbox_relay(relay_actor* self, std::shared_ptr<service_runtime> s
   return {
       [=](poke_atom) { scan(self, svc); },
       [=](tick_atom) {
+        auto& st = self->state;
+        if (++st.ticks % full_scan_every == 0) st.cursor.clear();
+        for (const auto& key : st.undeleted) erase_record(self, svc, key);
+        st.undeleted.clear();
         scan(self, svc);
         self->delayed_send(self, tick_every, tick_atom::value);
       },
-      [=](delivered_atom, const std::string& key, bool acked, const std::string& why) {
+      [=](scanned_atom, const scan_ptr& r) { on_scanned(self, svc, *r); },
+      [=](delivered_atom, const std::string& key, bool acked, bool this_record_only, const std::string& why) {
         auto& st = self->state;
+        auto prefix = prefix_of(key);
+        if (!acked && this_record_only) {
+          // Kept out of scans for a while; the others of its subscriber go on.
+          st.in_flight.erase(key);
+          if (st.held.size() < max_held) {
+            st.held[key] = clock_type::now() + quarantine_retry;
+          } else {
+            st.paused[prefix] = {1, clock_type::now() + quarantine_retry};
+          }
+          svc->event_redeliveries++;
+          return;
+        }
         if (!acked) {
           st.in_flight.erase(key);
-          auto& r = st.retries[key];
-          r.attempts++;
-          auto delay = std::min<std::chrono::milliseconds>(backoff_max, backoff_min * (1 << std::min(r.attempts, 10)));
-          r.not_before = clock_type::now() + delay;
+          auto& b = st.paused[prefix];
+          b.attempts++;
+          auto delay = std::min<std::chrono::milliseconds>(backoff_max, backoff_min * (1 << std::min(b.attempts, 10)));
+          b.not_before = clock_type::now() + delay;
           svc->event_redeliveries++;
           return;
         }
         if (!why.empty()) spdlog::warn("{}: event rejected by its subscriber, dropped: {}", svc->def.name, why);
-        st.retries.erase(key);
+        st.paused.erase(prefix);
         svc->events_delivered++;
-        // Stays in flight until the delete lands, so a scan cannot send it again.
-        write_batch batch;
-        batch.erase(keyspace::outbox, key);
-        auto me = caf::actor_cast<caf::actor>(self);
-        svc->db->commit(std::move(batch), [me, key](const result<bool>&) { caf::anon_send(me, deleted_atom::value, key); });
+        erase_record(self, svc, key);
       },
-      [=](deleted_atom, const std::string& key) {
-        self->state.in_flight.erase(key);
+      [=](deleted_atom, const std::string& key, bool ok, const std::string& why) {
+        auto& st = self->state;
+        if (!ok) {
+          // Delivered but still stored: kept out of scans and deleted again
+          // at the next tick (a redelivery would be dropped by its
+          // idempotency key, but it is work the subscriber need not do).
+          spdlog::warn("{}: an acknowledged outbox record could not be deleted (retrying): {}", svc->def.name, why);
+          st.undeleted.insert(key);
+          return;
+        }
+        st.in_flight.erase(key);
+        auto& high = st.deleted_up_to[prefix_of(key)];
+        if (high < key) high = key;
         scan(self, svc);
       },
   };

@@ -2,6 +2,7 @@
 // entity actors, and the method_runner that runs handlers inside them.
 #include <cxxabi.h>
 #include <algorithm>
+#include <deque>
 #include <optional>
 
 #include "cohort/core/actor_messages.hpp"
@@ -36,7 +37,12 @@ class method_runner {
   }
 
   /// Crashes this actor on the operator's request (fault injection).
-  void injected_crash() { crash("crash injected by operator"); }
+  /// Its exit reason is `kill`, not `runtime_error`: the root
+  /// counts it as a crash, but not towards the quarantine of a poison key.
+  void injected_crash() {
+    svc_->record_failure("crash injected by operator");
+    self_->quit(caf::make_error(caf::exit_reason::kill));
+  }
   /// A write of this entity failed (disk full, I/O error): its memory is
   /// ahead of its store. It leaves quietly, like a passivation, and its next
   /// message loads it from the store again: a full disk is not a crash and
@@ -46,7 +52,11 @@ class method_runner {
     self_->quit();
   }
 
+  /// Runs a request, or keeps it for later while an idempotency record is
+  /// read off-thread (requests of an entity run in arrival order).
   void run(const request_ptr& req);
+  /// The idempotency record of the request that waits for it was read.
+  void on_idempotency_record(const result<std::optional<idempotent_result>>& found);
   void on_reply(std::uint64_t id, reply&& r);
   /// Fails the calls whose deadline passed and re-arms the timer for the rest.
   void on_call_timeouts();
@@ -65,16 +75,16 @@ class method_runner {
   /// Keeps an event for the outbox, written with the next batch.
   void publish(const std::string& topic, std::string event, const std::string& key);
 
-  [[nodiscard]] bool idle() const noexcept { return continuations_.empty() && idem_waiters_.empty(); }
+  [[nodiscard]] bool idle() const noexcept {
+    return continuations_.empty() && idem_waiters_.empty() && !looking_up_ && deferred_.empty();
+  }
   [[nodiscard]] entity_state_box* state() const noexcept { return state_; }
   [[nodiscard]] entity_persistence* persistence() noexcept { return persistence_ ? &*persistence_ : nullptr; }
   [[nodiscard]] std::uint64_t generation() const noexcept { return generation_; }
 
-  /// Loads the stored state after every write queued before it has landed.
-  [[nodiscard]] result<bool> load() {
-    svc_->db->barrier();
-    return persistence_->load();
-  }
+  /// Replaces the state with what the store's reader thread read for this
+  /// entity (after every write queued before the activation had landed).
+  [[nodiscard]] result<bool> apply(const fetched_entity& f) { return persistence_->apply(f); }
 
  private:
   void crash(const std::string& what);
@@ -105,6 +115,17 @@ class method_runner {
   };
   /// Idempotency keys being processed here. The actor is one entity, so the key alone names them.
   std::vector<std::pair<std::string, idem_in_progress>> idem_waiters_;
+
+  /// A request whose idempotency record is being read on the store's reader
+  /// thread (not in memory), and the requests that came after it meanwhile.
+  request_ptr looking_up_;
+  std::deque<request_ptr> deferred_;
+  /// Runs a request whose idempotency record is known to be absent (`checked`) or not looked up yet.
+  void start(const request_ptr& req, bool checked);
+  void run_deferred();
+  /// Answers `req` from a stored record, or refuses a reused key; false when none applies.
+  bool answer_from_record(const request_ptr& req, const std::optional<idempotent_result>& stored,
+                          const std::string& fingerprint);
 
   /// Outbox records of events published since the last write.
   std::vector<std::pair<std::string, std::string>> outbox_;
@@ -207,6 +228,49 @@ bool is_business_result(const stored_result& r) {
 }
 
 void method_runner::run(const request_ptr& req) {
+  if (looking_up_) {
+    deferred_.push_back(req);
+    return;
+  }
+  start(req, false);
+}
+
+void method_runner::run_deferred() {
+  while (!looking_up_ && !deferred_.empty()) {
+    auto next = std::move(deferred_.front());
+    deferred_.pop_front();
+    start(next, false);
+  }
+}
+
+bool method_runner::answer_from_record(const request_ptr& req, const std::optional<idempotent_result>& stored,
+                                       const std::string& fingerprint) {
+  if (!stored) return false;
+  const auto& h = req->header;
+  if (stored->method != h.method || stored->fingerprint != fingerprint) {
+    req->fail({errc::idempotency_key_reused,
+               "idempotency key '" + h.idempotency_key + "' of " + h.service + " entity '" + persistence_->key() +
+                   "' was used for " + (stored->method == h.method ? "the same method with other arguments" : stored->method) +
+                   "; a retry must repeat the request exactly, a new request needs a new key"});
+    return true;
+  }
+  answer(req, {stored->is_error, stored->payload});  // done before: the stored result, no second effect
+  return true;
+}
+
+void method_runner::on_idempotency_record(const result<std::optional<idempotent_result>>& found) {
+  auto req = std::move(looking_up_);
+  looking_up_ = nullptr;
+  if (req) {
+    if (!found)
+      req->fail({errc::unavailable, found.error().message});
+    else if (!answer_from_record(req, *found, request_fingerprint(req->payload)))
+      start(req, true);
+  }
+  run_deferred();
+}
+
+void method_runner::start(const request_ptr& req, bool checked) {
   const auto& h = req->header;
   if (clock_type::now() >= req->deadline) {
     req->fail({errc::timeout, "deadline passed while " + h.service + "." + h.method + " was queued"});
@@ -225,28 +289,41 @@ void method_runner::run(const request_ptr& req) {
   const auto& idem = h.idempotency_key;
   if (persistence_ && !idem.empty() && !it->second.read_only) {
     auto fingerprint = request_fingerprint(req->payload);
-    auto reused = [&](const std::string& method, const std::string& print) {
-      if (method == h.method && print == fingerprint) return false;
-      req->fail({errc::idempotency_key_reused,
-                 "idempotency key '" + idem + "' of " + h.service + " entity '" + persistence_->key() +
-                     "' was used for " + (method == h.method ? "the same method with other arguments" : method) +
-                     "; a retry must repeat the request exactly, a new request needs a new key"});
-      return true;
-    };
     if (auto w = find_in(idem_waiters_, idem); w != idem_waiters_.end()) {
-      if (reused(w->second.method, w->second.fingerprint)) return;
+      if (w->second.method != h.method || w->second.fingerprint != fingerprint) {
+        req->fail({errc::idempotency_key_reused,
+                   "idempotency key '" + idem + "' of " + h.service + " entity '" + persistence_->key() +
+                       "' was used for " + (w->second.method == h.method ? "the same method with other arguments" : w->second.method) +
+                       "; a retry must repeat the request exactly, a new request needs a new key"});
+        return;
+      }
       w->second.retries.push_back(req);  // a retry of a request still in progress: same answer
       return;
     }
-    auto stored = find_idempotent_result(*svc_->db, idempotency_record_key(persistence_->key(), idem));
-    if (!stored) {
-      req->fail({errc::unavailable, stored.error().message});
-      return;
-    }
-    if (*stored) {
-      if (reused((*stored)->method, (*stored)->fingerprint)) return;
-      answer(req, {(*stored)->is_error, (*stored)->payload});  // done before: the stored result, no second effect
-      return;
+    if (!checked) {
+      // The record from memory when it is there (or surely absent); from the
+      // disk only on the store's reader thread, never on this one.
+      auto record_key = idempotency_record_key(persistence_->key(), idem);
+      auto in_memory = svc_->db->get_if_in_memory(keyspace::idempotency, record_key);
+      if (!in_memory) {
+        req->fail({errc::unavailable, in_memory.error().message});
+        return;
+      }
+      if (!*in_memory) {
+        looking_up_ = req;
+        svc_->db->read([me = caf::actor_cast<caf::actor>(self_), record_key](const store& db) {
+          auto found = find_idempotent_result(db, record_key);
+          caf::anon_send(me, idem_record_atom::value,
+                         std::make_shared<const result<std::optional<idempotent_result>>>(std::move(found)));
+        });
+        return;
+      }
+      auto stored = decode_idempotent_record(**in_memory);
+      if (!stored) {
+        req->fail({errc::unavailable, stored.error().message});
+        return;
+      }
+      if (answer_from_record(req, *stored, fingerprint)) return;
     }
     idem_waiters_.emplace_back(idem, idem_in_progress{h.method, std::move(fingerprint), {}});
   }
@@ -481,6 +558,7 @@ struct entity_actor_state {
   caf::actor parent;
   std::unique_ptr<entity_state_box> box;
   std::optional<method_runner> runner;
+  std::vector<request_ptr> early;  ///< requests that came while the state was loading
   std::uint64_t processed = 0;
   bool live = false;
   ~entity_actor_state() {
@@ -489,23 +567,11 @@ struct entity_actor_state {
   static inline const char* name = "cohort.entity";
 };
 
-caf::behavior entity_actor(caf::stateful_actor<entity_actor_state>* self, std::shared_ptr<service_runtime> svc,
-                           std::string key, caf::actor parent) {
-  auto& st = self->state;
-  st.svc = svc;
-  st.parent = std::move(parent);
-  st.box = svc->def.make_state();
-  st.runner.emplace(self, svc, st.box.get(), key);
-  if (auto loaded = st.runner->load(); !loaded) {
-    svc->record_failure("activation of " + svc->def.name + "/" + key + " failed: " + loaded.error().message);
-    if (loaded.error().is(errc::store_corrupt)) svc->store_damaged = true;
-    self->quit(caf::make_error(caf::sec::runtime_error, loaded.error().message));
-    return {};
-  }
-  svc->activations++;
-  svc->live_entities++;
-  st.live = true;
-  // The handlers capture only `self`: a behavior is allocated per entity.
+using entity_self = caf::stateful_actor<entity_actor_state>;
+
+/// The behavior of a loaded entity. The handlers capture only `self`: a
+/// behavior is allocated per entity.
+caf::behavior entity_running(entity_self* self) {
   return {
       [self](const request_ptr& req) {
         self->state.processed++;
@@ -518,6 +584,7 @@ caf::behavior entity_actor(caf::stateful_actor<entity_actor_state>* self, std::s
       [self](idem_done_atom, const std::string& idem, bool stored, bool is_error, const std::string& payload) {
         self->state.runner->idempotent_done(idem, stored, {is_error, payload});
       },
+      [self](idem_record_atom, const idem_record_ptr& found) { self->state.runner->on_idempotency_record(*found); },
       [self](passivate_ok_atom) {
         self->state.svc->passivations++;
         self->quit();
@@ -530,10 +597,58 @@ caf::behavior entity_actor(caf::stateful_actor<entity_actor_state>* self, std::s
   };
 }
 
+/// An entity starts by asking its store's reader thread for its state (after
+/// every write queued before, e.g. by its previous activation) and keeps the
+/// requests that arrive meanwhile, in order. No scheduler thread waits for
+/// the disk: a slow store delays its own entities, never another service.
+caf::behavior entity_actor(entity_self* self, std::shared_ptr<service_runtime> svc, std::string key,
+                           caf::actor parent) {
+  auto& st = self->state;
+  st.svc = svc;
+  st.parent = std::move(parent);
+  st.box = svc->def.make_state();
+  st.runner.emplace(self, svc, st.box.get(), key);
+  // Counted from now: a restart waits for loading entities too.
+  svc->live_entities++;
+  st.live = true;
+  svc->db->read_after_writes([me = caf::actor_cast<caf::actor>(self), key, pending = static_cast<bool>(svc->def.pending),
+                              event_sourced = st.box->event_sourced()](const store& db) {
+    caf::anon_send(me, loaded_atom::value,
+                   std::make_shared<const fetched_entity>(entity_persistence::fetch(db, key, pending, event_sourced)));
+  });
+  return {
+      [self](const request_ptr& req) { self->state.early.push_back(req); },
+      [self](loaded_atom, const fetched_ptr& f) {
+        auto& s = self->state;
+        if (auto loaded = s.runner->apply(*f); !loaded) {
+          const auto& key = s.runner->persistence()->key();
+          s.svc->record_failure("activation of " + s.svc->def.name + "/" + key + " failed: " + loaded.error().message);
+          if (loaded.error().is(errc::store_corrupt)) s.svc->store_damaged = true;
+          self->quit(caf::make_error(caf::sec::runtime_error, loaded.error().message));
+          return;
+        }
+        s.svc->activations++;
+        self->become(entity_running(self));
+        auto early = std::move(s.early);
+        s.early.clear();
+        for (auto& req : early) {
+          s.processed++;
+          s.runner->run(req);
+        }
+      },
+      [self](crash_atom) { self->state.runner->injected_crash(); },
+      [](passivate_atom) {},  // not loaded yet: nothing to give up
+  };
+}
+
 }  // namespace
 
 caf::actor spawn_worker(caf::event_based_actor* parent, std::shared_ptr<service_runtime> svc,
                         std::shared_ptr<handler_activity> activity) {
+  // Blocking methods: a thread per worker (the service's own bounded pool),
+  // so their waits never hold a scheduler thread other services need.
+  if (svc->dedicated_threads())
+    return parent->spawn<caf::monitored + caf::detached>(worker_actor, std::move(svc), std::move(activity));
   return parent->spawn<caf::monitored>(worker_actor, std::move(svc), std::move(activity));
 }
 

@@ -46,6 +46,8 @@ result<std::unique_ptr<service_host>> service_host::create(const node_config& cf
     h.svc = std::make_shared<service_runtime>();
     h.svc->def = *defs[sc.name];
     h.svc->cfg = sc;
+    if (h.svc->def.kind == service_kind::entities && !sc.intensity_set)
+      h.svc->cfg.supervision.intensity = {30, std::chrono::milliseconds(5000)};
     h.svc->limits = cfg.limits;
     h.svc->calls = calls;
     h.svc->allow_fault_injection = cfg.allow_fault_injection;
@@ -158,8 +160,9 @@ void service_host::watch() {
     auto now = clock_type::now().time_since_epoch().count();
     for (auto& [name, h] : services_) {
       auto& svc = *h.svc;
-      if (svc.cfg.handler_timeout.count() <= 0) continue;
-      auto limit = std::chrono::duration_cast<std::chrono::nanoseconds>(svc.cfg.handler_timeout).count();
+      const auto timeout = svc.handler_timeout();
+      if (timeout.count() <= 0) continue;
+      auto limit = std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count();
       for (auto& [child, activity] : svc.activities()) {
         auto since = activity->busy_since_ns.load(std::memory_order_acquire);
         if (since == 0) {
@@ -170,7 +173,7 @@ void service_host::watch() {
         const std::string* method = activity->method.load();
         auto what = "watchdog: " + name + "/" + child + " has been running " + name + "." +
                     (method ? *method : std::string("?")) + " for more than " +
-                    std::to_string(svc.cfg.handler_timeout.count()) + " ms";
+                    std::to_string(timeout.count()) + " ms";
         spdlog::warn("{}{}", what, svc.cfg.replace_stuck ? "; replacing it" : "");
         svc.stuck_handlers++;
         svc.record_failure(what);
@@ -196,6 +199,7 @@ service_status service_host::status_of(const std::string& name, const hosted& h)
   s.passivations = svc.passivations.load();
   s.live_entities = svc.live_entities.load();
   s.resumes = svc.resumes.load();
+  s.quarantines = svc.quarantines.load();
   s.events_published = svc.events_published.load();
   s.events_delivered = svc.events_delivered.load();
   s.event_redeliveries = svc.event_redeliveries.load();

@@ -3,14 +3,29 @@
 // (simple_one_for_one: a crashed entity is re-activated from its store by its
 // next message), routes requests to them, and carries out operator commands.
 #include <algorithm>
+#include <optional>
 #include <unordered_map>
-
 #include <unordered_set>
+
+#include <spdlog/spdlog.h>
 
 #include "cohort/core/actor_messages.hpp"
 #include "cohort/runtime/supervision.hpp"
 #include "cohort/transport/envelope_codec.hpp"
 #include "cohort/core/outbox.hpp"
+
+namespace cohort::detail {
+namespace {
+/// Entities marked pending, read on the store's reader thread.
+struct pending_keys {
+  std::vector<std::string> keys;
+  std::string error;
+};
+using pending_keys_ptr = std::shared_ptr<const pending_keys>;
+}  // namespace
+}  // namespace cohort::detail
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::pending_keys_ptr)
 
 namespace cohort::detail {
 
@@ -53,10 +68,19 @@ struct service_root_state {
   std::string relay_failure;
   /// Pending entities with a resume call in flight (not resumed twice at once).
   std::unordered_set<std::string> resuming;
+  /// Recent crashes per entity key, and the keys in quarantine.
+  struct key_crashes {
+    std::vector<clock_type::time_point> times;  ///< within the quarantine window, at most quarantine_after
+    std::optional<clock_type::time_point> quarantined_until;
+    std::string last_failure;
+  };
+  std::unordered_map<std::string, key_crashes> crashes;
+  bool resume_scanning = false;  ///< a scan of pending entities is out on the store's reader thread
   static inline const char* name = "cohort.service";
 };
 
 using root_actor = caf::stateful_actor<service_root_state>;
+using resume_found_atom = caf::atom_constant<caf::atom("resfound")>;
 
 std::string reason_text(const caf::error& reason, const service_runtime& svc) {
   auto recorded = svc.last_failure();
@@ -83,6 +107,10 @@ void publish(root_actor* self, service_runtime& svc) {
   if (st.entities.size() > live.size())
     out.push_back({"entity/...", "entity", std::string(to_string(restart_type::transient)), "running", 0,
                    std::to_string(st.entities.size() - live.size()) + " more not listed"});
+  for (const auto& [key, c] : st.crashes)
+    if (c.quarantined_until && clock_type::now() < *c.quarantined_until)
+      out.push_back({"entity/" + key, "entity", std::string(to_string(restart_type::transient)), "quarantined",
+                     svc.cfg.quarantine_after, c.last_failure});
   for (const auto& f : st.entity_failures) out.push_back(f);
   if (!svc.subscribers.empty())
     out.push_back({"outbox", "relay", std::string(to_string(restart_type::permanent)), st.relay ? "running" : "stopped",
@@ -158,6 +186,59 @@ void on_worker_down(root_actor* self, const std::shared_ptr<service_runtime>& sv
   publish(self, *svc);
 }
 
+/// Keys with crash records kept at most (the oldest records go first).
+constexpr std::size_t max_tracked_keys = 4096;
+
+void note_crash(root_actor* self, service_runtime& svc, const std::string& key, const std::string& why) {
+  auto& st = self->state;
+  const auto& cfg = svc.cfg;
+  if (cfg.quarantine_after == 0) return;
+  auto now = clock_type::now();
+  if (st.crashes.size() >= max_tracked_keys && !st.crashes.count(key)) {
+    // Forget keys whose crashes are out of the window, then any one not in quarantine.
+    for (auto it = st.crashes.begin(); it != st.crashes.end();)
+      if (!it->second.quarantined_until && (it->second.times.empty() || now - it->second.times.back() > cfg.quarantine_window))
+        it = st.crashes.erase(it);
+      else
+        ++it;
+    if (st.crashes.size() >= max_tracked_keys)
+      for (auto it = st.crashes.begin(); it != st.crashes.end(); ++it)
+        if (!it->second.quarantined_until) {
+          st.crashes.erase(it);
+          break;
+        }
+    if (st.crashes.size() >= max_tracked_keys) return;  // every tracked key is in quarantine
+  }
+  auto& c = st.crashes[key];
+  c.times.erase(std::remove_if(c.times.begin(), c.times.end(),
+                               [&](auto t) { return now - t > cfg.quarantine_window; }),
+                c.times.end());
+  c.times.push_back(now);
+  c.last_failure = why;
+  if (c.times.size() < cfg.quarantine_after) return;
+  c.times.clear();
+  c.quarantined_until = now + cfg.quarantine_for;
+  svc.quarantines++;
+  auto what = "entity " + svc.def.name + "/" + key + " crashed " + std::to_string(cfg.quarantine_after) +
+              " times within " + std::to_string(cfg.quarantine_window.count()) + " ms: quarantined for " +
+              std::to_string(cfg.quarantine_for.count()) + " ms (release: cohortctl restart " + svc.def.name +
+              "/entity/" + key + "); last failure: " + why;
+  spdlog::warn("{}", what);
+  svc.record_failure(what);
+}
+
+/// The quarantine of `key`, if it is in force (an expired one is lifted here).
+const service_root_state::key_crashes* quarantine_of(root_actor* self, const std::string& key) {
+  auto& st = self->state;
+  auto it = st.crashes.find(key);
+  if (it == st.crashes.end() || !it->second.quarantined_until) return nullptr;
+  if (clock_type::now() >= *it->second.quarantined_until) {
+    st.crashes.erase(it);
+    return nullptr;
+  }
+  return &it->second;
+}
+
 void on_entity_down(root_actor* self, const std::shared_ptr<service_runtime>& svc, const caf::actor_addr& who,
                     const caf::error& reason) {
   auto& st = self->state;
@@ -175,8 +256,10 @@ void on_entity_down(root_actor* self, const std::shared_ptr<service_runtime>& sv
   // would only crash them again until the intensity runs out.
   if (svc->store_damaged) return give_up(self, *svc, reason_text(reason, *svc));
   // A crashed entity comes back from its store on its next message; the
-  // crash still counts against the service's restart intensity.
+  // crash still counts against the service's restart intensity. A key that
+  // keeps crashing is quarantined instead of taking the service down.
   svc->restarts++;
+  if (reason != caf::exit_reason::kill) note_crash(self, *svc, key, reason_text(reason, *svc));
   child_status failed{"entity/" + key, "entity", std::string(to_string(restart_type::transient)), "crashed", 1,
                       reason_text(reason, *svc)};
   st.entity_failures.insert(st.entity_failures.begin(), failed);
@@ -215,6 +298,13 @@ void route_request(root_actor* self, const std::shared_ptr<service_runtime>& svc
     req->fail({errc::bad_request, "service '" + svc->def.name + "' is an entity service: set 'key'"});
     return;
   }
+  if (const auto* q = quarantine_of(self, req->header.key)) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*q->quarantined_until - clock_type::now());
+    req->fail({errc::entity_quarantined, "entity " + svc->def.name + "/" + req->header.key +
+                                             " is quarantined for " + std::to_string(left.count()) +
+                                             " ms more after repeated crashes; last failure: " + q->last_failure});
+    return;
+  }
   activate(self, svc, req->header.key);
   auto& entry = st.entities[req->header.key];
   entry.sent++;
@@ -222,16 +312,31 @@ void route_request(root_actor* self, const std::shared_ptr<service_runtime>& svc
   self->send(entry.actor, std::move(req));
 }
 
-/// Calls the resume method of every entity marked pending in the store that
-/// has no resume call in flight yet.
+/// Asks the store's reader thread for the entities marked pending that have
+/// no resume call in flight yet (at most 1024 a round); resume_found() calls them.
 void resume_pending(root_actor* self, const std::shared_ptr<service_runtime>& svc) {
   auto& st = self->state;
-  std::vector<std::string> keys;
-  auto scanned = svc->db->scan(keyspace::pending, "", "", [&](std::string_view k, std::string_view) {
-    if (!st.resuming.count(std::string(k))) keys.emplace_back(k);
-    return keys.size() < 1024;  // the rest next round
+  if (st.resume_scanning) return;
+  st.resume_scanning = true;
+  auto skip = std::make_shared<const std::unordered_set<std::string>>(st.resuming);
+  svc->db->read_after_writes([me = caf::actor_cast<caf::actor>(self), skip](const store& db) {
+    auto keys = std::make_shared<pending_keys>();
+    auto scanned = db.scan(keyspace::pending, "", "", [&](std::string_view k, std::string_view) {
+      if (!skip->count(std::string(k))) keys->keys.emplace_back(k);
+      return keys->keys.size() < 1024;  // the rest next round
+    });
+    if (!scanned) keys->error = scanned.error().message;
+    caf::anon_send(me, resume_found_atom::value, pending_keys_ptr(std::move(keys)));
   });
-  if (!scanned) return svc->record_failure("scan of pending entities failed: " + scanned.error().message);
+}
+
+void resume_found(root_actor* self, const std::shared_ptr<service_runtime>& svc, const pending_keys& found) {
+  auto& st = self->state;
+  st.resume_scanning = false;
+  if (!found.error.empty()) return svc->record_failure("scan of pending entities failed: " + found.error);
+  std::vector<std::string> keys;
+  for (const auto& k : found.keys)
+    if (!st.resuming.count(k)) keys.push_back(k);
   // Long enough for a saga's remaining steps; the caller is the runtime itself.
   const auto deadline = std::chrono::milliseconds(30000);
   for (auto& key : keys) {
@@ -259,6 +364,10 @@ void run_command(root_actor* self, const std::shared_ptr<service_runtime>& svc, 
   if (id.rfind("entity/", 0) == 0) {
     auto key = id.substr(7);
     auto it = st.entities.find(key);
+    // An operator who starts or restarts an entity releases its quarantine.
+    if (cmd == child_command::start || cmd == child_command::restart) {
+      if (st.crashes.erase(key)) publish(self, *svc);
+    }
     switch (cmd) {
       case child_command::start: activate(self, svc, key); break;
       case child_command::crash:
@@ -376,6 +485,7 @@ caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> sv
         self->delayed_send(self, svc->cfg.resume_every, resume_atom::value);
       },
       [=](resume_done_atom, const std::string& key) { self->state.resuming.erase(key); },
+      [=](resume_found_atom, const pending_keys_ptr& found) { resume_found(self, svc, *found); },
       [=](start_child_atom, std::uint64_t i) {
         auto& w = self->state.workers.at(i);
         if (!w.running && !w.operator_stopped) start_worker(self, svc, i);

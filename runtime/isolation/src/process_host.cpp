@@ -60,6 +60,7 @@ std::optional<service_status> ask_status(client& admin, std::chrono::millisecond
   out.activations = s.value("activations", std::uint64_t{0});
   out.live_entities = s.value("live_entities", std::int64_t{0});
   out.resumes = s.value("resumes", std::uint64_t{0});
+  out.quarantines = s.value("quarantines", std::uint64_t{0});
   out.events_published = s.value("events_published", std::uint64_t{0});
   out.events_delivered = s.value("events_delivered", std::uint64_t{0});
   out.event_redeliveries = s.value("event_redeliveries", std::uint64_t{0});
@@ -289,6 +290,7 @@ std::vector<service_status> process_host::status() const {
       s.activations = c->reported.activations;
       s.live_entities = c->reported.live_entities;
       s.resumes = c->reported.resumes;
+      s.quarantines = c->reported.quarantines;
       s.events_published = c->reported.events_published;
       s.events_delivered = c->reported.events_delivered;
       s.event_redeliveries = c->reported.event_redeliveries;

@@ -369,6 +369,8 @@ void io_loop::forward_remote(const std::string& service, request_ptr req) {
     return;
   }
   retry_tokens_ = std::min(100.0, retry_tokens_ + pool.config().retry_budget);
+  // Counted until answered: a node that drains waits for these too.
+  if (!req->held()) req->hold(&forwarded_);
   attempt(pool, std::move(req), {});
 }
 

@@ -45,6 +45,7 @@ struct node::impl final : detail::call_router {
   std::string http_endpoint;
   std::unique_ptr<detail::process_host> processes;  ///< isolation = "process"
   std::unique_ptr<detail::admin_operations> admin;  ///< what the admin endpoint may ask of this node
+  std::unique_ptr<detail::admin_worker> admin_worker;  ///< where its slow verbs run
   std::string runtime_dir;
   std::atomic<bool> draining{false};
   std::atomic<bool> stopped{false};  ///< stop() may be called from several threads: it runs once
@@ -205,7 +206,7 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
   p->actor_cfg = std::make_unique<caf::actor_system_config>();
   auto threads = cfg.scheduler_threads > 0
                      ? cfg.scheduler_threads
-                     : std::max<std::size_t>(1, std::thread::hardware_concurrency() > 1 ? std::thread::hardware_concurrency() - 1 : 1);
+                     : std::max<std::size_t>(2, std::thread::hardware_concurrency() > 1 ? std::thread::hardware_concurrency() - 1 : 1);
   p->actor_cfg->set("scheduler.max-threads", threads);
   p->actor_cfg->set("logger.verbosity", caf::atom("quiet"));
   p->actor_cfg->set("scheduler.policy", cfg.scheduler_policy == "stealing" ? caf::atom("stealing") : caf::atom("sharing"));
@@ -234,8 +235,9 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
   auto out = std::unique_ptr<node>(new node(std::move(p)));
   node* raw = out.get();
   raw->impl_->admin = std::make_unique<admin_adapter>(*raw);
-  raw->impl_->io->set_admin_handler(
-      [admin = raw->impl_->admin.get()](detail::request_ptr r) { detail::handle_admin(*admin, std::move(r)); });
+  raw->impl_->admin_worker = std::make_unique<detail::admin_worker>();
+  raw->impl_->io->set_admin_handler([admin = raw->impl_->admin.get(), worker = raw->impl_->admin_worker.get()](
+                                        detail::request_ptr r) { detail::handle_admin(*admin, *worker, std::move(r)); });
   if (!cfg.register_with.empty()) {
     std::vector<std::string> hosted;
     for (const auto& s : cfg.services) hosted.push_back(s.name);
@@ -354,21 +356,29 @@ void node::stop() {
   auto& p = *impl_;
   if (p.stopped.exchange(true)) return;
   p.draining = true;
+  // Every accepted request gets its answer: those hosted here and those
+  // forwarded to remote instances, whose replies come back through the I/O
+  // thread (still running), until the drain timeout.
+  auto in_flight = [&p] { return p.host->in_flight() + p.io->forwarded_in_flight(); };
   auto until = clock_type::now() + p.cfg.drain_timeout;
-  while (p.host->in_flight() > 0 && clock_type::now() < until)
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  if (auto left = p.host->in_flight(); left > 0)
+  while (in_flight() > 0 && clock_type::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  if (auto left = in_flight(); left > 0)
     spdlog::warn("drain timeout: {} request(s) still in flight are answered 'unavailable'", left);
+  // Operator verbs still queued run first (they use the services).
+  p.admin_worker.reset();
   // Child processes drain on SIGTERM; their replies still pass our I/O thread.
   if (p.processes) p.processes->stop();
   p.host->shutdown();
   p.actors->await_all_actors_done();
   p.io->stop();  // sends the replies the actors produced while stopping
+  // The services' published handles (workers, roots) go before the actor
+  // system: it waits for the threads of detached workers until their last
+  // handle is gone. This also closes the stores.
+  p.host->close();
   p.actors.reset();
   // Last: replies to HTTP requests still post to the front's thread until here.
   if (p.http) p.http->stop();
   p.http.reset();
-  p.host->close();  // closes the stores
   if (!p.runtime_dir.empty()) {
     std::error_code ec;
     std::filesystem::remove_all(p.runtime_dir, ec);

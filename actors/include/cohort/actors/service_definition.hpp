@@ -53,6 +53,11 @@ struct method_spec {
   bool read_only = false;
   /// Safe to retry without an idempotency key. Default: false.
   bool idempotent = false;
+  /// Worker methods only: the handler blocks its thread (a synchronous client,
+  /// file I/O, sleeps). A worker service with such a method runs its workers on
+  /// threads of their own (one per worker: the service's bounded pool), never
+  /// on the scheduler threads every other service shares. Default: false.
+  bool blocking = false;
 };
 
 /// A subscription: events published by `publisher` on `topic` are delivered
@@ -81,6 +86,13 @@ struct service_definition {
   std::string resume_method;
   /// Events this service consumes.
   std::vector<subscription> subscriptions;
+
+  /// True when a method is declared blocking: the workers get threads of their own.
+  [[nodiscard]] bool has_blocking_methods() const {
+    for (const auto& [name, m] : methods)
+      if (m.blocking) return true;
+    return false;
+  }
 };
 
 namespace detail {
@@ -166,7 +178,17 @@ class worker_service {
 
   template <class F>
   worker_service& method(std::string name, F f, bool idempotent = false) {
-    def_.methods[std::move(name)] = {detail::adapt_handler<method_context>(std::move(f)), false, idempotent};
+    def_.methods[std::move(name)] = {detail::adapt_handler<method_context>(std::move(f)), false, idempotent, false};
+    return *this;
+  }
+
+  /// A method whose handler blocks its thread. The service's workers then run
+  /// on dedicated threads (its own bounded pool, `workers` threads), so the
+  /// wait costs no other service anything. Entity services have no blocking
+  /// methods: an entity's handler must not block; call a worker service.
+  template <class F>
+  worker_service& blocking_method(std::string name, F f, bool idempotent = false) {
+    def_.methods[std::move(name)] = {detail::adapt_handler<method_context>(std::move(f)), false, idempotent, true};
     return *this;
   }
 

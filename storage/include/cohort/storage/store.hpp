@@ -109,6 +109,19 @@ class store {
   [[nodiscard]] result<bool> scan(keyspace space, std::string_view prefix, std::string_view start,
                                   const std::function<bool(std::string_view, std::string_view)>& fn) const;
 
+  /// A read that never touches the disk: the value (or its absence) when the
+  /// memtables and the block cache can tell, an empty optional when only the
+  /// table files could. For actors: the answer now, or read() it off-thread.
+  [[nodiscard]] result<std::optional<std::optional<std::string>>> get_if_in_memory(keyspace space,
+                                                                                 std::string_view key) const;
+  /// Runs `job` on the store's reader thread (jobs run one at a time, in order).
+  void read(std::function<void(const store&)> job);
+  /// Runs `job` on the store's reader thread once every batch queued before
+  /// this call has been written (or refused). For actors, which must not wait
+  /// for the disk on a scheduler thread: the job reads and sends the result
+  /// back as a message. Jobs run one at a time, in order; all queued jobs run
+  /// before the store closes.
+  void read_after_writes(std::function<void(const store&)> job);
   /// Waits until every batch queued before this call is written (a barrier
   /// for readers that must see them). Returns at once when nothing is queued.
   void barrier();

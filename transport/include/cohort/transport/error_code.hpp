@@ -22,6 +22,7 @@ enum class errc {
   storage_full,         ///< the service's disk is full: the write was not made; reads still work; retry later
   storage_unavailable,  ///< the service's store cannot write for another reason (I/O error); retry later
   store_corrupt,        ///< the service's store is damaged; it stays down until an operator acts (docs/storage.md)
+  entity_quarantined,   ///< this entity's actor kept crashing; its requests are refused until the quarantine ends or an operator releases it
 };
 
 /// The wire string of a code, e.g. "unknown_service".

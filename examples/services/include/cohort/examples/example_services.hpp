@@ -9,7 +9,7 @@
 namespace cohort {
 
 /// greeter (workers): hello, echo, sleep, fail, crash.
-/// counter (entities): add, get, reset.
+/// counter (entities): add, get, reset, crash.
 /// ledger (event-sourced entities): deposit, withdraw, balance.
 /// visits (workers): record — calls greeter and counter, wherever they run.
 [[nodiscard]] std::vector<service_definition> example_services();

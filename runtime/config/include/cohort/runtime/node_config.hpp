@@ -35,13 +35,32 @@ struct service_config {
   /// saga cut short by a crash or a failed step) are resumed. Default: 500 ms.
   std::chrono::milliseconds resume_every{500};
   /// Strategy (workers only; entities are always simple_one_for_one), restart
-  /// intensity and backoff of the service's root supervisor. Defaults: see supervision.hpp.
+  /// intensity and backoff of the service's root supervisor. Defaults: see
+  /// supervision.hpp, except the intensity of entity services (below).
   supervision_policy supervision;
+  /// True when the config set max_restarts or restart_period_ms. Otherwise an
+  /// entity service gives up only when crashes are widespread: more than 30
+  /// in 5 s (one crash affects one key, and a key that keeps crashing is
+  /// quarantined after `quarantine_after`); workers keep 3 in 5 s.
+  bool intensity_set = false;
+  /// Entity services: a key whose actor crashes this many times within
+  /// `quarantine_window` is quarantined: its requests get `entity_quarantined`
+  /// for `quarantine_for` (or until an operator restarts it), and the rest of
+  /// the service keeps serving. 0 turns quarantine off. Default: 3.
+  std::size_t quarantine_after = 3;
+  /// Default: 10000 ms.
+  std::chrono::milliseconds quarantine_window{10000};
+  /// Default: 60000 ms.
+  std::chrono::milliseconds quarantine_for{60000};
   /// Worker services: restart type of each worker (permanent, transient,
   /// temporary; see supervision.hpp). Default: permanent.
   restart_type worker_restart = restart_type::permanent;
-  /// A handler running longer than this is reported by the watchdog; 0 turns it off. Default: 0.
-  std::chrono::milliseconds handler_timeout{0};
+  /// A handler running longer than this is reported by the watchdog (with its
+  /// method's name); 0 turns it off. Default (-1): 1000 ms for workers on the
+  /// shared scheduler threads, where a blocking handler delays every service;
+  /// off for services with blocking methods, whose workers have threads of
+  /// their own and are expected to wait.
+  std::chrono::milliseconds handler_timeout{-1};
   /// What the watchdog does about a stuck worker: report it, or also replace it
   /// with a fresh worker (the stuck one quits once its handler returns). Default: false (report).
   bool replace_stuck = false;
@@ -137,10 +156,11 @@ struct node_config {
   /// much, so requests held up by a partition are dropped, not run late.
   /// Default: 250 ms.
   std::chrono::milliseconds max_clock_skew{250};
-  /// CAF scheduler threads; 0 means one per core but one, at least one: the
-  /// node's I/O thread and ZeroMQ's need a core of their own (on 2 cores this
-  /// alone moves request/reply throughput from 0.38 to 0.51 of raw ZeroMQ).
-  /// Default: 0.
+  /// CAF scheduler threads; 0 means one per core but one (the node's I/O
+  /// thread and ZeroMQ's need a core of their own: on 2 cores this moved
+  /// request/reply throughput from 0.38 to 0.51 of raw ZeroMQ), and at least
+  /// two, so that one handler that blocks without saying so cannot stop every
+  /// service of a small machine while the watchdog reports it. Default: 0.
   std::size_t scheduler_threads = 0;
   /// Empty non-blocking polls the I/O thread makes (yielding in between) after
   /// its last event before it sleeps: trades a little CPU on a quiet node for

@@ -8,10 +8,20 @@
 
 namespace cohort::detail {
 using reply_ptr = std::shared_ptr<cohort::reply>;
+struct fetched_entity;
+using fetched_ptr = std::shared_ptr<const fetched_entity>;
+}
+namespace cohort {
+struct idempotent_result;
+}
+namespace cohort::detail {
+using idem_record_ptr = std::shared_ptr<const result<std::optional<idempotent_result>>>;
 }
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::request_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::reply_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::fetched_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::idem_record_ptr)
 
 namespace cohort::detail {
 
@@ -27,6 +37,8 @@ using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 using idem_done_atom = caf::atom_constant<caf::atom("idemdone")>;
 using resume_atom = caf::atom_constant<caf::atom("resume")>;
 using resume_done_atom = caf::atom_constant<caf::atom("resumedone")>;
+using loaded_atom = caf::atom_constant<caf::atom("loaded")>;
+using idem_record_atom = caf::atom_constant<caf::atom("idemrecord")>;
 
 /// Spawns a worker of `svc`, monitored by `parent`.
 caf::actor spawn_worker(caf::event_based_actor* parent, std::shared_ptr<service_runtime> svc,

@@ -15,6 +15,16 @@
 
 namespace cohort::detail {
 
+/// What an entity's activation reads from the store, read anywhere (the
+/// store's reader thread) and applied by the entity's actor.
+struct fetched_entity {
+  result<bool> outcome = true;               ///< a read that failed: the error
+  bool pending_marked = false;               ///< the pending index holds the entity
+  std::optional<std::string> state;          ///< plain entities: the stored state
+  std::optional<std::string> snapshot;       ///< event-sourced: the latest snapshot record
+  std::vector<std::pair<std::uint64_t, std::string>> events;  ///< event-sourced: the journal after it
+};
+
 class entity_persistence {
  public:
   /// `pending` (may be empty) says whether the state has unfinished work; such
@@ -23,7 +33,13 @@ class entity_persistence {
                      std::function<bool(const entity_state_box&)> pending = {});
 
   /// Loads the state: the stored value, or the latest snapshot plus the journal after it.
-  [[nodiscard]] result<bool> load();
+  [[nodiscard]] result<bool> load() { return apply(fetch(db_, key_, static_cast<bool>(pending_), box_.event_sourced())); }
+
+  /// Reads what load() needs; touches nothing of an entity (runs off its actor).
+  [[nodiscard]] static fetched_entity fetch(const store& db, const std::string& key, bool pending_index,
+                                            bool event_sourced);
+  /// Replaces the state with what fetch() read.
+  [[nodiscard]] result<bool> apply(const fetched_entity& f);
 
   /// Applies an event to the state now and keeps it for the next batch.
   [[nodiscard]] bool emit(std::string event);
@@ -66,6 +82,8 @@ struct stored_result {
 /// Reads the unexpired stored record under `record_key` (idempotency_record_key), if any.
 [[nodiscard]] result<std::optional<idempotent_result>> find_idempotent_result(const store& db,
                                                                             const std::string& record_key);
+/// The unexpired record in `stored` (the bytes under a record key, if any).
+[[nodiscard]] result<std::optional<idempotent_result>> decode_idempotent_record(const std::optional<std::string>& stored);
 /// Adds the result of `method` called with arguments of `fingerprint`, expiring after `ttl`, to `batch`.
 void add_idempotent_result(write_batch& batch, const std::string& record_key, const stored_result& r,
                            const std::string& method, const std::string& fingerprint, std::chrono::milliseconds ttl);

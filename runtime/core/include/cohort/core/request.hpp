@@ -36,6 +36,7 @@ class request {
 
   /// Counted against a service's in-flight bound until answered.
   void hold(std::atomic<std::int64_t>* in_flight) noexcept;
+  [[nodiscard]] bool held() const noexcept { return in_flight_ != nullptr; }
 
   [[nodiscard]] std::chrono::milliseconds remaining() const;
 

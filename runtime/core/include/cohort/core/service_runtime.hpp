@@ -67,9 +67,18 @@ struct service_runtime {
   std::atomic<std::uint64_t> events_delivered{0};   ///< acknowledged by their subscriber
   std::atomic<std::uint64_t> event_redeliveries{0};  ///< deliveries that failed and were tried again
   std::atomic<std::uint64_t> resumes{0};            ///< resume calls made for pending entities
+  std::atomic<std::uint64_t> quarantines{0};        ///< entity keys put in quarantine after repeated crashes
   /// Set by an entity that found its store damaged: the root takes the
   /// service down at once (store_corrupt) instead of restarting entities into it.
   std::atomic<bool> store_damaged{false};
+
+  /// Workers on threads of their own: the service declares blocking methods.
+  [[nodiscard]] bool dedicated_threads() const { return def.kind == service_kind::workers && def.has_blocking_methods(); }
+  /// The watchdog's limit for this service's handlers (0 = not watched).
+  [[nodiscard]] std::chrono::milliseconds handler_timeout() const {
+    if (cfg.handler_timeout.count() >= 0) return cfg.handler_timeout;
+    return dedicated_threads() ? std::chrono::milliseconds(0) : std::chrono::milliseconds(1000);
+  }
 
   /// The outbox relay of this service: told when new events were written.
   void set_relay(caf::actor relay);

@@ -37,6 +37,7 @@ struct service_status {
   std::int64_t live_entities = 0;
   std::string last_failure;
   std::uint64_t resumes = 0;             ///< resume calls for entities with unfinished work (sagas)
+  std::uint64_t quarantines = 0;         ///< entity keys quarantined after repeated crashes
   std::uint64_t events_published = 0;    ///< outbox records written (one per subscriber)
   std::uint64_t events_delivered = 0;    ///< acknowledged by their subscriber
   std::uint64_t event_redeliveries = 0;  ///< deliveries that failed and were tried again

@@ -88,6 +88,8 @@ class io_loop {
   void after(std::chrono::milliseconds delay, std::function<void()> task);
 
   [[nodiscard]] const io_counters& counters() const noexcept { return counters_; }
+  /// Requests forwarded to remote instances and not answered yet (any thread).
+  [[nodiscard]] std::int64_t forwarded_in_flight() const noexcept { return forwarded_.load(); }
 
  private:
   struct listener {
@@ -122,6 +124,9 @@ class io_loop {
 
   void forget_deadline(std::uint64_t ticket);
 
+  /// First member, so destroyed last: the forwarded requests that hold it
+  /// live in the clients and timers below.
+  std::atomic<std::int64_t> forwarded_{0};
   zmq::context_t& ctx_;
   wire_limits limits_;
   std::chrono::milliseconds default_deadline_;

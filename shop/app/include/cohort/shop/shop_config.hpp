@@ -17,6 +17,7 @@ inline node_config shop_node_config(const shop_options& opts = {}) {
   for (auto& s : cfg.services) {
     s.supervision.intensity.max_restarts = 200;
     s.supervision.intensity.period = std::chrono::milliseconds(1000);
+    s.intensity_set = true;
   }
   return cfg;
 }
