@@ -10,48 +10,13 @@
 #include <nlohmann/json.hpp>
 
 #include "child_process.hpp"
+#include "netns.hpp"
 #include "temp_dir.hpp"
 
 using namespace cohort::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-int sh(const std::string& command) { return std::system((command + " >/dev/null 2>&1").c_str()); }
-
-/// Two namespaces, `<name>-a` (10.231.<n>.1) and `<name>-b` (.2), one veth between them.
-struct namespace_pair {
-  std::string a, b;
-  std::string veth_a, veth_b;
-  int net;
-  namespace_pair() {
-    net = static_cast<int>(::getpid() % 200) + 20;
-    auto tag = std::to_string(::getpid());
-    a = "cohort-dl-" + tag + "-a";
-    b = "cohort-dl-" + tag + "-b";
-    veth_a = "cdl" + tag + "a";
-    veth_b = "cdl" + tag + "b";
-    REQUIRE(sh("ip netns add " + a) == 0);
-    REQUIRE(sh("ip netns add " + b) == 0);
-    REQUIRE(sh("ip link add " + veth_a + " netns " + a + " type veth peer name " + veth_b + " netns " + b) == 0);
-    REQUIRE(sh(in_a("ip addr add " + ip(1) + "/24 dev " + veth_a)) == 0);
-    REQUIRE(sh(in_b("ip addr add " + ip(2) + "/24 dev " + veth_b)) == 0);
-    REQUIRE(sh(in_a("ip link set lo up")) == 0);
-    REQUIRE(sh(in_b("ip link set lo up")) == 0);
-    link(true);
-  }
-  ~namespace_pair() {
-    sh("ip netns del " + a);  // removes its end of the veth, and so the pair
-    sh("ip netns del " + b);
-  }
-  std::string ip(int host) const { return "10.231." + std::to_string(net) + "." + std::to_string(host); }
-  std::string in_a(const std::string& c) const { return "ip netns exec " + a + " " + c; }
-  std::string in_b(const std::string& c) const { return "ip netns exec " + b + " " + c; }
-  void link(bool up) {
-    REQUIRE(sh(in_a("ip link set " + veth_a + (up ? " up" : " down"))) == 0);
-    REQUIRE(sh(in_b("ip link set " + veth_b + (up ? " up" : " down"))) == 0);
-  }
-};
 
 /// Writes a line to a child's stdin.
 struct stdin_pipe {
@@ -79,6 +44,9 @@ TEST_CASE("a request held up by a cut link past its deadline is dropped on arriv
   auto cfg = dir / "a.toml";
   std::ofstream(cfg) << "[node]\nname = \"a\"\nlisten = [\"tcp://" << ns.ip(1) << ":7400\"]\n"
                      << "admin = \"tcp://127.0.0.1:7401\"\ndata_dir = \"" << (dir / "d") << "\"\n"
+                     // Heartbeats would close the stalled connection (and lose the request
+                     // with it): this test is about the request TCP still delivers late.
+                     << "peer_heartbeat_ms = 0\n"
                      << "[services.counter]\n";
   child_process node({"/usr/sbin/ip", "netns", "exec", ns.a, COHORT_BINARY, "run", "--config", cfg});
   REQUIRE(node.wait_for_line("cohort: ready", 20s));

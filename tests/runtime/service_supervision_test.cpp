@@ -2,6 +2,9 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <future>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include "cohort/transport/client.hpp"
@@ -279,4 +282,46 @@ TEST_CASE("crashes an operator injects do not quarantine a key", "[supervision][
   }
   CHECK(c.call_as<counter_value>("counter", "get", no_args{}, o)->value == 1);
   CHECK(status_of(*n, "counter").quarantines == 0);
+}
+
+TEST_CASE("a responder kept past its actor's end answers unavailable instead of touching the dead actor",
+          "[supervision][runtime]") {
+  std::mutex kept_mutex;
+  std::optional<responder<no_args>> kept;
+  auto keeper = worker_service("keeper")
+                    .method("keep",
+                            [&](method_context&, const no_args&, responder<no_args> r) {
+                              std::lock_guard<std::mutex> guard(kept_mutex);
+                              kept = r;
+                            })
+                    .build();
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path(), {keeper});
+  service_named(cfg, "keeper").workers = 1;
+  cfg.allow_fault_injection = true;
+  auto started = node::start(cfg, {keeper});
+  REQUIRE(started);
+  auto& n = *started;
+  const auto ep = n->endpoints().front();
+  auto answer = std::async(std::launch::async, [ep] {
+    client c(ep);
+    call_options o;
+    o.timeout = 10s;
+    return c.call("keeper", "keep", pack(no_args{}), o);
+  });
+  REQUIRE(eventually([&] {
+    std::lock_guard<std::mutex> guard(kept_mutex);
+    return kept.has_value();
+  }));
+  // The worker that ran the handler ends; its responder lives on.
+  REQUIRE(n->command_child("keeper", "worker-1", "crash").ok());
+  REQUIRE(eventually([&] { return status_of(*n, "keeper").restarts == 1; }));
+  {
+    std::lock_guard<std::mutex> guard(kept_mutex);
+    (*kept)(no_args{});
+  }
+  auto r = answer.get();
+  REQUIRE(!r.ok());
+  CHECK(r.error->is(errc::unavailable));
+  CHECK_THAT(r.error->message, Catch::Contains("ended before it answered"));
 }

@@ -12,7 +12,7 @@ using tp = std::chrono::steady_clock::time_point;
 const tp t0{};
 
 std::vector<child_spec> three(restart_type type = restart_type::permanent) {
-  return {{"a", type, 1000ms}, {"b", type, 1000ms}, {"c", type, 1000ms}};
+  return {{"a", type}, {"b", type}, {"c", type}};
 }
 
 supervision_plan plan_of(restart_strategy s, std::size_t max_restarts = 3, std::chrono::milliseconds period = 5000ms,

@@ -17,6 +17,22 @@ void configure(zmq::socket_t& s, const wire_limits& limits) {
   s.set(zmq::sockopt::rcvhwm, 100000);
 }
 
+}  // namespace
+
+void set_liveness(zmq::socket_t& s, const liveness& l) {
+  if (l.heartbeat.count() <= 0) return;
+  s.set(zmq::sockopt::heartbeat_ivl, static_cast<int>(l.heartbeat.count()));
+  s.set(zmq::sockopt::heartbeat_timeout, static_cast<int>(l.timeout.count()));
+  // The peer drops us too if our pings stop (a paused process, a dead host).
+  s.set(zmq::sockopt::heartbeat_ttl, static_cast<int>(l.timeout.count()));
+  s.set(zmq::sockopt::connect_timeout, static_cast<int>(l.connect_timeout.count()));
+  // Reconnect attempts back off to at most the heartbeat timeout, not forever.
+  s.set(zmq::sockopt::reconnect_ivl, 100);
+  s.set(zmq::sockopt::reconnect_ivl_max, static_cast<int>(l.timeout.count()));
+}
+
+namespace {
+
 reply error_reply(std::uint64_t id, error_info err) {
   reply r;
   r.header.kind = message_kind::error;
@@ -28,17 +44,19 @@ reply error_reply(std::uint64_t id, error_info err) {
 
 }  // namespace
 
-client::client(zmq::context_t& ctx, const std::string& endpoint, wire_limits limits)
+client::client(zmq::context_t& ctx, const std::string& endpoint, wire_limits limits, liveness l)
     : socket_(ctx, zmq::socket_type::dealer), limits_(limits) {
   configure(socket_, limits_);
+  set_liveness(socket_, l);
   socket_.connect(endpoint);
 }
 
-client::client(const std::string& endpoint, wire_limits limits)
+client::client(const std::string& endpoint, wire_limits limits, liveness l)
     : own_ctx_(std::make_unique<zmq::context_t>(1)),
       socket_(*own_ctx_, zmq::socket_type::dealer),
       limits_(limits) {
   configure(socket_, limits_);
+  set_liveness(socket_, l);
   socket_.connect(endpoint);
 }
 

@@ -182,6 +182,11 @@ node_config read_config(const toml::table& root, const std::string& source,
     r.read_strings("register_with", cfg.register_with);
     r.read("advertise", cfg.advertise);
     r.read_ms("heartbeat_ms", cfg.heartbeat);
+    r.read_ms("peer_heartbeat_ms", cfg.peer_heartbeat);
+    r.read_ms("peer_timeout_ms", cfg.peer_timeout);
+    if (cfg.peer_heartbeat.count() > 0 && cfg.peer_timeout <= cfg.peer_heartbeat)
+      r.fail(*node->get(node->contains("peer_timeout_ms") ? "peer_timeout_ms" : "peer_heartbeat_ms"), "peer_timeout_ms",
+             "longer than peer_heartbeat_ms");
     if (cfg.heartbeat.count() <= 0) r.fail(*node->get("heartbeat_ms"), "heartbeat_ms", "positive");
     r.read("isolation", cfg.isolation);
     if (cfg.isolation != "none" && cfg.isolation != "process")

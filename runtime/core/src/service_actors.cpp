@@ -81,6 +81,10 @@ class method_runner {
   [[nodiscard]] entity_state_box* state() const noexcept { return state_; }
   [[nodiscard]] entity_persistence* persistence() noexcept { return persistence_ ? &*persistence_ : nullptr; }
   [[nodiscard]] std::uint64_t generation() const noexcept { return generation_; }
+  /// Expires when this runner (its actor) is gone: invocations check it
+  /// before they touch the runner, so a responder kept past its actor's end
+  /// answers `unavailable` instead of using freed memory.
+  [[nodiscard]] std::weak_ptr<const int> life() const noexcept { return life_; }
 
   /// Replaces the state with what the store's reader thread read for this
   /// entity (after every write queued before the activation had landed).
@@ -93,6 +97,7 @@ class method_runner {
   std::shared_ptr<service_runtime> svc_;
   entity_state_box* state_;
   std::shared_ptr<handler_activity> activity_;
+  std::shared_ptr<const int> life_ = std::make_shared<const int>(0);
   std::optional<entity_persistence> persistence_;
   std::uint64_t next_call_ = 1;
   std::uint64_t generation_ = 0;  ///< mutating invocations finished
@@ -151,7 +156,8 @@ void answer(const request_ptr& req, const stored_result& r) {
 class actor_invocation final : public invocation {
  public:
   actor_invocation(request_ptr req, msgpack::object_handle args, method_runner* runner, bool read_only)
-      : req_(std::move(req)), args_(std::move(args)), runner_(runner), mutating_(runner->state() && !read_only) {
+      : req_(std::move(req)), args_(std::move(args)), runner_(runner), life_(runner->life()),
+        mutating_(runner->state() && !read_only) {
     if (mutating_) {
       before_ = runner_->state()->encode();
       generation_ = runner_->generation();
@@ -163,36 +169,43 @@ class actor_invocation final : public invocation {
   clock_type::time_point deadline() const override { return req_->deadline; }
 
   void reply(std::string payload) override {
-    if (finished_) return;
+    if (finished_ || gone()) return;
     finished_ = true;
     runner_->finish(req_, mutating_, {false, std::move(payload)}, before_, generation_);
   }
 
   void fail(error_info err) override {
-    if (finished_) return;
+    if (finished_ || gone()) return;
     finished_ = true;
     runner_->finish(req_, mutating_, {true, encode_error_payload(err)}, before_, generation_);
   }
 
   void call(envelope target, std::string payload, std::chrono::milliseconds timeout,
             std::function<void(cohort::reply&&)> then) override {
+    if (gone()) return;
     runner_->call_out(req_, std::move(target), std::move(payload), timeout, std::move(then));
   }
 
-  void* entity_state() override { return runner_->state() ? runner_->state()->get() : nullptr; }
+  void* entity_state() override {
+    require_live();
+    return runner_->state() ? runner_->state()->get() : nullptr;
+  }
 
   void emit(std::string event) override {
+    require_live();
     if (!mutating_ || !runner_->state()->event_sourced())
       throw std::logic_error("emit() is only for commands of event-sourced entities");
     if (!runner_->persistence()->emit(std::move(event))) throw std::logic_error("an emitted event does not decode");
   }
 
   void erase_state() override {
+    require_live();
     if (!mutating_) throw std::logic_error("erase() is only for methods that may change the entity");
     runner_->persistence()->erase();
   }
 
   void persist(std::function<void()> then) override {
+    require_live();
     if (!mutating_) throw std::logic_error("persist() is only for methods that may change the entity");
     runner_->checkpoint(std::move(then));
     // What is written is no longer undone by a later failure of this request.
@@ -201,14 +214,30 @@ class actor_invocation final : public invocation {
   }
 
   void publish(std::string topic, std::string event, std::string key) override {
+    require_live();
     if (!mutating_) throw std::logic_error("publish() is only for methods that may change the entity");
     runner_->publish(topic, std::move(event), key);
   }
 
  private:
+  /// The actor that ran the handler has ended (crashed, passivated, stopped):
+  /// the request is answered `unavailable` here and nothing else is done.
+  bool gone() {
+    if (!life_.expired()) return false;
+    finished_ = true;
+    req_->fail({errc::unavailable, req_->header.service + "." + req_->header.method +
+                                       ": the actor that ran it has ended before it answered"});
+    return true;
+  }
+
+  void require_live() const {
+    if (life_.expired()) throw std::logic_error("the entity's actor has ended: its state is gone with it");
+  }
+
   request_ptr req_;
   msgpack::object_handle args_;
   method_runner* runner_;
+  std::weak_ptr<const int> life_;
   bool mutating_;
   bool finished_ = false;
   std::string before_;

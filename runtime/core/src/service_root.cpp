@@ -418,10 +418,10 @@ caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> sv
   std::vector<child_spec> specs;
   if (entities) {
     policy.strategy = restart_strategy::simple_one_for_one;
-    specs.push_back({"entity", restart_type::transient, std::chrono::milliseconds(5000)});
+    specs.push_back({"entity", restart_type::transient});
   } else {
     for (std::size_t i = 0; i < svc->cfg.workers; ++i)
-      specs.push_back({"worker-" + std::to_string(i + 1), svc->cfg.worker_restart, std::chrono::milliseconds(5000)});
+      specs.push_back({"worker-" + std::to_string(i + 1), svc->cfg.worker_restart});
   }
   st.plan = std::make_unique<supervision_plan>(policy, specs);
   if (!entities) {

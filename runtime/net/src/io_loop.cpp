@@ -1,9 +1,11 @@
 #include "cohort/net/io_loop.hpp"
 
+#include <algorithm>
 #include <random>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
 #include <zmq_addon.hpp>
 
 #include "cohort/transport/envelope_codec.hpp"
@@ -38,6 +40,7 @@ std::string io_loop::bind(const std::string& endpoint, bool admin) {
   s.set(zmq::sockopt::maxmsgsize, limits_.hard_frame_bytes);
   s.set(zmq::sockopt::sndhwm, 100000);
   s.set(zmq::sockopt::rcvhwm, 100000);
+  cohort::set_liveness(s, liveness_);  // a peer that went silent is dropped, its resources freed
   s.bind(endpoint);
   auto bound = s.get(zmq::sockopt::last_endpoint);
   listeners_.push_back({std::move(s), bound, admin});
@@ -84,9 +87,25 @@ void io_loop::on_registration(const request_ptr& req) {
   try {
     registration r;
     handle->get().convert(r);
-    if (r.endpoint.empty()) return;
+    if (r.endpoint.empty() || r.endpoint.size() > max_endpoint_length) return;
     auto now = clock_type::now();
-    for (const auto& s : r.services) pool_for(s).add(r.endpoint, true, now);
+    for (const auto& s : r.services) {
+      // Bounded: a flood of made-up services or instances costs a warning, not memory.
+      if (s.empty() || s.size() > max_endpoint_length) continue;
+      auto it = pools_.find(s);
+      if (it == pools_.end() && pools_.size() >= max_registered_services) {
+        spdlog::warn("registry: ignoring '{}' from {}: {} services known already", s, r.endpoint, pools_.size());
+        continue;
+      }
+      auto& pool = pool_for(s);
+      bool known = false;
+      for (const auto& i : pool.instances()) known = known || i->endpoint == r.endpoint;
+      if (!known && pool.instances().size() >= max_instances_per_service) {
+        spdlog::warn("registry: ignoring instance {} of '{}': {} known already", r.endpoint, s, pool.instances().size());
+        continue;
+      }
+      pool.add(r.endpoint, true, now);
+    }
   } catch (const std::exception&) {
     counters_.malformed_frames++;
   }
@@ -94,9 +113,22 @@ void io_loop::on_registration(const request_ptr& req) {
 
 void io_loop::expire_registrations() {
   auto now = clock_type::now();
+  std::vector<std::string> gone_endpoints;
+  // Pools stay (at most max_registered_services; retries in flight refer to
+  // them); their dead instances and those instances' connections go.
   for (auto& [name, pool] : pools_)
-    for (const auto& gone : pool.expire(now, registration_timeout_))
+    for (const auto& gone : pool.expire(now, registration_timeout_)) {
       fail_remote(gone, {errc::unavailable, "instance " + gone + " of '" + name + "' stopped sending heartbeats"});
+      gone_endpoints.push_back(gone);
+    }
+  // Close the connections nobody routes to any more (they were polled forever).
+  for (const auto& endpoint : gone_endpoints) {
+    bool used = false;
+    for (const auto& [name, pool] : pools_)
+      for (const auto& i : pool.instances()) used = used || i->endpoint == endpoint;
+    if (!used && !(announcement_ && std::count(announcement_->registries.begin(), announcement_->registries.end(), endpoint)))
+      retire_client(endpoint);
+  }
   after(registration_timeout_ / 3, [this] { expire_registrations(); });
 }
 
@@ -166,6 +198,7 @@ void io_loop::run() {
   while (!stopping_.load(std::memory_order_relaxed)) {
     items.clear();
     polled_remotes.clear();
+    retired_.clear();  // no pointer to them is left from the last round
     for (auto& l : listeners_) items.push_back({l.socket.handle(), 0, ZMQ_POLLIN, 0});
     items.push_back({nullptr, wake_fd_, ZMQ_POLLIN, 0});
     std::optional<clock_type::time_point> next_deadline = expire_requests(clock_type::now());
@@ -338,9 +371,16 @@ void io_loop::reject(std::size_t index, const std::string& identity, bool delimi
   send_reply({index, identity, delimiter, 0, encode_envelope(h), encode_error_payload(err)});
 }
 
+void io_loop::retire_client(const std::string& endpoint) {
+  auto it = remotes_.find(endpoint);
+  if (it == remotes_.end()) return;
+  retired_.push_back(std::move(it->second));
+  remotes_.erase(it);
+}
+
 client& io_loop::remote_client(const std::string& endpoint) {
   auto& c = remotes_[endpoint];
-  if (!c) c = std::make_unique<client>(ctx_, endpoint, limits_);
+  if (!c) c = std::make_unique<client>(ctx_, endpoint, limits_, liveness_);
   return *c;
 }
 
@@ -348,7 +388,9 @@ void io_loop::fail_remote(const std::string& endpoint, const error_info& err) {
   if (auto it = remotes_.find(endpoint); it != remotes_.end()) it->second->fail_all(err);
 }
 
-void io_loop::add_remote_service(const remote_service_config& cfg) { pools_.emplace(cfg.name, instance_pool(cfg)); }
+void io_loop::add_remote_service(const remote_service_config& cfg) {
+  pools_.emplace(cfg.name, instance_pool(cfg));
+}
 
 void io_loop::after(std::chrono::milliseconds delay, std::function<void()> task) {
   timers_.emplace(clock_type::now() + delay, std::move(task));
@@ -368,7 +410,7 @@ void io_loop::forward_remote(const std::string& service, request_ptr req) {
                                      " requests in flight from this node; retry later"});
     return;
   }
-  retry_tokens_ = std::min(100.0, retry_tokens_ + pool.config().retry_budget);
+  pool.retry_tokens = std::min(100.0, pool.retry_tokens + pool.config().retry_budget);
   // Counted until answered: a node that drains waits for these too.
   if (!req->held()) req->hold(&forwarded_);
   attempt(pool, std::move(req), {});
@@ -389,6 +431,11 @@ void io_loop::attempt(instance_pool& pool, request_ptr req, std::vector<instance
     return;
   }
   tried.push_back(instance);
+  // A breaker's trial goes over a new connection: the old one may be the
+  // stalled TCP stream that opened the breaker (nothing else is on it now).
+  if (instance->state == service_instance::breaker::half_open)
+    if (auto c = remotes_.find(instance->endpoint); c != remotes_.end() && c->second->in_flight() == 0)
+      retire_client(instance->endpoint);
   const auto& cfg = pool.config();
   auto budget = cfg.attempt_timeout.count() > 0 ? std::min(left, cfg.attempt_timeout) : left;
   instance->outstanding++;
@@ -403,8 +450,8 @@ void io_loop::attempt(instance_pool& pool, request_ptr req, std::vector<instance
                     pool.record(instance, failed, clock_type::now());
                     const auto& cfg = pool.config();
                     if (failed && tried.size() <= cfg.max_retries && retryable_ && retryable_(req->header) &&
-                        retry_tokens_ >= 1 && req->remaining().count() > 0) {
-                      retry_tokens_ -= 1;
+                        pool.retry_tokens >= 1 && req->remaining().count() > 0) {
+                      pool.retry_tokens -= 1;
                       // Backoff with jitter before trying elsewhere; capped by what is left.
                       auto backoff = std::chrono::milliseconds(
                           std::min<std::int64_t>(5 * (1 << std::min<std::size_t>(tried.size(), 6)) + static_cast<std::int64_t>(jitter_() % 5),

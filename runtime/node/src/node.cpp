@@ -172,6 +172,7 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
                                             cfg.services.empty() ? 0 : cfg.io_spin_polls,
                                             [self](detail::request_ptr r) { self->admit(std::move(r)); });
   p->io->set_max_clock_skew(cfg.max_clock_skew);
+  p->io->set_liveness({cfg.peer_heartbeat, cfg.peer_timeout, cfg.peer_timeout});
 
   // Validate the whole service list before anything starts.
   auto host = detail::service_host::create(cfg, catalog, cfg.isolation != "process", p.get());

@@ -58,6 +58,22 @@ struct reply {
 
 using reply_handler = std::function<void(reply&&)>;
 
+/// How a connection notices that its peer is gone when the network says
+/// nothing (a silent partition, a host that vanished): ZeroMQ's own
+/// heartbeats (ZMTP PING/PONG). A connection that hears nothing for `timeout`
+/// is closed and made again; a connect that hangs is abandoned after
+/// `connect_timeout`. Both ends of a node's connections use them, so a healed
+/// network carries traffic again within about `timeout`, not after TCP's
+/// retransmission backoff. A zero heartbeat turns them off.
+struct liveness {
+  std::chrono::milliseconds heartbeat{500};
+  std::chrono::milliseconds timeout{1500};
+  std::chrono::milliseconds connect_timeout{1000};
+};
+
+/// Sets the heartbeat and reconnection options of `liveness` on a socket.
+void set_liveness(zmq::socket_t& socket, const liveness& l);
+
 /// One connection to a node (or gateway). Many requests may be in flight at
 /// once; replies are matched by correlation id and handlers run inside poll().
 ///
@@ -67,9 +83,9 @@ using reply_handler = std::function<void(reply&&)>;
 class client {
  public:
   /// Connects using `ctx`, which must outlive the client.
-  client(zmq::context_t& ctx, const std::string& endpoint, wire_limits limits = {});
+  client(zmq::context_t& ctx, const std::string& endpoint, wire_limits limits = {}, liveness l = {});
   /// Connects using a context of its own.
-  explicit client(const std::string& endpoint, wire_limits limits = {});
+  explicit client(const std::string& endpoint, wire_limits limits = {}, liveness l = {});
   ~client();
   client(const client&) = delete;
   client& operator=(const client&) = delete;

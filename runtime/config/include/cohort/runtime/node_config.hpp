@@ -141,6 +141,12 @@ struct node_config {
   std::string advertise;
   /// Heartbeat period. Default: 500 ms.
   std::chrono::milliseconds heartbeat{500};
+  /// ZeroMQ heartbeats on every connection between nodes (and to clients):
+  /// a connection silent for peer_timeout_ms is closed and made again, so
+  /// traffic flows again soon after a silent partition heals (not after TCP's
+  /// retransmission backoff). 0 turns them off. Defaults: 500 and 1500 ms.
+  std::chrono::milliseconds peer_heartbeat{500};
+  std::chrono::milliseconds peer_timeout{1500};
   /// Allows `cohortctl crash` (fault injection for drills). Default: false.
   bool allow_fault_injection = false;
   /// Directory holding one store per service: <data_dir>/<service>/. Default: "cohort-data".

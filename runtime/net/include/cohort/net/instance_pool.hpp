@@ -54,6 +54,10 @@ class instance_pool {
   void record(const instance_ptr& i, bool failure, clock_type::time_point now);
 
   [[nodiscard]] const remote_service_config& config() const noexcept { return cfg_; }
+  /// This service's retry budget: every request earns `retry_budget` tokens
+  /// (up to 100), every retry spends one. One bucket per remote service, so
+  /// that retries to one struggling service cannot use up another's.
+  double retry_tokens = 10;
   [[nodiscard]] const std::vector<instance_ptr>& instances() const noexcept { return instances_; }
 
  private:

@@ -83,6 +83,8 @@ class io_loop {
   void set_max_clock_skew(std::chrono::milliseconds skew) { max_clock_skew_ms_ = static_cast<std::uint64_t>(skew.count()); }
   /// As a registry: instances that miss this long of heartbeats are dropped.
   void set_registration_timeout(std::chrono::milliseconds t) { registration_timeout_ = t; }
+  /// Heartbeats of every connection: set before bind() and before any remote is used.
+  void set_liveness(liveness l) { liveness_ = l; }
 
   /// Runs `task` on the I/O thread after `delay` (on the I/O thread).
   void after(std::chrono::milliseconds delay, std::function<void()> task);
@@ -154,13 +156,22 @@ class io_loop {
   };
   std::optional<announcement> announcement_;
   std::chrono::milliseconds registration_timeout_{1500};
+  liveness liveness_;
 
   void attempt(instance_pool& pool, request_ptr req, std::vector<instance_pool::instance_ptr> tried);
 
   std::map<std::string, std::unique_ptr<client>> remotes_;
   std::map<std::string, instance_pool> pools_;
+  /// Connections taken out of use (a breaker's trial gets a new one; dead
+  /// registered instances lose theirs). Destroyed at the start of the next
+  /// poll round: this round may still hold pointers to them.
+  std::vector<std::unique_ptr<client>> retired_;
+  void retire_client(const std::string& endpoint);
+  /// Bounds on what heartbeats may register.
+  static constexpr std::size_t max_registered_services = 256;
+  static constexpr std::size_t max_instances_per_service = 64;
+  static constexpr std::size_t max_endpoint_length = 256;
   std::function<bool(const envelope&)> retryable_;
-  double retry_tokens_ = 10;  ///< the retry budget: earned per request, spent per retry
   std::minstd_rand jitter_{std::random_device{}()};
   std::multimap<std::chrono::steady_clock::time_point, std::function<void()>> timers_;
   int wake_fd_ = -1;

@@ -20,8 +20,10 @@
 // Backoff (optional, as Akka's restartWithBackoff): the n-th consecutive
 // restart of a child waits min * 2^(n-1), capped at max, stretched by up to
 // random_factor; the count resets once the child has run for reset_after.
-// Shutdown: a child is asked to stop and given `shutdown` to do so; after that
-// it is killed.
+// Shutdown: a child is sent an exit and ends after the message it is
+// handling; an actor cannot be preempted in a handler, so a stop takes as
+// long as that handler (the watchdog reports handlers that run too long, and
+// blocking methods run on threads of their own).
 #pragma once
 
 #include <chrono>
@@ -71,8 +73,6 @@ struct supervision_policy {
 struct child_spec {
   std::string id;
   restart_type restart = restart_type::permanent;
-  /// Time to stop gracefully before being killed. Default: 5000 ms.
-  std::chrono::milliseconds shutdown{5000};
 };
 
 /// Checks a whole supervisor spec before anything starts. Errors carry the
