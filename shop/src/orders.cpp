@@ -17,11 +17,13 @@
 // simply redoes the steps since the last one after a crash. A step that fails
 // for a transient reason (callee crashed, down, slow) stops the saga with its
 // progress stored; the runtime resumes pending orders (`resume`) at start-up
-// and every `resume_every_ms`. Before confirmation a step is given up after
-// `max_step_attempts` and the order compensated; after it, never.
+// and every `resume_every_ms`, with backoff and jitter between attempts.
+// Before confirmation a step is given up once it has failed for
+// `max_step_wait` (time, not attempts) and the order compensated; after it, never.
 //
 // The key "customer/<id>" holds that customer's order history instead.
 #include <chrono>
+#include <random>
 
 #include "services.hpp"
 
@@ -46,10 +48,13 @@ struct order_state {
   bool cart_cleared = false;
   bool payment_voided = false;
   std::uint32_t attempts = 0;  ///< failed attempts of the current step
+  std::int64_t failing_since_ms = 0;  ///< wall clock of the current step's first failure (0: not failing)
+  std::int64_t retry_at_ms = 0;       ///< not retried before this (backoff)
   std::int64_t created_ms = 0;
   std::vector<std::string> history;  ///< "customer/<id>" entities: the customer's order ids
   MSGPACK_DEFINE_MAP(customer, cart_id, card, status, reason, waiting, lines, total_cents, reserved, committed, released,
-                     recorded, captured, cart_cleared, payment_voided, attempts, created_ms, history);
+                     recorded, captured, cart_cleared, payment_voided, attempts, failing_since_ms, retry_at_ms,
+                     created_ms, history);
 
   /// Not stored: a saga invocation is driving this order in this activation.
   bool running = false;
@@ -66,6 +71,8 @@ order_view view(ctx_t& ctx) {
   return {ctx.key(), s.customer, s.status, s.waiting.empty() ? s.reason : s.reason + (s.reason.empty() ? "" : "; ") + s.waiting,
           s.total_cents, s.lines};
 }
+
+std::int64_t now_ms();
 
 bool before_confirmation(const std::string& status) { return status == "reserving" || status == "authorizing"; }
 
@@ -143,6 +150,7 @@ class saga : public std::enable_shared_from_this<saga> {
     auto& s = ctx_.state();
     change(s);
     s.attempts = 0;
+    s.failing_since_ms = s.retry_at_ms = 0;
     s.waiting.clear();
     advance();
   }
@@ -153,18 +161,32 @@ class saga : public std::enable_shared_from_this<saga> {
     s.status = std::move(status);
     s.reason = std::move(reason);
     s.attempts = 0;
+    s.failing_since_ms = s.retry_at_ms = 0;
     s.waiting.clear();
     ctx_.persist([self = shared_from_this()] { self->advance(); });
   }
 
   /// A step cannot be done now: stop with the progress stored (with the
   /// reply); the runtime's resume sweep takes the order up again.
+  /// Retries are by time with backoff and jitter: the order waits on its
+  /// dependency (its view says so) and gives up, before confirmation, only
+  /// once the step has failed for longer than max_step_wait.
   void pause(const std::string& step, const error_info& e) {
     auto& s = ctx_.state();
+    const auto now = now_ms();
     s.attempts++;
-    if (before_confirmation(s.status) && s.attempts >= opts_.max_step_attempts)
-      return decide("compensating", step + " failed " + std::to_string(s.attempts) + " times, last: " + e.code + ": " + e.message);
-    s.waiting = "will retry " + step + " (" + e.code + ": " + e.message + ")";
+    if (s.failing_since_ms == 0) s.failing_since_ms = now;
+    const auto failing_for = now - s.failing_since_ms;
+    if (before_confirmation(s.status) && failing_for >= opts_.max_step_wait.count())
+      return decide("compensating", step + " failed for " + std::to_string(failing_for) + " ms (" +
+                                        std::to_string(s.attempts) + " attempts), last: " + e.code + ": " + e.message);
+    auto backoff = std::min<std::int64_t>(opts_.retry_max.count(),
+                                          opts_.retry_min.count() << std::min<std::uint32_t>(s.attempts - 1, 16));
+    thread_local std::minstd_rand jitter{std::random_device{}()};
+    backoff = backoff * (80 + static_cast<std::int64_t>(jitter() % 41)) / 100;
+    s.retry_at_ms = now + backoff;
+    s.waiting = "waiting on " + step + " for " + std::to_string(failing_for) + " ms, retry in " +
+                std::to_string(backoff) + " ms (" + e.code + ": " + e.message + ")";
     finish();
   }
 
@@ -247,6 +269,7 @@ service_definition make_orders(const shop_options& opts) {
               [opts](ctx_t& ctx, const no_args&, done_t done) {
                 auto& s = ctx.state();
                 if (s.running || s.status.empty() || is_final(s.status)) return done(view(ctx));
+                if (s.retry_at_ms > now_ms()) return done(view(ctx));  // backing off: not yet
                 s.running = true;
                 std::make_shared<saga>(ctx, done, opts)->advance();
               })

@@ -164,10 +164,11 @@ TEST_CASE("a saga waiting for a service that is down resumes when it is back, ev
   CHECK(status_of(*n, "orders").resumes > 0);
 }
 
-TEST_CASE("before confirmation a saga gives up after its attempts and compensates", "[shop][saga][resume]") {
+TEST_CASE("before confirmation a saga gives up once a step has failed for max_step_wait and compensates",
+          "[shop][saga][resume]") {
   temp_dir dir;
   shop_options opts;
-  opts.max_step_attempts = 3;
+  opts.max_step_wait = 1500ms;
   auto n = start_shop(shop_test_config(dir.path(), opts), opts);
   client c(n->endpoints().front());
   REQUIRE(seed_shop(c));
@@ -180,14 +181,37 @@ TEST_CASE("before confirmation a saga gives up after its attempts and compensate
   CHECK(stock(c, "mug-001").reserved == 0);
   auto waiting = c.call_as<order_view>("orders", "get", no_args{}, key("ed-1"));
   CHECK(waiting->status == "compensating");
-  CHECK(waiting->reason.find("authorize failed 3 times") != std::string::npos);
+  CHECK(waiting->reason.find("authorize failed for") != std::string::npos);
   REQUIRE(n->start_service("payments"));
   auto o = wait_final(c, "ed-1");
   CHECK(o.status == "failed");
-  CHECK(o.reason.find("authorize failed 3 times") != std::string::npos);
-  CHECK(o.reason.find("will retry") == std::string::npos);
+  CHECK(o.reason.find("authorize failed for") != std::string::npos);
+  CHECK(o.reason.find("waiting on") == std::string::npos);
   // Voided before any authorize got through: nothing can authorize it later.
   CHECK(payment(c, "ed-1").status == "voided");
+}
+
+TEST_CASE("an outage shorter than max_step_wait delays orders and voids none, however often they retry",
+          "[shop][saga][resume]") {
+  temp_dir dir;
+  shop_options opts;
+  opts.max_step_wait = 5s;
+  auto n = start_shop(shop_test_config(dir.path(), opts), opts);  // resume sweeps every 50 ms
+  client c(n->endpoints().front());
+  REQUIRE(seed_shop(c));
+  fill(c, "cart-ou", {{"tee-002", 1}});
+  REQUIRE(n->stop_service("payments"));  // every authorize fails in well under a millisecond
+  auto o = checkout(c, "ou-1", "ou", "cart-ou");
+  REQUIRE(o);
+  std::this_thread::sleep_for(2s);  // 40 resume sweeps: an attempt count of 20 would have given up
+  auto waiting = c.call_as<order_view>("orders", "get", no_args{}, key("ou-1"));
+  REQUIRE(waiting.ok());
+  CHECK(waiting->status == "authorizing");
+  CHECK(waiting->reason.find("waiting on authorize") != std::string::npos);
+  REQUIRE(n->start_service("payments"));
+  auto done = wait_final(c, "ou-1");
+  CHECK(done.status == "completed");
+  CHECK(payment(c, "ou-1").captures == 1);
 }
 
 TEST_CASE("an unfinished saga is resumed when the node starts again on its data", "[shop][saga][resume]") {

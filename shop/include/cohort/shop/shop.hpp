@@ -11,6 +11,8 @@
 // docs/shop.md describes the saga and the events.
 #pragma once
 
+#include <chrono>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -26,9 +28,16 @@ struct shop_options {
   std::int64_t decline_over_cents = 100000;
   /// Authorizations with this card are declined. Default: Stripe's test decline card.
   std::string declined_card = "4000-0000-0000-0002";
-  /// Failed attempts of a step before payment is confirmed after which the
-  /// saga gives up and compensates (after confirmation it never gives up). Default: 20.
-  std::uint32_t max_step_attempts = 20;
+  /// Before payment is confirmed, how long a step may keep failing for a
+  /// transient reason (a dependency down, partitioned, slow) before the order
+  /// is compensated: time, not attempts, so an outage of a few seconds that
+  /// fails attempts in a millisecond each (an open breaker) does not void
+  /// every order in flight. Default: 60 s. After confirmation, never.
+  std::chrono::milliseconds max_step_wait{60000};
+  /// Retries of a failing step back off from min to max (doubling, with
+  /// +-20% jitter so that orders do not retry in lockstep). Defaults: 200 ms, 2 s.
+  std::chrono::milliseconds retry_min{200};
+  std::chrono::milliseconds retry_max{2000};
 };
 
 /// The shop's service definitions.
