@@ -404,17 +404,37 @@ result<bool> store::write(const write_batch& batch) {
 }
 
 void store::barrier() {
-  if (impl_->queued.load() > 0) (void)write(write_batch{});
+  if (impl_->queued.load() == 0) return;
+  std::mutex m;
+  std::condition_variable cv;
+  bool done = false;
+  enqueue(write_batch{}, [&](const result<bool>&) {  // behind everything queued, never refused
+    std::lock_guard<std::mutex> guard(m);
+    done = true;
+    cv.notify_one();
+  });
+  std::unique_lock<std::mutex> lock(m);
+  cv.wait(lock, [&] { return done; });
 }
 
 void store::read_after_writes(std::function<void(const store&)> job) {
   auto run = [this, job = std::move(job)]() { job(*this); };
   if (impl_->queued.load() == 0) return impl_->post_read(std::move(run));
   // Behind every batch queued so far: the committer hands it on once they landed.
-  commit(write_batch{}, [this, run = std::move(run)](const result<bool>&) mutable { impl_->post_read(std::move(run)); });
+  // Never refused for a full queue: the read must follow the writes.
+  enqueue(write_batch{}, [this, run = std::move(run)](const result<bool>&) mutable { impl_->post_read(std::move(run)); });
 }
 
 void store::commit(write_batch batch, commit_callback done) {
+  if (static_cast<std::size_t>(impl_->queued.load(std::memory_order_relaxed)) >= opts_.max_queued) {
+    impl_->notify(done, error_info{errc::overloaded, "store '" + dir_ + "' has " + std::to_string(opts_.max_queued) +
+                                                      " writes queued; retry later"}, dir_);
+    return;
+  }
+  enqueue(std::move(batch), std::move(done));
+}
+
+void store::enqueue(write_batch batch, commit_callback done) {
   impl_->queued++;
   {
     std::lock_guard<std::mutex> guard(impl_->mutex);

@@ -67,11 +67,22 @@ TEST_CASE_METHOD(ctl_fixture, "cohortctl stop, start and restart a service", "[i
 }
 
 TEST_CASE_METHOD(ctl_fixture, "cohortctl steers one child: stop, start, restart", "[integration][cohortctl]") {
+  // Each command's effect shows in the tree, not only in the exit code.
+  auto worker1 = [&] {
+    auto [code, tree, err] = ctl({"tree", "greeter"});
+    auto at = tree.find("worker-1  ");
+    return at == std::string::npos ? std::string() : tree.substr(at, tree.find('\n', at) - at);
+  };
   CHECK(std::get<0>(ctl({"stop", "greeter/worker-1"})) == 0);
+  CHECK_THAT(worker1(), Catch::Contains("stopped"));
   CHECK(std::get<0>(ctl({"start", "greeter/worker-1"})) == 0);
+  CHECK_THAT(worker1(), Catch::Contains("running"));
   CHECK(std::get<0>(ctl({"restart", "greeter/worker-1"})) == 0);
+  CHECK_THAT(worker1(), Catch::Contains("running") && Catch::Contains("restarts 1"));
   call("counter.add", R"({"n":1})", "k1");
   CHECK(std::get<0>(ctl({"restart", "counter/entity/k1"})) == 0);
+  auto [code, tree, err] = ctl({"tree", "counter"});
+  CHECK_THAT(tree, Catch::Contains("entity/k1"));  // restarted: activated again at once
 }
 
 TEST_CASE_METHOD(ctl_fixture, "cohortctl reports unknown names with a non-zero exit", "[integration][cohortctl]") {

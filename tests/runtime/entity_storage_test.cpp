@@ -281,3 +281,18 @@ TEST_CASE("a restore interrupted before its swap leaves the old store, and the l
   CHECK(c.call_as<counter_value>("counter", "get", no_args{}, op("kept"))->value == 6);
   CHECK_FALSE(std::filesystem::exists(dir / "counter.restoring"));
 }
+
+TEST_CASE("an entity service past max_live_entities answers overloaded for new keys and serves live ones",
+          "[storage][runtime]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  service_named(cfg, "counter").max_live_entities = 3;
+  auto n = start_node(cfg);
+  client c(n->endpoints().front());
+  for (auto k : {"a", "b", "c"}) REQUIRE(c.call_as<counter_value>("counter", "add", add_args{1}, op(k)).ok());
+  auto refused = c.call("counter", "add", pack(add_args{1}), op("d"));
+  REQUIRE(!refused.ok());
+  CHECK(refused.error->is(errc::overloaded));
+  CHECK_THAT(refused.error->message, Catch::Contains("max_live_entities"));
+  CHECK(c.call_as<counter_value>("counter", "add", add_args{1}, op("a"))->value == 2);
+}

@@ -305,6 +305,11 @@ void route_request(root_actor* self, const std::shared_ptr<service_runtime>& svc
                                              " ms more after repeated crashes; last failure: " + q->last_failure});
     return;
   }
+  if (st.entities.size() >= svc->cfg.max_live_entities && !st.entities.count(req->header.key)) {
+    req->fail({errc::overloaded, "service '" + svc->def.name + "' has " + std::to_string(st.entities.size()) +
+                                     " live entities (max_live_entities); retry once idle ones are passivated"});
+    return;
+  }
   activate(self, svc, req->header.key);
   auto& entry = st.entities[req->header.key];
   entry.sent++;

@@ -52,6 +52,10 @@ struct store_options {
   /// Times the committer yields, looking for more work, before it sleeps: a
   /// client waiting for its reply sends the next write soon after. Default: 200.
   int committer_spin = 200;
+  /// Batches queued for the committer at most; commit() beyond it answers
+  /// `overloaded` at once instead of growing the queue without bound (a disk
+  /// that cannot keep up must push back). Default: 100000.
+  std::size_t max_queued = 100000;
 };
 
 /// An atomic group of puts and deletes across keyspaces.
@@ -155,6 +159,7 @@ class store {
   [[nodiscard]] durability mode() const noexcept { return opts_.mode; }
 
  private:
+  void enqueue(write_batch batch, commit_callback done);
   struct impl;
   store(std::string dir, store_options opts, std::unique_ptr<impl> p);
   std::string dir_;

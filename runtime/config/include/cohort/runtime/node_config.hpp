@@ -26,6 +26,10 @@ struct service_config {
   durability store_durability = durability::sync;
   /// Entity services: an entity idle this long is passivated. Default: 60000 ms.
   std::chrono::milliseconds entity_idle{60000};
+  /// Entity services: live entity actors at most; a request that would
+  /// activate one more gets `overloaded` until idle ones are passivated.
+  /// Default: 1000000.
+  std::size_t max_live_entities = 1000000;
   /// Event-sourced entities: write a snapshot every this many events. Default: 100.
   std::size_t snapshot_every = 100;
   /// Entity services: how long the result of a request with an idempotency key
