@@ -325,3 +325,36 @@ TEST_CASE("a responder kept past its actor's end answers unavailable instead of 
   CHECK(r.error->is(errc::unavailable));
   CHECK_THAT(r.error->message, Catch::Contains("ended before it answered"));
 }
+
+TEST_CASE("by default the watchdog names a handler that blocks without saying so, and others still serve",
+          "[supervision][runtime]") {
+  auto sloth = worker_service("sloth")
+                   .method("nap",
+                           [](method_context&, const sleep_args& a) {
+                             std::this_thread::sleep_for(std::chrono::milliseconds(a.ms));  // undeclared
+                             return a;
+                           })
+                   .build();
+  auto catalog = example_services();
+  catalog.push_back(sloth);
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path(), catalog);
+  service_named(cfg, "sloth").workers = 1;
+  auto started = node::start(cfg, catalog);
+  REQUIRE(started);
+  auto& n = *started;
+  client c(n->endpoints().front());
+  std::optional<reply> slow;
+  c.call_async("sloth", "nap", pack(sleep_args{1800}), {}, [&](reply&& r) { slow = std::move(r); });
+  // No handler_timeout_ms in the config: the default (1 s on shared threads) applies.
+  REQUIRE(eventually([&] { return status_of(*n, "sloth").stuck_handlers == 1; }, 3000ms));
+  CHECK_THAT(status_of(*n, "sloth").last_failure, Catch::Contains("sloth.nap") && Catch::Contains("1000 ms"));
+  // The nap holds one scheduler thread; there are at least two.
+  call_options o;
+  o.key = "beside-sloth";
+  o.timeout = 500ms;
+  CHECK(c.call_as<counter_value>("counter", "add", add_args{1}, o).ok());
+  REQUIRE(c.drain(3s));
+  REQUIRE(slow);
+  CHECK(slow->ok());
+}
