@@ -1,10 +1,12 @@
 // supervision_bench: restart latency (crash -> restarted worker answering) over
 // thousands of crashes, and isolation (a healthy service's throughput while
-// another crash-loops, as a ratio to its throughput alone).
+// another crash-loops, or while every worker of another is blocked in a
+// handler declared blocking, as a ratio to its throughput alone).
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <thread>
 #include <unistd.h>
@@ -118,33 +120,49 @@ int main(int argc, char** argv) {
   // 2. Isolation: counter's throughput alone vs while greeter crash-loops, at a
   // steady 1000 crashes/s (a service stuck in a crash loop) and flat out (a
   // client hammering the crashing method; this also competes for the 2 cores).
-  auto isolation = [&](int crashes_per_s, std::uint64_t& loop_crashes) {
+  // Alone and beside alternate in each repeat, so drift hits both alike.
+  auto beside_load = [&](const std::function<void(const std::atomic<bool>&)>& load, int loaders) {
     std::vector<double> alone, beside;
     for (int i = 0; i < repeats; ++i) {
       alone.push_back(healthy_throughput(endpoint, ctx, 16, std::chrono::milliseconds(duration_ms)));
       std::atomic<bool> stop{false};
-      std::thread looper([&] {
-        client c(ctx, endpoint);
-        auto next = clock_type::now();
-        while (!stop) {
-          (void)c.call("greeter", "crash", crash);
-          ++loop_crashes;
-          if (crashes_per_s > 0) {
-            next += std::chrono::microseconds(1000000 / crashes_per_s);
-            std::this_thread::sleep_until(next);
-          }
-        }
-      });
+      std::vector<std::thread> threads;
+      for (int t = 0; t < loaders; ++t) threads.emplace_back([&] { load(stop); });
       beside.push_back(healthy_throughput(endpoint, ctx, 16, std::chrono::milliseconds(duration_ms)));
       stop = true;
-      looper.join();
+      for (auto& t : threads) t.join();
     }
     return std::make_pair(spread_of(alone), spread_of(beside));
   };
-  std::uint64_t paced_crashes = 0, flat_crashes = 0;
-  auto [a, b] = isolation(1000, paced_crashes);
-  auto [fa, fb] = isolation(0, flat_crashes);
-  double ratio = b.median / a.median, flat_ratio = fb.median / fa.median;
+  std::atomic<std::uint64_t> paced_crashes{0}, flat_crashes{0}, naps{0};
+  auto crash_loop = [&](int crashes_per_s, std::atomic<std::uint64_t>& count) {
+    return [&, crashes_per_s](const std::atomic<bool>& stop) {
+      client c(ctx, endpoint);
+      auto next = clock_type::now();
+      while (!stop) {
+        (void)c.call("greeter", "crash", crash);
+        ++count;
+        if (crashes_per_s > 0) {
+          next += std::chrono::microseconds(1000000 / crashes_per_s);
+          std::this_thread::sleep_until(next);
+        }
+      }
+    };
+  };
+  auto [a, b] = beside_load(crash_loop(1000, paced_crashes), 1);
+  auto [fa, fb] = beside_load(crash_loop(0, flat_crashes), 1);
+  // Every greeter worker blocked in greeter.sleep (declared blocking) all the time.
+  auto nap = *json_to_msgpack(R"({"ms":50})");
+  auto [ba, bb] = beside_load(
+      [&](const std::atomic<bool>& stop) {
+        client c(ctx, endpoint);
+        while (!stop) {
+          (void)c.call("greeter", "sleep", nap);
+          ++naps;
+        }
+      },
+      8);
+  double ratio = b.median / a.median, flat_ratio = fb.median / fa.median, blocked_ratio = bb.median / ba.median;
 
   std::printf("supervision bench: %d crashes, %llu restarts seen, %llu retries of requests that met a dead worker\n\n",
               crashes, static_cast<unsigned long long>(restarts_seen), static_cast<unsigned long long>(retries));
@@ -156,15 +174,21 @@ int main(int argc, char** argv) {
   auto cell = [](const spread& s) { return human(s.median) + " [" + human(s.min) + ".." + human(s.max) + "]"; };
   std::printf("%-44s %-22s %-22s %-14s %s\n", "isolation: counter.get/s, crash loop 1k/s", cell(b).c_str(),
               (cell(a) + " alone").c_str(), ">= 0.90", ratio >= 0.9 ? "pass" : "short");
-  std::printf("%-44s %.2f (%llu crashes)\n", "  ratio", ratio, static_cast<unsigned long long>(paced_crashes));
+  std::printf("%-44s %.2f (%llu crashes)\n", "  ratio", ratio, static_cast<unsigned long long>(paced_crashes.load()));
   std::printf("%-44s %-22s %-22s %-14s %s\n", "isolation: counter.get/s, crash loop flat out", cell(fb).c_str(),
               (cell(fa) + " alone").c_str(), "-", "");
-  std::printf("%-44s %.2f (%llu crashes)\n", "  ratio", flat_ratio, static_cast<unsigned long long>(flat_crashes));
+  std::printf("%-44s %.2f (%llu crashes)\n", "  ratio", flat_ratio, static_cast<unsigned long long>(flat_crashes.load()));
+  std::printf("%-44s %-22s %-22s %-14s %s\n", "isolation: counter.get/s, greeter all blocked", cell(bb).c_str(),
+              (cell(ba) + " alone").c_str(), ">= 0.90", blocked_ratio >= 0.9 ? "pass" : "short");
+  std::printf("%-44s %.2f (%llu blocking calls of 50 ms)\n", "  ratio", blocked_ratio,
+              static_cast<unsigned long long>(naps.load()));
   if (!json_out.empty()) {
     nlohmann::json j = {{"restart_latency_us", {{"p50", r50}, {"p99", r99}, {"baseline_p50", b50}, {"baseline_p99", b99}}},
                         {"crashes", crashes},
                         {"isolation_1k_per_s", {{"alone_median", a.median}, {"beside_median", b.median}, {"ratio", ratio}}},
-                        {"isolation_flat_out", {{"alone_median", fa.median}, {"beside_median", fb.median}, {"ratio", flat_ratio}}}};
+                        {"isolation_flat_out", {{"alone_median", fa.median}, {"beside_median", fb.median}, {"ratio", flat_ratio}}},
+                        {"isolation_blocked", {{"alone_median", ba.median}, {"beside_median", bb.median}, {"ratio", blocked_ratio},
+                                               {"target", 0.9}, {"pass", blocked_ratio >= 0.9}}}};
     std::ofstream(json_out) << j.dump(2) << "\n";
   }
   (*n)->stop();

@@ -96,6 +96,19 @@ TEST_CASE("POST /v1/<service>/<method> answers JSON and errors map to HTTP statu
                       "-d", R"({"name":"id"})"})
                      .second;
   CHECK_THAT(headers, Catch::Contains("X-Request-Id: req-42") && Catch::Contains("X-Trace-Id: "));
+  // Idempotency-Key: a retried POST is applied once and answered alike; the
+  // same key with other arguments is a 409.
+  auto once = curl({"-X", "POST", "-H", "X-Cohort-Key: idem-http", "-H", "Idempotency-Key: add-7",
+                    base + "/v1/counter/add", "-d", R"({"n":7})"});
+  auto again = curl({"-X", "POST", "-H", "X-Cohort-Key: idem-http", "-H", "Idempotency-Key: add-7",
+                     base + "/v1/counter/add", "-d", R"({"n":7})"});
+  CHECK_THAT(once, Catch::Contains(R"("value":7)") && Catch::EndsWith("200"));
+  CHECK(again == once);
+  CHECK_THAT(curl({"-X", "POST", "-H", "X-Cohort-Key: idem-http", "-H", "Idempotency-Key: add-7",
+                   base + "/v1/counter/add", "-d", R"({"n":8})"}),
+             Catch::Contains("idempotency_key_reused") && Catch::EndsWith("409"));
+  CHECK_THAT(curl({"-X", "POST", "-H", "X-Cohort-Key: idem-http", base + "/v1/counter/add", "-d", R"({"n":0})"}),
+             Catch::Contains(R"("value":7)"));
 }
 
 TEST_CASE("hostile HTTP requests get a 4xx with a stable code and the node keeps serving", "[integration][http]") {

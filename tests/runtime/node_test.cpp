@@ -192,14 +192,21 @@ TEST_CASE("stop lets in-flight requests finish and refuses new ones", "[runtime]
   c.call_async("greeter", "sleep", pack(sleep_args{300}), {}, [&](reply&& r) { slow = std::move(r); });
   REQUIRE(eventually([&] { return status_of(*n, "greeter").in_flight == 1; }));
   std::thread stopper([&] { n->stop(); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  auto refused = c.call("greeter", "hello", pack(hello_args{"x"}));
+  // Ordered by state, not by a sleep: once the node drains, new calls are refused.
+  std::optional<reply> refused;
+  CHECK(eventually([&] {
+    auto r = c.call("greeter", "hello", pack(hello_args{"x"}));
+    if (r.ok()) return false;  // not draining yet
+    refused = std::move(r);
+    return true;
+  }, std::chrono::milliseconds(250)));  // the slow call (300 ms) is still running then
   REQUIRE(c.drain(std::chrono::seconds(3)));
   stopper.join();
   REQUIRE(slow);
   CHECK(slow->ok());
-  REQUIRE_FALSE(refused.ok());
-  CHECK(refused.error->is(errc::unavailable));
+  REQUIRE(refused);
+  CHECK(refused->error->is(errc::unavailable));
+  CHECK_THAT(refused->error->message, Catch::Contains("shutting down"));
 }
 
 TEST_CASE("a service whose store cannot open is down while the others serve", "[runtime][storage]") {

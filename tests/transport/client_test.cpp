@@ -22,17 +22,20 @@ struct echo_peer {
     endpoint = router.get(zmq::sockopt::last_endpoint);
   }
 
-  /// Reads `n` requests, then answers them in reverse order.
-  void answer_reversed(int n) {
+  /// Reads `n` requests, then answers them in reverse order. Runs on a
+  /// thread of its own: it reports what went wrong instead of asserting
+  /// (Catch2 v2 assertions belong to the test's thread).
+  std::string answer_reversed(int n) {
     std::vector<std::vector<zmq::message_t>> got;
     for (int i = 0; i < n; ++i) {
       std::vector<zmq::message_t> frames;
-      REQUIRE(zmq::recv_multipart(router, std::back_inserter(frames)));
+      if (!zmq::recv_multipart(router, std::back_inserter(frames)) || frames.size() != 3)
+        return "request " + std::to_string(i) + " did not arrive as 3 frames";
       got.push_back(std::move(frames));
     }
     for (auto it = got.rbegin(); it != got.rend(); ++it) {
       auto req = decode_envelope((*it)[1].to_string_view(), {});
-      REQUIRE(req.ok());
+      if (!req.ok()) return "a request's envelope did not decode: " + req.error().message;
       envelope rep;
       rep.kind = message_kind::reply;
       rep.id = req->id;
@@ -41,6 +44,7 @@ struct echo_peer {
                                            zmq::buffer((*it)[2].data(), (*it)[2].size())};
       zmq::send_multipart(router, out);
     }
+    return {};
   }
 };
 
@@ -52,13 +56,15 @@ TEST_CASE("many calls in flight on one connection are matched by correlation id"
   std::map<int, std::string> results;
   for (int i = 0; i < 64; ++i)
     c.call_async("svc", "echo", pack(i), {}, [&results, i](reply&& r) {
-      REQUIRE(r.ok());
+      REQUIRE(r.ok());  // runs inside drain(), on this thread
       results[i] = r.payload;
     });
   CHECK(c.in_flight() == 64);
-  std::thread server([&] { peer.answer_reversed(64); });
+  std::string server_problem;
+  std::thread server([&] { server_problem = peer.answer_reversed(64); });
   CHECK(c.drain(std::chrono::seconds(10)));
   server.join();
+  CHECK(server_problem.empty());
   REQUIRE(results.size() == 64);
   for (int i = 0; i < 64; ++i) CHECK(results[i] == pack(i));
 }

@@ -1,6 +1,6 @@
 // The actors that run a service's handlers: stateless workers and keyed
 // entity actors, and the method_runner that runs handlers inside them.
-#include <cxxabi.h>
+#include <boost/core/demangle.hpp>
 #include <algorithm>
 #include <deque>
 #include <optional>
@@ -16,13 +16,7 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-std::string exception_name(const std::exception& e) {
-  int status = 0;
-  char* name = abi::__cxa_demangle(typeid(e).name(), nullptr, nullptr, &status);
-  std::string out = status == 0 && name ? name : typeid(e).name();
-  std::free(name);
-  return out;
-}
+std::string exception_name(const std::exception& e) { return boost::core::demangle(typeid(e).name()); }
 
 /// Runs handlers inside one actor (worker or entity), keeps the continuations
 /// of the calls they make, and for entities writes their changes through the
