@@ -26,13 +26,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-call_options keyed(const std::string& key) {
-  call_options o;
-  o.key = key;
-  o.timeout = 10s;
-  return o;
-}
-
 double ms_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
 }
@@ -44,8 +37,7 @@ double slowest_counter_call(client& c, int n, const std::string& tag) {
   double worst = 0;
   for (int i = 0; i < n; ++i) {
     auto t = std::chrono::steady_clock::now();
-    auto o = keyed(i % 2 == 0 ? std::string("warm") : tag + std::to_string(i));
-    o.timeout = 2s;
+    auto o = keyed(i % 2 == 0 ? std::string("warm") : tag + std::to_string(i), 2s);
     bool ok = i % 2 == 0 ? c.call_as<counter_value>("counter", "get", no_args{}, o).ok()
                          : c.call_as<counter_value>("counter", "add", add_args{1}, o).ok();
     if (!ok) return -1;
@@ -71,7 +63,7 @@ TEST_CASE("a service whose handlers block for seconds does not delay another ser
   auto n = start_node(cfg);
   const auto ep = n->endpoints().front();
   client c(ep);
-  REQUIRE(c.call_as<counter_value>("counter", "add", add_args{1}, keyed("warm")).ok());
+  REQUIRE(c.call_as<counter_value>("counter", "add", add_args{1}, keyed("warm", 10s)).ok());
 
   // Four calls that hold every greeter worker for 3 s.
   std::vector<std::future<bool>> sleepers;
@@ -120,7 +112,7 @@ TEST_CASE("a service whose disk is slow does not delay another service", "[runti
   auto n = start_node(cfg);
   const auto ep = n->endpoints().front();
   client c(ep);
-  REQUIRE(c.call_as<counter_value>("counter", "add", add_args{1}, keyed("warm")).ok());
+  REQUIRE(c.call_as<counter_value>("counter", "add", add_args{1}, keyed("warm", 10s)).ok());
 
   // Writers keep ledger's commit queue full: new accounts (activations
   // behind queued writes) and deposits, each waiting for a slow fsync.
@@ -134,7 +126,7 @@ TEST_CASE("a service whose disk is slow does not delay another service", "[runti
       for (int i = 0; i < 50 && !stop; ++i) {
         auto t = std::chrono::steady_clock::now();
         if (l.call_as<balance_reply>("ledger", "deposit", amount_args{1},
-                                     keyed("acct-" + std::to_string(w) + "-" + std::to_string(i)))
+                                     keyed("acct-" + std::to_string(w) + "-" + std::to_string(i), 10s))
                 .ok())
           ++done;
         slowest = std::max(slowest, ms_since(t));

@@ -12,16 +12,6 @@ using namespace cohort;
 using namespace cohort::examples;
 using namespace cohort::test;
 
-namespace {
-
-call_options keyed(const std::string& key) {
-  call_options o;
-  o.key = key;
-  return o;
-}
-
-}  // namespace
-
 TEST_CASE("a worker service answers typed calls over tcp", "[runtime]") {
   temp_dir dir;
   auto n = start_node(loopback_config(dir.path()));

@@ -235,11 +235,6 @@ TEST_CASE("a key whose entity keeps crashing is quarantined and the service stay
   temp_dir dir;
   auto n = start_node(loopback_config(dir.path()));
   client c(n->endpoints().front());
-  auto keyed = [](const std::string& key) {
-    call_options o;
-    o.key = key;
-    return o;
-  };
   // Five poison keys, three crashes each: 15 crashes in well under 5 s. The
   // service's default intensity for entities (30 in 5 s) is not run out,
   // and each key is quarantined at its third crash.

@@ -8,6 +8,7 @@
 
 #include "cohort/examples/example_services.hpp"
 #include "cohort/runtime/node.hpp"
+#include "cohort/transport/client.hpp"
 #include "temp_dir.hpp"
 
 namespace cohort::test {
@@ -42,6 +43,14 @@ inline std::unique_ptr<node> start_node(const node_config& cfg) {
   auto n = node::start(cfg, example_services());
   if (!n) FAIL("node did not start: " << n.error().message);
   return std::move(*n);
+}
+
+/// Call options addressing the entity `key`, with the call's deadline.
+inline call_options keyed(const std::string& key, std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) {
+  call_options o;
+  o.key = key;
+  o.timeout = timeout;
+  return o;
 }
 
 /// Polls `cond` every 5 ms for at most `limit`; true once it holds.

@@ -58,19 +58,19 @@ fetched_entity entity_persistence::fetch(const store& db, const std::string& key
   }
   auto snap = db.get(keyspace::snapshot, prefix);
   if (!snap) return f.outcome = snap.error(), f;
-  f.snapshot = std::move(*snap);
-  std::uint64_t from = 0;
-  if (f.snapshot) {
+  if (*snap) {
     try {
-      auto h = msgpack::unpack(f.snapshot->data(), f.snapshot->size());
+      auto h = msgpack::unpack((*snap)->data(), (*snap)->size());
       snapshot_record rec;
       h.get().convert(rec);
-      from = rec.seq;
+      f.snapshot_seq = rec.seq;
+      f.snapshot_state = std::move(rec.state);
     } catch (const std::exception&) {
-      return f;  // apply() reports the snapshot that does not decode
+      f.snapshot_unreadable = true;  // apply() reports it
+      return f;
     }
   }
-  auto scanned = db.scan(keyspace::journal, prefix, cohort::journal_key(key, from + 1),
+  auto scanned = db.scan(keyspace::journal, prefix, cohort::journal_key(key, f.snapshot_seq + 1),
                          [&](std::string_view k, std::string_view v) {
                            f.events.emplace_back(read_big_endian(k.substr(prefix.size())), std::string(v));
                            return true;
@@ -93,17 +93,8 @@ result<bool> entity_persistence::apply(const fetched_entity& f) {
     return true;
   }
   seq_ = snapshot_seq_ = 0;
-  if (f.snapshot) {
-    try {
-      auto h = msgpack::unpack(f.snapshot->data(), f.snapshot->size());
-      snapshot_record rec;
-      h.get().convert(rec);
-      if (!box_.decode(rec.state)) return fail("snapshot");
-      seq_ = snapshot_seq_ = rec.seq;
-    } catch (const std::exception&) {
-      return fail("snapshot");
-    }
-  }
+  if (f.snapshot_unreadable || (f.snapshot_state && !box_.decode(*f.snapshot_state))) return fail("snapshot");
+  if (f.snapshot_state) seq_ = snapshot_seq_ = f.snapshot_seq;
   for (const auto& [seq, event] : f.events) {
     if (!box_.apply_event(event)) return fail("journal event " + std::to_string(seq_ + 1));
     seq_ = seq;

@@ -52,23 +52,6 @@ std::string prefix_of(std::string_view key) {
   return std::string(key.substr(0, nul == std::string_view::npos ? key.size() : nul + 1));
 }
 
-/// What one scan found, read on the store's reader thread.
-struct scan_result {
-  std::vector<std::pair<std::string, std::string>> due;  ///< (key, record bytes), in key order per subscriber
-  /// Every subscriber prefix scanned -> its smallest live key at or above its cursor (none: nothing left there).
-  std::map<std::string, std::optional<std::string>> first_seen;
-  std::optional<error_info> error;
-};
-using scan_ptr = std::shared_ptr<const scan_result>;
-
-}  // namespace
-}  // namespace cohort::detail
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::scan_ptr)
-
-namespace cohort::detail {
-namespace {
-
 struct relay_state {
   struct backoff {
     int attempts = 0;
@@ -88,6 +71,8 @@ struct relay_state {
   std::map<std::string, std::string> cursor;
   /// Per subscriber, the greatest key this relay deleted (new keys sort above it).
   std::map<std::string, std::string> deleted_up_to;
+  /// The subscribers' key prefixes ("<service>.<method>\0"), fixed at start.
+  std::vector<std::string> prefixes;
   bool scanning = false;   ///< a scan is out on the store's reader thread
   bool rescan = false;     ///< and another was asked for meanwhile
   int ticks = 0;
@@ -146,17 +131,11 @@ void scan(relay_actor* self, const std::shared_ptr<service_runtime>& svc) {
   if (st.in_flight.size() >= window) return;
   auto now = clock_type::now();
   std::vector<std::pair<std::string, std::string>> ranges;  // (prefix, start)
-  std::set<std::string> prefixes;
-  for (const auto& [topic, targets] : svc->subscribers)
-    for (const auto& t : targets) {
-      std::string p = t.service + "." + t.method;
-      p.push_back('\0');
-      prefixes.insert(std::move(p));
-    }
   // Start at another subscriber each time: a busy one cannot keep the window to itself.
-  std::vector<std::string> order(prefixes.begin(), prefixes.end());
-  if (!order.empty()) std::rotate(order.begin(), order.begin() + (st.scans++ % order.size()), order.end());
-  for (const auto& p : order) {
+  const auto n = st.prefixes.size();
+  const auto first = n ? st.scans++ % n : 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto& p = st.prefixes[(first + i) % n];
     if (auto b = st.paused.find(p); b != st.paused.end() && b->second.not_before > now) continue;
     auto c = st.cursor.find(p);
     ranges.emplace_back(p, c == st.cursor.end() ? p : c->second);
@@ -175,24 +154,24 @@ void scan(relay_actor* self, const std::shared_ptr<service_runtime>& svc) {
     }
   svc->db->read_after_writes([me = caf::actor_cast<caf::actor>(self), ranges = std::move(ranges), limit,
                               skip](const store& db) {
-    auto out = std::make_shared<scan_result>();
+    auto out = std::make_shared<scanned_records>();
     for (const auto& [prefix, start] : ranges) {
       auto& first = out->first_seen[prefix];
       auto scanned = db.scan(keyspace::outbox, prefix, start, [&](std::string_view k, std::string_view v) {
         std::string key(k);
         if (!first) first = key;
         if (skip->count(key)) return true;
-        out->due.emplace_back(std::move(key), std::string(v));
-        return out->due.size() < limit;
+        out->records.emplace_back(std::move(key), std::string(v));
+        return out->records.size() < limit;
       });
       if (!scanned) out->error = scanned.error();
-      if (out->due.size() >= limit) break;
+      if (out->records.size() >= limit) break;
     }
-    caf::anon_send(me, scanned_atom::value, scan_ptr(std::move(out)));
+    caf::anon_send(me, scanned_atom::value, scanned_ptr(std::move(out)));
   });
 }
 
-void on_scanned(relay_actor* self, const std::shared_ptr<service_runtime>& svc, const scan_result& r) {
+void on_scanned(relay_actor* self, const std::shared_ptr<service_runtime>& svc, const scanned_records& r) {
   auto& st = self->state;
   st.scanning = false;
   if (r.error) spdlog::warn("{}: outbox scan failed: {}", svc->def.name, r.error->message);
@@ -209,7 +188,7 @@ void on_scanned(relay_actor* self, const std::shared_ptr<service_runtime>& svc, 
       }
       if (c.empty()) st.cursor.erase(prefix);
     }
-  for (const auto& [key, bytes] : r.due) {
+  for (const auto& [key, bytes] : r.records) {
     if (st.in_flight.count(key) || st.in_flight.size() >= window) continue;
     auto rec = decode_outbox_record(bytes);
     if (!rec) {
@@ -235,6 +214,10 @@ void erase_record(relay_actor* self, const std::shared_ptr<service_runtime>& svc
 
 caf::behavior outbox_relay(relay_actor* self, std::shared_ptr<service_runtime> svc) {
   svc->set_relay(caf::actor_cast<caf::actor>(self));
+  std::set<std::string> prefixes;
+  for (const auto& [topic, targets] : svc->subscribers)
+    for (const auto& t : targets) prefixes.insert(t.service + "." + t.method + '\0');
+  self->state.prefixes.assign(prefixes.begin(), prefixes.end());
   self->send(self, poke_atom::value);
   self->delayed_send(self, tick_every, tick_atom::value);
   return {
@@ -247,7 +230,7 @@ caf::behavior outbox_relay(relay_actor* self, std::shared_ptr<service_runtime> s
         scan(self, svc);
         self->delayed_send(self, tick_every, tick_atom::value);
       },
-      [=](scanned_atom, const scan_ptr& r) { on_scanned(self, svc, *r); },
+      [=](scanned_atom, const scanned_ptr& r) { on_scanned(self, svc, *r); },
       [=](delivered_atom, const std::string& key, bool acked, bool this_record_only, const std::string& why) {
         auto& st = self->state;
         auto prefix = prefix_of(key);

@@ -122,6 +122,10 @@ class method_runner {
   /// Runs a request whose idempotency record is known to be absent (`checked`) or not looked up yet.
   void start(const request_ptr& req, bool checked);
   void run_deferred();
+  /// Refuses `req` (idempotency_key_reused) when its key was first used for
+  /// another method or other arguments; false when it repeats that request.
+  bool refuse_if_reused(const request_ptr& req, const std::string& first_method, const std::string& first_fingerprint,
+                        const std::string& fingerprint);
   /// Answers `req` from a stored record, or refuses a reused key; false when none applies.
   bool answer_from_record(const request_ptr& req, const std::optional<idempotent_result>& stored,
                           const std::string& fingerprint);
@@ -266,17 +270,21 @@ void method_runner::run_deferred() {
   }
 }
 
+bool method_runner::refuse_if_reused(const request_ptr& req, const std::string& first_method,
+                                     const std::string& first_fingerprint, const std::string& fingerprint) {
+  const auto& h = req->header;
+  if (first_method == h.method && first_fingerprint == fingerprint) return false;
+  req->fail({errc::idempotency_key_reused,
+             "idempotency key '" + h.idempotency_key + "' of " + h.service + " entity '" + persistence_->key() +
+                 "' was used for " + (first_method == h.method ? "the same method with other arguments" : first_method) +
+                 "; a retry must repeat the request exactly, a new request needs a new key"});
+  return true;
+}
+
 bool method_runner::answer_from_record(const request_ptr& req, const std::optional<idempotent_result>& stored,
                                        const std::string& fingerprint) {
   if (!stored) return false;
-  const auto& h = req->header;
-  if (stored->method != h.method || stored->fingerprint != fingerprint) {
-    req->fail({errc::idempotency_key_reused,
-               "idempotency key '" + h.idempotency_key + "' of " + h.service + " entity '" + persistence_->key() +
-                   "' was used for " + (stored->method == h.method ? "the same method with other arguments" : stored->method) +
-                   "; a retry must repeat the request exactly, a new request needs a new key"});
-    return true;
-  }
+  if (refuse_if_reused(req, stored->method, stored->fingerprint, fingerprint)) return true;
   answer(req, {stored->is_error, stored->payload});  // done before: the stored result, no second effect
   return true;
 }
@@ -313,13 +321,7 @@ void method_runner::start(const request_ptr& req, bool checked) {
   if (persistence_ && !idem.empty() && !it->second.read_only) {
     auto fingerprint = request_fingerprint(req->payload);
     if (auto w = find_in(idem_waiters_, idem); w != idem_waiters_.end()) {
-      if (w->second.method != h.method || w->second.fingerprint != fingerprint) {
-        req->fail({errc::idempotency_key_reused,
-                   "idempotency key '" + idem + "' of " + h.service + " entity '" + persistence_->key() +
-                       "' was used for " + (w->second.method == h.method ? "the same method with other arguments" : w->second.method) +
-                       "; a retry must repeat the request exactly, a new request needs a new key"});
-        return;
-      }
+      if (refuse_if_reused(req, w->second.method, w->second.fingerprint, fingerprint)) return;
       w->second.retries.push_back(req);  // a retry of a request still in progress: same answer
       return;
     }

@@ -15,19 +15,6 @@
 #include "cohort/core/outbox.hpp"
 
 namespace cohort::detail {
-namespace {
-/// Entities marked pending, read on the store's reader thread.
-struct pending_keys {
-  std::vector<std::string> keys;
-  std::string error;
-};
-using pending_keys_ptr = std::shared_ptr<const pending_keys>;
-}  // namespace
-}  // namespace cohort::detail
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::pending_keys_ptr)
-
-namespace cohort::detail {
 
 namespace {
 
@@ -325,22 +312,22 @@ void resume_pending(root_actor* self, const std::shared_ptr<service_runtime>& sv
   st.resume_scanning = true;
   auto skip = std::make_shared<const std::unordered_set<std::string>>(st.resuming);
   svc->db->read_after_writes([me = caf::actor_cast<caf::actor>(self), skip](const store& db) {
-    auto keys = std::make_shared<pending_keys>();
+    auto found = std::make_shared<scanned_records>();
     auto scanned = db.scan(keyspace::pending, "", "", [&](std::string_view k, std::string_view) {
-      if (!skip->count(std::string(k))) keys->keys.emplace_back(k);
-      return keys->keys.size() < 1024;  // the rest next round
+      if (!skip->count(std::string(k))) found->records.emplace_back(std::string(k), std::string());
+      return found->records.size() < 1024;  // the rest next round
     });
-    if (!scanned) keys->error = scanned.error().message;
-    caf::anon_send(me, resume_found_atom::value, pending_keys_ptr(std::move(keys)));
+    if (!scanned) found->error = scanned.error();
+    caf::anon_send(me, resume_found_atom::value, scanned_ptr(std::move(found)));
   });
 }
 
-void resume_found(root_actor* self, const std::shared_ptr<service_runtime>& svc, const pending_keys& found) {
+void resume_found(root_actor* self, const std::shared_ptr<service_runtime>& svc, const scanned_records& found) {
   auto& st = self->state;
   st.resume_scanning = false;
-  if (!found.error.empty()) return svc->record_failure("scan of pending entities failed: " + found.error);
+  if (found.error) return svc->record_failure("scan of pending entities failed: " + found.error->message);
   std::vector<std::string> keys;
-  for (const auto& k : found.keys)
+  for (const auto& [k, unused] : found.records)
     if (!st.resuming.count(k)) keys.push_back(k);
   // Long enough for a saga's remaining steps; the caller is the runtime itself.
   const auto deadline = std::chrono::milliseconds(30000);
@@ -490,7 +477,7 @@ caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> sv
         self->delayed_send(self, svc->cfg.resume_every, resume_atom::value);
       },
       [=](resume_done_atom, const std::string& key) { self->state.resuming.erase(key); },
-      [=](resume_found_atom, const pending_keys_ptr& found) { resume_found(self, svc, *found); },
+      [=](resume_found_atom, const scanned_ptr& found) { resume_found(self, svc, *found); },
       [=](start_child_atom, std::uint64_t i) {
         auto& w = self->state.workers.at(i);
         if (!w.running && !w.operator_stopped) start_worker(self, svc, i);

@@ -2,6 +2,12 @@
 // workers and entities. Private to the runtime (includes CAF).
 #pragma once
 
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include <caf/all.hpp>
 
 #include "cohort/core/service_runtime.hpp"
@@ -16,12 +22,23 @@ struct idempotent_result;
 }
 namespace cohort::detail {
 using idem_record_ptr = std::shared_ptr<const result<std::optional<idempotent_result>>>;
+
+/// What a scan on a store's reader thread found (pending entities, outbox
+/// records), sent back to the actor that asked for it.
+struct scanned_records {
+  std::vector<std::pair<std::string, std::string>> records;  ///< (key, value), in key order per range
+  /// Per range scanned (by its prefix): its smallest key at or above the start, if any.
+  std::map<std::string, std::optional<std::string>> first_seen;
+  std::optional<error_info> error;
+};
+using scanned_ptr = std::shared_ptr<const scanned_records>;
 }
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::request_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::reply_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::fetched_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::idem_record_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::scanned_ptr)
 
 namespace cohort::detail {
 

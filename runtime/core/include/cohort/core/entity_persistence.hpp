@@ -21,7 +21,9 @@ struct fetched_entity {
   result<bool> outcome = true;               ///< a read that failed: the error
   bool pending_marked = false;               ///< the pending index holds the entity
   std::optional<std::string> state;          ///< plain entities: the stored state
-  std::optional<std::string> snapshot;       ///< event-sourced: the latest snapshot record
+  std::optional<std::string> snapshot_state;  ///< event-sourced: the latest snapshot's state
+  std::uint64_t snapshot_seq = 0;             ///< and the sequence it was taken at
+  bool snapshot_unreadable = false;           ///< a snapshot is stored but does not decode
   std::vector<std::pair<std::uint64_t, std::string>> events;  ///< event-sourced: the journal after it
 };
 
