@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "cohort/security/client_keys.hpp"
 #include "cohort/transport/client.hpp"
 
 namespace {
@@ -83,6 +84,14 @@ int main(int argc, char** argv) {
   app.add_option("--endpoint", endpoint, "the node's admin endpoint")->capture_default_str();
   app.add_flag("--json", as_json, "print the reply as JSON");
   app.add_option("--timeout", timeout_ms, "deadline in milliseconds")->capture_default_str()->check(CLI::Range(1, 600000));
+  cohort::security::key_choice keys;
+  keys.own_name = "operator";
+  keys.keyless_loopback_ok = true;  // an insecure node on this host has no keys; a secure one refuses the handshake
+  app.add_option("--keys", keys.keys_dir,
+                 "folder with operator.key and node.key.pub (default: $COHORT_KEYS, else cohort-data/keys: the local "
+                 "node's own, made on its first start)");
+  app.add_option("--key", keys.key_file, "the operator's key file (default: KEYS/operator.key)");
+  app.add_option("--server-key", keys.server_key, "the node's public key, Z85 or a file (default: KEYS/node.key.pub)");
 
   std::string service, target, backup_dir;
   app.add_subcommand("status", "services, state, uptime, restarts, last failure");
@@ -130,9 +139,19 @@ int main(int argc, char** argv) {
   if (!backup_dir.empty()) args["name"] = backup_dir;
   auto bytes = json::to_msgpack(args);
 
+  if (endpoint.find("://") == std::string::npos) {
+    std::cerr << "error: usage: --endpoint '" << endpoint
+              << "' is not an endpoint ZeroMQ can connect to (tcp://HOST:PORT or ipc://PATH)\n";
+    return 2;
+  }
+  auto curve = cohort::security::find_client_keys(endpoint, keys);
+  if (!curve) {
+    std::cerr << "error: " << curve.error().code << ": " << curve.error().message << "\n";
+    return 2;
+  }
   std::optional<cohort::client> c;
   try {
-    c.emplace(endpoint);
+    c.emplace(endpoint, cohort::wire_limits{}, cohort::liveness{}, *curve);
   } catch (const zmq::error_t& e) {
     std::cerr << "error: usage: --endpoint '" << endpoint
               << "' is not an endpoint ZeroMQ can connect to (tcp://HOST:PORT or ipc://PATH): " << e.what() << "\n";
@@ -144,7 +163,8 @@ int main(int argc, char** argv) {
   if (!r.ok()) {
     if (r.error->is(cohort::errc::timeout) && r.local)
       std::cerr << "error: unreachable: nothing answered at " << endpoint << " within " << timeout_ms
-                << " ms; is the node running, and is this its admin endpoint? (--endpoint, --timeout)\n";
+                << " ms; is the node running, is this its admin endpoint, and does it trust this operator key? "
+                   "(--endpoint, --timeout, --keys; a refused key is in the node's log)\n";
     else
       std::cerr << "error: " << r.error->code << ": " << r.error->message << "\n";
     return 1;

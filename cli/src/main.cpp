@@ -10,6 +10,8 @@
 
 #include "cohort/examples/example_services.hpp"
 #include "cohort/runtime/node.hpp"
+#include "cohort/security/client_keys.hpp"
+#include "cohort/security/keys.hpp"
 #include "cohort/shop/demo.hpp"
 #include "cohort/shop/seed.hpp"
 #include "cohort/shop/shop.hpp"
@@ -128,7 +130,7 @@ int run_node(const std::string& config_path, const std::string& isolated_child, 
 }
 
 int run_call(const std::string& target, const std::string& json_args, const std::string& endpoint,
-             int timeout_ms, const std::string& key, const std::string& idem) {
+             int timeout_ms, const std::string& key, const std::string& idem, const cohort::security::key_choice& keys) {
   auto dot = target.find('.');
   if (dot == std::string::npos || dot == 0 || dot + 1 == target.size()) {
     std::cerr << "cohort call: target must be SERVICE.METHOD, got '" << target << "'\n";
@@ -139,7 +141,13 @@ int run_call(const std::string& target, const std::string& json_args, const std:
     std::cerr << "cohort call: " << payload.error().message << "\n";
     return 2;
   }
-  cohort::client c(endpoint);
+  auto curve = keys.key_file == "-" ? cohort::result<std::optional<cohort::curve_client_keys>>(std::nullopt)
+                                     : cohort::security::find_client_keys(endpoint, keys);
+  if (!curve) {
+    std::cerr << "cohort call: " << curve.error().code << ": " << curve.error().message << "\n";
+    return 2;
+  }
+  cohort::client c(endpoint, cohort::wire_limits{}, cohort::liveness{}, *curve);
   cohort::call_options opts;
   opts.timeout = std::chrono::milliseconds(timeout_ms);
   opts.key = key;
@@ -227,6 +235,24 @@ int main(int argc, char** argv) {
   call->add_option("--timeout", timeout_ms, "deadline in milliseconds")->capture_default_str()->check(CLI::Range(1, 3600000));
   call->add_option("--key", key, "entity key");
   call->add_option("--idempotency-key", idem, "idempotency key");
+  cohort::security::key_choice call_keys;
+  call_keys.own_name = "client";
+  call_keys.keyless_loopback_ok = true;
+  call->add_option("--keys", call_keys.keys_dir, "folder with client.key and node.key.pub (default: $COHORT_KEYS, else cohort-data/keys)");
+  call->add_option("--client-key", call_keys.key_file, "this client's key file (default: KEYS/client.key; none on loopback: keyless)");
+  call->add_option("--server-key", call_keys.server_key, "the node's public key, Z85 or a file (default: KEYS/node.key.pub)");
+  bool call_plain = false;
+  call->add_flag("--insecure", call_plain, "connect without keys to a node that runs with insecure = true");
+
+  std::string key_name, key_dir;
+  auto* keys_cmd = app.add_subcommand("keys", "CURVE key pairs for nodes, operators and clients (docs/security.md)");
+  keys_cmd->require_subcommand(1);
+  auto* keys_new = keys_cmd->add_subcommand("new", "write a new key pair: DIR/NAME.key (secret, mode 0600) and DIR/NAME.key.pub");
+  keys_new->add_option("name", key_name, "the key's name, e.g. node-b, ops, billing-client")->required();
+  keys_new->add_option("--dir", key_dir, "where to write it (default: $COHORT_KEYS, else cohort-data/keys)");
+  std::string show_path;
+  auto* keys_show = keys_cmd->add_subcommand("show", "print the public key (Z85) of a key file or .pub file");
+  keys_show->add_option("file", show_path, "a key file or its .pub")->required();
 
   std::string check_path;
   auto* check = app.add_subcommand("check-config", "validate a config file (keys, types, services) without starting");
@@ -252,7 +278,33 @@ int main(int argc, char** argv) {
   }
   if (*run) return run_node(config_path, isolated_child, runtime_dir, shop);
   if (*call && !valid_endpoint(endpoint)) return 2;
-  if (*call) return run_call(target, json_args, endpoint, timeout_ms, key, idem);
+  if (*call && call_plain) call_keys.key_file = "-";
+  if (*call) return run_call(target, json_args, endpoint, timeout_ms, key, idem, call_keys);
+  if (*keys_new) {
+    auto dir = key_dir.empty() ? cohort::security::default_keys_dir() : key_dir;
+    auto path = (std::filesystem::path(dir) / (key_name + ".key")).string();
+    if (key_name.empty() || key_name.find('/') != std::string::npos) {
+      std::cerr << "cohort keys new: the name must be a plain file name\n";
+      return 2;
+    }
+    auto written = cohort::security::write_key_pair(path, cohort::security::generate_key_pair(), key_name);
+    if (!written) {
+      std::cerr << "cohort keys new: " << written.error().message << "\n";
+      return 1;
+    }
+    auto pub = cohort::security::read_public_key(path);
+    std::cout << "wrote " << path << " (secret, mode 0600) and " << path << ".pub\npublic key: " << *pub << "\n";
+    return 0;
+  }
+  if (*keys_show) {
+    auto pub = cohort::security::read_public_key(show_path);
+    if (!pub) {
+      std::cerr << "cohort keys show: " << pub.error().message << "\n";
+      return 1;
+    }
+    std::cout << *pub << "\n";
+    return 0;
+  }
   if (*check) {
     auto cfg = cohort::load_node_config(check_path, known_service_names());
     if (!cfg) {

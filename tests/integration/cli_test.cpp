@@ -74,7 +74,7 @@ TEST_CASE("cohort restore puts a backup in place for a stopped node, and refuses
     REQUIRE(std::get<0>(cohort({"call", "counter.add", n_json, "--key", "r", "--endpoint", n->endpoint})) == 0);
   };
   add(R"({"n":2})");
-  child_process backup({COHORTCTL_BINARY, "--endpoint", n->admin, "backup", "counter", "b1"});
+  child_process backup({COHORTCTL_BINARY, "--endpoint", n->admin, "--keys", n->keys, "backup", "counter", "b1"});
   REQUIRE(backup.wait() == 0);
   add(R"({"n":40})");
   auto [busy, bout, berr] = cohort({"restore", "--config", dir + "/n.toml", "counter", "b1"});

@@ -15,7 +15,7 @@ struct ctl_fixture : node_process {
                      std::string("allow_fault_injection = ") + (allow_faults ? "true\n" : "false\n")) {}
 
   std::tuple<int, std::string, std::string> ctl(std::vector<std::string> args) {
-    std::vector<std::string> argv{COHORTCTL_BINARY, "--endpoint", admin};
+    std::vector<std::string> argv{COHORTCTL_BINARY, "--endpoint", admin, "--keys", keys};
     argv.insert(argv.end(), args.begin(), args.end());
     child_process p(argv);
     auto code = p.wait();

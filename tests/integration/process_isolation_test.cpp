@@ -27,7 +27,7 @@ struct isolated_node : node_process {
   }
 
   nlohmann::json service(const std::string& name) {
-    client c(admin);
+    client c(admin, {}, {}, operator_keys());
     auto r = c.call("admin", "status", *json_to_msgpack("{}"));
     REQUIRE(r.ok());
     auto j = nlohmann::json::parse(*msgpack_to_json(r.payload));
@@ -106,7 +106,7 @@ TEST_CASE("a SIGKILLed service process is restarted while the others serve", "[i
 
 TEST_CASE("an operator stops, starts and restarts a service process", "[integration][isolation]") {
   isolated_node n;
-  client admin(n.admin);
+  client admin(n.admin, {}, {}, n.operator_keys());
   auto command = [&](const std::string& method, const std::string& target) {
     return admin.call("admin", method, *json_to_msgpack(R"({"target":")" + target + R"("})"));
   };
@@ -151,7 +151,7 @@ TEST_CASE("process isolation with the HTTP front: children do not bind it, calls
                       "X-Cohort-Key: web", base + "/v1/counter/add", "-d", R"({"n":3})"});
   REQUIRE(curl.wait(10s) == 0);
   CHECK_THAT(curl.out(), Catch::Contains(R"("value":3)"));
-  client c(n.admin);
+  client c(n.admin, {}, {}, n.operator_keys());
   auto r = c.call("admin", "status", *json_to_msgpack("{}"));
   REQUIRE(r.ok());
   auto j = nlohmann::json::parse(*msgpack_to_json(r.payload));
@@ -160,7 +160,7 @@ TEST_CASE("process isolation with the HTTP front: children do not bind it, calls
 
 TEST_CASE("a service process that is down reports pid null, never -1", "[integration][isolation]") {
   isolated_node n;
-  client admin(n.admin);
+  client admin(n.admin, {}, {}, n.operator_keys());
   REQUIRE(admin.call("admin", "stop", *json_to_msgpack(R"({"target":"greeter"})")).ok());
   bool stopped = false;
   for (int i = 0; i < 250 && !stopped; ++i) {
@@ -179,7 +179,7 @@ TEST_CASE("storage verbs reach the service's process in process isolation", "[in
   call_options key;
   key.key = "iso";
   REQUIRE(c.call("counter", "add", *json_to_msgpack(R"({"n":2})"), key).ok());
-  client admin(n.admin);
+  client admin(n.admin, {}, {}, n.operator_keys());
   auto storage = admin.call("admin", "storage", *json_to_msgpack(R"({"service":"counter"})"));
   REQUIRE(storage.ok());  // before: unavailable, "the store of 'counter' is not open"
   auto stats = nlohmann::json::parse(*msgpack_to_json(storage.payload));

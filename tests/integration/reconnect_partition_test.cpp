@@ -10,6 +10,7 @@
 
 #include "child_process.hpp"
 #include "netns.hpp"
+#include "test_keys.hpp"
 #include "temp_dir.hpp"
 
 using namespace cohort::test;
@@ -46,14 +47,20 @@ TEST_CASE("after a silent partition heals, calls through a front node succeed ag
   }
   namespace_pair ns("rc");
   temp_dir dir;
+  // The two nodes talk over CURVE, as nodes on two hosts must: heartbeats
+  // and reconnection work through the encrypted connection.
+  auto back_key = make_key(dir.path(), "back"), front_key = make_key(dir.path(), "front");
+  const std::string back_ep = "tcp://" + ns.ip(2) + ":7400";
   auto back_cfg = dir / "back.toml";
-  std::ofstream(back_cfg) << "[node]\nname = \"back\"\nlisten = [\"tcp://" << ns.ip(2) << ":7400\"]\n"
+  std::ofstream(back_cfg) << "[node]\nname = \"back\"\nlisten = [\"" << back_ep << "\"]\n"
                           << "admin = \"tcp://127.0.0.1:7401\"\ndata_dir = \"" << (dir / "back") << "\"\n"
-                          << "[services.counter]\n";
+                          << "[services.counter]\n[security]\nkey_file = \"" << back_key.file << "\"\n"
+                          << front_key.trust_entry("node");
   auto front_cfg = dir / "front.toml";
   std::ofstream(front_cfg) << "[node]\nname = \"front\"\nlisten = [\"tcp://127.0.0.1:7500\"]\n"
                            << "admin = \"tcp://127.0.0.1:7501\"\ndata_dir = \"" << (dir / "front") << "\"\n"
-                           << "[remote.counter]\nendpoints = [\"tcp://" << ns.ip(2) << ":7400\"]\n";
+                           << "[remote.counter]\nendpoints = [\"" << back_ep << "\"]\n[security]\nkey_file = \""
+                           << front_key.file << "\"\n" << back_key.trust_entry("node", "endpoints = [\"" + back_ep + "\"]\n");
   child_process back({"/usr/sbin/ip", "netns", "exec", ns.b, COHORT_BINARY, "run", "--config", back_cfg});
   REQUIRE(back.wait_for_line("cohort: ready", 20s));
   child_process front({"/usr/sbin/ip", "netns", "exec", ns.a, COHORT_BINARY, "run", "--config", front_cfg});

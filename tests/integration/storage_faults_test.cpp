@@ -64,7 +64,7 @@ struct disk_node : node_process {
   explicit disk_node(const std::string& data_dir, const std::string& durability = "sync")
       : node_process("[services.greeter]\n[services.counter]\ndurability = \"" + durability + "\"\n", "", data_dir) {}
   nlohmann::json admin_call(const std::string& method, const std::string& json_args) {
-    client c(admin);
+    client c(admin, {}, {}, operator_keys());
     auto r = c.call("admin", method, *json_to_msgpack(json_args));
     if (!r.ok()) return {{"error", r.error->code}, {"message", r.error->message}};
     return nlohmann::json::parse(*msgpack_to_json(r.payload));
@@ -336,7 +336,7 @@ TEST_CASE("a node killed in the middle of a restore comes back with the old stor
     auto k0 = c.call_as<counter_value>("counter", "get", no_args{}, keyed("k0"));
     REQUIRE(k0.ok());
     if (k0->value == 1) REQUIRE(c.call_as<counter_value>("counter", "add", add_args{1}, keyed("k0"))->value == 2);
-    client admin(node->admin);
+    client admin(node->admin, {}, {}, node->operator_keys());
     admin.call_async("admin", "restore", *json_to_msgpack(R"({"service":"counter","name":"b"})"), {}, [](reply&&) {});
     std::this_thread::sleep_for(std::chrono::milliseconds(attempt * 3));
     node->proc->signal(SIGKILL);

@@ -9,6 +9,7 @@
 
 #include <zmq_addon.hpp>
 
+#include "cohort/security/client_keys.hpp"
 #include "cohort/transport/client.hpp"
 #include "test_node.hpp"
 #include "cohort/examples/example_messages.hpp"
@@ -24,9 +25,14 @@ struct raw_peer {
   zmq::context_t ctx{1};
   zmq::socket_t s{ctx, zmq::socket_type::dealer};
 
-  explicit raw_peer(const std::string& endpoint) {
+  explicit raw_peer(const std::string& endpoint, const std::optional<curve_client_keys>& curve = std::nullopt) {
     s.set(zmq::sockopt::linger, 0);
     s.set(zmq::sockopt::rcvtimeo, 3000);
+    if (curve) {
+      s.set(zmq::sockopt::curve_serverkey, curve->server_key);
+      s.set(zmq::sockopt::curve_publickey, curve->public_key);
+      s.set(zmq::sockopt::curve_secretkey, curve->secret_key);
+    }
     s.connect(endpoint);
   }
 
@@ -286,7 +292,12 @@ TEST_CASE_METHOD(edge_fixture, "a request that arrives after its deadline is dro
 TEST_CASE("the admin endpoint bounds its input like the service endpoints", "[runtime][bad-input]") {
   temp_dir dir;
   auto n = start_node(loopback_config(dir.path()));  // default limits: a 1 MiB payload passes the edge
-  raw_peer p(n->admin_endpoint());
+  security::key_choice ops;
+  ops.keys_dir = dir.path() + "/keys";
+  ops.own_name = "operator";
+  auto keys = security::find_client_keys(n->admin_endpoint(), ops);
+  REQUIRE(keys);
+  raw_peer p(n->admin_endpoint(), *keys);
   p.send({request_header(41, "admin", "status"), deep_payload(1000000)});  // before the fix: a stack overflow
   auto [h, e] = p.receive_error();
   CHECK(h.id == 41);

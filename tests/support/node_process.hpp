@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include "child_process.hpp"
+#include "cohort/security/client_keys.hpp"
 #include "temp_dir.hpp"
 
 namespace cohort::test {
@@ -17,6 +18,19 @@ struct node_process {
   temp_dir dir;
   std::unique_ptr<child_process> proc;
   std::string endpoint, admin;
+  /// The node's key folder (<data_dir>/keys, made on its first start): cohortctl's --keys.
+  std::string keys;
+
+  /// The CURVE keys of the node's local operator (made beside its own key on
+  /// first start), for a client of the admin endpoint.
+  std::optional<curve_client_keys> operator_keys() const {
+    security::key_choice choice;
+    choice.keys_dir = keys;
+    choice.own_name = "operator";
+    auto found = security::find_client_keys(admin, choice);
+    REQUIRE(found);
+    return *found;
+  }
 
   /// `node_keys` go into [node]; `sections` follow it (e.g. "[services.greeter]\n").
   /// The stores go to `data_dir`, by default a folder of `dir`. Waits for
@@ -24,6 +38,7 @@ struct node_process {
   explicit node_process(const std::string& sections, const std::string& node_keys = "", std::string data_dir = "") {
     auto cfg = dir / "n.toml";
     if (data_dir.empty()) data_dir = dir / "d";
+    keys = data_dir + "/keys";
     std::ofstream(cfg) << "[node]\nlisten = [\"tcp://127.0.0.1:*\"]\nadmin = \"tcp://127.0.0.1:*\"\ndata_dir = \""
                        << data_dir << "\"\n" << node_keys << sections;
     proc = std::make_unique<child_process>(std::vector<std::string>{COHORT_BINARY, "run", "--config", cfg});

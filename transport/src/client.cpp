@@ -44,19 +44,31 @@ reply error_reply(std::uint64_t id, error_info err) {
 
 }  // namespace
 
-client::client(zmq::context_t& ctx, const std::string& endpoint, wire_limits limits, liveness l)
+namespace {
+void set_curve(zmq::socket_t& s, const std::optional<curve_client_keys>& curve) {
+  if (!curve) return;
+  s.set(zmq::sockopt::curve_serverkey, curve->server_key);
+  s.set(zmq::sockopt::curve_publickey, curve->public_key);
+  s.set(zmq::sockopt::curve_secretkey, curve->secret_key);
+}
+}  // namespace
+
+client::client(zmq::context_t& ctx, const std::string& endpoint, wire_limits limits, liveness l,
+               const std::optional<curve_client_keys>& curve)
     : socket_(ctx, zmq::socket_type::dealer), limits_(limits) {
   configure(socket_, limits_);
   set_liveness(socket_, l);
+  set_curve(socket_, curve);
   socket_.connect(endpoint);
 }
 
-client::client(const std::string& endpoint, wire_limits limits, liveness l)
+client::client(const std::string& endpoint, wire_limits limits, liveness l, const std::optional<curve_client_keys>& curve)
     : own_ctx_(std::make_unique<zmq::context_t>(1)),
       socket_(*own_ctx_, zmq::socket_type::dealer),
       limits_(limits) {
   configure(socket_, limits_);
   set_liveness(socket_, l);
+  set_curve(socket_, curve);
   socket_.connect(endpoint);
 }
 

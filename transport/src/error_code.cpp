@@ -18,6 +18,9 @@ std::string_view to_string(errc code) noexcept {
     case errc::storage_unavailable: return "storage_unavailable";
     case errc::store_corrupt: return "store_corrupt";
     case errc::entity_quarantined: return "entity_quarantined";
+    case errc::unauthenticated: return "unauthenticated";
+    case errc::forbidden: return "forbidden";
+    case errc::rate_limited: return "rate_limited";
   }
   return "internal";
 }

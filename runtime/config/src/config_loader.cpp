@@ -11,6 +11,7 @@
 #include "cohort/runtime/supervision.hpp"
 
 #include "cohort/runtime/node_config.hpp"
+#include "cohort/security/peer_reader.hpp"
 
 namespace cohort {
 
@@ -213,6 +214,37 @@ node_config read_config(const toml::table& root, const std::string& source,
     r.read("max_body_bytes", cfg.http.max_body_bytes);
     r.read_ms("read_timeout_ms", cfg.http.read_timeout);
     r.read("max_in_flight", cfg.http.max_in_flight);
+    r.read("tls_cert_file", cfg.http.tls_cert_file);
+    r.read("tls_key_file", cfg.http.tls_key_file);
+    if (cfg.http.tls_cert_file.empty() != cfg.http.tls_key_file.empty())
+      r.fail(*http->get(cfg.http.tls_cert_file.empty() ? "tls_key_file" : "tls_cert_file"), "tls_cert_file",
+             "set together with tls_key_file");
+    r.reject_unknown();
+  }
+  if (auto* sec = top.sub_table("security")) {
+    table_reader r(*sec, "security", source);
+    r.read("key_file", cfg.security.key_file);
+    r.read("trust_file", cfg.security.trust_file);
+    r.read("keyless_loopback", cfg.security.keyless_loopback);
+    r.read("insecure", cfg.security.insecure);
+    r.read("local_operator", cfg.security.local_operator);
+    r.read_ms("reload_ms", cfg.security.reload_every);
+    if (cfg.security.reload_every.count() <= 0) r.fail(*sec->get("reload_ms"), "reload_ms", "positive");
+    r.mark_seen("peer");
+    const auto base = std::filesystem::path(source).parent_path().string();
+    // Relative key and trust files are taken from the config file's folder.
+    auto beside = [&](std::string& path) {
+      if (!path.empty() && std::filesystem::path(path).is_relative() && !base.empty())
+        path = (std::filesystem::path(base) / path).string();
+    };
+    beside(cfg.security.key_file);
+    beside(cfg.security.trust_file);
+    if (const auto* peers = sec->get("peer")) {
+      if (!peers->is_array()) r.fail(*peers, "peer", "an array of tables ([[security.peer]])");
+      auto read = security::read_peers(*peers->as_array(), source, "security.peer", base);
+      if (!read) throw config_error{read.error().message};
+      cfg.security.peers = std::move(*read);
+    }
     r.reject_unknown();
   }
   std::set<std::string> names;

@@ -41,10 +41,18 @@ std::string io_loop::bind(const std::string& endpoint, bool admin) {
   s.set(zmq::sockopt::sndhwm, 100000);
   s.set(zmq::sockopt::rcvhwm, 100000);
   cohort::set_liveness(s, liveness_);  // a peer that went silent is dropped, its resources freed
+  auto mode = security_ ? security_->secure_listener(s, endpoint, admin ? security::front::admin : security::front::clients)
+                        : security::listener_mode::open;
   s.bind(endpoint);
   auto bound = s.get(zmq::sockopt::last_endpoint);
-  listeners_.push_back({std::move(s), bound, admin});
+  listeners_.push_back({std::move(s), bound, admin, mode});
   return bound;
+}
+
+security::listener_mode io_loop::mode_of(const std::string& bound_endpoint) const {
+  for (const auto& l : listeners_)
+    if (l.endpoint == bound_endpoint) return l.mode;
+  return security::listener_mode::open;
 }
 
 void io_loop::start() {
@@ -57,17 +65,25 @@ namespace {
 struct registration {
   std::string endpoint;
   std::vector<std::string> services;
-  MSGPACK_DEFINE_MAP(endpoint, services);
+  bool curve = false;  ///< the endpoint takes CURVE with the key the heartbeat came with
+  MSGPACK_DEFINE_MAP(endpoint, services, curve);
 };
 }  // namespace
 
 void io_loop::announce(std::vector<std::string> registries, std::string advertise, std::vector<std::string> services,
-                       std::chrono::milliseconds period) {
-  announcement_ = announcement{std::move(registries), pack(registration{std::move(advertise), std::move(services)}), period};
+                       std::chrono::milliseconds period, bool curve) {
+  announcement_ =
+      announcement{std::move(registries), pack(registration{std::move(advertise), std::move(services), curve}), period};
 }
 
 void io_loop::heartbeat() {
-  for (const auto& r : announcement_->registries) remote_client(r).send_oneway("_registry", "heartbeat", announcement_->payload);
+  for (const auto& r : announcement_->registries) {
+    error_info why;
+    if (auto* c = remote_client(r, &why))
+      c->send_oneway("_registry", "heartbeat", announcement_->payload);
+    else
+      spdlog::warn("registry {}: not announcing: {}", r, why.message);
+  }
   after(announcement_->period, [this] { heartbeat(); });
 }
 
@@ -81,13 +97,25 @@ instance_pool& io_loop::pool_for(const std::string& service) {
   return it->second;
 }
 
-void io_loop::on_registration(const request_ptr& req) {
+void io_loop::on_registration(const request_ptr& req, const std::string& sender_key) {
   auto handle = decode_payload(req->payload, limits_);
   if (!handle) return;
   try {
     registration r;
     handle->get().convert(r);
     if (r.endpoint.empty() || r.endpoint.size() > max_endpoint_length) return;
+    // The endpoint is reached with the key its node authenticated with here,
+    // never with a key the payload names.
+    if (r.curve && !sender_key.empty()) {
+      auto& known = server_keys_[r.endpoint];
+      if (known != sender_key) {
+        if (!known.empty()) {
+          spdlog::warn("registry: {} now registers with another node key; reconnecting with it", r.endpoint);
+          retire_client(r.endpoint);
+        }
+        known = sender_key;
+      }
+    }
     auto now = clock_type::now();
     for (const auto& s : r.services) {
       // Bounded: a flood of made-up services or instances costs a warning, not memory.
@@ -292,6 +320,30 @@ void io_loop::handle_message(std::size_t index, std::vector<zmq::message_t>& fra
     return reject(index, identity, delimiter, id,
                   {errc::too_large, "payload of " + std::to_string(frames[first + 1].size()) +
                                         " bytes exceeds the limit of " + std::to_string(limits_.max_payload_bytes)});
+  // Who sent it, and may they? Taken from the connection's key, never from the header.
+  bool from_node = false;
+  std::string sender_key;
+  if (security_) {
+    const char* user = zmq_msg_gets(frames[first].handle(), "User-Id");
+    if (user) sender_key = user;
+    if (auto refused = security_->admit(listeners_[index].mode,
+                                        listeners_[index].admin ? security::front::admin : security::front::clients,
+                                        sender_key, env, &from_node)) {
+      counters_.refused++;
+      if (env.service == "_registry") {
+        counters_.refused_registrations++;
+        spdlog::warn("registry: ignored a heartbeat not sent by an authenticated node ({})", refused->message);
+        return;
+      }
+      spdlog::warn("refused {}.{} from '{}': {}", env.service, env.method, env.caller.empty() ? "?" : env.caller,
+                   refused->message);
+      if (env.kind != message_kind::request) return;
+      return reject(index, identity, delimiter, env.id, *refused);
+    }
+  } else {
+    from_node = true;
+    env.caller = security::anonymous_caller;
+  }
   if (env.trace.empty()) env.trace = new_trace_id();
   if (env.deadline_ms == 0) env.deadline_ms = static_cast<std::uint32_t>(default_deadline_.count());
   // The budget started when the sender sent it: time spent in queues and on
@@ -319,7 +371,11 @@ void io_loop::handle_message(std::size_t index, std::vector<zmq::message_t>& fra
   if (req->header.kind == message_kind::request)
     deadline_tickets_.emplace(ticket, deadlines_.emplace(deadline, std::make_pair(std::weak_ptr<request>(req), ticket)));
   if (req->header.service == "_registry") {
-    on_registration(req);  // heartbeats are one-way: nothing to answer
+    if (!from_node) {
+      counters_.refused_registrations++;
+      return;
+    }
+    on_registration(req, sender_key);  // heartbeats are one-way: nothing to answer
     return;
   }
   if (listeners_[index].admin && admin_)
@@ -378,10 +434,22 @@ void io_loop::retire_client(const std::string& endpoint) {
   remotes_.erase(it);
 }
 
-client& io_loop::remote_client(const std::string& endpoint) {
+client* io_loop::remote_client(const std::string& endpoint, error_info* why) {
+  auto it = remotes_.find(endpoint);
+  if (it != remotes_.end()) return it->second.get();
+  std::optional<curve_client_keys> keys;
+  if (security_) {
+    auto known = server_keys_.find(endpoint);
+    auto found = security_->client_keys(endpoint, known == server_keys_.end() ? std::string() : known->second);
+    if (!found) {
+      if (why) *why = found.error();
+      return nullptr;
+    }
+    keys = *found;
+  }
   auto& c = remotes_[endpoint];
-  if (!c) c = std::make_unique<client>(ctx_, endpoint, limits_, liveness_);
-  return *c;
+  c = std::make_unique<client>(ctx_, endpoint, limits_, liveness_, keys);
+  return c.get();
 }
 
 void io_loop::fail_remote(const std::string& endpoint, const error_info& err) {
@@ -438,10 +506,15 @@ void io_loop::attempt(instance_pool& pool, request_ptr req, std::vector<instance
       retire_client(instance->endpoint);
   const auto& cfg = pool.config();
   auto budget = cfg.attempt_timeout.count() > 0 ? std::min(left, cfg.attempt_timeout) : left;
+  error_info refused;
+  client* remote = remote_client(instance->endpoint, &refused);
+  if (!remote) {
+    req->fail(refused);
+    return;
+  }
   instance->outstanding++;
   envelope env = req->header;
-  remote_client(instance->endpoint)
-      .call_async(std::move(env), req->payload, budget,
+  remote->call_async(std::move(env), req->payload, budget,
                   [this, &pool, req, instance, tried = std::move(tried)](reply&& r) mutable {
                     instance->outstanding--;
                     // An instance failed when it did not answer in time or could not be reached;

@@ -34,6 +34,8 @@ using clock_type = std::chrono::steady_clock;
 struct node::impl final : detail::call_router {
   node_config cfg;
   zmq::context_t ctx{1};
+  /// Keys, trust list, ZAP handler: before the I/O loop, which uses it, and gone after it.
+  std::unique_ptr<security::node_security> security;
   std::unique_ptr<detail::io_loop> io;
   std::unique_ptr<caf::actor_system_config> actor_cfg;
   std::unique_ptr<caf::actor_system> actors;
@@ -174,6 +176,27 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
   p->io->set_max_clock_skew(cfg.max_clock_skew);
   p->io->set_liveness({cfg.peer_heartbeat, cfg.peer_timeout, cfg.peer_timeout});
 
+  // Security first: a public endpoint without keys and a trust list, or a
+  // remote whose key is unknown, fails the start before any socket binds.
+  auto sec = security::node_security::start(p->ctx, cfg.security, cfg.data_dir);
+  if (!sec) return sec.error();
+  p->security = std::move(*sec);
+  for (const auto& ep : cfg.listen)
+    if (auto err = p->security->check_public(ep, "[node] listen")) return *err;
+  if (!cfg.admin.empty())
+    if (auto err = p->security->check_public(cfg.admin, "[node] admin")) return *err;
+  if (!cfg.http.listen.empty())
+    if (auto err = p->security->check_public("tcp://" + cfg.http.listen, "[http] listen"); err && !cfg.http.tls())
+      return *err;
+  for (const auto& r : cfg.remotes)
+    for (const auto& ep : r.endpoints)
+      if (auto keys = p->security->client_keys(ep); !keys)
+        return error_info{keys.error().code, "[remote." + r.name + "]: " + keys.error().message};
+  for (const auto& ep : cfg.register_with)
+    if (auto keys = p->security->client_keys(ep); !keys)
+      return error_info{keys.error().code, "[node] register_with: " + keys.error().message};
+  p->io->set_security(p->security.get());
+
   // Validate the whole service list before anything starts.
   auto host = detail::service_host::create(cfg, catalog, cfg.isolation != "process", p.get());
   if (!host) return host.error();
@@ -242,8 +265,10 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
   if (!cfg.register_with.empty()) {
     std::vector<std::string> hosted;
     for (const auto& s : cfg.services) hosted.push_back(s.name);
-    raw->impl_->io->announce(cfg.register_with, cfg.advertise.empty() ? raw->impl_->endpoints.front() : cfg.advertise,
-                             hosted, cfg.heartbeat);
+    const auto& advertised = cfg.advertise.empty() ? raw->impl_->endpoints.front() : cfg.advertise;
+    // A custom advertise address names the first listener as others see it.
+    const bool curve = raw->impl_->io->mode_of(raw->impl_->endpoints.front()) == security::listener_mode::curve;
+    raw->impl_->io->announce(cfg.register_with, advertised, hosted, cfg.heartbeat, curve);
   }
   raw->impl_->io->set_registration_timeout(cfg.heartbeat * 3);
   raw->impl_->owner = raw;

@@ -74,6 +74,17 @@ struct liveness {
 /// Sets the heartbeat and reconnection options of `liveness` on a socket.
 void set_liveness(zmq::socket_t& socket, const liveness& l);
 
+/// CURVE keys of a client connection (Z85 text, 40 characters each): the
+/// server's public key, which pins the peer (a reply can come only from the
+/// holder of its secret), and this side's key pair, which the server's trust
+/// list must name. Where the keys come from is the caller's business
+/// (cohort::security reads and makes key files).
+struct curve_client_keys {
+  std::string server_key;
+  std::string public_key;
+  std::string secret_key;
+};
+
 /// One connection to a node (or gateway). Many requests may be in flight at
 /// once; replies are matched by correlation id and handlers run inside poll().
 ///
@@ -83,9 +94,13 @@ void set_liveness(zmq::socket_t& socket, const liveness& l);
 class client {
  public:
   /// Connects using `ctx`, which must outlive the client.
-  client(zmq::context_t& ctx, const std::string& endpoint, wire_limits limits = {}, liveness l = {});
+  /// With `curve`, the connection is encrypted and authenticated (CURVE);
+  /// without, it is plain (keyless loopback, ipc, inproc).
+  client(zmq::context_t& ctx, const std::string& endpoint, wire_limits limits = {}, liveness l = {},
+         const std::optional<curve_client_keys>& curve = std::nullopt);
   /// Connects using a context of its own.
-  explicit client(const std::string& endpoint, wire_limits limits = {}, liveness l = {});
+  explicit client(const std::string& endpoint, wire_limits limits = {}, liveness l = {},
+                  const std::optional<curve_client_keys>& curve = std::nullopt);
   ~client();
   client(const client&) = delete;
   client& operator=(const client&) = delete;

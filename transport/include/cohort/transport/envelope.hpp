@@ -27,6 +27,10 @@ struct envelope {
   std::string trace;                 ///< trace id; assigned by the first node if absent
   std::string key;                   ///< entity key, for entity services
   std::string idempotency_key;       ///< makes a retried request safe
+  /// Who called: set by the receiving node from the connection's key (or the
+  /// HTTP token), never taken from the sender, except from a trusted node,
+  /// which passes on the caller it admitted. "anonymous" for keyless callers.
+  std::string caller;
 };
 
 /// The wall clock as the envelope's `sent_ms` counts it: Unix time in ms.

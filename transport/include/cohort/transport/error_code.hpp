@@ -23,6 +23,9 @@ enum class errc {
   storage_unavailable,  ///< the service's store cannot write for another reason (I/O error); retry later
   store_corrupt,        ///< the service's store is damaged; it stays down until an operator acts (docs/storage.md)
   entity_quarantined,   ///< this entity's actor kept crashing; its requests are refused until the quarantine ends or an operator releases it
+  unauthenticated,      ///< the caller has no identity this node trusts (no key, an unknown key, a bad or expired token)
+  forbidden,            ///< the caller is known but may not make this call (not in its allow list, wrong role, read-only operator)
+  rate_limited,         ///< the caller sent more than its rate allows; retry after the time the error names
 };
 
 /// The wire string of a code, e.g. "unknown_service".

@@ -9,6 +9,7 @@
 
 #include "cohort/actors/service_definition.hpp"
 #include "cohort/runtime/supervision.hpp"
+#include "cohort/security/security_config.hpp"
 #include "cohort/storage/store.hpp"
 #include "cohort/transport/result.hpp"
 #include "cohort/transport/wire_limits.hpp"
@@ -115,6 +116,11 @@ struct http_config {
   std::chrono::milliseconds read_timeout{10000};
   /// HTTP requests in flight at once; beyond it 429 at once. Default: 10000.
   std::size_t max_in_flight = 10000;
+  /// TLS: a PEM certificate (chain) and its private key; both or neither.
+  /// Read again when either file changes. Default: "" (plain HTTP, loopback only).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  [[nodiscard]] bool tls() const noexcept { return !tls_cert_file.empty(); }
 };
 
 /// Everything about one node ([node], [limits], [services.*], [remote.*]).
@@ -187,6 +193,8 @@ struct node_config {
   std::vector<service_config> services;
   std::vector<remote_service_config> remotes;
   http_config http;
+  /// Keys, the trust list and who may do what ([security], docs/security.md).
+  security::security_config security;
 };
 
 /// The default node config (loopback ports, HTTP on 127.0.0.1:8080) hosting every service in `hosted`.

@@ -21,6 +21,7 @@
 #include "cohort/transport/wire_limits.hpp"
 #include "cohort/net/instance_pool.hpp"
 #include "cohort/core/request.hpp"
+#include "cohort/security/node_security.hpp"
 
 namespace cohort::detail {
 
@@ -31,6 +32,8 @@ struct io_counters {
   std::atomic<std::uint64_t> malformed_frames{0};  ///< messages that were not a valid Cohort request
   std::atomic<std::uint64_t> replies{0};           ///< replies written to a socket
   std::atomic<std::uint64_t> expired_in_transit{0};  ///< requests that arrived after their deadline: never run
+  std::atomic<std::uint64_t> refused{0};             ///< requests refused by admission (unauthenticated, forbidden)
+  std::atomic<std::uint64_t> refused_registrations{0};  ///< registry heartbeats not from an authenticated node (ignored)
 };
 
 class io_loop {
@@ -41,10 +44,17 @@ class io_loop {
           std::function<void(request_ptr)> route);
   ~io_loop();
 
+  /// Who is who: CURVE on listening and outgoing sockets, and admission of
+  /// every request. Must outlive the loop. Call before bind(). Without it
+  /// nothing is authenticated (tests of the bare loop only).
+  void set_security(const security::node_security* s) { security_ = s; }
+
   /// Binds a ROUTER socket; returns the endpoint actually bound (wildcard ports
   /// resolved). Requests on an admin socket go to `admin` instead of routing.
   /// Call before start(). Throws zmq::error_t.
   std::string bind(const std::string& endpoint, bool admin = false);
+  /// How the listener bound at `endpoint` authenticates (open without security).
+  [[nodiscard]] security::listener_mode mode_of(const std::string& bound_endpoint) const;
 
   /// Where requests from admin sockets go (on the I/O thread).
   void set_admin_handler(std::function<void(request_ptr)> admin) { admin_ = std::move(admin); }
@@ -76,8 +86,10 @@ class io_loop {
 
   /// Announces `services` at `advertise` to every registry every `period`.
   /// Call before start().
+  /// `curve` says that `advertise` takes CURVE with this node's key, so that
+  /// registries connect to it with the key this node authenticated with.
   void announce(std::vector<std::string> registries, std::string advertise, std::vector<std::string> services,
-                std::chrono::milliseconds period);
+                std::chrono::milliseconds period, bool curve = false);
   /// The clock difference between hosts that the deadline check tolerates
   /// (see transit_ms). Call before start().
   void set_max_clock_skew(std::chrono::milliseconds skew) { max_clock_skew_ms_ = static_cast<std::uint64_t>(skew.count()); }
@@ -98,6 +110,7 @@ class io_loop {
     zmq::socket_t socket;
     std::string endpoint;
     bool admin = false;
+    security::listener_mode mode = security::listener_mode::open;
   };
 
   void run();
@@ -119,7 +132,9 @@ class io_loop {
   void reject(std::size_t index, const std::string& identity, bool delimiter, std::uint64_t id,
               const error_info& err);
   void run_posted();
-  client& remote_client(const std::string& endpoint);
+  /// The connection to `endpoint`, made on first use with the keys security
+  /// gives for it; nullptr (and `why`) when this node will not talk to it.
+  client* remote_client(const std::string& endpoint, error_info* why = nullptr);
   /// Answers `timeout` for every request from our sockets whose deadline passed,
   /// however long its handler still runs; returns the next deadline.
   std::optional<std::chrono::steady_clock::time_point> expire_requests(std::chrono::steady_clock::time_point now);
@@ -145,7 +160,7 @@ class io_loop {
   std::uint64_t next_ticket_ = 0;
   std::vector<listener> listeners_;
   void heartbeat();
-  void on_registration(const request_ptr& req);
+  void on_registration(const request_ptr& req, const std::string& sender_key);
   void expire_registrations();
   instance_pool& pool_for(const std::string& service);
 
@@ -161,6 +176,9 @@ class io_loop {
   void attempt(instance_pool& pool, request_ptr req, std::vector<instance_pool::instance_ptr> tried);
 
   std::map<std::string, std::unique_ptr<client>> remotes_;
+  /// Server keys of registered instances (from the key they authenticated with).
+  std::unordered_map<std::string, std::string> server_keys_;
+  const security::node_security* security_ = nullptr;
   std::map<std::string, instance_pool> pools_;
   /// Connections taken out of use (a breaker's trial gets a new one; dead
   /// registered instances lose theirs). Destroyed at the start of the next
