@@ -127,9 +127,12 @@ void node_security::watch() {
       known = trust_mtime_;
     }
     if (ec || mtime == known) continue;
-    // A half-written or broken file keeps the old list, loudly.
-    if (auto err = reload())
+    // A half-written or broken file keeps the old list, loudly (once per change).
+    if (auto err = reload()) {
       spdlog::error("{} (keeping the trust list read before)", err->message);
+      std::lock_guard<std::mutex> guard(trust_mutex_);
+      trust_mtime_ = mtime;
+    }
     else
       spdlog::info("security: trust list read again from {} ({} entries)", cfg_.trust_file, trust()->peers().size());
   }
@@ -201,7 +204,7 @@ zap_verdict node_security::decide(const zap_request& r) const {
 }
 
 std::optional<error_info> node_security::admit(listener_mode mode, front f, std::string_view user_id, envelope& env,
-                                               bool* from_node) const {
+                                               bool* from_node, bool internal) const {
   if (from_node) *from_node = false;
   auto refuse = [&](errc code, std::string why) {
     refused_requests_++;
@@ -245,6 +248,8 @@ std::optional<error_info> node_security::admit(listener_mode mode, front f, std:
       env.caller = peer->name;
       if (!peer->may_call(env.service))
         return refuse(errc::forbidden, "client '" + peer->name + "' may not call '" + env.service + "'");
+      if (internal)
+        return refuse(errc::forbidden, env.service + "." + env.method + " is internal: no client may call it");
       return std::nullopt;
     case role::operator_:
       break;

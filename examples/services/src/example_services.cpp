@@ -30,6 +30,9 @@ service_definition greeter() {
               [](method_context&, const fail_args& a) -> no_args { throw service_error(a.code, a.message); })
       .method("crash",
               [](method_context&, const fail_args& a) -> no_args { throw std::runtime_error(a.message); })
+      // Crashing on purpose is a drill, not a client's business (it would run the restart intensity out).
+      .internal("crash")
+      .method("whoami", [](method_context& ctx, const no_args&) { return hello_reply{ctx.caller()}; }, true)
       .build();
 }
 
@@ -61,6 +64,7 @@ service_definition counter() {
               [](entity_context<counter_state>& ctx, const no_args&) -> counter_value {
                 throw std::runtime_error("counter '" + ctx.key() + "' crashed on purpose");
               })
+      .internal("crash")
       .build();
 }
 

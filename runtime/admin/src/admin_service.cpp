@@ -203,7 +203,9 @@ void handle_admin(admin_operations& n, admin_worker& worker, request_ptr req) {
     }
     auto m = n.metrics();
     out["metrics"] = {{"requests", m.requests}, {"rejected", m.rejected}, {"malformed_frames", m.malformed_frames},
-                      {"replies", m.replies}, {"expired_in_transit", m.expired_in_transit}};
+                      {"replies", m.replies}, {"expired_in_transit", m.expired_in_transit},
+                      {"refused", m.refused}, {"refused_registrations", m.refused_registrations},
+                      {"refused_connections", m.refused_connections}};
     reply_json(req, out);
     return;
   }
@@ -222,6 +224,11 @@ void handle_admin(admin_operations& n, admin_worker& worker, request_ptr req) {
       n.forward_admin(arg("service"), req))
     return;
   if (slow_verbs.count(h.method)) {
+    // Who did what, for every action that changes something (the caller is
+    // the operator's name from the trust list, never a name the request claims).
+    if (h.method != "storage" && h.method != "verify")
+      spdlog::info("admin: {} {} by operator '{}'", h.method, args.dump(-1, ' ', false, json::error_handler_t::replace),
+                   h.caller.empty() ? "unknown" : h.caller);
     // Disk work and waits for actors: on the admin thread, never on the I/O thread.
     if (!worker.post([&n, method = h.method, args = std::move(args), req]() mutable {
           run_slow_verb(n, method, args, std::move(req));

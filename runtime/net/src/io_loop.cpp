@@ -328,12 +328,11 @@ void io_loop::handle_message(std::size_t index, std::vector<zmq::message_t>& fra
     if (user) sender_key = user;
     if (auto refused = security_->admit(listeners_[index].mode,
                                         listeners_[index].admin ? security::front::admin : security::front::clients,
-                                        sender_key, env, &from_node)) {
+                                        sender_key, env, &from_node, internal_ && internal_(env))) {
       counters_.refused++;
       if (env.service == "_registry") {
         counters_.refused_registrations++;
         spdlog::warn("registry: ignored a heartbeat not sent by an authenticated node ({})", refused->message);
-        return;
       }
       spdlog::warn("refused {}.{} from '{}': {}", env.service, env.method, env.caller.empty() ? "?" : env.caller,
                    refused->message);

@@ -248,6 +248,12 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
   p->io->set_retry_predicate([idempotent](const envelope& h) {
     return !h.idempotency_key.empty() || idempotent->count(h.service + "." + h.method) > 0;
   });
+  auto internal = std::make_shared<std::unordered_set<std::string>>();
+  for (const auto& d : catalog)
+    for (const auto& [method, spec] : d.methods)
+      if (spec.internal) internal->insert(d.name + "." + method);
+  auto is_internal = [internal](const envelope& h) { return internal->count(h.service + "." + h.method) > 0; };
+  p->io->set_internal_predicate(is_internal);
   p->host->start(*p->actors);
   if (cfg.isolation == "process") {
     if (auto started = p->start_processes(); !started) return started.error();
@@ -302,8 +308,14 @@ std::vector<service_status> node::services() const {
 
 node_metrics node::metrics() const {
   const auto& c = impl_->io->counters();
-  return {c.requests.load(), c.rejected.load(), c.malformed_frames.load(), c.replies.load(),
-          c.expired_in_transit.load()};
+  return {c.requests.load(),
+          c.rejected.load(),
+          c.malformed_frames.load(),
+          c.replies.load(),
+          c.expired_in_transit.load(),
+          c.refused.load(),
+          c.refused_registrations.load(),
+          impl_->security ? impl_->security->refused_connections() : 0};
 }
 
 std::vector<instance_status> node::registry() const {

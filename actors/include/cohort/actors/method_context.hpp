@@ -52,6 +52,10 @@ class method_context {
   [[nodiscard]] const envelope& header() const { return inv_->header(); }
   [[nodiscard]] const std::string& key() const { return inv_->header().key; }
   [[nodiscard]] const std::string& trace() const { return inv_->header().trace; }
+  /// Who called, as the node authenticated them: a trust-list name (a CURVE
+  /// key), a token's subject (HTTP), "anonymous" (keyless loopback) or "local".
+  /// Calls this handler makes carry it on (the node vouches for it).
+  [[nodiscard]] const std::string& caller() const { return inv_->header().caller; }
 
   /// Calls `service.method` with `args`; `then` gets result<R> on this actor.
   template <class R, class A, class F>
@@ -62,6 +66,7 @@ class method_context {
     target.method = std::move(method);
     target.key = opts.key;
     target.idempotency_key = opts.idempotency_key;
+    target.caller = inv_->header().caller;
     inv_->call(std::move(target), pack(args), opts.timeout,
                [then = std::move(then)](reply&& r) mutable { then(r.template as<R>()); });
   }

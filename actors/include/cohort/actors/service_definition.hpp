@@ -58,6 +58,9 @@ struct method_spec {
   /// threads of their own (one per worker: the service's bounded pool), never
   /// on the scheduler threads every other service shares. Default: false.
   bool blocking = false;
+  /// Callable only by this deployment's own nodes and operators, never by a
+  /// client (native or HTTP): fault injection, maintenance. Default: false.
+  bool internal = false;
 };
 
 /// A subscription: events published by `publisher` on `topic` are delivered
@@ -192,6 +195,12 @@ class worker_service {
     return *this;
   }
 
+  /// Marks `method` (declared above) internal: no client may call it (method_spec::internal).
+  worker_service& internal(const std::string& method) {
+    def_.methods.at(method).internal = true;
+    return *this;
+  }
+
   [[nodiscard]] service_definition build() { return std::move(def_); }
 
  private:
@@ -253,6 +262,12 @@ class entity_service {
     return method(std::move(name), std::move(f));
   }
 
+  /// Marks `method` (declared above) internal: no client may call it (method_spec::internal).
+  entity_service& internal(const std::string& method) {
+    def_.methods.at(method).internal = true;
+    return *this;
+  }
+
   [[nodiscard]] service_definition build() { return std::move(def_); }
 
  private:
@@ -285,6 +300,12 @@ class event_sourced_service {
   template <class F>
   event_sourced_service& query(std::string name, F f) {
     def_.methods[std::move(name)] = {detail::adapt_handler<entity_context<State>>(std::move(f)), true, true};
+    return *this;
+  }
+
+  /// Marks `method` (declared above) internal: no client may call it (method_spec::internal).
+  event_sourced_service& internal(const std::string& method) {
+    def_.methods.at(method).internal = true;
     return *this;
   }
 

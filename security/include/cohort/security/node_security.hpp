@@ -82,10 +82,12 @@ class node_security {
 
   /// Admits one request: sets `env.caller` and says why it is refused, if it
   /// is. `user_id` is the connection's "User-Id" (the peer's key in Z85; empty
-  /// for keyless peers). `node_key` receives the sender's key when it is a
-  /// trusted node (the registry accepts only those).
+  /// for keyless peers). `from_node` is set when the sender is a trusted node
+  /// (the registry accepts only those). An `internal` method (fault
+  /// injection, maintenance) is refused to keyed clients; nodes, this node's
+  /// processes and keyless loopback developers may call it.
   [[nodiscard]] std::optional<error_info> admit(listener_mode mode, front f, std::string_view user_id, envelope& env,
-                                                bool* from_node = nullptr) const;
+                                                bool* from_node = nullptr, bool internal = false) const;
 
   /// Reads the trust file again now (it is also read whenever it changes).
   [[nodiscard]] std::optional<error_info> reload();

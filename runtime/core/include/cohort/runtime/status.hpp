@@ -61,6 +61,9 @@ struct node_metrics {
   std::uint64_t malformed_frames = 0;
   std::uint64_t replies = 0;
   std::uint64_t expired_in_transit = 0;  ///< requests whose deadline passed before they arrived: dropped
+  std::uint64_t refused = 0;             ///< requests refused by admission (unauthenticated, forbidden)
+  std::uint64_t refused_registrations = 0;  ///< registry heartbeats not from an authenticated node: ignored
+  std::uint64_t refused_connections = 0;    ///< connections whose key the ZAP handler refused
 };
 
 }  // namespace cohort

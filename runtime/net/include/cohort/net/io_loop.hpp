@@ -76,6 +76,8 @@ class io_loop {
   /// Which requests may be retried on another instance (idempotent methods,
   /// or requests with an idempotency key). Call before start().
   void set_retry_predicate(std::function<bool(const envelope&)> retryable) { retryable_ = std::move(retryable); }
+  /// Which methods are internal (no client may call them). Call before start().
+  void set_internal_predicate(std::function<bool(const envelope&)> internal) { internal_ = std::move(internal); }
 
   /// Forwards `req` to an instance of a remote service, retrying on another
   /// per the service's policy (on the I/O thread).
@@ -190,6 +192,7 @@ class io_loop {
   static constexpr std::size_t max_instances_per_service = 64;
   static constexpr std::size_t max_endpoint_length = 256;
   std::function<bool(const envelope&)> retryable_;
+  std::function<bool(const envelope&)> internal_;
   std::minstd_rand jitter_{std::random_device{}()};
   std::multimap<std::chrono::steady_clock::time_point, std::function<void()>> timers_;
   int wake_fd_ = -1;
