@@ -15,7 +15,8 @@ packages=(
   libcli11-dev                      # command-line parsing
   libspdlog-dev                     # logging
   libboost1.74-dev                  # Beast (HTTP front)
-  libssl-dev                        # SHA-256 fingerprints of idempotent requests (OpenSSL)
+  libssl-dev openssl                # SHA-256 (idempotency, API tokens), TLS for HTTP; the CLI makes test certificates
+  libjwt-dev                        # JWT validation at the HTTP front (HS256, RS256)
   python3 python3-zmq python3-msgpack  # protocol conformance test: a client written from docs/protocol.md
   gnuplot-nox                       # benchmark charts
   curl wrk                          # HTTP front tests (loopback only)

@@ -1,22 +1,49 @@
 #include "cohort/gateway/http_front.hpp"
 
+#include <filesystem>
 #include <optional>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
-#include "cohort/transport/envelope_codec.hpp"
 #include "cohort/gateway/http_mapping.hpp"
+#include "cohort/security/http_auth.hpp"
+#include "cohort/security/rate_limiter.hpp"
+#include "cohort/transport/envelope_codec.hpp"
 
 namespace cohort::detail {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
+namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
 using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// A TLS context from PEM files; modern protocol versions only.
+std::shared_ptr<ssl::context> make_tls(const std::string& cert, const std::string& key) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                   ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+  ctx->use_certificate_chain_file(cert);
+  ctx->use_private_key_file(key, ssl::context::pem);
+  return ctx;
+}
+
+fs::file_time_type mtime_of(const std::string& path) {
+  std::error_code ec;
+  return fs::last_write_time(path, ec);
+}
+
+}  // namespace
 
 struct http_front::impl {
   net::io_context ioc{1};
@@ -27,37 +54,77 @@ struct http_front::impl {
   std::chrono::milliseconds default_deadline;
   router route;
   health status;
+  predicate internal;
   std::string endpoint;
   std::atomic<std::int64_t> in_flight{0};
   std::atomic<std::uint64_t> next_id{1};
+  std::unique_ptr<security::http_authenticator> auth;
+  std::unique_ptr<security::rate_limiter> limiter;
+  /// The current TLS context (I/O thread only): replaced when the certificate
+  /// or key file changes; open connections keep the one they started with.
+  std::shared_ptr<ssl::context> tls;
+  fs::file_time_type cert_mtime, key_mtime;
+  std::optional<net::steady_timer> reload_timer;
 
   void accept();
+  void watch_certificate();
+  [[nodiscard]] bool cors_allows(std::string_view origin) const {
+    for (const auto& o : cfg.auth.cors_origins)
+      if (o == "*" || o == origin) return true;
+    return false;
+  }
 };
 
 namespace {
 
-class session : public std::enable_shared_from_this<session> {
- public:
-  session(tcp::socket socket, http_front::impl& front) : stream_(std::move(socket)), front_(front) {}
+template <class Stream>
+class session : public std::enable_shared_from_this<session<Stream>> {
+  static constexpr bool tls = !std::is_same_v<Stream, beast::tcp_stream>;
 
-  void start() { read(); }
+ public:
+  session(tcp::socket socket, http_front::impl& front, std::shared_ptr<ssl::context> ctx)
+      : stream_(make_stream(std::move(socket), ctx)), front_(front), tls_ctx_(std::move(ctx)) {
+    beast::error_code ec;
+    auto peer = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
+    if (!ec) peer_ = peer.address().to_string();
+  }
+
+  void start() {
+    if constexpr (tls) {
+      lowest().expires_after(front_.cfg.read_timeout);
+      stream_.async_handshake(ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
+        if (ec) return;  // not TLS, or a failed handshake: nothing to answer
+        self->read();
+      });
+    } else {
+      read();
+    }
+  }
 
  private:
   using response = http::response<http::string_body>;
+
+  static Stream make_stream(tcp::socket&& socket, const std::shared_ptr<ssl::context>& ctx) {
+    if constexpr (tls)
+      return Stream(beast::tcp_stream(std::move(socket)), *ctx);
+    else
+      return Stream(std::move(socket));
+  }
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
 
   void read() {
     parser_.emplace();
     parser_->body_limit(front_.cfg.max_body_bytes);
     parser_->header_limit(16 * 1024);
     // Slow clients: the whole request (or the next one on a kept-alive connection) within the timeout.
-    stream_.expires_after(front_.cfg.read_timeout);
+    lowest().expires_after(front_.cfg.read_timeout);
     http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+                     [self = this->shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
   }
 
   void on_read(beast::error_code ec) {
     if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == net::error::operation_aborted ||
-        ec == net::error::connection_reset || ec == net::error::eof)
+        ec == net::error::connection_reset || ec == net::error::eof || ec == ssl::error::stream_truncated)
       return close();
     if (ec == http::error::body_limit)
       return fail_and_close(11, http::status::payload_too_large, errc::too_large,
@@ -67,16 +134,64 @@ class session : public std::enable_shared_from_this<session> {
     handle(parser_->release());
   }
 
+  /// Who calls, may they, and not too often: nullopt when refused (answered here).
+  std::optional<std::string> admit(const http::request<http::string_body>& req, std::string_view path) {
+    auto& auth = *front_.auth;
+    const auto& access = auth.access_of(path);
+    std::optional<security::http_identity> who;
+    auto authorization = req[http::field::authorization];
+    if (!authorization.empty()) {
+      auto id = auth.authenticate(std::string_view(authorization.data(), authorization.size()));
+      if (!id) {
+        // Failed attempts count against the address: guessing tokens is rate limited too.
+        if (front_.limiter) (void)front_.limiter->take("ip:" + peer_);
+        spdlog::warn("http: refused {} from {}: {}", path, peer_, id.error().message);
+        unauthorized_ = true;
+        error(http::status::unauthorized, id.error().code, id.error().message);
+        return std::nullopt;
+      }
+      who = std::move(*id);
+    }
+    if (auto refused = auth.authorize(who, access)) {
+      unauthorized_ = refused->is(errc::unauthenticated);
+      error(unauthorized_ ? http::status::unauthorized : http::status::forbidden, refused->code, refused->message);
+      return std::nullopt;
+    }
+    const std::string caller = who ? who->name : std::string("anonymous");
+    if (front_.limiter) {
+      if (auto wait = front_.limiter->take(who ? "id:" + who->name : "ip:" + peer_)) {
+        retry_after_s_ = static_cast<int>((wait->count() + 999) / 1000);
+        error(http::status::too_many_requests, errc::rate_limited,
+              "'" + caller + "' sent more than " + std::to_string(front_.cfg.auth.rate_per_s) +
+                  " requests per second; retry after " + std::to_string(retry_after_s_) + " s");
+        return std::nullopt;
+      }
+    }
+    return caller;
+  }
+
   void handle(http::request<http::string_body>&& req) {
     keep_alive_ = req.keep_alive();
     version_ = req.version();
+    retry_after_s_ = 1;
+    unauthorized_ = false;
     request_id_ = std::string(req["X-Request-Id"]);
     if (request_id_.empty() || request_id_.size() > 128 || !is_valid_utf8(request_id_)) request_id_ = new_trace_id();
     trace_id_ = std::string(req["X-Trace-Id"]);
     if (trace_id_.empty() || trace_id_.size() > 128 || !is_valid_utf8(trace_id_)) trace_id_ = new_trace_id();
+    origin_ = std::string(req[http::field::origin]);
+    if (!origin_.empty() && !front_.cors_allows(origin_)) origin_.clear();
+    const std::string path(req.target().substr(0, req.target().find('?')));
+    if (req.method() == http::verb::options) return preflight(req);
+
+    auto caller = admit(req, path);
+    if (!caller) return;
     auto route = route_http_request(req, front_.limits, front_.default_deadline);
     if (route.what == http_route::kind::health) return health(route.health_of);
     if (route.what == http_route::kind::error) return error(route.status, route.error.code, route.error.message);
+    if (front_.internal && front_.internal(route.call))
+      return error(http::status::forbidden, errc::forbidden,
+                   route.call.service + "." + route.call.method + " is internal: not reachable over HTTP");
 
     // Bulkhead for the HTTP front as a whole: beyond it, 429 at once.
     if (front_.in_flight.fetch_add(1) >= static_cast<std::int64_t>(front_.cfg.max_in_flight)) {
@@ -86,8 +201,9 @@ class session : public std::enable_shared_from_this<session> {
     envelope env = std::move(route.call);
     env.id = front_.next_id++;
     env.trace = trace_id_;
+    env.caller = std::move(*caller);
     auto deadline = route.deadline;
-    auto self = shared_from_this();
+    auto self = this->shared_from_this();
     auto r = std::make_shared<request>(
         std::move(env), std::move(route.args), std::chrono::steady_clock::now() + deadline,
         [self](const envelope& h, std::string&& payload) {
@@ -105,8 +221,20 @@ class session : public std::enable_shared_from_this<session> {
       if (ec) return;
       if (auto req = weak.lock()) req->fail({errc::timeout, "no reply within the deadline"});
     });
-    stream_.expires_never();
+    lowest().expires_never();
     front_.route(std::move(r));
+  }
+
+  /// CORS preflight: allowed origins get the methods and headers they may use.
+  void preflight(const http::request<http::string_body>& req) {
+    if (origin_.empty())
+      return error(http::status::forbidden, errc::forbidden, "cross-origin requests from this origin are not allowed");
+    auto res = std::make_shared<response>(http::status::no_content, version_);
+    res->set(http::field::access_control_allow_methods, "GET, POST, OPTIONS");
+    res->set(http::field::access_control_allow_headers,
+             "Authorization, Content-Type, Idempotency-Key, X-Cohort-Key, X-Timeout-Ms, X-Request-Id, X-Trace-Id");
+    res->set(http::field::access_control_max_age, "600");
+    write(res);
   }
 
   void answer(message_kind kind, const std::string& payload) {
@@ -133,18 +261,29 @@ class session : public std::enable_shared_from_this<session> {
 
   void send(http::status status, std::string body) {
     auto res = std::make_shared<response>(status, version_);
-    res->set(http::field::server, "cohort");
     res->set(http::field::content_type, "application/json");
-    res->set("X-Request-Id", request_id_);
-    res->set("X-Trace-Id", trace_id_);
     if (status == http::status::service_unavailable || status == http::status::too_many_requests ||
         status == http::status::insufficient_storage)
-      res->set(http::field::retry_after, "1");
-    res->keep_alive(keep_alive_);
+      res->set(http::field::retry_after, std::to_string(retry_after_s_));
+    if (status == http::status::unauthorized) res->set(http::field::www_authenticate, "Bearer");
     res->body() = std::move(body);
+    write(res);
+  }
+
+  void write(const std::shared_ptr<response>& res) {
+    res->set(http::field::server, "cohort");
+    res->set("X-Request-Id", request_id_);
+    res->set("X-Trace-Id", trace_id_);
+    if (!origin_.empty()) {
+      res->set(http::field::access_control_allow_origin, origin_);
+      res->set(http::field::vary, "Origin");
+      res->set(http::field::access_control_expose_headers, "X-Request-Id, X-Trace-Id, Retry-After");
+    }
+    if constexpr (tls) res->set(http::field::strict_transport_security, "max-age=31536000");
+    res->keep_alive(keep_alive_);
     res->prepare_payload();
-    stream_.expires_after(front_.cfg.read_timeout);
-    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
+    lowest().expires_after(front_.cfg.read_timeout);
+    http::async_write(stream_, *res, [self = this->shared_from_this(), res](beast::error_code ec, std::size_t) {
       if (ec || !self->keep_alive_) return self->close();
       self->read();
     });
@@ -157,18 +296,26 @@ class session : public std::enable_shared_from_this<session> {
   }
 
   void close() {
-    beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if constexpr (tls) {
+      lowest().expires_after(std::chrono::seconds(2));
+      stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) {});
+    } else {
+      beast::error_code ec;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    }
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http_front::impl& front_;
+  std::shared_ptr<ssl::context> tls_ctx_;  ///< kept alive for this connection
   std::optional<net::steady_timer> timer_;
   bool keep_alive_ = false;
+  bool unauthorized_ = false;
+  int retry_after_s_ = 1;
   unsigned version_ = 11;
-  std::string request_id_, trace_id_;
+  std::string request_id_, trace_id_, origin_, peer_;
 };
 
 }  // namespace
@@ -176,19 +323,60 @@ class session : public std::enable_shared_from_this<session> {
 void http_front::impl::accept() {
   acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted) return;
-    if (!ec) std::make_shared<session>(std::move(socket), *this)->start();
+    if (!ec) {
+      if (tls)
+        std::make_shared<session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), *this, tls)->start();
+      else
+        std::make_shared<session<beast::tcp_stream>>(std::move(socket), *this, nullptr)->start();
+    }
     accept();
   });
 }
 
+void http_front::impl::watch_certificate() {
+  reload_timer->expires_after(std::chrono::seconds(1));
+  reload_timer->async_wait([this](beast::error_code ec) {
+    if (ec) return;
+    auto cert = mtime_of(cfg.tls_cert_file), key = mtime_of(cfg.tls_key_file);
+    if (cert != cert_mtime || key != key_mtime) {
+      cert_mtime = cert;
+      key_mtime = key;
+      try {
+        tls = make_tls(cfg.tls_cert_file, cfg.tls_key_file);
+        spdlog::info("http: TLS certificate read again from {}", cfg.tls_cert_file);
+      } catch (const std::exception& e) {
+        // Half-replaced files (certificate new, key old): keep serving with the old pair.
+        spdlog::error("http: cannot use the new TLS certificate ({}): {}; keeping the old one", cfg.tls_cert_file, e.what());
+      }
+    }
+    watch_certificate();
+  });
+}
+
 http_front::http_front(const http_config& cfg, const wire_limits& limits, std::chrono::milliseconds default_deadline,
-                       router route, health status)
+                       router route, health status, predicate internal)
     : impl_(std::make_unique<impl>()) {
   impl_->cfg = cfg;
   impl_->limits = limits;
   impl_->default_deadline = default_deadline;
   impl_->route = std::move(route);
   impl_->status = std::move(status);
+  impl_->internal = std::move(internal);
+  auto auth = security::http_authenticator::make(cfg.auth);
+  if (!auth) throw std::runtime_error(auth.error().message);
+  impl_->auth = std::move(*auth);
+  if (cfg.auth.rate_per_s > 0)
+    impl_->limiter = std::make_unique<security::rate_limiter>(cfg.auth.rate_per_s, cfg.auth.rate_burst);
+  if (cfg.tls()) {
+    try {
+      impl_->tls = make_tls(cfg.tls_cert_file, cfg.tls_key_file);
+    } catch (const std::exception& e) {
+      throw std::runtime_error("TLS certificate " + cfg.tls_cert_file + " / key " + cfg.tls_key_file + ": " + e.what());
+    }
+    impl_->cert_mtime = mtime_of(cfg.tls_cert_file);
+    impl_->key_mtime = mtime_of(cfg.tls_key_file);
+    impl_->reload_timer.emplace(impl_->ioc);
+  }
   auto colon = cfg.listen.rfind(':');
   if (colon == std::string::npos)
     throw std::system_error(std::make_error_code(std::errc::invalid_argument), "http listen must be host:port");
@@ -200,13 +388,15 @@ http_front::http_front(const http_config& cfg, const wire_limits& limits, std::c
   impl_->acceptor.bind(ep);
   impl_->acceptor.listen();
   auto bound = impl_->acceptor.local_endpoint();
-  impl_->endpoint = "http://" + bound.address().to_string() + ":" + std::to_string(bound.port());
+  impl_->endpoint = std::string(cfg.tls() ? "https://" : "http://") + bound.address().to_string() + ":" +
+                    std::to_string(bound.port());
 }
 
 http_front::~http_front() { stop(); }
 
 void http_front::start() {
   impl_->accept();
+  if (impl_->reload_timer) impl_->watch_certificate();
   impl_->thread = std::thread([this] { impl_->ioc.run(); });
 }
 
@@ -215,6 +405,7 @@ void http_front::stop() {
   net::post(impl_->ioc, [this] {
     beast::error_code ec;
     impl_->acceptor.close(ec);
+    if (impl_->reload_timer) impl_->reload_timer->cancel();
   });
   impl_->ioc.stop();
   impl_->thread.join();

@@ -44,6 +44,9 @@ http::status http_status_of(const std::string& code) {
       {errc::storage_unavailable, http::status::service_unavailable},
       {errc::store_corrupt, http::status::service_unavailable},
       {errc::entity_quarantined, http::status::service_unavailable},
+      {errc::unauthenticated, http::status::unauthorized},
+      {errc::forbidden, http::status::forbidden},
+      {errc::rate_limited, http::status::too_many_requests},
   };
   for (const auto& [c, s] : table)
     if (to_string(c) == code) return s;

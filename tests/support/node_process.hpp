@@ -52,4 +52,25 @@ struct node_process {
   }
 };
 
+/// The HTTP front's endpoint as the node printed it ("http://..." or "https://...").
+inline std::string http_endpoint(node_process& n) {
+  auto line = n.proc->wait_for_line("http listening on ", std::chrono::milliseconds(0));
+  if (!line) {
+    // It was printed before the admin line that node_process waited for: scan what was read.
+    auto all = n.proc->out();
+    auto at = all.find("http listening on ");
+    REQUIRE(at != std::string::npos);
+    return all.substr(at + 18, all.find('\n', at) - at - 18);
+  }
+  return line->substr(line->find("http listening on ") + 18);
+}
+
+/// Runs a command, returns (exit code, stdout).
+inline std::pair<int, std::string> run(std::vector<std::string> argv) {
+  child_process p(std::move(argv));
+  auto code = p.wait(std::chrono::seconds(30));
+  REQUIRE(code);
+  return {*code, p.out()};
+}
+
 }  // namespace cohort::test

@@ -172,6 +172,78 @@ service_config read_service(const std::string& name, const toml::table& t, const
   return s;
 }
 
+/// Array of tables at `key` ([[http.token]]): each table to `each`.
+template <class F>
+void read_tables(const toml::table& t, table_reader& r, const char* key, F each) {
+  r.mark_seen(key);
+  const toml::node* n = t.get(key);
+  if (!n) return;
+  const auto* arr = n->as_array();
+  if (!arr) r.fail(*n, key, "an array of tables");
+  for (const auto& e : *arr) {
+    if (!e.is_table()) r.fail(e, key, "an array of tables");
+    each(*e.as_table());
+  }
+}
+
+void read_http_auth(const toml::table& http, table_reader& r, const std::string& source,
+                    security::http_security_config& auth) {
+  if (const auto* f = http.get("rate_per_s")) {
+    if (!f->is_number() || f->value<double>().value_or(-1) < 0) r.fail(*f, "rate_per_s", "a non-negative number");
+    auth.rate_per_s = f->value<double>().value_or(0);
+  }
+  r.mark_seen("rate_per_s");
+  if (const auto* f = http.get("rate_burst")) {
+    if (!f->is_number() || f->value<double>().value_or(-1) < 1) r.fail(*f, "rate_burst", "a number of at least 1");
+    auth.rate_burst = f->value<double>().value_or(1);
+  }
+  r.mark_seen("rate_burst");
+  if (auth.rate_burst == 0) auth.rate_burst = 2 * auth.rate_per_s;
+  r.read_strings("cors_origins", auth.cors_origins);
+  const auto base = std::filesystem::path(source).parent_path();
+  read_tables(http, r, "token", [&](const toml::table& t) {
+    table_reader tr(t, "http.token", source);
+    security::api_token tok;
+    tr.read("name", tok.name);
+    tr.read("sha256", tok.sha256);
+    tr.read_strings("roles", tok.roles);
+    tr.reject_unknown();
+    if (tok.name.empty()) throw config_error{where(source, t) + ": 'http.token' needs a name"};
+    if (tok.sha256.size() != 64 || tok.sha256.find_first_not_of("0123456789abcdef") != std::string::npos)
+      throw config_error{where(source, t) + ": http.token '" + tok.name +
+                         "': 'sha256' must be 64 lower-case hex digits (printf %s TOKEN | sha256sum)"};
+    auth.tokens.push_back(std::move(tok));
+  });
+  read_tables(http, r, "route", [&](const toml::table& t) {
+    table_reader tr(t, "http.route", source);
+    security::route_rule rule;
+    tr.read("path", rule.path);
+    tr.read("access", rule.access);
+    tr.reject_unknown();
+    if (rule.path.empty() || rule.path.front() != '/') throw config_error{where(source, t) + ": 'http.route.path' must start with '/'"};
+    if (rule.access != "public" && rule.access != "token" && (rule.access.rfind("role:", 0) != 0 || rule.access.size() < 6))
+      throw config_error{where(source, t) + ": 'http.route.access' must be \"public\", \"token\" or \"role:NAME\""};
+    auth.routes.push_back(std::move(rule));
+  });
+  if (const auto* jwt = r.sub_table("jwt")) {
+    table_reader jr(*jwt, "http.jwt", source);
+    jr.read("algorithm", auth.jwt.algorithm);
+    jr.read("key_file", auth.jwt.key_file);
+    jr.read("issuer", auth.jwt.issuer);
+    jr.read("audience", auth.jwt.audience);
+    jr.read("roles_claim", auth.jwt.roles_claim);
+    std::int64_t leeway = auth.jwt.leeway.count();
+    jr.read("leeway_s", leeway);
+    auth.jwt.leeway = std::chrono::seconds(leeway);
+    jr.reject_unknown();
+    if (auth.jwt.algorithm != "HS256" && auth.jwt.algorithm != "RS256")
+      jr.fail(jwt->get("algorithm") ? *jwt->get("algorithm") : *jwt, "algorithm", "\"HS256\" or \"RS256\"");
+    if (auth.jwt.key_file.empty()) throw config_error{where(source, *jwt) + ": 'http.jwt' needs key_file"};
+    if (std::filesystem::path(auth.jwt.key_file).is_relative() && !base.empty())
+      auth.jwt.key_file = (base / auth.jwt.key_file).string();
+  }
+}
+
 node_config read_config(const toml::table& root, const std::string& source,
                         const std::vector<std::string>& known) {
   node_config cfg;
@@ -216,6 +288,10 @@ node_config read_config(const toml::table& root, const std::string& source,
     r.read("max_in_flight", cfg.http.max_in_flight);
     r.read("tls_cert_file", cfg.http.tls_cert_file);
     r.read("tls_key_file", cfg.http.tls_key_file);
+    read_http_auth(*http, r, source, cfg.http.auth);
+    for (auto* f : {&cfg.http.tls_cert_file, &cfg.http.tls_key_file})
+      if (!f->empty() && std::filesystem::path(*f).is_relative() && !std::filesystem::path(source).parent_path().empty())
+        *f = (std::filesystem::path(source).parent_path() / *f).string();
     if (cfg.http.tls_cert_file.empty() != cfg.http.tls_key_file.empty())
       r.fail(*http->get(cfg.http.tls_cert_file.empty() ? "tls_key_file" : "tls_cert_file"), "tls_cert_file",
              "set together with tls_key_file");

@@ -185,9 +185,12 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
     if (auto err = p->security->check_public(ep, "[node] listen")) return *err;
   if (!cfg.admin.empty())
     if (auto err = p->security->check_public(cfg.admin, "[node] admin")) return *err;
-  if (!cfg.http.listen.empty())
-    if (auto err = p->security->check_public("tcp://" + cfg.http.listen, "[http] listen"); err && !cfg.http.tls())
-      return *err;
+  if (!cfg.http.listen.empty() && !cfg.security.insecure &&
+      !security::is_loopback_endpoint("tcp://" + cfg.http.listen) && !(cfg.http.tls() && cfg.http.auth.enabled()))
+    return error_info{errc::bad_request, "refusing to serve HTTP on " + cfg.http.listen +
+                                             ", a non-loopback address, without TLS (tls_cert_file, tls_key_file) and "
+                                             "callers that authenticate ([[http.token]] or [http.jwt]); docs/security.md. "
+                                             "Or set [security] insecure = true on purpose"};
   for (const auto& r : cfg.remotes)
     for (const auto& ep : r.endpoints)
       if (auto keys = p->security->client_keys(ep); !keys)
@@ -196,6 +199,12 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
     if (auto keys = p->security->client_keys(ep); !keys)
       return error_info{keys.error().code, "[node] register_with: " + keys.error().message};
   p->io->set_security(p->security.get());
+  auto internal = std::make_shared<std::unordered_set<std::string>>();
+  for (const auto& d : catalog)
+    for (const auto& [method, spec] : d.methods)
+      if (spec.internal) internal->insert(d.name + "." + method);
+  auto is_internal = [internal](const envelope& h) { return internal->count(h.service + "." + h.method) > 0; };
+  p->io->set_internal_predicate(is_internal);
 
   // Validate the whole service list before anything starts.
   auto host = detail::service_host::create(cfg, catalog, cfg.isolation != "process", p.get());
@@ -220,7 +229,7 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
     try {
       p->http = std::make_unique<detail::http_front>(
           cfg.http, cfg.limits, cfg.default_deadline, [self](detail::request_ptr r) { self->admit(std::move(r)); },
-          [self] { return detail::services_json(self->owner->services()); });
+          [self] { return detail::services_json(self->owner->services()); }, is_internal);
       p->http_endpoint = p->http->endpoint();
     } catch (const std::exception& e) {
       return error_info{errc::unavailable, "cannot listen on http " + cfg.http.listen + ": " + e.what()};
@@ -248,12 +257,7 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
   p->io->set_retry_predicate([idempotent](const envelope& h) {
     return !h.idempotency_key.empty() || idempotent->count(h.service + "." + h.method) > 0;
   });
-  auto internal = std::make_shared<std::unordered_set<std::string>>();
-  for (const auto& d : catalog)
-    for (const auto& [method, spec] : d.methods)
-      if (spec.internal) internal->insert(d.name + "." + method);
-  auto is_internal = [internal](const envelope& h) { return internal->count(h.service + "." + h.method) > 0; };
-  p->io->set_internal_predicate(is_internal);
+
   p->host->start(*p->actors);
   if (cfg.isolation == "process") {
     if (auto started = p->start_processes(); !started) return started.error();

@@ -20,17 +20,21 @@ class http_front {
  public:
   using router = std::function<void(request_ptr)>;
   using health = std::function<std::string()>;  ///< JSON for GET /health
+  using predicate = std::function<bool(const envelope&)>;
 
-  /// Binds `cfg.listen` ("host:port", port 0 picks one). Throws std::system_error.
-  /// JSON bodies and replies are held to `limits`, like native frames.
+  /// Binds `cfg.listen` ("host:port", port 0 picks one); with TLS files,
+  /// speaks HTTPS only. Throws std::system_error (bind), std::runtime_error
+  /// (certificate, key or auth config). JSON bodies and replies are held to
+  /// `limits`, like native frames. Methods for which `internal` holds are
+  /// never reachable here (403).
   http_front(const http_config& cfg, const wire_limits& limits, std::chrono::milliseconds default_deadline,
-             router route, health status);
+             router route, health status, predicate internal = {});
   ~http_front();
 
   void start();
   void stop();
 
-  /// "http://host:port" as bound.
+  /// "http://host:port" (or "https://...") as bound.
   [[nodiscard]] const std::string& endpoint() const noexcept;
 
   struct impl;  ///< public so that the connections in http_front.cpp can use it

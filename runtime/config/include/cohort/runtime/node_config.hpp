@@ -9,6 +9,7 @@
 
 #include "cohort/actors/service_definition.hpp"
 #include "cohort/runtime/supervision.hpp"
+#include "cohort/security/http_auth.hpp"
 #include "cohort/security/security_config.hpp"
 #include "cohort/storage/store.hpp"
 #include "cohort/transport/result.hpp"
@@ -121,6 +122,9 @@ struct http_config {
   std::string tls_cert_file;
   std::string tls_key_file;
   [[nodiscard]] bool tls() const noexcept { return !tls_cert_file.empty(); }
+  /// Callers (API tokens, JWTs), per-route access, rate limits and CORS
+  /// ([[http.token]], [http.jwt], [[http.route]], rate_per_s, cors_origins).
+  security::http_security_config auth;
 };
 
 /// Everything about one node ([node], [limits], [services.*], [remote.*]).
