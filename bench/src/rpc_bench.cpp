@@ -17,6 +17,7 @@
 
 #include "cohort/examples/example_services.hpp"
 #include "cohort/runtime/node.hpp"
+#include "cohort/security/keys.hpp"
 #include "cohort/transport/client.hpp"
 #include "stats.hpp"
 #include "cohort/examples/example_messages.hpp"
@@ -110,8 +111,8 @@ run_result measure_raw(const std::string& endpoint, int in_flight, std::chrono::
 }
 
 run_result measure_cohort(const std::string& endpoint, int in_flight, std::chrono::milliseconds duration,
-                          std::size_t payload_bytes) {
-  client c(endpoint);
+                          std::size_t payload_bytes, const std::optional<curve_client_keys>& curve = std::nullopt) {
+  client c(endpoint, {}, {}, curve);
   auto payload = pack(echo_args{std::string(payload_bytes, 'x')});
   std::vector<double> latencies;
   std::uint64_t done = 0;
@@ -206,6 +207,40 @@ int main(int argc, char** argv) {
       rows.push_back({sc, "p99.9 latency (us)", c999, r999, c999.median / r999.median, "-", true});
     }
 
+  // The price of security: the same calls over CURVE (encrypted, both ends
+  // authenticated) against plain tcp, both to Cohort nodes, same run.
+  auto secure_dir = data_dir.string() + "-curve";
+  auto bench_key = security::generate_key_pair();
+  auto secure_cfg = cfg;
+  secure_cfg.data_dir = secure_dir;
+  secure_cfg.security.keyless_loopback = false;
+  security::trusted_peer me;
+  me.name = "bench";
+  me.kind = security::role::client;
+  me.public_key = bench_key.public_key;
+  me.services = {"*"};
+  secure_cfg.security.peers = {me};
+  auto secure = node::start(secure_cfg, example_services());
+  if (!secure) {
+    std::cerr << "cannot start the CURVE node: " << secure.error().message << "\n";
+    return 2;
+  }
+  auto server_key = security::read_public_key(secure_dir + "/keys/node.key.pub");
+  const curve_client_keys keys{*server_key, bench_key.public_key, bench_key.secret_key};
+  for (auto payload : payloads) {
+    const int in_flight = 64;
+    std::vector<double> c_thr, p_thr;
+    for (int i = 0; i < repeats; ++i) {
+      p_thr.push_back(measure_cohort((*n)->endpoints().front(), in_flight, duration, payload).throughput);
+      c_thr.push_back(measure_cohort((*secure)->endpoints().front(), in_flight, duration, payload, keys).throughput);
+    }
+    auto ct = spread_of(c_thr), pt = spread_of(p_thr);
+    double ratio = ct.median / pt.median;
+    rows.push_back({"CURVE " + std::to_string(payload) + "B, 64 in flight", "req/s vs plain tcp", ct, pt, ratio,
+                    payload == 64 ? ">= 0.70 of plain" : "-", ratio >= 0.7});
+  }
+  (*secure)->stop();
+
   std::printf("\n%-24s %-20s %-26s %-26s %7s  %-15s %s\n", "scenario", "metric", "cohort median [min..max]",
               "raw zmq median [min..max]", "ratio", "target", "result");
   for (const auto& r : rows) {
@@ -228,5 +263,6 @@ int main(int argc, char** argv) {
   (*n)->stop();
   std::error_code ec;
   std::filesystem::remove_all(data_dir, ec);
+  std::filesystem::remove_all(secure_dir, ec);
   return 0;
 }
