@@ -136,6 +136,34 @@ int main(int argc, char** argv) {
                 (human(r.rps) + " req/s").c_str(), r.p50_ms, r.p99_ms, r.clean ? "" : "(errors!)");
     results["http"][std::to_string(c)] = {{"rps", r.rps}, {"p50_ms", r.p50_ms}, {"p99_ms", r.p99_ms}, {"clean", r.clean}};
   }
+  // The price of TLS: the same HTTP calls over HTTPS (a self-signed
+  // certificate from the openssl CLI; kept-alive connections, so this is the
+  // record encryption, not handshakes), alternating with plain HTTP.
+  {
+    auto cert = data / "cert.pem", key = data / "key.pem";
+    auto made = std::system(("openssl req -x509 -newkey rsa:2048 -nodes -keyout " + key.string() + " -out " +
+                             cert.string() + " -days 1 -subj /CN=127.0.0.1 >/dev/null 2>&1").c_str());
+    auto tls_cfg = gw_cfg;
+    tls_cfg.listen = {"tcp://127.0.0.1:*"};
+    tls_cfg.data_dir = (data / "gateway-tls").string();
+    tls_cfg.http.tls_cert_file = cert.string();
+    tls_cfg.http.tls_key_file = key.string();
+    auto tls_gw = made == 0 ? node::start(tls_cfg, example_services()) : result<std::unique_ptr<node>>(error_info{errc::unavailable, "openssl failed"});
+    if (!tls_gw) return std::cerr << "TLS gateway: " << tls_gw.error().message << "\n", 2;
+    auto tls_url = (*tls_gw)->http_endpoint() + "/v1/greeter/echo";
+    for (int c : {16, 64}) {
+      std::vector<double> plain, secure;
+      for (int i = 0; i < (quick ? 1 : 3); ++i) {
+        plain.push_back(run_wrk(url, c, quick ? 1 : 2, script).rps);
+        secure.push_back(run_wrk(tls_url, c, quick ? 1 : 2, script).rps);
+      }
+      auto ps = spread_of(plain), ss = spread_of(secure);
+      std::printf("%-44s %-24s %-24s %6.2f  %-12s\n", ("HTTPS vs HTTP via gateway, wrk " + std::to_string(c) + " conn").c_str(),
+                  cell(ss).c_str(), cell(ps).c_str(), ss.median / ps.median, "-");
+      results["https"][std::to_string(c)] = {{"https_rps", ss.median}, {"http_rps", ps.median}, {"ratio", ss.median / ps.median}};
+    }
+    (*tls_gw)->stop();
+  }
   (*gateway)->stop();
 
   // Scaling: 1, 2 and 4 instances of greeter behind a gateway (each its own

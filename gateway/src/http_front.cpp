@@ -55,6 +55,8 @@ struct http_front::impl {
   router route;
   health status;
   predicate internal;
+  readiness not_ready;
+  exposition metrics;
   std::string endpoint;
   std::atomic<std::int64_t> in_flight{0};
   std::atomic<std::uint64_t> next_id{1};
@@ -188,6 +190,7 @@ class session : public std::enable_shared_from_this<session<Stream>> {
     if (!caller) return;
     auto route = route_http_request(req, front_.limits, front_.default_deadline);
     if (route.what == http_route::kind::health) return health(route.health_of);
+    if (route.what == http_route::kind::metrics) return exposition();
     if (route.what == http_route::kind::error) return error(route.status, route.error.code, route.error.message);
     if (front_.internal && front_.internal(route.call))
       return error(http::status::forbidden, errc::forbidden,
@@ -243,9 +246,27 @@ class session : public std::enable_shared_from_this<session<Stream>> {
     send(http::status::ok, std::move(a.body));
   }
 
+  void exposition() {
+    if (!front_.metrics) return error(http::status::not_found, errc::unknown_service, "this node exports no metrics");
+    auto res = std::make_shared<response>(http::status::ok, version_);
+    res->set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+    res->body() = front_.metrics();
+    write(res);
+  }
+
   void health(const std::string& service) {
     auto all = json::parse(front_.status(), nullptr, false);
-    if (service.empty()) return send(http::status::ok, json{{"status", "ok"}, {"services", all}}.dump(-1, ' ', false, json::error_handler_t::replace));
+    // live: the process serves. ready (and /health): every service up and not draining.
+    if (service == "live") return send(http::status::ok, json{{"status", "live"}}.dump());
+    if (service.empty() || service == "ready") {
+      std::vector<std::string> why;
+      if (front_.not_ready) why = front_.not_ready();
+      if (why.empty())
+        return send(http::status::ok, json{{"status", "ready"}, {"services", all}}.dump(-1, ' ', false, json::error_handler_t::replace));
+      retry_after_s_ = 1;
+      return send(http::status::service_unavailable,
+                  json{{"status", "not ready"}, {"not_ready", why}, {"services", all}}.dump(-1, ' ', false, json::error_handler_t::replace));
+    }
     for (const auto& s : all)
       if (s["name"] == service)
         return send(s["state"] == "up" ? http::status::ok : http::status::service_unavailable, s.dump(-1, ' ', false, json::error_handler_t::replace));
@@ -354,8 +375,10 @@ void http_front::impl::watch_certificate() {
 }
 
 http_front::http_front(const http_config& cfg, const wire_limits& limits, std::chrono::milliseconds default_deadline,
-                       router route, health status, predicate internal)
+                       router route, health status, predicate internal, readiness not_ready, exposition metrics)
     : impl_(std::make_unique<impl>()) {
+  impl_->not_ready = std::move(not_ready);
+  impl_->metrics = std::move(metrics);
   impl_->cfg = cfg;
   impl_->limits = limits;
   impl_->default_deadline = default_deadline;

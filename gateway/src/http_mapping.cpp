@@ -64,6 +64,12 @@ http_route route_http_request(const http::request<http::string_body>& req, const
     r.health_of = target == "/health" ? "" : target.substr(8);
     return r;
   }
+  if (target == "/metrics") {
+    if (req.method() != http::verb::get) return refuse(http::status::method_not_allowed, errc::bad_request, "use GET");
+    http_route r;
+    r.what = http_route::kind::metrics;
+    return r;
+  }
   if (target.rfind("/v1/", 0) != 0)
     return refuse(http::status::not_found, errc::unknown_service,
                   "no route for " + target + " (POST /v1/<service>/<method>)");

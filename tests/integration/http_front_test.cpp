@@ -68,7 +68,7 @@ TEST_CASE("POST /v1/<service>/<method> answers JSON and errors map to HTTP statu
   CHECK_THAT(curl({"-X", "POST", base + "/v1/greeter/hello", "-d", std::string(5000, ' ')}),
              Catch::Contains("too_large") && Catch::EndsWith("413"));
   CHECK_THAT(curl({base + "/v1/greeter/hello"}), Catch::EndsWith("405"));
-  CHECK_THAT(curl({base + "/health"}), Catch::Contains("\"status\":\"ok\"") && Catch::EndsWith("200"));
+  CHECK_THAT(curl({base + "/health"}), Catch::Contains("\"status\":\"ready\"") && Catch::EndsWith("200"));
   CHECK_THAT(curl({base + "/health/greeter"}), Catch::EndsWith("200"));
   CHECK_THAT(curl({base + "/elsewhere"}), Catch::EndsWith("404"));
   // Request and trace ids: assigned at the edge, or kept when the client sends them.

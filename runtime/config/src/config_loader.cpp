@@ -297,6 +297,11 @@ node_config read_config(const toml::table& root, const std::string& source,
              "set together with tls_key_file");
     r.reject_unknown();
   }
+  if (auto* m = top.sub_table("metrics")) {
+    table_reader r(*m, "metrics", source);
+    r.read("listen", cfg.metrics_listen);
+    r.reject_unknown();
+  }
   if (auto* sec = top.sub_table("security")) {
     table_reader r(*sec, "security", source);
     r.read("key_file", cfg.security.key_file);

@@ -36,6 +36,7 @@ void request::release() noexcept {
 bool request::respond(std::string result) {
   if (!claim()) return false;
   release();
+  if (observer) observer("ok");
   if (sink_ && header.kind == message_kind::request) sink_(reply_header(header, false), std::move(result));
   return true;
 }
@@ -43,6 +44,7 @@ bool request::respond(std::string result) {
 bool request::fail(const error_info& err) {
   if (!claim()) return false;
   release();
+  if (observer) observer(err.code);
   if (sink_ && header.kind == message_kind::request) sink_(reply_header(header, true), encode_error_payload(err));
   return true;
 }

@@ -20,6 +20,8 @@
 #include "cohort/gateway/http_front.hpp"
 #include "cohort/isolation/process_host.hpp"
 #include "cohort/net/io_loop.hpp"
+#include "cohort/observability/metrics.hpp"
+#include <prometheus/exposer.h>
 
 namespace cohort {
 
@@ -37,6 +39,18 @@ struct node::impl final : detail::call_router {
   /// Keys, trust list, ZAP handler: before the I/O loop, which uses it, and gone after it.
   std::unique_ptr<security::node_security> security;
   std::unique_ptr<detail::io_loop> io;
+  /// Request counts and latencies (hot path), and what /metrics reads at scrape time.
+  std::unique_ptr<observability::metrics> metrics = std::make_unique<observability::metrics>();
+  std::unique_ptr<prometheus::Exposer> exposer;  ///< [metrics] listen: /metrics without [http]
+  /// The calls this node's services make (ctx.call): counted on the client side, then routed.
+  struct outbound_calls final : detail::call_router {
+    impl* node = nullptr;
+    void route(detail::request_ptr req) override {
+      auto& m = node->metrics->client(req->header.service, req->header.method);
+      req->observer = [&m, start = clock_type::now()](std::string_view code) { m.record(code, clock_type::now() - start); };
+      node->route(std::move(req));
+    }
+  } outbound;
   std::unique_ptr<caf::actor_system_config> actor_cfg;
   std::unique_ptr<caf::actor_system> actors;
   std::unique_ptr<detail::service_host> host;  ///< the services hosted in this process
@@ -56,6 +70,8 @@ struct node::impl final : detail::call_router {
 
   /// Ingress from the sockets: refuse new work while draining.
   void admit(detail::request_ptr req) {
+    auto& m = metrics->server(req->header.service, req->header.method);
+    req->observer = [&m, start = clock_type::now()](std::string_view code) { m.record(code, clock_type::now() - start); };
     if (draining.load(std::memory_order_relaxed)) {
       req->fail({errc::unavailable, "node '" + cfg.name + "' is shutting down"});
       return;
@@ -88,6 +104,72 @@ struct node::impl final : detail::call_router {
       });
       return;
     }
+  }
+
+  /// What keeps this node from being ready: draining, or a service not up.
+  std::vector<std::string> not_ready() const {
+    std::vector<std::string> why;
+    if (draining.load()) why.push_back("node '" + cfg.name + "' is draining");
+    if (!owner) return {"node '" + cfg.name + "' is starting"};
+    for (const auto& s : owner->services())
+      if (s.state != "up") why.push_back(s.name + " is " + s.state + (s.down_reason.empty() ? "" : ": " + s.down_reason));
+    return why;
+  }
+
+  /// What /metrics reads at scrape time.
+  void collect(observability::family_builder& b) const {
+    using prometheus::MetricType;
+    auto services = owner->services();
+    auto per_service = [&](const char* name, const char* help, MetricType type, auto value) {
+      b.family(name, help, type);
+      for (const auto& s : services) b.sample({{"service", s.name}}, static_cast<double>(value(s)));
+    };
+    per_service("cohort_service_up", "1 when the service is up, 0 when it is down", MetricType::Gauge,
+                [](const service_status& s) { return s.state == "up" ? 1 : 0; });
+    per_service("cohort_service_restarts_total", "Restarts made by the service's supervisors", MetricType::Counter,
+                [](const service_status& s) { return s.restarts; });
+    per_service("cohort_service_in_flight", "Requests admitted and not answered yet", MetricType::Gauge,
+                [](const service_status& s) { return s.in_flight; });
+    per_service("cohort_service_stuck_handlers_total", "Handlers the watchdog found past handler_timeout_ms",
+                MetricType::Counter, [](const service_status& s) { return s.stuck_handlers; });
+    per_service("cohort_entities_live", "Live entity actors", MetricType::Gauge,
+                [](const service_status& s) { return s.live_entities; });
+    per_service("cohort_entity_activations_total", "Entity activations (state loaded)", MetricType::Counter,
+                [](const service_status& s) { return s.activations; });
+    per_service("cohort_entity_passivations_total", "Entity passivations (idle actors stopped)", MetricType::Counter,
+                [](const service_status& s) { return s.passivations; });
+    per_service("cohort_entity_quarantines_total", "Entity keys quarantined after repeated crashes", MetricType::Counter,
+                [](const service_status& s) { return s.quarantines; });
+    per_service("cohort_resumes_total", "Resume calls for entities with unfinished work (sagas)", MetricType::Counter,
+                [](const service_status& s) { return s.resumes; });
+    per_service("cohort_events_published_total", "Outbox records written (one per subscriber)", MetricType::Counter,
+                [](const service_status& s) { return s.events_published; });
+    per_service("cohort_events_delivered_total", "Outbox records acknowledged by their subscriber", MetricType::Counter,
+                [](const service_status& s) { return s.events_delivered; });
+    per_service("cohort_event_redeliveries_total", "Event deliveries that failed and were tried again", MetricType::Counter,
+                [](const service_status& s) { return s.event_redeliveries; });
+    per_service("cohort_outbox_backlog", "Events published and not yet delivered", MetricType::Gauge,
+                [](const service_status& s) {
+                  return s.events_published > s.events_delivered ? s.events_published - s.events_delivered : 0;
+                });
+    const auto m = owner->metrics();
+    auto edge = [&](const char* name, const char* help, std::uint64_t v) {
+      b.family(name, help, MetricType::Counter).sample({}, static_cast<double>(v));
+    };
+    edge("cohort_edge_requests_total", "Well-formed requests admitted at the native front", m.requests);
+    edge("cohort_edge_rejected_total", "Requests answered with an error at the native front", m.rejected);
+    edge("cohort_edge_malformed_frames_total", "Messages that were not a valid Cohort request", m.malformed_frames);
+    edge("cohort_edge_expired_in_transit_total", "Requests that arrived after their deadline: dropped, never run",
+         m.expired_in_transit);
+    edge("cohort_security_refused_requests_total", "Requests refused by admission (unauthenticated, forbidden)", m.refused);
+    edge("cohort_security_refused_registrations_total", "Registry heartbeats not from an authenticated node: ignored",
+         m.refused_registrations);
+    edge("cohort_security_refused_connections_total", "Connections whose key the ZAP handler refused",
+         m.refused_connections);
+    b.family("cohort_node_draining", "1 while the node drains before stopping", MetricType::Gauge)
+        .sample({}, draining.load() ? 1 : 0);
+    b.family("cohort_node_uptime_seconds", "Seconds since the node started", MetricType::Gauge)
+        .sample({}, std::chrono::duration<double>(clock_type::now() - started).count());
   }
 
   /// The route to a service process's admin endpoint (never a service name: '/' is not allowed in those).
@@ -185,6 +267,12 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
     if (auto err = p->security->check_public(ep, "[node] listen")) return *err;
   if (!cfg.admin.empty())
     if (auto err = p->security->check_public(cfg.admin, "[node] admin")) return *err;
+  // [metrics] listen is plain HTTP with no authentication: loopback only, unless insecure on purpose
+  // (a public scrape goes through the HTTP front's /metrics, with TLS and a token).
+  if (!cfg.metrics_listen.empty() && !cfg.security.insecure && !security::is_loopback_endpoint("tcp://" + cfg.metrics_listen))
+    return error_info{errc::bad_request, "refusing to serve [metrics] on " + cfg.metrics_listen +
+                                             ", a non-loopback address, without authentication: scrape the HTTP "
+                                             "front's /metrics (TLS, a token), or set [security] insecure = true"};
   if (!cfg.http.listen.empty() && !cfg.security.insecure &&
       !security::is_loopback_endpoint("tcp://" + cfg.http.listen) && !(cfg.http.tls() && cfg.http.auth.enabled()))
     return error_info{errc::bad_request, "refusing to serve HTTP on " + cfg.http.listen +
@@ -207,7 +295,8 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
   p->io->set_internal_predicate(is_internal);
 
   // Validate the whole service list before anything starts.
-  auto host = detail::service_host::create(cfg, catalog, cfg.isolation != "process", p.get());
+  p->outbound.node = p.get();
+  auto host = detail::service_host::create(cfg, catalog, cfg.isolation != "process", &p->outbound);
   if (!host) return host.error();
   p->host = std::move(*host);
 
@@ -229,7 +318,8 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
     try {
       p->http = std::make_unique<detail::http_front>(
           cfg.http, cfg.limits, cfg.default_deadline, [self](detail::request_ptr r) { self->admit(std::move(r)); },
-          [self] { return detail::services_json(self->owner->services()); }, is_internal);
+          [self] { return detail::services_json(self->owner->services()); }, is_internal,
+          [self] { return self->not_ready(); }, [self] { return self->metrics->render(); });
       p->http_endpoint = p->http->endpoint();
     } catch (const std::exception& e) {
       return error_info{errc::unavailable, "cannot listen on http " + cfg.http.listen + ": " + e.what()};
@@ -282,6 +372,15 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
   }
   raw->impl_->io->set_registration_timeout(cfg.heartbeat * 3);
   raw->impl_->owner = raw;
+  raw->impl_->metrics->add_collector([self = raw->impl_.get()](observability::family_builder& b) { self->collect(b); });
+  if (!cfg.metrics_listen.empty()) {
+    try {
+      raw->impl_->exposer = std::make_unique<prometheus::Exposer>(cfg.metrics_listen);
+      raw->impl_->exposer->RegisterCollectable(raw->impl_->metrics->collectable());
+    } catch (const std::exception& e) {
+      return error_info{errc::unavailable, "cannot listen on [metrics] " + cfg.metrics_listen + ": " + e.what()};
+    }
+  }
   raw->impl_->io->start();
   if (raw->impl_->http) raw->impl_->http->start();
   return out;
@@ -398,6 +497,7 @@ void node::stop() {
   auto& p = *impl_;
   if (p.stopped.exchange(true)) return;
   p.draining = true;
+  p.exposer.reset();  // its scrapes read the services
   // Every accepted request gets its answer: those hosted here and those
   // forwarded to remote instances, whose replies come back through the I/O
   // thread (still running), until the drain timeout.

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "cohort/runtime/node_config.hpp"
 #include "cohort/core/request.hpp"
@@ -21,6 +22,9 @@ class http_front {
   using router = std::function<void(request_ptr)>;
   using health = std::function<std::string()>;  ///< JSON for GET /health
   using predicate = std::function<bool(const envelope&)>;
+  /// What keeps the node from being ready (a service not up, draining); empty when ready.
+  using readiness = std::function<std::vector<std::string>()>;
+  using exposition = std::function<std::string()>;  ///< GET /metrics: Prometheus text
 
   /// Binds `cfg.listen` ("host:port", port 0 picks one); with TLS files,
   /// speaks HTTPS only. Throws std::system_error (bind), std::runtime_error
@@ -28,7 +32,8 @@ class http_front {
   /// `limits`, like native frames. Methods for which `internal` holds are
   /// never reachable here (403).
   http_front(const http_config& cfg, const wire_limits& limits, std::chrono::milliseconds default_deadline,
-             router route, health status, predicate internal = {});
+             router route, health status, predicate internal = {}, readiness not_ready = {},
+             exposition metrics = {});
   ~http_front();
 
   void start();

@@ -18,11 +18,11 @@ namespace http = boost::beast::http;
 
 /// An HTTP request as the node routes it.
 struct http_route {
-  enum class kind { call, health, error } what = kind::error;
+  enum class kind { call, health, metrics, error } what = kind::error;
   envelope call;                           ///< kind::call: service, method, key, idempotency key, deadline
   std::string args;                        ///< kind::call: the JSON body as one msgpack value
   std::chrono::milliseconds deadline{0};   ///< kind::call
-  std::string health_of;                   ///< kind::health: "" for the node, else a service
+  std::string health_of;                   ///< kind::health: "" (= "ready"), "live", "ready", or a service
   http::status status = http::status::ok;  ///< kind::error
   error_info error;                        ///< kind::error
 };

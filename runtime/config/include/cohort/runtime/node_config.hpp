@@ -197,6 +197,10 @@ struct node_config {
   std::vector<service_config> services;
   std::vector<remote_service_config> remotes;
   http_config http;
+  /// [metrics] listen: "host:port" of a plain HTTP endpoint that serves only
+  /// GET /metrics (Prometheus), for nodes without an HTTP front. Loopback
+  /// unless the config says otherwise. Default: "" (off; /metrics is on the HTTP front).
+  std::string metrics_listen;
   /// Keys, the trust list and who may do what ([security], docs/security.md).
   security::security_config security;
 };

@@ -43,6 +43,10 @@ class request {
   envelope header;
   std::string payload;
   std::chrono::steady_clock::time_point deadline;
+  /// Told once, on whichever thread answers, the answer's code: "ok" or the
+  /// error code (metrics). Set before the request is routed; small captures
+  /// (a pointer and a time) keep it free of allocation.
+  std::function<void(std::string_view code)> observer;
 
  private:
   bool claim() noexcept;

@@ -1,0 +1,106 @@
+// metrics: a node's metrics in the Prometheus data model (prometheus-cpp).
+// Two kinds: what is counted on the hot path (requests by service, method and
+// result code; latency histograms), recorded into per-method handles resolved
+// once, and what is read at scrape time from the parts that already keep it
+// (service states, restarts, the edge's counters, registry instances, ...),
+// gathered by collectors the node registers. Rendered in the text exposition
+// format by prometheus-cpp's serializer.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <prometheus/client_metric.h>
+#include <prometheus/metric_family.h>
+
+namespace prometheus {
+class Collectable;
+class Registry;
+class Counter;
+class Histogram;
+template <typename T>
+class Family;
+}  // namespace prometheus
+
+namespace cohort::observability {
+
+/// One method's request metrics on one side (server: requests this node
+/// answered; client: calls its services made). Safe from any thread.
+class method_metrics {
+ public:
+  /// Counts one answered request with its result code ("ok" or an error code)
+  /// and observes its duration.
+  void record(std::string_view code, std::chrono::steady_clock::duration took);
+
+ private:
+  friend class metrics;
+  prometheus::Family<prometheus::Counter>* requests_ = nullptr;
+  prometheus::Histogram* duration_ = nullptr;
+  std::map<std::string, std::string> labels_;
+  std::mutex mutex_;
+  std::vector<std::pair<std::string, prometheus::Counter*>> by_code_;  ///< few codes: a short list
+};
+
+/// Builds gauge and counter families at scrape time.
+class family_builder {
+ public:
+  /// Starts a family; `type` is prometheus::MetricType::Gauge or ::Counter.
+  family_builder& family(std::string name, std::string help, prometheus::MetricType type);
+  /// Adds a sample to the family started last.
+  family_builder& sample(std::vector<std::pair<std::string, std::string>> labels, double value);
+  [[nodiscard]] std::vector<prometheus::MetricFamily> take() { return std::move(families_); }
+
+ private:
+  std::vector<prometheus::MetricFamily> families_;
+};
+
+class metrics {
+ public:
+  using collector = std::function<void(family_builder&)>;
+
+  metrics();
+  ~metrics();
+  metrics(const metrics&) = delete;
+  metrics& operator=(const metrics&) = delete;
+
+  /// The handle of `service.method` on the server side; label values are
+  /// bounded (at most `max_methods` per service, then "other") so that no
+  /// caller can grow the series without end.
+  method_metrics& server(const std::string& service, const std::string& method);
+  /// The same for calls made by services (the client side of ctx.call).
+  method_metrics& client(const std::string& service, const std::string& method);
+
+  /// Adds what is read at scrape time.
+  void add_collector(collector c);
+
+  /// Every family: the registry's and the collectors'.
+  [[nodiscard]] std::vector<prometheus::MetricFamily> collect() const;
+  /// Everything in the Prometheus text exposition format (version 0.0.4).
+  [[nodiscard]] std::string render() const;
+  /// All of it as one prometheus-cpp Collectable (for prometheus::Exposer).
+  [[nodiscard]] std::shared_ptr<prometheus::Collectable> collectable();
+
+  static constexpr std::size_t max_services = 256;
+  static constexpr std::size_t max_methods = 64;
+
+ private:
+  method_metrics& handle(bool server, const std::string& service, const std::string& method);
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>* server_requests_;
+  prometheus::Family<prometheus::Histogram>* server_duration_;
+  prometheus::Family<prometheus::Counter>* client_requests_;
+  prometheus::Family<prometheus::Histogram>* client_duration_;
+  mutable std::mutex mutex_;
+  std::map<std::pair<bool, std::string>, std::map<std::string, std::unique_ptr<method_metrics>>> handles_;
+  std::vector<collector> collectors_;
+  std::shared_ptr<prometheus::Collectable> collectable_;
+};
+
+}  // namespace cohort::observability

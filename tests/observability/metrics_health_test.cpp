@@ -1,0 +1,133 @@
+// Metrics and health of a real node: /metrics in the Prometheus text format
+// (checked by Debian's promtool), families that move when their events
+// happen, bounded labels, and /health/ready that tells the truth.
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <future>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "child_process.hpp"
+#include "cohort/examples/example_messages.hpp"
+#include "test_node.hpp"
+
+using namespace cohort;
+using namespace cohort::examples;
+using namespace cohort::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// (status code, body) of a GET with curl; the body goes through a file (an
+/// exposition is larger than a pipe's buffer).
+std::pair<int, std::string> get(const std::string& url) {
+  temp_dir tmp;
+  const auto body = tmp / "body";
+  child_process p({"/usr/bin/curl", "-s", "-o", body, "-w", "%{http_code}", "--max-time", "10", url});
+  auto code = p.wait(15s);
+  REQUIRE(code == 0);
+  std::ifstream in(body);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return {std::stoi(p.out()), ss.str()};
+}
+
+/// The value of one series in an exposition, or -1 when it is not there.
+double sample(const std::string& text, const std::string& series) {
+  auto at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  auto start = at + 1 + series.size() + 1;
+  return std::stod(text.substr(start, text.find('\n', start) - start));
+}
+
+node_config http_node(const std::string& dir) {
+  auto cfg = loopback_config(dir);
+  cfg.http.listen = "127.0.0.1:0";
+  return cfg;
+}
+
+}  // namespace
+
+TEST_CASE("/metrics is valid Prometheus text and its families move with their events", "[observability][metrics]") {
+  temp_dir dir;
+  auto n = start_node(http_node(dir.path()));
+  client c(n->endpoints().front());
+  for (int i = 0; i < 3; ++i) REQUIRE(c.call("greeter", "hello", pack(hello_args{"m"})).ok());
+  REQUIRE(c.call("greeter", "fail", pack(fail_args{"out_of_stock", "none"})).error);
+  REQUIRE(c.call_as<counter_value>("counter", "add", add_args{1}, keyed("a")).ok());
+  REQUIRE(c.call_as<visit_reply>("visits", "record", hello_args{"m"}).ok());  // calls counter and greeter itself
+  // Made-up names are counted too, but under bounded labels.
+  for (int i = 0; i < 100; ++i) (void)c.call("greeter", "no-such-" + std::to_string(i), pack(no_args{}));
+
+  auto [status, text] = get(n->http_endpoint() + "/metrics");
+  REQUIRE(status == 200);
+  std::ofstream(dir / "metrics.txt") << text;
+  child_process promtool({"/bin/sh", "-c", "/usr/bin/promtool check metrics < " + (dir / "metrics.txt")});
+  auto checked = promtool.wait(30s);
+  INFO(promtool.out() << promtool.err());
+  CHECK(checked == 0);
+
+  CHECK(sample(text, R"(cohort_requests_total{code="ok",method="hello",service="greeter"})") == 3);
+  CHECK(sample(text, R"(cohort_requests_total{code="out_of_stock",method="fail",service="greeter"})") == 1);
+  CHECK(sample(text, R"(cohort_request_duration_seconds_count{method="hello",service="greeter"})") == 3);
+  // The client side of ctx.call: visits called counter.add and greeter.hello.
+  CHECK(sample(text, R"(cohort_client_requests_total{code="ok",method="add",service="counter"})") == 1);
+  CHECK(sample(text, R"(cohort_service_up{service="counter"})") == 1);
+  CHECK(sample(text, R"(cohort_entities_live{service="counter"})") >= 1);
+  CHECK(sample(text, R"(cohort_entity_activations_total{service="counter"})") >= 1);
+  CHECK(sample(text, R"(cohort_requests_total{code="unknown_method",method="other",service="greeter"})") > 0);
+  std::regex greeter_methods(R"(cohort_request_duration_seconds_count\{method="[^"]*",service="greeter"\})");
+  auto count = std::distance(std::sregex_iterator(text.begin(), text.end(), greeter_methods), std::sregex_iterator());
+  CHECK(count <= 65);  // 64 method labels per service at most, then "other"
+
+  // A service that goes down shows it.
+  REQUIRE(n->stop_service("greeter").ok());
+  auto after = get(n->http_endpoint() + "/metrics").second;
+  CHECK(sample(after, R"(cohort_service_up{service="greeter"})") == 0);
+}
+
+TEST_CASE("/health/ready is 503 naming what is not ready, while /health/live stays 200", "[observability][health]") {
+  temp_dir dir;
+  auto n = start_node(http_node(dir.path()));
+  const auto base = n->http_endpoint();
+  CHECK(get(base + "/health/ready").first == 200);
+  CHECK(get(base + "/health").first == 200);
+  REQUIRE(n->stop_service("counter").ok());
+  auto [code, body] = get(base + "/health/ready");
+  CHECK(code == 503);
+  CHECK_THAT(body, Catch::Contains("counter is down"));
+  CHECK(get(base + "/health").first == 503);  // an alias of ready
+  CHECK(get(base + "/health/live").first == 200);
+  REQUIRE(n->start_service("counter").ok());
+  CHECK(eventually([&] { return get(base + "/health/ready").first == 200; }));
+
+  // Draining: not ready while the last requests finish. stop() runs on this
+  // thread (CAF's system is torn down by the thread that made it); a slow
+  // call keeps the drain busy while another thread asks /health/ready.
+  auto slow = std::async(std::launch::async, [ep = n->endpoints().front()] {
+    client c(ep);
+    return c.call("greeter", "sleep", pack(sleep_args{1500})).ok();
+  });
+  REQUIRE(eventually([&] { return status_of(*n, "greeter").in_flight == 1; }));
+  auto seen = std::async(std::launch::async, [url = base + "/health/ready"] {
+    // No Catch2 assertions off the main thread: popen, and the answer is returned.
+    for (int i = 0; i < 300; ++i) {
+      std::string out;
+      if (FILE* f = ::popen(("/usr/bin/curl -s --max-time 2 -w ' %{http_code}' " + url).c_str(), "r")) {
+        char buf[4096];
+        while (auto got = std::fread(buf, 1, sizeof buf, f)) out.append(buf, got);
+        ::pclose(f);
+      }
+      if (out.find("draining") != std::string::npos && out.find(" 503") != std::string::npos) return out;
+      std::this_thread::sleep_for(10ms);
+    }
+    return std::string();
+  });
+  std::this_thread::sleep_for(100ms);
+  n->stop();
+  CHECK(slow.get());
+  CHECK_THAT(seen.get(), Catch::Contains("draining"));
+}
