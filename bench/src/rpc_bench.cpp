@@ -241,6 +241,28 @@ int main(int argc, char** argv) {
   }
   (*secure)->stop();
 
+  // The price of request metrics: the same calls to a node that counts and
+  // times every request (the default) and to one that does not, same run.
+  auto quiet_cfg = cfg;
+  quiet_cfg.data_dir = data_dir.string() + "-quiet";
+  quiet_cfg.request_metrics = false;
+  auto quiet = node::start(quiet_cfg, example_services());
+  if (!quiet) {
+    std::cerr << "cannot start the node without metrics: " << quiet.error().message << "\n";
+    return 2;
+  }
+  {
+    std::vector<double> on, off;
+    for (int i = 0; i < repeats; ++i) {
+      off.push_back(measure_cohort((*quiet)->endpoints().front(), 64, duration, 64).throughput);
+      on.push_back(measure_cohort((*n)->endpoints().front(), 64, duration, 64).throughput);
+    }
+    auto ons = spread_of(on), offs = spread_of(off);
+    double ratio = ons.median / offs.median;
+    rows.push_back({"metrics 64B, 64 in flight", "req/s vs metrics off", ons, offs, ratio, ">= 0.95 of off", ratio >= 0.95});
+  }
+  (*quiet)->stop();
+
   std::printf("\n%-24s %-20s %-26s %-26s %7s  %-15s %s\n", "scenario", "metric", "cohort median [min..max]",
               "raw zmq median [min..max]", "ratio", "target", "result");
   for (const auto& r : rows) {
@@ -264,5 +286,6 @@ int main(int argc, char** argv) {
   std::error_code ec;
   std::filesystem::remove_all(data_dir, ec);
   std::filesystem::remove_all(secure_dir, ec);
+  std::filesystem::remove_all(data_dir.string() + "-quiet", ec);
   return 0;
 }

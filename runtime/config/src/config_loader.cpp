@@ -300,6 +300,7 @@ node_config read_config(const toml::table& root, const std::string& source,
   if (auto* m = top.sub_table("metrics")) {
     table_reader r(*m, "metrics", source);
     r.read("listen", cfg.metrics_listen);
+    r.read("requests", cfg.request_metrics);
     r.reject_unknown();
   }
   if (auto* sec = top.sub_table("security")) {

@@ -46,8 +46,10 @@ struct node::impl final : detail::call_router {
   struct outbound_calls final : detail::call_router {
     impl* node = nullptr;
     void route(detail::request_ptr req) override {
-      auto& m = node->metrics->client(req->header.service, req->header.method);
-      req->observer = [&m, start = clock_type::now()](std::string_view code) { m.record(code, clock_type::now() - start); };
+      if (node->cfg.request_metrics) {
+        auto& m = node->metrics->client(req->header.service, req->header.method);
+        req->observer = [&m, start = clock_type::now()](std::string_view code) { m.record(code, clock_type::now() - start); };
+      }
       node->route(std::move(req));
     }
   } outbound;
@@ -70,8 +72,10 @@ struct node::impl final : detail::call_router {
 
   /// Ingress from the sockets: refuse new work while draining.
   void admit(detail::request_ptr req) {
-    auto& m = metrics->server(req->header.service, req->header.method);
-    req->observer = [&m, start = clock_type::now()](std::string_view code) { m.record(code, clock_type::now() - start); };
+    if (cfg.request_metrics) {
+      auto& m = metrics->server(req->header.service, req->header.method);
+      req->observer = [&m, start = clock_type::now()](std::string_view code) { m.record(code, clock_type::now() - start); };
+    }
     if (draining.load(std::memory_order_relaxed)) {
       req->fail({errc::unavailable, "node '" + cfg.name + "' is shutting down"});
       return;

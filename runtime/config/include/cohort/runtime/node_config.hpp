@@ -201,6 +201,10 @@ struct node_config {
   /// GET /metrics (Prometheus), for nodes without an HTTP front. Loopback
   /// unless the config says otherwise. Default: "" (off; /metrics is on the HTTP front).
   std::string metrics_listen;
+  /// [metrics] requests: count requests and their latency per service and
+  /// method (the hot-path part of the metrics; the rest is read at scrape
+  /// time and costs nothing between scrapes). Default: true.
+  bool request_metrics = true;
   /// Keys, the trust list and who may do what ([security], docs/security.md).
   security::security_config security;
 };
