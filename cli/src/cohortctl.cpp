@@ -103,6 +103,7 @@ int main(int argc, char** argv) {
     sub->add_option("target", target, "SERVICE or SERVICE/CHILD")->required();
   }
   app.add_subcommand("registry", "remote services this node routes to: instances, health, in-flight load");
+  app.add_subcommand("health", "ready or not, and why (exit 0 when ready, 1 when not): the same as GET /health/ready");
   std::vector<std::string> storage_args;
   auto* storage = app.add_subcommand(
       "storage",
@@ -176,6 +177,14 @@ int main(int argc, char** argv) {
   }
   if (as_json) {
     std::cout << reply.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+  } else if (method == "health") {
+    if (reply["ready"] == true) {
+      std::cout << "node " << reply["node"].get<std::string>() << ": ready\n";
+    } else {
+      std::cout << "node " << reply["node"].get<std::string>() << ": not ready\n";
+      for (const auto& why : reply["not_ready"]) std::cout << "  " << why.get<std::string>() << "\n";
+      return 1;
+    }
   } else if (method == "status") {
     print_status(reply);
   } else if (method == "tree") {

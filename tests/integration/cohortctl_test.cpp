@@ -66,6 +66,16 @@ TEST_CASE_METHOD(ctl_fixture, "cohortctl stop, start and restart a service", "[i
   CHECK_THAT(out, !Catch::Contains("\"state\": \"down\""));
 }
 
+TEST_CASE_METHOD(ctl_fixture, "cohortctl health says ready or names what is not, with its exit code", "[integration][cohortctl]") {
+  auto [code, out, err] = ctl({"health"});
+  CHECK(code == 0);
+  CHECK_THAT(out, Catch::Contains(": ready"));
+  REQUIRE(std::get<0>(ctl({"stop", "counter"})) == 0);
+  auto [down, why, err2] = ctl({"health"});
+  CHECK(down == 1);
+  CHECK_THAT(why, Catch::Contains("not ready") && Catch::Contains("counter is down"));
+}
+
 TEST_CASE_METHOD(ctl_fixture, "cohortctl steers one child: stop, start, restart", "[integration][cohortctl]") {
   // Each command's effect shows in the tree, not only in the exit code.
   auto worker1 = [&] {

@@ -209,6 +209,12 @@ void handle_admin(admin_operations& n, admin_worker& worker, request_ptr req) {
     reply_json(req, out);
     return;
   }
+  if (h.method == "health") {
+    auto why = n.not_ready();
+    json out = {{"node", n.name()}, {"live", true}, {"ready", why.empty()}, {"not_ready", why}};
+    reply_json(req, out);
+    return;
+  }
   if (h.method == "registry") {
     json out = {{"node", n.name()}, {"instances", json::array()}};
     for (const auto& i : n.registry())
@@ -238,7 +244,7 @@ void handle_admin(admin_operations& n, admin_worker& worker, request_ptr req) {
     return;
   }
   req->fail({errc::unknown_method,
-             "admin has no method '" + h.method + "' (status, tree, restart, stop, start, crash, storage, backup, restore, verify, flush, salvage, registry)"});
+             "admin has no method '" + h.method + "' (status, tree, health, restart, stop, start, crash, storage, backup, restore, verify, flush, salvage, registry)"});
 }
 
 }  // namespace cohort::detail

@@ -227,6 +227,7 @@ class admin_adapter final : public detail::admin_operations {
   std::vector<service_status> services() const override { return n_.services(); }
   node_metrics metrics() const override { return n_.metrics(); }
   std::vector<instance_status> registry() const override { return n_.registry(); }
+  std::vector<std::string> not_ready() const override { return n_.not_ready(); }
   result<bool> stop_service(const std::string& s) override { return n_.stop_service(s); }
   result<bool> start_service(const std::string& s) override { return n_.start_service(s); }
   result<bool> restart_service(const std::string& s) override { return n_.restart_service(s); }
@@ -395,6 +396,8 @@ const std::vector<std::string>& node::endpoints() const noexcept { return impl_-
 const std::string& node::http_endpoint() const noexcept { return impl_->http_endpoint; }
 
 const std::string& node::admin_endpoint() const noexcept { return impl_->admin_endpoint; }
+
+std::vector<std::string> node::not_ready() const { return impl_->not_ready(); }
 
 zmq::context_t& node::context() noexcept { return impl_->ctx; }
 

@@ -21,6 +21,8 @@ class admin_operations {
   [[nodiscard]] virtual std::vector<service_status> services() const = 0;
   [[nodiscard]] virtual node_metrics metrics() const = 0;
   [[nodiscard]] virtual std::vector<instance_status> registry() const = 0;
+  /// What keeps the node from being ready (a service not up, draining); empty when ready.
+  [[nodiscard]] virtual std::vector<std::string> not_ready() const = 0;
   virtual result<bool> stop_service(const std::string& name) = 0;
   virtual result<bool> start_service(const std::string& name) = 0;
   virtual result<bool> restart_service(const std::string& name) = 0;

@@ -47,6 +47,9 @@ class node {
   [[nodiscard]] node_metrics metrics() const;
   /// The remote services' instances. Only from the admin handler (the I/O thread).
   [[nodiscard]] std::vector<instance_status> registry() const;
+  /// Readiness (/health/ready, `cohortctl health`): what keeps the node from
+  /// serving everything it should (a service not up, draining); empty when ready.
+  [[nodiscard]] std::vector<std::string> not_ready() const;
 
   /// Operator control of a whole service: stop marks it down (callers get
   /// `unavailable`), start and restart bring it back with a fresh supervision
