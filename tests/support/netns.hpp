@@ -13,6 +13,13 @@
 
 namespace cohort::test {
 
+/// False (with a warning) where the test cannot make namespaces: not root.
+inline bool namespaces_available() {
+  if (::geteuid() == 0) return true;
+  WARN("skipped: network namespaces need root (CI runs as root)");
+  return false;
+}
+
 inline int sh(const std::string& command) { return std::system((command + " >/dev/null 2>&1").c_str()); }
 
 struct namespace_pair {

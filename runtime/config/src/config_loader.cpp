@@ -172,6 +172,12 @@ service_config read_service(const std::string& name, const toml::table& t, const
   return s;
 }
 
+/// A relative file name in a config (keys, certificates) is taken from the config file's folder.
+void beside_config(const std::string& source, std::string& path) {
+  const auto base = std::filesystem::path(source).parent_path();
+  if (!path.empty() && std::filesystem::path(path).is_relative() && !base.empty()) path = (base / path).string();
+}
+
 /// Array of tables at `key` ([[http.token]]): each table to `each`.
 template <class F>
 void read_tables(const toml::table& t, table_reader& r, const char* key, F each) {
@@ -200,7 +206,6 @@ void read_http_auth(const toml::table& http, table_reader& r, const std::string&
   r.mark_seen("rate_burst");
   if (auth.rate_burst == 0) auth.rate_burst = 2 * auth.rate_per_s;
   r.read_strings("cors_origins", auth.cors_origins);
-  const auto base = std::filesystem::path(source).parent_path();
   read_tables(http, r, "token", [&](const toml::table& t) {
     table_reader tr(t, "http.token", source);
     security::api_token tok;
@@ -239,8 +244,7 @@ void read_http_auth(const toml::table& http, table_reader& r, const std::string&
     if (auth.jwt.algorithm != "HS256" && auth.jwt.algorithm != "RS256")
       jr.fail(jwt->get("algorithm") ? *jwt->get("algorithm") : *jwt, "algorithm", "\"HS256\" or \"RS256\"");
     if (auth.jwt.key_file.empty()) throw config_error{where(source, *jwt) + ": 'http.jwt' needs key_file"};
-    if (std::filesystem::path(auth.jwt.key_file).is_relative() && !base.empty())
-      auth.jwt.key_file = (base / auth.jwt.key_file).string();
+    beside_config(source, auth.jwt.key_file);
   }
 }
 
@@ -289,9 +293,8 @@ node_config read_config(const toml::table& root, const std::string& source,
     r.read("tls_cert_file", cfg.http.tls_cert_file);
     r.read("tls_key_file", cfg.http.tls_key_file);
     read_http_auth(*http, r, source, cfg.http.auth);
-    for (auto* f : {&cfg.http.tls_cert_file, &cfg.http.tls_key_file})
-      if (!f->empty() && std::filesystem::path(*f).is_relative() && !std::filesystem::path(source).parent_path().empty())
-        *f = (std::filesystem::path(source).parent_path() / *f).string();
+    beside_config(source, cfg.http.tls_cert_file);
+    beside_config(source, cfg.http.tls_key_file);
     if (cfg.http.tls_cert_file.empty() != cfg.http.tls_key_file.empty())
       r.fail(*http->get(cfg.http.tls_cert_file.empty() ? "tls_key_file" : "tls_cert_file"), "tls_cert_file",
              "set together with tls_key_file");
@@ -314,13 +317,8 @@ node_config read_config(const toml::table& root, const std::string& source,
     if (cfg.security.reload_every.count() <= 0) r.fail(*sec->get("reload_ms"), "reload_ms", "positive");
     r.mark_seen("peer");
     const auto base = std::filesystem::path(source).parent_path().string();
-    // Relative key and trust files are taken from the config file's folder.
-    auto beside = [&](std::string& path) {
-      if (!path.empty() && std::filesystem::path(path).is_relative() && !base.empty())
-        path = (std::filesystem::path(base) / path).string();
-    };
-    beside(cfg.security.key_file);
-    beside(cfg.security.trust_file);
+    beside_config(source, cfg.security.key_file);
+    beside_config(source, cfg.security.trust_file);
     if (const auto* peers = sec->get("peer")) {
       if (!peers->is_array()) r.fail(*peers, "peer", "an array of tables ([[security.peer]])");
       auto read = security::read_peers(*peers->as_array(), source, "security.peer", base);
