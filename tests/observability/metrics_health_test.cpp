@@ -3,6 +3,7 @@
 // happen, bounded labels, and /health/ready that tells the truth.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <future>
@@ -130,4 +131,35 @@ TEST_CASE("/health/ready is 503 naming what is not ready, while /health/live sta
   n->stop();
   CHECK(slow.get());
   CHECK_THAT(seen.get(), Catch::Contains("draining"));
+}
+
+TEST_CASE("a required remote service with no available instance makes the node not ready, and metrics show why",
+          "[observability][health]") {
+  temp_dir dir;
+  auto cfg = http_node(dir.path());
+  cfg.services.erase(std::remove_if(cfg.services.begin(), cfg.services.end(),
+                                    [](const service_config& s) { return s.name == "greeter"; }),
+                     cfg.services.end());
+  remote_service_config greeter;
+  greeter.name = "greeter";
+  greeter.endpoints = {"tcp://127.0.0.1:9"};  // nothing answers there
+  greeter.required = true;
+  greeter.breaker_failures = 1;
+  greeter.breaker_cooldown = 60s;
+  greeter.max_retries = 0;
+  cfg.remotes = {greeter};
+  auto n = start_node(cfg);
+  const auto base = n->http_endpoint();
+  CHECK(get(base + "/health/ready").first == 200);  // one instance, breaker closed: worth trying
+  client c(n->endpoints().front());
+  call_options quick;
+  quick.timeout = 300ms;
+  CHECK(c.call("greeter", "hello", pack(hello_args{"x"}), quick).error);
+  auto [code, body] = get(base + "/health/ready");
+  CHECK(code == 503);
+  CHECK_THAT(body, Catch::Contains("greeter (required) has no available instance"));
+  auto text = get(base + "/metrics").second;
+  CHECK(sample(text, R"(cohort_remote_breaker_open{service="greeter",endpoint="tcp://127.0.0.1:9"})") == 1);
+  CHECK(sample(text, R"(cohort_remote_instances{service="greeter"})") == 1);
+  CHECK(sample(text, R"(cohort_remote_failures_total{service="greeter",endpoint="tcp://127.0.0.1:9"})") >= 1);
 }

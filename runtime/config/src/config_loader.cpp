@@ -368,6 +368,7 @@ node_config read_config(const toml::table& root, const std::string& source,
       r.read_ms("attempt_timeout_ms", rc.attempt_timeout);
       r.read("max_retries", rc.max_retries);
       r.read("max_in_flight", rc.max_in_flight);
+      r.read("required", rc.required);
       r.read("breaker_failures", rc.breaker_failures);
       r.read_ms("breaker_cooldown_ms", rc.breaker_cooldown);
       if (const auto* f = t.get("retry_budget")) {

@@ -117,6 +117,21 @@ struct node::impl final : detail::call_router {
     if (!owner) return {"node '" + cfg.name + "' is starting"};
     for (const auto& s : owner->services())
       if (s.state != "up") why.push_back(s.name + " is " + s.state + (s.down_reason.empty() ? "" : ": " + s.down_reason));
+    // Required remote services: at least one instance whose breaker lets requests through.
+    bool any_required = false;
+    for (const auto& r : cfg.remotes) any_required = any_required || r.required;
+    if (any_required && !processes) {
+      auto instances = owner->registry();
+      for (const auto& r : cfg.remotes) {
+        if (!r.required) continue;
+        std::size_t known = 0, open = 0;
+        for (const auto& i : instances)
+          if (i.service == r.name) known++, open += i.breaker == "open";
+        if (known == 0 || open == known)
+          why.push_back(r.name + " (required) has no available instance: " + std::to_string(known) + " known, " +
+                        std::to_string(open) + " with an open breaker");
+      }
+    }
     return why;
   }
 
@@ -170,6 +185,22 @@ struct node::impl final : detail::call_router {
          m.refused_registrations);
     edge("cohort_security_refused_connections_total", "Connections whose key the ZAP handler refused",
          m.refused_connections);
+    // Remote services: instances, breakers, load (labels bounded by the registry's limits).
+    auto instances = owner->registry();
+    b.family("cohort_remote_instances", "Known instances of a remote service", MetricType::Gauge);
+    std::map<std::string, int> per_remote;
+    for (const auto& i : instances) per_remote[i.service]++;
+    for (const auto& [svc, count] : per_remote) b.sample({{"service", svc}}, count);
+    b.family("cohort_remote_breaker_open", "1 while an instance's circuit breaker keeps requests away (open or half-open)",
+             MetricType::Gauge);
+    for (const auto& i : instances) b.sample({{"service", i.service}, {"endpoint", i.endpoint}}, i.breaker == "closed" ? 0 : 1);
+    b.family("cohort_remote_outstanding", "Requests in flight from this node to an instance", MetricType::Gauge);
+    for (const auto& i : instances) b.sample({{"service", i.service}, {"endpoint", i.endpoint}}, static_cast<double>(i.outstanding));
+    b.family("cohort_remote_requests_total", "Attempts sent to an instance", MetricType::Counter);
+    for (const auto& i : instances) b.sample({{"service", i.service}, {"endpoint", i.endpoint}}, static_cast<double>(i.requests));
+    b.family("cohort_remote_failures_total", "Attempts to an instance that got no answer in time or could not be sent",
+             MetricType::Counter);
+    for (const auto& i : instances) b.sample({{"service", i.service}, {"endpoint", i.endpoint}}, static_cast<double>(i.failures));
     b.family("cohort_node_draining", "1 while the node drains before stopping", MetricType::Gauge)
         .sample({}, draining.load() ? 1 : 0);
     b.family("cohort_node_uptime_seconds", "Seconds since the node started", MetricType::Gauge)

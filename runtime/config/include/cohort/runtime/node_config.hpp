@@ -104,6 +104,10 @@ struct remote_service_config {
   /// Bulkhead: requests this node has in flight to the service, over all its
   /// instances; beyond it callers get `overloaded` at once. Default: 10000.
   std::size_t max_in_flight = 10000;
+  /// The node is not ready (/health/ready 503) while no instance of this
+  /// service is available (none known, or every breaker open): a front that
+  /// cannot reach payments should not take checkouts. Default: false.
+  bool required = false;
 };
 
 /// The HTTP/JSON front ([http]); off unless `listen` is set.
