@@ -130,7 +130,8 @@ int run_node(const std::string& config_path, const std::string& isolated_child, 
 }
 
 int run_call(const std::string& target, const std::string& json_args, const std::string& endpoint,
-             int timeout_ms, const std::string& key, const std::string& idem, const cohort::security::key_choice& keys) {
+             int timeout_ms, const std::string& key, const std::string& idem, const cohort::security::key_choice& keys,
+             bool plain) {
   auto dot = target.find('.');
   if (dot == std::string::npos || dot == 0 || dot + 1 == target.size()) {
     std::cerr << "cohort call: target must be SERVICE.METHOD, got '" << target << "'\n";
@@ -141,8 +142,8 @@ int run_call(const std::string& target, const std::string& json_args, const std:
     std::cerr << "cohort call: " << payload.error().message << "\n";
     return 2;
   }
-  auto curve = keys.key_file == "-" ? cohort::result<std::optional<cohort::curve_client_keys>>(std::nullopt)
-                                     : cohort::security::find_client_keys(endpoint, keys);
+  auto curve = plain ? cohort::result<std::optional<cohort::curve_client_keys>>(std::nullopt)
+                     : cohort::security::find_client_keys(endpoint, keys);
   if (!curve) {
     std::cerr << "cohort call: " << curve.error().code << ": " << curve.error().message << "\n";
     return 2;
@@ -278,8 +279,7 @@ int main(int argc, char** argv) {
   }
   if (*run) return run_node(config_path, isolated_child, runtime_dir, shop);
   if (*call && !valid_endpoint(endpoint)) return 2;
-  if (*call && call_plain) call_keys.key_file = "-";
-  if (*call) return run_call(target, json_args, endpoint, timeout_ms, key, idem, call_keys);
+  if (*call) return run_call(target, json_args, endpoint, timeout_ms, key, idem, call_keys, call_plain);
   if (*keys_new) {
     auto dir = key_dir.empty() ? cohort::security::default_keys_dir() : key_dir;
     auto path = (std::filesystem::path(dir) / (key_name + ".key")).string();

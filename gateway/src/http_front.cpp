@@ -148,15 +148,13 @@ class session : public std::enable_shared_from_this<session<Stream>> {
         // Failed attempts count against the address: guessing tokens is rate limited too.
         if (front_.limiter) (void)front_.limiter->take("ip:" + peer_);
         spdlog::warn("http: refused {} from {}: {}", path, peer_, id.error().message);
-        unauthorized_ = true;
         error(http::status::unauthorized, id.error().code, id.error().message);
         return std::nullopt;
       }
       who = std::move(*id);
     }
     if (auto refused = auth.authorize(who, access)) {
-      unauthorized_ = refused->is(errc::unauthenticated);
-      error(unauthorized_ ? http::status::unauthorized : http::status::forbidden, refused->code, refused->message);
+      error(refused->is(errc::unauthenticated) ? http::status::unauthorized : http::status::forbidden, refused->code, refused->message);
       return std::nullopt;
     }
     const std::string caller = who ? who->name : std::string("anonymous");
@@ -176,7 +174,6 @@ class session : public std::enable_shared_from_this<session<Stream>> {
     keep_alive_ = req.keep_alive();
     version_ = req.version();
     retry_after_s_ = 1;
-    unauthorized_ = false;
     request_id_ = std::string(req["X-Request-Id"]);
     if (request_id_.empty() || request_id_.size() > 128 || !is_valid_utf8(request_id_)) request_id_ = new_trace_id();
     trace_id_ = std::string(req["X-Trace-Id"]);
@@ -333,7 +330,6 @@ class session : public std::enable_shared_from_this<session<Stream>> {
   std::shared_ptr<ssl::context> tls_ctx_;  ///< kept alive for this connection
   std::optional<net::steady_timer> timer_;
   bool keep_alive_ = false;
-  bool unauthorized_ = false;
   int retry_after_s_ = 1;
   unsigned version_ = 11;
   std::string request_id_, trace_id_, origin_, peer_;
@@ -389,7 +385,8 @@ http_front::http_front(const http_config& cfg, const wire_limits& limits, std::c
   if (!auth) throw std::runtime_error(auth.error().message);
   impl_->auth = std::move(*auth);
   if (cfg.auth.rate_per_s > 0)
-    impl_->limiter = std::make_unique<security::rate_limiter>(cfg.auth.rate_per_s, cfg.auth.rate_burst);
+    impl_->limiter = std::make_unique<security::rate_limiter>(
+        cfg.auth.rate_per_s, cfg.auth.rate_burst > 0 ? cfg.auth.rate_burst : 2 * cfg.auth.rate_per_s);
   if (cfg.tls()) {
     try {
       impl_->tls = make_tls(cfg.tls_cert_file, cfg.tls_key_file);

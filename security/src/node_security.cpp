@@ -29,7 +29,7 @@ bool is_loopback_address(const std::string& host) {
 // crash, backup, restore, flush, salvage, and any added later) needs control.
 bool is_read_verb(const std::string& verb) {
   return verb == "status" || verb == "tree" || verb == "health" || verb == "registry" || verb == "storage" ||
-         verb == "verify" || verb == "whoami";
+         verb == "verify";
 }
 
 }  // namespace

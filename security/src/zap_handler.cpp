@@ -53,7 +53,7 @@ void zap_handler::run() {
         verdict = {false, "", std::string("authentication failed: ") + e.what()};
       }
     }
-    (verdict.accepted ? accepted_ : refused_)++;
+    if (!verdict.accepted) refused_++;
     std::array<zmq::const_buffer, 6> reply{zmq::str_buffer("1.0"), zmq::buffer(request_id),
                                            verdict.accepted ? zmq::str_buffer("200") : zmq::str_buffer("400"),
                                            zmq::buffer(verdict.reason), zmq::buffer(verdict.user_id), zmq::const_buffer()};

@@ -204,7 +204,6 @@ void read_http_auth(const toml::table& http, table_reader& r, const std::string&
     auth.rate_burst = f->value<double>().value_or(1);
   }
   r.mark_seen("rate_burst");
-  if (auth.rate_burst == 0) auth.rate_burst = 2 * auth.rate_per_s;
   r.read_strings("cors_origins", auth.cors_origins);
   read_tables(http, r, "token", [&](const toml::table& t) {
     table_reader tr(t, "http.token", source);

@@ -44,7 +44,7 @@ struct http_security_config {
   /// Requests per second per caller (its identity, or its address when
   /// anonymous); 0 turns it off. Default: 0.
   double rate_per_s = 0;
-  /// Bucket size: a burst allowed above the rate. Default: 2 x rate.
+  /// Bucket size: a burst allowed above the rate; 0 = 2 x rate. Default: 0.
   double rate_burst = 0;
   /// Origins allowed to call from a browser (CORS); "*" = any. Default: none.
   std::vector<std::string> cors_origins;

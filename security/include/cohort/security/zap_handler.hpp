@@ -37,7 +37,6 @@ class zap_handler {
   zap_handler(const zap_handler&) = delete;
   zap_handler& operator=(const zap_handler&) = delete;
 
-  [[nodiscard]] std::uint64_t accepted() const noexcept { return accepted_.load(); }
   [[nodiscard]] std::uint64_t refused() const noexcept { return refused_.load(); }
 
  private:
@@ -46,7 +45,6 @@ class zap_handler {
   zmq::socket_t socket_;
   std::function<zap_verdict(const zap_request&)> decide_;
   std::atomic<bool> stopping_{false};
-  std::atomic<std::uint64_t> accepted_{0};
   std::atomic<std::uint64_t> refused_{0};
   std::thread thread_;
 };
