@@ -263,6 +263,44 @@ int main(int argc, char** argv) {
   }
   (*quiet)->stop();
 
+  // The price of tracing: a node that records spans at sampling 0 (errors
+  // only), 0.01 and 1 against one with tracing off, same run. Requests come
+  // without a traceparent, so each starts a trace at the node.
+  {
+    auto untraced_cfg = cfg;
+    untraced_cfg.data_dir = data_dir.string() + "-untraced";
+    untraced_cfg.trace.enabled = false;
+    auto untraced = node::start(untraced_cfg, example_services());
+    if (!untraced) {
+      std::cerr << "cannot start the node without tracing: " << untraced.error().message << "\n";
+      return 2;
+    }
+    for (double sample : {0.0, 0.01, 1.0}) {
+      auto traced_cfg = cfg;
+      traced_cfg.data_dir = data_dir.string() + "-traced";
+      traced_cfg.trace.sample = sample;
+      auto traced = node::start(traced_cfg, example_services());
+      if (!traced) {
+        std::cerr << "cannot start the traced node: " << traced.error().message << "\n";
+        return 2;
+      }
+      std::vector<double> on, off;
+      for (int i = 0; i < repeats; ++i) {
+        off.push_back(measure_cohort((*untraced)->endpoints().front(), 64, duration, 64).throughput);
+        on.push_back(measure_cohort((*traced)->endpoints().front(), 64, duration, 64).throughput);
+      }
+      auto ons = spread_of(on), offs = spread_of(off);
+      double ratio = ons.median / offs.median;
+      char label[64];
+      std::snprintf(label, sizeof label, "tracing %g, 64 in flight", sample);
+      const bool cheap = sample < 1;
+      rows.push_back({label, "req/s vs tracing off", ons, offs, ratio, cheap ? ">= 0.95 of off" : ">= 0.85 of off",
+                      ratio >= (cheap ? 0.95 : 0.85)});
+      (*traced)->stop();
+    }
+    (*untraced)->stop();
+  }
+
   std::printf("\n%-24s %-20s %-26s %-26s %7s  %-15s %s\n", "scenario", "metric", "cohort median [min..max]",
               "raw zmq median [min..max]", "ratio", "target", "result");
   for (const auto& r : rows) {

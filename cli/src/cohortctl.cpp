@@ -2,7 +2,11 @@
 // Cohort protocol; prints tables, or JSON with --json.
 #include <filesystem>
 #include <iomanip>
+#include <ctime>
+#include <functional>
 #include <iostream>
+#include <map>
+#include <set>
 #include <optional>
 #include <sstream>
 
@@ -73,15 +77,106 @@ void print_tree(const json& j) {
   }
 }
 
+/// "90s", "5m", "2h", "1d" before now, or a Unix time in ms: the time in Unix µs.
+std::optional<std::int64_t> parse_since(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  std::size_t used = 0;
+  long long n = 0;
+  try {
+    n = std::stoll(s, &used);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  if (n < 0) return std::nullopt;
+  auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                    std::chrono::system_clock::now().time_since_epoch()).count();
+  auto unit = s.substr(used);
+  if (unit.empty()) return n * 1000;  // Unix ms
+  long long per = unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : unit == "d" ? 86400 : 0;
+  if (per == 0) return std::nullopt;
+  return now_us - n * per * 1000000;
+}
+
+std::string clock_time(std::int64_t us) {
+  std::time_t secs = static_cast<std::time_t>(us / 1000000);
+  std::tm tm{};
+  localtime_r(&secs, &tm);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%02d:%02d:%02d.%06d", tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(us % 1000000));
+  return buf;
+}
+
+/// One log line for a terminal: time, node, level, component, [service actor], message, context.
+void print_log_line(const json& l) {
+  std::cout << clock_time(l.value("time_us", std::int64_t{0})) << " " << l.value("node", "") << " "
+            << l.value("level", "") << " " << l.value("component", "");
+  if (l.contains("service")) std::cout << " [" << cell(l["service"]) << (l.contains("actor") ? " " + cell(l["actor"]) : "") << "]";
+  std::cout << " " << cell(l.value("msg", json(""))) ;
+  for (const auto& [k, v] : l.items())
+    if (k != "time" && k != "time_us" && k != "node" && k != "level" && k != "component" && k != "service" &&
+        k != "actor" && k != "msg")
+      std::cout << " " << k << "=" << cell(v);
+  std::cout << "\n";
+}
+
+/// The waterfall of one trace: each span under its parent, offset from the
+/// trace's start, duration, status; spans whose parent no node kept start a branch.
+void print_waterfall(const std::string& trace_id, const std::vector<json>& spans, std::size_t nodes) {
+  if (spans.empty()) {
+    std::cout << "trace " << trace_id << ": no node asked keeps a span of it\n";
+    return;
+  }
+  std::map<std::string, std::vector<const json*>> children;
+  std::set<std::string> ids;
+  for (const auto& s : spans) ids.insert(s["span_id"].get<std::string>());
+  std::vector<const json*> roots;
+  std::uint64_t begin = UINT64_MAX, end = 0;
+  for (const auto& s : spans) {
+    begin = std::min(begin, s["start_ns"].get<std::uint64_t>());
+    end = std::max(end, s["end_ns"].get<std::uint64_t>());
+    auto parent = s.value("parent_span_id", "");
+    if (parent.empty() || !ids.count(parent))
+      roots.push_back(&s);
+    else
+      children[parent].push_back(&s);
+  }
+  auto by_start = [](const json* a, const json* b) { return (*a)["start_ns"].get<std::uint64_t>() < (*b)["start_ns"].get<std::uint64_t>(); };
+  std::sort(roots.begin(), roots.end(), by_start);
+  for (auto& [_, list] : children) std::sort(list.begin(), list.end(), by_start);
+  std::cout << "trace " << trace_id << ": " << spans.size() << " spans from " << nodes << " node(s), "
+            << std::fixed << std::setprecision(3) << (end - begin) / 1e6 << " ms\n";
+  std::vector<std::vector<std::string>> rows;
+  std::function<void(const json*, const std::string&, bool, bool)> walk = [&](const json* s, const std::string& indent,
+                                                                          bool last, bool root) {
+    std::ostringstream off, dur;
+    off << std::fixed << std::setprecision(3) << ((*s)["start_ns"].get<std::uint64_t>() - begin) / 1e6;
+    dur << std::fixed << std::setprecision(3)
+        << ((*s)["end_ns"].get<std::uint64_t>() - (*s)["start_ns"].get<std::uint64_t>()) / 1e6;
+    const auto& attrs = (*s)["attributes"];
+    std::string where = cell((*s)["service"]) + " @ " + (attrs.contains("cohort.node") ? cell(attrs["cohort.node"]) : "?");
+    rows.push_back({off.str(), dur.str(), cell((*s)["code"]),
+                    indent + (root ? "" : (last ? "└─ " : "├─ ")) + cell((*s)["name"]) + "  (" + cell((*s)["kind"]) + ", " + where + ")"});
+    auto it = children.find((*s)["span_id"].get<std::string>());
+    if (it == children.end()) return;
+    std::string next = indent + (root ? "" : (last ? "   " : "│  "));
+    for (std::size_t i = 0; i < it->second.size(); ++i) walk(it->second[i], next, i + 1 == it->second.size(), false);
+  };
+  for (const auto* r : roots) walk(r, "", true, true);
+  print_table({"START_MS", "DURATION_MS", "STATUS", "SPAN"}, rows);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"cohortctl: inspect and steer a Cohort node's supervision tree"};
   app.require_subcommand(1);
-  std::string endpoint = "tcp://127.0.0.1:7401";
+  std::vector<std::string> endpoints{"tcp://127.0.0.1:7401"};
   bool as_json = false;
   int timeout_ms = 5000;
-  app.add_option("--endpoint", endpoint, "the node's admin endpoint")->capture_default_str();
+  app.add_option("--endpoint", endpoints,
+                 "the node's admin endpoint; 'logs' and 'trace' take several (repeat the option) and merge what each "
+                 "node keeps")
+      ->capture_default_str();
   app.add_flag("--json", as_json, "print the reply as JSON");
   app.add_option("--timeout", timeout_ms, "deadline in milliseconds")->capture_default_str()->check(CLI::Range(1, 600000));
   cohort::security::key_choice keys;
@@ -104,6 +199,18 @@ int main(int argc, char** argv) {
   }
   app.add_subcommand("registry", "remote services this node routes to: instances, health, in-flight load");
   app.add_subcommand("health", "ready or not, and why (exit 0 when ready, 1 when not): the same as GET /health/ready");
+  std::string trace_id, log_service, log_component, since;
+  std::size_t log_limit = 1000;
+  auto* logs = app.add_subcommand("logs", "recent log lines of every node given (--endpoint, repeatable) and of their "
+                                          "service processes, merged by time");
+  logs->add_option("--trace", trace_id, "only the lines of this trace");
+  logs->add_option("--service", log_service, "only the lines of this service");
+  logs->add_option("--component", log_component, "only this component (store, http, security, net, access, ...)");
+  logs->add_option("--since", since, "only lines since: 90s, 5m, 2h, 1d ago, or a Unix time in ms");
+  logs->add_option("--limit", log_limit, "at most this many lines from each node (newest)")->capture_default_str();
+  auto* trace = app.add_subcommand("trace", "the spans of one trace, gathered from every node given (--endpoint, "
+                                            "repeatable) and their service processes, as a waterfall");
+  trace->add_option("trace_id", trace_id, "the trace id (32 hex digits: X-Trace-Id, traceparent, a log line)")->required();
   std::vector<std::string> storage_args;
   auto* storage = app.add_subcommand(
       "storage",
@@ -140,41 +247,114 @@ int main(int argc, char** argv) {
   if (!backup_dir.empty()) args["name"] = backup_dir;
   auto bytes = json::to_msgpack(args);
 
-  if (endpoint.find("://") == std::string::npos) {
-    std::cerr << "error: usage: --endpoint '" << endpoint
-              << "' is not an endpoint ZeroMQ can connect to (tcp://HOST:PORT or ipc://PATH)\n";
+  if (args.is_object()) {
+    if (!trace_id.empty()) args["trace"] = trace_id;
+    if (method == "logs") {
+      if (!log_service.empty()) args["service"] = log_service;
+      if (!log_component.empty()) args["component"] = log_component;
+      args["limit"] = log_limit;
+      if (!since.empty()) {
+        auto t = parse_since(since);
+        if (!t) {
+          std::cerr << "error: usage: --since '" << since << "': use 90s, 5m, 2h, 1d or a Unix time in ms\n";
+          return 2;
+        }
+        args["since_us"] = *t;
+      }
+    }
+  }
+  bytes = json::to_msgpack(args);
+  const bool gathers = method == "logs" || method == "trace";
+  if (endpoints.size() > 1 && !gathers) {
+    std::cerr << "error: usage: '" << method << "' talks to one node; only logs and trace take several --endpoint\n";
     return 2;
   }
-  auto curve = cohort::security::find_client_keys(endpoint, keys);
-  if (!curve) {
-    std::cerr << "error: " << curve.error().code << ": " << curve.error().message << "\n";
-    return 2;
+  // Asks one node; prints why not and returns nullopt when it cannot (exit
+  // code `failed`: 2 for a usage error, 1 for a node that did not answer).
+  int failed = 1;
+  auto ask = [&](const std::string& endpoint) -> std::optional<json> {
+    failed = 2;
+    if (endpoint.find("://") == std::string::npos) {
+      std::cerr << "error: usage: --endpoint '" << endpoint
+                << "' is not an endpoint ZeroMQ can connect to (tcp://HOST:PORT or ipc://PATH)\n";
+      return std::nullopt;
+    }
+    auto curve = cohort::security::find_client_keys(endpoint, keys);
+    if (!curve) {
+      std::cerr << "error: " << curve.error().code << ": " << curve.error().message << "\n";
+      return std::nullopt;
+    }
+    std::optional<cohort::client> c;
+    try {
+      c.emplace(endpoint, cohort::wire_limits{}, cohort::liveness{}, *curve);
+    } catch (const zmq::error_t& e) {
+      std::cerr << "error: usage: --endpoint '" << endpoint
+                << "' is not an endpoint ZeroMQ can connect to (tcp://HOST:PORT or ipc://PATH): " << e.what() << "\n";
+      return std::nullopt;
+    }
+    failed = 1;
+    cohort::call_options opts;
+    opts.timeout = std::chrono::milliseconds(timeout_ms);
+    auto r = c->call("admin", method, std::string(bytes.begin(), bytes.end()), opts);
+    if (!r.ok()) {
+      if (r.error->is(cohort::errc::timeout) && r.local)
+        std::cerr << "error: unreachable: nothing answered at " << endpoint << " within " << timeout_ms
+                  << " ms; is the node running, is this its admin endpoint, and does it trust this operator key? "
+                     "(--endpoint, --timeout, --keys; a refused key is in the node's log)\n";
+      else
+        std::cerr << "error: " << r.error->code << ": " << r.error->message << "\n";
+      return std::nullopt;
+    }
+    auto reply = json::from_msgpack(r.payload.begin(), r.payload.end(), true, false);
+    if (reply.is_discarded()) {
+      std::cerr << "error: the node's reply at " << endpoint << " is not valid msgpack\n";
+      return std::nullopt;
+    }
+    return reply;
+  };
+
+  if (gathers) {
+    // Every node given, merged: lines by time, spans by id (a span is kept where it was recorded).
+    const char* list = method == "logs" ? "lines" : "spans";
+    std::vector<json> items;
+    std::set<std::string> seen_spans;
+    std::size_t answered = 0;
+    for (const auto& ep : endpoints) {
+      auto reply = ask(ep);
+      if (!reply) continue;
+      answered++;
+      for (const auto& u : (*reply)["unreachable"])
+        std::cerr << "warning: a service process of " << cell((*reply)["node"]) << " did not answer: " << cell(u) << "\n";
+      for (auto& e : (*reply)[list]) {
+        if (method == "trace" && !seen_spans.insert(e["span_id"].get<std::string>()).second) continue;
+        items.push_back(std::move(e));
+      }
+    }
+    if (answered == 0) return failed;
+    if (method == "logs") {
+      std::stable_sort(items.begin(), items.end(), [](const json& a, const json& b) {
+        return a.value("time_us", std::int64_t{0}) < b.value("time_us", std::int64_t{0});
+      });
+      for (const auto& l : items) {
+        if (as_json) {
+          json line = l;
+          line.erase("time_us");
+          std::cout << line.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
+        } else {
+          print_log_line(l);
+        }
+      }
+    } else if (as_json) {
+      std::cout << json{{"trace_id", trace_id}, {"spans", items}}.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+    } else {
+      print_waterfall(trace_id, items, answered);
+    }
+    return answered == endpoints.size() ? 0 : 1;
   }
-  std::optional<cohort::client> c;
-  try {
-    c.emplace(endpoint, cohort::wire_limits{}, cohort::liveness{}, *curve);
-  } catch (const zmq::error_t& e) {
-    std::cerr << "error: usage: --endpoint '" << endpoint
-              << "' is not an endpoint ZeroMQ can connect to (tcp://HOST:PORT or ipc://PATH): " << e.what() << "\n";
-    return 2;
-  }
-  cohort::call_options opts;
-  opts.timeout = std::chrono::milliseconds(timeout_ms);
-  auto r = c->call("admin", method, std::string(bytes.begin(), bytes.end()), opts);
-  if (!r.ok()) {
-    if (r.error->is(cohort::errc::timeout) && r.local)
-      std::cerr << "error: unreachable: nothing answered at " << endpoint << " within " << timeout_ms
-                << " ms; is the node running, is this its admin endpoint, and does it trust this operator key? "
-                   "(--endpoint, --timeout, --keys; a refused key is in the node's log)\n";
-    else
-      std::cerr << "error: " << r.error->code << ": " << r.error->message << "\n";
-    return 1;
-  }
-  auto reply = json::from_msgpack(r.payload.begin(), r.payload.end(), true, false);
-  if (reply.is_discarded()) {
-    std::cerr << "error: the node's reply is not valid msgpack\n";
-    return 1;
-  }
+
+  auto answer = ask(endpoints.front());
+  if (!answer) return failed;
+  json reply = std::move(*answer);
   if (as_json) {
     std::cout << reply.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
   } else if (method == "health") {

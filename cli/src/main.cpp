@@ -5,8 +5,7 @@
 #include <thread>
 
 #include <CLI/CLI.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
+#include "cohort/log/log.hpp"
 
 #include "cohort/examples/example_services.hpp"
 #include "cohort/runtime/node.hpp"
@@ -76,6 +75,11 @@ int run_node(const std::string& config_path, const std::string& isolated_child, 
     return 2;
   }
   if (!isolated_child.empty()) become_isolated_child(*cfg, isolated_child, runtime_dir);
+  // --log-format wins over the config; service processes inherit it through the environment.
+  if (const char* f = std::getenv("COHORT_LOG_FORMAT")) {
+    if (std::string(f) == "json") cfg->log.output = cohort::log::format::json;
+    if (std::string(f) == "text") cfg->log.output = cohort::log::format::text;
+  }
   auto n = cohort::node::start(*cfg, catalog(shop));
   if (!n) {
     std::cerr << "cohort: cannot start: " << n.error().message << "\n";
@@ -211,7 +215,7 @@ bool valid_endpoint(const std::string& endpoint) {
 }
 
 int main(int argc, char** argv) {
-  spdlog::set_default_logger(spdlog::stderr_color_mt("cohort"));
+  cohort::log::configure({}, "cohort");
   CLI::App app{"Cohort: an actor-based service runtime"};
   app.require_subcommand(1);
 
@@ -223,6 +227,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   run->add_option("--declined-card", shop.declined_card, "payments: decline this card")->capture_default_str();
+  std::string log_format;
+  run->add_option("--log-format", log_format, "text (for a terminal) or json (one object a line); default: [log] format")
+      ->check(CLI::IsMember({"text", "json"}));
   std::string isolated_child, runtime_dir;
   run->add_option("--isolated-child", isolated_child, "internal: run one service for a parent node")->group("");
   run->add_option("--runtime-dir", runtime_dir, "internal: the parent's runtime directory")->group("");
@@ -277,7 +284,10 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
-  if (*run) return run_node(config_path, isolated_child, runtime_dir, shop);
+  if (*run) {
+    if (!log_format.empty()) ::setenv("COHORT_LOG_FORMAT", log_format.c_str(), 1);
+    return run_node(config_path, isolated_child, runtime_dir, shop);
+  }
   if (*call && !valid_endpoint(endpoint)) return 2;
   if (*call) return run_call(target, json_args, endpoint, timeout_ms, key, idem, call_keys, call_plain);
   if (*keys_new) {

@@ -1,4 +1,6 @@
 #include "cohort/gateway/http_front.hpp"
+#include "cohort/log/log.hpp"
+#include "cohort/observability/trace_context.hpp"
 
 #include <filesystem>
 #include <optional>
@@ -57,6 +59,7 @@ struct http_front::impl {
   predicate internal;
   readiness not_ready;
   exposition metrics;
+  observability::tracer* tracer = nullptr;  ///< the gateway hop's spans; may be null
   std::string endpoint;
   std::atomic<std::int64_t> in_flight{0};
   std::atomic<std::uint64_t> next_id{1};
@@ -147,7 +150,7 @@ class session : public std::enable_shared_from_this<session<Stream>> {
       if (!id) {
         // Failed attempts count against the address: guessing tokens is rate limited too.
         if (front_.limiter) (void)front_.limiter->take("ip:" + peer_);
-        spdlog::warn("http: refused {} from {}: {}", path, peer_, id.error().message);
+        log::get("http")->warn("http: refused {} from {}: {}", path, peer_, id.error().message);
         error(http::status::unauthorized, id.error().code, id.error().message);
         return std::nullopt;
       }
@@ -176,8 +179,34 @@ class session : public std::enable_shared_from_this<session<Stream>> {
     retry_after_s_ = 1;
     request_id_ = std::string(req["X-Request-Id"]);
     if (request_id_.empty() || request_id_.size() > 128 || !is_valid_utf8(request_id_)) request_id_ = new_trace_id();
+    started_ = std::chrono::steady_clock::now();
+    started_ns_ = observability::unix_ns();
+    method_ = std::string(req.method_string());
+    path_ = std::string(req.target().substr(0, req.target().find('?')));
+    caller_.clear();
+    // W3C Trace Context: continue the caller's trace (traceparent) or start one;
+    // X-Trace-Id names the trace for callers that do not speak it.
     trace_id_ = std::string(req["X-Trace-Id"]);
-    if (trace_id_.empty() || trace_id_.size() > 128 || !is_valid_utf8(trace_id_)) trace_id_ = new_trace_id();
+    if (trace_id_.empty() || trace_id_.size() > 128 || !is_valid_utf8(trace_id_)) trace_id_.clear();
+    span_.reset();
+    traceparent_.clear();
+    tracestate_ = observability::sanitize_tracestate(std::string_view(req["tracestate"].data(), req["tracestate"].size()));
+    if (front_.tracer && front_.tracer->enabled()) {
+      auto ctx = front_.tracer->continue_or_start(std::string_view(req["traceparent"].data(), req["traceparent"].size()), trace_id_);
+      span_.emplace();
+      span_->parent = std::move(ctx.span_id);
+      span_->sampled = ctx.sampled;
+      ctx.span_id = observability::new_span_id();
+      traceparent_ = observability::format_traceparent(ctx);
+      if (trace_id_.empty()) trace_id_ = ctx.trace_id;
+    } else {
+      auto tp = std::string_view(req["traceparent"].data(), req["traceparent"].size());
+      if (auto ctx = observability::parse_traceparent(tp)) {
+        traceparent_ = std::string(tp);  // not traced here: passed on as it came
+        if (trace_id_.empty()) trace_id_ = ctx->trace_id;
+      }
+    }
+    if (trace_id_.empty()) trace_id_ = new_trace_id();
     origin_ = std::string(req[http::field::origin]);
     if (!origin_.empty() && !front_.cors_allows(origin_)) origin_.clear();
     const std::string path(req.target().substr(0, req.target().find('?')));
@@ -185,7 +214,10 @@ class session : public std::enable_shared_from_this<session<Stream>> {
 
     auto caller = admit(req, path);
     if (!caller) return;
+    caller_ = *caller;
     auto route = route_http_request(req, front_.limits, front_.default_deadline);
+    if (route.what == http_route::kind::health || route.what == http_route::kind::metrics)
+      span_.reset();  // probes and scrapes are not traced (they would crowd out the requests)
     if (route.what == http_route::kind::health) return health(route.health_of);
     if (route.what == http_route::kind::metrics) return exposition();
     if (route.what == http_route::kind::error) return error(route.status, route.error.code, route.error.message);
@@ -201,6 +233,8 @@ class session : public std::enable_shared_from_this<session<Stream>> {
     envelope env = std::move(route.call);
     env.id = front_.next_id++;
     env.trace = trace_id_;
+    env.traceparent = traceparent_;
+    env.tracestate = tracestate_;
     env.caller = std::move(*caller);
     auto deadline = route.deadline;
     auto self = this->shared_from_this();
@@ -232,7 +266,8 @@ class session : public std::enable_shared_from_this<session<Stream>> {
     auto res = std::make_shared<response>(http::status::no_content, version_);
     res->set(http::field::access_control_allow_methods, "GET, POST, OPTIONS");
     res->set(http::field::access_control_allow_headers,
-             "Authorization, Content-Type, Idempotency-Key, X-Cohort-Key, X-Timeout-Ms, X-Request-Id, X-Trace-Id");
+             "Authorization, Content-Type, Idempotency-Key, X-Cohort-Key, X-Timeout-Ms, X-Request-Id, X-Trace-Id, "
+             "traceparent, tracestate");
     res->set(http::field::access_control_max_age, "600");
     write(res);
   }
@@ -292,10 +327,12 @@ class session : public std::enable_shared_from_this<session<Stream>> {
     res->set(http::field::server, "cohort");
     res->set("X-Request-Id", request_id_);
     res->set("X-Trace-Id", trace_id_);
+    if (!traceparent_.empty()) res->set("traceparent", traceparent_);
+    finished(res->result_int(), res->body().size());
     if (!origin_.empty()) {
       res->set(http::field::access_control_allow_origin, origin_);
       res->set(http::field::vary, "Origin");
-      res->set(http::field::access_control_expose_headers, "X-Request-Id, X-Trace-Id, Retry-After");
+      res->set(http::field::access_control_expose_headers, "X-Request-Id, X-Trace-Id, traceparent, Retry-After");
     }
     if constexpr (tls) res->set(http::field::strict_transport_security, "max-age=31536000");
     res->keep_alive(keep_alive_);
@@ -305,6 +342,40 @@ class session : public std::enable_shared_from_this<session<Stream>> {
       if (ec || !self->keep_alive_) return self->close();
       self->read();
     });
+  }
+
+  /// The request is answered: its span (the gateway hop) and its access log line.
+  void finished(unsigned status, std::size_t bytes) {
+    if (span_ && front_.tracer) {
+      const bool failed = status >= 400;
+      observability::span s;
+      s.trace_id = traceparent_.substr(3, 32);
+      s.span_id = traceparent_.substr(36, 16);
+      s.parent_span_id = span_->parent;
+      s.name = method_ + " " + path_;
+      s.service = "gateway";
+      s.kind = observability::span_kind::server;
+      s.start_ns = started_ns_;
+      s.end_ns = observability::unix_ns();
+      s.code = failed ? "http_" + std::to_string(status) : "ok";
+      s.attributes = {{"http.request.method", method_}, {"url.path", path_},
+                      {"http.response.status_code", std::to_string(status)}, {"cohort.caller", caller_},
+                      {"cohort.node", front_.tracer->node()}, {"http.request_id", request_id_}};
+      front_.tracer->record(std::move(s), span_->sampled);
+      span_.reset();
+    }
+    if (log::access_log_on()) {
+      auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_).count();
+      log::fields f{{"method", method_}, {"path", path_}, {"status", std::to_string(status)},
+                    {"duration_ms", std::to_string(ms)}, {"bytes", std::to_string(bytes)},
+                    {"peer", peer_}, {"request_id", request_id_}};
+      log::context c;
+      c.trace_id = trace_id_;
+      c.caller = caller_;
+      c.extra = &f;
+      log::scope scope(c);
+      log::get("access")->info("{} {} {} {:.1f} ms", method_, path_, status, ms);
+    }
   }
 
   void fail_and_close(unsigned version, http::status status, errc code, const std::string& message) {
@@ -333,6 +404,15 @@ class session : public std::enable_shared_from_this<session<Stream>> {
   int retry_after_s_ = 1;
   unsigned version_ = 11;
   std::string request_id_, trace_id_, origin_, peer_;
+  // The request being answered: for its span and its access log line.
+  std::string method_, path_, caller_, traceparent_, tracestate_;
+  std::chrono::steady_clock::time_point started_;
+  std::uint64_t started_ns_ = 0;
+  struct hop_span {
+    std::string parent;
+    bool sampled = false;
+  };
+  std::optional<hop_span> span_;
 };
 
 }  // namespace
@@ -360,10 +440,10 @@ void http_front::impl::watch_certificate() {
       key_mtime = key;
       try {
         tls = make_tls(cfg.tls_cert_file, cfg.tls_key_file);
-        spdlog::info("http: TLS certificate read again from {}", cfg.tls_cert_file);
+        log::get("http")->info("http: TLS certificate read again from {}", cfg.tls_cert_file);
       } catch (const std::exception& e) {
         // Half-replaced files (certificate new, key old): keep serving with the old pair.
-        spdlog::error("http: cannot use the new TLS certificate ({}): {}; keeping the old one", cfg.tls_cert_file, e.what());
+        log::get("http")->error("http: cannot use the new TLS certificate ({}): {}; keeping the old one", cfg.tls_cert_file, e.what());
       }
     }
     watch_certificate();
@@ -371,8 +451,10 @@ void http_front::impl::watch_certificate() {
 }
 
 http_front::http_front(const http_config& cfg, const wire_limits& limits, std::chrono::milliseconds default_deadline,
-                       router route, health status, predicate internal, readiness not_ready, exposition metrics)
+                       router route, health status, predicate internal, readiness not_ready, exposition metrics,
+                       observability::tracer* tracer)
     : impl_(std::make_unique<impl>()) {
+  impl_->tracer = tracer;
   impl_->not_ready = std::move(not_ready);
   impl_->metrics = std::move(metrics);
   impl_->cfg = cfg;

@@ -1,5 +1,6 @@
 #include "cohort/security/node_security.hpp"
 
+#include "cohort/log/log.hpp"
 #include <spdlog/spdlog.h>
 
 namespace cohort::security {
@@ -29,7 +30,7 @@ bool is_loopback_address(const std::string& host) {
 // crash, backup, restore, flush, salvage, and any added later) needs control.
 bool is_read_verb(const std::string& verb) {
   return verb == "status" || verb == "tree" || verb == "health" || verb == "registry" || verb == "storage" ||
-         verb == "verify";
+         verb == "verify" || verb == "logs" || verb == "trace";
 }
 
 }  // namespace
@@ -48,7 +49,7 @@ result<std::unique_ptr<node_security>> node_security::start(zmq::context_t& ctx,
                                                             const std::string& data_dir) {
   std::unique_ptr<node_security> s(new node_security(ctx, cfg));
   if (cfg.insecure) {
-    spdlog::warn("security: insecure = true: no key is checked on any endpoint; anyone who reaches a port is trusted");
+    log::get("security")->warn("security: insecure = true: no key is checked on any endpoint; anyone who reaches a port is trusted");
     s->trust_ = std::make_shared<trust_list>();
     return s;
   }
@@ -77,7 +78,7 @@ result<std::unique_ptr<node_security>> node_security::start(zmq::context_t& ctx,
       if (!known || *known != s->keys_.public_key) {
         fs::remove(pub, ec);
         fs::copy_file(s->key_file_ + ".pub", pub, ec);
-        if (ec) spdlog::warn("security: cannot copy {}.pub to {}: {}", s->key_file_, pub, ec.message());
+        if (ec) log::get("security")->warn("security: cannot copy {}.pub to {}: {}", s->key_file_, pub, ec.message());
       }
     }
   }
@@ -129,12 +130,12 @@ void node_security::watch() {
     if (ec || mtime == known) continue;
     // A half-written or broken file keeps the old list, loudly (once per change).
     if (auto err = reload()) {
-      spdlog::error("{} (keeping the trust list read before)", err->message);
+      log::get("security")->error("{} (keeping the trust list read before)", err->message);
       std::lock_guard<std::mutex> guard(trust_mutex_);
       trust_mtime_ = mtime;
     }
     else
-      spdlog::info("security: trust list read again from {} ({} entries)", cfg_.trust_file, trust()->peers().size());
+      log::get("security")->info("security: trust list read again from {} ({} entries)", cfg_.trust_file, trust()->peers().size());
   }
 }
 
@@ -191,12 +192,12 @@ zap_verdict node_security::decide(const zap_request& r) const {
   if (r.mechanism != "CURVE" || r.public_key.empty()) return {false, "", "a CURVE key is required"};
   const auto* peer = trust()->by_key(r.public_key);
   if (!peer) {
-    spdlog::warn("security: refused a connection from {} with an unknown key {} ({})", r.address, r.public_key, r.domain);
+    log::get("security")->warn("security: refused a connection from {} with an unknown key {} ({})", r.address, r.public_key, r.domain);
     return {false, "", "unknown key"};
   }
   const bool admin = r.domain == "cohort.admin";
   if (admin != (peer->kind == role::operator_)) {
-    spdlog::warn("security: refused {} '{}' from {} on the {} endpoint", to_string(peer->kind), peer->name, r.address,
+    log::get("security")->warn("security: refused {} '{}' from {} on the {} endpoint", to_string(peer->kind), peer->name, r.address,
                  admin ? "admin" : "client");
     return {false, "", std::string("a ") + std::string(to_string(peer->kind)) + " key is not accepted here"};
   }

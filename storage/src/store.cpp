@@ -17,6 +17,7 @@
 #include <rocksdb/listener.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
+#include "cohort/log/log.hpp"
 #include <spdlog/spdlog.h>
 
 namespace cohort {
@@ -47,9 +48,9 @@ class store_logger final : public rocksdb::Logger {
     char line[1024];
     std::vsnprintf(line, sizeof line, format, ap);
     if (level >= rocksdb::InfoLogLevel::ERROR_LEVEL)
-      spdlog::error("store {}: {}", dir_, line);
+      log::get("store")->error("store {}: {}", dir_, line);
     else
-      spdlog::warn("store {}: {}", dir_, line);
+      log::get("store")->warn("store {}: {}", dir_, line);
     std::string text(line);
     // "<file>: dropping N bytes; Corruption: ..." names the damaged file
     // (the Status alone often does not) and says what a salvage lost.
@@ -191,9 +192,9 @@ struct store::impl {
       try {
         job();
       } catch (const std::exception& e) {
-        spdlog::error("store {}: a read job threw: {}", dir, e.what());
+        log::get("store")->error("store {}: a read job threw: {}", dir, e.what());
       } catch (...) {
-        spdlog::error("store {}: a read job threw a non-standard exception", dir);
+        log::get("store")->error("store {}: a read job threw a non-standard exception", dir);
       }
     }
   }
@@ -224,9 +225,9 @@ struct store::impl {
     try {
       done(outcome);
     } catch (const std::exception& e) {
-      spdlog::error("store {}: a commit callback threw: {}", dir, e.what());
+      log::get("store")->error("store {}: a commit callback threw: {}", dir, e.what());
     } catch (...) {
-      spdlog::error("store {}: a commit callback threw a non-standard exception", dir);
+      log::get("store")->error("store {}: a commit callback threw a non-standard exception", dir);
     }
   }
 
@@ -260,7 +261,7 @@ struct store::impl {
           auto resumed = db->Resume();
           if (resumed.ok()) {
             recoveries++;
-            spdlog::warn("store {}: writes resumed after: {}", dir, refused->message);
+            log::get("store")->warn("store {}: writes resumed after: {}", dir, refused->message);
             std::lock_guard<std::mutex> guard(mutex);
             write_error.reset();
             refused.reset();
@@ -296,7 +297,7 @@ struct store::impl {
       } else {
         failed = classify(status, "store '" + dir + "' could not write");
         failed_commits += group.size();
-        spdlog::error("{}; refusing writes until the store resumes", failed->message);
+        log::get("store")->error("{}; refusing writes until the store resumes", failed->message);
         std::lock_guard<std::mutex> guard(mutex);
         write_error = failed;
         last_resume = std::chrono::steady_clock::now();

@@ -85,6 +85,8 @@ std::uint64_t client::call_async(std::string_view service, std::string_view meth
   env.key = opts.key;
   env.idempotency_key = opts.idempotency_key;
   env.trace = opts.trace;
+  env.traceparent = opts.traceparent;
+  env.tracestate = opts.tracestate;
   return call_async(std::move(env), std::move(payload), opts.timeout, std::move(on_reply));
 }
 

@@ -121,7 +121,7 @@ std::string encode_envelope(const envelope& env) {
   msgpack::packer<msgpack::sbuffer> pk(buf);
   const bool addressed = !env.service.empty();
   std::uint32_t n = 3 + (addressed ? 2 : 0) + (env.deadline_ms ? 1 : 0) + (env.sent_ms ? 1 : 0) + (!env.trace.empty()) +
-                    (!env.key.empty()) + (!env.idempotency_key.empty()) + (!env.caller.empty());
+                    (!env.traceparent.empty()) + (!env.tracestate.empty()) + (!env.key.empty()) + (!env.idempotency_key.empty()) + (!env.caller.empty());
   pk.pack_map(n);
   pk.pack(std::string_view("v")), pk.pack(env.version);
   pk.pack(std::string_view("kind")), pk.pack(to_string(env.kind));
@@ -133,6 +133,8 @@ std::string encode_envelope(const envelope& env) {
   if (env.deadline_ms) pk.pack(std::string_view("deadline_ms")), pk.pack(env.deadline_ms);
   if (env.sent_ms) pk.pack(std::string_view("sent_ms")), pk.pack(env.sent_ms);
   if (!env.trace.empty()) pk.pack(std::string_view("trace")), pk.pack(env.trace);
+  if (!env.traceparent.empty()) pk.pack(std::string_view("traceparent")), pk.pack(env.traceparent);
+  if (!env.tracestate.empty()) pk.pack(std::string_view("tracestate")), pk.pack(env.tracestate);
   if (!env.key.empty()) pk.pack(std::string_view("key")), pk.pack(env.key);
   if (!env.idempotency_key.empty()) pk.pack(std::string_view("idem")), pk.pack(env.idempotency_key);
   if (!env.caller.empty()) pk.pack(std::string_view("caller")), pk.pack(env.caller);
@@ -237,6 +239,13 @@ result<envelope> decode_envelope(std::string_view bytes, const wire_limits& limi
       env.sent_ms = v.via.u64;
     } else if (name == "trace") {
       if (!want_str(env.trace) || env.trace.size() > 128) return field_error("trace", "a string of at most 128 bytes");
+    } else if (name == "traceparent") {
+      // Its syntax is checked where it is used: an invalid one starts a new trace (W3C), it is not an error.
+      if (!want_str(env.traceparent) || env.traceparent.size() > 128)
+        return field_error("traceparent", "a string of at most 128 bytes");
+    } else if (name == "tracestate") {
+      if (!want_str(env.tracestate) || env.tracestate.size() > 512)
+        return field_error("tracestate", "a string of at most 512 bytes");
     } else if (name == "key") {
       if (!want_str(env.key) || env.key.size() > 1024) return field_error("key", "a string of at most 1024 bytes");
     } else if (name == "idem") {

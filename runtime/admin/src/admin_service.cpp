@@ -3,8 +3,11 @@
 #include <set>
 
 #include <nlohmann/json.hpp>
+#include "cohort/log/log.hpp"
 #include <spdlog/spdlog.h>
 
+#include "cohort/log/log_ring.hpp"
+#include "cohort/transport/client.hpp"
 #include "cohort/transport/envelope_codec.hpp"
 
 namespace cohort::detail {
@@ -49,7 +52,39 @@ result<bool> act(admin_operations& n, const std::string& method, const std::stri
 }
 
 const std::set<std::string> slow_verbs = {"restart", "stop", "start", "crash", "storage", "backup",
-                                          "restore", "verify", "flush", "salvage"};
+                                          "restore", "verify", "flush", "salvage", "logs", "trace"};
+
+json to_json(const observability::span& s) {
+  json attributes = json::object();
+  for (const auto& [k, v] : s.attributes) attributes[k] = v;
+  return {{"trace_id", s.trace_id}, {"span_id", s.span_id}, {"parent_span_id", s.parent_span_id},
+          {"name", s.name}, {"service", s.service}, {"kind", observability::to_string(s.kind)},
+          {"start_ns", s.start_ns}, {"end_ns", s.end_ns}, {"code", s.code}, {"attributes", std::move(attributes)}};
+}
+
+/// The same verb asked of each service process (process isolation): their
+/// logs and spans are kept there. A process that does not answer is named in
+/// `unreachable`, and the rest is returned.
+void gather_from_processes(admin_operations& n, const std::string& verb, const json& args, const char* list,
+                           json& out) {
+  auto bytes = json::to_msgpack(args);
+  for (const auto& ep : n.service_process_admins()) {
+    try {
+      client c(ep);
+      call_options o;
+      o.timeout = std::chrono::milliseconds(1000);
+      auto r = c.call("admin", verb, std::string(bytes.begin(), bytes.end()), o);
+      auto reply = r.ok() ? json::from_msgpack(r.payload.begin(), r.payload.end(), true, false) : json();
+      if (!reply.is_object() || !reply.contains(list) || !reply[list].is_array()) {
+        out["unreachable"].push_back(ep);
+        continue;
+      }
+      for (auto& e : reply[list]) out[list].push_back(std::move(e));
+    } catch (const std::exception&) {
+      out["unreachable"].push_back(ep);
+    }
+  }
+}
 
 /// The verbs that wait for actors or the disk. Runs on the admin thread.
 void run_slow_verb(admin_operations& n, const std::string& method, const json& args, request_ptr req) {
@@ -94,7 +129,7 @@ void run_slow_verb(admin_operations& n, const std::string& method, const json& a
     if (name.empty()) return (void)req->fail({errc::bad_request, "'name' (the backup's name) is required"});
     auto done = n.backup(arg("service"), name);
     if (!done) return (void)req->fail(done.error());
-    spdlog::info("admin: backup {} of {} written to {}", name, arg("service"), *done);
+    log::get("admin")->info("admin: backup {} of {} written to {}", name, arg("service"), *done);
     reply_json(req, {{"ok", true}, {"service", arg("service")}, {"name", name}, {"dir", *done}});
     return;
   }
@@ -109,6 +144,32 @@ void run_slow_verb(admin_operations& n, const std::string& method, const json& a
     if (!done) return (void)req->fail(done.error());
     reply_json(req, {{"ok", true}, {"service", arg("service")}});
     return;
+  }
+  if (h.method == "logs") {
+    log::query q;
+    q.trace_id = arg("trace");
+    q.service = arg("service");
+    q.component = arg("component");
+    if (args.is_object() && args.contains("since_us") && args["since_us"].is_number_integer())
+      q.since_us = args["since_us"].get<std::int64_t>();
+    if (args.is_object() && args.contains("limit") && args["limit"].is_number_unsigned())
+      q.limit = std::min<std::size_t>(args["limit"].get<std::size_t>(), 100000);
+    json out = {{"node", n.name()}, {"lines", json::array()}, {"unreachable", json::array()}};
+    for (const auto& r : log::recent(q)) {
+      json line = log::to_json(r);
+      line["time_us"] = r.time_us;
+      out["lines"].push_back(std::move(line));
+    }
+    gather_from_processes(n, "logs", args, "lines", out);
+    return reply_json(req, out);
+  }
+  if (h.method == "trace") {
+    auto id = arg("trace");
+    if (id.empty()) return (void)req->fail({errc::bad_request, "'trace' (a trace id) is required"});
+    json out = {{"node", n.name()}, {"spans", json::array()}, {"unreachable", json::array()}};
+    for (const auto& s : n.spans(id)) out["spans"].push_back(to_json(s));
+    gather_from_processes(n, "trace", args, "spans", out);
+    return reply_json(req, out);
   }
   if (h.method == "salvage") {
     auto report = n.salvage_store(arg("service"));
@@ -154,9 +215,9 @@ void admin_worker::run() {
     try {
       job();
     } catch (const std::exception& e) {
-      spdlog::error("admin: an operation threw: {}", e.what());
+      log::get("admin")->error("admin: an operation threw: {}", e.what());
     } catch (...) {
-      spdlog::error("admin: an operation threw a non-standard exception");
+      log::get("admin")->error("admin: an operation threw a non-standard exception");
     }
   }
 }
@@ -232,8 +293,8 @@ void handle_admin(admin_operations& n, admin_worker& worker, request_ptr req) {
   if (slow_verbs.count(h.method)) {
     // Who did what, for every action that changes something (the caller is
     // the operator's name from the trust list, never a name the request claims).
-    if (h.method != "storage" && h.method != "verify")
-      spdlog::info("admin: {} {} by operator '{}'", h.method, args.dump(-1, ' ', false, json::error_handler_t::replace),
+    if (h.method != "storage" && h.method != "verify" && h.method != "logs" && h.method != "trace")
+      log::get("admin")->info("admin: {} {} by operator '{}'", h.method, args.dump(-1, ' ', false, json::error_handler_t::replace),
                    h.caller.empty() ? "unknown" : h.caller);
     // Disk work and waits for actors: on the admin thread, never on the I/O thread.
     if (!worker.post([&n, method = h.method, args = std::move(args), req]() mutable {
@@ -244,7 +305,7 @@ void handle_admin(admin_operations& n, admin_worker& worker, request_ptr req) {
     return;
   }
   req->fail({errc::unknown_method,
-             "admin has no method '" + h.method + "' (status, tree, health, restart, stop, start, crash, storage, backup, restore, verify, flush, salvage, registry)"});
+             "admin has no method '" + h.method + "' (status, tree, health, logs, trace, restart, stop, start, crash, storage, backup, restore, verify, flush, salvage, registry)"});
 }
 
 }  // namespace cohort::detail

@@ -305,6 +305,50 @@ node_config read_config(const toml::table& root, const std::string& source,
     r.read("requests", cfg.request_metrics);
     r.reject_unknown();
   }
+  if (auto* lg = top.sub_table("log")) {
+    table_reader r(*lg, "log", source);
+    std::string format = cfg.log.output == log::format::json ? "json" : "text";
+    r.read("format", format);
+    if (format != "text" && format != "json") r.fail(*lg->get("format"), "format", "\"text\" or \"json\"");
+    cfg.log.output = format == "json" ? log::format::json : log::format::text;
+    r.read("level", cfg.log.level);
+    if (!log::is_level(cfg.log.level)) r.fail(*lg->get("level"), "level", "trace, debug, info, warn, error, critical or off");
+    r.read("access", cfg.log.access);
+    r.read("ring_lines", cfg.log.ring_lines);
+    if (auto* levels = r.sub_table("levels")) {
+      for (const auto& [component, level] : *levels) {
+        auto v = level.value<std::string>();
+        if (!level.is_string() || !log::is_level(*v))
+          throw config_error{where(source, level) + ": log.levels." + std::string(component.str()) +
+                             " must be trace, debug, info, warn, error, critical or off"};
+        cfg.log.levels[std::string(component.str())] = *v;
+      }
+    }
+    r.reject_unknown();
+  }
+  if (auto* tr = top.sub_table("trace")) {
+    table_reader r(*tr, "trace", source);
+    r.read("enabled", cfg.trace.enabled);
+    r.mark_seen("sample");
+    if (const auto* n = tr->get("sample")) {
+      auto v = n->value<double>();
+      if (!v || !(n->is_floating_point() || n->is_integer()) || *v < 0 || *v > 1)
+        r.fail(*n, "sample", "a number from 0 to 1");
+      cfg.trace.sample = *v;
+    }
+    r.read("otlp_endpoint", cfg.trace.otlp_endpoint);
+    if (!cfg.trace.otlp_endpoint.empty() && cfg.trace.otlp_endpoint.rfind("http://", 0) != 0 &&
+        cfg.trace.otlp_endpoint.rfind("https://", 0) != 0)
+      r.fail(*tr->get("otlp_endpoint"), "otlp_endpoint", "an http:// or https:// address");
+    r.read("export_logs", cfg.trace.export_logs);
+    r.read("keep_spans", cfg.trace.keep_spans);
+    r.read("export_queue", cfg.trace.export_queue);
+    r.read_ms("export_every_ms", cfg.trace.export_every);
+    r.read_ms("export_timeout_ms", cfg.trace.export_timeout);
+    if (cfg.trace.export_every.count() <= 0) r.fail(*tr->get("export_every_ms"), "export_every_ms", "positive");
+    if (cfg.trace.export_timeout.count() <= 0) r.fail(*tr->get("export_timeout_ms"), "export_timeout_ms", "positive");
+    r.reject_unknown();
+  }
   if (auto* sec = top.sub_table("security")) {
     table_reader r(*sec, "security", source);
     r.read("key_file", cfg.security.key_file);

@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "cohort/log/log.hpp"
 #include <spdlog/spdlog.h>
 
 #include "cohort/core/actor_messages.hpp"
@@ -94,6 +95,8 @@ void deliver(relay_actor* self, const std::shared_ptr<service_runtime>& svc, std
   // operations, and each delivery's retries must find only its own record.
   h.idempotency_key = rec.event_id + "/" + h.method;
   h.trace = std::move(rec.event_id);
+  h.traceparent = std::move(rec.traceparent);
+  if (h.traceparent.size() == 55) h.trace = h.traceparent.substr(3, 32);
   h.deadline_ms = static_cast<std::uint32_t>(delivery_timeout.count());
   auto me = caf::actor_cast<caf::actor>(self);
   auto limits = svc->limits;
@@ -174,7 +177,7 @@ void scan(relay_actor* self, const std::shared_ptr<service_runtime>& svc) {
 void on_scanned(relay_actor* self, const std::shared_ptr<service_runtime>& svc, const scanned_records& r) {
   auto& st = self->state;
   st.scanning = false;
-  if (r.error) spdlog::warn("{}: outbox scan failed: {}", svc->def.name, r.error->message);
+  if (r.error) log::get("outbox")->warn("{}: outbox scan failed: {}", svc->def.name, r.error->message);
   // Move each scanned subscriber's cursor up to its smallest live key, or,
   // when none is left, to the greatest key this relay deleted there (new
   // records sort above it). Subscribers not scanned keep theirs.
@@ -192,7 +195,7 @@ void on_scanned(relay_actor* self, const std::shared_ptr<service_runtime>& svc, 
     if (st.in_flight.count(key) || st.in_flight.size() >= window) continue;
     auto rec = decode_outbox_record(bytes);
     if (!rec) {
-      spdlog::error("{}: outbox record does not decode; left in place: {}", svc->def.name, rec.error().message);
+      log::get("outbox")->error("{}: outbox record does not decode; left in place: {}", svc->def.name, rec.error().message);
       continue;
     }
     deliver(self, svc, key, std::move(*rec));
@@ -254,7 +257,7 @@ caf::behavior outbox_relay(relay_actor* self, std::shared_ptr<service_runtime> s
           svc->event_redeliveries++;
           return;
         }
-        if (!why.empty()) spdlog::warn("{}: event rejected by its subscriber, dropped: {}", svc->def.name, why);
+        if (!why.empty()) log::get("outbox")->warn("{}: event rejected by its subscriber, dropped: {}", svc->def.name, why);
         st.paused.erase(prefix);
         svc->events_delivered++;
         erase_record(self, svc, key);
@@ -265,7 +268,7 @@ caf::behavior outbox_relay(relay_actor* self, std::shared_ptr<service_runtime> s
           // Delivered but still stored: kept out of scans and deleted again
           // at the next tick (a redelivery would be dropped by its
           // idempotency key, but it is work the subscriber need not do).
-          spdlog::warn("{}: an acknowledged outbox record could not be deleted (retrying): {}", svc->def.name, why);
+          log::get("outbox")->warn("{}: an acknowledged outbox record could not be deleted (retrying): {}", svc->def.name, why);
           st.undeleted.insert(key);
           return;
         }
@@ -280,7 +283,8 @@ caf::behavior outbox_relay(relay_actor* self, std::shared_ptr<service_runtime> s
 }  // namespace
 
 std::vector<std::pair<std::string, std::string>> make_outbox_records(service_runtime& svc, const std::string& topic,
-                                                                     std::string event, const std::string& key) {
+                                                                     std::string event, const std::string& key,
+                                                                     const std::string& traceparent) {
   std::vector<std::pair<std::string, std::string>> out;
   auto it = svc.subscribers.find(topic);
   if (it == svc.subscribers.end()) return out;  // nobody listens
@@ -295,7 +299,7 @@ std::vector<std::pair<std::string, std::string>> make_outbox_records(service_run
     put_big_endian(k, svc.event_epoch);
     put_big_endian(k, seq);
     msgpack::sbuffer buf;
-    msgpack::pack(buf, outbox_record{target.service, target.method, key, event_id, event});
+    msgpack::pack(buf, outbox_record{target.service, target.method, key, event_id, event, traceparent});
     out.emplace_back(std::move(k), std::string(buf.data(), buf.size()));
   }
   svc.events_published += out.size();

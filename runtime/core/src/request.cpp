@@ -1,7 +1,7 @@
 #include "cohort/core/request.hpp"
 
-#include <random>
 
+#include "cohort/observability/trace_context.hpp"
 #include "cohort/transport/envelope_codec.hpp"
 
 namespace cohort::detail {
@@ -36,7 +36,7 @@ void request::release() noexcept {
 bool request::respond(std::string result) {
   if (!claim()) return false;
   release();
-  if (observer) observer("ok");
+  if (observer) observer(*this, "ok");
   if (sink_ && header.kind == message_kind::request) sink_(reply_header(header, false), std::move(result));
   return true;
 }
@@ -44,7 +44,7 @@ bool request::respond(std::string result) {
 bool request::fail(const error_info& err) {
   if (!claim()) return false;
   release();
-  if (observer) observer(err.code);
+  if (observer) observer(*this, err.code);
   if (sink_ && header.kind == message_kind::request) sink_(reply_header(header, true), encode_error_payload(err));
   return true;
 }
@@ -58,13 +58,6 @@ std::chrono::milliseconds request::remaining() const {
   return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
 }
 
-std::string new_trace_id() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static const char* hex = "0123456789abcdef";
-  auto v = rng();
-  std::string out(16, '0');
-  for (int i = 15; i >= 0; --i, v >>= 4) out[i] = hex[v & 15];
-  return out;
-}
+std::string new_trace_id() { return observability::new_trace_id(); }
 
 }  // namespace cohort::detail

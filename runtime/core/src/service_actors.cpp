@@ -9,12 +9,63 @@
 #include "cohort/transport/envelope_codec.hpp"
 #include "cohort/core/entity_persistence.hpp"
 #include "cohort/core/outbox.hpp"
+#include "cohort/log/log.hpp"
+#include "cohort/observability/trace_context.hpp"
 
 namespace cohort::detail {
 
 namespace {
 
 using clock_type = std::chrono::steady_clock;
+
+/// A request's trace as the node's route set it: views into its traceparent
+/// ("00-<trace>-<span>-<flags>", this hop's span). Not valid when tracing is off.
+struct hop_trace {
+  std::string_view trace_id, span_id;
+  bool sampled = false;
+  bool valid = false;
+};
+
+hop_trace trace_of(const envelope& h) {
+  hop_trace t;
+  std::string_view tp = h.traceparent;
+  if (tp.size() != 55) return t;
+  t.trace_id = tp.substr(3, 32);
+  t.span_id = tp.substr(36, 16);
+  t.sampled = tp[54] == '1' || tp[54] == '3' || tp[54] == '5' || tp[54] == '7' || tp[54] == '9' || tp[54] == 'b' ||
+              tp[54] == 'd' || tp[54] == 'f';
+  t.valid = true;
+  return t;
+}
+
+/// Records the span of a request's durable write (one entity's batch in a group commit).
+void record_write_span(observability::tracer& tracer, const envelope& h, std::uint64_t start, const result<bool>& written) {
+  auto t = trace_of(h);
+  observability::span s;
+  s.trace_id = std::string(t.trace_id);
+  s.span_id = observability::new_span_id();
+  s.parent_span_id = std::string(t.span_id);
+  s.name = "store.commit";
+  s.service = h.service;
+  s.kind = observability::span_kind::internal;
+  s.start_ns = start;
+  s.end_ns = observability::unix_ns();
+  if (!written) s.code = written.error().code;
+  s.attributes = {{"db.system", "rocksdb"}, {"cohort.key", h.key}, {"cohort.node", tracer.node()}};
+  tracer.record(std::move(s), t.sampled);
+}
+
+/// The log context of a handler running for `h` in `actor`.
+log::context log_context_of(const envelope& h, const std::string& actor) {
+  auto t = trace_of(h);
+  log::context c;
+  c.service = h.service;
+  c.actor = actor;
+  c.trace_id = t.valid ? t.trace_id : std::string_view(h.trace);
+  c.span_id = t.span_id;
+  c.caller = h.caller;
+  return c;
+}
 
 std::string exception_name(const std::exception& e) { return boost::core::demangle(typeid(e).name()); }
 
@@ -25,7 +76,8 @@ class method_runner {
  public:
   method_runner(caf::scheduled_actor* self, std::shared_ptr<service_runtime> svc, entity_state_box* state,
                 std::string key, std::shared_ptr<handler_activity> activity = nullptr)
-      : self_(self), svc_(std::move(svc)), state_(state), activity_(std::move(activity)) {
+      : self_(self), svc_(std::move(svc)), state_(state), activity_(std::move(activity)),
+        actor_(state ? "entity/" + key : "worker") {
     if (state_)
       persistence_.emplace(*svc_->db, std::move(key), *state_, svc_->cfg.snapshot_every, svc_->def.pending);
   }
@@ -67,7 +119,7 @@ class method_runner {
   /// Writes the entity's changes so far; `then` runs on this actor once durable.
   void checkpoint(std::function<void()> then);
   /// Keeps an event for the outbox, written with the next batch.
-  void publish(const std::string& topic, std::string event, const std::string& key);
+  void publish(const std::string& topic, std::string event, const std::string& key, const envelope& by);
 
   [[nodiscard]] bool idle() const noexcept {
     return continuations_.empty() && idem_waiters_.empty() && !looking_up_ && deferred_.empty();
@@ -91,6 +143,7 @@ class method_runner {
   std::shared_ptr<service_runtime> svc_;
   entity_state_box* state_;
   std::shared_ptr<handler_activity> activity_;
+  std::string actor_;  ///< its path in the supervision tree, for the logs
   std::shared_ptr<const int> life_ = std::make_shared<const int>(0);
   std::optional<entity_persistence> persistence_;
   std::uint64_t next_call_ = 1;
@@ -100,8 +153,16 @@ class method_runner {
     std::function<void(reply&&)> then;
     clock_type::time_point deadline;
     request_ptr parent;  ///< the request whose handler made the call: told `internal` if `then` throws
+    /// The call's client span, when traced: recorded when the reply (or the timeout) comes.
+    struct call_span {
+      std::string span_id, name;
+      std::uint64_t start_ns = 0;
+    };
+    std::unique_ptr<call_span> span;
   };
   std::vector<std::pair<std::uint64_t, continuation>> continuations_;
+  /// Records the client span of a call a handler made, with the reply's outcome.
+  void record_call_span(const envelope& parent, const continuation::call_span& c, const reply& r);
   /// One timer per actor for the earliest deadline of its calls, not one per
   /// call: CAF's clock is a shared thread, and a timer per call costs it a wake-up.
   std::optional<clock_type::time_point> timer_at_;
@@ -214,7 +275,7 @@ class actor_invocation final : public invocation {
   void publish(std::string topic, std::string event, std::string key) override {
     require_live();
     if (!mutating_) throw std::logic_error("publish() is only for methods that may change the entity");
-    runner_->publish(topic, std::move(event), key);
+    runner_->publish(topic, std::move(event), key, req_->header);
   }
 
  private:
@@ -365,6 +426,7 @@ void method_runner::start(const request_ptr& req, bool checked) {
       if (a) a->busy_since_ns.store(0, std::memory_order_release);
     }
   } busy(activity_.get(), &it->first);
+  log::scope logging(log_context_of(h, actor_));
   try {
     it->second.handler(inv);
   } catch (const std::exception& e) {
@@ -381,7 +443,19 @@ void method_runner::call_out(const request_ptr& parent, envelope target, std::st
   auto now = clock_type::now();
   auto deadline = std::min(parent->deadline, now + timeout);
   auto id = next_call_++;
-  continuations_.emplace_back(id, continuation{std::move(then), deadline, parent});
+  continuation c{std::move(then), deadline, parent, nullptr};
+  // The call's own span: the callee's span is its child. Spans are made when
+  // the trace may be kept (sampled) and, to keep errors, when it may not.
+  target.traceparent = parent->header.traceparent;
+  target.tracestate = parent->header.tracestate;
+  if (auto t = trace_of(parent->header); t.valid && svc_->tracer && svc_->tracer->enabled()) {
+    c.span = std::make_unique<continuation::call_span>();
+    c.span->span_id = observability::new_span_id();
+    c.span->name = target.service + "." + target.method;
+    c.span->start_ns = observability::unix_ns();
+    target.traceparent = observability::format_traceparent({std::string(t.trace_id), c.span->span_id, t.sampled});
+  }
+  continuations_.emplace_back(id, std::move(c));
   target.kind = message_kind::request;
   target.id = id;
   target.trace = parent->header.trace;
@@ -415,7 +489,11 @@ void method_runner::on_reply(std::uint64_t id, reply&& r) {
   if (it == continuations_.end()) return;  // timed out already
   auto then = std::move(it->second.then);
   auto parent = std::move(it->second.parent);
+  auto span = std::move(it->second.span);
   continuations_.erase(it);
+  if (span && parent) record_call_span(parent->header, *span, r);
+  std::optional<log::scope> logging;
+  if (parent) logging.emplace(log_context_of(parent->header, actor_));
   // A continuation that throws is a handler that crashed: its caller gets
   // `internal` naming the exception (not `unavailable` from the actor's end).
   auto crashed = [&](const std::string& what) {
@@ -430,6 +508,26 @@ void method_runner::on_reply(std::uint64_t id, reply&& r) {
   } catch (...) {
     crashed("a non-standard exception in a call continuation");
   }
+}
+
+void method_runner::record_call_span(const envelope& parent, const continuation::call_span& c, const reply& r) {
+  auto t = trace_of(parent);
+  observability::span s;
+  s.trace_id = std::string(t.trace_id);
+  s.span_id = c.span_id;
+  s.parent_span_id = std::string(t.span_id);
+  s.name = c.name;
+  s.service = svc_->def.name;
+  s.kind = observability::span_kind::client;
+  s.start_ns = c.start_ns;
+  s.end_ns = observability::unix_ns();
+  if (r.error) s.code = r.error->code;
+  auto dot = c.name.find('.');
+  s.attributes = {{"rpc.system", "cohort"}, {"rpc.service", c.name.substr(0, dot)},
+                  {"rpc.method", dot == std::string::npos ? std::string() : c.name.substr(dot + 1)},
+                  {"cohort.node", svc_->tracer->node()}};
+  if (r.error && r.local) s.attributes.emplace_back("cohort.error.local", "true");
+  svc_->tracer->record(std::move(s), t.sampled);
 }
 
 void method_runner::arm_timer(clock_type::time_point at) {
@@ -492,7 +590,13 @@ void method_runner::finish(const request_ptr& req, bool mutating, const stored_r
   }
   auto me = caf::actor_cast<caf::actor>(self_);
   auto svc = events ? svc_ : nullptr;
-  svc_->db->commit(std::move(batch), [req, outcome, me, idem, svc](const result<bool>& written) {
+  // The write's span (group commit: from queued to durable), child of the request's.
+  std::uint64_t write_start = 0;
+  observability::tracer* tracer = nullptr;
+  if (auto t = trace_of(req->header); t.valid && svc_->tracer && svc_->tracer->enabled())
+    tracer = svc_->tracer, write_start = observability::unix_ns();
+  svc_->db->commit(std::move(batch), [req, outcome, me, idem, svc, tracer, write_start](const result<bool>& written) {
+    if (tracer) record_write_span(*tracer, req->header, write_start, written);
     // On the committer's thread: the reply says "done" only now.
     if (written) {
       if (svc) svc->poke_outbox();
@@ -531,8 +635,24 @@ bool method_runner::collect(write_batch& batch, const std::string* unchanged_fro
   return true;
 }
 
-void method_runner::publish(const std::string& topic, std::string event, const std::string& key) {
-  for (auto& r : make_outbox_records(*svc_, topic, std::move(event), key)) outbox_.push_back(std::move(r));
+void method_runner::publish(const std::string& topic, std::string event, const std::string& key, const envelope& by) {
+  // The publication's span (producer): each delivery's span is its child, even a redelivery hours later.
+  std::string traceparent;
+  if (auto t = trace_of(by); t.valid && svc_->tracer && svc_->tracer->enabled()) {
+    observability::span s;
+    s.trace_id = std::string(t.trace_id);
+    s.span_id = observability::new_span_id();
+    s.parent_span_id = std::string(t.span_id);
+    s.name = "publish " + topic;
+    s.service = svc_->def.name;
+    s.kind = observability::span_kind::producer;
+    s.start_ns = s.end_ns = observability::unix_ns();
+    s.attributes = {{"messaging.system", "cohort"}, {"messaging.destination.name", topic},
+                    {"cohort.key", key}, {"cohort.node", svc_->tracer->node()}};
+    traceparent = observability::format_traceparent({s.trace_id, s.span_id, t.sampled});
+    svc_->tracer->record(std::move(s), t.sampled);
+  }
+  for (auto& r : make_outbox_records(*svc_, topic, std::move(event), key, traceparent)) outbox_.push_back(std::move(r));
 }
 
 void method_runner::checkpoint(std::function<void()> then) {
@@ -542,7 +662,7 @@ void method_runner::checkpoint(std::function<void()> then) {
   auto id = next_call_++;
   // No timer: the committer always calls back, and a failed write crashes this actor.
   continuations_.emplace_back(id, continuation{[then = std::move(then)](reply&&) { then(); },
-                                               clock_type::time_point::max(), nullptr});
+                                               clock_type::time_point::max(), nullptr, nullptr});
   auto me = caf::actor_cast<caf::actor>(self_);
   auto svc = events ? svc_ : nullptr;
   svc_->db->commit(std::move(batch), [me, id, svc](const result<bool>& written) {
@@ -553,6 +673,8 @@ void method_runner::checkpoint(std::function<void()> then) {
 }
 
 void method_runner::crash(const std::string& what) {
+  // Logged here, inside the handler's log scope: the line names the trace and the caller.
+  log::get("service")->error("{} {} crashed: {}", svc_->def.name, actor_, what);
   svc_->record_failure(what);
   self_->quit(caf::make_error(caf::sec::runtime_error, what));
 }

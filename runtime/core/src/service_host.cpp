@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include <caf/all.hpp>
+#include "cohort/log/log.hpp"
 #include <spdlog/spdlog.h>
 
 #include "cohort/storage/restore.hpp"
@@ -14,7 +15,8 @@ namespace cohort::detail {
 
 result<std::unique_ptr<service_host>> service_host::create(const node_config& cfg,
                                                            const std::vector<service_definition>& catalog,
-                                                           bool host_here, call_router* calls) {
+                                                           bool host_here, call_router* calls,
+                                                           observability::tracer* tracer) {
   std::unordered_map<std::string, const service_definition*> defs;
   for (const auto& d : catalog) defs[d.name] = &d;
   for (const auto& s : cfg.services) {
@@ -50,6 +52,7 @@ result<std::unique_ptr<service_host>> service_host::create(const node_config& cf
       h.svc->cfg.supervision.intensity = {30, std::chrono::milliseconds(5000)};
     h.svc->limits = cfg.limits;
     h.svc->calls = calls;
+    h.svc->tracer = tracer;
     h.svc->allow_fault_injection = cfg.allow_fault_injection;
     if (auto subs = subscribers.find(sc.name); subs != subscribers.end()) h.svc->subscribers = subs->second;
     h.svc->event_epoch = event_epoch;
@@ -65,7 +68,7 @@ void service_host::start(caf::actor_system& actors) {
   // Only now that every table the router reads is complete may actors run:
   // a service starts working at once (resuming sagas, delivering its outbox).
   for (auto& [name, h] : services_)
-    if (auto started = start(h); !started) spdlog::error("service {} is down: {}", name, started.error().message);
+    if (auto started = start(h); !started) log::get("service")->error("service {} is down: {}", name, started.error().message);
   watchdog_ = std::thread([this] { watch(); });
 }
 
@@ -174,7 +177,7 @@ void service_host::watch() {
         auto what = "watchdog: " + name + "/" + child + " has been running " + name + "." +
                     (method ? *method : std::string("?")) + " for more than " +
                     std::to_string(timeout.count()) + " ms";
-        spdlog::warn("{}{}", what, svc.cfg.replace_stuck ? "; replacing it" : "");
+        log::get("service")->warn("{}{}", what, svc.cfg.replace_stuck ? "; replacing it" : "");
         svc.stuck_handlers++;
         svc.record_failure(what);
         if (svc.cfg.replace_stuck)
@@ -310,7 +313,7 @@ result<bool> service_host::restore(const std::string& service, const std::string
   std::error_code ec;
   if (!fs::exists(from / "CURRENT", ec))
     return error_info{errc::bad_request, "no backup '" + name + "' of '" + service + "' under " + backup_root(cfg_)};
-  spdlog::warn("restoring {} from backup {} ({})", service, name, from.string());
+  log::get("service")->warn("restoring {} from backup {} ({})", service, name, from.string());
   if (!stop_and_wait(h, "restoring from backup " + name))
     return error_info{errc::unavailable, "service '" + service + "' did not stop within 10 s; nothing restored"};
   h.svc->db.reset();  // closes the store: nothing uses it any more
@@ -343,7 +346,7 @@ result<std::string> service_host::salvage_store(const std::string& service) {
                                              service + "' is not (stop it, or use verify / restore)"};
   auto report = store::salvage(store_dir(cfg_, service));
   if (!report) return report.error();
-  spdlog::warn("salvaged the store of {}, accepting the loss: {}", service, *report);
+  log::get("service")->warn("salvaged the store of {}, accepting the loss: {}", service, *report);
   if (auto started = start(h); !started) return started.error();
   return *report;
 }

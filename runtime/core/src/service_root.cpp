@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "cohort/log/log.hpp"
 #include <spdlog/spdlog.h>
 
 #include "cohort/core/actor_messages.hpp"
@@ -210,7 +211,7 @@ void note_crash(root_actor* self, service_runtime& svc, const std::string& key, 
               " times within " + std::to_string(cfg.quarantine_window.count()) + " ms: quarantined for " +
               std::to_string(cfg.quarantine_for.count()) + " ms (release: cohortctl restart " + svc.def.name +
               "/entity/" + key + "); last failure: " + why;
-  spdlog::warn("{}", what);
+  log::get("supervision")->warn("{}", what);
   svc.record_failure(what);
 }
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include "cohort/log/log.hpp"
 #include <spdlog/spdlog.h>
 
 #include "cohort/transport/client.hpp"
@@ -156,7 +157,7 @@ void process_host::reap(child& c, int status) {
     return;
   }
   c.last_failure = why;
-  spdlog::error("service process {} {}", c.cfg.name, why);
+  log::get("isolation")->error("service process {} {}", c.cfg.name, why);
   const bool abnormal = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   auto decision = c.plan->on_exit(0, abnormal, {false}, clock_type::now());
   if (decision.give_up) {

@@ -5,9 +5,11 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "cohort/log/log.hpp"
 #include <spdlog/spdlog.h>
 #include <zmq_addon.hpp>
 
+#include "cohort/observability/trace_context.hpp"
 #include "cohort/transport/envelope_codec.hpp"
 
 namespace cohort::detail {
@@ -82,7 +84,7 @@ void io_loop::heartbeat() {
     if (auto* c = remote_client(r, &why))
       c->send_oneway("_registry", "heartbeat", announcement_->payload);
     else
-      spdlog::warn("registry {}: not announcing: {}", r, why.message);
+      log::get("net")->warn("registry {}: not announcing: {}", r, why.message);
   }
   after(announcement_->period, [this] { heartbeat(); });
 }
@@ -110,7 +112,7 @@ void io_loop::on_registration(const request_ptr& req, const std::string& sender_
       auto& known = server_keys_[r.endpoint];
       if (known != sender_key) {
         if (!known.empty()) {
-          spdlog::warn("registry: {} now registers with another node key; reconnecting with it", r.endpoint);
+          log::get("net")->warn("registry: {} now registers with another node key; reconnecting with it", r.endpoint);
           retire_client(r.endpoint);
         }
         known = sender_key;
@@ -122,14 +124,14 @@ void io_loop::on_registration(const request_ptr& req, const std::string& sender_
       if (s.empty() || s.size() > max_endpoint_length) continue;
       auto it = pools_.find(s);
       if (it == pools_.end() && pools_.size() >= max_registered_services) {
-        spdlog::warn("registry: ignoring '{}' from {}: {} services known already", s, r.endpoint, pools_.size());
+        log::get("net")->warn("registry: ignoring '{}' from {}: {} services known already", s, r.endpoint, pools_.size());
         continue;
       }
       auto& pool = pool_for(s);
       bool known = false;
       for (const auto& i : pool.instances()) known = known || i->endpoint == r.endpoint;
       if (!known && pool.instances().size() >= max_instances_per_service) {
-        spdlog::warn("registry: ignoring instance {} of '{}': {} known already", r.endpoint, s, pool.instances().size());
+        log::get("net")->warn("registry: ignoring instance {} of '{}': {} known already", r.endpoint, s, pool.instances().size());
         continue;
       }
       pool.add(r.endpoint, true, now);
@@ -332,9 +334,9 @@ void io_loop::handle_message(std::size_t index, std::vector<zmq::message_t>& fra
       counters_.refused++;
       if (env.service == "_registry") {
         counters_.refused_registrations++;
-        spdlog::warn("registry: ignored a heartbeat not sent by an authenticated node ({})", refused->message);
+        log::get("net")->warn("registry: ignored a heartbeat not sent by an authenticated node ({})", refused->message);
       }
-      spdlog::warn("refused {}.{} from '{}': {}", env.service, env.method, env.caller.empty() ? "?" : env.caller,
+      log::get("net")->warn("refused {}.{} from '{}': {}", env.service, env.method, env.caller.empty() ? "?" : env.caller,
                    refused->message);
       if (env.kind != message_kind::request) return;
       return reject(index, identity, delimiter, env.id, *refused);
@@ -343,7 +345,10 @@ void io_loop::handle_message(std::size_t index, std::vector<zmq::message_t>& fra
     from_node = true;
     env.caller = security::anonymous_caller;
   }
-  if (env.trace.empty()) env.trace = new_trace_id();
+  if (env.trace.empty()) {
+    auto ctx = env.traceparent.empty() ? std::nullopt : observability::parse_traceparent(env.traceparent);
+    env.trace = ctx ? ctx->trace_id : new_trace_id();
+  }
   if (env.deadline_ms == 0) env.deadline_ms = static_cast<std::uint32_t>(default_deadline_.count());
   // The budget started when the sender sent it: time spent in queues and on
   // the wire (a partition holds requests for as long as it lasts) counts.

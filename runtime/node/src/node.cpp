@@ -20,7 +20,10 @@
 #include "cohort/gateway/http_front.hpp"
 #include "cohort/isolation/process_host.hpp"
 #include "cohort/net/io_loop.hpp"
+#include "cohort/log/log.hpp"
+#include "cohort/log/log_ring.hpp"
 #include "cohort/observability/metrics.hpp"
+#include "cohort/observability/tracer.hpp"
 #include <prometheus/exposer.h>
 
 namespace cohort {
@@ -35,6 +38,8 @@ using clock_type = std::chrono::steady_clock;
 // node knows none of the others.
 struct node::impl final : detail::call_router {
   node_config cfg;
+  /// Spans of this node; outlives everything that records them (destroyed last but one).
+  std::unique_ptr<observability::tracer> tracer;
   zmq::context_t ctx{1};
   /// Keys, trust list, ZAP handler: before the I/O loop, which uses it, and gone after it.
   std::unique_ptr<security::node_security> security;
@@ -48,9 +53,11 @@ struct node::impl final : detail::call_router {
     void route(detail::request_ptr req) override {
       if (node->cfg.request_metrics) {
         auto& m = node->metrics->client(req->header.service, req->header.method);
-        req->observer = [&m, start = clock_type::now()](std::string_view code) { m.record(code, clock_type::now() - start); };
+        req->observer = [&m, start = clock_type::now()](const detail::request&, std::string_view code) {
+          m.record(code, clock_type::now() - start);
+        };
       }
-      node->route(std::move(req));
+      node->route_traced(std::move(req), false);
     }
   } outbound;
   std::unique_ptr<caf::actor_system_config> actor_cfg;
@@ -74,13 +81,62 @@ struct node::impl final : detail::call_router {
   void admit(detail::request_ptr req) {
     if (cfg.request_metrics) {
       auto& m = metrics->server(req->header.service, req->header.method);
-      req->observer = [&m, start = clock_type::now()](std::string_view code) { m.record(code, clock_type::now() - start); };
+      req->observer = [&m, start = clock_type::now()](const detail::request&, std::string_view code) {
+        m.record(code, clock_type::now() - start);
+      };
     }
     if (draining.load(std::memory_order_relaxed)) {
       req->fail({errc::unavailable, "node '" + cfg.name + "' is shutting down"});
       return;
     }
+    route_traced(std::move(req), true);
+  }
+
+  /// Routes with this hop's span: a request served here gets a server span;
+  /// one that arrived from outside and goes on to a remote instance gets a
+  /// client span (the forward). Calls this node's handlers make to remote
+  /// services have their client span already (made where the call was made).
+  void route_traced(detail::request_ptr req, bool from_outside) {
+    if (tracer->enabled()) {
+      if (host->hosts(req->header.service))
+        begin_span(*req, observability::span_kind::server);
+      else if (from_outside)
+        begin_span(*req, observability::span_kind::client);
+    }
     route(std::move(req));
+  }
+
+  /// Continues the caller's trace (or starts one) and makes the request carry
+  /// this hop's span id, so that whatever it leads to is a child of it. The
+  /// span is recorded when the request is answered (sampled, or failed).
+  void begin_span(detail::request& req, observability::span_kind kind) {
+    auto& h = req.header;
+    auto ctx = tracer->continue_or_start(h.traceparent, h.trace);
+    std::string parent = std::move(ctx.span_id);
+    ctx.span_id = observability::new_span_id();
+    h.traceparent = observability::format_traceparent(ctx);
+    if (h.trace.empty()) h.trace = ctx.trace_id;
+    req.observer = [t = tracer.get(), prev = std::move(req.observer), parent = std::move(parent), kind,
+                    sampled = ctx.sampled, start = observability::unix_ns()](const detail::request& r, std::string_view code) {
+      if (prev) prev(r, code);
+      if (!sampled && code == "ok") return;
+      const auto& h = r.header;
+      observability::span s;
+      s.trace_id = h.traceparent.substr(3, 32);
+      s.span_id = h.traceparent.substr(36, 16);
+      s.parent_span_id = parent;
+      s.name = h.service + "." + h.method;
+      s.kind = kind;
+      s.service = kind == observability::span_kind::server ? h.service : t->node();
+      s.start_ns = start;
+      s.end_ns = observability::unix_ns();
+      s.code = std::string(code);
+      s.attributes = {{"rpc.system", "cohort"}, {"rpc.service", h.service}, {"rpc.method", h.method},
+                      {"cohort.node", t->node()}, {"cohort.caller", h.caller}};
+      if (!h.key.empty()) s.attributes.emplace_back("cohort.key", h.key);
+      if (kind == observability::span_kind::client) s.attributes.emplace_back("cohort.forwarded", "true");
+      t->record(std::move(s), sampled);
+    };
   }
 
   void route(detail::request_ptr req) override {
@@ -205,6 +261,20 @@ struct node::impl final : detail::call_router {
         .sample({}, draining.load() ? 1 : 0);
     b.family("cohort_node_uptime_seconds", "Seconds since the node started", MetricType::Gauge)
         .sample({}, std::chrono::duration<double>(clock_type::now() - started).count());
+    const auto t = tracer->stats();
+    b.family("cohort_trace_spans_total", "Spans kept (sampled, or failed)", MetricType::Counter)
+        .sample({}, static_cast<double>(t.recorded));
+    b.family("cohort_trace_spans_exported_total", "Spans the OTLP collector accepted", MetricType::Counter)
+        .sample({}, static_cast<double>(t.exported));
+    b.family("cohort_trace_spans_dropped_total", "Spans and log lines dropped because the export queue was full",
+             MetricType::Counter)
+        .sample({}, static_cast<double>(t.export_dropped));
+    b.family("cohort_trace_export_failures_total", "OTLP export requests that failed (collector down, refused, slow)",
+             MetricType::Counter)
+        .sample({}, static_cast<double>(t.export_failures));
+    b.family("cohort_log_lines_overwritten_total", "Log lines pushed out of the in-memory ring by newer ones",
+             MetricType::Counter)
+        .sample({}, static_cast<double>(log::ring_overwritten()));
   }
 
   /// The route to a service process's admin endpoint (never a service name: '/' is not allowed in those).
@@ -259,6 +329,8 @@ class admin_adapter final : public detail::admin_operations {
   node_metrics metrics() const override { return n_.metrics(); }
   std::vector<instance_status> registry() const override { return n_.registry(); }
   std::vector<std::string> not_ready() const override { return n_.not_ready(); }
+  std::vector<observability::span> spans(const std::string& trace_id) const override { return n_.spans(trace_id); }
+  std::vector<std::string> service_process_admins() const override { return n_.service_process_admins(); }
   result<bool> stop_service(const std::string& s) override { return n_.stop_service(s); }
   result<bool> start_service(const std::string& s) override { return n_.start_service(s); }
   result<bool> restart_service(const std::string& s) override { return n_.restart_service(s); }
@@ -286,6 +358,8 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
   auto p = std::make_unique<impl>();
   p->cfg = cfg;
   impl* self = p.get();
+  log::configure(cfg.log, cfg.name);
+  p->tracer = std::make_unique<observability::tracer>(cfg.trace, cfg.name);
   p->io = std::make_unique<detail::io_loop>(p->ctx, cfg.limits, cfg.default_deadline,
                                             // Spinning saves the wake-up of replies from local actors; a
                                             // node without services (a pure gateway) has none to wait for.
@@ -332,7 +406,7 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
 
   // Validate the whole service list before anything starts.
   p->outbound.node = p.get();
-  auto host = detail::service_host::create(cfg, catalog, cfg.isolation != "process", &p->outbound);
+  auto host = detail::service_host::create(cfg, catalog, cfg.isolation != "process", &p->outbound, p->tracer.get());
   if (!host) return host.error();
   p->host = std::move(*host);
 
@@ -355,7 +429,7 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
       p->http = std::make_unique<detail::http_front>(
           cfg.http, cfg.limits, cfg.default_deadline, [self](detail::request_ptr r) { self->admit(std::move(r)); },
           [self] { return detail::services_json(self->owner->services()); }, is_internal,
-          [self] { return self->not_ready(); }, [self] { return self->metrics->render(); });
+          [self] { return self->not_ready(); }, [self] { return self->metrics->render(); }, self->tracer.get());
       p->http_endpoint = p->http->endpoint();
     } catch (const std::exception& e) {
       return error_info{errc::unavailable, "cannot listen on http " + cfg.http.listen + ": " + e.what()};
@@ -429,6 +503,17 @@ const std::string& node::http_endpoint() const noexcept { return impl_->http_end
 const std::string& node::admin_endpoint() const noexcept { return impl_->admin_endpoint; }
 
 std::vector<std::string> node::not_ready() const { return impl_->not_ready(); }
+
+std::vector<observability::span> node::spans(const std::string& trace_id) const { return impl_->tracer->find(trace_id); }
+
+observability::tracer_stats node::trace_stats() const { return impl_->tracer->stats(); }
+
+std::vector<std::string> node::service_process_admins() const {
+  std::vector<std::string> out;
+  if (!impl_->processes) return out;
+  for (const auto& s : impl_->cfg.services) out.push_back("ipc://" + impl_->runtime_dir + "/" + s.name + ".admin.sock");
+  return out;
+}
 
 zmq::context_t& node::context() noexcept { return impl_->ctx; }
 
@@ -543,7 +628,7 @@ void node::stop() {
   auto until = clock_type::now() + p.cfg.drain_timeout;
   while (in_flight() > 0 && clock_type::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   if (auto left = in_flight(); left > 0)
-    spdlog::warn("drain timeout: {} request(s) still in flight are answered 'unavailable'", left);
+    log::get("node")->warn("drain timeout: {} request(s) still in flight are answered 'unavailable'", left);
   // Operator verbs still queued run first (they use the services).
   p.admin_worker.reset();
   // Child processes drain on SIGTERM; their replies still pass our I/O thread.

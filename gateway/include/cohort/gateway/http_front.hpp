@@ -14,6 +14,7 @@
 
 #include "cohort/runtime/node_config.hpp"
 #include "cohort/core/request.hpp"
+#include "cohort/observability/tracer.hpp"
 
 namespace cohort::detail {
 
@@ -33,7 +34,7 @@ class http_front {
   /// never reachable here (403).
   http_front(const http_config& cfg, const wire_limits& limits, std::chrono::milliseconds default_deadline,
              router route, health status, predicate internal = {}, readiness not_ready = {},
-             exposition metrics = {});
+             exposition metrics = {}, observability::tracer* tracer = nullptr);
   ~http_front();
 
   void start();

@@ -29,6 +29,10 @@ struct call_options {
   std::string idempotency_key;
   /// Trace id to propagate; the node assigns one when empty. Default: none.
   std::string trace;
+  /// W3C Trace Context of the caller's span ("00-<trace>-<span>-<flags>") and
+  /// its tracestate: the node's spans become its children. Default: none (the node starts a trace).
+  std::string traceparent;
+  std::string tracestate;
 };
 
 /// A finished call: a result payload (msgpack bytes) or an error.

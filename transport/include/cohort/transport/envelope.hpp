@@ -25,6 +25,10 @@ struct envelope {
   std::uint32_t deadline_ms = 0;     ///< time budget in ms as the sender sent it; 0 = node default
   std::uint64_t sent_ms = 0;         ///< sender's wall clock at sending (Unix ms); 0 = absent
   std::string trace;                 ///< trace id; assigned by the first node if absent
+  /// W3C Trace Context: "00-<trace id>-<parent span id>-<flags>", and the
+  /// vendors' tracestate passed on untouched. Set by the first node if absent.
+  std::string traceparent;
+  std::string tracestate;
   std::string key;                   ///< entity key, for entity services
   std::string idempotency_key;       ///< makes a retried request safe
   /// Who called: set by the receiving node from the connection's key (or the

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cohort/core/request.hpp"
+#include "cohort/observability/span.hpp"
 #include "cohort/runtime/status.hpp"
 #include "cohort/storage/store.hpp"
 #include "cohort/transport/result.hpp"
@@ -23,6 +24,11 @@ class admin_operations {
   [[nodiscard]] virtual std::vector<instance_status> registry() const = 0;
   /// What keeps the node from being ready (a service not up, draining); empty when ready.
   [[nodiscard]] virtual std::vector<std::string> not_ready() const = 0;
+  /// The spans of one trace this node keeps.
+  [[nodiscard]] virtual std::vector<observability::span> spans(const std::string& trace_id) const = 0;
+  /// Admin endpoints of the service processes this node supervises: `logs`
+  /// and `trace` gather theirs too.
+  [[nodiscard]] virtual std::vector<std::string> service_process_admins() const = 0;
   virtual result<bool> stop_service(const std::string& name) = 0;
   virtual result<bool> start_service(const std::string& name) = 0;
   virtual result<bool> restart_service(const std::string& name) = 0;

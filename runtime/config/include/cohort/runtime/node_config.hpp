@@ -9,6 +9,8 @@
 
 #include "cohort/actors/service_definition.hpp"
 #include "cohort/runtime/supervision.hpp"
+#include "cohort/log/log.hpp"
+#include "cohort/observability/tracer.hpp"
 #include "cohort/security/http_auth.hpp"
 #include "cohort/security/security_config.hpp"
 #include "cohort/storage/store.hpp"
@@ -209,6 +211,11 @@ struct node_config {
   /// method (the hot-path part of the metrics; the rest is read at scrape
   /// time and costs nothing between scrapes). Default: true.
   bool request_metrics = true;
+  /// [log]: text or JSON lines, levels per component, the HTTP access log,
+  /// the ring of recent lines (docs/observability.md).
+  log::config log;
+  /// [trace]: sampling, spans kept for `cohortctl trace`, OTLP/HTTP export.
+  observability::trace_config trace;
   /// Keys, the trust list and who may do what ([security], docs/security.md).
   security::security_config security;
 };

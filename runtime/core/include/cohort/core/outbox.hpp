@@ -26,7 +26,8 @@ struct outbox_record {
   std::string key;       ///< the subscriber's entity key
   std::string event_id;  ///< unique; the delivery's idempotency key
   std::string payload;   ///< the event (msgpack)
-  MSGPACK_DEFINE(service, method, key, event_id, payload);
+  std::string traceparent;  ///< the publication's span: deliveries continue its trace (absent in older records)
+  MSGPACK_DEFINE(service, method, key, event_id, payload, traceparent);
 };
 
 /// Allocates the next event id of `svc` and the records of `event` on `topic`,
@@ -35,7 +36,8 @@ struct outbox_record {
 [[nodiscard]] std::vector<std::pair<std::string, std::string>> make_outbox_records(service_runtime& svc,
                                                                                    const std::string& topic,
                                                                                    std::string event,
-                                                                                   const std::string& key);
+                                                                                   const std::string& key,
+                                                                                   const std::string& traceparent = {});
 
 [[nodiscard]] result<outbox_record> decode_outbox_record(std::string_view bytes);
 

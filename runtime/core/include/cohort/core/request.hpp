@@ -43,10 +43,10 @@ class request {
   envelope header;
   std::string payload;
   std::chrono::steady_clock::time_point deadline;
-  /// Told once, on whichever thread answers, the answer's code: "ok" or the
-  /// error code (metrics). Set before the request is routed; small captures
-  /// (a pointer and a time) keep it free of allocation.
-  std::function<void(std::string_view code)> observer;
+  /// Told once, on whichever thread answers, the request and the answer's
+  /// code: "ok" or the error code (metrics, spans). Set before the request is
+  /// routed; each observer calls the one it replaced.
+  std::function<void(const request& req, std::string_view code)> observer;
 
  private:
   bool claim() noexcept;
@@ -62,7 +62,7 @@ using request_ptr = std::shared_ptr<request>;
 /// The header of the reply to `req`.
 [[nodiscard]] envelope reply_header(const envelope& req, bool is_error);
 
-/// A fresh random trace id (16 hex digits), for requests that arrive without one.
+/// A fresh random W3C trace id (32 hex digits), for requests that arrive without one.
 [[nodiscard]] std::string new_trace_id();
 
 }  // namespace cohort::detail

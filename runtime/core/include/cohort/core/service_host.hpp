@@ -31,7 +31,8 @@ class service_host {
   /// false (process isolation) it validates only and hosts nothing.
   static result<std::unique_ptr<service_host>> create(const node_config& cfg,
                                                       const std::vector<service_definition>& catalog,
-                                                      bool host_here, call_router* calls);
+                                                      bool host_here, call_router* calls,
+                                                      observability::tracer* tracer = nullptr);
   ~service_host();
   service_host(const service_host&) = delete;
   service_host& operator=(const service_host&) = delete;

@@ -19,6 +19,7 @@
 #include "cohort/runtime/node_config.hpp"
 #include "cohort/storage/store.hpp"
 #include "cohort/core/request.hpp"
+#include "cohort/observability/tracer.hpp"
 
 namespace cohort::detail {
 
@@ -50,6 +51,7 @@ struct service_runtime {
   wire_limits limits;
   std::unique_ptr<store> db;          ///< entity services: the service's own store
   call_router* calls = nullptr;       ///< where outbound calls go
+  observability::tracer* tracer = nullptr;  ///< the node's spans (calls, store writes, events); may be null
   bool allow_fault_injection = false;
   std::atomic<std::int64_t> in_flight{0};
   std::atomic<std::uint64_t> restarts{0};

@@ -50,6 +50,13 @@ class node {
   /// Readiness (/health/ready, `cohortctl health`): what keeps the node from
   /// serving everything it should (a service not up, draining); empty when ready.
   [[nodiscard]] std::vector<std::string> not_ready() const;
+  /// The spans of one trace this node keeps in memory (`cohortctl trace`).
+  [[nodiscard]] std::vector<observability::span> spans(const std::string& trace_id) const;
+  /// What the node's tracer counted: spans kept, exported, dropped, failed exports.
+  [[nodiscard]] observability::tracer_stats trace_stats() const;
+  /// The admin endpoints of the service processes this node supervises
+  /// (process isolation; empty otherwise): their logs and spans are theirs.
+  [[nodiscard]] std::vector<std::string> service_process_admins() const;
 
   /// Operator control of a whole service: stop marks it down (callers get
   /// `unavailable`), start and restart bring it back with a fresh supervision

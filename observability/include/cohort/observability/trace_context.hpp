@@ -1,0 +1,37 @@
+// trace_context: W3C Trace Context (https://www.w3.org/TR/trace-context/), the
+// `traceparent` that travels in the envelope and the HTTP headers.
+//   traceparent = 00-<trace-id: 32 hex>-<parent-id: 16 hex>-<flags: 2 hex>
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace cohort::observability {
+
+struct trace_context {
+  std::string trace_id;  ///< 32 lowercase hex digits, not all zero
+  std::string span_id;   ///< 16 lowercase hex digits, not all zero: the span the receiver's is a child of
+  bool sampled = false;  ///< flag 01: the caller records this trace
+};
+
+/// Reads a traceparent header. Per the spec: version ff is invalid; version 00
+/// is exactly 55 characters; a later version may append fields after a dash
+/// (read as version 00). Ids must be lowercase hex and not all zero.
+/// nullopt for anything else (the receiver then starts a new trace).
+[[nodiscard]] std::optional<trace_context> parse_traceparent(std::string_view header);
+
+/// "00-<trace>-<span>-<01|00>".
+[[nodiscard]] std::string format_traceparent(const trace_context& ctx);
+
+/// tracestate is passed on as given when it is at most 512 bytes of printable ASCII
+/// (the spec's limit); otherwise it is dropped (empty).
+[[nodiscard]] std::string sanitize_tracestate(std::string_view header);
+
+[[nodiscard]] bool is_trace_id(std::string_view s) noexcept;
+[[nodiscard]] bool is_span_id(std::string_view s) noexcept;
+/// Random, non-zero ids.
+[[nodiscard]] std::string new_trace_id();
+[[nodiscard]] std::string new_span_id();
+
+}  // namespace cohort::observability

@@ -1,0 +1,84 @@
+// tracer: a node's spans. Decides which traces are recorded (head sampling by
+// ratio for traces that start here, the caller's choice for those that arrive
+// with a traceparent, errors always), keeps the last spans in memory for
+// `cohortctl trace`, and hands them to the OTLP exporter through a bounded
+// queue that drops (and counts) rather than make a request wait.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cohort/observability/span.hpp"
+#include "cohort/observability/trace_context.hpp"
+
+namespace cohort::observability {
+
+class otlp_exporter;
+
+struct trace_config {
+  /// false: no span is made anywhere (the traceparent is still passed on).
+  bool enabled = true;
+  /// Share of the traces that start at this node that are recorded (0 .. 1).
+  double sample = 1.0;
+  /// OTLP/HTTP base address ("http://127.0.0.1:4318"): spans go to <it>/v1/traces
+  /// as OTLP JSON. Empty: spans are only kept in memory.
+  std::string otlp_endpoint;
+  /// Log lines are exported too, to <otlp_endpoint>/v1/logs.
+  bool export_logs = false;
+  /// Spans kept in memory for `cohortctl trace`.
+  std::size_t keep_spans = 4096;
+  /// Spans (and log lines) waiting for export at most; beyond, new ones are dropped and counted.
+  std::size_t export_queue = 8192;
+  std::chrono::milliseconds export_every{500};
+  std::chrono::milliseconds export_timeout{2000};
+};
+
+struct tracer_stats {
+  std::uint64_t recorded = 0;        ///< spans kept
+  std::uint64_t export_dropped = 0;  ///< spans and log lines dropped because the export queue was full
+  std::uint64_t exported = 0;        ///< spans the collector accepted
+  std::uint64_t export_failures = 0; ///< export requests that failed (collector down, refused, timed out)
+  std::uint64_t logs_exported = 0;
+};
+
+class tracer {
+ public:
+  tracer(trace_config cfg, std::string node);
+  ~tracer();
+  tracer(const tracer&) = delete;
+  tracer& operator=(const tracer&) = delete;
+
+  [[nodiscard]] bool enabled() const noexcept { return cfg_.enabled; }
+  [[nodiscard]] const std::string& node() const noexcept { return node_; }
+
+  /// The context of a request that arrived with `traceparent` (possibly empty
+  /// or invalid): its trace continued, or a new trace (with `trace_hint` as
+  /// its id when that is a valid trace id), sampled at the configured ratio.
+  /// The span id returned is the caller's span (the parent), empty for a new trace.
+  [[nodiscard]] trace_context continue_or_start(std::string_view traceparent, std::string_view trace_hint) const;
+
+  /// Keeps the span when its trace is sampled or the span failed.
+  void record(span&& s, bool sampled);
+
+  /// The spans of one trace still in memory, in the order they ended.
+  [[nodiscard]] std::vector<span> find(std::string_view trace_id) const;
+  [[nodiscard]] tracer_stats stats() const;
+
+ private:
+  friend class otlp_exporter;
+  trace_config cfg_;
+  std::string node_;
+  mutable std::mutex mutex_;
+  std::deque<span> kept_;
+  std::atomic<std::uint64_t> recorded_{0};
+  std::unique_ptr<otlp_exporter> exporter_;
+};
+
+}  // namespace cohort::observability

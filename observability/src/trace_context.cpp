@@ -1,0 +1,74 @@
+#include "cohort/observability/trace_context.hpp"
+
+#include <random>
+
+namespace cohort::observability {
+
+namespace {
+
+bool lower_hex(std::string_view s) noexcept {
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+bool all_zero(std::string_view s) noexcept { return s.find_first_not_of('0') == std::string_view::npos; }
+
+int hex_value(char c) { return c <= '9' ? c - '0' : c - 'a' + 10; }
+
+std::string random_hex(std::size_t digits) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char* hex = "0123456789abcdef";
+  std::string out(digits, '0');
+  for (;;) {
+    for (std::size_t i = 0; i < digits; i += 16) {
+      auto v = rng();
+      for (std::size_t j = i; j < std::min(digits, i + 16); ++j, v >>= 4) out[j] = hex[v & 15];
+    }
+    if (!all_zero(out)) return out;
+  }
+}
+
+}  // namespace
+
+bool is_trace_id(std::string_view s) noexcept { return s.size() == 32 && lower_hex(s) && !all_zero(s); }
+bool is_span_id(std::string_view s) noexcept { return s.size() == 16 && lower_hex(s) && !all_zero(s); }
+
+std::optional<trace_context> parse_traceparent(std::string_view h) {
+  if (h.size() < 55) return std::nullopt;
+  auto version = h.substr(0, 2);
+  if (!lower_hex(version) || version == "ff") return std::nullopt;
+  if (version == "00" && h.size() != 55) return std::nullopt;
+  if (h.size() > 55 && h[55] != '-') return std::nullopt;  // a later version's extra fields follow a dash
+  if (h[2] != '-' || h[35] != '-' || h[52] != '-') return std::nullopt;
+  auto trace = h.substr(3, 32), span = h.substr(36, 16), flags = h.substr(53, 2);
+  if (!is_trace_id(trace) || !is_span_id(span) || !lower_hex(flags)) return std::nullopt;
+  trace_context ctx;
+  ctx.trace_id = std::string(trace);
+  ctx.span_id = std::string(span);
+  ctx.sampled = (hex_value(flags[1]) & 1) != 0;
+  return ctx;
+}
+
+std::string format_traceparent(const trace_context& ctx) {
+  std::string out;
+  out.reserve(55);
+  out += "00-";
+  out += ctx.trace_id;
+  out += '-';
+  out += ctx.span_id;
+  out += ctx.sampled ? "-01" : "-00";
+  return out;
+}
+
+std::string sanitize_tracestate(std::string_view h) {
+  if (h.size() > 512) return {};
+  for (char c : h)
+    if (c < 0x20 || c > 0x7e) return {};
+  return std::string(h);
+}
+
+std::string new_trace_id() { return random_hex(32); }
+std::string new_span_id() { return random_hex(16); }
+
+}  // namespace cohort::observability

@@ -1,0 +1,84 @@
+#include "cohort/observability/tracer.hpp"
+
+#include <random>
+
+#include "cohort/log/log.hpp"
+#include "cohort/observability/otlp_exporter.hpp"
+
+namespace cohort::observability {
+
+const char* to_string(span_kind k) noexcept {
+  switch (k) {
+    case span_kind::internal: return "internal";
+    case span_kind::server: return "server";
+    case span_kind::client: return "client";
+    case span_kind::producer: return "producer";
+    case span_kind::consumer: return "consumer";
+  }
+  return "internal";
+}
+
+std::uint64_t unix_ns() noexcept {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
+tracer::tracer(trace_config cfg, std::string node) : cfg_(std::move(cfg)), node_(std::move(node)) {
+  if (cfg_.enabled && !cfg_.otlp_endpoint.empty()) {
+    exporter_ = std::make_unique<otlp_exporter>(cfg_, node_);
+    if (cfg_.export_logs) log::set_listener([ex = exporter_.get()](const log::record& r) { ex->push(r); });
+  }
+}
+
+tracer::~tracer() {
+  if (exporter_ && cfg_.export_logs) log::set_listener(nullptr);
+}
+
+trace_context tracer::continue_or_start(std::string_view traceparent, std::string_view trace_hint) const {
+  if (!traceparent.empty())
+    if (auto ctx = parse_traceparent(traceparent)) return *ctx;
+  trace_context ctx;
+  ctx.trace_id = is_trace_id(trace_hint) ? std::string(trace_hint) : new_trace_id();
+  if (cfg_.enabled && cfg_.sample > 0) {
+    if (cfg_.sample >= 1) {
+      ctx.sampled = true;
+    } else {
+      thread_local std::mt19937_64 rng{std::random_device{}()};
+      ctx.sampled = std::uniform_real_distribution<double>(0, 1)(rng) < cfg_.sample;
+    }
+  }
+  return ctx;
+}
+
+void tracer::record(span&& s, bool sampled) {
+  if (!cfg_.enabled || (!sampled && !s.failed())) return;
+  recorded_.fetch_add(1, std::memory_order_relaxed);
+  if (exporter_) exporter_->push(s);
+  if (cfg_.keep_spans == 0) return;
+  std::lock_guard<std::mutex> guard(mutex_);
+  if (kept_.size() >= cfg_.keep_spans) kept_.pop_front();
+  kept_.push_back(std::move(s));
+}
+
+std::vector<span> tracer::find(std::string_view trace_id) const {
+  std::vector<span> out;
+  std::lock_guard<std::mutex> guard(mutex_);
+  for (const auto& s : kept_)
+    if (s.trace_id == trace_id) out.push_back(s);
+  return out;
+}
+
+tracer_stats tracer::stats() const {
+  tracer_stats st;
+  st.recorded = recorded_.load(std::memory_order_relaxed);
+  if (exporter_) {
+    st.export_dropped = exporter_->dropped.load(std::memory_order_relaxed);
+    st.exported = exporter_->exported.load(std::memory_order_relaxed);
+    st.export_failures = exporter_->failures.load(std::memory_order_relaxed);
+    st.logs_exported = exporter_->logs_exported.load(std::memory_order_relaxed);
+  }
+  return st;
+}
+
+}  // namespace cohort::observability
