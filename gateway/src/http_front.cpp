@@ -62,6 +62,7 @@ struct http_front::impl {
   observability::tracer* tracer = nullptr;  ///< the gateway hop's spans; may be null
   std::string endpoint;
   std::atomic<std::int64_t> in_flight{0};
+  std::atomic<std::uint64_t> overloaded{0};  ///< 429s of the bulkhead
   std::atomic<std::uint64_t> next_id{1};
   std::unique_ptr<security::http_authenticator> auth;
   std::unique_ptr<security::rate_limiter> limiter;
@@ -228,6 +229,7 @@ class session : public std::enable_shared_from_this<session<Stream>> {
     // Bulkhead for the HTTP front as a whole: beyond it, 429 at once.
     if (front_.in_flight.fetch_add(1) >= static_cast<std::int64_t>(front_.cfg.max_in_flight)) {
       front_.in_flight--;
+      front_.overloaded++;
       return error(http::status::too_many_requests, errc::overloaded, "the gateway has too many requests in flight");
     }
     envelope env = std::move(route.call);
@@ -512,6 +514,8 @@ void http_front::stop() {
   impl_->ioc.stop();
   impl_->thread.join();
 }
+
+std::uint64_t http_front::overloaded() const noexcept { return impl_->overloaded.load(); }
 
 const std::string& http_front::endpoint() const noexcept { return impl_->endpoint; }
 

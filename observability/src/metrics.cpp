@@ -1,5 +1,7 @@
 #include "cohort/observability/metrics.hpp"
 
+#include <limits>
+
 #include <prometheus/collectable.h>
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -56,6 +58,22 @@ family_builder& family_builder::sample(std::vector<std::pair<std::string, std::s
     m.counter.value = value;
   else
     m.gauge.value = value;
+  f.metric.push_back(std::move(m));
+  return *this;
+}
+
+family_builder& family_builder::histogram(std::vector<std::pair<std::string, std::string>> labels,
+                                          const std::vector<double>& bounds, const std::vector<std::uint64_t>& cumulative,
+                                          double sum) {
+  auto& f = families_.back();
+  prometheus::ClientMetric m;
+  for (auto& [k, v] : labels) m.label.push_back({std::move(k), std::move(v)});
+  for (std::size_t i = 0; i < bounds.size() && i < cumulative.size(); ++i)
+    m.histogram.bucket.push_back({cumulative[i], bounds[i]});
+  const std::uint64_t total = cumulative.empty() ? 0 : cumulative.back();
+  m.histogram.bucket.push_back({total, std::numeric_limits<double>::infinity()});
+  m.histogram.sample_count = total;
+  m.histogram.sample_sum = sum;
   f.metric.push_back(std::move(m));
   return *this;
 }

@@ -165,7 +165,10 @@ struct store::impl {
   std::deque<std::pair<write_batch, commit_callback>> queue;
   bool stopping = false;
   std::thread committer;
-  std::atomic<std::uint64_t> commits{0}, committed_writes{0}, failed_commits{0}, recoveries{0};
+  std::atomic<std::uint64_t> commits{0}, committed_writes{0}, failed_commits{0}, recoveries{0}, bytes_written{0};
+  // 50 us .. 10 s, as the request latencies; batches of 1 .. 1024 writes.
+  histogram commit_seconds{{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10}};
+  histogram batch_writes{{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}};
   /// Why writes are refused now (committer thread writes, anyone reads under `mutex`).
   std::optional<error_info> write_error;
   std::chrono::steady_clock::time_point last_resume{};
@@ -289,8 +292,14 @@ struct store::impl {
           done = nullptr;
         }
       }
+      const auto write_began = std::chrono::steady_clock::now();
       status = wb.Count() > 0 ? db->Write(write_options, &wb) : rocksdb::Status::OK();
-      if (wb.Count() > 0) commits++;
+      if (wb.Count() > 0) {
+        commits++;
+        commit_seconds.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - write_began).count());
+        batch_writes.observe(static_cast<double>(group.size()));
+        if (status.ok()) bytes_written += wb.GetDataSize();
+      }
       std::optional<error_info> failed;
       if (status.ok()) {
         committed_writes += group.size();
@@ -473,6 +482,9 @@ store_stats store::stats() const {
   out.commits = impl_->commits.load();
   out.committed_writes = impl_->committed_writes.load();
   out.failed_commits = impl_->failed_commits.load();
+  out.bytes_written = impl_->bytes_written.load();
+  out.commit_seconds = impl_->commit_seconds.snapshot();
+  out.batch_writes = impl_->batch_writes.snapshot();
   out.recoveries = impl_->recoveries.load();
   out.free_bytes = free_space(dir_);
   {

@@ -83,6 +83,20 @@ TEST_CASE("/metrics is valid Prometheus text and its families move with their ev
   std::regex greeter_methods(R"(cohort_request_duration_seconds_count\{method="[^"]*",service="greeter"\})");
   auto count = std::distance(std::sregex_iterator(text.begin(), text.end(), greeter_methods), std::sregex_iterator());
   CHECK(count <= 65);  // 64 method labels per service at most, then "other"
+  // The counter's store: two writes (counter.add twice: from here and from visits), made durable.
+  CHECK(sample(text, R"(cohort_store_writes_total{service="counter"})") == 2);
+  CHECK(sample(text, R"(cohort_store_commits_total{service="counter"})") >= 1);
+  CHECK(sample(text, R"(cohort_store_commit_duration_seconds_count{service="counter"})") ==
+        sample(text, R"(cohort_store_commits_total{service="counter"})"));
+  CHECK(sample(text, R"(cohort_store_commit_batch_writes_sum{service="counter"})") == 2);
+  CHECK(sample(text, R"(cohort_store_written_bytes_total{service="counter"})") > 0);
+  CHECK(sample(text, R"(cohort_store_free_bytes{service="counter"})") > 0);
+  CHECK(sample(text, R"(cohort_store_writes_refused{service="counter"})") == 0);
+  CHECK(sample(text, "cohort_trace_spans_total") > 0);
+  // More writes move them.
+  REQUIRE(c.call_as<counter_value>("counter", "add", add_args{1}, keyed("b")).ok());
+  auto more = get(n->http_endpoint() + "/metrics").second;
+  CHECK(sample(more, R"(cohort_store_writes_total{service="counter"})") == 3);
 
   // A service that goes down shows it.
   REQUIRE(n->stop_service("greeter").ok());
@@ -162,4 +176,50 @@ TEST_CASE("a required remote service with no available instance makes the node n
   CHECK(sample(text, R"(cohort_remote_breaker_open{service="greeter",endpoint="tcp://127.0.0.1:9"})") == 1);
   CHECK(sample(text, R"(cohort_remote_instances{service="greeter"})") == 1);
   CHECK(sample(text, R"(cohort_remote_failures_total{service="greeter",endpoint="tcp://127.0.0.1:9"})") >= 1);
+}
+
+TEST_CASE("retries to another instance and bulkhead refusals are counted per remote service",
+          "[observability][metrics]") {
+  temp_dir back_dir, front_dir;
+  auto back = start_node(loopback_config(back_dir / "data"));
+  auto cfg = http_node(front_dir.path());
+  cfg.services.erase(std::remove_if(cfg.services.begin(), cfg.services.end(),
+                                    [](const service_config& s) { return s.name == "greeter"; }),
+                     cfg.services.end());
+  remote_service_config greeter;
+  greeter.name = "greeter";
+  // A dead instance first (round robin starts there), then the live one: the
+  // idempotent greeter.hello fails at the first and is retried at the second.
+  greeter.endpoints = {"tcp://127.0.0.1:9", back->endpoints().front()};
+  greeter.attempt_timeout = 200ms;
+  greeter.max_in_flight = 1;
+  cfg.remotes = {greeter};
+  auto n = start_node(cfg);
+  client c(n->endpoints().front());
+  bool retried = false;
+  for (int i = 0; i < 4 && !retried; ++i) {
+    REQUIRE(c.call("greeter", "hello", pack(hello_args{"r"})).ok());
+    auto text = get(n->http_endpoint() + "/metrics").second;
+    retried = sample(text, R"(cohort_remote_retries_total{service="greeter",endpoint=")" + back->endpoints().front() +
+                               R"("})") >= 1;
+  }
+  CHECK(retried);
+
+  // max_in_flight = 1: while one slow call is out, the next is refused at once.
+  client slow(n->endpoints().front());
+  call_options long_call;
+  long_call.timeout = 5s;
+  auto pending = std::async(std::launch::async, [&] {
+    return slow.call("greeter", "sleep", pack(sleep_args{600}), long_call);
+  });
+  std::this_thread::sleep_for(150ms);
+  auto refused = c.call("greeter", "hello", pack(hello_args{"b"}));
+  REQUIRE(refused.error);
+  CHECK(refused.error->code == "overloaded");
+  pending.wait();
+  auto text = get(n->http_endpoint() + "/metrics").second;
+  CHECK(sample(text, R"(cohort_remote_bulkhead_rejections_total{service="greeter"})") == 1);
+  CHECK(sample(text, "cohort_http_overloaded_total") == 0);
+  n->stop();
+  back->stop();
 }

@@ -156,12 +156,51 @@ TEST_CASE("a saga waiting for a service that is down resumes when it is back, ev
   REQUIRE(n->command_child("orders", "entity/di-1", "crash"));
   std::this_thread::sleep_for(100ms);
   CHECK(wait_final(c, "di-1", 200ms).status == "authorizing");  // still waiting, retried by the runtime
+  CHECK(eventually([&] { return status_of(*n, "orders").pending_entities == 1; }));  // one saga in progress
   REQUIRE(n->start_service("payments"));
   auto done = wait_final(c, "di-1");
   CHECK(done.status == "completed");
   CHECK(payment(c, "di-1").captures == 1);
   CHECK(stock(c, "tee-002").committed == 1);
   CHECK(status_of(*n, "orders").resumes > 0);
+  CHECK(eventually([&] { return status_of(*n, "orders").pending_entities == 0; }));
+}
+
+TEST_CASE("a saga resumed after an outage and a crash continues the trace of the checkout that began it",
+          "[shop][saga][resume][trace]") {
+  temp_dir dir;
+  auto n = start_shop(shop_test_config(dir.path()));
+  client c(n->endpoints().front());
+  REQUIRE(seed_shop(c));
+  fill(c, "cart-tr", {{"tee-002", 1}});
+  REQUIRE(n->stop_service("payments"));
+  const std::string trace = "7d3e9a1c5b2f48e6a0c4d8b1e2f3a4b5";
+  call_options o = key("tr-1");
+  o.traceparent = "00-" + trace + "-a1b2c3d4e5f60718-01";
+  auto first = c.call_as<order_view>("orders", "checkout", checkout_args{"tr", "cart-tr", "4242"}, o);
+  REQUIRE(first);
+  CHECK(first->status == "authorizing");
+  REQUIRE(n->command_child("orders", "entity/tr-1", "crash"));  // its memory (and its request) gone
+  REQUIRE(n->start_service("payments"));
+  CHECK(wait_final(c, "tr-1").status == "completed");
+
+  std::vector<observability::span> spans;
+  auto has = [&](const std::string& name, observability::span_kind kind, const std::string& code) {
+    for (const auto& s : spans)
+      if (s.name == name && s.kind == kind && s.code == code) return &s;
+    return static_cast<const observability::span*>(nullptr);
+  };
+  REQUIRE(eventually([&] {
+    spans = n->spans(trace);
+    return has("payments.capture", observability::span_kind::server, "ok") != nullptr;
+  }));
+  const auto* checkout_span = has("orders.checkout", observability::span_kind::server, "ok");
+  const auto* resume_span = has("orders.resume", observability::span_kind::server, "ok");
+  REQUIRE(checkout_span);
+  REQUIRE(resume_span);
+  CHECK(resume_span->parent_span_id == checkout_span->span_id);  // the pending marker kept the checkout's span
+  CHECK(has("payments.authorize", observability::span_kind::client, "unavailable"));  // the failed attempt, while down
+  CHECK(has("payments.authorize", observability::span_kind::server, "ok"));           // the one after the resume
 }
 
 TEST_CASE("before confirmation a saga gives up once a step has failed for max_step_wait and compensates",
@@ -253,8 +292,11 @@ TEST_CASE("events wait in the outbox while their subscriber is down, and arrive 
   CHECK(orders.events_published == 3);
   CHECK(orders.events_delivered == 0);
   CHECK(orders.event_redeliveries > 0);  // tried, refused (service down), kept
+  CHECK(orders.outbox_oldest_age_s >= 0.2);  // the first event waits since its checkout, 300 ms ago at least
+  CHECK(orders.outbox_oldest_age_s < 60);
   REQUIRE(n->start_service("notifications"));
   REQUIRE(eventually([&] { return status_of(*n, "orders").events_delivered == 3; }, 10s));
+  CHECK(eventually([&] { return status_of(*n, "orders").outbox_oldest_age_s == 0; }));
   auto sent = inbox(c, "gi");
   REQUIRE(sent.size() == 3);
   std::set<std::string> ids;

@@ -27,7 +27,8 @@ json to_json(const service_status& s, bool with_children) {
             {"restarts", s.restarts}, {"activations", s.activations}, {"live_entities", s.live_entities},
             {"stuck_handlers", s.stuck_handlers}, {"last_failure", s.last_failure}, {"pid", s.pid > 0 ? json(s.pid) : json(nullptr)},
             {"resumes", s.resumes}, {"quarantines", s.quarantines}, {"events_published", s.events_published},
-            {"events_delivered", s.events_delivered}, {"event_redeliveries", s.event_redeliveries}};
+            {"events_delivered", s.events_delivered}, {"event_redeliveries", s.event_redeliveries},
+            {"outbox_oldest_age_s", s.outbox_oldest_age_s}, {"pending_entities", s.pending_entities}};
   if (with_children) {
     j["children"] = json::array();
     for (const auto& c : s.children) j["children"].push_back(to_json(c));

@@ -35,7 +35,7 @@ void entity_persistence::update_pending_index(write_batch& batch) {
   const bool now = pending_(box_);
   if (now == pending_stored_) return;
   if (now)
-    batch.put(keyspace::pending, key_, {});
+    batch.put(keyspace::pending, key_, trace_);  // a resumed saga continues the trace that began it
   else
     batch.erase(keyspace::pending, key_);
   pending_stored_ = now;

@@ -74,6 +74,9 @@ struct relay_state {
   std::map<std::string, std::string> deleted_up_to;
   /// The subscribers' key prefixes ("<service>.<method>\0"), fixed at start.
   std::vector<std::string> prefixes;
+  /// Undelivered records seen by scans -> their publication time (Unix ms), for
+  /// the age of the oldest; at most max_tracked (the oldest are what matter).
+  std::unordered_map<std::string, std::uint64_t> waiting_since;
   bool scanning = false;   ///< a scan is out on the store's reader thread
   bool rescan = false;     ///< and another was asked for meanwhile
   int ticks = 0;
@@ -83,6 +86,16 @@ struct relay_state {
 };
 
 using relay_actor = caf::stateful_actor<relay_state>;
+
+constexpr std::size_t max_tracked = 10000;
+
+/// Publishes the age of the oldest undelivered event the relay knows of.
+void update_oldest(relay_state& st, service_runtime& svc) {
+  std::uint64_t oldest = 0;
+  for (const auto& [key, at] : st.waiting_since)
+    if (at != 0 && (oldest == 0 || at < oldest)) oldest = at;
+  svc.outbox_oldest_ms.store(oldest, std::memory_order_relaxed);
+}
 
 void deliver(relay_actor* self, const std::shared_ptr<service_runtime>& svc, std::string key, outbox_record rec) {
   envelope h;
@@ -198,8 +211,10 @@ void on_scanned(relay_actor* self, const std::shared_ptr<service_runtime>& svc, 
       log::get("outbox")->error("{}: outbox record does not decode; left in place: {}", svc->def.name, rec.error().message);
       continue;
     }
+    if (st.waiting_since.size() < max_tracked) st.waiting_since.emplace(key, rec->published_ms);
     deliver(self, svc, key, std::move(*rec));
   }
+  update_oldest(st, *svc);
   if (st.rescan) scan(self, svc);
 }
 
@@ -273,6 +288,8 @@ caf::behavior outbox_relay(relay_actor* self, std::shared_ptr<service_runtime> s
           return;
         }
         st.in_flight.erase(key);
+        st.waiting_since.erase(key);
+        update_oldest(st, *svc);
         auto& high = st.deleted_up_to[prefix_of(key)];
         if (high < key) high = key;
         scan(self, svc);
@@ -299,7 +316,7 @@ std::vector<std::pair<std::string, std::string>> make_outbox_records(service_run
     put_big_endian(k, svc.event_epoch);
     put_big_endian(k, seq);
     msgpack::sbuffer buf;
-    msgpack::pack(buf, outbox_record{target.service, target.method, key, event_id, event, traceparent});
+    msgpack::pack(buf, outbox_record{target.service, target.method, key, event_id, event, traceparent, wall_clock_ms()});
     out.emplace_back(std::move(k), std::string(buf.data(), buf.size()));
   }
   svc.events_published += out.size();

@@ -1,5 +1,7 @@
 #include "cohort/core/request.hpp"
 
+#include <cstring>
+
 
 #include "cohort/observability/trace_context.hpp"
 #include "cohort/transport/envelope_codec.hpp"
@@ -37,6 +39,7 @@ bool request::respond(std::string result) {
   if (!claim()) return false;
   release();
   if (observer) observer(*this, "ok");
+  if (span.tracer) record_span("ok");
   if (sink_ && header.kind == message_kind::request) sink_(reply_header(header, false), std::move(result));
   return true;
 }
@@ -45,8 +48,46 @@ bool request::fail(const error_info& err) {
   if (!claim()) return false;
   release();
   if (observer) observer(*this, err.code);
+  if (span.tracer) record_span(err.code);
   if (sink_ && header.kind == message_kind::request) sink_(reply_header(header, true), encode_error_payload(err));
   return true;
+}
+
+void begin_span(request& req, observability::tracer* tracer, observability::span_kind kind) {
+  if (!tracer || !tracer->enabled()) return;
+  auto& h = req.header;
+  auto ctx = tracer->continue_or_start(h.traceparent, h.trace);
+  auto& span = req.span;
+  span.tracer = tracer;
+  span.kind = kind;
+  span.sampled = ctx.sampled;
+  span.start_ns = observability::unix_ns();
+  if (ctx.span_id.size() == sizeof span.parent) std::memcpy(span.parent, ctx.span_id.data(), sizeof span.parent);
+  ctx.span_id = observability::new_span_id();
+  h.traceparent = observability::format_traceparent(ctx);
+  if (h.trace.empty()) h.trace = ctx.trace_id;
+}
+
+void request::record_span(std::string_view code) const {
+  if (!span.sampled && code == "ok") return;
+  const auto& h = header;
+  if (h.traceparent.size() != 55) return;
+  observability::span s;
+  s.trace_id = h.traceparent.substr(3, 32);
+  s.span_id = h.traceparent.substr(36, 16);
+  if (span.parent[0] != 0) s.parent_span_id.assign(span.parent, sizeof span.parent);
+  s.name = h.service + "." + h.method;
+  s.kind = span.kind;
+  const auto& node = span.tracer->node();
+  s.service = span.kind == observability::span_kind::server ? h.service : node;
+  s.start_ns = span.start_ns;
+  s.end_ns = observability::unix_ns();
+  s.code = std::string(code);
+  s.attributes = {{"rpc.system", "cohort"}, {"rpc.service", h.service}, {"rpc.method", h.method},
+                  {"cohort.node", node}, {"cohort.caller", h.caller}};
+  if (!h.key.empty()) s.attributes.emplace_back("cohort.key", h.key);
+  if (span.kind == observability::span_kind::client) s.attributes.emplace_back("cohort.forwarded", "true");
+  span.tracer->record(std::move(s), span.sampled);
 }
 
 void request::hold(std::atomic<std::int64_t>* in_flight) noexcept {

@@ -427,6 +427,7 @@ void method_runner::start(const request_ptr& req, bool checked) {
     }
   } busy(activity_.get(), &it->first);
   log::scope logging(log_context_of(h, actor_));
+  if (persistence_ && svc_->def.pending) persistence_->set_trace(h.traceparent);
   try {
     it->second.handler(inv);
   } catch (const std::exception& e) {
@@ -494,6 +495,7 @@ void method_runner::on_reply(std::uint64_t id, reply&& r) {
   if (span && parent) record_call_span(parent->header, *span, r);
   std::optional<log::scope> logging;
   if (parent) logging.emplace(log_context_of(parent->header, actor_));
+  if (parent && persistence_ && svc_->def.pending) persistence_->set_trace(parent->header.traceparent);
   // A continuation that throws is a handler that crashed: its caller gets
   // `internal` naming the exception (not `unavailable` from the actor's end).
   auto crashed = [&](const std::string& what) {

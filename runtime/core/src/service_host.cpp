@@ -206,6 +206,11 @@ service_status service_host::status_of(const std::string& name, const hosted& h)
   s.events_published = svc.events_published.load();
   s.events_delivered = svc.events_delivered.load();
   s.event_redeliveries = svc.event_redeliveries.load();
+  if (auto oldest = svc.outbox_oldest_ms.load(); oldest != 0) {
+    auto now = wall_clock_ms();
+    s.outbox_oldest_age_s = now > oldest ? static_cast<double>(now - oldest) / 1000.0 : 0.0;
+  }
+  s.pending_entities = svc.pending_entities.load();
   s.stuck_handlers = svc.stuck_handlers.load();
   s.last_failure = svc.last_failure();
   s.children = svc.children();

@@ -312,13 +312,16 @@ void resume_pending(root_actor* self, const std::shared_ptr<service_runtime>& sv
   if (st.resume_scanning) return;
   st.resume_scanning = true;
   auto skip = std::make_shared<const std::unordered_set<std::string>>(st.resuming);
-  svc->db->read_after_writes([me = caf::actor_cast<caf::actor>(self), skip](const store& db) {
+  svc->db->read_after_writes([me = caf::actor_cast<caf::actor>(self), skip, svc](const store& db) {
     auto found = std::make_shared<scanned_records>();
-    auto scanned = db.scan(keyspace::pending, "", "", [&](std::string_view k, std::string_view) {
-      if (!skip->count(std::string(k))) found->records.emplace_back(std::string(k), std::string());
+    std::int64_t seen = 0;
+    auto scanned = db.scan(keyspace::pending, "", "", [&](std::string_view k, std::string_view traceparent) {
+      seen++;
+      if (!skip->count(std::string(k))) found->records.emplace_back(std::string(k), std::string(traceparent));
       return found->records.size() < 1024;  // the rest next round
     });
     if (!scanned) found->error = scanned.error();
+    else svc->pending_entities.store(seen, std::memory_order_relaxed);
     caf::anon_send(me, resume_found_atom::value, scanned_ptr(std::move(found)));
   });
 }
@@ -327,12 +330,14 @@ void resume_found(root_actor* self, const std::shared_ptr<service_runtime>& svc,
   auto& st = self->state;
   st.resume_scanning = false;
   if (found.error) return svc->record_failure("scan of pending entities failed: " + found.error->message);
-  std::vector<std::string> keys;
-  for (const auto& [k, unused] : found.records)
-    if (!st.resuming.count(k)) keys.push_back(k);
+  std::vector<std::pair<std::string, std::string>> keys;  // key, traceparent of the work it resumes
+  for (const auto& [k, traceparent] : found.records)
+    if (!st.resuming.count(k)) keys.emplace_back(k, traceparent);
   // Long enough for a saga's remaining steps; the caller is the runtime itself.
   const auto deadline = std::chrono::milliseconds(30000);
-  for (auto& key : keys) {
+  for (const auto& entry : keys) {
+    const std::string& key = entry.first;
+    const std::string& traceparent = entry.second;
     st.resuming.insert(key);
     svc->resumes++;
     envelope h;
@@ -340,13 +345,15 @@ void resume_found(root_actor* self, const std::shared_ptr<service_runtime>& svc,
     h.service = svc->def.name;
     h.method = svc->def.resume_method;
     h.key = key;
-    h.trace = "resume/" + key;
+    h.traceparent = traceparent;  // the trace of the request that began the work, when it was traced
     h.deadline_ms = static_cast<std::uint32_t>(deadline.count());
     auto me = caf::actor_cast<caf::actor>(self);
     auto req = std::make_shared<request>(std::move(h), pack(msgpack::type::nil_t()), std::chrono::steady_clock::now() + deadline,
                                          [me, key](const envelope&, std::string&&) {
                                            caf::anon_send(me, resume_done_atom::value, key);
                                          });
+    begin_span(*req, svc->tracer, observability::span_kind::server);  // the resume's own span in that trace
+    if (req->header.trace.empty()) req->header.trace = "resume/" + key;
     route_request(self, svc, req);
   }
 }

@@ -478,6 +478,7 @@ void io_loop::forward_remote(const std::string& service, request_ptr req) {
   std::int64_t in_flight = 0;
   for (const auto& i : pool.instances()) in_flight += i->outstanding;
   if (in_flight >= static_cast<std::int64_t>(pool.config().max_in_flight)) {
+    pool.bulkhead_rejections++;
     req->fail({errc::overloaded, "'" + service + "' has " + std::to_string(in_flight) +
                                      " requests in flight from this node; retry later"});
     return;
@@ -502,6 +503,7 @@ void io_loop::attempt(instance_pool& pool, request_ptr req, std::vector<instance
                                       std::to_string(tried.size()) + " tried)"});
     return;
   }
+  if (!tried.empty()) instance->retries++;
   tried.push_back(instance);
   // A breaker's trial goes over a new connection: the old one may be the
   // stalled TCP stream that opened the breaker (nothing else is on it now).

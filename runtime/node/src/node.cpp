@@ -1,6 +1,7 @@
 #include "cohort/runtime/node.hpp"
 
 #include <condition_variable>
+#include <cstring>
 #include <algorithm>
 #include <filesystem>
 #include <future>
@@ -99,45 +100,13 @@ struct node::impl final : detail::call_router {
   void route_traced(detail::request_ptr req, bool from_outside) {
     if (tracer->enabled()) {
       if (host->hosts(req->header.service))
-        begin_span(*req, observability::span_kind::server);
+        detail::begin_span(*req, tracer.get(), observability::span_kind::server);
       else if (from_outside)
-        begin_span(*req, observability::span_kind::client);
+        detail::begin_span(*req, tracer.get(), observability::span_kind::client);
     }
     route(std::move(req));
   }
 
-  /// Continues the caller's trace (or starts one) and makes the request carry
-  /// this hop's span id, so that whatever it leads to is a child of it. The
-  /// span is recorded when the request is answered (sampled, or failed).
-  void begin_span(detail::request& req, observability::span_kind kind) {
-    auto& h = req.header;
-    auto ctx = tracer->continue_or_start(h.traceparent, h.trace);
-    std::string parent = std::move(ctx.span_id);
-    ctx.span_id = observability::new_span_id();
-    h.traceparent = observability::format_traceparent(ctx);
-    if (h.trace.empty()) h.trace = ctx.trace_id;
-    req.observer = [t = tracer.get(), prev = std::move(req.observer), parent = std::move(parent), kind,
-                    sampled = ctx.sampled, start = observability::unix_ns()](const detail::request& r, std::string_view code) {
-      if (prev) prev(r, code);
-      if (!sampled && code == "ok") return;
-      const auto& h = r.header;
-      observability::span s;
-      s.trace_id = h.traceparent.substr(3, 32);
-      s.span_id = h.traceparent.substr(36, 16);
-      s.parent_span_id = parent;
-      s.name = h.service + "." + h.method;
-      s.kind = kind;
-      s.service = kind == observability::span_kind::server ? h.service : t->node();
-      s.start_ns = start;
-      s.end_ns = observability::unix_ns();
-      s.code = std::string(code);
-      s.attributes = {{"rpc.system", "cohort"}, {"rpc.service", h.service}, {"rpc.method", h.method},
-                      {"cohort.node", t->node()}, {"cohort.caller", h.caller}};
-      if (!h.key.empty()) s.attributes.emplace_back("cohort.key", h.key);
-      if (kind == observability::span_kind::client) s.attributes.emplace_back("cohort.forwarded", "true");
-      t->record(std::move(s), sampled);
-    };
-  }
 
   void route(detail::request_ptr req) override {
     const auto& h = req->header;
@@ -223,6 +192,12 @@ struct node::impl final : detail::call_router {
                 [](const service_status& s) { return s.events_delivered; });
     per_service("cohort_event_redeliveries_total", "Event deliveries that failed and were tried again", MetricType::Counter,
                 [](const service_status& s) { return s.event_redeliveries; });
+    per_service("cohort_outbox_oldest_age_seconds", "Age of the oldest event its relay knows to be undelivered (0: none)",
+                MetricType::Gauge, [](const service_status& s) { return s.outbox_oldest_age_s; });
+    b.family("cohort_entities_pending", "Entities with unfinished work (sagas in progress) at the last resume sweep",
+             MetricType::Gauge);
+    for (const auto& s : services)
+      if (s.pending_entities >= 0) b.sample({{"service", s.name}}, static_cast<double>(s.pending_entities));
     per_service("cohort_outbox_backlog", "Events published and not yet delivered", MetricType::Gauge,
                 [](const service_status& s) {
                   return s.events_published > s.events_delivered ? s.events_published - s.events_delivered : 0;
@@ -254,6 +229,19 @@ struct node::impl final : detail::call_router {
     for (const auto& i : instances) b.sample({{"service", i.service}, {"endpoint", i.endpoint}}, static_cast<double>(i.outstanding));
     b.family("cohort_remote_requests_total", "Attempts sent to an instance", MetricType::Counter);
     for (const auto& i : instances) b.sample({{"service", i.service}, {"endpoint", i.endpoint}}, static_cast<double>(i.requests));
+    b.family("cohort_remote_retries_total", "Attempts at an instance that retried a request failed at another",
+             MetricType::Counter);
+    for (const auto& i : instances) b.sample({{"service", i.service}, {"endpoint", i.endpoint}}, static_cast<double>(i.retries));
+    b.family("cohort_remote_bulkhead_rejections_total",
+             "Requests refused at once because max_in_flight were out to the remote service", MetricType::Counter);
+    std::map<std::string, std::uint64_t> rejections;
+    for (const auto& i : instances) rejections[i.service] = i.service_bulkhead_rejections;
+    for (const auto& [svc, count] : rejections) b.sample({{"service", svc}}, static_cast<double>(count));
+    if (http) {
+      b.family("cohort_http_overloaded_total", "HTTP requests refused (429) because the front had max_in_flight",
+               MetricType::Counter)
+          .sample({}, static_cast<double>(http->overloaded()));
+    }
     b.family("cohort_remote_failures_total", "Attempts to an instance that got no answer in time or could not be sent",
              MetricType::Counter);
     for (const auto& i : instances) b.sample({{"service", i.service}, {"endpoint", i.endpoint}}, static_cast<double>(i.failures));
@@ -261,6 +249,40 @@ struct node::impl final : detail::call_router {
         .sample({}, draining.load() ? 1 : 0);
     b.family("cohort_node_uptime_seconds", "Seconds since the node started", MetricType::Gauge)
         .sample({}, std::chrono::duration<double>(clock_type::now() - started).count());
+    // Stores of the entity services hosted in this process (in process
+    // isolation a service's store lives in its process: not here).
+    std::vector<std::pair<std::string, store_stats>> stores;
+    for (const auto& s : services)
+      if (s.kind == "entities" && host->hosts(s.name))
+        if (auto st = host->storage_stats(s.name)) stores.emplace_back(s.name, std::move(*st));
+    auto per_store = [&](const char* name, const char* help, MetricType type, auto value) {
+      b.family(name, help, type);
+      for (const auto& [service, st] : stores) b.sample({{"service", service}}, static_cast<double>(value(st)));
+    };
+    per_store("cohort_store_commits_total", "Group commits written (one fsync each with durability = sync)",
+              MetricType::Counter, [](const store_stats& st) { return st.commits; });
+    per_store("cohort_store_writes_total", "Writes (entity batches) made durable, folded into group commits",
+              MetricType::Counter, [](const store_stats& st) { return st.committed_writes; });
+    per_store("cohort_store_failed_writes_total", "Writes that could not be made durable (disk full, I/O error)",
+              MetricType::Counter, [](const store_stats& st) { return st.failed_commits; });
+    per_store("cohort_store_written_bytes_total", "Bytes of the batches written", MetricType::Counter,
+              [](const store_stats& st) { return st.bytes_written; });
+    per_store("cohort_store_pending_compaction_bytes", "Bytes RocksDB estimates compaction still has to rewrite",
+              MetricType::Gauge, [](const store_stats& st) { return st.pending_compaction_bytes; });
+    per_store("cohort_store_running_compactions", "Compactions running now", MetricType::Gauge,
+              [](const store_stats& st) { return st.running_compactions; });
+    per_store("cohort_store_size_bytes", "Bytes the store takes on disk", MetricType::Gauge,
+              [](const store_stats& st) { return st.size_on_disk_bytes; });
+    per_store("cohort_store_free_bytes", "Bytes free on the store's file system", MetricType::Gauge,
+              [](const store_stats& st) { return st.free_bytes; });
+    per_store("cohort_store_writes_refused", "1 while the store refuses writes after a failure (it resumes by itself)",
+              MetricType::Gauge, [](const store_stats& st) { return st.write_error.empty() ? 0 : 1; });
+    b.family("cohort_store_commit_duration_seconds", "Time of each group commit's write and fsync", MetricType::Histogram);
+    for (const auto& [service, st] : stores)
+      b.histogram({{"service", service}}, st.commit_seconds.bounds, st.commit_seconds.cumulative, st.commit_seconds.sum);
+    b.family("cohort_store_commit_batch_writes", "Writes folded into each group commit", MetricType::Histogram);
+    for (const auto& [service, st] : stores)
+      b.histogram({{"service", service}}, st.batch_writes.bounds, st.batch_writes.cumulative, st.batch_writes.sum);
     const auto t = tracer->stats();
     b.family("cohort_trace_spans_total", "Spans kept (sampled, or failed)", MetricType::Counter)
         .sample({}, static_cast<double>(t.recorded));
@@ -553,7 +575,8 @@ std::vector<instance_status> node::registry() const {
       for (const auto& i : pool.instances())
         out.push_back({name, i->endpoint, i->registered ? "heartbeat" : "config",
                        std::string(detail::to_string(i->state)), i->outstanding, i->requests, i->failures,
-                       i->registered ? std::chrono::duration<double>(now - i->last_seen).count() : 0.0});
+                       i->registered ? std::chrono::duration<double>(now - i->last_seen).count() : 0.0, i->retries,
+                       pool.bulkhead_rejections});
     return out;
   };
   if (impl_->io->on_io_thread()) return collect();

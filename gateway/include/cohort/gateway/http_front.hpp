@@ -40,6 +40,9 @@ class http_front {
   void start();
   void stop();
 
+  /// Requests refused with 429 because max_in_flight were in flight (the front's bulkhead).
+  [[nodiscard]] std::uint64_t overloaded() const noexcept;
+
   /// "http://host:port" (or "https://...") as bound.
   [[nodiscard]] const std::string& endpoint() const noexcept;
 

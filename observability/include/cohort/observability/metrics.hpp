@@ -50,10 +50,14 @@ class method_metrics {
 /// Builds gauge and counter families at scrape time.
 class family_builder {
  public:
-  /// Starts a family; `type` is prometheus::MetricType::Gauge or ::Counter.
+  /// Starts a family; `type` is prometheus::MetricType::Gauge, ::Counter or ::Histogram.
   family_builder& family(std::string name, std::string help, prometheus::MetricType type);
   /// Adds a sample to the family started last.
   family_builder& sample(std::vector<std::pair<std::string, std::string>> labels, double value);
+  /// Adds a histogram to the family started last (type Histogram): upper
+  /// bounds, cumulative counts per bound followed by the total, and the sum.
+  family_builder& histogram(std::vector<std::pair<std::string, std::string>> labels, const std::vector<double>& bounds,
+                            const std::vector<std::uint64_t>& cumulative, double sum);
   [[nodiscard]] std::vector<prometheus::MetricFamily> take() { return std::move(families_); }
 
  private:

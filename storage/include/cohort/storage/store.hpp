@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "cohort/storage/histogram.hpp"
 #include "cohort/transport/result.hpp"
 
 namespace cohort {
@@ -82,6 +83,9 @@ struct store_stats {
   std::uint64_t free_bytes = 0;      ///< space left on the store's file system
   std::uint64_t failed_commits = 0;  ///< batches that could not be written (disk full, I/O error)
   std::uint64_t recoveries = 0;      ///< times the store resumed writing after such a failure
+  std::uint64_t bytes_written = 0;   ///< bytes of the batches written (RocksDB's batch data size)
+  histogram_snapshot commit_seconds; ///< time of each group commit's write (and fsync), in seconds
+  histogram_snapshot batch_writes;   ///< writes folded into each group commit
   std::string write_error;           ///< why writes are refused now; empty when the store writes
 };
 

@@ -57,6 +57,9 @@ class entity_persistence {
   [[nodiscard]] bool has_changes() const;
   /// Forgets the changes of an invocation that failed (the caller reloads).
   void discard();
+  /// The traceparent of the request at work: a pending marker written now
+  /// keeps it, so that the resumed work continues the same trace.
+  void set_trace(std::string_view traceparent) { trace_.assign(traceparent.data(), traceparent.size()); }
 
   [[nodiscard]] std::uint64_t sequence() const noexcept { return seq_; }
   [[nodiscard]] const std::string& key() const noexcept { return key_; }
@@ -71,6 +74,7 @@ class entity_persistence {
   std::vector<std::string> pending_events_;
   bool erase_ = false;
   std::function<bool(const entity_state_box&)> pending_;
+  std::string trace_;  ///< traceparent of the request at work: kept with the pending marker
   bool pending_stored_ = false;  ///< the pending index holds this entity
   void update_pending_index(write_batch& batch);
 };

@@ -27,7 +27,8 @@ struct outbox_record {
   std::string event_id;  ///< unique; the delivery's idempotency key
   std::string payload;   ///< the event (msgpack)
   std::string traceparent;  ///< the publication's span: deliveries continue its trace (absent in older records)
-  MSGPACK_DEFINE(service, method, key, event_id, payload, traceparent);
+  std::uint64_t published_ms = 0;  ///< Unix ms of the publication (0 in older records): the backlog's age
+  MSGPACK_DEFINE(service, method, key, event_id, payload, traceparent, published_ms);
 };
 
 /// Allocates the next event id of `svc` and the records of `event` on `topic`,

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "cohort/observability/tracer.hpp"
 #include "cohort/transport/envelope.hpp"
 #include "cohort/transport/error_code.hpp"
 
@@ -48,9 +49,22 @@ class request {
   /// routed; each observer calls the one it replaced.
   std::function<void(const request& req, std::string_view code)> observer;
 
+  /// This hop's span, when the node traces the request: recorded when it is
+  /// answered (if sampled, or failed). Its ids are in header.traceparent; kept
+  /// here without allocation (the parent id fits in place).
+  struct hop_span {
+    observability::tracer* tracer = nullptr;
+    std::uint64_t start_ns = 0;
+    observability::span_kind kind = observability::span_kind::server;
+    bool sampled = false;
+    char parent[16] = {};  ///< the caller's span id; all zero when the trace started here
+  };
+  hop_span span;
+
  private:
   bool claim() noexcept;
   void release() noexcept;
+  void record_span(std::string_view code) const;
 
   reply_sink sink_;
   std::atomic<bool> answered_{false};
@@ -58,6 +72,12 @@ class request {
 };
 
 using request_ptr = std::shared_ptr<request>;
+
+/// Continues the caller's trace (the request's traceparent) or starts one, and
+/// makes the request carry this hop's span id, so that whatever it leads to is
+/// a child of it; the span is recorded when the request is answered (if
+/// sampled, or failed). Nothing when `tracer` is null or tracing is off.
+void begin_span(request& req, observability::tracer* tracer, observability::span_kind kind);
 
 /// The header of the reply to `req`.
 [[nodiscard]] envelope reply_header(const envelope& req, bool is_error);

@@ -70,6 +70,11 @@ struct service_runtime {
   std::atomic<std::uint64_t> event_redeliveries{0};  ///< deliveries that failed and were tried again
   std::atomic<std::uint64_t> resumes{0};            ///< resume calls made for pending entities
   std::atomic<std::uint64_t> quarantines{0};        ///< entity keys put in quarantine after repeated crashes
+  /// Publication time (Unix ms) of the oldest event its relay saw undelivered; 0 when none waits.
+  std::atomic<std::uint64_t> outbox_oldest_ms{0};
+  /// Entities marked pending (unfinished sagas) at the last resume sweep (at
+  /// least this many when a sweep stops at its limit); -1 before the first.
+  std::atomic<std::int64_t> pending_entities{-1};
   /// Set by an entity that found its store damaged: the root takes the
   /// service down at once (store_corrupt) instead of restarting entities into it.
   std::atomic<bool> store_damaged{false};

@@ -41,6 +41,8 @@ struct service_status {
   std::uint64_t events_published = 0;    ///< outbox records written (one per subscriber)
   std::uint64_t events_delivered = 0;    ///< acknowledged by their subscriber
   std::uint64_t event_redeliveries = 0;  ///< deliveries that failed and were tried again
+  double outbox_oldest_age_s = 0;        ///< age of the oldest event not yet delivered (0: none waits)
+  std::int64_t pending_entities = -1;    ///< entities with unfinished work (sagas) at the last sweep; -1: not counted
 };
 
 /// One instance of a remote service as this node routes to it.
@@ -52,6 +54,8 @@ struct instance_status {
   std::int64_t outstanding = 0;
   std::uint64_t requests = 0, failures = 0;
   double last_seen_s = 0;  ///< seconds since its last heartbeat (registered ones)
+  std::uint64_t retries = 0;  ///< attempts here that retried a request failed at another instance
+  std::uint64_t service_bulkhead_rejections = 0;  ///< of the whole service (the same on each of its rows)
 };
 
 /// Counters of the node's edge.

@@ -29,6 +29,7 @@ struct service_instance {
   std::chrono::steady_clock::time_point opened_at;
   bool trial_in_flight = false;  ///< half-open: the one request let through
   std::uint64_t requests = 0, failures = 0;
+  std::uint64_t retries = 0;  ///< attempts here that retried a request failed at another instance
 };
 
 [[nodiscard]] std::string_view to_string(service_instance::breaker b) noexcept;
@@ -58,6 +59,8 @@ class instance_pool {
   /// (up to 100), every retry spends one. One bucket per remote service, so
   /// that retries to one struggling service cannot use up another's.
   double retry_tokens = 10;
+  /// Requests refused at once because max_in_flight were out to the service (the bulkhead).
+  std::uint64_t bulkhead_rejections = 0;
   [[nodiscard]] const std::vector<instance_ptr>& instances() const noexcept { return instances_; }
 
  private:
