@@ -373,8 +373,9 @@ int main(int argc, char** argv) {
     std::vector<std::vector<std::string>> rows;
     for (const auto& i : reply["instances"])
       rows.push_back({cell(i["service"]), cell(i["endpoint"]), cell(i["source"]), cell(i["breaker"]),
-                      cell(i["outstanding"]), cell(i["requests"]), cell(i["failures"])});
-    print_table({"SERVICE", "INSTANCE", "SOURCE", "BREAKER", "IN_FLIGHT", "REQUESTS", "FAILURES"}, rows);
+                      cell(i["outstanding"]), cell(i["requests"]), cell(i["failures"]),
+                      i.value("last_success_s", json()).is_null() ? "never" : cell(i["last_success_s"]) + " s ago"});
+    print_table({"SERVICE", "INSTANCE", "SOURCE", "BREAKER", "IN_FLIGHT", "REQUESTS", "FAILURES", "LAST SUCCESS"}, rows);
   } else if (method == "storage") {
     print_table({"SERVICE", "KEYS(EST)", "SIZE_ON_DISK", "FREE_DISK", "PENDING_COMPACTION", "COMMITS", "WRITES",
                  "FAILED", "WRITES NOW"},

@@ -289,17 +289,20 @@ class session : public std::enable_shared_from_this<session<Stream>> {
   }
 
   void health(const std::string& service) {
-    auto all = json::parse(front_.status(), nullptr, false);
-    // live: the process serves. ready (and /health): every service up and not draining.
+    // live: the process serves (nothing else asked). ready (and /health): every service up, not draining.
     if (service == "live") return send(http::status::ok, json{{"status", "live"}}.dump());
+    auto state = json::parse(front_.status(), nullptr, false);
+    json all = state.is_object() && state.contains("services") ? state["services"] : json::array();
+    json remotes = state.is_object() && state.contains("remotes") ? state["remotes"] : json::array();
     if (service.empty() || service == "ready") {
       std::vector<std::string> why;
       if (front_.not_ready) why = front_.not_ready();
       if (why.empty())
-        return send(http::status::ok, json{{"status", "ready"}, {"services", all}}.dump(-1, ' ', false, json::error_handler_t::replace));
+        return send(http::status::ok, json{{"status", "ready"}, {"services", all}, {"remotes", remotes}}.dump(-1, ' ', false, json::error_handler_t::replace));
       retry_after_s_ = 1;
       return send(http::status::service_unavailable,
-                  json{{"status", "not ready"}, {"not_ready", why}, {"services", all}}.dump(-1, ' ', false, json::error_handler_t::replace));
+                  json{{"status", "not ready"}, {"not_ready", why}, {"services", all}, {"remotes", remotes}}
+                      .dump(-1, ' ', false, json::error_handler_t::replace));
     }
     for (const auto& s : all)
       if (s["name"] == service)

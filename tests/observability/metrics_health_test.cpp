@@ -11,6 +11,10 @@
 #include <sstream>
 #include <thread>
 
+#include <set>
+
+#include <nlohmann/json.hpp>
+
 #include "child_process.hpp"
 #include "cohort/examples/example_messages.hpp"
 #include "test_node.hpp"
@@ -176,6 +180,14 @@ TEST_CASE("a required remote service with no available instance makes the node n
   CHECK(sample(text, R"(cohort_remote_breaker_open{service="greeter",endpoint="tcp://127.0.0.1:9"})") == 1);
   CHECK(sample(text, R"(cohort_remote_instances{service="greeter"})") == 1);
   CHECK(sample(text, R"(cohort_remote_failures_total{service="greeter",endpoint="tcp://127.0.0.1:9"})") >= 1);
+  // The dependency's state is in the body: one instance, none available, never answered.
+  auto remotes = nlohmann::json::parse(body)["remotes"];
+  REQUIRE(remotes.size() == 1);
+  CHECK(remotes[0]["service"] == "greeter");
+  CHECK(remotes[0]["required"] == true);
+  CHECK(remotes[0]["instances"] == 1);
+  CHECK(remotes[0]["available"] == 0);
+  CHECK(remotes[0]["last_success_s"].is_null());
 }
 
 TEST_CASE("retries to another instance and bulkhead refusals are counted per remote service",
@@ -197,13 +209,35 @@ TEST_CASE("retries to another instance and bulkhead refusals are counted per rem
   auto n = start_node(cfg);
   client c(n->endpoints().front());
   bool retried = false;
+  call_options traced;
+  traced.traceparent = "00-9c1f2e3d4b5a69788796a5b4c3d2e1f0-1122334455667788-01";
   for (int i = 0; i < 4 && !retried; ++i) {
-    REQUIRE(c.call("greeter", "hello", pack(hello_args{"r"})).ok());
+    REQUIRE(c.call("greeter", "hello", pack(hello_args{"r"}), traced).ok());
     auto text = get(n->http_endpoint() + "/metrics").second;
     retried = sample(text, R"(cohort_remote_retries_total{service="greeter",endpoint=")" + back->endpoints().front() +
                                R"("})") >= 1;
   }
   CHECK(retried);
+  // The trace survives the retry: the instance that answered served it as a
+  // child of the front node's forward span.
+  std::vector<observability::span> front_spans, back_spans;
+  REQUIRE(eventually([&] {
+    front_spans = n->spans("9c1f2e3d4b5a69788796a5b4c3d2e1f0");
+    back_spans = back->spans("9c1f2e3d4b5a69788796a5b4c3d2e1f0");
+    return !front_spans.empty() && !back_spans.empty();
+  }));
+  std::set<std::string> forwards;
+  for (const auto& s : front_spans)
+    if (s.kind == observability::span_kind::client) forwards.insert(s.span_id);
+  for (const auto& s : back_spans) {
+    CHECK(s.name == "greeter.hello");
+    CHECK(forwards.count(s.parent_span_id) == 1);
+  }
+  // Health shows when the dependency last answered.
+  auto health = nlohmann::json::parse(get(n->http_endpoint() + "/health/ready").second);
+  REQUIRE(health["remotes"].size() == 1);
+  CHECK(health["remotes"][0]["available"] >= 1);
+  CHECK(health["remotes"][0]["last_success_s"].get<double>() >= 0);
 
   // max_in_flight = 1: while one slow call is out, the next is refused at once.
   client slow(n->endpoints().front());

@@ -282,7 +282,8 @@ void handle_admin(admin_operations& n, admin_worker& worker, request_ptr req) {
     for (const auto& i : n.registry())
       out["instances"].push_back({{"service", i.service}, {"endpoint", i.endpoint}, {"source", i.source},
                                   {"breaker", i.breaker}, {"outstanding", i.outstanding}, {"requests", i.requests},
-                                  {"failures", i.failures}, {"last_seen_s", i.last_seen_s}});
+                                  {"failures", i.failures}, {"last_seen_s", i.last_seen_s}, {"retries", i.retries},
+                                  {"last_success_s", i.last_success_s < 0 ? json(nullptr) : json(i.last_success_s)}});
     reply_json(req, out);
     return;
   }

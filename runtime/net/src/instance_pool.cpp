@@ -106,6 +106,7 @@ instance_pool::instance_ptr instance_pool::pick(const envelope& h, const std::ve
 void instance_pool::record(const instance_ptr& i, bool failure, clock_type::time_point now) {
   i->requests++;
   if (!failure) {
+    i->last_success = now;
     i->consecutive_failures = 0;
     i->state = service_instance::breaker::closed;
     i->trial_in_flight = false;

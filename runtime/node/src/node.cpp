@@ -13,6 +13,7 @@
 #include <unordered_set>
 
 #include <caf/all.hpp>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
@@ -158,6 +159,29 @@ struct node::impl final : detail::call_router {
       }
     }
     return why;
+  }
+
+  /// What /health answers besides ready or not: every service's state and
+  /// every remote dependency's (instances, breakers, last success).
+  std::string health_json() const {
+    using json = nlohmann::json;
+    json out = {{"services", json::parse(detail::services_json(owner->services()))}, {"remotes", json::array()}};
+    if (cfg.remotes.empty() || processes) return out.dump(-1, ' ', false, json::error_handler_t::replace);
+    auto instances = owner->registry();
+    for (const auto& r : cfg.remotes) {
+      std::size_t known = 0, available = 0;
+      double last_success = -1;
+      for (const auto& i : instances) {
+        if (i.service != r.name) continue;
+        known++;
+        available += i.breaker != "open";
+        if (i.last_success_s >= 0 && (last_success < 0 || i.last_success_s < last_success)) last_success = i.last_success_s;
+      }
+      out["remotes"].push_back({{"service", r.name}, {"required", r.required}, {"instances", known},
+                                {"available", available},
+                                {"last_success_s", last_success < 0 ? json(nullptr) : json(last_success)}});
+    }
+    return out.dump(-1, ' ', false, json::error_handler_t::replace);
   }
 
   /// What /metrics reads at scrape time.
@@ -450,7 +474,7 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
     try {
       p->http = std::make_unique<detail::http_front>(
           cfg.http, cfg.limits, cfg.default_deadline, [self](detail::request_ptr r) { self->admit(std::move(r)); },
-          [self] { return detail::services_json(self->owner->services()); }, is_internal,
+          [self] { return self->health_json(); }, is_internal,
           [self] { return self->not_ready(); }, [self] { return self->metrics->render(); }, self->tracer.get());
       p->http_endpoint = p->http->endpoint();
     } catch (const std::exception& e) {
@@ -576,7 +600,8 @@ std::vector<instance_status> node::registry() const {
         out.push_back({name, i->endpoint, i->registered ? "heartbeat" : "config",
                        std::string(detail::to_string(i->state)), i->outstanding, i->requests, i->failures,
                        i->registered ? std::chrono::duration<double>(now - i->last_seen).count() : 0.0, i->retries,
-                       pool.bulkhead_rejections});
+                       pool.bulkhead_rejections,
+                       i->last_success ? std::chrono::duration<double>(now - *i->last_success).count() : -1.0});
     return out;
   };
   if (impl_->io->on_io_thread()) return collect();

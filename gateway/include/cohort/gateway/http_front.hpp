@@ -21,7 +21,8 @@ namespace cohort::detail {
 class http_front {
  public:
   using router = std::function<void(request_ptr)>;
-  using health = std::function<std::string()>;  ///< JSON for GET /health
+  /// JSON for GET /health: {"services": [...], "remotes": [...]}.
+  using health = std::function<std::string()>;
   using predicate = std::function<bool(const envelope&)>;
   /// What keeps the node from being ready (a service not up, draining); empty when ready.
   using readiness = std::function<std::vector<std::string>()>;

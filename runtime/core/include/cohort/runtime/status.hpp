@@ -56,6 +56,7 @@ struct instance_status {
   double last_seen_s = 0;  ///< seconds since its last heartbeat (registered ones)
   std::uint64_t retries = 0;  ///< attempts here that retried a request failed at another instance
   std::uint64_t service_bulkhead_rejections = 0;  ///< of the whole service (the same on each of its rows)
+  double last_success_s = -1;  ///< seconds since it last answered in time; -1: never
 };
 
 /// Counters of the node's edge.

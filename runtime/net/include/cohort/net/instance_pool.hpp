@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -30,6 +31,7 @@ struct service_instance {
   bool trial_in_flight = false;  ///< half-open: the one request let through
   std::uint64_t requests = 0, failures = 0;
   std::uint64_t retries = 0;  ///< attempts here that retried a request failed at another instance
+  std::optional<std::chrono::steady_clock::time_point> last_success;  ///< its last answer in time
 };
 
 [[nodiscard]] std::string_view to_string(service_instance::breaker b) noexcept;

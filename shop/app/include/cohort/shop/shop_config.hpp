@@ -19,6 +19,8 @@ inline node_config shop_node_config(const shop_options& opts = {}) {
     s.supervision.intensity.period = std::chrono::milliseconds(1000);
     s.intensity_set = true;
   }
+  // The embedded demo keeps every trace, so that `cohortctl trace` shows any checkout.
+  cfg.trace.sample = 1.0;
   return cfg;
 }
 
