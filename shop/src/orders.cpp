@@ -101,6 +101,9 @@ class saga : public std::enable_shared_from_this<saga> {
                                                                     : "cannot reserve " + sku + ": " + e.code + ": " + e.message);
             });
       }
+      // Payment must be authorized in time, whatever happens meanwhile (outages,
+      // crashes, restarts): a durable reminder, written with the next write.
+      ctx_.remind_in(payment_deadline_reminder, opts_.payment_deadline);
       return progress([](order_state& o) { o.status = "authorizing"; });
     }
     if (s.status == "authorizing") {
@@ -143,6 +146,7 @@ class saga : public std::enable_shared_from_this<saga> {
   }
 
  private:
+  static inline const std::string payment_deadline_reminder = "payment-deadline";
   /// A step done: on to the next without a write (steps are idempotent, so
   /// after a crash they are redone from the last decision).
   template <class F>
@@ -155,9 +159,16 @@ class saga : public std::enable_shared_from_this<saga> {
     advance();
   }
 
+
+ public:
+  /// Cancels the order (before confirmation): compensate, with `reason`.
+  void cancel(std::string reason) { decide("compensating", std::move(reason)); }
+
+ private:
   /// A decision: stored before anything follows from it.
   void decide(std::string status, std::string reason) {
     auto& s = ctx_.state();
+    if (s.status == "authorizing" && status != "authorizing") ctx_.cancel_reminder(payment_deadline_reminder);
     s.status = std::move(status);
     s.reason = std::move(reason);
     s.attempts = 0;
@@ -274,6 +285,17 @@ service_definition make_orders(const shop_options& opts) {
                 std::make_shared<saga>(ctx, done, opts)->advance();
               })
       .resumable("resume", [](const order_state& s) { return !s.status.empty() && !is_final(s.status); })
+      .on_reminder([opts](ctx_t& ctx, const reminder& r, done_t done) {
+        auto& s = ctx.state();
+        if (r.name != "payment-deadline" || s.status != "authorizing") return done(view(ctx));  // moved on meanwhile
+        if (s.running) {  // a step is in flight: look again shortly
+          ctx.remind_in("payment-deadline", std::chrono::milliseconds(500));
+          return done(view(ctx));
+        }
+        s.running = true;
+        std::make_shared<saga>(ctx, done, opts)
+            ->cancel("payment not authorized within " + std::to_string(opts.payment_deadline.count()) + " ms");
+      })
       .query("get",
              [](ctx_t& ctx, const no_args&) {
                if (ctx.state().status.empty()) throw service_error("unknown_order", "no order '" + ctx.key() + "'");

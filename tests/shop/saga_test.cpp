@@ -203,6 +203,36 @@ TEST_CASE("a saga resumed after an outage and a crash continues the trace of the
   CHECK(has("payments.authorize", observability::span_kind::server, "ok"));           // the one after the resume
 }
 
+TEST_CASE("a checkout whose payment step is stuck past payment_deadline is cancelled by a durable reminder",
+          "[shop][saga][reminders]") {
+  temp_dir dir;
+  shop_options opts;
+  opts.payment_deadline = 300ms;
+  opts.max_step_wait = 60s;  // retries alone would wait a minute
+  auto n = start_shop(shop_test_config(dir.path(), opts), opts);
+  client c(n->endpoints().front());
+  REQUIRE(seed_shop(c));
+  fill(c, "cart-pd", {{"mug-001", 2}});
+  REQUIRE(n->stop_service("payments"));
+  auto o = checkout(c, "pd-1", "pd", "cart-pd");
+  REQUIRE(o);
+  CHECK(o->status == "authorizing");
+  order_view seen;
+  REQUIRE(eventually(
+      [&] {
+        auto v = c.call_as<order_view>("orders", "get", no_args{}, key("pd-1"));
+        if (v) seen = *v;
+        return v && v->status == "compensating";
+      },
+      10s));
+  CHECK(seen.reason.find("payment not authorized within 300 ms") != std::string::npos);
+  REQUIRE(eventually([&] { return stock(c, "mug-001").reserved == 0; }));  // released at once
+  REQUIRE(n->start_service("payments"));  // voiding the payment waits for payments
+  auto done = wait_final(c, "pd-1");
+  CHECK(done.status == "failed");
+  CHECK(payment(c, "pd-1").status == "voided");
+}
+
 TEST_CASE("before confirmation a saga gives up once a step has failed for max_step_wait and compensates",
           "[shop][saga][resume]") {
   temp_dir dir;

@@ -1,4 +1,5 @@
 #include "cohort/core/entity_persistence.hpp"
+#include "cohort/storage/reminder_keys.hpp"
 
 #include "cohort/storage/idempotency.hpp"
 
@@ -42,8 +43,16 @@ void entity_persistence::update_pending_index(write_batch& batch) {
 }
 
 fetched_entity entity_persistence::fetch(const store& db, const std::string& key, bool pending_index,
-                                         bool event_sourced) {
+                                         bool event_sourced, bool reminders) {
   fetched_entity f;
+  if (reminders) {
+    const auto index = reminder_index_prefix(key);
+    auto scanned = db.scan(keyspace::reminders, index, index, [&](std::string_view k, std::string_view v) {
+      f.reminders[std::string(k.substr(index.size()))] = decode_reminder_due(v);
+      return true;
+    });
+    if (!scanned) return f.outcome = scanned.error(), f;
+  }
   if (pending_index) {
     auto marked = db.get(keyspace::pending, key);
     if (!marked) return f.outcome = marked.error(), f;
@@ -82,6 +91,8 @@ fetched_entity entity_persistence::fetch(const store& db, const std::string& key
 result<bool> entity_persistence::apply(const fetched_entity& f) {
   if (!f.outcome) return f.outcome.error();
   if (pending_) pending_stored_ = f.pending_marked;
+  reminders_stored_ = f.reminders;
+  reminder_ops_.clear();
   box_.reset();
   pending_events_.clear();
   erase_ = false;
@@ -130,9 +141,11 @@ void entity_persistence::add_changes(write_batch& batch, std::optional<std::stri
     }
     erase_ = false;
     update_pending_index(batch);
+    write_reminders(batch);
     return;
   }
   update_pending_index(batch);
+  write_reminders(batch);
   if (!box_.event_sourced()) {
     batch.put(keyspace::state, prefix, encoded ? std::move(*encoded) : box_.encode());
     return;
@@ -148,12 +161,52 @@ void entity_persistence::add_changes(write_batch& batch, std::optional<std::stri
 }
 
 bool entity_persistence::has_changes() const {
-  return !pending_events_.empty() || erase_ || (pending_ && pending_(box_) != pending_stored_);
+  return !pending_events_.empty() || erase_ || (pending_ && pending_(box_) != pending_stored_) || !reminder_ops_.empty();
 }
 
 void entity_persistence::discard() {
   pending_events_.clear();
   erase_ = false;
+  reminder_ops_.clear();
+}
+
+void entity_persistence::remind(std::string name, std::uint64_t due_ms, std::string payload) {
+  reminder_ops_.push_back({reminder_op::kind::set, std::move(name), due_ms, std::move(payload)});
+}
+
+void entity_persistence::cancel_reminder(std::string name) {
+  reminder_ops_.push_back({reminder_op::kind::cancel, std::move(name), 0, {}});
+}
+
+void entity_persistence::reminder_fired(std::string name, std::uint64_t due_ms) {
+  reminder_ops_.push_back({reminder_op::kind::fired, std::move(name), due_ms, {}});
+}
+
+std::uint64_t entity_persistence::earliest_new_reminder() const {
+  std::uint64_t earliest = 0;
+  for (const auto& op : reminder_ops_)
+    if (op.what == reminder_op::kind::set && (earliest == 0 || op.due_ms < earliest)) earliest = op.due_ms;
+  return earliest;
+}
+
+void entity_persistence::write_reminders(write_batch& batch) {
+  for (auto& op : reminder_ops_) {
+    auto old = reminders_stored_.find(op.name);
+    const bool exists = old != reminders_stored_.end();
+    if (op.what == reminder_op::kind::fired && (!exists || old->second != op.due_ms)) continue;  // moved or gone
+    if (exists) batch.erase(keyspace::reminders, reminder_schedule_key(old->second, key_, op.name));
+    if (op.what == reminder_op::kind::set) {
+      msgpack::sbuffer buf;
+      msgpack::pack(buf, reminder_record{key_, op.name, op.due_ms, std::vector<char>(op.payload.begin(), op.payload.end())});
+      batch.put(keyspace::reminders, reminder_schedule_key(op.due_ms, key_, op.name), std::string(buf.data(), buf.size()));
+      batch.put(keyspace::reminders, reminder_index_key(key_, op.name), encode_reminder_due(op.due_ms));
+      reminders_stored_[op.name] = op.due_ms;
+    } else if (exists) {
+      batch.erase(keyspace::reminders, reminder_index_key(key_, op.name));
+      reminders_stored_.erase(old);
+    }
+  }
+  reminder_ops_.clear();
 }
 
 result<std::optional<idempotent_result>> find_idempotent_result(const store& db, const std::string& record_key) {

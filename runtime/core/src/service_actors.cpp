@@ -78,8 +78,10 @@ class method_runner {
                 std::string key, std::shared_ptr<handler_activity> activity = nullptr)
       : self_(self), svc_(std::move(svc)), state_(state), activity_(std::move(activity)),
         actor_(state ? "entity/" + key : "worker") {
-    if (state_)
+    if (state_) {
       persistence_.emplace(*svc_->db, std::move(key), *state_, svc_->cfg.snapshot_every, svc_->def.pending);
+      if (svc_->def.reminders) persistence_->enable_reminders();
+    }
   }
 
   /// Crashes this actor on the operator's request (fault injection).
@@ -125,6 +127,7 @@ class method_runner {
     return continuations_.empty() && idem_waiters_.empty() && !looking_up_ && deferred_.empty();
   }
   [[nodiscard]] entity_state_box* state() const noexcept { return state_; }
+  [[nodiscard]] const service_runtime& service() const noexcept { return *svc_; }
   [[nodiscard]] entity_persistence* persistence() noexcept { return persistence_ ? &*persistence_ : nullptr; }
   [[nodiscard]] std::uint64_t generation() const noexcept { return generation_; }
   /// Expires when this runner (its actor) is gone: invocations check it
@@ -161,6 +164,8 @@ class method_runner {
     std::unique_ptr<call_span> span;
   };
   std::vector<std::pair<std::uint64_t, continuation>> continuations_;
+  /// Queues the removal of the reminder `req` delivers, with the next write.
+  void mark_reminder_fired(const request& req);
   /// Records the client span of a call a handler made, with the reply's outcome.
   void record_call_span(const envelope& parent, const continuation::call_span& c, const reply& r);
   /// One timer per actor for the earliest deadline of its calls, not one per
@@ -278,6 +283,18 @@ class actor_invocation final : public invocation {
     runner_->publish(topic, std::move(event), key, req_->header);
   }
 
+  void remind(std::string name, std::uint64_t due_ms, std::string payload) override {
+    require_reminders("remind_at/remind_in");
+    runner_->persistence()->remind(std::move(name), due_ms, std::move(payload));
+  }
+
+  void cancel_reminder(std::string name) override {
+    require_reminders("cancel_reminder");
+    runner_->persistence()->cancel_reminder(std::move(name));
+  }
+
+  std::uint64_t now_ms() const override { return runner_->service().now_ms(); }
+
  private:
   /// The actor that ran the handler has ended (crashed, passivated, stopped):
   /// the request is answered `unavailable` here and nothing else is done.
@@ -291,6 +308,13 @@ class actor_invocation final : public invocation {
 
   void require_live() const {
     if (life_.expired()) throw std::logic_error("the entity's actor has ended: its state is gone with it");
+  }
+
+  void require_reminders(const char* what) const {
+    require_live();
+    if (!mutating_) throw std::logic_error(std::string(what) + " is only for methods that may change the entity");
+    if (!runner_->service().def.reminders)
+      throw std::logic_error(std::string(what) + ": the service has no on_reminder handler");
   }
 
   request_ptr req_;
@@ -428,6 +452,7 @@ void method_runner::start(const request_ptr& req, bool checked) {
   } busy(activity_.get(), &it->first);
   log::scope logging(log_context_of(h, actor_));
   if (persistence_ && svc_->def.pending) persistence_->set_trace(h.traceparent);
+  if (persistence_ && svc_->def.reminders && h.method == reminder_method) mark_reminder_fired(*req);
   try {
     it->second.handler(inv);
   } catch (const std::exception& e) {
@@ -512,6 +537,18 @@ void method_runner::on_reply(std::uint64_t id, reply&& r) {
   }
 }
 
+void method_runner::mark_reminder_fired(const request& req) {
+  auto args = decode_payload(req.payload, svc_->limits);
+  if (!args) return;
+  try {
+    reminder r;
+    args->get().convert(r);
+    persistence_->reminder_fired(std::move(r.name), r.due_ms);
+  } catch (const std::exception&) {
+    // Not a reminder the runtime sent (its handler gets the bad arguments); nothing to remove.
+  }
+}
+
 void method_runner::record_call_span(const envelope& parent, const continuation::call_span& c, const reply& r) {
   auto t = trace_of(parent);
   observability::span s;
@@ -576,7 +613,12 @@ void method_runner::finish(const request_ptr& req, bool mutating, const stored_r
     persistence_->discard();
     outbox_.clear();
     if (generation != generation_ || !state_->decode(before)) return crash("could not undo a failed method");
+    // A reminder whose handler answered with a business error was handled:
+    // it is removed (a crash or a runtime error leaves it to fire again).
+    if (svc_->def.reminders && req->header.method == reminder_method && is_business_result(outcome))
+      mark_reminder_fired(*req);
   }
+  const bool new_reminders = persistence_->earliest_new_reminder() != 0;
   write_batch batch;
   // A method that changed nothing (a retried step, a saga's reply after its
   // last decision was persisted) writes nothing.
@@ -597,11 +639,13 @@ void method_runner::finish(const request_ptr& req, bool mutating, const stored_r
   observability::tracer* tracer = nullptr;
   if (auto t = trace_of(req->header); t.valid && svc_->tracer && svc_->tracer->enabled())
     tracer = svc_->tracer, write_start = observability::unix_ns();
-  svc_->db->commit(std::move(batch), [req, outcome, me, idem, svc, tracer, write_start](const result<bool>& written) {
+  auto reminders = new_reminders ? svc_ : nullptr;
+  svc_->db->commit(std::move(batch), [req, outcome, me, idem, svc, tracer, write_start, reminders](const result<bool>& written) {
     if (tracer) record_write_span(*tracer, req->header, write_start, written);
     // On the committer's thread: the reply says "done" only now.
     if (written) {
       if (svc) svc->poke_outbox();
+      if (reminders) reminders->poke_reminders();
       answer(req, outcome);
     } else {
       req->fail({written.error().code, "not stored: " + written.error().message});
@@ -667,9 +711,11 @@ void method_runner::checkpoint(std::function<void()> then) {
                                                clock_type::time_point::max(), nullptr, nullptr});
   auto me = caf::actor_cast<caf::actor>(self_);
   auto svc = events ? svc_ : nullptr;
-  svc_->db->commit(std::move(batch), [me, id, svc](const result<bool>& written) {
+  auto reminders = svc_->def.reminders ? svc_ : nullptr;
+  svc_->db->commit(std::move(batch), [me, id, svc, reminders](const result<bool>& written) {
     if (!written) return caf::anon_send(me, store_failed_atom::value, written.error().message);
     if (svc) svc->poke_outbox();
+    if (reminders) reminders->poke_reminders();
     caf::anon_send(me, reply_atom::value, id, std::make_shared<reply>());
   });
 }
@@ -761,9 +807,9 @@ caf::behavior entity_actor(entity_self* self, std::shared_ptr<service_runtime> s
   svc->live_entities++;
   st.live = true;
   svc->db->read_after_writes([me = caf::actor_cast<caf::actor>(self), key, pending = static_cast<bool>(svc->def.pending),
-                              event_sourced = st.box->event_sourced()](const store& db) {
-    caf::anon_send(me, loaded_atom::value,
-                   std::make_shared<const fetched_entity>(entity_persistence::fetch(db, key, pending, event_sourced)));
+                              event_sourced = st.box->event_sourced(), reminders = svc->def.reminders](const store& db) {
+    caf::anon_send(me, loaded_atom::value, std::make_shared<const fetched_entity>(
+                                               entity_persistence::fetch(db, key, pending, event_sourced, reminders)));
   });
   return {
       [self](const request_ptr& req) { self->state.early.push_back(req); },

@@ -53,6 +53,7 @@ result<std::unique_ptr<service_host>> service_host::create(const node_config& cf
     h.svc->limits = cfg.limits;
     h.svc->calls = calls;
     h.svc->tracer = tracer;
+    h.svc->clock_ms = cfg.reminder_clock;
     h.svc->allow_fault_injection = cfg.allow_fault_injection;
     if (auto subs = subscribers.find(sc.name); subs != subscribers.end()) h.svc->subscribers = subs->second;
     h.svc->event_epoch = event_epoch;

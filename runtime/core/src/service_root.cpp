@@ -14,6 +14,7 @@
 #include "cohort/runtime/supervision.hpp"
 #include "cohort/transport/envelope_codec.hpp"
 #include "cohort/core/outbox.hpp"
+#include "cohort/core/reminders.hpp"
 
 namespace cohort::detail {
 
@@ -52,6 +53,7 @@ struct service_root_state {
   std::unordered_map<caf::actor_id, const std::string*> entity_keys;
   std::vector<child_status> entity_failures;
   caf::actor relay;  ///< the outbox relay, when the service publishes events someone consumes
+  caf::actor reminders;  ///< the reminder scheduler, when the service has an on_reminder handler
   std::uint64_t relay_restarts = 0;
   std::string relay_failure;
   /// Pending entities with a resume call in flight (not resumed twice at once).
@@ -138,6 +140,8 @@ void give_up(root_actor* self, service_runtime& svc, const std::string& why) {
   st.entities.clear();
   if (st.relay) self->send_exit(st.relay, caf::exit_reason::user_shutdown);
   st.relay = nullptr;
+  if (st.reminders) self->send_exit(st.reminders, caf::exit_reason::user_shutdown);
+  st.reminders = nullptr;
   auto reason = svc.store_damaged ? "store_corrupt: " + why + " (the service stays down: docs/storage.md, Faults)" :
                 "restart intensity exceeded (more than " + std::to_string(svc.cfg.supervision.intensity.max_restarts) +
                 " restarts in " + std::to_string(svc.cfg.supervision.intensity.period.count()) +
@@ -429,6 +433,7 @@ caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> sv
     for (std::size_t i = 0; i < st.workers.size(); ++i) start_worker(self, svc, i);
   }
   if (entities && !svc->subscribers.empty()) st.relay = spawn_outbox_relay(self, svc);
+  if (entities && svc->def.reminders) st.reminders = spawn_reminder_scheduler(self, svc);
   if (entities && svc->def.pending) self->send(self, resume_atom::value);
   publish(self, *svc);
   // Passivation: one sweep over the table instead of a timer per entity.
@@ -445,6 +450,13 @@ caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> sv
       s.relay = spawn_outbox_relay(self, svc);
       return publish(self, *svc);
     }
+    if (s.reminders && dm.source == s.reminders.address()) {
+      // Like the relay: everything it needs is in the store.
+      svc->record_failure("reminder scheduler: " + reason_text(dm.reason, *svc));
+      svc->restarts++;
+      s.reminders = spawn_reminder_scheduler(self, svc);
+      return;
+    }
     if (entities) return on_entity_down(self, svc, dm.source, dm.reason);
     auto it = self->state.worker_at.find(dm.source);
     if (it != self->state.worker_at.end()) on_worker_down(self, svc, it->second, dm.reason);
@@ -456,6 +468,8 @@ caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> sv
     s.entities.clear();
     if (s.relay) self->send_exit(s.relay, em.reason);
     s.relay = nullptr;
+    if (s.reminders) self->send_exit(s.reminders, em.reason);
+    s.reminders = nullptr;
     self->quit(em.reason);
   });
 

@@ -53,6 +53,13 @@ class invocation {
   /// the outbox with this request's next write (persist or reply) and then
   /// delivered to every subscriber at least once, with `key` as entity key.
   virtual void publish(std::string topic, std::string event, std::string key) = 0;
+  /// Entities: schedules (or moves) this entity's reminder `name` to `due_ms`
+  /// (Unix ms by the service's clock), written with this request's next write.
+  virtual void remind(std::string name, std::uint64_t due_ms, std::string payload) = 0;
+  /// Entities: cancels this entity's reminder `name` (nothing if there is none).
+  virtual void cancel_reminder(std::string name) = 0;
+  /// The service's clock (Unix ms): what reminders are due by.
+  [[nodiscard]] virtual std::uint64_t now_ms() const = 0;
 };
 
 }  // namespace cohort

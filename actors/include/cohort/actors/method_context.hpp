@@ -1,6 +1,8 @@
 // method_context / entity_context / responder: what a handler works with.
 #pragma once
 
+#include <algorithm>
+#include <chrono>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -96,6 +98,23 @@ class entity_context : public method_context {
   void publish(const std::string& topic, const E& event, std::string key = {}) {
     inv_->publish(topic, pack(event), key.empty() ? this->key() : std::move(key));
   }
+  /// Schedules this entity's reminder `name` at `at` (replacing one of the
+  /// same name). Written with this request's next write; delivered to the
+  /// service's on_reminder handler at or after `at`, at least once, even
+  /// across passivation, restarts and crashes.
+  template <class P = no_args>
+  void remind_at(std::string name, std::chrono::system_clock::time_point at, const P& payload = {}) {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch()).count();
+    inv_->remind(std::move(name), static_cast<std::uint64_t>(std::max<std::int64_t>(0, ms)), pack(payload));
+  }
+  /// The same, `after` from now by the service's clock.
+  template <class P = no_args>
+  void remind_in(std::string name, std::chrono::milliseconds after, const P& payload = {}) {
+    inv_->remind(std::move(name), inv_->now_ms() + static_cast<std::uint64_t>(std::max<std::int64_t>(0, after.count())),
+                 pack(payload));
+  }
+  /// Cancels this entity's reminder `name`, if it has one.
+  void cancel_reminder(std::string name) { inv_->cancel_reminder(std::move(name)); }
 };
 
 /// The context of an event-sourced entity's command: emit events, which are

@@ -20,6 +20,7 @@
 
 #include "cohort/actors/detail/callable_traits.hpp"
 #include "cohort/actors/method_context.hpp"
+#include "cohort/actors/reminder.hpp"
 
 namespace cohort {
 
@@ -87,6 +88,9 @@ struct service_definition {
   /// so that work cut short by a crash or a restart is taken up again.
   std::function<bool(const entity_state_box&)> pending;
   std::string resume_method;
+  /// Entities only: the service has an on_reminder handler (method
+  /// `reminder_method`): the runtime keeps and fires its entities' reminders.
+  bool reminders = false;
   /// Events this service consumes.
   std::vector<subscription> subscriptions;
 
@@ -266,6 +270,17 @@ class entity_service {
   entity_service& internal(const std::string& method) {
     def_.methods.at(method).internal = true;
     return *this;
+  }
+
+  /// Handles this service's reminders: `f(ctx, const reminder&)`, run on the
+  /// entity when a reminder it scheduled (ctx.remind_at / remind_in) is due.
+  /// Whatever it changes is written with the reminder's removal, so a
+  /// reminder that fired and was handled does not fire again.
+  template <class F>
+  entity_service& on_reminder(F f) {
+    def_.reminders = true;
+    method(reminder_method, std::move(f));
+    return internal(reminder_method);
   }
 
   [[nodiscard]] service_definition build() { return std::move(def_); }

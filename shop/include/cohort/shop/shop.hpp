@@ -34,6 +34,10 @@ struct shop_options {
   /// fails attempts in a millisecond each (an open breaker) does not void
   /// every order in flight. Default: 60 s. After confirmation, never.
   std::chrono::milliseconds max_step_wait{60000};
+  /// A checkout whose payment is not authorized this long after it reached
+  /// the payment step is cancelled (compensated), whatever its retries are
+  /// doing: a durable reminder set when the step begins. Default: 15 min.
+  std::chrono::milliseconds payment_deadline{15 * 60 * 1000};
   /// Retries of a failing step back off from min to max (doubling, with
   /// +-20% jitter so that orders do not retry in lockstep). Defaults: 200 ms, 2 s.
   std::chrono::milliseconds retry_min{200};

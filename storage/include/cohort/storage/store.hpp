@@ -32,8 +32,9 @@ enum class keyspace : std::uint8_t {
   idempotency,  ///< stored results of requests that carried an idempotency key
   outbox,       ///< events written with the change that caused them, until their subscriber acknowledges
   pending,      ///< entities with unfinished work (e.g. a saga) to resume after a crash or restart
+  reminders,    ///< entities' durable timers: a schedule in time order, and an index by entity (reminder_keys.hpp)
 };
-inline constexpr std::size_t keyspace_count = 6;
+inline constexpr std::size_t keyspace_count = 7;
 
 /// The key of an entity in the state and snapshot keyspaces, and the prefix
 /// of its journal: a 4-byte big-endian length, then the entity key, so that no

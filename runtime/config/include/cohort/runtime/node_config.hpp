@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -216,6 +217,9 @@ struct node_config {
   log::config log;
   /// [trace]: sampling, spans kept for `cohortctl trace`, OTLP/HTTP export.
   observability::trace_config trace;
+  /// The clock entities' reminders are due by (Unix ms). Empty: the wall
+  /// clock. Not in TOML: for tests that move time themselves.
+  std::function<std::uint64_t()> reminder_clock;
   /// Keys, the trust list and who may do what ([security], docs/security.md).
   security::security_config security;
 };

@@ -5,6 +5,7 @@
 // Not thread-safe: owned by the entity's actor.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,6 +26,7 @@ struct fetched_entity {
   std::uint64_t snapshot_seq = 0;             ///< and the sequence it was taken at
   bool snapshot_unreadable = false;           ///< a snapshot is stored but does not decode
   std::vector<std::pair<std::uint64_t, std::string>> events;  ///< event-sourced: the journal after it
+  std::map<std::string, std::uint64_t> reminders;  ///< the entity's reminders: name -> due (Unix ms)
 };
 
 class entity_persistence {
@@ -35,11 +37,15 @@ class entity_persistence {
                      std::function<bool(const entity_state_box&)> pending = {});
 
   /// Loads the state: the stored value, or the latest snapshot plus the journal after it.
-  [[nodiscard]] result<bool> load() { return apply(fetch(db_, key_, static_cast<bool>(pending_), box_.event_sourced())); }
+  [[nodiscard]] result<bool> load() {
+    return apply(fetch(db_, key_, static_cast<bool>(pending_), box_.event_sourced(), reminders_));
+  }
+  /// The service keeps reminders: activation reads this entity's.
+  void enable_reminders() { reminders_ = true; }
 
   /// Reads what load() needs; touches nothing of an entity (runs off its actor).
   [[nodiscard]] static fetched_entity fetch(const store& db, const std::string& key, bool pending_index,
-                                            bool event_sourced);
+                                            bool event_sourced, bool reminders = false);
   /// Replaces the state with what fetch() read.
   [[nodiscard]] result<bool> apply(const fetched_entity& f);
 
@@ -61,6 +67,15 @@ class entity_persistence {
   /// keeps it, so that the resumed work continues the same trace.
   void set_trace(std::string_view traceparent) { trace_.assign(traceparent.data(), traceparent.size()); }
 
+  /// Reminders, written with the next batch: schedule (or move) one, cancel
+  /// one, and remove one that fired and was handled (only if it was not
+  /// moved meanwhile).
+  void remind(std::string name, std::uint64_t due_ms, std::string payload);
+  void cancel_reminder(std::string name);
+  void reminder_fired(std::string name, std::uint64_t due_ms);
+  /// The earliest due time scheduled by the changes not yet written (0: none).
+  [[nodiscard]] std::uint64_t earliest_new_reminder() const;
+
   [[nodiscard]] std::uint64_t sequence() const noexcept { return seq_; }
   [[nodiscard]] const std::string& key() const noexcept { return key_; }
 
@@ -77,6 +92,16 @@ class entity_persistence {
   std::string trace_;  ///< traceparent of the request at work: kept with the pending marker
   bool pending_stored_ = false;  ///< the pending index holds this entity
   void update_pending_index(write_batch& batch);
+  bool reminders_ = false;
+  std::map<std::string, std::uint64_t> reminders_stored_;  ///< name -> due, as in the store
+  struct reminder_op {
+    enum class kind { set, cancel, fired } what;
+    std::string name;
+    std::uint64_t due_ms = 0;
+    std::string payload;
+  };
+  std::vector<reminder_op> reminder_ops_;
+  void write_reminders(write_batch& batch);
 };
 
 /// A stored result of a request with an idempotency key.

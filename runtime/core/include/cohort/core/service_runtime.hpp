@@ -90,6 +90,12 @@ struct service_runtime {
   /// The outbox relay of this service: told when new events were written.
   void set_relay(caf::actor relay);
   void poke_outbox();
+  /// The reminder scheduler of this service: told when new reminders were written.
+  void set_reminder_scheduler(caf::actor scheduler);
+  void poke_reminders();
+  /// The clock reminders are due by (Unix ms): the wall clock, or a test's.
+  std::function<std::uint64_t()> clock_ms;
+  [[nodiscard]] std::uint64_t now_ms() const { return clock_ms ? clock_ms() : wall_clock_ms(); }
 
   void record_failure(std::string reason);
   [[nodiscard]] std::string last_failure() const;
@@ -120,6 +126,7 @@ struct service_runtime {
   std::string last_failure_;
   caf::actor root_;
   caf::actor relay_;
+  caf::actor reminder_scheduler_;
   bool down_ = false;
   std::string down_reason_;
   std::vector<child_status> children_;
