@@ -3,9 +3,9 @@ its own reply (matched by id) with its own deadline."""
 import asyncio
 import itertools
 
-import zmq
 import zmq.asyncio
 
+from .client import connect_dealer
 from .envelope import read_reply, request_frames
 from .errors import CohortError
 
@@ -14,12 +14,7 @@ class AsyncClient:
     """Calls services at `endpoint` from one event loop."""
 
     def __init__(self, endpoint, timeout=5.0, curve=None, context=None):
-        self._ctx = context or zmq.asyncio.Context.instance()
-        self._sock = self._ctx.socket(zmq.DEALER)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        if curve is not None:
-            curve.apply(self._sock)
-        self._sock.connect(endpoint)
+        self._sock = connect_dealer(context or zmq.asyncio.Context.instance(), endpoint, curve)
         self._ids = itertools.count(1)
         self._waiting = {}
         self._reader = None

@@ -33,17 +33,22 @@ class CurveKeys:
         return CurveKeys(server, mine["public"], mine["secret"])
 
 
+def connect_dealer(context, endpoint, curve):
+    """A DEALER socket to `endpoint` (with CURVE keys when given) that drops unsent messages on close."""
+    sock = context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    if curve is not None:
+        curve.apply(sock)
+    sock.connect(endpoint)
+    return sock
+
+
 class Client:
     """Calls services at `endpoint` ("tcp://host:port", "ipc://path"). Not
     thread-safe: one client per thread (ZeroMQ sockets are not shared)."""
 
     def __init__(self, endpoint, timeout=5.0, curve=None, context=None):
-        self._ctx = context or zmq.Context.instance()
-        self._sock = self._ctx.socket(zmq.DEALER)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        if curve is not None:
-            curve.apply(self._sock)
-        self._sock.connect(endpoint)
+        self._sock = connect_dealer(context or zmq.Context.instance(), endpoint, curve)
         self._ids = itertools.count(1)
         self._early = {}  # replies to calls still to be collected (send/receive)
         self.timeout = timeout
