@@ -225,6 +225,12 @@ std::optional<error_info> node_security::admit(listener_mode mode, front f, std:
       env.caller = anonymous_caller;
       if (!env.service.empty() && env.service.front() == '_')
         return refuse(errc::forbidden, "'" + env.service + "' takes only authenticated nodes; connect with a node key");
+      // Internal methods are closed to every client; keyless ones on this host
+      // may call them only on a node set up for crash drills.
+      if (internal && !cfg_.keyless_internal)
+        return refuse(errc::forbidden, env.service + "." + env.method +
+                                           " is internal: no client may call it (a node with "
+                                           "allow_fault_injection = true lets keyless local clients)");
       return std::nullopt;
     case listener_mode::curve:
       break;

@@ -15,6 +15,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <zmq.hpp>
+
 #include "child_process.hpp"
 #include "cohort/examples/example_messages.hpp"
 #include "test_node.hpp"
@@ -256,4 +258,48 @@ TEST_CASE("retries to another instance and bulkhead refusals are counted per rem
   CHECK(sample(text, "cohort_http_overloaded_total") == 0);
   n->stop();
   back->stop();
+}
+
+TEST_CASE("supervision, entity, edge and security families move with their events", "[observability][metrics]") {
+  temp_dir dir;
+  auto cfg = http_node(dir.path());
+  cfg.allow_fault_injection = true;
+  service_named(cfg, "counter").entity_idle = 100ms;
+  auto n = start_node(cfg);
+  const auto url = n->http_endpoint() + "/metrics";
+  auto before = get(url).second;
+  client c(n->endpoints().front());
+
+  // In flight while a slow call runs.
+  client slow(n->endpoints().front());
+  auto pending = std::async(std::launch::async, [&] { return slow.call("greeter", "sleep", pack(sleep_args{400})); });
+  REQUIRE(eventually([&] { return sample(get(url).second, R"(cohort_service_in_flight{service="greeter"})") == 1; }));
+  REQUIRE(pending.get().ok());
+  CHECK(sample(get(url).second, R"(cohort_service_in_flight{service="greeter"})") == 0);
+
+  // A crash is a restart; an idle entity is passivated.
+  REQUIRE(c.call_as<counter_value>("counter", "add", add_args{1}, keyed("p")).ok());
+  REQUIRE(n->command_child("counter", "entity/p", "crash"));
+  REQUIRE(eventually([&] { return sample(get(url).second, R"(cohort_service_restarts_total{service="counter"})") >= 1; }));
+  REQUIRE(c.call_as<counter_value>("counter", "add", add_args{1}, keyed("q")).ok());
+  REQUIRE(eventually([&] { return sample(get(url).second, R"(cohort_entity_passivations_total{service="counter"})") >= 1; }));
+
+  // The edge: a frame that is not a request, and a request refused by admission.
+  zmq::context_t ctx;
+  zmq::socket_t raw(ctx, zmq::socket_type::dealer);
+  raw.set(zmq::sockopt::linger, 0);
+  raw.connect(n->endpoints().front());
+  raw.send(zmq::str_buffer("garbage"), zmq::send_flags::none);
+  auto refused = c.call("_registry", "heartbeat", pack(no_args{}));  // only authenticated nodes may
+  REQUIRE(refused.error);
+  CHECK(refused.error->code == "forbidden");
+  auto after = get(url).second;
+  REQUIRE(eventually([&] {
+    after = get(url).second;
+    return sample(after, "cohort_edge_malformed_frames_total") > std::max(0.0, sample(before, "cohort_edge_malformed_frames_total"));
+  }));
+  CHECK(sample(after, "cohort_security_refused_requests_total") >
+        std::max(0.0, sample(before, "cohort_security_refused_requests_total")));
+  CHECK(sample(after, "cohort_edge_requests_total") > sample(before, "cohort_edge_requests_total"));
+  n->stop();
 }

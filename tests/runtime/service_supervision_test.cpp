@@ -160,6 +160,7 @@ TEST_CASE("a crash-looping service does not disturb a healthy one under steady l
 TEST_CASE("operator commands stop, start, restart and crash one child", "[supervision][runtime]") {
   temp_dir dir;
   auto cfg = loopback_config(dir.path());
+  cfg.allow_fault_injection = false;
   service_named(cfg, "greeter").workers = 2;
   auto n = start_node(cfg);
   CHECK(n->command_child("greeter", "worker-1", "crash").error().code == "bad_request");  // fault injection off

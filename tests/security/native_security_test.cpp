@@ -144,6 +144,30 @@ TEST_CASE("a node made with no setup has its keys and its local operator, and ke
   CHECK(status["services"].size() == 4);
 }
 
+TEST_CASE("internal methods are closed to keyless clients unless the node is set up for crash drills", "[security]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  cfg.allow_fault_injection = false;  // the default of a real node
+  auto n = start_node(cfg);
+  client anonymous(n->endpoints().front());
+  auto crash = anonymous.call("greeter", "crash", pack(fail_args{"", "boom"}));
+  REQUIRE(crash.error);
+  CHECK(crash.error->is(errc::forbidden));
+  CHECK_THAT(crash.error->message, Catch::Contains("internal"));
+  CHECK(status_of(*n, "greeter").restarts == 0);
+  CHECK(anonymous.call_as<hello_reply>("greeter", "hello", hello_args{"still"}).ok());  // public methods are open
+  n->stop();
+
+  temp_dir drill_dir;
+  auto drill = loopback_config(drill_dir.path());  // allow_fault_injection = true: keyless crash drills work
+  auto d = start_node(drill);
+  client local(d->endpoints().front());
+  auto crashed = local.call("greeter", "crash", pack(fail_args{"", "boom"}));
+  REQUIRE(crashed.error);
+  CHECK(crashed.error->is(errc::internal));  // it ran, and crashed its actor
+  d->stop();
+}
+
 TEST_CASE("a forged registry heartbeat from a keyless peer is ignored; keyless callers may not use the registry",
           "[security][registry]") {
   temp_dir dir;

@@ -22,6 +22,7 @@ inline node_config loopback_config(const std::string& data_dir,
   cfg.http.listen.clear();
   cfg.data_dir = data_dir;
   cfg.drain_timeout = std::chrono::milliseconds(2000);
+  cfg.allow_fault_injection = true;  // tests crash services on purpose (greeter.crash from this host)
   return cfg;
 }
 

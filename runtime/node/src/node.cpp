@@ -416,7 +416,9 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
 
   // Security first: a public endpoint without keys and a trust list, or a
   // remote whose key is unknown, fails the start before any socket binds.
-  auto sec = security::node_security::start(p->ctx, cfg.security, cfg.data_dir);
+  auto security_cfg = cfg.security;
+  security_cfg.keyless_internal = cfg.allow_fault_injection;  // crash drills from this host
+  auto sec = security::node_security::start(p->ctx, security_cfg, cfg.data_dir);
   if (!sec) return sec.error();
   p->security = std::move(*sec);
   for (const auto& ep : cfg.listen)

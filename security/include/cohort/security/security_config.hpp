@@ -28,6 +28,10 @@ struct security_config {
   /// No CURVE and no ZAP at all, even on public addresses: everything that
   /// reaches a port is trusted. A warning at every start. Default: false.
   bool insecure = false;
+  /// Keyless loopback clients may call internal methods (fault injection such
+  /// as greeter.crash). Not in TOML: the node sets it from
+  /// `[node] allow_fault_injection`, the switch for crash drills. Default: false.
+  bool keyless_internal = false;
   /// How often the trust file is checked for changes. Default: 1000 ms.
   std::chrono::milliseconds reload_every{1000};
 };
