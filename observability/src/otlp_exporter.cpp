@@ -38,12 +38,31 @@ int severity_number(const std::string& level) {
   return 0;
 }
 
+/// Items (spans, log records) grouped by the service they belong to: one OTLP resource each.
+using by_service_items = std::map<std::string, json>;
+
+void add_to(by_service_items& groups, const std::string& service, json item) {
+  auto& list = groups[service.empty() ? "cohort" : service];
+  if (list.is_null()) list = json::array();
+  list.push_back(std::move(item));
+}
+
+/// {"<resources>": [{"resource": ..., "<scopes>": [{"scope": ..., "<items>": [...]}]}, ...]}
+json per_resource(by_service_items& groups, const std::string& node, const char* resources, const char* scopes,
+                  const char* items) {
+  json out = json::array();
+  for (auto& [service, list] : groups)
+    out.push_back({{"resource", resource(service, node)},
+                   {scopes, json::array({{{"scope", scope()}, {items, std::move(list)}}})}});
+  return {{resources, std::move(out)}};
+}
+
 std::size_t discard_body(char*, std::size_t size, std::size_t n, void*) { return size * n; }
 
 }  // namespace
 
 json otlp_traces_document(const std::vector<span>& spans, const std::string& node) {
-  std::map<std::string, json> by_service;
+  by_service_items by_service;
   for (const auto& s : spans) {
     json attributes = json::array();
     for (const auto& [k, v] : s.attributes) attributes.push_back(string_attribute(k, v));
@@ -57,19 +76,13 @@ json otlp_traces_document(const std::vector<span>& spans, const std::string& nod
               {"attributes", std::move(attributes)},
               {"status", std::move(status)}};
     if (!s.parent_span_id.empty()) j["parentSpanId"] = s.parent_span_id;
-    auto& list = by_service[s.service.empty() ? "cohort" : s.service];
-    if (list.is_null()) list = json::array();
-    list.push_back(std::move(j));
+    add_to(by_service, s.service, std::move(j));
   }
-  json resource_spans = json::array();
-  for (auto& [service, list] : by_service)
-    resource_spans.push_back({{"resource", resource(service, node)},
-                              {"scopeSpans", json::array({{{"scope", scope()}, {"spans", std::move(list)}}})}});
-  return {{"resourceSpans", std::move(resource_spans)}};
+  return per_resource(by_service, node, "resourceSpans", "scopeSpans", "spans");
 }
 
 json otlp_logs_document(const std::vector<log::record>& lines, const std::string& node) {
-  std::map<std::string, json> by_service;
+  by_service_items by_service;
   for (const auto& r : lines) {
     json attributes = json::array({string_attribute("cohort.component", r.component)});
     if (!r.actor.empty()) attributes.push_back(string_attribute("cohort.actor", r.actor));
@@ -82,15 +95,9 @@ json otlp_logs_document(const std::vector<log::record>& lines, const std::string
               {"attributes", std::move(attributes)}};
     if (!r.trace_id.empty()) j["traceId"] = r.trace_id;
     if (!r.span_id.empty()) j["spanId"] = r.span_id;
-    auto& list = by_service[r.service.empty() ? "cohort" : r.service];
-    if (list.is_null()) list = json::array();
-    list.push_back(std::move(j));
+    add_to(by_service, r.service, std::move(j));
   }
-  json resource_logs = json::array();
-  for (auto& [service, list] : by_service)
-    resource_logs.push_back({{"resource", resource(service, node)},
-                             {"scopeLogs", json::array({{{"scope", scope()}, {"logRecords", std::move(list)}}})}});
-  return {{"resourceLogs", std::move(resource_logs)}};
+  return per_resource(by_service, node, "resourceLogs", "scopeLogs", "logRecords");
 }
 
 otlp_exporter::otlp_exporter(const trace_config& cfg, std::string node) : cfg_(cfg), node_(std::move(node)) {

@@ -74,6 +74,9 @@ order_view view(ctx_t& ctx) {
 
 std::int64_t now_ms();
 
+/// The reminder that cancels an order whose payment is not authorized in time.
+const std::string payment_deadline_reminder = "payment-deadline";
+
 bool before_confirmation(const std::string& status) { return status == "reserving" || status == "authorizing"; }
 
 /// One run of the saga of one order, from its current state to its end or to
@@ -146,7 +149,6 @@ class saga : public std::enable_shared_from_this<saga> {
   }
 
  private:
-  static inline const std::string payment_deadline_reminder = "payment-deadline";
   /// A step done: on to the next without a write (steps are idempotent, so
   /// after a crash they are redone from the last decision).
   template <class F>
@@ -287,9 +289,9 @@ service_definition make_orders(const shop_options& opts) {
       .resumable("resume", [](const order_state& s) { return !s.status.empty() && !is_final(s.status); })
       .on_reminder([opts](ctx_t& ctx, const reminder& r, done_t done) {
         auto& s = ctx.state();
-        if (r.name != "payment-deadline" || s.status != "authorizing") return done(view(ctx));  // moved on meanwhile
+        if (r.name != payment_deadline_reminder || s.status != "authorizing") return done(view(ctx));  // moved on meanwhile
         if (s.running) {  // a step is in flight: look again shortly
-          ctx.remind_in("payment-deadline", std::chrono::milliseconds(500));
+          ctx.remind_in(payment_deadline_reminder, std::chrono::milliseconds(500));
           return done(view(ctx));
         }
         s.running = true;

@@ -236,13 +236,11 @@ std::shared_ptr<spdlog::logger> get(const std::string& component) {
   std::lock_guard<std::mutex> guard(setup_mutex);
   if (auto l = spdlog::get(component)) return l;
   auto l = std::make_shared<spdlog::logger>(component);
-  if (setup.sinks.empty()) {  // logging not configured (a library user): spdlog's default output
+  spdlog::details::registry::instance().initialize_logger(l);  // registered, with its configured level
+  if (setup.sinks.empty())  // logging not configured (a library user): spdlog's default output
     l->sinks() = spdlog::default_logger()->sinks();
-  } else {
-    set_up_logger(l);
-  }
-  spdlog::details::registry::instance().initialize_logger(l);  // its configured level
-  if (!setup.sinks.empty()) set_up_logger(l);  // initialize_logger set the global formatter
+  else
+    set_up_logger(l);  // after initialize_logger, which sets the global formatter
   return l;
 }
 

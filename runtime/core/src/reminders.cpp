@@ -14,7 +14,6 @@ namespace cohort::detail {
 
 struct due_reminders {
   std::vector<std::pair<std::string, reminder_record>> due;  ///< (schedule key, reminder)
-  std::uint64_t next_due_ms = 0;                             ///< the first not yet due (0: none)
   std::optional<error_info> error;
 };
 using due_ptr = std::shared_ptr<const due_reminders>;
@@ -61,10 +60,7 @@ void scan(scheduler_actor* self, const std::shared_ptr<service_runtime>& svc) {
     auto scanned = db.scan(keyspace::reminders, reminder_schedule_prefix, reminder_schedule_prefix,
                            [&](std::string_view k, std::string_view v) {
                              const auto due = reminder_schedule_due(k);
-                             if (due > now) {
-                               out->next_due_ms = due;
-                               return false;  // time order: nothing after this is due either
-                             }
+                             if (due > now) return false;  // time order: nothing after this is due either
                              std::string key(k);
                              if (skip->count(key)) return true;
                              try {

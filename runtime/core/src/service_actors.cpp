@@ -32,8 +32,7 @@ hop_trace trace_of(const envelope& h) {
   if (tp.size() != 55) return t;
   t.trace_id = tp.substr(3, 32);
   t.span_id = tp.substr(36, 16);
-  t.sampled = tp[54] == '1' || tp[54] == '3' || tp[54] == '5' || tp[54] == '7' || tp[54] == '9' || tp[54] == 'b' ||
-              tp[54] == 'd' || tp[54] == 'f';
+  t.sampled = tp.substr(53) == "01";  // the node wrote it (format_traceparent): "01" or "00"
   t.valid = true;
   return t;
 }
