@@ -291,7 +291,7 @@ class session : public std::enable_shared_from_this<session<Stream>> {
   void health(const std::string& service) {
     // live: the process serves (nothing else asked). ready (and /health): every service up, not draining.
     if (service == "live") return send(http::status::ok, json{{"status", "live"}}.dump());
-    auto state = json::parse(front_.status(), nullptr, false);
+    const json state = front_.status();
     json all = state.is_object() && state.contains("services") ? state["services"] : json::array();
     json remotes = state.is_object() && state.contains("remotes") ? state["remotes"] : json::array();
     if (service.empty() || service == "ready") {

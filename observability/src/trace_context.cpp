@@ -1,6 +1,9 @@
 #include "cohort/observability/trace_context.hpp"
 
 #include <random>
+#include <iterator>
+
+#include <boost/algorithm/hex.hpp>
 
 namespace cohort::observability {
 
@@ -18,13 +21,12 @@ int hex_value(char c) { return c <= '9' ? c - '0' : c - 'a' + 10; }
 
 std::string random_hex(std::size_t digits) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  static const char* hex = "0123456789abcdef";
-  std::string out(digits, '0');
+  std::uint64_t words[2];
   for (;;) {
-    for (std::size_t i = 0; i < digits; i += 16) {
-      auto v = rng();
-      for (std::size_t j = i; j < std::min(digits, i + 16); ++j, v >>= 4) out[j] = hex[v & 15];
-    }
+    std::string out;
+    for (auto& w : words) w = rng();
+    auto* bytes = reinterpret_cast<const unsigned char*>(words);
+    boost::algorithm::hex_lower(bytes, bytes + digits / 2, std::back_inserter(out));
     if (!all_zero(out)) return out;
   }
 }

@@ -9,6 +9,9 @@
 #include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <iterator>
+
+#include <boost/algorithm/hex.hpp>
 
 namespace cohort::security {
 
@@ -16,12 +19,8 @@ std::string sha256_hex(std::string_view data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
-  static const char* hex = "0123456789abcdef";
   std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out += hex[digest[i] >> 4];
-    out += hex[digest[i] & 15];
-  }
+  boost::algorithm::hex_lower(digest, digest + len, std::back_inserter(out));
   return out;
 }
 

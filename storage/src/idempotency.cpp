@@ -2,6 +2,9 @@
 
 #include <msgpack.hpp>
 #include <openssl/evp.h>
+#include <iterator>
+
+#include <boost/algorithm/hex.hpp>
 
 namespace cohort {
 
@@ -35,13 +38,8 @@ std::string request_fingerprint(std::string_view payload) {
   unsigned int length = 0;
   if (EVP_Digest(payload.data(), payload.size(), digest, &length, EVP_sha256(), nullptr) != 1)
     throw std::runtime_error("SHA-256 is not available from OpenSSL");
-  static const char* hex = "0123456789abcdef";
   std::string out;
-  out.reserve(length * 2);
-  for (unsigned int i = 0; i < length; ++i) {
-    out += hex[digest[i] >> 4];
-    out += hex[digest[i] & 15];
-  }
+  boost::algorithm::hex_lower(digest, digest + length, std::back_inserter(out));
   return out;
 }
 

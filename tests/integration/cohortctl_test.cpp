@@ -1,27 +1,35 @@
 // Every cohortctl command against a running node process.
 #include <catch2/catch.hpp>
 
+#include <csignal>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
+#include "eventually.hpp"
 #include "node_process.hpp"
 
 using namespace cohort::test;
+using namespace std::chrono_literals;
 
 namespace {
+
+/// Runs cohortctl against `n`'s admin endpoint: (exit code, stdout, stderr).
+std::tuple<int, std::string, std::string> run_ctl(const node_process& n, std::vector<std::string> args) {
+  std::vector<std::string> argv{COHORTCTL_BINARY, "--endpoint", n.admin, "--keys", n.keys};
+  argv.insert(argv.end(), args.begin(), args.end());
+  child_process p(argv);
+  auto code = p.wait();
+  REQUIRE(code);
+  return {*code, p.out(), p.err()};
+}
 
 struct ctl_fixture : node_process {
   explicit ctl_fixture(bool allow_faults = true)
       : node_process("[services.greeter]\nworkers = 2\n[services.counter]\n",
                      std::string("allow_fault_injection = ") + (allow_faults ? "true\n" : "false\n")) {}
 
-  std::tuple<int, std::string, std::string> ctl(std::vector<std::string> args) {
-    std::vector<std::string> argv{COHORTCTL_BINARY, "--endpoint", admin, "--keys", keys};
-    argv.insert(argv.end(), args.begin(), args.end());
-    child_process p(argv);
-    auto code = p.wait();
-    REQUIRE(code);
-    return {*code, p.out(), p.err()};
-  }
+  std::tuple<int, std::string, std::string> ctl(std::vector<std::string> args) { return run_ctl(*this, std::move(args)); }
 
   void call(const std::string& target, const std::string& json, const std::string& key = "") {
     std::vector<std::string> argv{COHORT_BINARY, "call", target, json, "--endpoint", endpoint};
@@ -46,14 +54,11 @@ TEST_CASE_METHOD(ctl_fixture, "cohortctl status lists services with state and re
 TEST_CASE_METHOD(ctl_fixture, "cohortctl crash and tree show the restart and its reason", "[integration][cohortctl]") {
   auto [code, out, err] = ctl({"crash", "greeter/worker-2"});
   CHECK(code == 0);
-  bool seen = false;
-  for (int i = 0; i < 100 && !seen; ++i) {
-    auto [tcode, tree, terr] = ctl({"tree", "greeter"});
-    seen = tree.find("worker-2  worker, permanent, running, restarts 1, last failure: crash injected by operator") !=
+  CHECK(eventually([&] {
+    auto tree = std::get<1>(ctl({"tree", "greeter"}));
+    return tree.find("worker-2  worker, permanent, running, restarts 1, last failure: crash injected by operator") !=
            std::string::npos;
-    if (!seen) ::usleep(20000);
-  }
-  CHECK(seen);
+  }, 5s, 20ms));
 }
 
 TEST_CASE_METHOD(ctl_fixture, "cohortctl stop, start and restart a service", "[integration][cohortctl]") {
@@ -174,4 +179,33 @@ TEST_CASE_METHOD(ctl_fixture, "cohortctl tree lists the live entities of an enti
   auto [code, out, err] = ctl({"tree", "counter"});
   CHECK(code == 0);
   CHECK_THAT(out, Catch::Contains("entity/cart-7") && Catch::Contains("entity/cart-8"));
+}
+
+TEST_CASE("cohortctl registry shows each remote instance, its breaker and its counts", "[integration][cohortctl]") {
+  auto backend = std::make_unique<node_process>("[services.greeter]\n");
+  const std::string backend_endpoint = backend->endpoint;
+  node_process front("[remote.greeter]\nendpoints = [\"" + backend_endpoint +
+                     "\"]\nmax_retries = 0\nbreaker_failures = 2\nbreaker_cooldown_ms = 60000\nattempt_timeout_ms = 300\n");
+  std::vector<std::string> call{COHORT_BINARY, "call", "greeter.hello", R"({"name":"r"})", "--endpoint", front.endpoint};
+  for (int i = 0; i < 3; ++i) CHECK(run(call).first == 0);
+  auto [code, out, err] = run_ctl(front, {"registry"});
+  CHECK(code == 0);
+  CHECK_THAT(out, Catch::Contains("SERVICE") && Catch::Contains("LAST SUCCESS"));
+  CHECK_THAT(out, Catch::Contains(backend_endpoint) && Catch::Contains("config") && Catch::Contains("closed"));
+  CHECK_THAT(out, Catch::Contains("s ago"));
+  auto [jcode, jout, jerr] = run_ctl(front, {"--json", "registry"});
+  REQUIRE(jcode == 0);
+  auto j = nlohmann::json::parse(jout);
+  REQUIRE(j["instances"].size() == 1);
+  CHECK(j["instances"][0]["requests"] == 3);
+  CHECK(j["instances"][0]["failures"] == 0);
+  // The instance dies: two failed calls open its breaker, and the table says so.
+  backend->proc->signal(SIGKILL);
+  backend->proc->wait();
+  for (int i = 0; i < 2; ++i) CHECK(run(call).first != 0);
+  auto [code2, out2, err2] = run_ctl(front, {"--json", "registry"});
+  REQUIRE(code2 == 0);
+  auto j2 = nlohmann::json::parse(out2);
+  CHECK(j2["instances"][0]["breaker"] == "open");
+  CHECK(j2["instances"][0]["failures"] >= 2);
 }

@@ -9,6 +9,7 @@
 #include "cohort/examples/example_messages.hpp"
 #include "cohort/transport/client.hpp"
 #include "cohort/transport/json_bridge.hpp"
+#include "eventually.hpp"
 #include "node_process.hpp"
 #include "test_keys.hpp"
 
@@ -31,11 +32,7 @@ std::vector<std::string> instances_of(const node_process& gateway, const std::st
 }
 
 bool eventually_count(const node_process& gw, const std::string& service, std::size_t n) {
-  for (int i = 0; i < 300; ++i) {
-    if (instances_of(gw, service).size() == n) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return false;
+  return eventually([&] { return instances_of(gw, service).size() == n; }, 6s, 20ms);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <jwt.h>
 
 #include "cohort/security/http_auth.hpp"
+#include "eventually.hpp"
 #include "node_process.hpp"
 
 using namespace cohort;
@@ -90,12 +91,7 @@ TEST_CASE("HTTPS with the configured certificate, replaced while the node runs",
   make_certificate(dir / "cert2.pem", dir / "key2.pem", "second");
   std::filesystem::rename(dir / "key2.pem", key);
   std::filesystem::rename(dir / "cert2.pem", cert);
-  bool switched = false;
-  for (int i = 0; i < 50 && !switched; ++i) {
-    switched = Catch::EndsWith("200").match(curl({"--cacert", cert, base + "/health"}));
-    if (!switched) std::this_thread::sleep_for(100ms);
-  }
-  CHECK(switched);
+  CHECK(eventually([&] { return Catch::EndsWith("200").match(curl({"--cacert", cert, base + "/health"})); }, 5s, 100ms));
   CHECK_THAT(curl({"--cacert", first_ca, base + "/health"}), Catch::EndsWith("000"));
 }
 

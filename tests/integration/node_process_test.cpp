@@ -3,6 +3,7 @@
 
 #include <fstream>
 
+#include "eventually.hpp"
 #include "node_process.hpp"
 #include "cohort/transport/client.hpp"
 #include "temp_dir.hpp"
@@ -51,29 +52,21 @@ TEST_CASE("a call crosses process boundaries when services are split over two no
 }
 
 TEST_CASE("SIGTERM drains in-flight requests and exits 0", "[integration]") {
-  temp_dir dir;
-  auto cfg = write_file(dir, "n.toml", R"(
-[node]
-listen = ["tcp://127.0.0.1:*"]
-admin = "tcp://127.0.0.1:*"
-data_dir = ")" + (dir / "data") + R"("
-drain_timeout_ms = 3000
-[services.greeter]
-)");
-  child_process n({COHORT_BINARY, "run", "--config", cfg});
-  auto ep = n.endpoint();
-  REQUIRE(ep);
-  REQUIRE(n.wait_for_line("ready"));
-  client c(*ep);
+  node_process n("[services.greeter]\n", "drain_timeout_ms = 3000\n");
+  client c(n.endpoint);
   std::optional<reply> slow;
   c.call_async("greeter", "sleep", pack(sleep_args{400}), {}, [&](reply&& r) { slow = std::move(r); });
-  c.poll(std::chrono::milliseconds(100));  // the request is on its way
-  n.signal(SIGTERM);
+  // Ordered by state: the signal goes once the node runs the request.
+  REQUIRE(eventually([&] {
+    c.poll(std::chrono::milliseconds(0));
+    return n.service_status("greeter")["in_flight"] == 1;
+  }, std::chrono::milliseconds(3000)));
+  n.proc->signal(SIGTERM);
   REQUIRE(c.drain(std::chrono::seconds(5)));
   REQUIRE(slow);
   CHECK(slow->ok());
-  CHECK(n.wait() == 0);
-  CHECK_THAT(n.out(), Catch::Contains("SIGTERM, draining") && Catch::Contains("stopped"));
+  CHECK(n.proc->wait() == 0);
+  CHECK_THAT(n.proc->out(), Catch::Contains("SIGTERM, draining") && Catch::Contains("stopped"));
 }
 
 TEST_CASE("SIGINT stops an idle node with exit code 0", "[integration]") {

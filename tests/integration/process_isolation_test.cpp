@@ -13,6 +13,7 @@
 #include "cohort/transport/client.hpp"
 #include "cohort/transport/json_bridge.hpp"
 #include "temp_dir.hpp"
+#include "eventually.hpp"
 
 using namespace cohort;
 using namespace cohort::test;
@@ -20,30 +21,30 @@ using namespace std::chrono_literals;
 
 namespace {
 
+/// True while `pid` is a running process (not gone, not a zombie waiting for a reaper).
+bool running(int pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  auto state = line.find(") ");
+  return state != std::string::npos && line[state + 2] != 'Z' && line[state + 2] != 'X';
+}
+
+bool gone_within(int pid, std::chrono::milliseconds limit) {
+  return eventually([&] { return !running(pid); }, limit, 10ms);
+}
+
 struct isolated_node : node_process {
-  isolated_node() : node_process("[services.greeter]\n[services.counter]\n", "isolation = \"process\"\n") {
+  explicit isolated_node(const std::string& node_keys = "")
+      : node_process("[services.greeter]\n[services.counter]\n", "isolation = \"process\"\n" + node_keys) {
     REQUIRE(wait_until_up("greeter"));
     REQUIRE(wait_until_up("counter"));
   }
 
-  nlohmann::json service(const std::string& name) {
-    client c(admin, {}, {}, operator_keys());
-    auto r = c.call("admin", "status", *json_to_msgpack("{}"));
-    REQUIRE(r.ok());
-    auto j = nlohmann::json::parse(*msgpack_to_json(r.payload));
-    for (auto& s : j["services"])
-      if (s["name"] == name) return s;
-    FAIL("no service " << name);
-    return {};
-  }
+  nlohmann::json service(const std::string& name) const { return service_status(name); }
 
   bool wait_until_up(const std::string& name, std::chrono::milliseconds limit = 10s) {
-    auto until = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < until) {
-      if (service(name)["state"] == "up") return true;
-      std::this_thread::sleep_for(20ms);
-    }
-    return false;
+    return eventually([&] { return service(name)["state"] == "up"; }, limit, 20ms);
   }
 };
 
@@ -70,15 +71,13 @@ void check_isolation(int sig) {
   client c(n.endpoint);
   call_options quick;
   quick.timeout = 1000ms;
-  bool back = false;
-  auto until = std::chrono::steady_clock::now() + 10s;
-  while (!back && std::chrono::steady_clock::now() < until) {
+  bool back = eventually([&] {
     auto r = c.call("greeter", "hello", *json_to_msgpack(R"({"name":"again"})"), quick);
-    if (r.ok()) back = true;
-    else CHECK((r.error->is(errc::unavailable) || r.error->is(errc::timeout)));
-    if (!back) std::this_thread::sleep_for(20ms);
-  }
-  std::this_thread::sleep_for(200ms);
+    if (r.ok()) return true;
+    CHECK((r.error->is(errc::unavailable) || r.error->is(errc::timeout)));
+    return false;
+  }, 10s, 20ms);
+  std::this_thread::sleep_for(200ms);  // the load goes on beside the restarted process
   stop = true;
   load.join();
   CHECK(back);
@@ -113,25 +112,19 @@ TEST_CASE("an operator stops, starts and restarts a service process", "[integrat
   auto first = n.service("greeter")["pid"].get<int>();
   REQUIRE(command("stop", "greeter").ok());
   client c(n.endpoint);
-  bool refused = false;
-  for (int i = 0; i < 200 && !refused; ++i) {
+  CHECK(eventually([&] {
     auto r = c.call("greeter", "hello", *json_to_msgpack(R"({"name":"x"})"));
-    refused = !r.ok() && r.error->is(errc::unavailable);
-    if (!refused) std::this_thread::sleep_for(10ms);
-  }
-  CHECK(refused);
+    return !r.ok() && r.error->is(errc::unavailable);
+  }, 2s, 10ms));
   REQUIRE(command("start", "greeter").ok());
   REQUIRE(n.wait_until_up("greeter"));
   auto second = n.service("greeter")["pid"].get<int>();
   CHECK(second != first);
   REQUIRE(command("restart", "greeter").ok());
-  bool replaced = false;
-  for (int i = 0; i < 500 && !replaced; ++i) {
+  CHECK(eventually([&] {
     auto s = n.service("greeter");
-    replaced = s["state"] == "up" && s["pid"].get<int>() != second && s["pid"].get<int>() > 0;
-    if (!replaced) std::this_thread::sleep_for(10ms);
-  }
-  CHECK(replaced);
+    return s["state"] == "up" && s["pid"].get<int>() != second && s["pid"].get<int>() > 0;
+  }, 5s, 10ms));
   CHECK(c.call("greeter", "hello", *json_to_msgpack(R"({"name":"x"})")).ok());
   CHECK(command("restart", "nosuch").error->is(errc::unknown_service));
 }
@@ -162,12 +155,10 @@ TEST_CASE("a service process that is down reports pid null, never -1", "[integra
   isolated_node n;
   client admin(n.admin, {}, {}, n.operator_keys());
   REQUIRE(admin.call("admin", "stop", *json_to_msgpack(R"({"target":"greeter"})")).ok());
-  bool stopped = false;
-  for (int i = 0; i < 250 && !stopped; ++i) {
+  eventually([&] {
     auto s = n.service("greeter");
-    stopped = s["state"] != "up" && s["pid"].is_null();
-    if (!stopped) std::this_thread::sleep_for(20ms);
-  }
+    return s["state"] != "up" && s["pid"].is_null();
+  }, 5s, 20ms);
   auto s = n.service("greeter");
   CHECK(s["pid"].is_null());  // `kill -9 $pid` with -1 signals every process on the machine
   CHECK(n.service("counter")["pid"].get<int>() > 0);
@@ -193,11 +184,41 @@ TEST_CASE("storage verbs reach the service's process in process isolation", "[in
   REQUIRE(v.ok());
   CHECK(nlohmann::json::parse(*msgpack_to_json(v.payload))["value"] == 2);
   // The counters only the process knows reach the parent's status (they read 0 before).
-  bool seen = false;
-  for (int i = 0; i < 100 && !seen; ++i) {
+  CHECK(eventually([&] {
     auto svc = n.service("counter");
-    seen = svc["kind"] == "entities" && svc["activations"].get<int>() >= 1 && svc["live_entities"].get<int>() >= 1;
-    if (!seen) std::this_thread::sleep_for(50ms);
-  }
-  CHECK(seen);
+    return svc["kind"] == "entities" && svc["activations"].get<int>() >= 1 && svc["live_entities"].get<int>() >= 1;
+  }, 5s, 50ms));
+}
+
+TEST_CASE("service processes die with their node, even when it is SIGKILLed", "[integration][isolation]") {
+  isolated_node n;
+  auto greeter = n.service("greeter")["pid"].get<int>(), counter = n.service("counter")["pid"].get<int>();
+  REQUIRE(running(greeter));
+  REQUIRE(running(counter));
+  n.proc->signal(SIGKILL);  // no chance to stop them: PR_SET_PDEATHSIG does it
+  CHECK(n.proc->wait(5s) == 128 + SIGKILL);
+  CHECK(gone_within(greeter, 5s));
+  CHECK(gone_within(counter, 5s));
+}
+
+TEST_CASE("a service process that does not finish draining is SIGKILLed after drain_timeout_ms + 1 s",
+          "[integration][isolation]") {
+  isolated_node n("drain_timeout_ms = 300\n");
+  auto greeter = n.service("greeter")["pid"].get<int>();
+  // A blocking handler for 20 s holds the greeter process past its drain.
+  client c(n.endpoint);
+  call_options o;
+  o.timeout = 30s;
+  c.call_async("greeter", "sleep", *json_to_msgpack(R"({"ms":20000})"), o, [](reply&&) {});
+  REQUIRE(eventually([&] { return n.service("greeter")["in_flight"] == 1; }));
+  auto t = std::chrono::steady_clock::now();
+  n.proc->signal(SIGTERM);
+  auto code = n.proc->wait(15s);
+  auto took = std::chrono::steady_clock::now() - t;
+  INFO("the node took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms to stop");
+  REQUIRE(code);
+  CHECK(*code == 0);
+  CHECK(took >= 1s);    // it gave the child its drain time and one more second
+  CHECK(took < 10s);    // and did not wait for the 20 s handler
+  CHECK(gone_within(greeter, 2s));
 }

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "child_process.hpp"
+#include "eventually.hpp"
 #include "netns.hpp"
 #include "temp_dir.hpp"
 #include "test_keys.hpp"
@@ -71,12 +72,7 @@ TEST_CASE("three nodes on two hosts over CURVE: registration and calls need trus
     for (const auto& i : r["instances"]) n += i["service"] == service;
     return n;
   };
-  bool both = false;
-  for (int i = 0; i < 50 && !both; ++i) {
-    both = count(registry(), "greeter") == 2;
-    if (!both) std::this_thread::sleep_for(100ms);
-  }
-  REQUIRE(both);
+  REQUIRE(eventually([&] { return count(registry(), "greeter") == 2; }, 5s, 100ms));
   CHECK(count(registry(), "counter") == 0);  // the rogue node's heartbeats never got in
 
   // A trusted client on the other host calls through the gateway to either instance, as itself.

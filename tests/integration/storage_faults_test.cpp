@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "eventually.hpp"
 #include "node_process.hpp"
 #include "cohort/examples/example_messages.hpp"
 #include "cohort/actors/method_context.hpp"
@@ -123,13 +124,11 @@ TEST_CASE("a full disk is storage_full to the caller, the node, other services a
   CHECK_THAT(storage["write_error"].get<std::string>(), Catch::Contains("full"));
 
   disk.free();
-  bool resumed = false;
-  for (int i = 0; i < 100 && !resumed; ++i) {
+  bool resumed = eventually([&] {
     auto r = c.call_as<counter_value>("counter", "add", add_args{1}, keyed("after"));
-    resumed = r.ok();
-    if (resumed) acknowledged["after"] = r->value;
-    else std::this_thread::sleep_for(50ms);
-  }
+    if (r.ok()) acknowledged["after"] = r->value;
+    return r.ok();
+  }, 5s, 50ms);
   CHECK(resumed);  // without a restart
   for (const auto& [key, value] : acknowledged) {
     auto v = c.call_as<counter_value>("counter", "get", no_args{}, keyed(key));
@@ -172,12 +171,7 @@ TEST_CASE("a node started on a full disk comes up and says which store cannot wo
   }
   disk.free();
   if (counter_state == "down") REQUIRE(n.admin_call("start", R"({"target":"counter"})")["error"].is_null());
-  bool ok = false;
-  for (int i = 0; i < 100 && !ok; ++i) {
-    ok = c.call_as<counter_value>("counter", "add", add_args{1}, keyed("kept")).ok();
-    if (!ok) std::this_thread::sleep_for(50ms);
-  }
-  CHECK(ok);
+  CHECK(eventually([&] { return c.call_as<counter_value>("counter", "add", add_args{1}, keyed("kept")).ok(); }, 5s, 50ms));
   CHECK(c.call_as<counter_value>("counter", "get", no_args{}, keyed("kept"))->value == 6);
 }
 

@@ -326,3 +326,48 @@ TEST_CASE("a handler's missing dependency reaches its caller as unavailable, not
   CHECK(r.error->is(errc::unavailable));  // the client named visits, which exists
   CHECK_THAT(r.error->message, Catch::Contains("counter"));
 }
+
+TEST_CASE_METHOD(edge_fixture, "a header frame over 4 KiB is too_large and the peer is still served",
+                 "[runtime][bad-input]") {
+  raw_peer p(endpoint());
+  p.send({request_header(51, "greeter", "hello" + std::string(5000, 'o')), pack(hello_args{"x"})});
+  auto [h, e] = p.receive_error();
+  CHECK(e.is(errc::too_large));
+  CHECK_THAT(e.message, Catch::Contains("4096"));
+  // The same connection goes on: a well-formed request on it is answered.
+  p.send({request_header(52, "greeter", "hello"), pack(hello_args{"after"})});
+  std::vector<zmq::message_t> frames;
+  REQUIRE(zmq::recv_multipart(p.s, std::back_inserter(frames)));
+  auto reply = decode_envelope(frames[0].to_string_view(), {});
+  REQUIRE(reply.ok());
+  CHECK(reply->id == 52);
+  CHECK(reply->kind == message_kind::reply);
+}
+
+TEST_CASE("a string or a container past the node's limits is too_large and the node keeps serving",
+          "[runtime][bad-input]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  cfg.limits.max_string = 1000;
+  cfg.limits.max_container = 100;
+  auto n = start_node(cfg);
+  raw_peer p(n->endpoints().front());
+  p.send({request_header(61, "greeter", "echo"), pack(echo_args{std::string(1001, 's')})});
+  auto [h1, e1] = p.receive_error();
+  CHECK(h1.id == 61);
+  CHECK(e1.is(errc::too_large));
+  p.send({request_header(62, "greeter", "echo"), pack(std::vector<int>(101, 7))});
+  auto [h2, e2] = p.receive_error();
+  CHECK(h2.id == 62);
+  CHECK(e2.is(errc::too_large));
+  std::map<std::string, int> wide;
+  for (int i = 0; i < 101; ++i) wide["k" + std::to_string(i)] = i;
+  p.send({request_header(63, "greeter", "echo"), pack(wide)});
+  auto [h3, e3] = p.receive_error();
+  CHECK(e3.is(errc::too_large));
+  // At the limits exactly, the same shapes are served.
+  client c(n->endpoints().front());
+  auto echoed = c.call_as<echo_args>("greeter", "echo", echo_args{std::string(1000, 's')});
+  REQUIRE(echoed.ok());
+  CHECK(echoed->data.size() == 1000);
+}

@@ -1,6 +1,8 @@
 // Entity state in the service's store: idempotency, event sourcing, deletion.
 #include <catch2/catch.hpp>
 
+#include <atomic>
+
 #include "cohort/transport/client.hpp"
 #include "cohort/transport/json_bridge.hpp"
 #include "test_node.hpp"
@@ -68,6 +70,45 @@ TEST_CASE("a business error is remembered for its idempotency key", "[storage][r
   REQUIRE_FALSE(retry.ok());
   CHECK(retry.error->code == "insufficient_funds");  // the same answer, no late effect
   CHECK(c.call_as<balance_reply>("ledger", "balance", no_args{}, op("acct"))->balance == 100);
+}
+
+TEST_CASE("a runtime failure is not stored under its idempotency key: the retry runs again", "[storage][runtime]") {
+  // The first attempt of each key crashes its handler (internal); a retry with
+  // the same key must run, not get `internal` back from the store.
+  static std::atomic<int> attempts{0};
+  attempts = 0;
+  auto flaky = entity_service<counter_state>("flaky")
+                   .method("add",
+                           [](entity_context<counter_state>& ctx, const add_args& a) {
+                             if (attempts.fetch_add(1) == 0) throw std::runtime_error("first attempt fails");
+                             ctx.state().value += a.n;
+                             return counter_value{ctx.key(), ctx.state().value};
+                           })
+                   .build();
+  auto catalog = example_services();
+  catalog.push_back(flaky);
+  temp_dir dir;
+  auto started = node::start(loopback_config(dir.path(), catalog), catalog);
+  REQUIRE(started);
+  auto& n = *started;
+  client c(n->endpoints().front());
+  auto first = c.call_as<counter_value>("flaky", "add", add_args{5}, op("k", "once"));
+  REQUIRE(!first.ok());
+  CHECK(first.error().is(errc::internal));
+  // The crashed entity is being restarted meanwhile: a retry may meet `unavailable` first.
+  result<counter_value> retry = error_info{errc::unavailable, "not tried"};
+  eventually([&] {
+    retry = c.call_as<counter_value>("flaky", "add", add_args{5}, op("k", "once"));
+    return retry.ok() || !retry.error().is(errc::unavailable);
+  });
+  REQUIRE(retry.ok());
+  CHECK(retry->value == 5);
+  CHECK(attempts == 2);
+  // Now the business result is stored: a third call is answered from it.
+  auto again = c.call_as<counter_value>("flaky", "add", add_args{5}, op("k", "once"));
+  REQUIRE(again.ok());
+  CHECK(again->value == 5);
+  CHECK(attempts == 2);
 }
 
 TEST_CASE("an event-sourced entity recovers from its snapshot plus the journal after it", "[storage][runtime]") {

@@ -199,6 +199,32 @@ TEST_CASE("stop lets in-flight requests finish and refuses new ones", "[runtime]
   CHECK_THAT(refused->error->message, Catch::Contains("shutting down"));
 }
 
+TEST_CASE("a request still running at the end of the drain timeout is answered unavailable, and stop returns",
+          "[runtime]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  cfg.drain_timeout = std::chrono::milliseconds(300);
+  auto n = start_node(cfg);
+  client c(n->endpoints().front());
+  std::optional<reply> slow;
+  call_options o;
+  o.timeout = std::chrono::seconds(20);
+  c.call_async("greeter", "sleep", pack(sleep_args{4000}), o, [&](reply&& r) { slow = std::move(r); });
+  REQUIRE(eventually([&] { return status_of(*n, "greeter").in_flight == 1; }));
+  auto started = std::chrono::steady_clock::now();
+  std::thread stopper([&] { n->stop(); });
+  // The caller hears at the drain timeout, not when the 4 s handler ends.
+  REQUIRE(c.drain(std::chrono::seconds(3)));
+  auto answered_after = std::chrono::steady_clock::now() - started;
+  REQUIRE(slow);
+  REQUIRE(slow->error);
+  CHECK(slow->error->is(errc::unavailable));
+  CHECK_THAT(slow->error->message, Catch::Contains("drain timeout of 300 ms"));
+  CHECK(answered_after >= std::chrono::milliseconds(250));
+  CHECK(answered_after < std::chrono::milliseconds(3000));
+  stopper.join();
+}
+
 TEST_CASE("a service whose store cannot open is down while the others serve", "[runtime][storage]") {
   temp_dir dir;
   auto cfg = loopback_config(dir.path());

@@ -353,4 +353,44 @@ TEST_CASE("by default the watchdog names a handler that blocks without saying so
   REQUIRE(c.drain(3s));
   REQUIRE(slow);
   CHECK(slow->ok());
+  // on_stuck = "report" (the default) only reports: the worker was never replaced.
+  CHECK(child_of(*n, "sloth", "worker-1").restarts == 0);
+  CHECK(status_of(*n, "sloth").restarts == 0);
+}
+
+TEST_CASE("the watchdog names an entity handler that holds its scheduler thread, with its key",
+          "[supervision][runtime]") {
+  auto snail = entity_service<counter_state>("snail")
+                   .method("crawl",
+                           [](entity_context<counter_state>& ctx, const sleep_args& a) {
+                             std::this_thread::sleep_for(std::chrono::milliseconds(a.ms));  // blocks its thread
+                             ctx.state().value++;
+                             return counter_value{ctx.key(), ctx.state().value};
+                           })
+                   .build();
+  auto catalog = example_services();
+  catalog.push_back(snail);
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path(), catalog);
+  service_config snail_cfg;
+  snail_cfg.name = "snail";
+  cfg.services.push_back(snail_cfg);
+  auto started = node::start(cfg, catalog);
+  REQUIRE(started);
+  auto& n = *started;
+  client c(n->endpoints().front());
+  std::optional<reply> slow;
+  call_options o;
+  o.key = "shell-7";
+  c.call_async("snail", "crawl", pack(sleep_args{1600}), o, [&](reply&& r) { slow = std::move(r); });
+  REQUIRE(eventually([&] { return status_of(*n, "snail").stuck_handlers == 1; }, 3000ms));
+  CHECK_THAT(status_of(*n, "snail").last_failure,
+             Catch::Contains("snail/entity/shell-7") && Catch::Contains("snail.crawl") && Catch::Contains("1000 ms"));
+  REQUIRE(c.drain(3s));
+  REQUIRE(slow);
+  CHECK(slow->ok());
+  // Reported once per stuck handler; a quick one is not reported.
+  o.key = "shell-8";
+  CHECK(c.call_as<counter_value>("snail", "crawl", sleep_args{1}, o).ok());
+  CHECK(status_of(*n, "snail").stuck_handlers == 1);
 }

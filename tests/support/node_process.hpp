@@ -8,8 +8,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include "child_process.hpp"
 #include "cohort/security/client_keys.hpp"
+#include "cohort/transport/client.hpp"
+#include "cohort/transport/json_bridge.hpp"
 #include "temp_dir.hpp"
 
 namespace cohort::test {
@@ -30,6 +34,18 @@ struct node_process {
     auto found = security::find_client_keys(admin, choice);
     REQUIRE(found);
     return *found;
+  }
+
+  /// One service's entry of the node's admin `status` (state, pid, in_flight, restarts, ...).
+  nlohmann::json service_status(const std::string& name) const {
+    client c(admin, {}, {}, operator_keys());
+    auto r = c.call("admin", "status", *json_to_msgpack("{}"));
+    REQUIRE(r.ok());
+    auto j = nlohmann::json::parse(*msgpack_to_json(r.payload));
+    for (auto& s : j["services"])
+      if (s["name"] == name) return s;
+    FAIL("no service " << name);
+    return {};
   }
 
   /// `node_keys` go into [node]; `sections` follow it (e.g. "[services.greeter]\n").

@@ -9,6 +9,7 @@
 #include "cohort/examples/example_services.hpp"
 #include "cohort/runtime/node.hpp"
 #include "cohort/transport/client.hpp"
+#include "eventually.hpp"
 #include "temp_dir.hpp"
 
 namespace cohort::test {
@@ -52,17 +53,6 @@ inline call_options keyed(const std::string& key, std::chrono::milliseconds time
   o.key = key;
   o.timeout = timeout;
   return o;
-}
-
-/// Polls `cond` every 5 ms for at most `limit`; true once it holds.
-inline bool eventually(const std::function<bool()>& cond,
-                       std::chrono::milliseconds limit = std::chrono::milliseconds(5000)) {
-  auto until = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < until) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return cond();
 }
 
 }  // namespace cohort::test

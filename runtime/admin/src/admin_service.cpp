@@ -226,10 +226,10 @@ void admin_worker::run() {
 namespace {
 }  // namespace
 
-std::string services_json(const std::vector<service_status>& services) {
+json services_json(const std::vector<service_status>& services) {
   json out = json::array();
   for (const auto& s : services) out.push_back(to_json(s, false));
-  return out.dump(-1, ' ', false, json::error_handler_t::replace);
+  return out;
 }
 
 void handle_admin(admin_operations& n, admin_worker& worker, request_ptr req) {

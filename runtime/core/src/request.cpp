@@ -31,8 +31,9 @@ bool request::claim() noexcept {
 }
 
 void request::release() noexcept {
-  if (in_flight_) in_flight_->fetch_sub(1, std::memory_order_relaxed);
-  in_flight_ = nullptr;
+  // Only after a successful claim(): once per request.
+  if (held_by_) held_by_->remove(this);
+  held_by_ = nullptr;
 }
 
 bool request::respond(std::string result) {
@@ -90,9 +91,42 @@ void request::record_span(std::string_view code) const {
   span.tracer->record(std::move(s), span.sampled);
 }
 
-void request::hold(std::atomic<std::int64_t>* in_flight) noexcept {
-  in_flight_ = in_flight;
-  in_flight_->fetch_add(1, std::memory_order_relaxed);
+void request::hold(in_flight_set* in_flight) noexcept {
+  held_by_ = in_flight;
+  in_flight->add(this);
+}
+
+void in_flight_set::add(request* r) noexcept {
+  std::lock_guard<std::mutex> guard(mutex_);
+  r->prev_ = nullptr;
+  r->next_ = head_;
+  if (head_) head_->prev_ = r;
+  head_ = r;
+  count_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void in_flight_set::remove(request* r) noexcept {
+  std::lock_guard<std::mutex> guard(mutex_);
+  if (r->prev_) r->prev_->next_ = r->next_;
+  else if (head_ == r) head_ = r->next_;
+  if (r->next_) r->next_->prev_ = r->prev_;
+  r->prev_ = r->next_ = nullptr;
+  count_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+std::size_t in_flight_set::fail_all(const error_info& err) {
+  // Owners taken under the lock: a request whose last owner is letting go
+  // (its destructor waits for this lock to unlist itself) is skipped; its
+  // destructor answers it.
+  std::vector<request_ptr> held;
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    for (auto* r = head_; r; r = r->next_)
+      if (auto owner = r->weak_from_this().lock()) held.push_back(std::move(owner));
+  }
+  std::size_t answered = 0;
+  for (auto& r : held) answered += r->fail(err);
+  return answered;
 }
 
 std::chrono::milliseconds request::remaining() const {

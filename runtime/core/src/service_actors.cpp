@@ -68,6 +68,47 @@ log::context log_context_of(const envelope& h, const std::string& actor) {
 
 std::string exception_name(const std::exception& e) { return boost::core::demangle(typeid(e).name()); }
 
+/// Marks a handler as running for the watchdog: a worker in its own activity
+/// record, an entity in its scheduler thread's slot of the service.
+class busy_marker {
+ public:
+  busy_marker(handler_activity* worker, service_runtime* entity_service, const std::string* method,
+              const std::string* child)
+      : worker_(worker) {
+    auto now = clock_type::now().time_since_epoch().count();
+    if (worker_) {
+      worker_->method.store(method, std::memory_order_relaxed);
+      worker_->busy_since_ns.store(now, std::memory_order_release);
+      return;
+    }
+    if (!entity_service) return;
+    static std::atomic<std::size_t> next_ordinal{0};
+    thread_local const std::size_t ordinal = next_ordinal.fetch_add(1);
+    auto& slot = entity_service->entity_activity[ordinal % service_runtime::entity_activity_slots];
+    std::lock_guard<std::mutex> guard(slot.m);
+    if (slot.busy_since_ns.load(std::memory_order_relaxed) != 0) return;  // another thread's: unwatched
+    slot.child = child;
+    slot.method.store(method, std::memory_order_relaxed);
+    slot.reported.store(false, std::memory_order_relaxed);
+    slot.busy_since_ns.store(now, std::memory_order_release);
+    slot_ = &slot;
+  }
+  ~busy_marker() {
+    if (worker_) worker_->busy_since_ns.store(0, std::memory_order_release);
+    if (slot_) {
+      std::lock_guard<std::mutex> guard(slot_->m);
+      slot_->busy_since_ns.store(0, std::memory_order_release);
+      slot_->child = nullptr;
+    }
+  }
+  busy_marker(const busy_marker&) = delete;
+  busy_marker& operator=(const busy_marker&) = delete;
+
+ private:
+  handler_activity* worker_ = nullptr;
+  entity_activity_slot* slot_ = nullptr;
+};
+
 /// Runs handlers inside one actor (worker or entity), keeps the continuations
 /// of the calls they make, and for entities writes their changes through the
 /// service's group committer before replying. Lives and dies with its actor.
@@ -438,17 +479,7 @@ void method_runner::start(const request_ptr& req, bool checked) {
   }
   auto inv = std::make_shared<actor_invocation>(req, std::move(*args), this, it->second.read_only);
   // The watchdog reads this marker to find handlers that block too long.
-  struct busy_guard {
-    handler_activity* a;
-    busy_guard(handler_activity* act, const std::string* method) : a(act) {
-      if (!a) return;
-      a->method.store(method, std::memory_order_relaxed);
-      a->busy_since_ns.store(clock_type::now().time_since_epoch().count(), std::memory_order_release);
-    }
-    ~busy_guard() {
-      if (a) a->busy_since_ns.store(0, std::memory_order_release);
-    }
-  } busy(activity_.get(), &it->first);
+  busy_marker busy(activity_.get(), persistence_ ? svc_.get() : nullptr, &it->first, &actor_);
   log::scope logging(log_context_of(h, actor_));
   if (persistence_ && svc_->def.pending) persistence_->set_trace(h.traceparent);
   if (persistence_ && svc_->def.reminders && h.method == reminder_method) mark_reminder_fired(*req);

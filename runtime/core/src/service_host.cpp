@@ -107,6 +107,12 @@ std::int64_t service_host::in_flight() const {
   return n;
 }
 
+std::size_t service_host::fail_in_flight(const error_info& err) {
+  std::size_t n = 0;
+  for (auto& [name, s] : services_) n += s.svc->in_flight.fail_all(err);
+  return n;
+}
+
 result<bool> service_host::start(hosted& h) {
   auto& svc = *h.svc;
   if (svc.def.kind == service_kind::entities && !svc.db) {
@@ -183,6 +189,26 @@ void service_host::watch() {
         svc.record_failure(what);
         if (svc.cfg.replace_stuck)
           if (auto root = svc.root()) detail::command_child(root, child_command::replace_stuck, child);
+      }
+      // Entity handlers: reported only. An entity cannot be replaced beside
+      // its running handler (two copies of one key would write).
+      for (auto& slot : svc.entity_activity) {
+        auto since = slot.busy_since_ns.load(std::memory_order_acquire);
+        if (since == 0 || now - since < limit || slot.reported.load()) continue;
+        std::string child;
+        const std::string* method = nullptr;
+        {
+          std::lock_guard<std::mutex> guard(slot.m);
+          if (slot.busy_since_ns.load() != since || !slot.child || slot.reported.exchange(true)) continue;
+          child = *slot.child;
+          method = slot.method.load();
+        }
+        auto what = "watchdog: " + name + "/" + child + " has been running " + name + "." +
+                    (method ? *method : std::string("?")) + " for more than " + std::to_string(timeout.count()) +
+                    " ms (an entity handler holds a shared scheduler thread)";
+        log::get("service")->warn("{}", what);
+        svc.stuck_handlers++;
+        svc.record_failure(what);
       }
     }
   }

@@ -163,10 +163,10 @@ struct node::impl final : detail::call_router {
 
   /// What /health answers besides ready or not: every service's state and
   /// every remote dependency's (instances, breakers, last success).
-  std::string health_json() const {
+  nlohmann::json health_json() const {
     using json = nlohmann::json;
-    json out = {{"services", json::parse(detail::services_json(owner->services()))}, {"remotes", json::array()}};
-    if (cfg.remotes.empty() || processes) return out.dump(-1, ' ', false, json::error_handler_t::replace);
+    json out = {{"services", detail::services_json(owner->services())}, {"remotes", json::array()}};
+    if (cfg.remotes.empty() || processes) return out;
     auto instances = owner->registry();
     for (const auto& r : cfg.remotes) {
       std::size_t known = 0, available = 0;
@@ -181,7 +181,7 @@ struct node::impl final : detail::call_router {
                                 {"available", available},
                                 {"last_success_s", last_success < 0 ? json(nullptr) : json(last_success)}});
     }
-    return out.dump(-1, ' ', false, json::error_handler_t::replace);
+    return out;
   }
 
   /// What /metrics reads at scrape time.
@@ -677,8 +677,15 @@ void node::stop() {
   auto in_flight = [&p] { return p.host->in_flight() + p.io->forwarded_in_flight(); };
   auto until = clock_type::now() + p.cfg.drain_timeout;
   while (in_flight() > 0 && clock_type::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  if (auto left = in_flight(); left > 0)
+  if (auto left = in_flight(); left > 0) {
     log::get("node")->warn("drain timeout: {} request(s) still in flight are answered 'unavailable'", left);
+    // Answered now, not when their handlers end (a blocking one may run on).
+    const error_info why{errc::unavailable, "node is shutting down: its drain timeout of " +
+                                                std::to_string(p.cfg.drain_timeout.count()) +
+                                                " ms passed before this request was answered"};
+    p.host->fail_in_flight(why);
+    p.io->fail_forwarded(why);
+  }
   // Operator verbs still queued run first (they use the services).
   p.admin_worker.reset();
   // Child processes drain on SIGTERM; their replies still pass our I/O thread.

@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "cohort/runtime/node_config.hpp"
 #include "cohort/core/request.hpp"
 #include "cohort/observability/tracer.hpp"
@@ -22,7 +24,7 @@ class http_front {
  public:
   using router = std::function<void(request_ptr)>;
   /// JSON for GET /health: {"services": [...], "remotes": [...]}.
-  using health = std::function<std::string()>;
+  using health = std::function<nlohmann::json()>;
   using predicate = std::function<bool(const envelope&)>;
   /// What keeps the node from being ready (a service not up, draining); empty when ready.
   using readiness = std::function<std::vector<std::string>()>;

@@ -9,6 +9,8 @@
 #include <mutex>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "cohort/admin/operations.hpp"
 
 namespace cohort::detail {
@@ -40,7 +42,7 @@ class admin_worker {
 /// go to `worker` and are answered from there.
 void handle_admin(admin_operations& n, admin_worker& worker, request_ptr req);
 
-/// The services' status as JSON text (an array), for cohortctl and GET /health.
-[[nodiscard]] std::string services_json(const std::vector<service_status>& services);
+/// The services' status as JSON (an array), for cohortctl and GET /health.
+[[nodiscard]] nlohmann::json services_json(const std::vector<service_status>& services);
 
 }  // namespace cohort::detail

@@ -5,7 +5,9 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "cohort/observability/tracer.hpp"
 #include "cohort/transport/envelope.hpp"
@@ -17,11 +19,36 @@ namespace cohort::detail {
 /// reply header and payload (for errors, the encoded error map).
 using reply_sink = std::function<void(const envelope& header, std::string&& payload)>;
 
+class request;
+
+/// The requests one holder (a service, the node's forwarding) keeps until
+/// they are answered: counted for admission and for the drain, and listed so
+/// that a node whose drain timeout passes can answer the ones still running
+/// (a blocking handler may run on for seconds) instead of leaving their
+/// callers to wait it out. Adding and removing take a short lock.
+class in_flight_set {
+ public:
+  [[nodiscard]] std::int64_t load(std::memory_order order = std::memory_order_seq_cst) const noexcept {
+    return count_.load(order);
+  }
+  /// Answers every request still held with `err`; a handler still running
+  /// then finds its request answered. Returns how many it answered.
+  std::size_t fail_all(const error_info& err);
+
+ private:
+  friend class request;
+  void add(request* r) noexcept;
+  void remove(request* r) noexcept;
+  std::atomic<std::int64_t> count_{0};
+  std::mutex mutex_;
+  request* head_ = nullptr;
+};
+
 /// A request inside the node. It is answered exactly once: by respond(), by
 /// fail(), or, if it is destroyed unanswered (its actor crashed with it in the
 /// mailbox, or the node stopped), with `unavailable` by its destructor, so no
 /// caller ever waits in silence. Safe to answer from any thread.
-class request {
+class request : public std::enable_shared_from_this<request> {
  public:
   request(envelope header, std::string payload, std::chrono::steady_clock::time_point deadline,
           reply_sink sink);
@@ -35,9 +62,9 @@ class request {
   bool fail(const error_info& err);
   [[nodiscard]] bool answered() const noexcept { return answered_.load(std::memory_order_acquire); }
 
-  /// Counted against a service's in-flight bound until answered.
-  void hold(std::atomic<std::int64_t>* in_flight) noexcept;
-  [[nodiscard]] bool held() const noexcept { return in_flight_ != nullptr; }
+  /// Counted against a service's in-flight bound (and listed) until answered.
+  void hold(in_flight_set* in_flight) noexcept;
+  [[nodiscard]] bool held() const noexcept { return held_by_ != nullptr; }
 
   [[nodiscard]] std::chrono::milliseconds remaining() const;
 
@@ -66,9 +93,12 @@ class request {
   void release() noexcept;
   void record_span(std::string_view code) const;
 
+  friend class in_flight_set;
   reply_sink sink_;
   std::atomic<bool> answered_{false};
-  std::atomic<std::int64_t>* in_flight_ = nullptr;
+  in_flight_set* held_by_ = nullptr;
+  request* prev_ = nullptr;  ///< neighbours in held_by_'s list, under its lock
+  request* next_ = nullptr;
 };
 
 using request_ptr = std::shared_ptr<request>;

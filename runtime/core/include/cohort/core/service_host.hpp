@@ -48,6 +48,9 @@ class service_host {
 
   [[nodiscard]] std::vector<service_status> status() const;
   [[nodiscard]] std::int64_t in_flight() const;
+  /// Answers every request its services still hold with `err` (a drain that
+  /// timed out): their callers hear now, whatever the handlers do.
+  std::size_t fail_in_flight(const error_info& err);
 
   result<bool> stop_service(const std::string& name);
   result<bool> start_service(const std::string& name);

@@ -4,6 +4,7 @@
 // runtime; keeps CAF out of the public headers.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <map>
 #include <memory>
@@ -38,6 +39,17 @@ struct handler_activity {
   std::atomic<bool> reported{false};
 };
 
+/// What an entity handler is doing, for the watchdog. Entities run on the
+/// shared scheduler threads, so a slot per thread (not per entity: there may
+/// be a million) is enough to see a handler that holds its thread too long.
+/// `child` points into the running entity; the handler's end and the
+/// watchdog's read of it both take `m`, so it is never read after the entity
+/// could be gone.
+struct entity_activity_slot : handler_activity {
+  std::mutex m;
+  const std::string* child = nullptr;  ///< guarded by m; "entity/<key>"
+};
+
 /// Where the events of one topic go: a method of a subscribing service.
 struct subscriber_target {
   std::string service;
@@ -53,12 +65,16 @@ struct service_runtime {
   call_router* calls = nullptr;       ///< where outbound calls go
   observability::tracer* tracer = nullptr;  ///< the node's spans (calls, store writes, events); may be null
   bool allow_fault_injection = false;
-  std::atomic<std::int64_t> in_flight{0};
+  in_flight_set in_flight;  ///< admitted requests not answered yet
   std::atomic<std::uint64_t> restarts{0};
   std::atomic<std::uint64_t> activations{0};
   std::atomic<std::uint64_t> passivations{0};
   std::atomic<std::int64_t> live_entities{0};
   std::atomic<std::uint64_t> stuck_handlers{0};
+  /// Entity handlers in progress, one slot per scheduler thread (by the
+  /// thread's ordinal; a thread whose slot is taken goes unwatched).
+  static constexpr std::size_t entity_activity_slots = 64;
+  std::array<entity_activity_slot, entity_activity_slots> entity_activity;
 
   /// Topic -> the subscribers of this service's events (fixed at start).
   std::map<std::string, std::vector<subscriber_target>, std::less<>> subscribers;

@@ -106,6 +106,9 @@ class io_loop {
   [[nodiscard]] const io_counters& counters() const noexcept { return counters_; }
   /// Requests forwarded to remote instances and not answered yet (any thread).
   [[nodiscard]] std::int64_t forwarded_in_flight() const noexcept { return forwarded_.load(); }
+  /// Answers every forwarded request still waiting with `err` (a drain that
+  /// timed out; any thread). Their late replies are then dropped.
+  std::size_t fail_forwarded(const error_info& err) { return forwarded_.fail_all(err); }
 
  private:
   struct listener {
@@ -145,7 +148,7 @@ class io_loop {
 
   /// First member, so destroyed last: the forwarded requests that hold it
   /// live in the clients and timers below.
-  std::atomic<std::int64_t> forwarded_{0};
+  in_flight_set forwarded_;
   zmq::context_t& ctx_;
   wire_limits limits_;
   std::chrono::milliseconds default_deadline_;
