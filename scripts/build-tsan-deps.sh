@@ -54,7 +54,7 @@ cmake -S actor-framework-0.17.6 -B caf-build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 cmake --build caf-build -j "$jobs" --target libcaf_core_shared  # Cohort links only libcaf_core
 
 # libzmq: the packaged configuration's essentials (CURVE via libsodium).
-cmake -S zeromq-4.3.4 -B zmq-build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+cmake -S libzmq-4.3.4 -B zmq-build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
   -DCMAKE_SHARED_LINKER_FLAGS=-fsanitize=thread \
   -DWITH_LIBSODIUM=ON -DENABLE_CURVE=ON -DBUILD_TESTS=OFF -DBUILD_STATIC=OFF \

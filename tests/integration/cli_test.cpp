@@ -18,10 +18,7 @@ struct node_fixture : node_process {
     argv.insert(argv.end(), args.begin(), args.end());
     argv.push_back("--endpoint");
     argv.push_back(endpoint);
-    child_process p(argv);
-    auto code = p.wait();
-    REQUIRE(code);
-    return {*code, p.out(), p.err()};
+    return run_command(argv);
   }
 };
 
@@ -65,10 +62,7 @@ TEST_CASE("cohort restore puts a backup in place for a stopped node, and refuses
   auto cohort = [&](std::vector<std::string> args) {
     std::vector<std::string> argv{COHORT_BINARY};
     argv.insert(argv.end(), args.begin(), args.end());
-    child_process p(argv);
-    auto code = p.wait();
-    REQUIRE(code);
-    return std::make_tuple(*code, p.out(), p.err());
+    return run_command(argv);
   };
   auto add = [&](const std::string& n_json) {
     REQUIRE(std::get<0>(cohort({"call", "counter.add", n_json, "--key", "r", "--endpoint", n->endpoint})) == 0);

@@ -18,10 +18,7 @@ namespace {
 std::tuple<int, std::string, std::string> run_ctl(const node_process& n, std::vector<std::string> args) {
   std::vector<std::string> argv{COHORTCTL_BINARY, "--endpoint", n.admin, "--keys", n.keys};
   argv.insert(argv.end(), args.begin(), args.end());
-  child_process p(argv);
-  auto code = p.wait();
-  REQUIRE(code);
-  return {*code, p.out(), p.err()};
+  return run_command(argv);
 }
 
 struct ctl_fixture : node_process {

@@ -80,10 +80,8 @@ TEST_CASE("three nodes on two hosts over CURVE: registration and calls need trus
     std::vector<std::string> argv{"/usr/sbin/ip", "netns", "exec", ns.b, COHORT_BINARY, "call", target, "null",
                                   "--endpoint", g_ep, "--timeout", "1500"};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    child_process p(argv);
-    auto code = p.wait(10s);
-    REQUIRE(code);
-    return std::make_pair(*code, p.out() + p.err());
+    auto [code, out, err] = run_command(argv, 10s);
+    return std::make_pair(code, out + err);
   };
   const std::vector<std::string> as_web{"--client-key", web.file, "--server-key", g.file + ".pub"};
   for (int i = 0; i < 4; ++i) {

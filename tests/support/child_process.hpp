@@ -11,7 +11,9 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <tuple>
 #include <unistd.h>
 
 namespace cohort::test {
@@ -35,6 +37,9 @@ class child_process {
     ::close(out[1]), ::close(err[1]);
     out_ = out[0];
     err_ = err[0];
+    // Readable once the child exits: waited for with poll(), not polled.
+    // (The syscall itself: glibc 2.36's <sys/pidfd.h> lacks extern "C".)
+    exited_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
   }
 
   ~child_process() {
@@ -45,6 +50,7 @@ class child_process {
     }
     ::close(out_);
     ::close(err_);
+    if (exited_ >= 0) ::close(exited_);
   }
 
   child_process(const child_process&) = delete;
@@ -87,17 +93,25 @@ class child_process {
   }
 
   /// Waits for the exit; the exit code, 128+signal, or nullopt after `limit`.
+  /// Output is read meanwhile, so a child that writes a lot cannot block on
+  /// a full pipe while we wait for it.
   std::optional<int> wait(std::chrono::milliseconds limit = std::chrono::seconds(10)) {
     if (exit_code_) return exit_code_;
     auto until = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < until) {
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+      pollfd p[3] = {{exited_, POLLIN, 0}, {out_, POLLIN, 0}, {err_, POLLIN, 0}};
+      if (::poll(p, 3, static_cast<int>(std::max<std::int64_t>(0, left.count()))) < 0 && errno != EINTR) break;
+      if (p[1].revents) read_some(out_, stdout_, std::chrono::milliseconds(0));
+      if (p[2].revents) read_some(err_, stderr_, std::chrono::milliseconds(0));
       int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      if ((p[0].revents || exited_ < 0) && ::waitpid(pid_, &status, WNOHANG) == pid_) {
         exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         drain();
         return exit_code_;
       }
-      ::usleep(5000);
+      if (left.count() <= 0) return std::nullopt;
+      if (exited_ < 0) ::poll(nullptr, 0, 5);  // no pidfd (old kernel): fall back to a short wait
     }
     return std::nullopt;
   }
@@ -123,10 +137,20 @@ class child_process {
   }
 
   pid_t pid_ = -1;
-  int out_ = -1, err_ = -1;
+  int out_ = -1, err_ = -1, exited_ = -1;
   std::string stdout_, stderr_;
   std::size_t scanned_ = 0;
   std::optional<int> exit_code_;
 };
+
+/// Runs a command to its end (within `limit`, else the test fails):
+/// (exit code, stdout, stderr).
+inline std::tuple<int, std::string, std::string> run_command(std::vector<std::string> argv,
+                                                            std::chrono::milliseconds limit = std::chrono::seconds(30)) {
+  child_process p(std::move(argv));
+  auto code = p.wait(limit);
+  if (!code) throw std::runtime_error("command did not end within " + std::to_string(limit.count()) + " ms");
+  return {*code, p.out(), p.err()};
+}
 
 }  // namespace cohort::test

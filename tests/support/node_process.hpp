@@ -83,10 +83,8 @@ inline std::string http_endpoint(node_process& n) {
 
 /// Runs a command, returns (exit code, stdout).
 inline std::pair<int, std::string> run(std::vector<std::string> argv) {
-  child_process p(std::move(argv));
-  auto code = p.wait(std::chrono::seconds(30));
-  REQUIRE(code);
-  return {*code, p.out()};
+  auto [code, out, err] = run_command(std::move(argv));
+  return {code, out};
 }
 
 }  // namespace cohort::test

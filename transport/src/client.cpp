@@ -21,6 +21,14 @@ void configure(zmq::socket_t& s, const wire_limits& limits) {
 
 void set_liveness(zmq::socket_t& s, const liveness& l) {
   if (l.heartbeat.count() <= 0) return;
+  // libzmq 4.3.4 (Debian's) aborts the process when a heartbeat timer fires
+  // on a connection whose input stopped at the receive high-water mark and
+  // whose peer then went away (`Assertion failed: !_io_error`,
+  // stream_engine_base.cpp:331; zeromq/libzmq#4364, open upstream; found by
+  // `make test-tsan`). Input stops only at the HWM: a heartbeating socket has
+  // none. Its peers are the nodes it called, whose replies it asked for: the
+  // node bounds those by max_in_flight, not by this queue.
+  s.set(zmq::sockopt::rcvhwm, 0);
   s.set(zmq::sockopt::heartbeat_ivl, static_cast<int>(l.heartbeat.count()));
   s.set(zmq::sockopt::heartbeat_timeout, static_cast<int>(l.timeout.count()));
   // The peer drops us too if our pings stop (a paused process, a dead host).

@@ -1,13 +1,19 @@
 #include "cohort/isolation/process_host.hpp"
 
+#include <array>
 #include <csignal>
-#include <map>
 #include <cstring>
+#include <map>
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <nlohmann/json.hpp>
 #include "cohort/log/log.hpp"
@@ -20,20 +26,35 @@ namespace cohort::detail {
 
 namespace {
 using clock_type = std::chrono::steady_clock;
+namespace asio = boost::asio;
 }
 
+/// The supervising thread's event loop: a child's exit arrives as SIGCHLD,
+/// its output as readable bytes, restarts and status polls as timers.
+/// Nothing here polls waitpid or sleeps.
+struct process_host::loop {
+  asio::io_context io;
+  asio::signal_set sigchld{io, SIGCHLD};
+  asio::steady_timer status_timer{io};
+  asio::steady_timer kill_timer{io};
+  /// One admin client per child, used by this thread only.
+  std::map<std::string, std::unique_ptr<client>> admins;
+};
+
 struct process_host::child {
+  explicit child(asio::io_context& io) : out(io), restart_timer(io) {}
   service_config cfg;
   pid_t pid = -1;
-  int out_fd = -1;
+  asio::posix::stream_descriptor out;  ///< the child's stdout: "cohort: ready" says it is up
+  std::array<char, 1024> read_buffer{};
   std::string out_buffer;
+  asio::steady_timer restart_timer;
   std::string state = "starting";  // starting, up, restarting, down, stopped
   std::string down_reason, last_failure;
   std::uint64_t restarts = 0;
   bool operator_stopped = false;
   bool restart_requested = false;
   clock_type::time_point started_at;
-  std::optional<clock_type::time_point> restart_at;
   std::unique_ptr<supervision_plan> plan;
   /// What the process itself last reported (its admin status): the counters
   /// only the process knows (entities, events, resumes, in flight).
@@ -75,9 +96,13 @@ std::optional<service_status> ask_status(client& admin, std::chrono::millisecond
 
 process_host::process_host(const node_config& cfg, std::string binary, std::string runtime_dir,
                            std::function<void(const std::string&)> on_exit)
-    : cfg_(cfg), binary_(std::move(binary)), runtime_dir_(std::move(runtime_dir)), on_exit_(std::move(on_exit)) {
+    : cfg_(cfg),
+      binary_(std::move(binary)),
+      runtime_dir_(std::move(runtime_dir)),
+      on_exit_(std::move(on_exit)),
+      loop_(std::make_unique<loop>()) {
   for (const auto& s : cfg_.services) {
-    auto c = std::make_unique<child>();
+    auto c = std::make_unique<child>(loop_->io);
     c->cfg = s;
     supervision_policy p = s.supervision;
     p.strategy = restart_strategy::one_for_one;
@@ -95,13 +120,14 @@ std::string process_host::endpoint_of(const std::string& service) const {
 void process_host::start() {
   // Children are forked by the supervising thread only: PR_SET_PDEATHSIG ties
   // them to the thread that forked them, and this one outlives them all.
-  thread_ = std::thread([this] {
-    {
-      std::lock_guard<std::mutex> guard(mutex_);
-      for (auto& c : children_) spawn(*c);
-    }
-    run();
+  // SIGCHLD is caught (signal_set) before the first fork, so no exit is missed.
+  wait_for_exits();
+  schedule_status_poll(std::chrono::milliseconds(500));
+  asio::post(loop_->io, [this] {
+    std::lock_guard<std::mutex> guard(mutex_);
+    for (auto& c : children_) spawn(*c);
   });
+  thread_ = std::thread([this] { loop_->io.run(); });
 }
 
 void process_host::spawn(child& c) {
@@ -132,18 +158,99 @@ void process_host::spawn(child& c) {
     ::_exit(127);
   }
   ::close(out[1]);
-  ::fcntl(out[0], F_SETFL, O_NONBLOCK);
   c.pid = pid;
-  c.out_fd = out[0];
+  c.out.assign(out[0]);
   c.out_buffer.clear();
   c.state = "starting";
   c.started_at = clock_type::now();
   c.plan->started(0, c.started_at);
+  read_output(c);
+}
+
+void process_host::read_output(child& c) {
+  c.out.async_read_some(asio::buffer(c.read_buffer), [this, &c](const boost::system::error_code& ec, std::size_t n) {
+    if (ec) return;  // end of output (the child exited) or closed by reap
+    std::lock_guard<std::mutex> guard(mutex_);
+    c.out_buffer.append(c.read_buffer.data(), n);
+    if (c.state == "starting" && c.out_buffer.find("cohort: ready") != std::string::npos) c.state = "up";
+    if (c.out_buffer.size() > 65536) c.out_buffer.erase(0, c.out_buffer.size() - 1024);
+    read_output(c);
+  });
+}
+
+void process_host::restart_later(child& c, std::chrono::milliseconds delay) {
+  c.restart_timer.expires_after(delay);
+  c.restart_timer.async_wait([this, &c](const boost::system::error_code& ec) {
+    if (ec) return;  // cancelled: stopped by the operator or the node
+    std::lock_guard<std::mutex> guard(mutex_);
+    if (c.pid < 0 && c.state == "restarting" && !stopping_) spawn(c);
+  });
+}
+
+void process_host::wait_for_exits() {
+  loop_->sigchld.async_wait([this](const boost::system::error_code& ec, int) {
+    if (ec) return;
+    std::vector<std::string> exited;
+    bool all_gone = true, done = false;
+    {
+      // One SIGCHLD may stand for several exits: ask about each child.
+      std::lock_guard<std::mutex> guard(mutex_);
+      for (auto& cp : children_) {
+        auto& c = *cp;
+        int status = 0;
+        if (c.pid > 0 && ::waitpid(c.pid, &status, WNOHANG) == c.pid) {
+          reap(c, status);
+          exited.push_back(c.cfg.name);
+        }
+        all_gone = all_gone && c.pid < 0;
+      }
+      done = stopping_ && all_gone;
+      if (done) {
+        loop_->kill_timer.cancel();
+        loop_->status_timer.cancel();
+        loop_->sigchld.cancel();
+        loop_->io.stop();
+      }
+    }
+    for (const auto& name : exited) on_exit_(name);
+    if (!done) wait_for_exits();
+  });
+}
+
+void process_host::schedule_status_poll(std::chrono::milliseconds delay) {
+  loop_->status_timer.expires_after(delay);
+  loop_->status_timer.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    poll_status();
+    schedule_status_poll(std::chrono::milliseconds(500));
+  });
+}
+
+void process_host::poll_status() {
+  std::vector<std::string> up;
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    if (stopping_) return;
+    for (auto& c : children_)
+      if (c->state == "up") up.push_back(c->cfg.name);
+  }
+  for (const auto& name : up) {
+    auto& admin = loop_->admins[name];
+    if (!admin) admin = std::make_unique<client>("ipc://" + runtime_dir_ + "/" + name + ".admin.sock");
+    auto seen = ask_status(*admin, std::chrono::milliseconds(200));
+    if (!seen) {
+      admin.reset();  // a fresh connection next time (the process may have been replaced)
+      continue;
+    }
+    std::lock_guard<std::mutex> guard(mutex_);
+    for (auto& c : children_)
+      if (c->cfg.name == name) c->reported = *seen;
+  }
 }
 
 void process_host::reap(child& c, int status) {
-  ::close(c.out_fd);
-  c.out_fd = -1;
+  boost::system::error_code ignored;
+  c.out.close(ignored);
   c.pid = -1;
   std::string why = WIFSIGNALED(status) ? std::string("killed by signal ") + std::to_string(WTERMSIG(status)) + " (" +
                                               ::strsignal(WTERMSIG(status)) + ")"
@@ -151,7 +258,7 @@ void process_host::reap(child& c, int status) {
   if (c.restart_requested) {
     c.restart_requested = false;
     c.state = "restarting";
-    c.restart_at = clock_type::now();
+    restart_later(c, std::chrono::milliseconds(0));
     return;
   }
   if (c.operator_stopped || stopping_) {
@@ -173,80 +280,7 @@ void process_host::reap(child& c, int status) {
   }
   c.restarts++;
   c.state = "restarting";
-  c.restart_at = clock_type::now() + decision.delay;
-}
-
-void process_host::run() {
-  std::vector<std::string> exited;
-  // One admin client per child, used by this thread only.
-  std::map<std::string, std::unique_ptr<client>> admins;
-  auto next_poll = clock_type::now();
-  for (;;) {
-    if (clock_type::now() >= next_poll) {
-      next_poll = clock_type::now() + std::chrono::milliseconds(500);
-      std::vector<std::string> up;
-      {
-        std::lock_guard<std::mutex> guard(mutex_);
-        for (auto& c : children_)
-          if (c->state == "up") up.push_back(c->cfg.name);
-      }
-      for (const auto& name : up) {
-        auto& admin = admins[name];
-        if (!admin) admin = std::make_unique<client>("ipc://" + runtime_dir_ + "/" + name + ".admin.sock");
-        auto seen = ask_status(*admin, std::chrono::milliseconds(200));
-        if (!seen) {
-          admin.reset();  // a fresh connection next time (the process may have been replaced)
-          continue;
-        }
-        std::lock_guard<std::mutex> guard(mutex_);
-        for (auto& c : children_)
-          if (c->cfg.name == name) c->reported = *seen;
-      }
-    }
-    exited.clear();
-    {
-      std::lock_guard<std::mutex> guard(mutex_);
-      if (stopping_) break;
-      auto now = clock_type::now();
-      for (auto& cp : children_) {
-        auto& c = *cp;
-        if (c.pid > 0) {
-          char buf[1024];
-          ssize_t n;
-          while ((n = ::read(c.out_fd, buf, sizeof buf)) > 0) c.out_buffer.append(buf, static_cast<std::size_t>(n));
-          if (c.state == "starting" && c.out_buffer.find("cohort: ready") != std::string::npos) c.state = "up";
-          if (c.out_buffer.size() > 65536) c.out_buffer.erase(0, c.out_buffer.size() - 1024);
-          int status = 0;
-          if (::waitpid(c.pid, &status, WNOHANG) == c.pid) {
-            reap(c, status);
-            exited.push_back(c.cfg.name);
-          }
-        } else if (c.state == "restarting" && c.restart_at && now >= *c.restart_at) {
-          c.restart_at.reset();
-          spawn(c);
-        }
-      }
-    }
-    for (const auto& name : exited) on_exit_(name);
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  // Stopping: SIGTERM lets each child drain; SIGKILL after the drain timeout.
-  for (auto& c : children_)
-    if (c->pid > 0) ::kill(c->pid, SIGTERM);
-  auto until = clock_type::now() + cfg_.drain_timeout + std::chrono::seconds(1);
-  for (auto& c : children_) {
-    while (c->pid > 0) {
-      int status;
-      if (::waitpid(c->pid, &status, WNOHANG) == c->pid) {
-        ::close(c->out_fd);
-        c->pid = -1;
-        c->state = "stopped";
-        break;
-      }
-      if (clock_type::now() > until) ::kill(c->pid, SIGKILL);
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-  }
+  restart_later(c, std::chrono::duration_cast<std::chrono::milliseconds>(decision.delay));
 }
 
 void process_host::stop() {
@@ -255,7 +289,40 @@ void process_host::stop() {
     if (stopping_) return;
     stopping_ = true;
   }
-  if (thread_.joinable()) thread_.join();
+  if (!thread_.joinable()) return;
+  // SIGTERM lets each child drain; SIGKILL after the drain timeout and one
+  // more second. The loop ends once the last child is reaped.
+  asio::post(loop_->io, [this] {
+    bool any = false;
+    {
+      std::lock_guard<std::mutex> guard(mutex_);
+      for (auto& c : children_) {
+        c->restart_timer.cancel();
+        if (c->pid > 0) {
+          ::kill(c->pid, SIGTERM);
+          any = true;
+        }
+      }
+    }
+    if (!any) {
+      loop_->io.stop();
+      return;
+    }
+    loop_->kill_timer.expires_after(cfg_.drain_timeout + std::chrono::seconds(1));
+    loop_->kill_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      std::lock_guard<std::mutex> guard(mutex_);
+      for (auto& c : children_)
+        if (c->pid > 0) {
+          log::get("isolation")->warn("service process {} did not finish draining in time: SIGKILL", c->cfg.name);
+          ::kill(c->pid, SIGKILL);
+        }
+    });
+  });
+  thread_.join();
+  std::lock_guard<std::mutex> guard(mutex_);
+  for (auto& c : children_)
+    if (c->state != "down") c->state = "stopped";
 }
 
 bool process_host::ready(const std::string& service, std::string* why_not) const {
@@ -320,7 +387,7 @@ result<bool> process_host::command(const std::string& service, const std::string
     c.down_reason = cmd == "stop" ? "stopped by operator" : "";
     if (cmd == "stop") {
       c.restart_requested = false;
-      c.restart_at.reset();
+      asio::post(loop_->io, [&c] { c.restart_timer.cancel(); });
       if (alive && c.state != "stopping") ::kill(c.pid, SIGTERM);
       c.state = alive ? "stopping" : "stopped";
     } else if (alive) {
@@ -330,7 +397,7 @@ result<bool> process_host::command(const std::string& service, const std::string
       if (c.restart_requested) c.state = "stopping";
     } else {
       c.state = "restarting";
-      c.restart_at = clock_type::now();
+      asio::post(loop_->io, [this, &c] { restart_later(c, std::chrono::milliseconds(0)); });
     }
     return true;
   }

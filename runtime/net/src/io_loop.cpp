@@ -42,7 +42,17 @@ std::string io_loop::bind(const std::string& endpoint, bool admin) {
   s.set(zmq::sockopt::maxmsgsize, limits_.hard_frame_bytes);
   s.set(zmq::sockopt::sndhwm, 100000);
   s.set(zmq::sockopt::rcvhwm, 100000);
-  cohort::set_liveness(s, liveness_);  // a peer that went silent is dropped, its resources freed
+  // A peer that went silent is dropped and its resources freed by TCP
+  // keepalive, not by ZeroMQ heartbeats: with heartbeats, a client that
+  // fills this socket's receive queue and disconnects made libzmq 4.3.4 abort
+  // the whole node (zeromq/libzmq#4364; see set_liveness). Clients still
+  // heartbeat us (we answer their pings), so they notice a dead node fast.
+  if (liveness_.heartbeat.count() > 0) {
+    s.set(zmq::sockopt::tcp_keepalive, 1);
+    s.set(zmq::sockopt::tcp_keepalive_idle, 10);
+    s.set(zmq::sockopt::tcp_keepalive_intvl, 2);
+    s.set(zmq::sockopt::tcp_keepalive_cnt, 3);
+  }
   auto mode = security_ ? security_->secure_listener(s, endpoint, admin ? security::front::admin : security::front::clients)
                         : security::listener_mode::open;
   s.bind(endpoint);

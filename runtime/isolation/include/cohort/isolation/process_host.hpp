@@ -6,7 +6,9 @@
 // child binds the same path and the parent's connection picks it up again.
 #pragma once
 
+#include <chrono>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -44,13 +46,19 @@ class process_host {
 
  private:
   struct child;
-  void run();
+  struct loop;
   void spawn(child& c);
   void reap(child& c, int status);
+  void read_output(child& c);
+  void restart_later(child& c, std::chrono::milliseconds delay);
+  void wait_for_exits();
+  void schedule_status_poll(std::chrono::milliseconds delay);
+  void poll_status();
 
   node_config cfg_;
   std::string binary_, runtime_dir_;
   std::function<void(const std::string&)> on_exit_;
+  std::unique_ptr<loop> loop_;  // before children_: their sockets and timers belong to it
   mutable std::mutex mutex_;
   std::vector<std::unique_ptr<child>> children_;
   bool stopping_ = false;
