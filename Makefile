@@ -41,7 +41,7 @@ test-tsan: deps
 	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOHORT_SANITIZE=thread >/dev/null
 	cmake --build build-tsan -j $(JOBS)
 	cd build-tsan && LD_LIBRARY_PATH=$(CURDIR)/build-tsan-deps/prefix/lib \
-	  TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp" \
+	  TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:handle_segv=0:suppressions=$(CURDIR)/tests/tsan.supp" \
 	  ctest --output-on-failure --timeout 900 -j 2 -E "^(fuzz|python|protocol|docs):"
 
 # 10 million executions per libFuzzer harness (ASan + UBSan); FUZZ_RUNS to change.

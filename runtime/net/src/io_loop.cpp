@@ -70,7 +70,10 @@ security::listener_mode io_loop::mode_of(const std::string& bound_endpoint) cons
 void io_loop::start() {
   if (announcement_) after(std::chrono::milliseconds(0), [this] { heartbeat(); });
   after(registration_timeout_ / 3, [this] { expire_registrations(); });
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    io_thread_id_.store(std::this_thread::get_id());
+    run();
+  });
 }
 
 namespace {

@@ -66,7 +66,7 @@ class io_loop {
   /// Runs `task` on the I/O thread. Safe to call from any thread.
   void post(std::function<void()> task);
   /// True on the I/O thread itself.
-  [[nodiscard]] bool on_io_thread() const noexcept { return std::this_thread::get_id() == thread_.get_id(); }
+  [[nodiscard]] bool on_io_thread() const noexcept { return std::this_thread::get_id() == io_thread_id_.load(); }
 
   /// Fails every request in flight to a remote endpoint (on the I/O thread).
   void fail_remote(const std::string& endpoint, const error_info& err);
@@ -204,6 +204,9 @@ class io_loop {
   std::vector<outgoing_reply> replies_;
   std::atomic<bool> stopping_{false};
   std::thread thread_;
+  /// Set by the I/O thread itself as it starts: thread_ is assigned only
+  /// after the thread runs, so reading thread_.get_id() there would race.
+  std::atomic<std::thread::id> io_thread_id_{};
   io_counters counters_;
 };
 
