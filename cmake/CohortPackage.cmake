@@ -14,7 +14,7 @@ set(COHORT_EXPORTED
   cohort_log:log cohort_observability:observability cohort_security:security
   cohort_supervision:supervision cohort_config:config cohort_core:core cohort_net:net
   cohort_isolation:isolation cohort_admin:admin cohort_gateway:gateway cohort_runtime:runtime
-  cohort_testing:testing)
+  cohort_testing:testing cohort_plugins:plugins)
 set(COHORT_EXPORTED_TARGETS "")
 foreach(pair IN LISTS COHORT_EXPORTED)
   string(REPLACE ":" ";" parts "${pair}")
@@ -35,11 +35,23 @@ install(TARGETS cohort cohortctl RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 # requests, the ZeroMQ edge, the gateway, isolation, admin) keep CAF and their
 # internals to themselves: their libraries are installed, their headers not.
 foreach(room transport storage actors security observability observability/log runtime/supervision
-             runtime/config runtime/node testing)
+             runtime/config runtime/node testing plugins)
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/${room}/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 endforeach()
 install(FILES ${PROJECT_SOURCE_DIR}/runtime/core/include/cohort/runtime/status.hpp
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/cohort/runtime)
+install(FILES ${PROJECT_BINARY_DIR}/generated/include/cohort/version.hpp DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/cohort)
+
+# Cohort::plugin: what a plugin (a shared library `cohort run` loads) builds
+# with: the service API's headers only. It links none of Cohort's libraries:
+# the program that loads it provides them (cohort exports its symbols).
+add_library(cohort_plugin_api INTERFACE)
+target_include_directories(cohort_plugin_api INTERFACE
+  $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/actors/include> $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/transport/include>
+  $<BUILD_INTERFACE:${PROJECT_BINARY_DIR}/generated/include> $<INSTALL_INTERFACE:include>)
+target_link_libraries(cohort_plugin_api INTERFACE cohort_msgpack cppzmq)
+set_target_properties(cohort_plugin_api PROPERTIES EXPORT_NAME plugin)
+install(TARGETS cohort_plugin_api EXPORT CohortTargets)
 
 set(COHORT_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/Cohort)
 install(EXPORT CohortTargets NAMESPACE Cohort:: DESTINATION ${COHORT_CMAKE_DIR})

@@ -8,6 +8,7 @@
 #include "cohort/log/log.hpp"
 
 #include "cohort/examples/example_services.hpp"
+#include "cohort/plugins/plugin_loader.hpp"
 #include "cohort/runtime/node.hpp"
 #include "cohort/security/client_keys.hpp"
 #include "cohort/security/keys.hpp"
@@ -74,13 +75,22 @@ int run_node(const std::string& config_path, const std::string& isolated_child, 
     std::cerr << "cohort: bad config: " << cfg.error().message << "\n";
     return 2;
   }
+  // Services from plugins join the built-in ones (each child of process
+  // isolation loads them again from the same config).
+  auto hosted = catalog(shop);
+  auto from_plugins = cohort::plugins::load_configured(*cfg);
+  if (!from_plugins) {
+    std::cerr << "cohort: bad config: " << from_plugins.error().message << "\n";
+    return 2;
+  }
+  for (auto& d : *from_plugins) hosted.push_back(std::move(d));
   if (!isolated_child.empty()) become_isolated_child(*cfg, isolated_child, runtime_dir);
   // --log-format wins over the config; service processes inherit it through the environment.
   if (const char* f = std::getenv("COHORT_LOG_FORMAT")) {
     if (std::string(f) == "json") cfg->log.output = cohort::log::format::json;
     if (std::string(f) == "text") cfg->log.output = cohort::log::format::text;
   }
-  auto n = cohort::node::start(*cfg, catalog(shop));
+  auto n = cohort::node::start(*cfg, std::move(hosted));
   if (!n) {
     std::cerr << "cohort: cannot start: " << n.error().message << "\n";
     return 2;
@@ -319,6 +329,10 @@ int main(int argc, char** argv) {
     auto cfg = cohort::load_node_config(check_path, known_service_names());
     if (!cfg) {
       std::cerr << "cohort: bad config: " << cfg.error().message << "\n";
+      return 2;
+    }
+    if (auto plugins = cohort::plugins::load_configured(*cfg); !plugins) {
+      std::cerr << "cohort: bad config: " << plugins.error().message << "\n";
       return 2;
     }
     std::cout << "config ok: " << cfg->services.size() << " service(s), " << cfg->remotes.size()

@@ -41,3 +41,25 @@ echo "$out" | grep -Eq '"words": *3'
 kill -TERM $node
 code=0; wait $node || code=$?
 if [ "$code" -ne 0 ]; then echo "tally-node exited with $code after SIGTERM" >&2; cat "$work/node.out" >&2; exit 1; fi
+
+# The same services as a plugin, built against the installed headers only,
+# hosted by the installed `cohort run`: no main of the author's own.
+cat > "$work/plugin.toml" <<TOML
+[node]
+listen = ["tcp://127.0.0.1:*"]
+admin = "tcp://127.0.0.1:*"
+data_dir = "$work/plugin-data"
+[services.tally]
+plugin = "$work/build/libtally_plugin.so"
+TOML
+"$work/prefix/bin/cohort" check-config "$work/plugin.toml"
+"$work/prefix/bin/cohort" run --config "$work/plugin.toml" > "$work/run.out" &
+node=$!
+for _ in $(seq 1 200); do grep -q "cohort: ready" "$work/run.out" && break; sleep 0.05; done
+endpoint=$(sed -n 's/^cohort: listening on //p' "$work/run.out" | head -1)
+out=$("$work/prefix/bin/cohort" call tally.add '{"n":4,"expire_after_ms":0}' --key k --endpoint "$endpoint")
+echo "$out"
+echo "$out" | grep -Eq '"value": *4'
+kill -TERM $node
+code=0; wait $node || code=$?
+if [ "$code" -ne 0 ]; then echo "cohort run exited with $code after SIGTERM" >&2; cat "$work/run.out" >&2; exit 1; fi

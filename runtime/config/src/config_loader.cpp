@@ -113,10 +113,14 @@ void read_limits(const toml::table& t, const std::string& source, wire_limits& l
   r.reject_unknown();
 }
 
+void beside_config(const std::string& source, std::string& path);
+
 service_config read_service(const std::string& name, const toml::table& t, const std::string& source) {
   service_config s;
   s.name = name;
   table_reader r(t, "services." + name, source);
+  r.read("plugin", s.plugin);
+  beside_config(source, s.plugin);
   r.read("workers", s.workers);
   r.read("max_in_flight", s.max_in_flight);
   r.read_ms("entity_idle_ms", s.entity_idle);
@@ -374,7 +378,10 @@ node_config read_config(const toml::table& root, const std::string& source,
   if (auto* services = top.sub_table("services")) {
     for (const auto& [k, v] : *services) {
       std::string name(k.str());
-      if (std::find(known.begin(), known.end(), name) == known.end())
+      // A service from a plugin is known once its library is loaded (the
+      // program checks that the library provides it).
+      const bool from_plugin = v.is_table() && v.as_table()->contains("plugin");
+      if (!from_plugin && std::find(known.begin(), known.end(), name) == known.end())
         throw config_error{where(source, v) + ": unknown service 'services." + name + "' (this build has: " +
                            [&] {
                              std::string all;

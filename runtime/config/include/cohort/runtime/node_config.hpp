@@ -23,6 +23,10 @@ namespace cohort {
 /// One service hosted by this node ([services.NAME]).
 struct service_config {
   std::string name;
+  /// A shared library that provides this service (docs/services.md,
+  /// Plugins); empty: the service is built into the program. Relative paths
+  /// are taken from the config file's folder.
+  std::string plugin;
   /// Worker services: actors in the pool. Default: 2.
   std::size_t workers = 2;
   /// Requests admitted at once; beyond it callers get `overloaded`. Default: 10000.
