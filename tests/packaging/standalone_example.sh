@@ -6,7 +6,8 @@
 set -euo pipefail
 src=$1 build=$2
 work=$(mktemp -d /tmp/cohort-standalone-XXXXXX)
-trap 'rm -rf "$work"' EXIT
+node=
+trap 'if [ -n "$node" ]; then kill $node 2>/dev/null || true; fi; rm -rf "$work"' EXIT
 cmake --install "$build" --prefix "$work/prefix" >/dev/null
 # Only the public headers: nothing of CAF or the runtime's inner rooms.
 test -f "$work/prefix/include/cohort/runtime/node.hpp"
@@ -20,7 +21,40 @@ cmake -S "$src/examples/standalone-service" -B "$work/build" -DCMAKE_BUILD_TYPE=
   -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
 cmake --build "$work/build" -j "$(nproc)" >/dev/null
 ctest --test-dir "$work/build" --output-on-failure
-# The node program starts from a config file and serves; a request through the installed CLI.
+
+# serve NAME PREFIX COMMAND...: starts a node program, waits for its
+# "PREFIX: listening on" line, leaves its endpoint in $endpoint.
+serve() {
+  local name=$1 prefix=$2
+  shift 2
+  "$@" > "$work/$name.out" &
+  node=$!
+  for _ in $(seq 1 200); do grep -q "$prefix: listening on" "$work/$name.out" && break; sleep 0.05; done
+  endpoint=$(sed -n "s/^$prefix: listening on //p" "$work/$name.out" | head -1)
+  test -n "$endpoint" || { echo "$name did not start:" >&2; cat "$work/$name.out" >&2; exit 1; }
+}
+
+# call TARGET ARGS EXPECTED [cohort call options]: one request through the
+# installed CLI; its reply must match the extended regex EXPECTED.
+call() {
+  local target=$1 args=$2 expected=$3
+  shift 3
+  local out
+  out=$("$work/prefix/bin/cohort" call "$target" "$args" --endpoint "$endpoint" "$@")
+  echo "$out"
+  echo "$out" | grep -Eq "$expected"
+}
+
+# stop NAME: SIGTERM, and the node must drain and exit 0.
+stop() {
+  kill -TERM $node
+  local code=0
+  wait $node || code=$?
+  node=
+  if [ "$code" -ne 0 ]; then echo "$1 exited with $code after SIGTERM" >&2; cat "$work/$1.out" >&2; exit 1; fi
+}
+
+# The node program starts from a config file and serves.
 cat > "$work/node.toml" <<TOML
 [node]
 listen = ["tcp://127.0.0.1:*"]
@@ -30,17 +64,9 @@ data_dir = "$work/data"
 [services.words]
 workers = 2
 TOML
-"$work/build/tally-node" "$work/node.toml" > "$work/node.out" &
-node=$!
-trap 'kill $node 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 1 100); do grep -q "listening on" "$work/node.out" && break; sleep 0.05; done
-endpoint=$(sed -n 's/^tally-node: listening on //p' "$work/node.out" | head -1)
-out=$("$work/prefix/bin/cohort" call words.count '{"body":"one two three"}' --endpoint "$endpoint")
-echo "$out"
-echo "$out" | grep -Eq '"words": *3'
-kill -TERM $node
-code=0; wait $node || code=$?
-if [ "$code" -ne 0 ]; then echo "tally-node exited with $code after SIGTERM" >&2; cat "$work/node.out" >&2; exit 1; fi
+serve tally-node tally-node "$work/build/tally-node" "$work/node.toml"
+call words.count '{"body":"one two three"}' '"words": *3'
+stop tally-node
 
 # The same services as a plugin, built against the installed headers only,
 # hosted by the installed `cohort run`: no main of the author's own.
@@ -53,13 +79,6 @@ data_dir = "$work/plugin-data"
 plugin = "$work/build/libtally_plugin.so"
 TOML
 "$work/prefix/bin/cohort" check-config "$work/plugin.toml"
-"$work/prefix/bin/cohort" run --config "$work/plugin.toml" > "$work/run.out" &
-node=$!
-for _ in $(seq 1 200); do grep -q "cohort: ready" "$work/run.out" && break; sleep 0.05; done
-endpoint=$(sed -n 's/^cohort: listening on //p' "$work/run.out" | head -1)
-out=$("$work/prefix/bin/cohort" call tally.add '{"n":4,"expire_after_ms":0}' --key k --endpoint "$endpoint")
-echo "$out"
-echo "$out" | grep -Eq '"value": *4'
-kill -TERM $node
-code=0; wait $node || code=$?
-if [ "$code" -ne 0 ]; then echo "cohort run exited with $code after SIGTERM" >&2; cat "$work/run.out" >&2; exit 1; fi
+serve cohort-run cohort "$work/prefix/bin/cohort" run --config "$work/plugin.toml"
+call tally.add '{"n":4,"expire_after_ms":0}' '"value": *4' --key k
+stop cohort-run
