@@ -158,7 +158,7 @@ TEST_CASE("a service process that is down reports pid null, never -1", "[integra
   eventually([&] {
     auto s = n.service("greeter");
     return s["state"] != "up" && s["pid"].is_null();
-  }, 5s, 20ms);
+  }, 15s, 20ms);
   auto s = n.service("greeter");
   CHECK(s["pid"].is_null());  // `kill -9 $pid` with -1 signals every process on the machine
   CHECK(n.service("counter")["pid"].get<int>() > 0);

@@ -251,10 +251,11 @@ TEST_CASE("a key whose entity keeps crashing is quarantined and the service stay
   CHECK_THAT(quarantined.error->message, Catch::Contains("counter 'poison-0' crashed on purpose"));
   // Everyone else is served.
   CHECK(c.call_as<counter_value>("counter", "add", add_args{2}, keyed("healthy"))->value == 2);
-  auto st = status_of(*n, "counter");
-  CHECK(st.state == "up");
-  CHECK(st.quarantines == 5);
-  CHECK(child_of(*n, "counter", "entity/poison-0").state == "quarantined");
+  // The root counts a crash when the actor's exit reaches it, after the
+  // crashed request was answered: wait for the state, do not race it.
+  CHECK(eventually([&] { return status_of(*n, "counter").quarantines == 5; }));
+  CHECK(status_of(*n, "counter").state == "up");
+  CHECK(eventually([&] { return child_of(*n, "counter", "entity/poison-0").state == "quarantined"; }));
   // The operator releases it: its next request runs again.
   REQUIRE(n->command_child("counter", "entity/poison-0", "restart").ok());
   CHECK(eventually([&] { return c.call("counter", "get", pack(no_args{}), keyed("poison-0")).ok(); }));
