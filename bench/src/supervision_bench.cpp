@@ -61,7 +61,10 @@ int main(int argc, char** argv) {
   app.add_option("--crashes", crashes, "crashes measured")->check(CLI::Range(10, 1000000));
   app.add_option("--json", json_out, "write results to this JSON file");
   CLI11_PARSE(app, argc, argv);
-  if (quick) crashes = 1000, repeats = 3, duration_ms = 500;
+  if (quick) {
+    if (app.count("--crashes") == 0) crashes = 1000;  // an explicit --crashes wins over --quick
+    repeats = 3, duration_ms = 500;
+  }
 
   auto data_dir = std::filesystem::temp_directory_path() / ("cohort-supbench-" + std::to_string(::getpid()));
   auto cfg = example_node_config();
