@@ -107,7 +107,8 @@ std::string big_endian(std::uint64_t v, int bytes) {
 }
 
 const char* const family_names[keyspace_count] = {rocksdb::kDefaultColumnFamilyName.c_str(), "journal", "snapshot",
-                                                  "idempotency", "outbox", "pending", "reminders"};
+                                                  "idempotency", "outbox", "pending", "reminders",
+                                                  "events", "cursors"};
 
 }  // namespace
 

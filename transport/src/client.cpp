@@ -189,6 +189,10 @@ std::size_t client::process_ready() {
     if (frames.size() != 2) continue;  // not a Cohort reply: drop
     auto header = decode_envelope(frames[0].to_string_view(), limits_);
     if (!header) continue;
+    if (header->kind == message_kind::event) {
+      if (on_event_) on_event_(std::move(*header), frames[1].to_string());
+      continue;
+    }
     auto it = pending_.find(header->id);
     if (it == pending_.end()) {
       ++late_replies_;

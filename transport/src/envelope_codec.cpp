@@ -121,7 +121,7 @@ std::string encode_envelope(const envelope& env) {
   msgpack::packer<msgpack::sbuffer> pk(buf);
   const bool addressed = !env.service.empty();
   std::uint32_t n = 3 + (addressed ? 2 : 0) + (env.deadline_ms ? 1 : 0) + (env.sent_ms ? 1 : 0) + (!env.trace.empty()) +
-                    (!env.traceparent.empty()) + (!env.tracestate.empty()) + (!env.key.empty()) + (!env.idempotency_key.empty()) + (!env.caller.empty());
+                    (!env.traceparent.empty()) + (!env.tracestate.empty()) + (!env.key.empty()) + (!env.idempotency_key.empty()) + (!env.caller.empty()) + (env.seq ? 1 : 0);
   pk.pack_map(n);
   pk.pack(std::string_view("v")), pk.pack(env.version);
   pk.pack(std::string_view("kind")), pk.pack(to_string(env.kind));
@@ -138,6 +138,7 @@ std::string encode_envelope(const envelope& env) {
   if (!env.key.empty()) pk.pack(std::string_view("key")), pk.pack(env.key);
   if (!env.idempotency_key.empty()) pk.pack(std::string_view("idem")), pk.pack(env.idempotency_key);
   if (!env.caller.empty()) pk.pack(std::string_view("caller")), pk.pack(env.caller);
+  if (env.seq) pk.pack(std::string_view("seq")), pk.pack(env.seq);
   return std::string(buf.data(), buf.size());
 }
 
@@ -253,6 +254,9 @@ result<envelope> decode_envelope(std::string_view bytes, const wire_limits& limi
         return field_error("idem", "a string of at most 256 bytes");
     } else if (name == "caller") {
       if (!want_str(env.caller) || env.caller.size() > 256) return field_error("caller", "a string of at most 256 bytes");
+    } else if (name == "seq") {
+      if (v.type != msgpack::type::POSITIVE_INTEGER) return field_error("seq", "a non-negative integer");
+      env.seq = v.via.u64;
     }
     // Unknown keys are ignored: newer peers may add optional fields.
   }

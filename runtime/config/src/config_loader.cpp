@@ -170,6 +170,18 @@ service_config read_service(const std::string& name, const toml::table& t, const
     s.store_durability = durability::async;
   else
     r.fail(*t.get("durability"), "durability", "\"sync\" or \"async\"");
+  if (const auto* ev = r.sub_table("events")) {
+    table_reader e(*ev, "services." + name + ".events", source);
+    e.read("log", s.events.enabled);
+    e.read("retain_events", s.events.retain_events);
+    e.read_ms("retain_ms", s.events.retain);
+    e.read("max_subscribers", s.events.max_subscribers);
+    e.read_ms("idle_timeout_ms", s.events.idle_timeout);
+    if (s.events.retain_events == 0) e.fail(*ev->get("retain_events"), "retain_events", "at least 1");
+    if (s.events.retain.count() <= 0) e.fail(*ev->get("retain_ms"), "retain_ms", "a positive number");
+    if (s.events.idle_timeout.count() < 1000) e.fail(*ev->get("idle_timeout_ms"), "idle_timeout_ms", "at least 1000");
+    e.reject_unknown();
+  }
   if (s.workers == 0) r.fail(*t.get("workers"), "workers", "at least 1");
   if (s.max_in_flight == 0) r.fail(*t.get("max_in_flight"), "max_in_flight", "at least 1");
   r.reject_unknown();

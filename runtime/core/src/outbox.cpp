@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cohort/core/actor_messages.hpp"
+#include "cohort/core/event_hub.hpp"
 #include "cohort/transport/envelope_codec.hpp"
 
 namespace cohort::detail {
@@ -98,6 +99,17 @@ void update_oldest(relay_state& st, service_runtime& svc) {
 }
 
 void deliver(relay_actor* self, const std::shared_ptr<service_runtime>& svc, std::string key, outbox_record rec) {
+  if (rec.service == event_log_target) {
+    // For the event log: its hub appends it and deletes the record in one
+    // write, then answers log_done (a hub that is restarting: retried).
+    self->state.in_flight.insert(key);
+    if (auto hub = svc->event_hub())
+      self->send(hub, log_append_atom::value, std::move(key), std::move(rec.method), std::move(rec.key),
+                 std::move(rec.event_id), std::move(rec.payload), std::move(rec.traceparent), rec.published_ms);
+    else
+      self->send(self, log_done_atom::value, std::move(key), false, std::string("the event hub is not running"));
+    return;
+  }
   envelope h;
   h.kind = message_kind::request;
   h.id = self->state.next_id++;
@@ -235,11 +247,40 @@ caf::behavior outbox_relay(relay_actor* self, std::shared_ptr<service_runtime> s
   std::set<std::string> prefixes;
   for (const auto& [topic, targets] : svc->subscribers)
     for (const auto& t : targets) prefixes.insert(t.service + "." + t.method + '\0');
+  if (svc->cfg.events.enabled) prefixes.insert(std::string(event_log_target) + '\0');
   self->state.prefixes.assign(prefixes.begin(), prefixes.end());
-  self->send(self, poke_atom::value);
+  self->send(self, poke_atom::value, std::vector<std::string>());
   self->delayed_send(self, tick_every, tick_atom::value);
   return {
-      [=](poke_atom) { scan(self, svc); },
+      [=](poke_atom, const std::vector<std::string>& written) {
+        // A record written below where its subscriber's scan starts (another
+        // entity's event, numbered earlier, written later) moves the start back.
+        auto& cursors = self->state.cursor;
+        for (const auto& key : written)
+          if (auto c = cursors.find(prefix_of(key)); c != cursors.end() && key < c->second) c->second = key;
+        scan(self, svc);
+      },
+      [=](log_done_atom, const std::string& key, bool ok, const std::string& why) {
+        auto& st = self->state;
+        if (!ok) {
+          // Not in the log: tried again after a backoff, like a failed delivery.
+          st.in_flight.erase(key);
+          auto& b = st.paused[prefix_of(key)];
+          b.attempts++;
+          b.not_before = clock_type::now() + std::min<std::chrono::milliseconds>(backoff_max, backoff_min * (1 << std::min(b.attempts, 10)));
+          svc->event_redeliveries++;
+          log::get("outbox")->debug("{}: event log append deferred: {}", svc->def.name, why);
+          return;
+        }
+        // The hub's write deleted the record: as after our own delete.
+        st.paused.erase(prefix_of(key));
+        st.in_flight.erase(key);
+        st.waiting_since.erase(key);
+        update_oldest(st, *svc);
+        auto& high = st.deleted_up_to[prefix_of(key)];
+        if (high < key) high = key;
+        scan(self, svc);
+      },
       [=](tick_atom) {
         auto& st = self->state;
         if (++st.ticks % full_scan_every == 0) st.cursor.clear();
@@ -304,12 +345,25 @@ std::vector<std::pair<std::string, std::string>> make_outbox_records(service_run
                                                                      const std::string& traceparent) {
   std::vector<std::pair<std::string, std::string>> out;
   auto it = svc.subscribers.find(topic);
-  if (it == svc.subscribers.end()) return out;  // nobody listens
+  const bool logged = svc.cfg.events.enabled;
+  if (it == svc.subscribers.end() && !logged) return out;  // nobody listens
   auto seq = svc.next_event.fetch_add(1, std::memory_order_relaxed) + 1;
   char id[64];
   std::snprintf(id, sizeof id, "/%016llx-%llu", static_cast<unsigned long long>(svc.event_epoch),
                 static_cast<unsigned long long>(seq));
   auto event_id = svc.def.name + id;
+  if (logged) {
+    // The event log's record: one key range for every topic (the topic is in
+    // the record), so the log's order follows the publications'.
+    std::string k(event_log_target);
+    k.push_back('\0');
+    put_big_endian(k, svc.event_epoch);
+    put_big_endian(k, seq);
+    msgpack::sbuffer buf;
+    msgpack::pack(buf, outbox_record{std::string(event_log_target), topic, key, event_id, event, traceparent, wall_clock_ms()});
+    out.emplace_back(std::move(k), std::string(buf.data(), buf.size()));
+  }
+  if (it != svc.subscribers.end())
   for (const auto& target : it->second) {
     std::string k = target.service + "." + target.method;
     k.push_back('\0');
@@ -343,13 +397,13 @@ void service_runtime::set_relay(caf::actor relay) {
   relay_ = std::move(relay);
 }
 
-void service_runtime::poke_outbox() {
+void service_runtime::poke_outbox(std::vector<std::string> written) {
   caf::actor relay;
   {
     std::lock_guard<std::mutex> guard(mutex_);
     relay = relay_;
   }
-  if (relay) caf::anon_send(relay, poke_atom::value);
+  if (relay) caf::anon_send(relay, poke_atom::value, std::move(written));
 }
 
 }  // namespace cohort::detail

@@ -238,6 +238,9 @@ class method_runner {
 
   /// Outbox records of events published since the last write.
   std::vector<std::pair<std::string, std::string>> outbox_;
+  /// The outbox keys collect() put in the last batch: the relay is told them
+  /// once written (a key below where it scans from would otherwise wait).
+  std::vector<std::string> outbox_keys_;
   /// Adds the entity's changes and its outbox records to `batch`; true when
   /// there were outbox records (the relay is told once they are written).
   /// With `unchanged_from`, a state equal to it is not written again.
@@ -670,11 +673,14 @@ void method_runner::finish(const request_ptr& req, bool mutating, const stored_r
   if (auto t = trace_of(req->header); t.valid && svc_->tracer && svc_->tracer->enabled())
     tracer = svc_->tracer, write_start = observability::unix_ns();
   auto reminders = new_reminders ? svc_ : nullptr;
-  svc_->db->commit(std::move(batch), [req, outcome, me, idem, svc, tracer, write_start, reminders](const result<bool>& written) {
+  std::vector<std::string> keys;
+  if (events) keys.swap(outbox_keys_);
+  svc_->db->commit(std::move(batch), [req, outcome, me, idem, svc, tracer, write_start, reminders,
+                                      keys = std::move(keys)](const result<bool>& written) mutable {
     if (tracer) record_write_span(*tracer, req->header, write_start, written);
     // On the committer's thread: the reply says "done" only now.
     if (written) {
-      if (svc) svc->poke_outbox();
+      if (svc) svc->poke_outbox(std::move(keys));
       if (reminders) reminders->poke_reminders();
       answer(req, outcome);
     } else {
@@ -706,7 +712,11 @@ bool method_runner::collect(write_batch& batch, const std::string* unchanged_fro
   }
   persistence_->add_changes(batch, std::move(now));
   if (outbox_.empty()) return false;
-  for (auto& [k, v] : outbox_) batch.put(keyspace::outbox, std::move(k), std::move(v));
+  outbox_keys_.clear();
+  for (auto& [k, v] : outbox_) {
+    outbox_keys_.push_back(k);
+    batch.put(keyspace::outbox, std::move(k), std::move(v));
+  }
   outbox_.clear();
   return true;
 }
@@ -742,9 +752,11 @@ void method_runner::checkpoint(std::function<void()> then) {
   auto me = caf::actor_cast<caf::actor>(self_);
   auto svc = events ? svc_ : nullptr;
   auto reminders = svc_->def.reminders ? svc_ : nullptr;
-  svc_->db->commit(std::move(batch), [me, id, svc, reminders](const result<bool>& written) {
+  std::vector<std::string> keys;
+  if (events) keys.swap(outbox_keys_);
+  svc_->db->commit(std::move(batch), [me, id, svc, reminders, keys = std::move(keys)](const result<bool>& written) mutable {
     if (!written) return caf::anon_send(me, store_failed_atom::value, written.error().message);
-    if (svc) svc->poke_outbox();
+    if (svc) svc->poke_outbox(std::move(keys));
     if (reminders) reminders->poke_reminders();
     caf::anon_send(me, reply_atom::value, id, std::make_shared<reply>());
   });

@@ -1,4 +1,5 @@
 #include "cohort/core/service_host.hpp"
+#include "cohort/core/event_hub.hpp"
 
 #include <algorithm>
 #include <filesystem>
@@ -41,6 +42,10 @@ result<std::unique_ptr<service_host>> service_host::create(const node_config& cf
        << 12) |
       (std::random_device{}() & 0xfff);
 
+  for (const auto& s : cfg.services)
+    if (s.events.enabled && defs[s.name]->kind != service_kind::entities)
+      return error_info{errc::bad_request, "service '" + s.name + "': an event log ([services." + s.name +
+                                               ".events]) needs an entity service (workers publish no events)"};
   auto host = std::unique_ptr<service_host>(new service_host(cfg));
   if (!host_here) return host;
   for (const auto& sc : cfg.services) {
@@ -92,6 +97,19 @@ void service_host::deliver(request_ptr req) {
     req->fail({errc::overloaded, "service '" + h.service + "' has " + std::to_string(svc.cfg.max_in_flight) +
                                      " requests in flight; retry later"});
     return;
+  }
+  if (is_event_method(h.method)) {
+    // Client subscriptions: to the service's event hub, not to its entities.
+    auto hub = svc.event_hub();
+    if (!hub) {
+      if (req->header.kind == message_kind::request)
+        req->fail({svc.cfg.events.enabled ? errc::unavailable : errc::unknown_method,
+                   svc.cfg.events.enabled ? "the event log of '" + h.service + "' is restarting; subscribe again"
+                                          : "service '" + h.service + "' keeps no event log to subscribe to "
+                                                                      "([services." + h.service + ".events] log = true)"});
+      return;
+    }
+    return detail::deliver(hub, std::move(req));
   }
   req->hold(&svc.in_flight);
   // Worker services: straight to a worker, round-robin; the root is only

@@ -14,6 +14,7 @@
 #include "cohort/runtime/supervision.hpp"
 #include "cohort/transport/envelope_codec.hpp"
 #include "cohort/core/outbox.hpp"
+#include "cohort/core/event_hub.hpp"
 #include "cohort/core/reminders.hpp"
 
 namespace cohort::detail {
@@ -54,6 +55,7 @@ struct service_root_state {
   std::vector<child_status> entity_failures;
   caf::actor relay;  ///< the outbox relay, when the service publishes events someone consumes
   caf::actor reminders;  ///< the reminder scheduler, when the service has an on_reminder handler
+  caf::actor hub;  ///< the event hub, when the service keeps an event log for client subscriptions
   std::uint64_t relay_restarts = 0;
   std::string relay_failure;
   /// Pending entities with a resume call in flight (not resumed twice at once).
@@ -432,7 +434,8 @@ caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> sv
     for (const auto& s : specs) st.workers.push_back(worker_child{s.id});
     for (std::size_t i = 0; i < st.workers.size(); ++i) start_worker(self, svc, i);
   }
-  if (entities && !svc->subscribers.empty()) st.relay = spawn_outbox_relay(self, svc);
+  if (entities && svc->cfg.events.enabled) st.hub = spawn_event_hub(self, svc);
+  if (entities && (!svc->subscribers.empty() || svc->cfg.events.enabled)) st.relay = spawn_outbox_relay(self, svc);
   if (entities && svc->def.reminders) st.reminders = spawn_reminder_scheduler(self, svc);
   if (entities && svc->def.pending) self->send(self, resume_atom::value);
   publish(self, *svc);
@@ -449,6 +452,15 @@ caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> sv
       svc->restarts++;
       s.relay = spawn_outbox_relay(self, svc);
       return publish(self, *svc);
+    }
+    if (s.hub && dm.source == s.hub.address()) {
+      // Its subscribers were told (or lost their connection); the log and
+      // the durable cursors are in the store: a fresh hub carries on.
+      svc->record_failure("event hub: " + reason_text(dm.reason, *svc));
+      svc->restarts++;
+      svc->set_event_hub(nullptr);
+      s.hub = spawn_event_hub(self, svc);
+      return;
     }
     if (s.reminders && dm.source == s.reminders.address()) {
       // Like the relay: everything it needs is in the store.
@@ -470,6 +482,9 @@ caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> sv
     s.relay = nullptr;
     if (s.reminders) self->send_exit(s.reminders, em.reason);
     s.reminders = nullptr;
+    if (s.hub) self->send_exit(s.hub, em.reason);
+    s.hub = nullptr;
+    svc->set_event_hub(nullptr);
     self->quit(em.reason);
   });
 

@@ -379,12 +379,17 @@ void io_loop::handle_message(std::size_t index, std::vector<zmq::message_t>& fra
   env.sent_ms = 0;  // from here on the node's own clock counts
   auto deadline = clock_type::now() + std::chrono::milliseconds(env.deadline_ms);
   auto ticket = ++next_ticket_;
+  // Events of a subscription go back the same way, any number of times (no deadline to forget).
+  reply_sink stream = [this, index, identity, delimiter](const envelope& h, std::string&& p) {
+    post_reply({index, identity, delimiter, 0, encode_envelope(h), std::move(p)});
+  };
   reply_sink sink = [this, index, identity = std::move(identity), delimiter, ticket](const envelope& h, std::string&& p) {
     // Any thread: encode here, then hop onto the I/O thread, which owns the socket.
     post_reply({index, identity, delimiter, ticket, encode_envelope(h), std::move(p)});
   };
   counters_.requests++;
   auto req = std::make_shared<request>(std::move(env), frames[first + 1].to_string(), deadline, std::move(sink));
+  if (req->header.method == "_subscribe") req->stream = std::move(stream);
   if (req->header.kind == message_kind::request)
     deadline_tickets_.emplace(ticket, deadlines_.emplace(deadline, std::make_pair(std::weak_ptr<request>(req), ticket)));
   if (req->header.service == "_registry") {
@@ -449,6 +454,16 @@ void io_loop::retire_client(const std::string& endpoint) {
   if (it == remotes_.end()) return;
   retired_.push_back(std::move(it->second));
   remotes_.erase(it);
+  // Subscriptions relayed over it end here: their subscribers subscribe again.
+  for (auto s = streams_.lower_bound({endpoint, 0}); s != streams_.end() && s->first.first == endpoint;) {
+    envelope h;
+    h.kind = message_kind::event;
+    h.id = s->second.id;
+    h.service = s->second.service;
+    h.method = "_end";
+    s->second.sink(h, encode_error_payload({errc::unavailable, "the connection to " + endpoint + " was closed"}));
+    s = streams_.erase(s);
+  }
 }
 
 client* io_loop::remote_client(const std::string& endpoint, error_info* why) {
@@ -466,6 +481,15 @@ client* io_loop::remote_client(const std::string& endpoint, error_info* why) {
   }
   auto& c = remotes_[endpoint];
   c = std::make_unique<client>(ctx_, endpoint, limits_, liveness_, keys);
+  // Events of subscriptions forwarded there: on to their subscribers.
+  c->on_event([this, endpoint](envelope&& h, std::string&& p) {
+    auto it = streams_.find({endpoint, h.id});
+    if (it == streams_.end()) return;
+    const bool ended = h.method == "_end";
+    h.id = it->second.id;
+    it->second.sink(h, std::move(p));
+    if (ended) streams_.erase(it);
+  });
   return c.get();
 }
 
@@ -533,9 +557,11 @@ void io_loop::attempt(instance_pool& pool, request_ptr req, std::vector<instance
   }
   instance->outstanding++;
   envelope env = req->header;
-  remote->call_async(std::move(env), req->payload, budget,
-                  [this, &pool, req, instance, tried = std::move(tried)](reply&& r) mutable {
+  const bool subscribe = req->stream && req->header.method == "_subscribe";
+  auto sent_id = remote->call_async(std::move(env), req->payload, budget,
+                  [this, &pool, req, instance, tried = std::move(tried), subscribe](reply&& r) mutable {
                     instance->outstanding--;
+                    if (subscribe && r.error) streams_.erase({instance->endpoint, r.header.id});
                     // An instance failed when it did not answer in time or could not be reached;
                     // an error it answered with (even `unavailable` from its service) is its answer.
                     const bool failed = r.error && r.local;
@@ -556,6 +582,10 @@ void io_loop::attempt(instance_pool& pool, request_ptr req, std::vector<instance
                     else
                       req->respond(std::move(r.payload));
                   });
+  if (subscribe && !req->answered()) {
+    if (streams_.size() >= max_relayed_streams) streams_.erase(streams_.begin());
+    streams_[{instance->endpoint, sent_id}] = {req->stream, req->header.id, req->header.service};
+  }
 }
 
 }  // namespace cohort::detail

@@ -33,8 +33,10 @@ enum class keyspace : std::uint8_t {
   outbox,       ///< events written with the change that caused them, until their subscriber acknowledges
   pending,      ///< entities with unfinished work (e.g. a saga) to resume after a crash or restart
   reminders,    ///< entities' durable timers: a schedule in time order, and an index by entity (reminder_keys.hpp)
+  events,       ///< the service's event log for client subscriptions: events by 8-byte big-endian sequence number
+  cursors,      ///< durable client subscriptions: name -> last acknowledged sequence number; the log's head
 };
-inline constexpr std::size_t keyspace_count = 7;
+inline constexpr std::size_t keyspace_count = 9;
 
 /// The key of an entity in the state and snapshot keyspaces, and the prefix
 /// of its journal: a 4-byte big-endian length, then the entity key, so that no

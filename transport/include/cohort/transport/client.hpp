@@ -151,6 +151,11 @@ class client {
   [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> next_deadline() const;
   [[nodiscard]] std::size_t in_flight() const noexcept { return pending_.size(); }
   [[nodiscard]] zmq::socket_t& socket() noexcept { return socket_; }
+  /// Where `event` messages go (a subscription's events; docs/protocol.md,
+  /// Events for clients): their header (its id is the `_subscribe` request's)
+  /// and payload, from poll()/process_ready(). Without a handler they are dropped.
+  void on_event(std::function<void(envelope&&, std::string&&)> handler) { on_event_ = std::move(handler); }
+
   /// Replies that arrived after their call had timed out (dropped).
   [[nodiscard]] std::uint64_t late_replies() const noexcept { return late_replies_; }
 
@@ -169,6 +174,7 @@ class client {
   std::unordered_map<std::uint64_t, pending_call> pending_;
   std::multimap<std::chrono::steady_clock::time_point, std::uint64_t> deadlines_;
   std::uint64_t late_replies_ = 0;
+  std::function<void(envelope&&, std::string&&)> on_event_;
 };
 
 }  // namespace cohort

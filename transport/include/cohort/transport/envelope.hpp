@@ -35,6 +35,9 @@ struct envelope {
   /// HTTP token), never taken from the sender, except from a trusted node,
   /// which passes on the caller it admitted. "anonymous" for keyless callers.
   std::string caller;
+  /// Events to clients: the event's position in its service's event log
+  /// (docs/protocol.md, Events). 0 = absent.
+  std::uint64_t seq = 0;
 };
 
 /// The wall clock as the envelope's `sent_ms` counts it: Unix time in ms.

@@ -20,6 +20,23 @@
 
 namespace cohort {
 
+/// An entity service's event log for client subscriptions
+/// ([services.NAME.events]; docs/services.md, Events for clients).
+struct event_log_config {
+  /// Keep every event the service publishes in a log clients can subscribe
+  /// to (one more write per event, made by the outbox relay). Default: false.
+  bool enabled = false;
+  /// Events kept at most; older ones are trimmed. Default: 100000.
+  std::uint64_t retain_events = 100000;
+  /// And for at most this long. Default: 86400000 ms (24 h).
+  std::chrono::milliseconds retain{86400000};
+  /// Subscriptions served at once; beyond, `_subscribe` answers `overloaded`. Default: 1024.
+  std::size_t max_subscribers = 1024;
+  /// A subscription that sends no `_ack` for this long is ended (its durable
+  /// cursor stays). Default: 30000 ms.
+  std::chrono::milliseconds idle_timeout{30000};
+};
+
 /// One service hosted by this node ([services.NAME]).
 struct service_config {
   std::string name;
@@ -77,6 +94,8 @@ struct service_config {
   /// What the watchdog does about a stuck worker: report it, or also replace it
   /// with a fresh worker (the stuck one quits once its handler returns). Default: false (report).
   bool replace_stuck = false;
+  /// Entity services: the event log clients subscribe to.
+  event_log_config events;
 };
 
 /// How a node spreads requests over the instances of a remote service.

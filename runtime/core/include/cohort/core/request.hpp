@@ -88,6 +88,12 @@ class request : public std::enable_shared_from_this<request> {
   };
   hop_span span;
 
+  /// Where further messages of this request's stream go (events of a
+  /// client's subscription): any number of times, from any thread, before
+  /// and after the reply. Empty when the request came from where no stream
+  /// can go back (an actor's call).
+  reply_sink stream;
+
  private:
   bool claim() noexcept;
   void release() noexcept;

@@ -105,7 +105,13 @@ struct service_runtime {
 
   /// The outbox relay of this service: told when new events were written.
   void set_relay(caf::actor relay);
-  void poke_outbox();
+  /// `written`: the outbox keys just written (a scan that already passed
+  /// them starts over from the lowest).
+  void poke_outbox(std::vector<std::string> written = {});
+  /// The event hub of this service (client subscriptions; its event log's
+  /// writer); empty when the service keeps no event log or it is restarting.
+  void set_event_hub(caf::actor hub);
+  [[nodiscard]] caf::actor event_hub() const;
   /// The reminder scheduler of this service: told when new reminders were written.
   void set_reminder_scheduler(caf::actor scheduler);
   void poke_reminders();
@@ -143,6 +149,7 @@ struct service_runtime {
   caf::actor root_;
   caf::actor relay_;
   caf::actor reminder_scheduler_;
+  caf::actor event_hub_;
   bool down_ = false;
   std::string down_reason_;
   std::vector<child_status> children_;

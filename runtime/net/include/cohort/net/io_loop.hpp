@@ -181,6 +181,17 @@ class io_loop {
   void attempt(instance_pool& pool, request_ptr req, std::vector<instance_pool::instance_ptr> tried);
 
   std::map<std::string, std::unique_ptr<client>> remotes_;
+  /// Subscriptions forwarded to a remote instance (a service process, another
+  /// node): (endpoint, our request id there) -> where its events go and the
+  /// subscriber's own request id. Ended by the `_end` that passes through or
+  /// by the connection's retirement; bounded.
+  struct relayed_stream {
+    reply_sink sink;
+    std::uint64_t id = 0;
+    std::string service;
+  };
+  std::map<std::pair<std::string, std::uint64_t>, relayed_stream> streams_;
+  static constexpr std::size_t max_relayed_streams = 65536;
   /// Server keys of registered instances (from the key they authenticated with).
   std::unordered_map<std::string, std::string> server_keys_;
   const security::node_security* security_ = nullptr;

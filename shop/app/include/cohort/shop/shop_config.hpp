@@ -18,6 +18,8 @@ inline node_config shop_node_config(const shop_options& opts = {}) {
     s.supervision.intensity.max_restarts = 200;
     s.supervision.intensity.period = std::chrono::milliseconds(1000);
     s.intensity_set = true;
+    // Clients subscribe to orders' events (order_placed, order_failed).
+    if (s.name == "orders") s.events.enabled = true;
   }
   // The embedded demo keeps every trace, so that `cohortctl trace` shows any checkout.
   cfg.trace.sample = 1.0;
