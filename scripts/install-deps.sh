@@ -26,16 +26,33 @@ packages=(
   clang-14 libfuzzer-14-dev libclang-rt-14-dev  # libFuzzer harnesses with ASan + UBSan (tests/fuzz)
   iproute2                          # network namespaces for partition tests (ip netns, veth)
   fuse3 python3-fusepy              # a slow filesystem (FUSE) under a store for isolation tests
+  nodejs                            # the JavaScript client (js/) and its test
 )
+
+# The JavaScript client's npm packages (zeromq, @msgpack/msgpack), pinned by
+# js/package-lock.json, from the npm registry into js/node_modules.
+npm_packages() {
+  local here
+  here="$(cd "$(dirname "$0")/.." && pwd)"
+  [ -d "$here/js/node_modules/zeromq" ] && [ -d "$here/js/node_modules/@msgpack/msgpack" ] && return 0
+  if ! command -v npm >/dev/null; then
+    # Debian's nodejs comes without npm (NodeSource's has it built in).
+    DEBIAN_FRONTEND=noninteractive ${SUDO:-} apt-get install -y -qq --no-install-recommends npm >/dev/null
+  fi
+  (cd "$here/js" && npm ci --no-audit --no-fund --loglevel=error)
+}
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+if [ ${#missing[@]} -eq 0 ]; then
+  npm_packages
+  exit 0
+fi
 echo "install-deps: installing ${missing[*]}"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+npm_packages

@@ -1,9 +1,10 @@
 """Cohort client for Python: calls Cohort services over ZeroMQ with msgpack,
 as docs/protocol.md describes, synchronously (Client) or with asyncio
-(AsyncClient). Depends only on pyzmq and msgpack (Debian: python3-zmq,
+(AsyncClient), and subscribes to services' events (Subscription). Depends only on pyzmq and msgpack (Debian: python3-zmq,
 python3-msgpack)."""
 from .errors import CohortError
 from .client import Client, CurveKeys
 from .aio import AsyncClient
+from .subscription import Event, Subscription
 
-__all__ = ["Client", "AsyncClient", "CohortError", "CurveKeys"]
+__all__ = ["Client", "AsyncClient", "CohortError", "CurveKeys", "Event", "Subscription"]

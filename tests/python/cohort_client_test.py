@@ -11,7 +11,7 @@ import tempfile
 import time
 
 sys.path.insert(0, sys.argv[2])
-from cohort_client import AsyncClient, Client, CohortError, CurveKeys  # noqa: E402
+from cohort_client import AsyncClient, Client, CohortError, CurveKeys, Subscription  # noqa: E402
 
 COHORT = sys.argv[1]
 SHOP = ["catalog", "inventory", "cart", "orders", "payments", "notifications", "greeter", "counter"]
@@ -31,6 +31,7 @@ def start_node(tmp, name, extra=""):
         f.write(extra)
         for s in SHOP:
             f.write("[services.%s]\n" % s)
+        f.write("[services.orders.events]\nlog = true\n")  # clients may subscribe to orders' events
     proc = subprocess.Popen([COHORT, "run", "--config", cfg], stdout=subprocess.PIPE, text=True)
     endpoint, deadline = None, time.time() + 20
     while time.time() < deadline:
@@ -56,6 +57,8 @@ def main():
         proc, endpoint = start_node(tmp, "plain")
         try:
             check(subprocess.run([COHORT, "seed-shop", "--endpoint", endpoint]).returncode == 0, "seed-shop")
+            live = Subscription(endpoint, "orders", topics=["order_placed"])
+            durable = Subscription(endpoint, "orders", topics=["order_placed"], name="py-billing")
             with Client(endpoint) as c:
                 cart = c.call("cart", "add", {"sku": "mug-001", "qty": 2}, key="py-cart")
                 check(cart["lines"][0]["qty"] == 2, "cart.add: %r" % cart)
@@ -63,6 +66,27 @@ def main():
                                key="py-order-1", idempotency_key="py-order-1", timeout=20)
                 check(order["status"] == "completed", "checkout: %r" % order)
                 check(c.call("orders", "get", key="py-order-1")["status"] == "completed", "orders.get")
+                # Subscribers see the order placed: a live one and a durable one.
+                for sub in (live, durable):
+                    e = sub.get(timeout=10)
+                    check(e is not None and e.topic == "order_placed" and e.data["order_id"] == "py-order-1"
+                          and e.data["customer"] == "py" and e.seq > 0 and e.event_id, "order_placed: %r" % (e,))
+                live.close()
+                durable.get(timeout=0.2)  # acknowledges the first
+                durable.close()
+                # Published while the durable subscriber is away: it resumes there.
+                c.call("cart", "add", {"sku": "mug-001", "qty": 1}, key="py-cart-2")
+                c.call("orders", "checkout", {"customer": "py", "cart_id": "py-cart-2", "card": "4242"},
+                       key="py-order-2", idempotency_key="py-order-2", timeout=20)
+                with Subscription(endpoint, "orders", topics=["order_placed"], name="py-billing") as back:
+                    e = back.get(timeout=10)
+                    check(e is not None and e.data["order_id"] == "py-order-2", "durable resume: %r" % (e,))
+                # Subscribing to a service that keeps no event log is refused with a code.
+                try:
+                    Subscription(endpoint, "cart")
+                    check(False, "a subscription to cart (no event log) was accepted")
+                except CohortError as e:
+                    check(e.code == "unknown_method", "cart subscription: %s" % e)
                 # Errors keep their stable codes.
                 for args, code in [(("nosuch", "x"), "unknown_service"), (("greeter", "nosuch"), "unknown_method"),
                                    (("greeter", "fail", {"code": "out_of_stock", "message": "none"}), "out_of_stock")]:
