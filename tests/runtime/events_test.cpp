@@ -332,3 +332,33 @@ TEST_CASE("subscription requests with bad arguments, to a service without an eve
   post(c, "a", "tick", 0);
   n->stop();
 }
+
+TEST_CASE("a node relays the events of a subscription to a service it reaches as a remote instance",
+          "[runtime][events]") {
+  temp_dir dir;
+  auto publisher = start(feed_config(dir / "a"));
+  auto cfg = loopback_config(dir / "b", example_services());
+  remote_service_config feed_remote;
+  feed_remote.name = "feed";
+  feed_remote.endpoints = {publisher->endpoints().front()};
+  cfg.remotes.push_back(feed_remote);
+  auto front = node::start(cfg, catalog());
+  if (!front) FAIL("front node did not start: " << front.error().message);
+  subscriber s((*front)->endpoints().front());  // through the front node
+  auto sub = s.subscribe({{"tick"}, "via-front"});
+  REQUIRE(sub.ok());
+  client c((*front)->endpoints().front());
+  for (std::uint64_t i = 0; i < 12; ++i) post(c, "a", "tick", i);
+  REQUIRE(s.wait_for(12));
+  for (std::uint64_t i = 0; i < 12; ++i) CHECK(s.events[i].event.n == i);
+  REQUIRE(s.ack_all());  // acknowledgements travel the same way
+  // The publisher restarts its service: the subscriber hears _end through the front.
+  REQUIRE(publisher->restart_service("feed").ok());
+  REQUIRE(eventually([&] {
+    s.c.poll(10ms);
+    return !s.control.empty();
+  }));
+  CHECK(s.control.back().first == "_end");
+  (*front)->stop();
+  publisher->stop();
+}
