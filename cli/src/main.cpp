@@ -331,10 +331,21 @@ int main(int argc, char** argv) {
       std::cerr << "cohort: bad config: " << cfg.error().message << "\n";
       return 2;
     }
-    if (auto plugins = cohort::plugins::load_configured(*cfg); !plugins) {
+    auto plugins = cohort::plugins::load_configured(*cfg);
+    if (!plugins) {
       std::cerr << "cohort: bad config: " << plugins.error().message << "\n";
       return 2;
     }
+    // What the node checks as it starts, checked here too: an event log needs an entity service.
+    auto defs = catalog({});
+    defs.insert(defs.end(), plugins->begin(), plugins->end());
+    for (const auto& s : cfg->services)
+      for (const auto& d : defs)
+        if (d.name == s.name && s.events.enabled && d.kind != cohort::service_kind::entities) {
+          std::cerr << "cohort: bad config: service '" << s.name << "': an event log ([services." << s.name
+                    << ".events]) needs an entity service (workers publish no events)\n";
+          return 2;
+        }
     std::cout << "config ok: " << cfg->services.size() << " service(s), " << cfg->remotes.size()
               << " remote service(s)\n";
     return 0;

@@ -126,3 +126,32 @@ TEST_CASE("the embedded default binds only to loopback and hosts every example",
   CHECK_THAT(cfg.listen[0], Catch::StartsWith("tcp://127.0.0.1:"));
   CHECK(cfg.services.size() == known.size());
 }
+
+TEST_CASE("a service's event log is configured under [services.NAME.events], checked", "[runtime][config]") {
+  auto cfg = parse_node_config(R"(
+[services.counter.events]
+log = true
+retain_events = 500
+retain_ms = 60000
+max_subscribers = 8
+idle_timeout_ms = 5000
+)",
+                               "t.toml", known);
+  REQUIRE(cfg.ok());
+  const auto& e = cfg->services.at(0).events;
+  CHECK(e.enabled);
+  CHECK(e.retain_events == 500);
+  CHECK(e.retain == std::chrono::milliseconds(60000));
+  CHECK(e.max_subscribers == 8);
+  CHECK(e.idle_timeout == std::chrono::milliseconds(5000));
+  CHECK_FALSE(parse_node_config("[services.counter]\n", "t.toml", known).value().services.at(0).events.enabled);  // off by default
+  for (const auto& [text, key] : std::vector<std::pair<std::string, std::string>>{
+           {"[services.counter.events]\nlog = \"yes\"\n", "services.counter.events.log"},
+           {"[services.counter.events]\nretain_events = 0\n", "retain_events"},
+           {"[services.counter.events]\nidle_timeout_ms = 10\n", "idle_timeout_ms"},
+           {"[services.counter.events]\nkeep = 1\n", "services.counter.events.keep"}}) {
+    auto bad = parse_node_config(text, "t.toml", known);
+    REQUIRE_FALSE(bad.ok());
+    CHECK_THAT(bad.error().message, Catch::Contains(key));
+  }
+}
