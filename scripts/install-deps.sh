@@ -17,6 +17,7 @@ packages=(
   libboost1.74-dev                  # Beast (HTTP front)
   libssl-dev openssl                # SHA-256 (idempotency, API tokens), TLS for HTTP; the CLI makes test certificates
   libjwt-dev                        # JWT validation at the HTTP front (HS256, RS256)
+  liburiparser-dev                  # query strings at the HTTP front (GET /v1/<service>/events)
   libcurl4-openssl-dev              # OTLP/HTTP export of spans and logs to a trace collector
   prometheus-cpp-dev                # metrics in the Prometheus data model and text format (core, pull)
   prometheus                        # tests: promtool checks /metrics, a real Prometheus scrapes a node

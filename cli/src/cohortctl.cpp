@@ -65,6 +65,8 @@ void print_tree(const json& j) {
     if (s.value("events_published", 0) > 0)
       std::cout << ", events published " << cell(s["events_published"]) << " delivered " << cell(s["events_delivered"])
                 << " redelivered " << cell(s["event_redeliveries"]);
+    if (s.value("subscriptions", -1) >= 0)
+      std::cout << ", event log " << cell(s["events_logged"]) << " events, " << cell(s["subscriptions"]) << " subscribers";
     std::cout << "]\n";
     const auto& children = s["children"];
     for (std::size_t i = 0; i < children.size(); ++i) {

@@ -222,6 +222,7 @@ class session : public std::enable_shared_from_this<session<Stream>> {
     if (route.what == http_route::kind::health) return health(route.health_of);
     if (route.what == http_route::kind::metrics) return exposition();
     if (route.what == http_route::kind::error) return error(route.status, route.error.code, route.error.message);
+    if (route.what == http_route::kind::events) return subscribe(std::move(route), std::move(*caller));
     if (front_.internal && front_.internal(route.call))
       return error(http::status::forbidden, errc::forbidden,
                    route.call.service + "." + route.call.method + " is internal: not reachable over HTTP");
@@ -260,6 +261,187 @@ class session : public std::enable_shared_from_this<session<Stream>> {
     lowest().expires_never();
     front_.route(std::move(r));
   }
+
+  // -- Server-Sent Events: GET /v1/<service>/events --------------------------
+  //
+  // The connection subscribes (`_subscribe`) for its client, writes each event
+  // as it comes (text/event-stream), and acknowledges what was written, so the
+  // node never has more than the window in flight to a slow reader. A comment
+  // line every few seconds keeps proxies from closing it and finds a client
+  // that went away; then the subscription is ended.
+
+  void subscribe(http_route route, std::string caller) {
+    envelope env = std::move(route.call);
+    env.id = front_.next_id++;
+    env.trace = trace_id_;
+    env.traceparent = traceparent_;
+    env.tracestate = tracestate_;
+    env.caller = caller;
+    sse_.emplace();
+    sse_->service = env.service;
+    sse_->caller = std::move(caller);
+    auto self = this->shared_from_this();
+    auto r = std::make_shared<request>(
+        std::move(env), std::move(route.args), std::chrono::steady_clock::now() + route.deadline,
+        [self](const envelope& h, std::string&& payload) {
+          net::post(self->stream_.get_executor(), [self, kind = h.kind, payload = std::move(payload)] {
+            self->subscribed(kind, payload);
+          });
+        });
+    r->stream = [self, limits = front_.limits](const envelope& h, std::string&& payload) {
+      // Converted on the sender's thread; written on this connection's.
+      auto text = sse_event(h, payload, limits);
+      net::post(self->stream_.get_executor(), [self, text = std::move(text), seq = h.seq, end = h.method == "_end"]() mutable {
+        self->sse_push(std::move(text), seq, end);
+      });
+    };
+    lowest().expires_never();
+    front_.route(std::move(r));
+  }
+
+  void subscribed(message_kind kind, const std::string& payload) {
+    if (kind == message_kind::error) {
+      sse_.reset();
+      keep_alive_ = false;
+      return answer(kind, payload);
+    }
+    try {
+      auto h = msgpack::unpack(payload.data(), payload.size());
+      auto m = h.get().as<std::map<std::string, msgpack::object>>();
+      sse_->id = m.at("subscription").as<std::uint64_t>();
+    } catch (const std::exception&) {
+      sse_.reset();
+      return error(http::status::bad_gateway, errc::internal, "the node's answer to _subscribe does not decode");
+    }
+    auto res = std::make_shared<http::response<http::empty_body>>(http::status::ok, version_);
+    res->set(http::field::server, "cohort");
+    res->set(http::field::content_type, "text/event-stream");
+    res->set(http::field::cache_control, "no-cache");
+    res->set(http::field::connection, "close");  // the body ends when the stream does
+    res->set("X-Accel-Buffering", "no");
+    res->set("X-Request-Id", request_id_);
+    res->set("X-Trace-Id", trace_id_);
+    if (!origin_.empty()) {
+      res->set(http::field::access_control_allow_origin, origin_);
+      res->set(http::field::vary, "Origin");
+    }
+    finished(200, 0);
+    auto sr = std::make_shared<http::response_serializer<http::empty_body>>(*res);
+    http::async_write_header(stream_, *sr, [self = this->shared_from_this(), res, sr](beast::error_code ec, std::size_t) {
+      if (ec) return self->sse_close();
+      self->sse_->open = true;
+      self->sse_push(": subscribed\n\n", 0, false);
+      self->sse_keepalive();
+      self->sse_watch();
+    });
+  }
+
+  /// A client sends nothing on an event stream: a read that completes is
+  /// its going away (EOF), noticed at once, before more events are written
+  /// (and acknowledged) into a connection nobody reads.
+  void sse_watch() {
+    stream_.async_read_some(net::buffer(sse_->scratch), [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+      if (!self->sse_ || self->sse_->closed) return;
+      if (ec) return self->sse_close();
+      self->sse_watch();
+    });
+  }
+
+  void sse_push(std::string text, std::uint64_t seq, bool end) {
+    if (!sse_ || sse_->closed || text.empty()) return;
+    sse_->out += text;
+    if (seq) sse_->to_ack = seq;
+    if (end) sse_->ended = true;  // the node ended it: written, then closed
+    sse_flush();
+  }
+
+  void sse_flush() {
+    auto& s = *sse_;
+    if (!s.open || s.writing || s.out.empty()) return;
+    s.writing = true;
+    auto batch = std::make_shared<std::string>(std::move(s.out));
+    s.out.clear();
+    auto ack = s.to_ack;
+    net::async_write(stream_, net::buffer(*batch), [self = this->shared_from_this(), batch, ack](beast::error_code ec, std::size_t) {
+      auto& s = *self->sse_;
+      s.writing = false;
+      if (ec) return self->sse_close();
+      if (ack > s.acked) self->sse_ack(ack);
+      if (s.ended && s.out.empty()) return self->sse_close();
+      self->sse_flush();
+    });
+  }
+
+  /// Tells the node what was written (and that the connection is alive).
+  void sse_ack(std::uint64_t seq) {
+    auto& s = *sse_;
+    if (seq > s.acked) s.acked = seq;
+    envelope env;
+    env.kind = message_kind::request;
+    env.id = front_.next_id++;
+    env.service = s.service;
+    env.method = "_ack";
+    env.caller = s.caller;
+    env.deadline_ms = 5000;
+    msgpack::sbuffer buf;
+    msgpack::packer<msgpack::sbuffer> pk(buf);
+    pk.pack_map(s.acked ? 2 : 1);
+    pk.pack(std::string_view("subscription")), pk.pack(s.id);
+    if (s.acked) pk.pack(std::string_view("seq")), pk.pack(s.acked);
+    auto self = this->shared_from_this();
+    front_.route(std::make_shared<request>(
+        std::move(env), std::string(buf.data(), buf.size()), std::chrono::steady_clock::now() + std::chrono::seconds(5),
+        [self](const envelope& h, std::string&& payload) {
+          if (h.kind != message_kind::error) return;
+          // The node no longer knows the subscription (restarted, ended): so ends the stream; EventSource reconnects.
+          auto err = decode_error_payload(payload, self->front_.limits);
+          if (err.is(errc::bad_request))
+            net::post(self->stream_.get_executor(), [self] { self->sse_push(": ended\n\n", 0, true); });
+        }));
+  }
+
+  void sse_keepalive() {
+    timer_.emplace(stream_.get_executor());
+    timer_->expires_after(std::chrono::seconds(5));
+    timer_->async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      if (ec || !self->sse_ || self->sse_->closed) return;
+      self->sse_push(": ping\n\n", 0, false);  // a client that went away fails this write
+      self->sse_ack(self->sse_->acked);
+      self->sse_keepalive();
+    });
+  }
+
+  void sse_close() {
+    if (!sse_ || sse_->closed) return;
+    sse_->closed = true;
+    if (timer_) timer_->cancel();
+    if (sse_->id) {
+      envelope env;
+      env.kind = message_kind::oneway;
+      env.id = front_.next_id++;
+      env.service = sse_->service;
+      env.method = "_unsubscribe";
+      env.caller = sse_->caller;
+      env.deadline_ms = 5000;
+      front_.route(std::make_shared<request>(std::move(env), pack(std::map<std::string, std::uint64_t>{{"subscription", sse_->id}}),
+                                             std::chrono::steady_clock::now() + std::chrono::seconds(5),
+                                             [](const envelope&, std::string&&) {}));
+    }
+    beast::error_code ec;
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+    lowest().socket().close(ec);
+  }
+
+  struct sse_state {
+    std::string service, caller;
+    std::uint64_t id = 0;      ///< the node's subscription id
+    std::string out;           ///< written next
+    std::uint64_t to_ack = 0;  ///< the newest event in what was queued
+    std::uint64_t acked = 0;
+    bool open = false, writing = false, ended = false, closed = false;
+    std::array<char, 256> scratch{};  ///< what a client sends on its event stream (nothing, or its EOF)
+  };
+  std::optional<sse_state> sse_;
 
   /// CORS preflight: allowed origins get the methods and headers they may use.
   void preflight(const http::request<http::string_body>& req) {

@@ -2,6 +2,9 @@
 
 #include <charconv>
 
+#include <msgpack.hpp>
+#include <uriparser/Uri.h>
+
 #include "cohort/transport/envelope_codec.hpp"
 #include "cohort/transport/json_bridge.hpp"
 
@@ -11,6 +14,66 @@ namespace {
 
 /// The longest X-Timeout-Ms accepted: one hour.
 constexpr long long max_timeout_ms = 3600000;
+
+/// A whole decimal number in [min, max].
+std::optional<std::uint64_t> number(std::string_view text, std::uint64_t min, std::uint64_t max) {
+  std::uint64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || v < min || v > max) return std::nullopt;
+  return v;
+}
+
+/// The `_subscribe` arguments of GET /v1/<service>/events: from its query
+/// string (parsed by uriparser: percent-decoding, '+' as space) and
+/// Last-Event-ID (an EventSource that reconnects sends the last id it got).
+result<std::string> subscribe_args(std::string_view target, boost::beast::string_view last_event_id) {
+  std::vector<std::string> topics;
+  std::string name;
+  std::optional<std::uint64_t> from, window;
+  auto q = target.find('?');
+  if (q != std::string_view::npos && q + 1 < target.size()) {
+    auto query = target.substr(q + 1);
+    UriQueryListA* list = nullptr;
+    int count = 0;
+    if (uriDissectQueryMallocA(&list, &count, query.data(), query.data() + query.size()) != URI_SUCCESS)
+      return error_info{errc::bad_request, "the query string does not parse"};
+    std::optional<error_info> bad;
+    for (auto* item = list; item && !bad; item = item->next) {
+      std::string_view k(item->key ? item->key : ""), v(item->value ? item->value : "");
+      if (!is_valid_utf8(v)) bad = error_info{errc::bad_request, "query values must be UTF-8"};
+      else if (k == "topics" || k == "topic") {
+        for (std::size_t at = 0; at <= v.size() && !bad;) {
+          auto comma = v.find(',', at);
+          auto t = v.substr(at, comma == std::string_view::npos ? std::string_view::npos : comma - at);
+          if (!t.empty()) topics.emplace_back(t);
+          if (comma == std::string_view::npos) break;
+          at = comma + 1;
+        }
+      } else if (k == "name") {
+        name = std::string(v);
+      } else if (k == "from") {
+        if (!(from = number(v, 0, UINT64_MAX))) bad = error_info{errc::bad_request, "'from' must be a whole number"};
+      } else if (k == "window") {
+        if (!(window = number(v, 1, 4096))) bad = error_info{errc::bad_request, "'window' must be a whole number from 1 to 4096"};
+      }
+    }
+    uriFreeQueryListA(list);
+    if (bad) return *bad;
+  }
+  if (!last_event_id.empty() && name.empty()) {
+    auto last = number(std::string_view(last_event_id.data(), last_event_id.size()), 0, UINT64_MAX - 1);
+    if (!last) return error_info{errc::bad_request, "Last-Event-ID must be the id of an event (a whole number)"};
+    from = *last + 1;  // resume after the last event the client got
+  }
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_map(1 + !name.empty() + from.has_value() + window.has_value());
+  pk.pack(std::string_view("topics")), pk.pack(topics);
+  if (!name.empty()) pk.pack(std::string_view("name")), pk.pack(name);
+  if (from) pk.pack(std::string_view("from")), pk.pack(*from);
+  if (window) pk.pack(std::string_view("window")), pk.pack(*window);
+  return std::string(buf.data(), buf.size());
+}
 
 /// application/json, with or without parameters (charset=utf-8).
 bool is_json(boost::beast::string_view content_type) {
@@ -73,8 +136,23 @@ http_route route_http_request(const http::request<http::string_body>& req, const
   if (target.rfind("/v1/", 0) != 0)
     return refuse(http::status::not_found, errc::unknown_service,
                   "no route for " + target + " (POST /v1/<service>/<method>)");
-  if (req.method() != http::verb::post) return refuse(http::status::method_not_allowed, errc::bad_request, "use POST");
   auto path = target.substr(4);
+  if (req.method() == http::verb::get && path.size() > 7 && path.compare(path.size() - 7, 7, "/events") == 0 &&
+      path.find('/') == path.size() - 7) {
+    http_route r;
+    r.what = http_route::kind::events;
+    r.call.service = path.substr(0, path.size() - 7);
+    r.call.method = "_subscribe";
+    if (!is_valid_utf8(r.call.service)) return refuse(http::status::bad_request, errc::bad_request, "the path is not valid UTF-8");
+    auto args = subscribe_args(std::string_view(req.target().data(), req.target().size()), req["Last-Event-ID"]);
+    if (!args) return refuse(http::status::bad_request, errc::bad_request, args.error().message);
+    r.args = std::move(*args);
+    r.deadline = default_deadline;
+    r.call.deadline_ms = static_cast<std::uint32_t>(r.deadline.count());
+    return r;
+  }
+  if (req.method() != http::verb::post)
+    return refuse(http::status::method_not_allowed, errc::bad_request, "use POST (or GET /v1/<service>/events)");
   auto slash = path.find('/');
   if (slash == std::string::npos || slash == 0 || slash + 1 == path.size() || path.find('/', slash + 1) != std::string::npos)
     return refuse(http::status::not_found, errc::unknown_method, "path must be /v1/<service>/<method>");
@@ -112,6 +190,26 @@ http_route route_http_request(const http::request<http::string_body>& req, const
   }
   r.args = std::move(*args);
   return r;
+}
+
+std::string sse_event(const envelope& header, const std::string& payload, const wire_limits& limits) {
+  // A topic is one line of the stream: one with a line break cannot be sent as it is.
+  if (header.method.find_first_of("\r\n") != std::string::npos) return {};
+  std::string data;
+  if (header.method == "_end") {
+    auto err = decode_error_payload(payload, limits);
+    auto json = msgpack_to_json(encode_error_payload(err), -1, limits);
+    data = json ? std::move(*json) : std::string("{}");
+  } else {
+    auto json = msgpack_to_json(payload, -1, limits);
+    if (!json) return {};
+    data = std::move(*json);
+  }
+  // One line of compact JSON (no raw newline can appear in it): one data: line.
+  std::string out;
+  if (header.seq) out += "id: " + std::to_string(header.seq) + "\n";
+  out += "event: " + header.method + "\ndata: " + data + "\n\n";
+  return out;
 }
 
 http_answer reply_to_http(message_kind kind, const std::string& payload, const wire_limits& limits) {

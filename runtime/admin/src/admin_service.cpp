@@ -28,7 +28,8 @@ json to_json(const service_status& s, bool with_children) {
             {"stuck_handlers", s.stuck_handlers}, {"last_failure", s.last_failure}, {"pid", s.pid > 0 ? json(s.pid) : json(nullptr)},
             {"resumes", s.resumes}, {"quarantines", s.quarantines}, {"events_published", s.events_published},
             {"events_delivered", s.events_delivered}, {"event_redeliveries", s.event_redeliveries},
-            {"outbox_oldest_age_s", s.outbox_oldest_age_s}, {"pending_entities", s.pending_entities}};
+            {"outbox_oldest_age_s", s.outbox_oldest_age_s}, {"pending_entities", s.pending_entities},
+            {"events_logged", s.events_logged}, {"subscriptions", s.subscriptions}};
   if (with_children) {
     j["children"] = json::array();
     for (const auto& c : s.children) j["children"].push_back(to_json(c));

@@ -184,13 +184,14 @@ void push_event(const service_runtime& svc, const subscription& s, const log_ent
   s.push(h, std::string(e.payload));
 }
 
-void end_subscription(hub_actor* self, const service_runtime& svc, std::uint64_t id, const error_info& why) {
+void end_subscription(hub_actor* self, service_runtime& svc, std::uint64_t id, const error_info& why) {
   auto& st = self->state;
   auto it = st.subs.find(id);
   if (it == st.subs.end()) return;
   push_control(svc, it->second, "_end", encode_error_payload(why));
   if (it->second.durable()) st.by_name.erase(it->second.name);
   st.subs.erase(it);
+  svc.subscriptions.store(static_cast<std::int64_t>(st.subs.size()));
 }
 
 void save_cursor(hub_actor* self, const std::shared_ptr<service_runtime>& svc, subscription& s);
@@ -283,7 +284,7 @@ void on_appended(hub_actor* self, const std::shared_ptr<service_runtime>& svc, c
   auto& st = self->state;
   st.appending = false;
   for (auto& a : *items) {
-    if (ok) svc->events_delivered++;
+    if (ok) svc->events_logged++;
     self->send(a.relay, log_done_atom::value, a.outbox_key, ok, why);
   }
   if (ok && !items->empty()) {
@@ -408,6 +409,7 @@ void start_subscription(hub_actor* self, const std::shared_ptr<service_runtime>&
   if (!s.name.empty()) st.by_name[s.name] = s.id;
   auto id = s.id;
   auto& placed = st.subs.emplace(id, std::move(s)).first->second;
+  svc->subscriptions.store(static_cast<std::int64_t>(st.subs.size()));
   log::get("service")->info("{}: subscription {} by {} ({}), from {}", svc->def.name, id, placed.caller,
                             placed.durable() ? "durable '" + placed.name + "'" : std::string("live"), placed.next);
   pump(self, svc, placed);
@@ -465,6 +467,7 @@ void on_request(hub_actor* self, const std::shared_ptr<service_runtime>& svc, co
   if (s.durable()) st.by_name.erase(s.name);
   auto position = s.position();
   st.subs.erase(it);
+  svc->subscriptions.store(static_cast<std::int64_t>(st.subs.size()));
   if (req->header.kind == message_kind::request) req->respond(encode_map({{"position", position}}));
 }
 
@@ -517,6 +520,7 @@ caf::behavior event_hub(hub_actor* self, std::shared_ptr<service_runtime> svc) {
                                                              "subscribe again"}));
     }
     st.subs.clear();
+    svc->subscriptions.store(0);
     self->quit(em.reason);
   });
   return {

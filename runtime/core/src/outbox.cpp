@@ -373,7 +373,7 @@ std::vector<std::pair<std::string, std::string>> make_outbox_records(service_run
     msgpack::pack(buf, outbox_record{target.service, target.method, key, event_id, event, traceparent, wall_clock_ms()});
     out.emplace_back(std::move(k), std::string(buf.data(), buf.size()));
   }
-  svc.events_published += out.size();
+  svc.events_published += out.size() - (logged ? 1 : 0);  // the log's record is counted as logged, once appended
   return out;
 }
 

@@ -251,6 +251,8 @@ service_status service_host::status_of(const std::string& name, const hosted& h)
   s.events_published = svc.events_published.load();
   s.events_delivered = svc.events_delivered.load();
   s.event_redeliveries = svc.event_redeliveries.load();
+  s.events_logged = svc.events_logged.load();
+  s.subscriptions = svc.cfg.events.enabled ? svc.subscriptions.load() : -1;
   if (auto oldest = svc.outbox_oldest_ms.load(); oldest != 0) {
     auto now = wall_clock_ms();
     s.outbox_oldest_age_s = now > oldest ? static_cast<double>(now - oldest) / 1000.0 : 0.0;

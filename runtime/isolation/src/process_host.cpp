@@ -87,6 +87,8 @@ std::optional<service_status> ask_status(client& admin, std::chrono::millisecond
   out.events_delivered = s.value("events_delivered", std::uint64_t{0});
   out.event_redeliveries = s.value("event_redeliveries", std::uint64_t{0});
   out.outbox_oldest_age_s = s.value("outbox_oldest_age_s", 0.0);
+  out.events_logged = s.value("events_logged", std::uint64_t{0});
+  out.subscriptions = s.value("subscriptions", std::int64_t{-1});
   out.pending_entities = s.value("pending_entities", std::int64_t{-1});
   out.stuck_handlers = s.value("stuck_handlers", std::uint64_t{0});
   return out;
@@ -365,6 +367,8 @@ std::vector<service_status> process_host::status() const {
       s.events_delivered = c->reported.events_delivered;
       s.event_redeliveries = c->reported.event_redeliveries;
       s.outbox_oldest_age_s = c->reported.outbox_oldest_age_s;
+      s.events_logged = c->reported.events_logged;
+      s.subscriptions = c->reported.subscriptions;
       s.pending_entities = c->reported.pending_entities;
       s.stuck_handlers = c->reported.stuck_handlers;
     }

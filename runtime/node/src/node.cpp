@@ -216,6 +216,11 @@ struct node::impl final : detail::call_router {
                 [](const service_status& s) { return s.events_delivered; });
     per_service("cohort_event_redeliveries_total", "Event deliveries that failed and were tried again", MetricType::Counter,
                 [](const service_status& s) { return s.event_redeliveries; });
+    per_service("cohort_events_logged_total", "Events appended to the service's event log (client subscriptions)",
+                MetricType::Counter, [](const service_status& s) { return s.events_logged; });
+    b.family("cohort_subscriptions", "Client subscriptions to the service's events served now", MetricType::Gauge);
+    for (const auto& s : services)
+      if (s.subscriptions >= 0) b.sample({{"service", s.name}}, static_cast<double>(s.subscriptions));
     per_service("cohort_outbox_oldest_age_seconds", "Age of the oldest event its relay knows to be undelivered (0: none)",
                 MetricType::Gauge, [](const service_status& s) { return s.outbox_oldest_age_s; });
     b.family("cohort_entities_pending", "Entities with unfinished work (sagas in progress) at the last resume sweep",

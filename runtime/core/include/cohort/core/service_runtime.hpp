@@ -84,6 +84,8 @@ struct service_runtime {
   std::atomic<std::uint64_t> events_published{0};   ///< outbox records written (one per subscriber)
   std::atomic<std::uint64_t> events_delivered{0};   ///< acknowledged by their subscriber
   std::atomic<std::uint64_t> event_redeliveries{0};  ///< deliveries that failed and were tried again
+  std::atomic<std::uint64_t> events_logged{0};      ///< appended to the event log (not counted as published/delivered)
+  std::atomic<std::int64_t> subscriptions{0};       ///< client subscriptions its event hub serves now
   std::atomic<std::uint64_t> resumes{0};            ///< resume calls made for pending entities
   std::atomic<std::uint64_t> quarantines{0};        ///< entity keys put in quarantine after repeated crashes
   /// Publication time (Unix ms) of the oldest event its relay saw undelivered; 0 when none waits.

@@ -42,6 +42,8 @@ struct service_status {
   std::uint64_t events_delivered = 0;    ///< acknowledged by their subscriber
   std::uint64_t event_redeliveries = 0;  ///< deliveries that failed and were tried again
   double outbox_oldest_age_s = 0;        ///< age of the oldest event not yet delivered (0: none waits)
+  std::uint64_t events_logged = 0;       ///< events appended to its event log (client subscriptions)
+  std::int64_t subscriptions = -1;       ///< clients subscribed to its events now; -1: it keeps no event log
   std::int64_t pending_entities = -1;    ///< entities with unfinished work (sagas) at the last sweep; -1: not counted
 };
 
