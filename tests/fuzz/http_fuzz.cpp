@@ -28,7 +28,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!parser.is_done()) return 0;
   cohort::wire_limits limits;
   auto route = cohort::detail::route_http_request(parser.get(), limits, std::chrono::milliseconds(30000));
-  if (route.what == cohort::detail::http_route::kind::call) {
+  if (route.what == cohort::detail::http_route::kind::call || route.what == cohort::detail::http_route::kind::events) {
     auto echoed = cohort::detail::reply_to_http(cohort::message_kind::reply, route.args, limits);
     if (echoed.status != http::status::ok) __builtin_trap();  // our own encoding must render
   }
