@@ -1,10 +1,12 @@
 """Cohort client for Python: calls Cohort services over ZeroMQ with msgpack,
 as docs/protocol.md describes, synchronously (Client) or with asyncio
-(AsyncClient), and subscribes to services' events (Subscription). Depends only on pyzmq and msgpack (Debian: python3-zmq,
+(AsyncClient), subscribes to services' events (Subscription), and hosts services written in
+Python (Service). Depends only on pyzmq and msgpack (Debian: python3-zmq,
 python3-msgpack)."""
 from .errors import CohortError
 from .client import Client, CurveKeys
 from .aio import AsyncClient
 from .subscription import Event, Subscription
+from .service import Context, Service
 
-__all__ = ["Client", "AsyncClient", "CohortError", "CurveKeys", "Event", "Subscription"]
+__all__ = ["Client", "AsyncClient", "CohortError", "CurveKeys", "Event", "Subscription", "Service", "Context"]
