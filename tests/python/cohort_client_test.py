@@ -11,6 +11,8 @@ import tempfile
 import time
 
 sys.path.insert(0, sys.argv[2])
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cohort_node import start_node as run_node, stop_node as stop  # noqa: E402
 from cohort_client import AsyncClient, Client, CohortError, CurveKeys, Subscription  # noqa: E402
 
 COHORT = sys.argv[1]
@@ -32,24 +34,7 @@ def start_node(tmp, name, extra=""):
         for s in SHOP:
             f.write("[services.%s]\n" % s)
         f.write("[services.orders.events]\nlog = true\n")  # clients may subscribe to orders' events
-    proc = subprocess.Popen([COHORT, "run", "--config", cfg], stdout=subprocess.PIPE, text=True)
-    endpoint, deadline = None, time.time() + 20
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        if "listening on " in line and endpoint is None:
-            endpoint = line.split("listening on ")[1].strip()
-        if line.startswith("cohort: ready"):
-            return proc, endpoint
-    proc.kill()
-    check(False, "node %s did not start" % name)
-
-
-def stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    return run_node(COHORT, cfg)
 
 
 def main():

@@ -17,6 +17,8 @@ import threading
 import time
 
 sys.path.insert(0, sys.argv[2])
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cohort_node import start_node, stop_node  # noqa: E402
 from cohort_client import Client, CohortError, CurveKeys, Service  # noqa: E402
 
 COHORT = sys.argv[1]
@@ -71,16 +73,7 @@ def main():
             f.write('[[security.peer]]\nname = "pyservice"\nrole = "node"\nkey = "%s"\n' % public_of(py_key))
             f.write('[[security.peer]]\nname = "tester"\nrole = "client"\nkey = "%s"\nservices = ["*"]\n'
                     % public_of(tester_key))
-        proc = subprocess.Popen([COHORT, "run", "--config", cfg], stdout=subprocess.PIPE, text=True)
-        endpoint, deadline = None, time.time() + 20
-        while time.time() < deadline:
-            line = proc.stdout.readline()
-            if "listening on " in line and endpoint is None:
-                endpoint = line.split("listening on ")[1].strip()
-            if line.startswith("cohort: ready"):
-                break
-        check(endpoint is not None, "node started")
-        threading.Thread(target=lambda: [None for _ in iter(proc.stdout.readline, "")], daemon=True).start()
+        proc, endpoint = start_node(COHORT, cfg)
         node_pub = os.path.join(data, "keys", "node.key.pub")
         services = []
         try:
@@ -157,11 +150,7 @@ def main():
         finally:
             for s in services:
                 s.stop()
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_node(proc)
     print("ok")
 
 

@@ -14,6 +14,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cohort_node import start_node as run_node, stop_node  # noqa: E402
+
 COHORT = sys.argv[1]
 SHOP = ["catalog", "inventory", "cart", "orders", "payments", "notifications"]
 
@@ -39,16 +42,8 @@ def start_node(tmp, isolation):
         for s in SHOP:
             f.write("[services.%s]\n" % s)
         f.write("[services.orders.events]\nlog = true\n")
-    proc = subprocess.Popen([COHORT, "run", "--config", cfg], stdout=subprocess.PIPE, text=True)
-    endpoint, deadline = None, time.time() + 20
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        if "listening on " in line and endpoint is None:
-            endpoint = line.split("listening on ")[1].strip()
-        if line.startswith("cohort: ready"):
-            return proc, endpoint, http_port
-    proc.kill()
-    check(False, "node did not start")
+    proc, endpoint = run_node(COHORT, cfg)
+    return proc, endpoint, http_port
 
 
 def post(port, path, body, key=None):
@@ -164,11 +159,7 @@ def run(isolation):
                 check(r.status == status and body["error"]["code"] == code, "%s: %d %r" % (path, r.status, body))
                 c.close()
         finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_node(proc)
 
 
 if __name__ == "__main__":

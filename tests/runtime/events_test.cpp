@@ -156,6 +156,12 @@ TEST_CASE("a live subscriber gets the events published after it subscribed, in o
   auto n = start(feed_config(dir / "data"));
   client c(n->endpoints().front());
   post(c, "a", "tick", 0, 3);  // before the subscription: not seen by a live one
+  // The relay appends to the log after the write: wait until these three are in it.
+  REQUIRE(eventually([&] {
+    subscriber probe(n->endpoints().front());
+    auto p = probe.subscribe({});
+    return p.ok() && p->head == 3;
+  }));
   subscriber s(n->endpoints().front());
   auto sub = s.subscribe({{"tick"}});
   REQUIRE(sub.ok());

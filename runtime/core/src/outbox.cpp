@@ -242,6 +242,28 @@ void erase_record(relay_actor* self, const std::shared_ptr<service_runtime>& svc
   });
 }
 
+/// A failed delivery (or log append): the record leaves the window and its
+/// subscriber waits out a backoff that doubles with each failure.
+void back_off(relay_state& st, service_runtime& svc, const std::string& key) {
+  st.in_flight.erase(key);
+  auto& b = st.paused[prefix_of(key)];
+  b.attempts++;
+  b.not_before = clock_type::now() + std::min<std::chrono::milliseconds>(backoff_max, backoff_min * (1 << std::min(b.attempts, 10)));
+  svc.event_redeliveries++;
+}
+
+/// The record is gone from the store: nothing of it is kept, and new records
+/// of its subscriber sort above it.
+void forget_deleted(relay_actor* self, const std::shared_ptr<service_runtime>& svc, const std::string& key) {
+  auto& st = self->state;
+  st.in_flight.erase(key);
+  st.waiting_since.erase(key);
+  update_oldest(st, *svc);
+  auto& high = st.deleted_up_to[prefix_of(key)];
+  if (high < key) high = key;
+  scan(self, svc);
+}
+
 caf::behavior outbox_relay(relay_actor* self, std::shared_ptr<service_runtime> svc) {
   svc->set_relay(caf::actor_cast<caf::actor>(self));
   std::set<std::string> prefixes;
@@ -264,22 +286,13 @@ caf::behavior outbox_relay(relay_actor* self, std::shared_ptr<service_runtime> s
         auto& st = self->state;
         if (!ok) {
           // Not in the log: tried again after a backoff, like a failed delivery.
-          st.in_flight.erase(key);
-          auto& b = st.paused[prefix_of(key)];
-          b.attempts++;
-          b.not_before = clock_type::now() + std::min<std::chrono::milliseconds>(backoff_max, backoff_min * (1 << std::min(b.attempts, 10)));
-          svc->event_redeliveries++;
+          back_off(st, *svc, key);
           log::get("outbox")->debug("{}: event log append deferred: {}", svc->def.name, why);
           return;
         }
         // The hub's write deleted the record: as after our own delete.
         st.paused.erase(prefix_of(key));
-        st.in_flight.erase(key);
-        st.waiting_since.erase(key);
-        update_oldest(st, *svc);
-        auto& high = st.deleted_up_to[prefix_of(key)];
-        if (high < key) high = key;
-        scan(self, svc);
+        forget_deleted(self, svc, key);
       },
       [=](tick_atom) {
         auto& st = self->state;
@@ -304,15 +317,7 @@ caf::behavior outbox_relay(relay_actor* self, std::shared_ptr<service_runtime> s
           svc->event_redeliveries++;
           return;
         }
-        if (!acked) {
-          st.in_flight.erase(key);
-          auto& b = st.paused[prefix];
-          b.attempts++;
-          auto delay = std::min<std::chrono::milliseconds>(backoff_max, backoff_min * (1 << std::min(b.attempts, 10)));
-          b.not_before = clock_type::now() + delay;
-          svc->event_redeliveries++;
-          return;
-        }
+        if (!acked) return back_off(st, *svc, key);
         if (!why.empty()) log::get("outbox")->warn("{}: event rejected by its subscriber, dropped: {}", svc->def.name, why);
         st.paused.erase(prefix);
         svc->events_delivered++;
@@ -328,12 +333,7 @@ caf::behavior outbox_relay(relay_actor* self, std::shared_ptr<service_runtime> s
           st.undeleted.insert(key);
           return;
         }
-        st.in_flight.erase(key);
-        st.waiting_since.erase(key);
-        update_oldest(st, *svc);
-        auto& high = st.deleted_up_to[prefix_of(key)];
-        if (high < key) high = key;
-        scan(self, svc);
+        forget_deleted(self, svc, key);
       },
   };
 }
@@ -352,27 +352,21 @@ std::vector<std::pair<std::string, std::string>> make_outbox_records(service_run
   std::snprintf(id, sizeof id, "/%016llx-%llu", static_cast<unsigned long long>(svc.event_epoch),
                 static_cast<unsigned long long>(seq));
   auto event_id = svc.def.name + id;
-  if (logged) {
-    // The event log's record: one key range for every topic (the topic is in
-    // the record), so the log's order follows the publications'.
-    std::string k(event_log_target);
+  const auto now = wall_clock_ms();
+  // Keys: "<subscriber>\0", then epoch and sequence (publication order).
+  auto add = [&](const std::string& service, const std::string& method, std::string k) {
     k.push_back('\0');
     put_big_endian(k, svc.event_epoch);
     put_big_endian(k, seq);
     msgpack::sbuffer buf;
-    msgpack::pack(buf, outbox_record{std::string(event_log_target), topic, key, event_id, event, traceparent, wall_clock_ms()});
+    msgpack::pack(buf, outbox_record{service, method, key, event_id, event, traceparent, now});
     out.emplace_back(std::move(k), std::string(buf.data(), buf.size()));
-  }
+  };
+  // The event log's record: one key range for every topic (the topic is its
+  // method), so the log's order follows the publications'.
+  if (logged) add(std::string(event_log_target), topic, std::string(event_log_target));
   if (it != svc.subscribers.end())
-  for (const auto& target : it->second) {
-    std::string k = target.service + "." + target.method;
-    k.push_back('\0');
-    put_big_endian(k, svc.event_epoch);
-    put_big_endian(k, seq);
-    msgpack::sbuffer buf;
-    msgpack::pack(buf, outbox_record{target.service, target.method, key, event_id, event, traceparent, wall_clock_ms()});
-    out.emplace_back(std::move(k), std::string(buf.data(), buf.size()));
-  }
+    for (const auto& target : it->second) add(target.service, target.method, target.service + "." + target.method);
   svc.events_published += out.size() - (logged ? 1 : 0);  // the log's record is counted as logged, once appended
   return out;
 }
