@@ -48,23 +48,40 @@ def gnuplot(script):
     subprocess.run(["gnuplot"], input=script, text=True, check=True, timeout=60)
 
 
-def bar_chart(png, title, ylabel, data, extra="", baseline="raw ZeroMQ"):
-    """A clustered bar chart of rows `"label" cohort baseline`."""
+def bar_chart(png, title, ylabel, rows, extra="", baseline="raw ZeroMQ"):
+    """A clustered bar chart, Cohort beside its baseline, each bar the median
+    of the runs with the spread (min..max) as an error bar and the ratio
+    Cohort/baseline written over each pair. rows: (label, cohort, baseline),
+    each of cohort and baseline a dict with median, min and max."""
+    data = "\n".join('"%s" %f %f %f %f %f %f' % (label, c["median"], c["min"], c["max"], b["median"], b["min"], b["max"])
+                      for label, c, b in rows)
+    labels = "\n".join('%d %f "%.2fx"' % (i, max(c["max"], b["max"]), c["median"] / b["median"] if b["median"] else 0)
+                        for i, (_, c, b) in enumerate(rows))
     gnuplot(f"""set terminal pngcairo size 900,500
 set output '{png}'
 set title '{title}'
 set ylabel '{ylabel}'
 set style data histograms
-set style histogram clustered gap 1
+set style histogram errorbars gap 1 lw 1
 set style fill solid 0.8 border -1
 set grid ytics
+set yrange [0:*]
+set offsets 0, 0, graph 0.08, 0
 {extra}
 $d << EOD
 {data}
 EOD
-plot $d using 2:xtic(1) title 'Cohort', '' using 3 title '{baseline}'
+$r << EOD
+{labels}
+EOD
+plot $d using 2:3:4:xtic(1) title 'Cohort (median, min..max)', '' using 5:6:7 title '{baseline}', \\
+     $r using 1:2:3 with labels offset 0,1 notitle
 """)
     return png
+
+
+def spread(d):
+    return {"median": d["median"], "min": d.get("min", d["median"]), "max": d.get("max", d["median"])}
 
 
 def charts(results, stem):
@@ -72,21 +89,24 @@ def charts(results, stem):
     thr = [r for r in rpc if r["metric"].startswith("throughput")]
     lat = [r for r in rpc if "latency" in r["metric"] and r["scenario"].endswith(" 1 in flight")]
     pngs = [
-        bar_chart(stem + "-rpc-throughput.png", "Request/reply over tcp loopback: throughput (median)", "requests / s",
-                  "\n".join('"%s" %f %f' % (r["scenario"], r["cohort"]["median"], r["baseline"]["median"]) for r in thr),
-                  "set key top right"),
-        bar_chart(stem + "-rpc-latency.png", "Request/reply, 1 in flight: latency percentiles (median of runs)",
+        bar_chart(stem + "-rpc-throughput.png", "Request/reply over tcp loopback: throughput (ratio: Cohort / raw ZeroMQ)",
+                  "requests / s", [(r["scenario"], spread(r["cohort"]), spread(r["baseline"])) for r in thr],
+                  "set key top right\nset xtics rotate by -20"),
+        bar_chart(stem + "-rpc-latency.png", "Request/reply, 1 in flight: latency percentiles (ratio: Cohort / raw ZeroMQ)",
                   "microseconds",
-                  "\n".join('"%s %s" %f %f' % (r["scenario"].split(",")[0], r["metric"].split()[0],
-                                                r["cohort"]["median"], r["baseline"]["median"]) for r in lat),
+                  [("%s %s" % (r["scenario"].split(",")[0], r["metric"].split()[0]), spread(r["cohort"]), spread(r["baseline"]))
+                   for r in lat],
                   "set xtics rotate by -30"),
     ]
-    writes = results["storage"]["durable_writes"]
-    data = "\n".join("%s %f %f" % (k, v["cohort"], v["raw"]) for k, v in sorted(writes.items(), key=lambda kv: int(kv[0])))
+    writes = sorted(results["storage"]["durable_writes"].items(), key=lambda kv: int(kv[0]))
+    data = "\n".join("%s %f %f %f %f %f %f" % (k, v["cohort"], v.get("cohort_min", v["cohort"]), v.get("cohort_max", v["cohort"]),
+                                               v["raw"], v.get("raw_min", v["raw"]), v.get("raw_max", v["raw"]))
+                     for k, v in writes)
+    labels = "\n".join('%s %f "%.2fx"' % (k, v.get("cohort_max", v["cohort"]), v["ratio"]) for k, v in writes)
     png = stem + "-durable-writes.png"
     gnuplot(f"""set terminal pngcairo size 900,500
 set output '{png}'
-set title 'Durable (fsynced) writes vs concurrency'
+set title 'Durable (fsynced) writes vs concurrency (ratio: Cohort / raw RocksDB)'
 set xlabel 'concurrent clients / writer threads'
 set ylabel 'writes / s'
 set logscale x 2
@@ -95,16 +115,22 @@ set key top left
 $d << EOD
 {data}
 EOD
-plot $d using 1:2 with linespoints lw 2 title 'Cohort service (sync)', '' using 1:3 with linespoints lw 2 title 'raw RocksDB (sync)'
+$r << EOD
+{labels}
+EOD
+plot $d using 1:2:3:4 with yerrorlines lw 2 title 'Cohort service (sync; median, min..max)', \\
+     '' using 1:5:6:7 with yerrorlines lw 2 title 'raw RocksDB (sync)', \\
+     $r using 1:2:3 with labels offset 0,1 notitle
 """)
     pngs.append(png)
     shop = results["shop"]
     floor = shop["raw_disk_floor_checkouts_per_s"]
-    pngs.append(bar_chart(stem + "-shop-checkouts.png", "The shop: checkouts per second (median of runs)",
+    fixed = {"median": floor, "min": floor, "max": floor}
+    pngs.append(bar_chart(stem + "-shop-checkouts.png", "The shop: checkouts per second (ratio: Cohort / raw-disk floor)",
                           "checkouts / s",
-                          '"embedded (1 process)" %f %f\n"split (3 processes)" %f %f'
-                          % (shop["embedded"]["median"], floor, shop["split"]["median"], floor),
-                          "set yrange [0:*]\nset key below", baseline="raw RocksDB floor (same fsynced writes)"))
+                          [("embedded (1 process)", spread(shop["embedded"]), fixed),
+                           ("split (3 processes)", spread(shop["split"]), fixed)],
+                          "set key below", baseline="raw RocksDB floor (same fsynced writes)"))
     return pngs
 
 

@@ -196,7 +196,9 @@ int main(int argc, char** argv) {
     std::printf("%-40s %-24s %-24s %6.2f  %-10s %s\n",
                 ("durable writes/s, " + std::to_string(clients) + " concurrent").c_str(), cell(s).c_str(),
                 cell(r).c_str(), ratio, ">= 0.80", ratio >= 0.8 ? "pass" : "short");
-    results["durable_writes"][std::to_string(clients)] = {{"cohort", s.median}, {"raw", r.median}, {"ratio", ratio}};
+    results["durable_writes"][std::to_string(clients)] = {{"cohort", s.median}, {"cohort_min", s.min}, {"cohort_max", s.max},
+                                                          {"raw", r.median}, {"raw_min", r.min}, {"raw_max", r.max},
+                                                          {"ratio", ratio}};
   }
   const int events = 10000;
   double without = recovery_ms(events, 100000000), with = recovery_ms(events, 100);
