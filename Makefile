@@ -31,12 +31,12 @@ test-asan: deps
 	# the RSS bound of the bulkhead test meaningful (ASan holds freed memory).
 	cd build-asan && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:handle_segv=0:quarantine_size_mb=8:malloc_context_size=5 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest --output-on-failure --timeout 600 -j 2 -E "^fuzz:"
+	  ctest --output-on-failure --timeout 600 -j 2 -E "^(fuzz|bench):"
 
 # TSan needs CAF and libzmq instrumented too (their mailboxes and queues are
 # where our threads hand over): scripts/build-tsan-deps.sh rebuilds Debian's
 # own sources of both with -fsanitize=thread, loaded through LD_LIBRARY_PATH.
-# Left out under TSan: Python clients (they cannot load the instrumented
+# Left out under TSan: Python and JavaScript clients (they cannot load the instrumented
 # libzmq), the docs and packaging checks (no threads of ours), and the
 # bulkhead test's 64 MiB RSS bound (TSan's shadow memory alone passes it).
 test-tsan: deps
@@ -45,7 +45,7 @@ test-tsan: deps
 	cmake --build build-tsan -j $(JOBS)
 	cd build-tsan && LD_LIBRARY_PATH=$(CURDIR)/build-tsan-deps/prefix/lib \
 	  TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:handle_segv=0:suppressions=$(CURDIR)/tests/tsan.supp" \
-	  ctest --output-on-failure --timeout 900 -j 2 -E "^(fuzz|python|protocol|docs|packaging):|beyond a service's bulkhead"
+	  ctest --output-on-failure --timeout 900 -j 2 -E "^(fuzz|python|protocol|docs|packaging|js|bench):|beyond a service's bulkhead"
 
 # 10 million executions per libFuzzer harness (ASan + UBSan); FUZZ_RUNS to change.
 FUZZ_RUNS ?= 10000000

@@ -2,7 +2,7 @@
 """Runs every Cohort benchmark, each beside its baseline measured in the same
 run, then writes bench/results/<date>-<host>.json and PNG charts (gnuplot).
 
-Usage: run_all.py BUILD_DIR [--quick] [--only NAME ...]
+Usage: run_all.py BUILD_DIR [--quick] [--out DIR] [--only NAME ...]
 """
 import argparse
 import datetime
@@ -141,6 +141,8 @@ def main():
     parser.add_argument("build", metavar="BUILD_DIR",
                         help="a Release build directory holding bench/cohort-bench-* (make release)")
     parser.add_argument("--quick", action="store_true", help="short runs: a smoke check, not figures to quote")
+    parser.add_argument("--out", default=RESULTS, metavar="DIR",
+                        help="where the JSON and the charts go (default: bench/results)")
     parser.add_argument("--only", nargs="+", choices=PROGRAMS, metavar="NAME",
                         help="run only these benchmarks (%s)" % ", ".join(PROGRAMS))
     args = parser.parse_args()
@@ -151,8 +153,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="cohort-bench-") as tmp:
         for name in (args.only or PROGRAMS):
             results[name] = run(build, name, quick, tmp)
-    os.makedirs(RESULTS, exist_ok=True)
-    stem = os.path.join(RESULTS, datetime.date.today().isoformat() + "-" + socket.gethostname())
+    os.makedirs(args.out, exist_ok=True)
+    stem = os.path.join(args.out, datetime.date.today().isoformat() + "-" + socket.gethostname())
     with open(stem + ".json", "w") as f:
         json.dump(results, f, indent=2)
     pngs = [] if args.only else charts(results, stem)  # the charts need every benchmark
