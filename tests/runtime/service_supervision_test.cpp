@@ -239,11 +239,15 @@ TEST_CASE("a key whose entity keeps crashing is quarantined and the service stay
   // Five poison keys, three crashes each: 15 crashes in well under 5 s. The
   // service's default intensity for entities (30 in 5 s) is not run out,
   // and each key is quarantined at its third crash.
+  // A call that reaches the key in the instant between a crash and the
+  // root hearing of it finds no actor to run it and is answered
+  // `unavailable` (retryable, nothing ran): only `internal` answers are crashes.
   for (int k = 0; k < 5; ++k)
-    for (int i = 0; i < 3; ++i) {
+    for (int crashes = 0, attempts = 0; crashes < 3 && attempts < 20; ++attempts) {
       auto r = c.call("counter", "crash", pack(no_args{}), keyed("poison-" + std::to_string(k)));
       REQUIRE(!r.ok());
-      CHECK(r.error->is(errc::internal));
+      REQUIRE((r.error->is(errc::internal) || r.error->is(errc::unavailable)));
+      if (r.error->is(errc::internal)) ++crashes;
     }
   auto quarantined = c.call("counter", "get", pack(no_args{}), keyed("poison-0"));
   REQUIRE(!quarantined.ok());

@@ -90,6 +90,7 @@ std::optional<log_entry> decode_entry(std::string_view key, std::string_view val
 struct log_page {
   std::vector<entry_ptr> entries;  ///< those that match its topics
   std::uint64_t examined_to = 0;   ///< the last sequence number looked at (0: none)
+  std::size_t damaged = 0;         ///< entries that did not decode (skipped, and said so)
   std::optional<error_info> error;
 };
 using log_page_ptr = std::shared_ptr<const log_page>;
@@ -208,7 +209,11 @@ void read_page(hub_actor* self, const std::shared_ptr<service_runtime>& svc, sub
     auto start = be64(from);
     auto scanned = db.scan(keyspace::events, {}, start, [&](std::string_view k, std::string_view v) {
       auto e = decode_entry(k, v);
-      if (!e) return true;  // logged by no one: a damaged entry is skipped, its sequence number passes
+      if (!e) {
+        page->damaged++;  // skipped, and reported by the hub: never in silence
+        page->examined_to = from_be64(k);
+        return true;
+      }
       page->examined_to = e->seq;
       if (want.empty() || want.count(e->topic)) page->entries.push_back(std::make_shared<const log_entry>(std::move(*e)));
       return ++examined < page_examined && page->entries.size() < limit;
@@ -575,6 +580,13 @@ caf::behavior event_hub(hub_actor* self, std::shared_ptr<service_runtime> svc) {
           log::get("service")->warn("{}: reading the event log for subscription {} failed: {}", svc->def.name, id,
                                     page->error->message);
           return;  // tried again at the next tick or ack
+        }
+        if (page->damaged) {
+          // The store's checksums passed but an entry does not decode: the
+          // subscriber is told how many it misses, as for trimmed ones.
+          log::get("service")->error("{}: {} event log entries do not decode; subscription {} skips them",
+                                     svc->def.name, page->damaged, id);
+          push_control(*svc, s, "_lagging", encode_map({{"missed", page->damaged}, {"next", page->examined_to + 1}}));
         }
         for (const auto& e : page->entries) {
           if (e->seq < s.next) continue;
