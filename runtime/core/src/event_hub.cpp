@@ -9,6 +9,7 @@
 
 #include "cohort/core/actor_messages.hpp"
 #include "cohort/log/log.hpp"
+#include "cohort/storage/big_endian.hpp"
 #include "cohort/transport/envelope_codec.hpp"
 
 namespace cohort::detail {
@@ -42,18 +43,6 @@ constexpr std::size_t max_topics = 64, max_name = 256;
 /// The key of the log's head (its last sequence number) in `cursors`; names are "n" + name.
 const std::string head_key = "h";
 
-std::string be64(std::uint64_t v) {
-  std::string out(8, '\0');
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((v >> (56 - 8 * i)) & 0xff);
-  return out;
-}
-
-std::uint64_t from_be64(std::string_view s) {
-  std::uint64_t v = 0;
-  for (std::size_t i = 0; i < 8 && i < s.size(); ++i) v = (v << 8) | static_cast<unsigned char>(s[i]);
-  return v;
-}
-
 /// One event of the log. The sequence number is the key; the rest the value.
 struct log_entry {
   std::uint64_t seq = 0;
@@ -79,7 +68,7 @@ std::optional<log_entry> decode_entry(std::string_view key, std::string_view val
     auto h = msgpack::unpack(value.data(), value.size());
     log_entry e;
     h.get().convert(e);
-    e.seq = from_be64(key);
+    e.seq = read_big_endian(key);
     return e;
   } catch (const std::exception&) {
     return std::nullopt;
@@ -206,12 +195,12 @@ void read_page(hub_actor* self, const std::shared_ptr<service_runtime>& svc, sub
   svc->db->read([me = caf::actor_cast<caf::actor>(self), id = s.id, from, limit, want](const store& db) {
     auto page = std::make_shared<log_page>();
     std::size_t examined = 0;
-    auto start = be64(from);
+    auto start = big_endian_key(from);
     auto scanned = db.scan(keyspace::events, {}, start, [&](std::string_view k, std::string_view v) {
       auto e = decode_entry(k, v);
       if (!e) {
         page->damaged++;  // skipped, and reported by the hub: never in silence
-        page->examined_to = from_be64(k);
+        page->examined_to = read_big_endian(k);
         return true;
       }
       page->examined_to = e->seq;
@@ -255,7 +244,7 @@ void save_cursor(hub_actor* self, const std::shared_ptr<service_runtime>& svc, s
   if (!s.durable() || s.cursor_saving || at <= s.cursor_saved) return;
   s.cursor_saving = true;
   write_batch batch;
-  batch.put(keyspace::cursors, "n" + s.name, be64(at));
+  batch.put(keyspace::cursors, "n" + s.name, big_endian_key(at));
   svc->db->commit(std::move(batch), [me = caf::actor_cast<caf::actor>(self), id = s.id, at](const result<bool>& done) {
     caf::anon_send(me, cursor_saved_atom::value, id, at, static_cast<bool>(done));
   });
@@ -273,10 +262,10 @@ void append(hub_actor* self, const std::shared_ptr<service_runtime>& svc) {
   auto seq = st.head;
   for (auto& a : *batch_items) {
     a.entry.seq = ++seq;
-    batch.put(keyspace::events, be64(seq), encode_entry(a.entry));
+    batch.put(keyspace::events, big_endian_key(seq), encode_entry(a.entry));
     batch.erase(keyspace::outbox, a.outbox_key);
   }
-  batch.put(keyspace::cursors, head_key, be64(seq));
+  batch.put(keyspace::cursors, head_key, big_endian_key(seq));
   st.appending = true;
   svc->db->commit(std::move(batch), [me = caf::actor_cast<caf::actor>(self), batch_items](const result<bool>& done) {
     caf::anon_send(me, appended_atom::value, batch_items, static_cast<bool>(done),
@@ -444,7 +433,7 @@ void on_request(hub_actor* self, const std::shared_ptr<service_runtime>& svc, co
       auto got = db.get(keyspace::cursors, "n" + name);
       std::uint64_t at = 0;
       bool found = got && *got;
-      if (found) at = from_be64(**got);
+      if (found) at = read_big_endian(**got);
       caf::anon_send(me, cursor_atom::value, req, found, at, got ? std::string() : got.error().message);
     });
     return;
@@ -492,12 +481,12 @@ void trim(hub_actor* self, const std::shared_ptr<service_runtime>& svc) {
   svc->db->read([me = caf::actor_cast<caf::actor>(self), from = st.oldest, excess, cutoff](const store& db) {
     auto keys = std::make_shared<std::vector<std::string>>();
     std::uint64_t last = 0;
-    (void)db.scan(keyspace::events, {}, be64(from), [&](std::string_view k, std::string_view v) {
+    (void)db.scan(keyspace::events, {}, big_endian_key(from), [&](std::string_view k, std::string_view v) {
       auto e = decode_entry(k, v);
       bool drop = keys->size() < excess || !e || e->published_ms < cutoff;
       if (!drop) return false;
       keys->emplace_back(k);
-      last = from_be64(k);
+      last = read_big_endian(k);
       return keys->size() < trim_batch;
     });
     caf::anon_send(me, trim_found_atom::value, key_list_ptr(std::move(keys)), last);
@@ -508,9 +497,9 @@ caf::behavior event_hub(hub_actor* self, std::shared_ptr<service_runtime> svc) {
   svc->set_event_hub(caf::actor_cast<caf::actor>(self));
   svc->db->read_after_writes([me = caf::actor_cast<caf::actor>(self)](const store& db) {
     std::uint64_t head = 0, oldest = 0;
-    if (auto h = db.get(keyspace::cursors, head_key); h && *h) head = from_be64(**h);
+    if (auto h = db.get(keyspace::cursors, head_key); h && *h) head = read_big_endian(**h);
     (void)db.scan(keyspace::events, {}, {}, [&](std::string_view k, std::string_view) {
-      oldest = from_be64(k);
+      oldest = read_big_endian(k);
       return false;
     });
     caf::anon_send(me, loaded_log_atom::value, head, oldest == 0 ? head + 1 : oldest);

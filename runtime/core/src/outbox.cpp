@@ -13,6 +13,7 @@
 
 #include "cohort/core/actor_messages.hpp"
 #include "cohort/core/event_hub.hpp"
+#include "cohort/storage/big_endian.hpp"
 #include "cohort/transport/envelope_codec.hpp"
 
 namespace cohort::detail {
@@ -43,10 +44,6 @@ constexpr auto tick_every = std::chrono::milliseconds(100);
 /// subscriber's range, whatever the cursors say (a record written with an
 /// older epoch after a clock step back would otherwise wait behind them).
 constexpr int full_scan_every = 100;
-
-void put_big_endian(std::string& out, std::uint64_t v) {
-  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>((v >> shift) & 0xff));
-}
 
 /// The subscriber part of an outbox key: "<service>.<method>\0".
 std::string prefix_of(std::string_view key) {
@@ -356,8 +353,8 @@ std::vector<std::pair<std::string, std::string>> make_outbox_records(service_run
   // Keys: "<subscriber>\0", then epoch and sequence (publication order).
   auto add = [&](const std::string& service, const std::string& method, std::string k) {
     k.push_back('\0');
-    put_big_endian(k, svc.event_epoch);
-    put_big_endian(k, seq);
+    append_big_endian(k, svc.event_epoch);
+    append_big_endian(k, seq);
     msgpack::sbuffer buf;
     msgpack::pack(buf, outbox_record{service, method, key, event_id, event, traceparent, now});
     out.emplace_back(std::move(k), std::string(buf.data(), buf.size()));
