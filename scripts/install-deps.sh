@@ -28,6 +28,7 @@ packages=(
   iproute2                          # network namespaces for partition tests (ip netns, veth)
   fuse3 python3-fusepy              # a slow filesystem (FUSE) under a store for isolation tests
   nodejs                            # the JavaScript client (js/) and its test
+  etcd-server etcd-client           # clusters: membership, shard maps, leases (tests start their own etcd)
 )
 
 # The JavaScript client's npm packages (zeromq, @msgpack/msgpack), pinned by

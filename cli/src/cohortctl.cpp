@@ -227,6 +227,18 @@ int main(int argc, char** argv) {
   auto* restore = app.add_subcommand("restore", "replace a service's store with backup NAME (the service restarts on it)");
   restore->add_option("service", service, "entity service")->required();
   restore->add_option("name", backup_dir, "the backup's name")->required();
+  std::vector<std::string> cluster_args;
+  std::string reassign_to;
+  bool accept_data_loss = false;
+  auto* cluster = app.add_subcommand(
+      "cluster", "cluster status: nodes, leases, coordinator, shards per owner, handoffs; cluster shards: every "
+                 "shard's owner and epoch; cluster drain|undrain NODE: move its shards away (a planned leave) or "
+                 "stop that; cluster rebalance: plan placement now; cluster reassign SERVICE SHARD --to NODE "
+                 "--accept-data-loss: give a lost node's shard to another, without its data (docs/cluster.md)");
+  cluster->add_option("args", cluster_args, "status | shards | drain NODE | undrain NODE | rebalance | reassign SERVICE SHARD")
+      ->required()->expected(1, 3);
+  cluster->add_option("--to", reassign_to, "reassign: the node that takes the shard");
+  cluster->add_flag("--accept-data-loss", accept_data_loss, "reassign: say that the shard's data is lost");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -244,6 +256,34 @@ int main(int argc, char** argv) {
     service = storage_args.back();
   }
   json args = json::object();
+  std::string cluster_verb;
+  if (method == "cluster") {
+    cluster_verb = cluster_args[0];
+    const bool read = cluster_verb == "status" || cluster_verb == "shards";
+    if (!read && cluster_verb != "drain" && cluster_verb != "undrain" && cluster_verb != "rebalance" &&
+        cluster_verb != "reassign") {
+      std::cerr << "error: usage: cluster status|shards|drain NODE|undrain NODE|rebalance|reassign SERVICE SHARD\n";
+      return 2;
+    }
+    args["verb"] = cluster_verb;
+    if ((cluster_verb == "drain" || cluster_verb == "undrain") && cluster_args.size() == 2) args["node"] = cluster_args[1];
+    if (cluster_verb == "reassign") {
+      if (cluster_args.size() != 3 || reassign_to.empty()) {
+        std::cerr << "error: usage: cluster reassign SERVICE SHARD --to NODE --accept-data-loss\n";
+        return 2;
+      }
+      args["service"] = cluster_args[1];
+      try {
+        args["shard"] = std::stoi(cluster_args[2]);
+      } catch (...) {
+        std::cerr << "error: usage: SHARD is a number\n";
+        return 2;
+      }
+      args["node"] = reassign_to;
+      args["accept_data_loss"] = accept_data_loss;
+    }
+    if (!read) method = "cluster_control";
+  }
   if (!service.empty()) args["service"] = service;
   if (!target.empty()) args["target"] = target;
   if (!backup_dir.empty()) args["name"] = backup_dir;
@@ -371,6 +411,37 @@ int main(int argc, char** argv) {
     print_status(reply);
   } else if (method == "tree") {
     print_tree(reply);
+  } else if (method == "cluster" && cluster_verb == "status") {
+    std::cout << "cluster " << cell(reply["cluster"]) << " seen from " << cell(reply["node"]) << " (etcd "
+              << cell(reply["etcd"]) << (reply["etcd_reachable"] == true ? ", reachable" : ", UNREACHABLE: " + cell(reply["etcd_error"]))
+              << "); coordinator " << cell(reply["coordinator"]) << "; this node "
+              << (reply["serving"] == true ? "serves its shards (lease valid for " + cell(reply["serving_for_ms"]) + " ms)"
+                                           : "serves NO shard (no valid lease)")
+              << "\n";
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& n : reply["nodes"])
+      rows.push_back({cell(n["name"]), cell(n["endpoint"]), n["draining"] == true ? "draining" : "member",
+                      n["coordinator"] == true ? "yes" : "", cell(n["lease"])});
+    print_table({"NODE", "ENDPOINT", "STATE", "COORDINATOR", "LEASE"}, rows);
+    rows.clear();
+    for (auto& [svc, s] : reply["services"].items()) {
+      std::string owners;
+      for (auto& [o, n] : s["owners"].items()) owners += (owners.empty() ? "" : " ") + o + ":" + cell(n);
+      rows.push_back({svc, cell(s["shards"]), owners, cell(s["handoffs"].size()), cell(s["unavailable"])});
+    }
+    print_table({"SERVICE", "SHARDS", "OWNERS", "HANDOFFS", "UNAVAILABLE"}, rows);
+    if (!reply["handoff_now"].get<std::string>().empty()) std::cout << "now: " << cell(reply["handoff_now"]) << "\n";
+    for (const auto& l : reply["handoffs"]) std::cout << "  " << l.get<std::string>() << "\n";
+  } else if (method == "cluster" && cluster_verb == "shards") {
+    std::vector<std::vector<std::string>> rows;
+    for (auto& [svc, list] : reply["services"].items())
+      for (const auto& s : list)
+        rows.push_back({svc, cell(s["shard"]), cell(s["owner"]), cell(s["epoch"]),
+                        s["phase"].get<std::string>().empty() ? (s["available"] == true ? "served" : "UNAVAILABLE")
+                                                              : cell(s["phase"]) + " -> " + cell(s["to"])});
+    print_table({"SERVICE", "SHARD", "OWNER", "EPOCH", "STATE"}, rows);
+  } else if (method == "cluster_control") {
+    std::cout << "cluster " << cluster_verb << ": " << reply.dump() << "\n";
   } else if (method == "registry") {
     std::vector<std::vector<std::string>> rows;
     for (const auto& i : reply["instances"])

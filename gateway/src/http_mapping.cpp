@@ -110,6 +110,7 @@ http::status http_status_of(const std::string& code) {
       {errc::unauthenticated, http::status::unauthorized},
       {errc::forbidden, http::status::forbidden},
       {errc::rate_limited, http::status::too_many_requests},
+      {errc::wrong_shard, http::status::service_unavailable},
   };
   for (const auto& [c, s] : table)
     if (to_string(c) == code) return s;

@@ -30,7 +30,7 @@ bool is_loopback_address(const std::string& host) {
 // crash, backup, restore, flush, salvage, and any added later) needs control.
 bool is_read_verb(const std::string& verb) {
   return verb == "status" || verb == "tree" || verb == "health" || verb == "registry" || verb == "storage" ||
-         verb == "verify" || verb == "logs" || verb == "trace";
+         verb == "verify" || verb == "logs" || verb == "trace" || verb == "cluster";
 }
 
 }  // namespace
@@ -182,6 +182,11 @@ result<std::optional<curve_client_keys>> node_security::client_keys(const std::s
                                                  "this node can authenticate it; it will not send requests in plain text"};
   }
   return std::optional<curve_client_keys>{curve_client_keys{server, keys_.public_key, keys_.secret_key}};
+}
+
+bool node_security::trusts_node(const std::string& public_key) const {
+  const auto* p = trust()->by_key(public_key);
+  return p && p->kind == role::node;
 }
 
 zap_verdict node_security::decide(const zap_request& r) const {

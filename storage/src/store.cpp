@@ -1,5 +1,6 @@
 #include "cohort/storage/store.hpp"
 
+#include "cohort/storage/entity_owner.hpp"
 #include "cohort/storage/idempotency.hpp"
 
 #include <atomic>
@@ -15,6 +16,7 @@
 #include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
 #include <rocksdb/listener.h>
+#include <rocksdb/sst_file_writer.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 #include "cohort/log/log.hpp"
@@ -523,6 +525,86 @@ result<bool> store::flush() {
   return true;
 }
 
+
+result<entity_export> store::export_entities(const entity_filter& belongs, const std::string& dir) const {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return error_info{errc::unavailable, "cannot create '" + dir + "': " + ec.message()};
+  // One snapshot for every keyspace: an entity's state and its idempotency
+  // records come from the same moment.
+  const rocksdb::Snapshot* snap = impl_->db->GetSnapshot();
+  struct release {
+    rocksdb::DB* db;
+    const rocksdb::Snapshot* s;
+    ~release() { db->ReleaseSnapshot(s); }
+  } released{impl_->db.get(), snap};
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snap;
+  ro.fill_cache = false;
+  entity_export out;
+  for (std::size_t i = 0; i < keyspace_count; ++i) {
+    const auto space = static_cast<keyspace>(i);
+    if (!is_entity_keyspace(space)) continue;
+    std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->family(space)));
+    std::unique_ptr<rocksdb::SstFileWriter> writer;
+    entity_export::file f{space, dir + "/" + family_names[i] + ".sst", 0};
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      const std::string_view k(it->key().data(), it->key().size());
+      auto owner = owning_entity(space, k);
+      if (!owner || !belongs(*owner)) continue;
+      if (!writer) {
+        writer = std::make_unique<rocksdb::SstFileWriter>(rocksdb::EnvOptions(), rocksdb::Options());
+        if (auto s = writer->Open(f.path); !s.ok()) return classify(s, "cannot write '" + f.path + "'");
+      }
+      if (auto s = writer->Put(it->key(), it->value()); !s.ok()) return classify(s, "cannot write '" + f.path + "'");
+      f.records++;
+    }
+    if (auto s = it->status(); !s.ok()) return classify(s, "export from '" + dir_ + "' failed");
+    if (!writer) continue;
+    if (auto s = writer->Finish(); !s.ok()) return classify(s, "cannot finish '" + f.path + "'");
+    out.records += f.records;
+    out.files.push_back(std::move(f));
+  }
+  return out;
+}
+
+result<std::uint64_t> store::erase_entities(const entity_filter& belongs) {
+  std::uint64_t erased = 0;
+  for (std::size_t i = 0; i < keyspace_count; ++i) {
+    const auto space = static_cast<keyspace>(i);
+    if (!is_entity_keyspace(space)) continue;
+    write_batch batch;
+    auto flush = [&]() -> result<bool> {
+      if (batch.empty()) return true;
+      auto written = write(batch);
+      erased += batch.ops.size();
+      batch.ops.clear();
+      return written;
+    };
+    std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->family(space)));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      const std::string_view k(it->key().data(), it->key().size());
+      auto owner = owning_entity(space, k);
+      if (!owner || !belongs(*owner)) continue;
+      batch.erase(space, std::string(k));
+      if (batch.ops.size() >= 4096)
+        if (auto w = flush(); !w) return w.error();
+    }
+    if (auto s = it->status(); !s.ok()) return classify(s, "scan of '" + dir_ + "' failed");
+    if (auto w = flush(); !w) return w.error();
+  }
+  return erased;
+}
+
+result<bool> store::ingest(const std::vector<entity_export::file>& files) {
+  for (const auto& f : files) {
+    rocksdb::IngestExternalFileOptions o;
+    o.move_files = true;
+    auto s = impl_->db->IngestExternalFile(impl_->family(f.space), {f.path}, o);
+    if (!s.ok()) return classify(s, "cannot ingest '" + f.path + "' into '" + dir_ + "'");
+  }
+  return true;
+}
 
 result<bool> store::verify_closed(const std::string& dir) {
   auto logger = std::make_shared<store_logger>(dir);

@@ -121,7 +121,8 @@ std::string encode_envelope(const envelope& env) {
   msgpack::packer<msgpack::sbuffer> pk(buf);
   const bool addressed = !env.service.empty();
   std::uint32_t n = 3 + (addressed ? 2 : 0) + (env.deadline_ms ? 1 : 0) + (env.sent_ms ? 1 : 0) + (!env.trace.empty()) +
-                    (!env.traceparent.empty()) + (!env.tracestate.empty()) + (!env.key.empty()) + (!env.idempotency_key.empty()) + (!env.caller.empty()) + (env.seq ? 1 : 0);
+                    (!env.traceparent.empty()) + (!env.tracestate.empty()) + (!env.key.empty()) + (!env.idempotency_key.empty()) + (!env.caller.empty()) + (env.seq ? 1 : 0) +
+                    (env.shard != envelope::no_shard ? 1 : 0) + (env.epoch ? 1 : 0);
   pk.pack_map(n);
   pk.pack(std::string_view("v")), pk.pack(env.version);
   pk.pack(std::string_view("kind")), pk.pack(to_string(env.kind));
@@ -139,6 +140,8 @@ std::string encode_envelope(const envelope& env) {
   if (!env.idempotency_key.empty()) pk.pack(std::string_view("idem")), pk.pack(env.idempotency_key);
   if (!env.caller.empty()) pk.pack(std::string_view("caller")), pk.pack(env.caller);
   if (env.seq) pk.pack(std::string_view("seq")), pk.pack(env.seq);
+  if (env.shard != envelope::no_shard) pk.pack(std::string_view("shard")), pk.pack(env.shard);
+  if (env.epoch) pk.pack(std::string_view("epoch")), pk.pack(env.epoch);
   return std::string(buf.data(), buf.size());
 }
 
@@ -257,6 +260,13 @@ result<envelope> decode_envelope(std::string_view bytes, const wire_limits& limi
     } else if (name == "seq") {
       if (v.type != msgpack::type::POSITIVE_INTEGER) return field_error("seq", "a non-negative integer");
       env.seq = v.via.u64;
+    } else if (name == "shard") {
+      if (v.type != msgpack::type::POSITIVE_INTEGER || v.via.u64 >= envelope::no_shard)
+        return field_error("shard", "a non-negative integer below 2^32 - 1");
+      env.shard = static_cast<std::uint32_t>(v.via.u64);
+    } else if (name == "epoch") {
+      if (v.type != msgpack::type::POSITIVE_INTEGER) return field_error("epoch", "a non-negative integer");
+      env.epoch = v.via.u64;
     }
     // Unknown keys are ignored: newer peers may add optional fields.
   }

@@ -21,6 +21,7 @@ std::string_view to_string(errc code) noexcept {
     case errc::unauthenticated: return "unauthenticated";
     case errc::forbidden: return "forbidden";
     case errc::rate_limited: return "rate_limited";
+    case errc::wrong_shard: return "wrong_shard";
   }
   return "internal";
 }

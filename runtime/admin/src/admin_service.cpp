@@ -54,7 +54,8 @@ result<bool> act(admin_operations& n, const std::string& method, const std::stri
 }
 
 const std::set<std::string> slow_verbs = {"restart", "stop", "start", "crash", "storage", "backup",
-                                          "restore", "verify", "flush", "salvage", "logs", "trace"};
+                                          "restore", "verify", "flush", "salvage", "logs", "trace",
+                                          "cluster", "cluster_control"};
 
 json to_json(const observability::span& s) {
   json attributes = json::object();
@@ -172,6 +173,17 @@ void run_slow_verb(admin_operations& n, const std::string& method, const json& a
     for (const auto& s : n.spans(id)) out["spans"].push_back(to_json(s));
     gather_from_processes(n, "trace", args, "spans", out);
     return reply_json(req, out);
+  }
+  if (h.method == "cluster" || h.method == "cluster_control") {
+    // Reads (status, shards) and changes (drain, undrain, rebalance, reassign): changes need control access.
+    auto verb = arg("verb");
+    const bool read = verb == "status" || verb == "shards";
+    if (read != (h.method == "cluster"))
+      return (void)req->fail({errc::bad_request, "cluster " + verb + " goes through admin." +
+                                                     (read ? "cluster" : "cluster_control")});
+    auto answer = n.cluster(verb, args.dump());
+    if (!answer) return (void)req->fail(answer.error());
+    return reply_json(req, json::parse(*answer));
   }
   if (h.method == "salvage") {
     auto report = n.salvage_store(arg("service"));
@@ -296,7 +308,8 @@ void handle_admin(admin_operations& n, admin_worker& worker, request_ptr req) {
   if (slow_verbs.count(h.method)) {
     // Who did what, for every action that changes something (the caller is
     // the operator's name from the trust list, never a name the request claims).
-    if (h.method != "storage" && h.method != "verify" && h.method != "logs" && h.method != "trace")
+    if (h.method != "storage" && h.method != "verify" && h.method != "logs" && h.method != "trace" &&
+        h.method != "cluster")
       log::get("admin")->info("admin: {} {} by operator '{}'", h.method, args.dump(-1, ' ', false, json::error_handler_t::replace),
                    h.caller.empty() ? "unknown" : h.caller);
     // Disk work and waits for actors: on the admin thread, never on the I/O thread.
@@ -308,7 +321,7 @@ void handle_admin(admin_operations& n, admin_worker& worker, request_ptr req) {
     return;
   }
   req->fail({errc::unknown_method,
-             "admin has no method '" + h.method + "' (status, tree, health, logs, trace, restart, stop, start, crash, storage, backup, restore, verify, flush, salvage, registry)"});
+             "admin has no method '" + h.method + "' (status, tree, health, logs, trace, restart, stop, start, crash, storage, backup, restore, verify, flush, salvage, registry, cluster, cluster_control)"});
 }
 
 }  // namespace cohort::detail

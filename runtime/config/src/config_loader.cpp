@@ -315,6 +315,29 @@ node_config read_config(const toml::table& root, const std::string& source,
              "set together with tls_key_file");
     r.reject_unknown();
   }
+  if (auto* c = top.sub_table("cluster")) {
+    table_reader r(*c, "cluster", source);
+    r.read_strings("etcd", cfg.cluster.etcd);
+    r.read("name", cfg.cluster.name);
+    r.read("advertise", cfg.cluster.advertise);
+    r.read_ms("lease_ttl_ms", cfg.cluster.lease_ttl);
+    r.read("shards", cfg.cluster.shards);
+    r.read_strings("services", cfg.cluster.services);
+    r.read_ms("poll_ms", cfg.cluster.poll);
+    r.read_ms("hold_timeout_ms", cfg.cluster.hold_timeout);
+    if (cfg.cluster.etcd.empty()) throw config_error{where(source, *c) + ": [cluster] needs etcd (its client URLs)"};
+    for (const auto& e : cfg.cluster.etcd)
+      if (e.rfind("http://", 0) != 0 && e.rfind("https://", 0) != 0)
+        r.fail(*c->get("etcd"), "etcd", "client URLs starting with http:// or https://");
+    if (cfg.cluster.lease_ttl < std::chrono::milliseconds(2000))
+      r.fail(*c->get("lease_ttl_ms"), "lease_ttl_ms", "at least 2000");
+    if (cfg.cluster.shards < 1 || cfg.cluster.shards > 4096) r.fail(*c->get("shards"), "shards", "between 1 and 4096");
+    if (cfg.cluster.poll.count() <= 0 || cfg.cluster.poll * 4 > cfg.cluster.lease_ttl)
+      r.fail(*c->get("poll_ms"), "poll_ms", "positive and at most a quarter of lease_ttl_ms");
+    if (cfg.cluster.name.empty() || cfg.cluster.name.find('/') != std::string::npos)
+      r.fail(*c->get("name"), "name", "a name without '/'");
+    r.reject_unknown();
+  }
   if (auto* m = top.sub_table("metrics")) {
     table_reader r(*m, "metrics", source);
     r.read("listen", cfg.metrics_listen);

@@ -22,6 +22,8 @@ envelope reply_header(const envelope& req, bool is_error) {
   h.kind = is_error ? message_kind::error : message_kind::reply;
   h.id = req.id;
   h.trace = req.trace;
+  h.shard = req.shard;  // a sharded service's reply names the shard and epoch that served it
+  h.epoch = req.epoch;
   return h;
 }
 

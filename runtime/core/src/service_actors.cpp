@@ -673,6 +673,13 @@ void method_runner::finish(const request_ptr& req, bool mutating, const stored_r
   if (auto t = trace_of(req->header); t.valid && svc_->tracer && svc_->tracer->enabled())
     tracer = svc_->tracer, write_start = observability::unix_ns();
   auto reminders = new_reminders ? svc_ : nullptr;
+  if (!svc_->serves_key(persistence_->key())) {
+    // Fencing (clusters): the shard moved or this node's lease lapsed while
+    // the handler ran. Nothing is written; the entity reloads if it comes back.
+    req->fail({errc::unavailable, "not stored: entity " + svc_->def.name + "/" + persistence_->key() +
+                                      " is no longer served by this node (its shard moved or its lease lapsed)"});
+    return crash("fenced: its shard is no longer served here");
+  }
   std::vector<std::string> keys;
   if (events) keys.swap(outbox_keys_);
   svc_->db->commit(std::move(batch), [req, outcome, me, idem, svc, tracer, write_start, reminders,

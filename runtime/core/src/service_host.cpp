@@ -1,5 +1,6 @@
 #include "cohort/core/service_host.hpp"
 #include "cohort/core/event_hub.hpp"
+#include "cohort/core/actor_messages.hpp"
 
 #include <algorithm>
 #include <filesystem>
@@ -410,6 +411,21 @@ void service_host::stop_watchdog() {
   }
   watchdog_wake_.notify_all();
   if (watchdog_.joinable()) watchdog_.join();
+}
+
+void service_host::set_serves(const std::string& service, std::function<bool(std::string_view)> serves) {
+  if (auto it = services_.find(service); it != services_.end()) it->second.svc->serves = std::move(serves);
+}
+
+store* service_host::store_of(const std::string& service) const {
+  auto it = services_.find(service);
+  return it == services_.end() ? nullptr : it->second.svc->db.get();
+}
+
+void service_host::release_unserved(const std::string& service) {
+  auto it = services_.find(service);
+  if (it == services_.end()) return;
+  if (auto root = it->second.svc->root()) caf::anon_send(root, release_atom::value);
 }
 
 void service_host::shutdown() {

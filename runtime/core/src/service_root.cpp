@@ -292,6 +292,12 @@ void route_request(root_actor* self, const std::shared_ptr<service_runtime>& svc
     req->fail({errc::bad_request, "service '" + svc->def.name + "' is an entity service: set 'key'"});
     return;
   }
+  if (!svc->serves_key(req->header.key)) {  // a cluster's shard this node does not serve now: never activated here
+    req->fail({errc::unavailable, "entity " + svc->def.name + "/" + req->header.key +
+                                      " is not served by this node now (its shard is moving, owned elsewhere, or this "
+                                      "node's cluster lease could not be renewed)"});
+    return;
+  }
   if (const auto* q = quarantine_of(self, req->header.key)) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*q->quarantined_until - clock_type::now());
     req->fail({errc::entity_quarantined, "entity " + svc->def.name + "/" + req->header.key +
@@ -501,6 +507,20 @@ caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> sv
         s.entity_keys.erase(it->second.actor.id());
         s.entities.erase(it);
         if (s.entities.size() < shown_live_entities) publish(self, *svc);
+      },
+      [=](release_atom) {
+        auto& s = self->state;
+        for (auto it = s.entities.begin(); it != s.entities.end();) {
+          if (svc->serves_key(it->first)) {
+            ++it;
+            continue;
+          }
+          // Its shard left (or is leaving): its cached state must not outlive the move.
+          s.entity_keys.erase(it->second.actor.id());
+          self->send_exit(it->second.actor, caf::exit_reason::user_shutdown);
+          it = s.entities.erase(it);
+        }
+        publish(self, *svc);
       },
       [=](sweep_atom) {
         auto idle_since = clock_type::now() - svc->cfg.entity_idle;

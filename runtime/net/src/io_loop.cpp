@@ -497,6 +497,13 @@ void io_loop::fail_remote(const std::string& endpoint, const error_info& err) {
   if (auto it = remotes_.find(endpoint); it != remotes_.end()) it->second->fail_all(err);
 }
 
+void io_loop::learn_server_key(const std::string& endpoint, const std::string& public_key) {
+  auto& known = server_keys_[endpoint];
+  if (known == public_key) return;
+  if (!known.empty()) retire_client(endpoint);
+  known = public_key;
+}
+
 void io_loop::add_remote_service(const remote_service_config& cfg) {
   pools_.emplace(cfg.name, instance_pool(cfg));
 }
@@ -577,6 +584,9 @@ void io_loop::attempt(instance_pool& pool, request_ptr req, std::vector<instance
                       after(backoff, [this, &pool, req, tried] { attempt(pool, req, tried); });
                       return;
                     }
+                    // The owner of a shard names itself in its reply (shard, epoch): passed back as it came.
+                    req->header.shard = r.header.shard;
+                    req->header.epoch = r.header.epoch;
                     if (r.error)
                       req->fail(*r.error);
                     else

@@ -1,6 +1,8 @@
 #include "cohort/runtime/node.hpp"
 
 #include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <cstring>
 #include <algorithm>
 #include <filesystem>
@@ -18,6 +20,7 @@
 #include <zmq.hpp>
 
 #include "cohort/admin/admin_service.hpp"
+#include "cohort/cluster/cluster_agent.hpp"
 #include "cohort/core/service_host.hpp"
 #include "cohort/gateway/http_front.hpp"
 #include "cohort/isolation/process_host.hpp"
@@ -38,7 +41,7 @@ using clock_type = std::chrono::steady_clock;
 // services hosted here (service_host) or in child processes (process_host),
 // and the admin endpoint, connected to one another. Everything below the
 // node knows none of the others.
-struct node::impl final : detail::call_router {
+struct node::impl final : detail::call_router, cluster::cluster_host {
   node_config cfg;
   /// Spans of this node; outlives everything that records them (destroyed last but one).
   std::unique_ptr<observability::tracer> tracer;
@@ -79,6 +82,143 @@ struct node::impl final : detail::call_router {
   node* owner = nullptr;
   clock_type::time_point started = clock_type::now();
 
+  // ---- [cluster]: entity services sharded across nodes (docs/cluster.md) ----
+  std::unique_ptr<cluster::cluster_agent> cluster;
+  /// Requests for shards changing hands, routed again when the map moves on.
+  std::mutex held_mutex;
+  std::deque<std::pair<detail::request_ptr, clock_type::time_point>> held;
+  static constexpr std::size_t max_held = 100000;
+  std::shared_ptr<const cluster::cluster_view> released_at;  ///< the view entities were last let go for
+
+  void route_sharded(detail::request_ptr req) {
+    auto& h = req->header;
+    const bool forwarded = h.shard != envelope::no_shard;
+    auto d = cluster->route(h.service, h.key, forwarded);
+    switch (d.kind) {
+      case cluster::route_decision::local:
+        h.shard = d.shard, h.epoch = d.epoch;
+        cluster->track(*req, h.service, d.shard);
+        return host->deliver(std::move(req));
+      case cluster::route_decision::hold: {
+        std::lock_guard<std::mutex> guard(held_mutex);
+        if (held.size() >= max_held) break;
+        held.emplace_back(std::move(req), clock_type::now());
+        return;
+      }
+      case cluster::route_decision::forward:
+        return forward_sharded(std::move(req), d);
+      case cluster::route_decision::wrong_shard:
+        req->fail({errc::wrong_shard, d.why});
+        return;
+      case cluster::route_decision::unavailable:
+        req->fail({errc::unavailable, d.why});
+        return;
+    }
+    req->fail({errc::overloaded, "this node holds " + std::to_string(max_held) +
+                                     " requests for shards changing hands; retry shortly"});
+  }
+
+  /// Forwards a request to the owner this node believes in. The owner may
+  /// have handed the shard on a moment ago (this node's view is one poll
+  /// behind): its `wrong_shard` is not the caller's business, so the request
+  /// waits with the held ones and is routed again by the newer view (within
+  /// hold_timeout_ms). It did not run there: routing it again is safe.
+  void forward_sharded(detail::request_ptr req, const cluster::route_decision& d) {
+    envelope h = req->header;
+    h.shard = d.shard, h.epoch = d.epoch;
+    auto payload = req->payload;
+    const auto deadline = req->deadline;
+    auto inner = std::make_shared<detail::request>(
+        std::move(h), std::move(payload), deadline, [this, req](const envelope& reply, std::string&& p) {
+          if (reply.kind == message_kind::error) {
+            auto err = decode_error_payload(p, wire_limits{});
+            if (err.is(errc::wrong_shard)) {
+              req->header.shard = envelope::no_shard, req->header.epoch = 0;
+              std::lock_guard<std::mutex> guard(held_mutex);
+              if (held.size() < max_held) return (void)held.emplace_back(req, clock_type::now());
+            }
+            req->fail(err);
+            return;
+          }
+          req->header.shard = reply.shard, req->header.epoch = reply.epoch;
+          req->respond(std::move(p));
+        });
+    forward_to_member(d.owner, d.endpoint, d.key, std::move(inner));
+  }
+
+  /// A request to another member, over the node-to-node link (CURVE with
+  /// the member's published key when our trust list knows it as a node).
+  void forward_to_member(const std::string& name, const std::string& endpoint, const std::string& key,
+                         detail::request_ptr req) {
+    auto pool = "_node/" + name + "@" + endpoint;
+    auto go = [this, pool, endpoint, key, name](detail::request_ptr r) {
+      if (!io->remote_services().count(pool)) {
+        if (!key.empty()) {
+          if (!security || !security->trusts_node(key)) {
+            r->fail({errc::unauthenticated, "cluster member '" + name + "' publishes a key this node does not trust "
+                                            "as a node: add it to the trust list (docs/cluster.md)"});
+            return;
+          }
+          io->learn_server_key(endpoint, key);
+        }
+        remote_service_config rc;
+        rc.name = pool;
+        rc.endpoints = {endpoint};
+        rc.max_retries = 0;  // one owner: nowhere else to go
+        io->add_remote_service(rc);
+      }
+      io->forward_remote(pool, std::move(r));
+    };
+    if (io->on_io_thread()) return go(std::move(req));
+    io->post([go, req = std::move(req)]() mutable { go(std::move(req)); });
+  }
+
+  // cluster_host
+  store* store_of(const std::string& service) override { return host->store_of(service); }
+  void ownership_changed() override {
+    std::deque<std::pair<detail::request_ptr, clock_type::time_point>> again;
+    {
+      std::lock_guard<std::mutex> guard(held_mutex);
+      again.swap(held);
+    }
+    const auto now = clock_type::now();
+    for (auto& [req, since] : again) {
+      if (now - since > cfg.cluster.hold_timeout) {
+        req->fail({errc::unavailable, "shard " + std::to_string(req->header.shard) + " of '" + req->header.service +
+                                          "' is changing hands and did not settle within hold_timeout_ms"});
+        continue;
+      }
+      route(std::move(req));
+    }
+    auto v = cluster->view();
+    if (v != released_at) {
+      released_at = v;
+      for (const auto& s : cfg.cluster.services) host->release_unserved(s);
+    }
+  }
+  result<std::string> call_peer(const std::string& name, const std::string& endpoint, const std::string& method,
+                                std::string payload, std::chrono::milliseconds timeout) override {
+    envelope h;
+    h.service = "_cluster";
+    h.method = method;
+    h.id = 1;
+    h.deadline_ms = static_cast<std::uint32_t>(timeout.count());
+    auto answer = std::make_shared<std::promise<result<std::string>>>();
+    auto got = answer->get_future();
+    auto req = std::make_shared<detail::request>(std::move(h), std::move(payload), clock_type::now() + timeout,
+                                                 [answer](const envelope& reply, std::string&& p) {
+                                                   if (reply.kind == message_kind::error)
+                                                     answer->set_value(decode_error_payload(p, wire_limits{}));
+                                                   else
+                                                     answer->set_value(std::move(p));
+                                                 });
+    forward_to_member(name, endpoint, cluster->view()->members.count(name) ? cluster->view()->members.at(name).key : "",
+                      std::move(req));
+    if (got.wait_for(timeout + std::chrono::seconds(1)) != std::future_status::ready)
+      return error_info{errc::timeout, "node '" + name + "' did not answer _cluster." + method};
+    return got.get();
+  }
+
   /// Ingress from the sockets: refuse new work while draining.
   void admit(detail::request_ptr req) {
     if (cfg.request_metrics) {
@@ -114,6 +254,10 @@ struct node::impl final : detail::call_router {
     if (clock_type::now() >= req->deadline) {
       req->fail({errc::timeout, "deadline passed before " + h.service + "." + h.method + " was routed"});
       return;
+    }
+    if (cluster) {
+      if (h.service == "_cluster") return cluster->handle(std::move(req));
+      if (cluster->sharded(h.service)) return route_sharded(std::move(req));
     }
     if (host->hosts(h.service)) return host->deliver(std::move(req));
     // Anything not hosted here may be remote, configured or registered by
@@ -395,6 +539,9 @@ class admin_adapter final : public detail::admin_operations {
   result<bool> verify_store(const std::string& s) override { return n_.verify_store(s); }
   result<bool> flush_store(const std::string& s) override { return n_.flush_store(s); }
   result<std::string> salvage_store(const std::string& s) override { return n_.salvage_store(s); }
+  result<std::string> cluster(const std::string& verb, const std::string& args) override {
+    return n_.cluster_command(verb, args);
+  }
 
  private:
   node& n_;
@@ -454,7 +601,10 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
   for (const auto& d : catalog)
     for (const auto& [method, spec] : d.methods)
       if (spec.internal) internal->insert(d.name + "." + method);
-  auto is_internal = [internal](const envelope& h) { return internal->count(h.service + "." + h.method) > 0; };
+  // `_cluster.*` (shard transfers between nodes) is for nodes only.
+  auto is_internal = [internal](const envelope& h) {
+    return h.service == "_cluster" || internal->count(h.service + "." + h.method) > 0;
+  };
   p->io->set_internal_predicate(is_internal);
 
   // Validate the whole service list before anything starts.
@@ -511,6 +661,28 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
     return !h.idempotency_key.empty() || idempotent->count(h.service + "." + h.method) > 0;
   });
 
+  if (cfg.cluster.enabled()) {
+    if (cfg.isolation == "process")
+      return error_info{errc::bad_request, "[cluster] needs isolation = \"none\": a shard's store must live in the node "
+                                           "that hands it over (docs/cluster.md)"};
+    if (p->endpoints.empty()) return error_info{errc::bad_request, "[cluster] needs a [node] listen endpoint"};
+    std::vector<std::string> sharded = cfg.cluster.services;
+    if (sharded.empty())
+      for (const auto& s : cfg.services)
+        for (const auto& d : catalog)
+          if (d.name == s.name && d.kind == service_kind::entities) sharded.push_back(s.name);
+    std::vector<std::string> hosted;
+    for (const auto& s : sharded)
+      if (p->host->hosts(s)) hosted.push_back(s);
+    p->cfg.cluster.services = sharded;
+    const auto advertised = cfg.cluster.advertise.empty() ? p->endpoints.front() : cfg.cluster.advertise;
+    const bool curve = p->io->mode_of(p->endpoints.front()) == security::listener_mode::curve;
+    p->cluster = std::make_unique<cluster::cluster_agent>(cfg.cluster, cfg.name, advertised,
+                                                          curve ? p->security->keys().public_key : std::string(),
+                                                          sharded, hosted, cfg.data_dir, *p);
+    for (const auto& s : hosted)
+      p->host->set_serves(s, [agent = p->cluster.get(), s](std::string_view key) { return agent->serves(s, key); });
+  }
   p->host->start(*p->actors);
   if (cfg.isolation == "process") {
     if (auto started = p->start_processes(); !started) return started.error();
@@ -545,6 +717,7 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
     }
   }
   raw->impl_->io->start();
+  if (raw->impl_->cluster) raw->impl_->cluster->start();
   if (raw->impl_->http) raw->impl_->http->start();
   return out;
 }
@@ -665,6 +838,18 @@ bool node::forward_admin(const std::string& service, detail::request_ptr req) {
   return true;
 }
 
+result<std::string> node::cluster_command(const std::string& verb, const std::string& args_json) {
+  if (!impl_->cluster) return error_info{errc::unavailable, "node '" + name() + "' is not in a cluster (no [cluster])"};
+  auto args = nlohmann::json::parse(args_json, nullptr, false);
+  auto out = impl_->cluster->command(verb, args.is_object() ? args : nlohmann::json::object());
+  if (!out) return out.error();
+  return out->dump();
+}
+
+std::string node::cluster_status() const {
+  return impl_->cluster ? impl_->cluster->status_json().dump() : std::string();
+}
+
 result<bool> node::verify_store(const std::string& service) { return impl_->host->verify_store(service); }
 
 result<bool> node::flush_store(const std::string& service) { return impl_->host->flush_store(service); }
@@ -690,6 +875,14 @@ void node::stop() {
                                                 " ms passed before this request was answered"};
     p.host->fail_in_flight(why);
     p.io->fail_forwarded(why);
+  }
+  // Leaving the cluster: the lease goes (its shards are unavailable until it
+  // returns: a planned leave drains first), held requests are answered.
+  if (p.cluster) {
+    p.cluster->stop();
+    std::lock_guard<std::mutex> guard(p.held_mutex);
+    for (auto& [req, since] : p.held) req->fail({errc::unavailable, "node '" + p.cfg.name + "' is shutting down"});
+    p.held.clear();
   }
   // Operator verbs still queued run first (they use the services).
   p.admin_worker.reset();

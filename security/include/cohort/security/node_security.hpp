@@ -92,6 +92,10 @@ class node_security {
   /// Reads the trust file again now (it is also read whenever it changes).
   [[nodiscard]] std::optional<error_info> reload();
 
+  /// True when `public_key` (Z85) is in the trust list with role node (a
+  /// cluster member this node may send to and take requests from).
+  [[nodiscard]] bool trusts_node(const std::string& public_key) const;
+
   [[nodiscard]] std::uint64_t refused_connections() const noexcept { return zap_ ? zap_->refused() : 0; }
   [[nodiscard]] std::uint64_t refused_requests() const noexcept { return refused_requests_.load(); }
 

@@ -92,6 +92,21 @@ struct store_stats {
   std::string write_error;           ///< why writes are refused now; empty when the store writes
 };
 
+/// Table files holding some entities' records (store::export_entities), one
+/// per keyspace that had any, ready to be ingested by another store.
+struct entity_export {
+  struct file {
+    keyspace space;
+    std::string path;
+    std::uint64_t records = 0;
+  };
+  std::vector<file> files;
+  std::uint64_t records = 0;
+};
+
+/// Picks entities by key (a shard's, in a cluster).
+using entity_filter = std::function<bool(std::string_view entity_key)>;
+
 /// One open RocksDB. Safe to call from any thread.
 class store {
  public:
@@ -161,6 +176,18 @@ class store {
   /// the first damaged record (RocksDB's point-in-time recovery), persists
   /// what was recovered, and closes it. Returns what RocksDB reported dropping.
   [[nodiscard]] static result<std::string> salvage(const std::string& dir);
+
+  /// Writes every record of the entities `belongs` picks (entity keyspaces
+  /// only: see entity_owner.hpp) into one table file per keyspace under `dir`
+  /// (created), from one consistent snapshot. Reads the whole store: not for a
+  /// scheduler thread.
+  [[nodiscard]] result<entity_export> export_entities(const entity_filter& belongs, const std::string& dir) const;
+  /// Deletes every record of the entities `belongs` picks (durably, in
+  /// batches). Returns how many were deleted. Not for a scheduler thread.
+  [[nodiscard]] result<std::uint64_t> erase_entities(const entity_filter& belongs);
+  /// Adds the records of table files written by export_entities (moved into
+  /// the store, newer than anything in it). Not for a scheduler thread.
+  [[nodiscard]] result<bool> ingest(const std::vector<entity_export::file>& files);
 
   [[nodiscard]] const std::string& directory() const noexcept { return dir_; }
   [[nodiscard]] durability mode() const noexcept { return opts_.mode; }

@@ -38,6 +38,14 @@ struct envelope {
   /// Events to clients: the event's position in its service's event log
   /// (docs/protocol.md, Events). 0 = absent.
   std::uint64_t seq = 0;
+  /// Sharded entity services (docs/cluster.md): the key's shard and the epoch
+  /// of its owner. In a reply: the shard and epoch that served it. In a
+  /// request: set by a node that forwards it to the owner it believes in (a
+  /// node that does not own it then answers `wrong_shard` instead of
+  /// forwarding again). Absent: shard = no_shard, epoch = 0.
+  static constexpr std::uint32_t no_shard = 0xffffffffu;
+  std::uint32_t shard = no_shard;
+  std::uint64_t epoch = 0;
 };
 
 /// The wall clock as the envelope's `sent_ms` counts it: Unix time in ms.

@@ -26,6 +26,7 @@ enum class errc {
   unauthenticated,      ///< the caller has no identity this node trusts (no key, an unknown key, a bad or expired token)
   forbidden,            ///< the caller is known but may not make this call (not in its allow list, wrong role, read-only operator)
   rate_limited,         ///< the caller sent more than its rate allows; retry after the time the error names
+  wrong_shard,          ///< (clusters) this node does not own the key's shard; the message names the owner's endpoint
 };
 
 /// The wire string of a code, e.g. "unknown_service".

@@ -43,6 +43,8 @@ class admin_operations {
   virtual result<bool> verify_store(const std::string& service) = 0;
   virtual result<bool> flush_store(const std::string& service) = 0;
   virtual result<std::string> salvage_store(const std::string& service) = 0;
+  /// Cluster verbs (docs/cluster.md): `verb` and its JSON arguments; the answer as JSON text.
+  virtual result<std::string> cluster(const std::string& verb, const std::string& args_json) = 0;
 };
 
 }  // namespace cohort::detail

@@ -157,6 +157,30 @@ struct http_config {
   security::http_security_config auth;
 };
 
+/// [cluster]: entity services sharded across nodes, coordinated by etcd
+/// (docs/cluster.md). Absent: a node on its own, no etcd.
+struct cluster_config {
+  /// etcd client URLs ("http://host:2379"). Empty: no cluster.
+  std::vector<std::string> etcd;
+  /// The cluster's name: its keys live under /cohort/<name>/ in etcd. Default: "cohort".
+  std::string name = "cohort";
+  /// The endpoint other nodes reach this node at. Default: the first listener as bound.
+  std::string advertise;
+  /// The membership lease. A node that cannot renew it stops serving its
+  /// shards before it can expire (fencing). Default: 5000 ms (at least 2000).
+  std::chrono::milliseconds lease_ttl{5000};
+  /// Shards per entity service (fixed once the cluster stores its map). Default: 64.
+  std::uint32_t shards = 64;
+  /// The entity services that are sharded. Default: every entity service hosted.
+  std::vector<std::string> services;
+  /// How often the node reads the cluster's state from etcd. Default: 200 ms.
+  std::chrono::milliseconds poll{200};
+  /// Requests for a shard that is changing hands wait this long for the new
+  /// owner at most (then `unavailable`). Default: 10000 ms.
+  std::chrono::milliseconds hold_timeout{10000};
+  [[nodiscard]] bool enabled() const noexcept { return !etcd.empty(); }
+};
+
 /// Everything about one node ([node], [limits], [services.*], [remote.*]).
 struct node_config {
   /// Name used in logs. Default: "cohort".
@@ -245,6 +269,8 @@ struct node_config {
   std::function<std::uint64_t()> reminder_clock;
   /// Keys, the trust list and who may do what ([security], docs/security.md).
   security::security_config security;
+  /// [cluster]: shards across nodes through etcd (docs/cluster.md).
+  cluster_config cluster;
 };
 
 /// The default node config (loopback ports, HTTP on 127.0.0.1:8080) hosting every service in `hosted`.

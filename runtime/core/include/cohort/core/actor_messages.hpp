@@ -46,6 +46,8 @@ using reply_atom = caf::atom_constant<caf::atom("reply")>;
 using call_timeout_atom = caf::atom_constant<caf::atom("calltmo")>;
 using passivate_atom = caf::atom_constant<caf::atom("passivate")>;
 using passivate_ok_atom = caf::atom_constant<caf::atom("passiv_ok")>;
+/// To an entity service's root: stop the live entities this node no longer serves (their shard moved).
+using release_atom = caf::atom_constant<caf::atom("release")>;
 using crash_atom = caf::atom_constant<caf::atom("crash")>;
 using command_atom = caf::atom_constant<caf::atom("command")>;
 using start_child_atom = caf::atom_constant<caf::atom("startchild")>;

@@ -64,6 +64,13 @@ class service_host {
   result<bool> flush_store(const std::string& service);
   result<std::string> salvage_store(const std::string& service);
 
+  /// Clusters: who decides which keys of `service` this node serves (before start()).
+  void set_serves(const std::string& service, std::function<bool(std::string_view)> serves);
+  /// The open store of entity service `service`, or null.
+  [[nodiscard]] store* store_of(const std::string& service) const;
+  /// Tells entity service `service` to stop the live entities it no longer serves.
+  void release_unserved(const std::string& service);
+
   /// Stops the watchdog and sends every root the shutdown exit (the caller
   /// then waits for the actor system to finish).
   void shutdown();

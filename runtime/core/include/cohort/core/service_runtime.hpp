@@ -93,6 +93,11 @@ struct service_runtime {
   /// Entities marked pending (unfinished sagas) at the last resume sweep (at
   /// least this many when a sweep stops at its limit); -1 before the first.
   std::atomic<std::int64_t> pending_entities{-1};
+  /// Clusters (docs/cluster.md): true when this node serves `key` now (it
+  /// owns the key's shard, no handoff is under way, its lease is valid).
+  /// Asked before an entity activates and before its writes; empty: every key.
+  std::function<bool(std::string_view key)> serves;
+  [[nodiscard]] bool serves_key(std::string_view key) const { return !serves || serves(key); }
   /// Set by an entity that found its store damaged: the root takes the
   /// service down at once (store_corrupt) instead of restarting entities into it.
   std::atomic<bool> store_damaged{false};

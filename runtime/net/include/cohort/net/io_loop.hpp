@@ -71,6 +71,11 @@ class io_loop {
   /// Fails every request in flight to a remote endpoint (on the I/O thread).
   void fail_remote(const std::string& endpoint, const error_info& err);
 
+  /// Connections to `endpoint` authenticate it by `public_key` (a cluster
+  /// member's published key, checked against the trust list by the caller).
+  /// On the I/O thread.
+  void learn_server_key(const std::string& endpoint, const std::string& public_key);
+
   /// Declares a remote service and its instances. Call before start().
   void add_remote_service(const remote_service_config& cfg);
   /// Which requests may be retried on another instance (idempotent methods,

@@ -91,6 +91,12 @@ class node {
   /// log after the damage, starts the service, and says what was dropped.
   result<std::string> salvage_store(const std::string& service);
 
+  /// [cluster] (docs/cluster.md): an operator verb (status, shards, drain,
+  /// undrain, rebalance, reassign) with JSON arguments; the answer as JSON text.
+  result<std::string> cluster_command(const std::string& verb, const std::string& args_json);
+  /// The cluster as this node sees it (JSON text); empty without [cluster].
+  [[nodiscard]] std::string cluster_status() const;
+
   /// In process isolation, sends an admin request about `service` (storage,
   /// backup, restore, verify, flush, salvage) to that service's process,
   /// which holds its store, and answers `req` with its reply. False when the

@@ -1,0 +1,119 @@
+// cluster_agent: a node's part in a cluster (docs/cluster.md). On threads of
+// its own (never a CAF scheduler thread or the I/O thread) it
+//   - holds the node's membership lease in etcd and knows its own deadline:
+//     past it the node serves none of its shards (fencing);
+//   - reads the cluster's state (members, shard maps, drains) from etcd and
+//     publishes it for routing as one immutable view;
+//   - campaigns for the coordinator's key and, while it holds it, plans
+//     placement (placement.hpp) and writes it by compare-and-swap;
+//   - carries out handoffs: as the old owner it stops serving the moving
+//     shards, lets their entities go, exports their records (checksummed);
+//     as the new owner it fetches them from the old owner's node, ingests
+//     them and takes the shard with its epoch bumped; the old owner then
+//     deletes its copy.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "cohort/cluster/shard_map.hpp"
+#include "cohort/core/request.hpp"
+#include "cohort/runtime/node_config.hpp"
+#include "cohort/storage/store.hpp"
+
+namespace cohort::cluster {
+
+/// A live node of the cluster (its key exists: its lease is alive).
+struct member {
+  std::string name;
+  std::string endpoint;
+  std::vector<std::string> services;
+  std::string key;  ///< its CURVE public key (empty: keyless, loopback development)
+  std::int64_t lease = 0;
+};
+
+/// The cluster as the node last read it from etcd. Immutable once published.
+struct cluster_view {
+  std::map<std::string, member> members;
+  std::map<std::string, shard_map> maps;  ///< per sharded service
+  std::set<std::string> draining;
+  std::string coordinator;
+  std::int64_t revision = 0;
+};
+
+/// Where a request for a sharded service goes.
+struct route_decision {
+  enum kind_t { local, forward, hold, unavailable, wrong_shard } kind = unavailable;
+  std::uint32_t shard = 0;
+  std::uint64_t epoch = 0;
+  std::string owner;     ///< forward, wrong_shard
+  std::string endpoint;  ///< forward, wrong_shard: the owner's
+  std::string key;       ///< forward: the owner's public key (empty: keyless)
+  std::string why;       ///< unavailable, wrong_shard
+};
+
+/// What the agent needs of its node.
+class cluster_host {
+ public:
+  virtual ~cluster_host() = default;
+  /// The store of sharded service `service` (hosted in this process).
+  virtual store* store_of(const std::string& service) = 0;
+  /// Ownership changed: route held requests again, let go of the live
+  /// entities of shards this node no longer serves. Called on the agent's thread.
+  virtual void ownership_changed() = 0;
+  /// Calls `_cluster.<method>` on the node `name` at `endpoint` and waits for the answer.
+  virtual result<std::string> call_peer(const std::string& name, const std::string& endpoint, const std::string& method,
+                                        std::string payload, std::chrono::milliseconds timeout) = 0;
+};
+
+class cluster_agent {
+ public:
+  /// `endpoint`, `public_key`: how other nodes reach and authenticate this
+  /// one. `sharded`: the services routed by shard; `hosted`: those of them
+  /// this node hosts (it may own their shards).
+  cluster_agent(cluster_config cfg, std::string node, std::string endpoint, std::string public_key,
+                std::vector<std::string> sharded, std::vector<std::string> hosted, std::string data_dir,
+                cluster_host& host);
+  ~cluster_agent();
+  cluster_agent(const cluster_agent&) = delete;
+  cluster_agent& operator=(const cluster_agent&) = delete;
+
+  /// Registers the node and starts the threads; waits (at most one lease
+  /// TTL) for the first view, so that the node routes by shard from its
+  /// first request.
+  void start();
+  /// Stops serving, gives the lease up (the node leaves at once), joins the threads.
+  void stop();
+
+  [[nodiscard]] bool sharded(const std::string& service) const;
+  /// Where a request for `key` of sharded `service` goes; `forwarded`: it
+  /// came from a node that believed this one owns it (it is not forwarded again).
+  [[nodiscard]] route_decision route(const std::string& service, std::string_view key, bool forwarded) const;
+  /// True when this node serves `key` of `service` now (owner, no handoff,
+  /// lease not past its deadline): activations and writes ask.
+  [[nodiscard]] bool serves(const std::string& service, std::string_view key) const;
+  /// Counts `req` against its shard until it is answered (a handoff waits for them).
+  void track(detail::request& req, const std::string& service, std::uint32_t shard);
+  /// Answers a `_cluster.*` request from another node (handoff transfers) off the caller's thread.
+  void handle(detail::request_ptr req);
+
+  /// Operator verbs (admin `cluster`): "status", "shards", "drain", "undrain",
+  /// "rebalance", "reassign". `args`: JSON object. Blocking (etcd): run it off the I/O thread.
+  [[nodiscard]] result<nlohmann::json> command(const std::string& verb, const nlohmann::json& args);
+  [[nodiscard]] nlohmann::json status_json() const;
+  [[nodiscard]] std::shared_ptr<const cluster_view> view() const;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace cohort::cluster

@@ -1,0 +1,103 @@
+// The cluster agent's state, shared by its loop (cluster_agent.cpp) and its
+// handoffs (handoff.cpp). Private to the cluster room.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "cohort/cluster/cluster_agent.hpp"
+#include "cohort/cluster/etcd_client.hpp"
+
+namespace cohort::cluster {
+
+using clock_type = std::chrono::steady_clock;
+
+struct cluster_agent::impl {
+  impl(cluster_config c, std::string n, std::string ep, std::string k, std::vector<std::string> s,
+       std::vector<std::string> hosted_here, std::string dir, cluster_host& h);
+
+  cluster_config cfg;
+  std::string node, endpoint, public_key, data_dir;
+  std::string member_json() const;
+  std::vector<std::string> sharded;  ///< routed by shard
+  std::vector<std::string> hosted;   ///< of those, hosted here (this node may own their shards)
+  cluster_host& host;
+  etcd_client etcd;
+  std::string prefix;  ///< "/cohort/<cluster>/"
+
+  // The view routing reads: replaced whole under a short lock.
+  mutable std::mutex view_mutex;
+  std::shared_ptr<const cluster_view> current = std::make_shared<cluster_view>();
+  std::shared_ptr<const cluster_view> load() const {
+    std::lock_guard<std::mutex> guard(view_mutex);
+    return current;
+  }
+
+  // The lease and what the node may do with it.
+  std::atomic<std::int64_t> lease{0};
+  /// Steady-clock time (ns) until which this node may serve its shards: the
+  /// last renewal's send time plus the TTL etcd granted, less a margin.
+  std::atomic<std::int64_t> serving_until_ns{0};
+  /// After a new lease the node bumps the epochs of the shards it owns (a
+  /// new term) before it serves them again.
+  std::atomic<bool> term_confirmed{false};
+  std::atomic<bool> etcd_reachable{false};
+  clock_type::time_point next_renewal{};
+  std::chrono::milliseconds margin() const { return std::max(cfg.lease_ttl / 5, std::chrono::milliseconds(500)); }
+  bool lease_valid() const {
+    return clock_type::now().time_since_epoch().count() < serving_until_ns.load(std::memory_order_relaxed);
+  }
+
+  // Requests served here per shard, for the handoff's wait.
+  static constexpr std::uint32_t max_shards = 4096;
+  std::map<std::string, std::unique_ptr<std::atomic<std::int64_t>[]>> in_flight;
+
+  // Threads: the loop (lease, view, coordination), handoffs, answers to peers.
+  std::mutex mutex;
+  std::condition_variable wake;
+  bool stopping = false;
+  bool handoff_due = false;
+  std::deque<detail::request_ptr> peer_requests;
+  std::thread loop_thread, handoff_thread, peer_thread;
+
+  // What operators see.
+  mutable std::mutex status_mutex;
+  std::string etcd_error;
+  std::deque<std::string> handoff_log;  ///< the last handoffs and their figures
+  std::string handoff_now;              ///< the one running now, if any
+  std::set<std::string> swept;          ///< services whose leftovers were deleted since the last term
+  void note(const std::string& line);
+
+  // cluster_agent.cpp
+  void run_loop();
+  void maintain_lease();
+  void refresh_view();
+  void confirm_term();
+  void coordinate(const cluster_view& v);
+  std::set<std::string> live_for(const cluster_view& v, const std::string& service) const;
+  std::string key_nodes() const { return prefix + "nodes/"; }
+  std::string key_shards(const std::string& service) const { return prefix + "shards/" + service; }
+  std::string key_drain(const std::string& name) const { return prefix + "drain/" + name; }
+  std::string key_coordinator() const { return prefix + "coordinator"; }
+  /// Changes one service's map with `edit` by compare-and-swap, reading it
+  /// again when someone else changed it first (a few times at most).
+  result<bool> change_map(const std::string& service, const std::function<bool(shard_map&)>& edit);
+
+  // handoff.cpp
+  void run_handoffs();
+  void handoff_step();
+  void export_shards(const std::string& service, const std::string& to, const std::vector<std::uint32_t>& shards,
+                     const shard_map& map);
+  void import_shards(const std::string& service, const std::string& from, const std::vector<std::uint32_t>& shards,
+                     const shard_map& map, const cluster_view& v);
+  void clean_up(const std::string& service, const shard_map& map);
+  void run_peer_answers();
+  void answer_peer(detail::request& req);
+  std::string export_dir(const std::string& service, const std::string& to) const;
+  std::string import_dir(const std::string& service, const std::string& from) const;
+};
+
+}  // namespace cohort::cluster

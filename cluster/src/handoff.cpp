@@ -1,0 +1,418 @@
+// Handoff of shards between nodes (docs/cluster.md, Handoff):
+//   1. the coordinator marks the shards "moving" to the new owner;
+//   2. the old owner holds new requests for them, waits for those it is
+//      serving, lets their entities go, waits for queued writes, exports the
+//      shards' records from one snapshot into table files with a SHA-256
+//      each and a manifest, and marks them "exported";
+//   3. the new owner fetches the manifest and the files from the old owner's
+//      node (`_cluster.manifest`, `_cluster.chunk`), checks every checksum,
+//      deletes anything it still had of those shards, ingests the files and
+//      takes the shards by compare-and-swap, epoch + 1;
+//   4. the old owner sees the new owner, routes the held requests to it and
+//      deletes its copy.
+// A crash anywhere repeats the step it interrupted: the map in etcd says
+// where each shard is.
+#include <filesystem>
+#include <fstream>
+
+#include <msgpack.hpp>
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+
+#include "agent_impl.hpp"
+#include "cohort/log/log.hpp"
+
+namespace cohort::cluster {
+
+namespace {
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+constexpr std::size_t chunk_bytes = 512 * 1024;  // below the default 1 MiB payload limit
+
+std::optional<std::string> sha256_of(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
+  std::vector<char> buf(1 << 16);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    if (in.gcount() > 0) EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<std::size_t>(in.gcount()));
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_DigestFinal_ex(ctx.get(), md, &n);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < n; ++i) out += hex[md[i] >> 4], out += hex[md[i] & 15];
+  return out;
+}
+
+std::string pack_string(const std::string& s) {
+  msgpack::sbuffer buf;
+  msgpack::pack(buf, s);
+  return std::string(buf.data(), buf.size());
+}
+
+std::string pack_bin(const char* data, std::size_t n) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_bin(static_cast<std::uint32_t>(n));
+  pk.pack_bin_body(data, static_cast<std::uint32_t>(n));
+  return std::string(buf.data(), buf.size());
+}
+
+/// The string or bin in a msgpack payload.
+std::optional<std::string> unpack_bytes(const std::string& payload) {
+  try {
+    auto oh = msgpack::unpack(payload.data(), payload.size());
+    const auto& o = oh.get();
+    if (o.type == msgpack::type::STR) return std::string(o.via.str.ptr, o.via.str.size);
+    if (o.type == msgpack::type::BIN) return std::string(o.via.bin.ptr, o.via.bin.size);
+  } catch (const std::exception&) {
+  }
+  return std::nullopt;
+}
+
+bool in_set(const std::vector<std::uint32_t>& shards, std::uint32_t s) {
+  return std::find(shards.begin(), shards.end(), s) != shards.end();
+}
+
+bool safe_name(const std::string& s) {
+  return !s.empty() && s.size() < 200 && s.find('/') == std::string::npos && s.find("..") == std::string::npos;
+}
+}  // namespace
+
+std::string cluster_agent::impl::export_dir(const std::string& service, const std::string& to) const {
+  return data_dir + "/.handoff/" + service + ".to." + to;
+}
+
+std::string cluster_agent::impl::import_dir(const std::string& service, const std::string& from) const {
+  return data_dir + "/.handoff/" + service + ".from." + from;
+}
+
+void cluster_agent::impl::run_handoffs() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mutex);
+      wake.wait(lock, [this] { return stopping || handoff_due; });
+      if (stopping) return;
+      handoff_due = false;
+    }
+    try {
+      handoff_step();
+    } catch (const std::exception& e) {
+      log::get("cluster")->error("handoff step failed: {}", e.what());
+    }
+    {
+      std::lock_guard<std::mutex> guard(status_mutex);
+      handoff_now.clear();
+    }
+  }
+}
+
+void cluster_agent::impl::handoff_step() {
+  if (!lease.load() || !term_confirmed.load()) return;
+  auto v = load();
+  for (const auto& service : hosted) {
+    auto it = v->maps.find(service);
+    if (it == v->maps.end()) continue;
+    const auto& map = it->second;
+    std::map<std::string, std::vector<std::uint32_t>> outgoing, incoming;
+    for (std::uint32_t i = 0; i < map.count(); ++i) {
+      const auto& s = map.shards[i];
+      if (s.owner == node && s.phase == "moving") outgoing[s.to].push_back(i);
+      if (s.to == node && s.phase == "exported" && s.owner != node) incoming[s.owner].push_back(i);
+      // Exported, but the files are gone (this node lost them): export again.
+      if (s.owner == node && s.phase == "exported" && !fs::exists(export_dir(service, s.to) + "/manifest.json"))
+        (void)change_map(service, [&](shard_map& m) {
+          if (i >= m.count() || m.shards[i].owner != node || m.shards[i].phase != "exported") return false;
+          m.shards[i].phase = "moving";
+          return true;
+        });
+    }
+    for (const auto& [to, shards] : outgoing) export_shards(service, to, shards, map);
+    for (const auto& [from, shards] : incoming) import_shards(service, from, shards, map, *v);
+    clean_up(service, map);
+  }
+}
+
+void cluster_agent::impl::export_shards(const std::string& service, const std::string& to,
+                                        const std::vector<std::uint32_t>& shards, const shard_map& map) {
+  auto* db = host.store_of(service);
+  if (!db) return;
+  {
+    std::lock_guard<std::mutex> guard(status_mutex);
+    handoff_now = "exporting " + std::to_string(shards.size()) + " shard(s) of '" + service + "' to '" + to + "'";
+  }
+  const auto started = clock_type::now();
+  // No request of these shards is admitted any more (they are held); wait
+  // for those already running, then for their writes.
+  auto& counters = in_flight.at(service);
+  auto running = [&] {
+    std::int64_t n = 0;
+    for (auto s : shards) n += counters[s].load();
+    return n;
+  };
+  auto until = clock_type::now() + std::chrono::seconds(5);
+  while (running() > 0 && clock_type::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  if (running() > 0)
+    log::get("cluster")->warn("export of '{}' to '{}': {} request(s) still running after 5 s; their writes are refused "
+                              "(this node no longer serves those shards)",
+                              service, to, running());
+  host.ownership_changed();  // their entities go
+  db->barrier();
+  const auto count = map.count();
+  auto belongs = [&](std::string_view key) { return in_set(shards, shard_of(key, count)); };
+  const auto dir = export_dir(service, to);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  auto exported = db->export_entities(belongs, dir);
+  if (!exported) {
+    log::get("cluster")->error("export of '{}' to '{}' failed: {}", service, to, exported.error().message);
+    return;
+  }
+  json files = json::array();
+  std::uint64_t bytes = 0;
+  for (const auto& f : exported->files) {
+    auto sum = sha256_of(f.path);
+    if (!sum) return;
+    auto size = fs::file_size(f.path, ec);
+    bytes += size;
+    files.push_back({{"space", static_cast<int>(f.space)}, {"name", fs::path(f.path).filename().string()},
+                     {"size", size}, {"sha256", *sum}, {"records", f.records}});
+  }
+  json list = json::array();
+  for (auto s : shards) list.push_back({{"shard", s}, {"epoch", map.shards[s].epoch}});
+  json manifest{{"service", service}, {"from", node}, {"to", to}, {"count", count}, {"shards", list}, {"files", files}};
+  std::ofstream(dir + "/manifest.json.tmp") << manifest.dump();
+  fs::rename(dir + "/manifest.json.tmp", dir + "/manifest.json", ec);
+  if (ec) return;
+  auto marked = change_map(service, [&](shard_map& m) {
+    bool any = false;
+    for (auto s : shards) {
+      if (s >= m.count()) continue;
+      auto& e = m.shards[s];
+      if (e.owner == node && e.phase == "moving" && e.to == to && e.epoch == map.shards[s].epoch)
+        e.phase = "exported", any = true;
+    }
+    return any;
+  });
+  if (marked && *marked)
+    note("exported " + std::to_string(shards.size()) + " shard(s) of '" + service + "' for '" + to + "': " +
+         std::to_string(exported->records) + " records, " + std::to_string(bytes) + " bytes in " +
+         std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - started).count()) +
+         " ms");
+}
+
+void cluster_agent::impl::import_shards(const std::string& service, const std::string& from,
+                                        const std::vector<std::uint32_t>& shards, const shard_map& map,
+                                        const cluster_view& v) {
+  auto* db = host.store_of(service);
+  auto m = v.members.find(from);
+  if (!db || m == v.members.end()) return;  // the old owner is gone: the shards wait for it
+  {
+    std::lock_guard<std::mutex> guard(status_mutex);
+    handoff_now = "importing " + std::to_string(shards.size()) + " shard(s) of '" + service + "' from '" + from + "'";
+  }
+  const auto started = clock_type::now();
+  const auto timeout = std::chrono::milliseconds(10000);
+  json ask{{"service", service}, {"to", node}};
+  auto answer = host.call_peer(from, m->second.endpoint, "manifest", pack_string(ask.dump()), timeout);
+  if (!answer) {
+    log::get("cluster")->warn("handoff of '{}' from '{}': no manifest yet ({})", service, from, answer.error().message);
+    return;
+  }
+  auto text = unpack_bytes(*answer);
+  auto manifest = text ? json::parse(*text, nullptr, false) : json();
+  if (!manifest.is_object() || manifest.value("count", 0u) != map.count()) {
+    log::get("cluster")->error("handoff of '{}' from '{}': the manifest does not describe this map", service, from);
+    return;
+  }
+  // Exactly the shards (and epochs) the map says are exported to us.
+  std::vector<std::uint32_t> covered;
+  for (const auto& e : manifest["shards"]) {
+    auto s = e.value("shard", 0u);
+    if (s < map.count() && in_set(shards, s) && map.shards[s].epoch == e.value("epoch", std::uint64_t{0}))
+      covered.push_back(s);
+  }
+  if (covered.size() != shards.size()) {
+    log::get("cluster")->info("handoff of '{}' from '{}': the manifest is for other shards; waiting for a new export",
+                              service, from);
+    return;
+  }
+  const auto dir = import_dir(service, from);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  fs::create_directories(dir, ec);
+  std::vector<entity_export::file> files;
+  std::uint64_t bytes = 0;
+  for (const auto& f : manifest["files"]) {
+    auto name = f.value("name", "");
+    auto size = f.value("size", std::uint64_t{0});
+    auto space = f.value("space", -1);
+    if (!safe_name(name) || space < 0 || space >= static_cast<int>(keyspace_count)) return;
+    std::ofstream out(dir + "/" + name, std::ios::binary | std::ios::trunc);
+    for (std::uint64_t offset = 0; offset < size;) {
+      json c{{"service", service}, {"to", node}, {"name", name}, {"offset", offset}};
+      auto part = host.call_peer(from, m->second.endpoint, "chunk", pack_string(c.dump()), timeout);
+      if (!part) {
+        log::get("cluster")->warn("handoff of '{}' from '{}': fetching {} failed: {}", service, from, name,
+                                  part.error().message);
+        return;
+      }
+      auto bytes_part = unpack_bytes(*part);
+      if (!bytes_part || bytes_part->empty()) return;
+      out.write(bytes_part->data(), static_cast<std::streamsize>(bytes_part->size()));
+      offset += bytes_part->size();
+    }
+    out.close();
+    auto sum = sha256_of(dir + "/" + name);
+    if (!sum || *sum != f.value("sha256", "")) {
+      log::get("cluster")->error("handoff of '{}' from '{}': {} does not match its SHA-256: fetched again later",
+                                 service, from, name);
+      return;
+    }
+    bytes += size;
+    files.push_back({static_cast<keyspace>(space), dir + "/" + name, f.value("records", std::uint64_t{0})});
+  }
+  // Whatever this node kept of these shards (an old copy) goes first: the
+  // ingested records are the whole truth.
+  const auto count = map.count();
+  auto belongs = [&](std::string_view key) { return in_set(shards, shard_of(key, count)); };
+  if (auto erased = db->erase_entities(belongs); !erased) return;
+  if (auto ingested = db->ingest(files); !ingested) {
+    log::get("cluster")->error("handoff of '{}' from '{}': ingest failed: {}", service, from,
+                               ingested.error().message);
+    return;
+  }
+  auto taken = change_map(service, [&](shard_map& mm) {
+    bool any = false;
+    for (auto s : shards) {
+      if (s >= mm.count()) continue;
+      auto& e = mm.shards[s];
+      if (e.owner == from && e.phase == "exported" && e.to == node && e.epoch == map.shards[s].epoch) {
+        e.owner = node, e.epoch++, e.phase.clear(), e.to.clear();
+        any = true;
+      }
+    }
+    return any;
+  });
+  fs::remove_all(dir, ec);
+  if (!taken || !*taken) {
+    // Called off meanwhile: what was ingested is not ours.
+    (void)db->erase_entities(belongs);
+    return;
+  }
+  std::uint64_t records = 0;
+  for (const auto& f : files) records += f.records;
+  note("took " + std::to_string(shards.size()) + " shard(s) of '" + service + "' from '" + from + "': " +
+       std::to_string(records) + " records, " + std::to_string(bytes) + " bytes in " +
+       std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - started).count()) +
+       " ms");
+  // Serve them as soon as the map says so.
+  refresh_view();
+  host.ownership_changed();
+}
+
+void cluster_agent::impl::clean_up(const std::string& service, const shard_map& map) {
+  auto* db = host.store_of(service);
+  if (!db) return;
+  const auto count = map.count();
+  // Records of shards this node neither owns nor is about to receive (a
+  // finished handoff, an operator's reassign, a crash between the steps):
+  // deleted once per term and after every handoff out.
+  bool due = false;
+  std::error_code ec;
+  {
+    std::lock_guard<std::mutex> guard(status_mutex);
+    due = !swept.count(service);
+  }
+  std::vector<fs::path> finished;
+  for (const auto& e : fs::directory_iterator(data_dir + "/.handoff", ec)) {
+    auto name = e.path().filename().string();
+    if (name.rfind(service + ".to.", 0) != 0) continue;
+    auto to = name.substr(service.size() + 4);
+    bool still = false;
+    for (const auto& s : map.shards) still = still || (s.owner == node && !s.phase.empty() && s.to == to);
+    if (!still) finished.push_back(e.path()), due = true;
+  }
+  if (!due) return;
+  auto mine = [&](std::uint32_t s) {
+    const auto& e = map.shards[s];
+    return e.owner == node || (e.to == node && !e.phase.empty());
+  };
+  auto erased = db->erase_entities([&](std::string_view key) { return !mine(shard_of(key, count)); });
+  if (!erased) return;
+  for (const auto& p : finished) fs::remove_all(p, ec);
+  {
+    std::lock_guard<std::mutex> guard(status_mutex);
+    swept.insert(service);
+  }
+  if (*erased) note("deleted " + std::to_string(*erased) + " records of '" + service + "' whose shards left this node");
+}
+
+void cluster_agent::impl::run_peer_answers() {
+  for (;;) {
+    detail::request_ptr req;
+    {
+      std::unique_lock<std::mutex> lock(mutex);
+      wake.wait(lock, [this] { return stopping || !peer_requests.empty(); });
+      if (stopping) return;
+      req = std::move(peer_requests.front());
+      peer_requests.pop_front();
+    }
+    try {
+      answer_peer(*req);
+    } catch (const std::exception& e) {
+      req->fail({errc::internal, std::string("cluster transfer failed: ") + e.what()});
+    }
+  }
+}
+
+void cluster_agent::impl::answer_peer(detail::request& req) {
+  auto text = unpack_bytes(req.payload);
+  auto args = text ? json::parse(*text, nullptr, false) : json();
+  if (!args.is_object()) {
+    req.fail({errc::bad_request, "_cluster." + req.header.method + " takes a JSON object as a string"});
+    return;
+  }
+  auto service = args.value("service", "");
+  auto to = args.value("to", "");
+  if (!in_flight.count(service) || !safe_name(to)) {
+    req.fail({errc::bad_request, "_cluster." + req.header.method + ": unknown service or node"});
+    return;
+  }
+  const auto dir = export_dir(service, to);
+  if (req.header.method == "manifest") {
+    std::ifstream in(dir + "/manifest.json");
+    if (!in) {
+      req.fail({errc::unavailable, "no export of '" + service + "' for '" + to + "' is ready here"});
+      return;
+    }
+    std::string body((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    req.respond(pack_string(body));
+    return;
+  }
+  if (req.header.method == "chunk") {
+    auto name = args.value("name", "");
+    auto offset = args.value("offset", std::uint64_t{0});
+    if (!safe_name(name) || name == "manifest.json") {
+      req.fail({errc::bad_request, "_cluster.chunk: bad file name"});
+      return;
+    }
+    std::ifstream in(dir + "/" + name, std::ios::binary);
+    if (!in) {
+      req.fail({errc::unavailable, "no file '" + name + "' in the export of '" + service + "' for '" + to + "'"});
+      return;
+    }
+    in.seekg(static_cast<std::streamoff>(offset));
+    std::string buf(chunk_bytes, '\0');
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    req.respond(pack_bin(buf.data(), static_cast<std::size_t>(std::max<std::streamsize>(0, in.gcount()))));
+    return;
+  }
+  req.fail({errc::unknown_method, "_cluster has no method '" + req.header.method + "'"});
+}
+
+}  // namespace cohort::cluster

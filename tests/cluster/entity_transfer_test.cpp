@@ -1,0 +1,63 @@
+// What moves with a shard: a store exports some entities' records (every
+// entity keyspace, never the outbox or the event log), another ingests them
+// after deleting its old copy, and the first deletes its own.
+#include <catch2/catch.hpp>
+
+#include "cohort/storage/entity_owner.hpp"
+#include "cohort/storage/idempotency.hpp"
+#include "cohort/storage/reminder_keys.hpp"
+#include "cohort/storage/store.hpp"
+#include "temp_dir.hpp"
+
+using namespace cohort;
+
+TEST_CASE("entity records are told apart by key in every keyspace", "[cluster][transfer]") {
+  CHECK(owning_entity(keyspace::state, entity_key("cart-1")) == std::optional<std::string_view>("cart-1"));
+  CHECK(owning_entity(keyspace::journal, journal_key("acc", 9)) == std::optional<std::string_view>("acc"));
+  CHECK(owning_entity(keyspace::idempotency, idempotency_record_key("o:1", "retry-7")) ==
+        std::optional<std::string_view>("o:1"));
+  CHECK(owning_entity(keyspace::pending, "order-5") == std::optional<std::string_view>("order-5"));
+  CHECK(owning_entity(keyspace::reminders, reminder_index_key("t", "ping")) == std::optional<std::string_view>("t"));
+  CHECK(owning_entity(keyspace::reminders, reminder_schedule_key(123, "t", "ping")) ==
+        std::optional<std::string_view>("t"));
+  CHECK_FALSE(owning_entity(keyspace::outbox, "anything"));
+  CHECK_FALSE(owning_entity(keyspace::state, std::string("\0\0\0\x09" "ab", 6)));  // length past the end
+  CHECK_FALSE(owning_entity(keyspace::idempotency, "x:abc"));
+}
+
+TEST_CASE("a store exports the chosen entities, another ingests them over its old copy", "[cluster][transfer]") {
+  test::temp_dir dir;
+  auto a = store::open(dir / "a");
+  auto b = store::open(dir / "b");
+  REQUIRE(a);
+  REQUIRE(b);
+  write_batch w;
+  for (int i = 0; i < 100; ++i) {
+    auto k = "e" + std::to_string(i);
+    w.put(keyspace::state, entity_key(k), "v" + std::to_string(i));
+    w.put(keyspace::idempotency, idempotency_record_key(k, "r"), "stored");
+  }
+  w.put(keyspace::outbox, "sub\0x", "event");
+  REQUIRE((*a)->write(w));
+  // b has a stale copy of e1 and an entity a no longer has (e200): both must go.
+  write_batch old;
+  old.put(keyspace::state, entity_key("e1"), "stale");
+  old.put(keyspace::state, entity_key("e201"), "gone");
+  REQUIRE((*b)->write(old));
+  auto odd = [](std::string_view k) { return (k.back() - '0') % 2 == 1; };
+  auto exported = (*a)->export_entities(odd, dir / "x");
+  REQUIRE(exported);
+  CHECK(exported->records == 100);  // 50 states + 50 idempotency records; the outbox stays
+  REQUIRE((*b)->erase_entities(odd));
+  REQUIRE((*b)->ingest(exported->files));
+  CHECK((*b)->get(keyspace::state, entity_key("e1"))->value() == "v1");
+  CHECK_FALSE((*b)->get(keyspace::state, entity_key("e201"))->has_value());
+  CHECK_FALSE((*b)->get(keyspace::state, entity_key("e2"))->has_value());
+  CHECK((*b)->get(keyspace::idempotency, idempotency_record_key("e99", "r"))->value() == "stored");
+  CHECK_FALSE((*b)->get(keyspace::outbox, "sub\0x")->has_value());
+  auto erased = (*a)->erase_entities(odd);
+  REQUIRE(erased);
+  CHECK(*erased == 100);
+  CHECK_FALSE((*a)->get(keyspace::state, entity_key("e1"))->has_value());
+  CHECK((*a)->get(keyspace::state, entity_key("e2"))->value() == "v2");
+}

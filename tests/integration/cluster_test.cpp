@@ -1,0 +1,295 @@
+// A cluster of real `cohort run` processes coordinated by a real etcd started
+// by the test (docs/cluster.md): the counter service sharded across nodes.
+// Every counter is written by one writer in order, so each acknowledged
+// `add` must answer exactly one more than the one before: a key that moved
+// without its state, or was served by two owners, shows as a value that
+// does not follow.
+#include <csignal>
+#include <fstream>
+#include <map>
+#include <set>
+#include <thread>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "etcd_server.hpp"
+#include "eventually.hpp"
+#include "node_process.hpp"
+#include "test_keys.hpp"
+
+using namespace cohort;
+using namespace cohort::test;
+using json = nlohmann::json;
+
+namespace {
+
+struct cluster_keys {
+  temp_dir dir;
+  std::vector<test_key> nodes;
+  test_key tester;
+  std::string trust;
+  cluster_keys() {
+    for (const auto* n : {"n1", "n2", "n3"}) nodes.push_back(make_key(dir.path(), n));
+    tester = make_key(dir.path(), "tester");
+    trust = dir / "trust.toml";
+    std::ofstream t(trust);
+    for (const auto& k : nodes) t << k.trust_entry("node", "", "peer");
+    t << tester.trust_entry("client", "services = [\"*\"]\n", "peer");
+  }
+};
+
+std::unique_ptr<node_process> start_member(const cluster_keys& keys, int i, const etcd_server& etcd,
+                                           const std::string& data_dir = "") {
+  const auto& k = keys.nodes[static_cast<std::size_t>(i)];
+  std::string sections = "[security]\nkeyless_loopback = false\nkey_file = \"" + k.file + "\"\ntrust_file = \"" +
+                         keys.trust + "\"\n[cluster]\netcd = [\"" + etcd.url() +
+                         "\"]\nname = \"t\"\nlease_ttl_ms = 3000\nshards = 16\npoll_ms = 100\n[services.counter]\n";
+  return std::make_unique<node_process>(sections, "name = \"" + k.name + "\"\n", data_dir);
+}
+
+client client_of(const cluster_keys& keys, const node_process& n, int i) {
+  return client(n.endpoint, {}, {}, keys.tester.to(keys.nodes[static_cast<std::size_t>(i)]));
+}
+
+json admin_call(const node_process& n, const std::string& method, const json& args) {
+  client c(n.admin, {}, {}, n.operator_keys());
+  auto bytes = json::to_msgpack(args);
+  auto r = c.call("admin", method, std::string(bytes.begin(), bytes.end()));
+  REQUIRE(r.ok());
+  return json::from_msgpack(r.payload.begin(), r.payload.end());
+}
+
+/// Shards per owner, and handoffs in progress, as a node sees them.
+std::map<std::string, int> owners(const node_process& n, int* moving = nullptr) {
+  auto s = admin_call(n, "cluster", {{"verb", "status"}});
+  std::map<std::string, int> out;
+  if (!s["services"].contains("counter")) return out;
+  for (auto& [owner, count] : s["services"]["counter"]["owners"].items()) out[owner] = count.get<int>();
+  if (moving) *moving = static_cast<int>(s["services"]["counter"]["handoffs"].size());
+  return out;
+}
+
+/// One writer per key, in order; transient errors retried with the same idempotency key.
+struct writer {
+  std::map<std::string, std::int64_t> acked;  ///< key -> value of its last acknowledged add
+  std::map<std::string, int> rounds;
+  int failed = 0, retried = 0, out_of_order = 0;
+  std::vector<std::string> errors;
+  std::set<std::pair<std::uint32_t, std::uint64_t>> shard_epochs;
+  std::map<std::uint32_t, std::uint64_t> last_epoch;
+  int epoch_went_back = 0;
+
+  void add(client& c, const std::string& key) {
+    const auto idem = key + "/" + std::to_string(rounds[key]++);
+    call_options o;
+    o.key = key;
+    o.idempotency_key = idem;
+    o.timeout = std::chrono::milliseconds(8000);
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      auto r = c.call("counter", "add", *json_to_msgpack("{\"n\":1}"), o);
+      if (r.ok()) {
+        auto v = json::parse(*msgpack_to_json(r.payload))["value"].get<std::int64_t>();
+        if (v != acked[key] + 1) out_of_order++;
+        acked[key] = v;
+        shard_epochs.insert({r.header.shard, r.header.epoch});
+        auto& last = last_epoch[r.header.shard];
+        if (r.header.epoch < last) epoch_went_back++;
+        last = std::max(last, r.header.epoch);
+        return;
+      }
+      errors.push_back(key + ": " + r.error->code + ": " + r.error->message);
+      if (!r.error->transient()) break;
+      retried++;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    failed++;
+  }
+};
+
+std::vector<std::string> keys_named(int n) {
+  std::vector<std::string> out;
+  for (int i = 0; i < n; ++i) out.push_back("k" + std::to_string(i));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a sharded service scales 2 -> 3 -> 2 nodes under writes: every acknowledged write kept, no key forked",
+          "[cluster][etcd]") {
+  etcd_server etcd;
+  cluster_keys keys;
+  auto n1 = start_member(keys, 0, etcd);
+  auto n2 = start_member(keys, 1, etcd);
+  REQUIRE(eventually([&] {
+    auto o = owners(*n1);
+    return o["n1"] + o["n2"] == 16 && o["n1"] >= 7 && o["n2"] >= 7;
+  }, std::chrono::seconds(20)));
+  auto c = client_of(keys, *n1, 0);
+  writer w;
+  const auto names = keys_named(120);
+  auto round = [&] {
+    for (const auto& k : names) w.add(c, k);
+  };
+  round();
+  CHECK(w.failed == 0);
+
+  // Scale out: n3 joins; writes go on while shards move to it.
+  auto n3 = start_member(keys, 2, etcd);
+  int rounds_during = 0;
+  int moving = -1;
+  auto settled = [&] {
+    auto o = owners(*n1, &moving);
+    return o["n3"] >= 5 && moving == 0;
+  };
+  for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(40);
+       std::chrono::steady_clock::now() < until && !(rounds_during >= 2 && settled());)
+    round(), rounds_during++;
+  REQUIRE(settled());
+  auto o = owners(*n1);
+  CHECK(o["n1"] + o["n2"] + o["n3"] == 16);
+  CHECK(std::max({o["n1"], o["n2"], o["n3"]}) - std::min({o["n1"], o["n2"], o["n3"]}) <= 1);
+  round();
+
+  // Scale in: n3 drains (its shards go back with their data), then stops.
+  admin_call(*n1, "cluster_control", {{"verb", "drain"}, {"node", "n3"}});
+  rounds_during = 0;
+  auto drained = [&] {
+    auto oo = owners(*n1, &moving);
+    return oo["n3"] == 0 && moving == 0;
+  };
+  for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(40);
+       std::chrono::steady_clock::now() < until && !(rounds_during >= 1 && drained());)
+    round(), rounds_during++;
+  REQUIRE(drained());
+  n3.reset();
+  round();
+
+  for (const auto& e : w.errors) UNSCOPED_INFO(e);
+  CHECK(w.failed == 0);
+  CHECK(w.out_of_order == 0);
+  CHECK(w.epoch_went_back == 0);
+  // Every shard was served under more than one epoch (it moved at least once) by someone.
+  CHECK(w.shard_epochs.size() > 16);
+  // Read everything back through the other node: each counter holds every acknowledged add.
+  auto c2 = client_of(keys, *n2, 1);
+  int wrong = 0;
+  for (const auto& k : names) {
+    call_options ro;
+    ro.key = k;
+    auto r = c2.call("counter", "get", *json_to_msgpack("null"), ro);
+    REQUIRE(r.ok());
+    if (json::parse(*msgpack_to_json(r.payload))["value"].get<std::int64_t>() != w.acked[k]) wrong++;
+  }
+  CHECK(wrong == 0);
+  INFO("retried " << w.retried);
+}
+
+TEST_CASE("host loss: a killed owner's shards are unavailable at once, the others keep serving, it takes them back",
+          "[cluster][etcd]") {
+  etcd_server etcd;
+  cluster_keys keys;
+  temp_dir n2_data;
+  auto n1 = start_member(keys, 0, etcd);
+  auto n2 = start_member(keys, 1, etcd, n2_data.path());
+  REQUIRE(eventually([&] {
+    auto o = owners(*n1);
+    return o["n1"] >= 7 && o["n2"] >= 7;
+  }, std::chrono::seconds(20)));
+  auto c = client_of(keys, *n1, 0);
+  writer w;
+  const auto names = keys_named(60);
+  for (const auto& k : names) w.add(c, k), w.add(c, k);
+  REQUIRE(w.failed == 0);
+
+  // SIGKILL: its lease lapses within the TTL; its shards are not given to n1.
+  ::kill(n2->proc->pid(), SIGKILL);
+  (void)n2->proc->wait(std::chrono::seconds(10));
+  std::string why;
+  REQUIRE(eventually([&] {
+    call_options o;
+    int unavailable = 0, served = 0;
+    for (const auto& k : names) {
+      o.key = k;
+      auto r = c.call("counter", "get", *json_to_msgpack("null"), o);
+      if (r.ok()) {
+        served++;
+        CHECK(json::parse(*msgpack_to_json(r.payload))["value"].get<std::int64_t>() == w.acked[k]);
+      } else if (r.error->is(errc::unavailable)) {
+        unavailable++;
+        why = r.error->message;
+      }
+    }
+    return unavailable > 0 && served > 0 && unavailable + served == static_cast<int>(names.size());
+  }, std::chrono::seconds(15)));
+  CHECK_THAT(why, Catch::Contains("n2") && Catch::Contains("gone"));
+  auto o = owners(*n1);
+  CHECK(o["n2"] >= 7);  // still n2's: unavailable, never silently empty elsewhere
+
+  // It returns with its data: everything is served again, in a new term (epochs bumped).
+  n2 = start_member(keys, 1, etcd, n2_data.path());
+  REQUIRE(eventually([&] {
+    call_options co;
+    for (const auto& k : names) {
+      co.key = k;
+      auto r = c.call("counter", "get", *json_to_msgpack("null"), co);
+      if (!r.ok() || json::parse(*msgpack_to_json(r.payload))["value"].get<std::int64_t>() != w.acked[k]) return false;
+    }
+    return true;
+  }, std::chrono::seconds(20)));
+  for (const auto& k : names) w.add(c, k);
+  CHECK(w.failed == 0);
+  CHECK(w.out_of_order == 0);
+}
+
+TEST_CASE("fencing: an owner paused past its lease serves nothing when it wakes until it has joined again",
+          "[cluster][etcd]") {
+  etcd_server etcd;
+  cluster_keys keys;
+  auto n1 = start_member(keys, 0, etcd);
+  auto n2 = start_member(keys, 1, etcd);
+  REQUIRE(eventually([&] {
+    auto o = owners(*n1);
+    return o["n1"] >= 7 && o["n2"] >= 7;
+  }, std::chrono::seconds(20)));
+  auto direct = client_of(keys, *n2, 1);
+  writer w;
+  const auto names = keys_named(40);
+  for (const auto& k : names) w.add(direct, k);
+  REQUIRE(w.failed == 0);
+  std::uint64_t epoch_before = 0;
+  std::string owned_by_n2;
+  for (const auto& k : names) {
+    call_options o;
+    o.key = k;
+    auto r = direct.call("counter", "get", *json_to_msgpack("null"), o);
+    REQUIRE(r.ok());
+    // Served by n2 itself (not forwarded): a key of one of its shards.
+    auto s = admin_call(*n1, "cluster", {{"verb", "shards"}});
+    if (s["services"]["counter"][r.header.shard]["owner"] == "n2") {
+      owned_by_n2 = k, epoch_before = r.header.epoch;
+      break;
+    }
+  }
+  REQUIRE(!owned_by_n2.empty());
+
+  ::kill(n2->proc->pid(), SIGSTOP);
+  std::this_thread::sleep_for(std::chrono::milliseconds(4500));  // past the 3 s lease
+  ::kill(n2->proc->pid(), SIGCONT);
+  // The first requests after waking: refused (fenced), never served from the lapsed term.
+  call_options o;
+  o.key = owned_by_n2;
+  o.timeout = std::chrono::milliseconds(3000);
+  auto first = direct.call("counter", "get", *json_to_msgpack("null"), o);
+  if (first.ok()) CHECK(first.header.epoch > epoch_before);  // only if it had already joined again
+  else CHECK(first.error->is(errc::unavailable));
+  // Then it joins again and serves its shards in a new term.
+  std::uint64_t epoch_after = 0;
+  REQUIRE(eventually([&] {
+    auto r = direct.call("counter", "get", *json_to_msgpack("null"), o);
+    if (!r.ok()) return false;
+    epoch_after = r.header.epoch;
+    return json::parse(*msgpack_to_json(r.payload))["value"].get<std::int64_t>() == w.acked[owned_by_n2];
+  }, std::chrono::seconds(20)));
+  CHECK(epoch_after > epoch_before);
+}
