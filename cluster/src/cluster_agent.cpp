@@ -246,7 +246,11 @@ void cluster_agent::impl::confirm_term() {
     auto bumped = change_map(service, [&](shard_map& m) {
       bool any = false;
       for (auto& s : m.shards)
-        if (s.owner == node) s.epoch++, any = true;
+        if (s.owner == node) {
+          s.epoch++, any = true;
+          // An export made in the last term names the old epochs: made again.
+          if (s.phase == "exported") s.phase = "moving";
+        }
       return any;
     });
     if (!bumped) return;  // tried again next poll
