@@ -15,6 +15,10 @@ namespace cohort::cluster {
 
 using clock_type = std::chrono::steady_clock;
 
+/// The `_cluster.etcd_probe` request and its answer (handoff.cpp).
+std::string probe_request();
+bool probe_says_reachable(const std::string& answer);
+
 struct cluster_agent::impl {
   impl(cluster_config c, std::string n, std::string ep, std::string k, std::vector<std::string> s,
        std::vector<std::string> hosted_here, std::string dir, cluster_host& h);
@@ -45,6 +49,11 @@ struct cluster_agent::impl {
   /// new term) before it serves them again.
   std::atomic<bool> term_confirmed{false};
   std::atomic<bool> etcd_reachable{false};
+  /// When etcd last answered this node (steady ns): what peers are told.
+  std::atomic<std::int64_t> etcd_answered_ns{0};
+  /// etcd is unreachable from a majority of the members too (an etcd outage,
+  /// not this node cut off): the node serves on past its lease deadline.
+  std::atomic<bool> outage_confirmed{false};
   clock_type::time_point next_renewal{};
   std::chrono::milliseconds margin() const { return std::max(cfg.lease_ttl / 5, std::chrono::milliseconds(500)); }
   bool lease_valid() const {
@@ -76,6 +85,8 @@ struct cluster_agent::impl {
   void maintain_lease();
   void refresh_view();
   void confirm_term();
+  void ride_out_etcd_outage();
+  void mark_etcd(bool ok, const std::string& error = {});
   void coordinate(const cluster_view& v);
   std::set<std::string> live_for(const cluster_view& v, const std::string& service) const;
   std::string key_nodes() const { return prefix + "nodes/"; }

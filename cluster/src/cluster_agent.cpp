@@ -127,23 +127,16 @@ void cluster_agent::impl::maintain_lease() {
   if (!lease.load()) {
     auto sent = clock_type::now();
     auto id = etcd.lease_grant(std::chrono::seconds(ttl_s));
-    if (!id) {
-      etcd_reachable = false;
-      std::lock_guard<std::mutex> guard(status_mutex);
-      etcd_error = id.error().message;
-      return;
-    }
+    if (!id) return mark_etcd(false, id.error().message);
     if (auto put = etcd.put(key_nodes() + node, member_json(), *id); !put) {
       (void)etcd.lease_revoke(*id);
-      etcd_reachable = false;
-      return;
+      return mark_etcd(false, put.error().message);
     }
-    etcd_reachable = true;
+    mark_etcd(true);
     term_confirmed = false;
     {
       std::lock_guard<std::mutex> guard(status_mutex);
       swept.clear();
-      etcd_error.clear();
     }
     serving_until_ns = to_ns(sent + std::chrono::seconds(ttl_s) - margin());
     next_renewal = sent + std::chrono::seconds(ttl_s) / 3;
@@ -155,19 +148,13 @@ void cluster_agent::impl::maintain_lease() {
   auto sent = clock_type::now();
   auto left = etcd.lease_keepalive(lease.load());
   if (!left) {
-    etcd_reachable = false;
     next_renewal = now + cfg.poll;
-    std::lock_guard<std::mutex> guard(status_mutex);
-    etcd_error = left.error().message;
-    if (!lease_valid()) log::get("cluster")->warn("lease not renewed in time ({}): serving none of this node's shards",
-                                                  etcd_error);
+    mark_etcd(false, left.error().message);
+    ride_out_etcd_outage();
     return;
   }
-  etcd_reachable = true;
-  {
-    std::lock_guard<std::mutex> guard(status_mutex);
-    etcd_error.clear();
-  }
+  mark_etcd(true);
+  outage_confirmed = false;
   if (*left <= 0) {
     // Gone (we were paused or cut off past its TTL): fenced now; a new lease,
     // a new term, and the shards come back with their epochs bumped.
@@ -183,12 +170,8 @@ void cluster_agent::impl::maintain_lease() {
 
 void cluster_agent::impl::refresh_view() {
   auto r = etcd.range_prefix(prefix);
-  if (!r) {
-    etcd_reachable = false;
-    std::lock_guard<std::mutex> guard(status_mutex);
-    etcd_error = r.error().message;
-    return;
-  }
+  if (!r) return mark_etcd(false, r.error().message);
+  mark_etcd(true);
   auto v = std::make_shared<cluster_view>();
   v->revision = r->revision;
   for (const auto& kv : r->kvs) {
@@ -223,6 +206,43 @@ void cluster_agent::impl::refresh_view() {
   }
   std::lock_guard<std::mutex> guard(view_mutex);
   current = std::move(v);
+}
+
+void cluster_agent::impl::mark_etcd(bool ok, const std::string& error) {
+  etcd_reachable = ok;
+  if (ok) etcd_answered_ns = to_ns(clock_type::now());
+  std::lock_guard<std::mutex> guard(status_mutex);
+  etcd_error = error;
+}
+
+void cluster_agent::impl::ride_out_etcd_outage() {
+  // Near the deadline without etcd: is etcd down for everyone, or is this
+  // node cut off from it? Only a majority of the members (this one
+  // included) that cannot reach etcd either lets it serve on: then nobody
+  // can change the map, so nobody else can own its shards. One member that
+  // still reaches etcd, or too few answers, and it stops at its deadline.
+  const auto now = clock_type::now();
+  if (to_ns(now + 2 * cfg.poll) < serving_until_ns.load()) return;
+  auto v = load();
+  std::size_t cut_off = v->members.count(node) ? 1 : 0, asked = v->members.size();
+  if (!v->members.count(node)) asked++;
+  bool someone_reaches = false;
+  for (const auto& [name, m] : v->members) {
+    if (name == node) continue;
+    auto answer = host.call_peer(name, m.endpoint, "etcd_probe", probe_request(), cfg.poll * 2);
+    if (!answer) continue;
+    if (probe_says_reachable(*answer)) someone_reaches = true;
+    else cut_off++;
+  }
+  const bool outage = !someone_reaches && cut_off * 2 > asked;
+  if (outage != outage_confirmed.load())
+    log::get("cluster")->warn(outage ? "etcd is unreachable from {} of {} members: an etcd outage; serving on (no "
+                                       "shard can change hands without etcd)"
+                                     : "etcd unreachable from here only ({} of {} members): this node stops serving "
+                                       "its shards at its lease deadline",
+                              cut_off, asked);
+  outage_confirmed = outage;
+  if (outage) serving_until_ns = to_ns(now + cfg.lease_ttl / 3);
 }
 
 result<bool> cluster_agent::impl::change_map(const std::string& service, const std::function<bool(shard_map&)>& edit) {
@@ -397,6 +417,7 @@ json cluster_agent::status_json() const {
           {"node", p.node},
           {"etcd", p.etcd.endpoint()},
           {"etcd_reachable", p.etcd_reachable.load()},
+          {"etcd_outage", p.outage_confirmed.load()},
           {"etcd_error", p.etcd_error},
           {"lease", p.lease.load()},
           {"serving", p.lease_valid() && p.term_confirmed.load()},

@@ -83,6 +83,14 @@ bool safe_name(const std::string& s) {
 }
 }  // namespace
 
+std::string probe_request() { return pack_string("{}"); }
+
+bool probe_says_reachable(const std::string& answer) {
+  auto text = unpack_bytes(answer);
+  auto j = text ? json::parse(*text, nullptr, false) : json();
+  return j.is_object() && j.value("reachable", false);
+}
+
 std::string cluster_agent::impl::export_dir(const std::string& service, const std::string& to) const {
   return data_dir + "/.handoff/" + service + ".to." + to;
 }
@@ -375,6 +383,13 @@ void cluster_agent::impl::answer_peer(detail::request& req) {
   auto args = text ? json::parse(*text, nullptr, false) : json();
   if (!args.is_object()) {
     req.fail({errc::bad_request, "_cluster." + req.header.method + " takes a JSON object as a string"});
+    return;
+  }
+  if (req.header.method == "etcd_probe") {
+    // Whether this node heard from etcd in the last two polls (ride_out_etcd_outage).
+    const bool heard = clock_type::now().time_since_epoch().count() - etcd_answered_ns.load() <
+                       std::chrono::nanoseconds(cfg.poll * 2).count() + 1000000;
+    req.respond(pack_string(json{{"reachable", etcd_reachable.load() && heard}}.dump()));
     return;
   }
   auto service = args.value("service", "");

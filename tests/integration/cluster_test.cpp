@@ -371,3 +371,54 @@ TEST_CASE("kill -9 during a handoff, on either side: no acknowledged write lost,
   CHECK(wrong == 0);
   CHECK(not_deduplicated == 0);
 }
+
+TEST_CASE("etcd stopped: the shards keep being served by their owners, changes wait, status says so; all resumes "
+          "when it is back", "[cluster][etcd]") {
+  etcd_server etcd;
+  cluster_keys keys;
+  auto n1 = start_member(keys, 0, etcd);
+  auto n2 = start_member(keys, 1, etcd);
+  REQUIRE(eventually([&] {
+    int moving = -1;
+    auto o = owners(*n1, &moving);
+    return o["n1"] == 8 && o["n2"] == 8 && moving == 0;
+  }, std::chrono::seconds(30)));
+  auto c = client_of(keys, *n1, 0);
+  writer w;
+  const auto names = keys_named(60);
+  for (const auto& k : names) w.add(c, k);
+  REQUIRE(w.failed == 0);
+
+  etcd.stop();
+  // Well past the 3 s lease: both nodes still serve (through n1, forwarding to n2 for its shards).
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(8);
+  int rounds = 0;
+  while (std::chrono::steady_clock::now() < until) {
+    for (const auto& k : names) w.add(c, k);
+    rounds++;
+  }
+  CHECK(rounds >= 2);
+  auto s = admin_call(*n1, "cluster", {{"verb", "status"}});
+  CHECK(s["etcd_reachable"] == false);
+  CHECK(s["etcd_outage"] == true);
+  CHECK(s["serving"] == true);
+  CHECK_FALSE(s["etcd_error"].get<std::string>().empty());
+  // A node that starts now cannot join: nothing moves to it.
+  auto n3 = start_member(keys, 2, etcd);
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  CHECK(owners(*n1)["n3"] == 0);
+  for (const auto& k : names) w.add(c, k);
+
+  etcd.start();
+  // Back: n3 joins and takes its share while writes go on.
+  int moving = -1;
+  REQUIRE(eventually([&] {
+    for (const auto& k : names) w.add(c, k);
+    auto o = owners(*n1, &moving);
+    return o["n3"] >= 5 && moving == 0;
+  }, std::chrono::seconds(40), std::chrono::milliseconds(100)));
+  for (const auto& e : w.errors) UNSCOPED_INFO(e);
+  CHECK(w.failed == 0);
+  CHECK(w.out_of_order == 0);
+  CHECK(w.epoch_went_back == 0);
+}
