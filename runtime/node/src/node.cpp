@@ -89,9 +89,13 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
   std::deque<std::pair<detail::request_ptr, clock_type::time_point>> held;
   static constexpr std::size_t max_held = 100000;
   std::shared_ptr<const cluster::cluster_view> released_at;  ///< the view entities were last let go for
+  /// Sharded services' default keys: a request without a key is routed by the key it will run with.
+  std::unordered_map<std::string, std::string> default_keys;
 
   void route_sharded(detail::request_ptr req) {
     auto& h = req->header;
+    if (h.key.empty())
+      if (auto it = default_keys.find(h.service); it != default_keys.end()) h.key = it->second;
     const bool forwarded = h.shard != envelope::no_shard;
     auto d = cluster->route(h.service, h.key, forwarded);
     switch (d.kind) {
@@ -675,6 +679,8 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
     for (const auto& s : sharded)
       if (p->host->hosts(s)) hosted.push_back(s);
     p->cfg.cluster.services = sharded;
+    for (const auto& d : catalog)
+      if (!d.default_key.empty()) p->default_keys[d.name] = d.default_key;
     const auto advertised = cfg.cluster.advertise.empty() ? p->endpoints.front() : cfg.cluster.advertise;
     const bool curve = p->io->mode_of(p->endpoints.front()) == security::listener_mode::curve;
     p->cluster = std::make_unique<cluster::cluster_agent>(cfg.cluster, cfg.name, advertised,
