@@ -16,9 +16,9 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
-PROGRAMS = ["inprocess", "rpc", "supervision", "storage", "gateway", "shop"]
+PROGRAMS = ["inprocess", "rpc", "supervision", "storage", "gateway", "shop", "cluster"]
 # Every program is bounded; these are generous ceilings, not expectations.
-TIMEOUT_S = {"inprocess": 600, "rpc": 600, "supervision": 600, "storage": 900, "gateway": 600, "shop": 600}
+TIMEOUT_S = {"inprocess": 600, "rpc": 600, "supervision": 600, "storage": 900, "gateway": 600, "shop": 600, "cluster": 900}
 
 
 def machine():
@@ -131,6 +131,13 @@ plot $d using 1:2:3:4 with yerrorlines lw 2 title 'Cohort service (sync; median,
                           [("embedded (1 process)", spread(shop["embedded"]), fixed),
                            ("split (3 processes)", spread(shop["split"]), fixed)],
                           "set key below", baseline="raw RocksDB floor (same fsynced writes)"))
+    routing = results["cluster"]["routing"]
+    pngs.append(bar_chart(stem + "-cluster-routing.png",
+                          "Sharded counter.get, 16 in flight (ratio: cluster / single node without [cluster])",
+                          "requests / s",
+                          [("key owned by the node asked", spread(routing["owned"]), spread(routing["single"])),
+                           ("forwarded to the owner", spread(routing["forwarded"]), spread(routing["single"]))],
+                          "set key below", baseline="single node (same run)"))
     return pngs
 
 

@@ -1,0 +1,335 @@
+// cluster_bench (#17): a sharded counter on in-process nodes coordinated by a
+// real etcd started here.
+//   1. The steady-state cost of shard routing, beside the single-node path
+//      measured in the same run: reads (counter.get, no disk) through a
+//      node without [cluster], through a cluster node that owns the key, and
+//      through one that forwards it to the owner.
+//   2. Rebalancing: N entities on two nodes, a third joins under a steady
+//      load of writes: the time until every handoff is done, the requests
+//      that failed meanwhile, and p99 during the handoffs vs before.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "child_process.hpp"
+#include "cohort/cluster/shard_map.hpp"
+#include "cohort/examples/example_services.hpp"
+#include "cohort/runtime/node.hpp"
+#include "cohort/security/keys.hpp"
+#include "cohort/transport/client.hpp"
+#include "cohort/transport/json_bridge.hpp"
+#include "raw_rocksdb.hpp"
+#include "stats.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+using namespace cohort;
+using namespace cohort::bench;
+using clock_type = std::chrono::steady_clock;
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+double seconds(clock_type::duration d) { return std::chrono::duration<double>(d).count(); }
+
+int free_tcp_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t n = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+/// A real etcd on free loopback ports, waited for until healthy.
+struct etcd_process {
+  scratch_dir dir{"etcd"};
+  std::string url;
+  std::unique_ptr<test::child_process> proc;
+  etcd_process() {
+    const auto client_port = free_tcp_port(), peer_port = free_tcp_port();
+    url = "http://127.0.0.1:" + std::to_string(client_port);
+    const auto peer = "http://127.0.0.1:" + std::to_string(peer_port);
+    proc = std::make_unique<test::child_process>(std::vector<std::string>{
+        "/usr/bin/etcd", "--name", "b", "--data-dir", (dir.path / "data").string(), "--listen-client-urls", url,
+        "--advertise-client-urls", url, "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+        "--initial-cluster", "b=" + peer, "--logger=zap", "--log-outputs=" + (dir.path / "etcd.log").string()});
+    for (int i = 0; i < 200; ++i) {
+      auto [rc, out, err] = test::run_command({"/usr/bin/curl", "-s", "-m", "1", url + "/health"});
+      if (rc == 0 && out.find("\"health\":\"true\"") != std::string::npos) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    throw std::runtime_error("etcd did not become healthy");
+  }
+};
+
+struct keyring {
+  scratch_dir dir{"keys"};
+  std::vector<std::pair<std::string, security::key_pair>> nodes;
+  security::key_pair client = security::generate_key_pair();
+  keyring() {
+    for (const auto* n : {"n1", "n2", "n3"}) {
+      auto k = security::generate_key_pair();
+      if (!security::write_key_pair((dir.path / (std::string(n) + ".key")).string(), k, n))
+        throw std::runtime_error("cannot write a key");
+      nodes.emplace_back(n, k);
+    }
+  }
+  [[nodiscard]] curve_client_keys to(int i) const {
+    return {nodes[static_cast<std::size_t>(i)].second.public_key, client.public_key, client.secret_key};
+  }
+};
+
+node_config member_config(const fs::path& data, const keyring* keys, int i, const std::string& etcd, int shards) {
+  auto cfg = example_node_config();
+  cfg.listen = {"tcp://127.0.0.1:*"};
+  cfg.admin.clear();
+  cfg.http.listen.clear();
+  cfg.data_dir = data.string();
+  cfg.drain_timeout = std::chrono::milliseconds(500);
+  if (!keys) return cfg;  // the single-node baseline
+  cfg.name = keys->nodes[static_cast<std::size_t>(i)].first;
+  cfg.security.keyless_loopback = false;
+  cfg.security.local_operator = false;
+  cfg.security.key_file = (keys->dir.path / (cfg.name + ".key")).string();
+  for (const auto& [name, k] : keys->nodes) cfg.security.peers.push_back({name, security::role::node, k.public_key});
+  cfg.security.peers.push_back({"bench", security::role::client, keys->client.public_key, {"*"}});
+  cfg.cluster.etcd = {etcd};
+  cfg.cluster.name = "bench";
+  cfg.cluster.lease_ttl = std::chrono::milliseconds(3000);
+  cfg.cluster.poll = std::chrono::milliseconds(100);
+  cfg.cluster.shards = static_cast<std::uint32_t>(shards);
+  cfg.cluster.services = {"counter"};
+  return cfg;
+}
+
+std::unique_ptr<node> start(const node_config& cfg) {
+  auto n = node::start(cfg, example_services());
+  if (!n) throw std::runtime_error(n.error().message);
+  return std::move(*n);
+}
+
+/// Shards per owner and handoffs in progress of `counter`, as `n` sees them.
+std::map<std::string, int> owners(const node& n, int* moving) {
+  auto s = json::parse(n.cluster_status());
+  std::map<std::string, int> out;
+  *moving = -1;
+  if (!s["services"].contains("counter")) return out;
+  for (auto& [o, c] : s["services"]["counter"]["owners"].items()) out[o] = c.get<int>();
+  *moving = static_cast<int>(s["services"]["counter"]["handoffs"].size());
+  return out;
+}
+
+/// The owner of each shard of `counter`.
+std::vector<std::string> shard_owners(node& n) {
+  auto s = json::parse(*n.cluster_command("shards", "{}"));
+  std::vector<std::string> out;
+  for (const auto& e : s["services"]["counter"]) out.push_back(e["owner"].get<std::string>());
+  return out;
+}
+
+struct load_result {
+  double per_second = 0, p50_us = 0, p99_us = 0;
+  std::uint64_t done = 0, failed = 0;
+};
+
+/// `in_flight` requests at a time on `keys` (random), until `stop()` says so.
+load_result drive(client& c, const std::string& method, const std::vector<std::string>& keys, int in_flight,
+                  const std::function<bool()>& stop) {
+  const auto payload = *json_to_msgpack(method == "add" ? R"({"n":1})" : "null");
+  std::mt19937_64 rng(7);
+  std::vector<double> lat;
+  load_result r;
+  std::function<void()> send_one = [&] {
+    call_options o;
+    o.key = keys[rng() % keys.size()];
+    o.timeout = std::chrono::milliseconds(20000);
+    const auto sent = clock_type::now();
+    c.call_async("counter", method, payload, o, [&, sent](reply&& rep) {
+      rep.ok() ? ++r.done : ++r.failed;
+      if (!rep.ok() && r.failed <= 3) std::cerr << "  failed: " << rep.error->code << ": " << rep.error->message << "\n";
+      lat.push_back(std::chrono::duration<double, std::micro>(clock_type::now() - sent).count());
+      if (!stop()) send_one();
+    });
+  };
+  const auto started = clock_type::now();
+  for (int i = 0; i < in_flight; ++i) send_one();
+  while (c.in_flight() > 0) c.poll(std::chrono::milliseconds(20));
+  r.per_second = static_cast<double>(r.done) / seconds(clock_type::now() - started);
+  r.p50_us = percentile(lat, 50);
+  r.p99_us = percentile(lat, 99);
+  return r;
+}
+
+std::function<bool()> for_(std::chrono::milliseconds d) {
+  auto until = clock_type::now() + d;
+  return [until] { return clock_type::now() >= until; };
+}
+
+/// Writes every key once (32 in flight).
+void load(client& c, const std::vector<std::string>& keys) {
+  std::size_t next = 0;
+  const auto payload = *json_to_msgpack(R"({"n":1})");
+  std::uint64_t failed = 0;
+  std::function<void()> send_one = [&] {
+    if (next >= keys.size()) return;
+    call_options o;
+    o.key = keys[next++];
+    c.call_async("counter", "add", payload, o, [&](reply&& r) {
+      if (!r.ok()) ++failed;
+      send_one();
+    });
+  };
+  for (int i = 0; i < 32; ++i) send_one();
+  while (c.in_flight() > 0) c.poll(std::chrono::milliseconds(20));
+  if (failed) throw std::runtime_error(std::to_string(failed) + " writes failed while loading");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Cohort cluster benchmark: shard routing cost, rebalancing under load (a real etcd)"};
+  bool quick = false;
+  int repeats = 3, duration_ms = 2000, entities = 100000, shards = 64;
+  std::string json_out;
+  app.add_flag("--quick", quick, "shorter runs and 10k entities");
+  app.add_option("--entities", entities, "entities to rebalance");
+  app.add_option("--json", json_out, "write results to this JSON file");
+  CLI11_PARSE(app, argc, argv);
+  if (quick) repeats = 2, duration_ms = 600, entities = std::min(entities, 10000);
+  const auto duration = std::chrono::milliseconds(duration_ms);
+  json results = json::object();
+  etcd_process etcd;
+  keyring keys;
+
+  // 1. Routing cost, reads with 16 in flight, each side `repeats` times, interleaved.
+  std::vector<std::string> probe;
+  for (int i = 0; i < 4096; ++i) probe.push_back("p" + std::to_string(i));
+  std::vector<double> single, owned, forwarded, single_p99, owned_p99, forwarded_p99;
+  {
+    scratch_dir d0("single"), d1("n1"), d2("n2");
+    auto alone = start(member_config(d0.path, nullptr, 0, "", shards));
+    auto n1 = start(member_config(d1.path, &keys, 0, etcd.url, shards));
+    auto n2 = start(member_config(d2.path, &keys, 1, etcd.url, shards));
+    int moving = -1;
+    for (auto until = clock_type::now() + std::chrono::seconds(30); clock_type::now() < until;) {
+      auto o = owners(*n1, &moving);
+      if (o["n1"] == shards / 2 && moving == 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    auto owner = shard_owners(*n1);
+    std::vector<std::string> mine, theirs;
+    for (const auto& k : probe)
+      (owner[cluster::shard_of(k, static_cast<std::uint32_t>(owner.size()))] == "n1" ? mine : theirs).push_back(k);
+    client c0(alone->endpoints().front());
+    client c1(n1->endpoints().front(), {}, {}, keys.to(0));
+    load(c0, probe);
+    load(c1, probe);
+    for (int i = 0; i < repeats; ++i) {
+      auto a = drive(c0, "get", mine, 16, for_(duration));
+      auto b = drive(c1, "get", mine, 16, for_(duration));
+      auto f = drive(c1, "get", theirs, 16, for_(duration));
+      single.push_back(a.per_second), owned.push_back(b.per_second), forwarded.push_back(f.per_second);
+      single_p99.push_back(a.p99_us), owned_p99.push_back(b.p99_us), forwarded_p99.push_back(f.p99_us);
+    }
+  }
+  auto s = spread_of(single), o = spread_of(owned), f = spread_of(forwarded);
+  std::printf("cluster bench: counter.get, 16 in flight, %d x %d ms per figure\n\n", repeats, duration_ms);
+  std::printf("%-44s %-24s %8s %s\n", "scenario", "req/s median [min..max]", "ratio", "p99 (median)");
+  auto row = [&](const char* name, const spread& x, const std::vector<double>& p99) {
+    std::printf("%-44s %-24s %8.2f %.0f us\n", name,
+                (human(x.median) + " [" + human(x.min) + ".." + human(x.max) + "]").c_str(), x.median / s.median,
+                spread_of(p99).median);
+  };
+  row("single node, no [cluster] (baseline)", s, single_p99);
+  row("cluster, key owned by the node asked", o, owned_p99);
+  row("cluster, forwarded to the owner", f, forwarded_p99);
+  results["routing"] = {
+      {"single", {{"median", s.median}, {"min", s.min}, {"max", s.max}, {"p99_us", spread_of(single_p99).median}}},
+      {"owned", {{"median", o.median}, {"min", o.min}, {"max", o.max}, {"p99_us", spread_of(owned_p99).median},
+                 {"ratio", o.median / s.median}}},
+      {"forwarded", {{"median", f.median}, {"min", f.min}, {"max", f.max}, {"p99_us", spread_of(forwarded_p99).median},
+                     {"ratio", f.median / s.median}}}};
+
+  // 2. Rebalancing `entities` onto a joining node under 8 writes in flight.
+  {
+    scratch_dir d1("r1"), d2("r2"), d3("r3");
+    auto cfg1 = member_config(d1.path, &keys, 0, etcd.url, shards);
+    cfg1.cluster.name = "rebalance";
+    auto cfg2 = member_config(d2.path, &keys, 1, etcd.url, shards);
+    cfg2.cluster.name = "rebalance";
+    auto n1 = start(cfg1);
+    auto n2 = start(cfg2);
+    int moving = -1;
+    for (auto until = clock_type::now() + std::chrono::seconds(30); clock_type::now() < until;) {
+      auto ow = owners(*n1, &moving);
+      if (ow["n1"] == shards / 2 && moving == 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    std::vector<std::string> names;
+    for (int i = 0; i < entities; ++i) names.push_back("e" + std::to_string(i));
+    client c(n1->endpoints().front(), {}, {}, keys.to(0));
+    const auto load_start = clock_type::now();
+    load(c, names);
+    const double load_s = seconds(clock_type::now() - load_start);
+    auto steady = drive(c, "add", names, 8, for_(duration * 2));
+    // The third node joins; the load goes on until every handoff is done.
+    auto cfg3 = member_config(d3.path, &keys, 2, etcd.url, shards);
+    cfg3.cluster.name = "rebalance";
+    std::unique_ptr<node> n3;
+    clock_type::time_point joined{}, settled{};
+    std::thread joiner([&] {
+      n3 = start(cfg3);
+      joined = clock_type::now();
+    });
+    int seen = 0;
+    auto done = [&] {
+      if (++seen % 64 || joined == clock_type::time_point{}) return false;
+      int m = -1;
+      auto ow = owners(*n1, &m);
+      if (ow["n3"] >= shards / 3 && m == 0) {
+        settled = clock_type::now();
+        return true;
+      }
+      return clock_type::now() - joined > std::chrono::seconds(300);
+    };
+    auto during = drive(c, "add", names, 8, done);
+    joiner.join();
+    const double rebalance_s = seconds(settled - joined);
+    std::printf("\nrebalancing %d entities (%d shards) onto a third node under 8 writes in flight:\n", entities, shards);
+    std::printf("  loaded in %.1f s; steady %s writes/s, p50 %.0f us, p99 %.0f us\n", load_s,
+                human(steady.per_second).c_str(), steady.p50_us, steady.p99_us);
+    std::printf("  rebalanced in %.2f s (join to last handoff); during it: %s writes/s, %llu failed, p99 %.0f us "
+                "= %.1fx steady (target: 0 failed, < 10x)  %s\n",
+                rebalance_s, human(during.per_second).c_str(), static_cast<unsigned long long>(during.failed),
+                during.p99_us, during.p99_us / steady.p99_us,
+                during.failed == 0 && during.p99_us < 10 * steady.p99_us ? "pass" : "short");
+    results["rebalance"] = {{"entities", entities},
+                            {"shards", shards},
+                            {"seconds", rebalance_s},
+                            {"load_seconds", load_s},
+                            {"steady_per_second", steady.per_second},
+                            {"steady_p50_us", steady.p50_us},
+                            {"steady_p99_us", steady.p99_us},
+                            {"during_per_second", during.per_second},
+                            {"during_p99_us", during.p99_us},
+                            {"during_failed", during.failed},
+                            {"p99_ratio", during.p99_us / steady.p99_us},
+                            {"pass", during.failed == 0 && during.p99_us < 10 * steady.p99_us}};
+    n3->stop();
+  }
+  if (!json_out.empty()) std::ofstream(json_out) << results.dump(2);
+  return 0;
+}
