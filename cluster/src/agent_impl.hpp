@@ -21,13 +21,14 @@ bool probe_says_reachable(const std::string& answer);
 
 struct cluster_agent::impl {
   impl(cluster_config c, std::string n, std::string ep, std::string k, std::vector<std::string> s,
-       std::vector<std::string> hosted_here, std::string dir, cluster_host& h);
+       std::vector<std::string> hosted_here, std::vector<std::string> all, std::string dir, cluster_host& h);
 
   cluster_config cfg;
   std::string node, endpoint, public_key, data_dir;
   std::string member_json() const;
   std::vector<std::string> sharded;  ///< routed by shard
   std::vector<std::string> hosted;   ///< of those, hosted here (this node may own their shards)
+  std::vector<std::string> all_hosted;  ///< every service hosted here
   cluster_host& host;
   etcd_client etcd;
   std::string prefix;  ///< "/cohort/<cluster>/"

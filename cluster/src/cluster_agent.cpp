@@ -17,7 +17,8 @@ std::int64_t to_ns(clock_type::time_point t) { return t.time_since_epoch().count
 }  // namespace
 
 cluster_agent::impl::impl(cluster_config c, std::string n, std::string ep, std::string k, std::vector<std::string> s,
-                          std::vector<std::string> hosted_here, std::string dir, cluster_host& h)
+                          std::vector<std::string> hosted_here, std::vector<std::string> all, std::string dir,
+                          cluster_host& h)
     : cfg(std::move(c)),
       node(std::move(n)),
       endpoint(std::move(ep)),
@@ -25,6 +26,7 @@ cluster_agent::impl::impl(cluster_config c, std::string n, std::string ep, std::
       data_dir(std::move(dir)),
       sharded(std::move(s)),
       hosted(std::move(hosted_here)),
+      all_hosted(std::move(all)),
       host(h),
       etcd(cfg.etcd, std::max(std::chrono::milliseconds(200), cfg.lease_ttl / 5)),
       prefix("/cohort/" + cfg.name + "/") {
@@ -36,7 +38,7 @@ cluster_agent::impl::impl(cluster_config c, std::string n, std::string ep, std::
 }
 
 std::string cluster_agent::impl::member_json() const {
-  return json{{"endpoint", endpoint}, {"key", public_key}, {"services", hosted}}.dump();
+  return json{{"endpoint", endpoint}, {"key", public_key}, {"services", hosted}, {"hosts", all_hosted}}.dump();
 }
 
 void cluster_agent::impl::note(const std::string& line) {
@@ -47,10 +49,11 @@ void cluster_agent::impl::note(const std::string& line) {
 }
 
 cluster_agent::cluster_agent(cluster_config cfg, std::string node, std::string endpoint, std::string public_key,
-                             std::vector<std::string> sharded, std::vector<std::string> hosted, std::string data_dir,
-                             cluster_host& host)
+                             std::vector<std::string> sharded, std::vector<std::string> hosted,
+                             std::vector<std::string> all_hosted, std::string data_dir, cluster_host& host)
     : impl_(std::make_unique<impl>(std::move(cfg), std::move(node), std::move(endpoint), std::move(public_key),
-                                   std::move(sharded), std::move(hosted), std::move(data_dir), host)) {}
+                                   std::move(sharded), std::move(hosted), std::move(all_hosted), std::move(data_dir),
+                                   host)) {}
 
 cluster_agent::~cluster_agent() { stop(); }
 
@@ -184,9 +187,10 @@ void cluster_agent::impl::refresh_view() {
       m.name = std::string(k.substr(6));
       m.endpoint = j.value("endpoint", "");
       m.key = j.value("key", "");
-      if (j.contains("services") && j["services"].is_array())
-        for (const auto& s : j["services"])
-          if (s.is_string()) m.services.push_back(s.get<std::string>());
+      for (const char* list : {"services", "hosts"})
+        if (j.contains(list) && j[list].is_array())
+          for (const auto& s : j[list])
+            if (s.is_string()) (std::string(list) == "services" ? m.services : m.hosts).push_back(s.get<std::string>());
       m.lease = kv.lease;
       v->members.emplace(m.name, std::move(m));
     } else if (k.rfind("shards/", 0) == 0) {
@@ -307,7 +311,10 @@ void cluster_agent::impl::coordinate(const cluster_view& v) {
   }
 }
 
-bool cluster_agent::sharded(const std::string& service) const { return impl_->in_flight.count(service) > 0; }
+bool cluster_agent::sharded(const std::string& service) const {
+  if (impl_->in_flight.count(service)) return true;
+  return impl_->load()->maps.count(service) > 0;
+}
 
 std::shared_ptr<const cluster_view> cluster_agent::view() const { return impl_->load(); }
 
@@ -394,7 +401,7 @@ json cluster_agent::status_json() const {
   auto v = p.load();
   json nodes = json::array();
   for (const auto& [name, m] : v->members)
-    nodes.push_back({{"name", name}, {"endpoint", m.endpoint}, {"services", m.services},
+    nodes.push_back({{"name", name}, {"endpoint", m.endpoint}, {"services", m.services}, {"hosts", m.hosts},
                      {"lease", m.lease}, {"draining", v->draining.count(name) > 0},
                      {"coordinator", v->coordinator == name}});
   json services = json::object();

@@ -166,6 +166,7 @@ struct store::impl {
   std::mutex mutex;
   std::condition_variable wake;
   std::deque<std::pair<write_batch, commit_callback>> queue;
+  store::write_guard guard;  ///< set once before writes; read under `mutex`
   bool stopping = false;
   std::thread committer;
   std::atomic<std::uint64_t> commits{0}, committed_writes{0}, failed_commits{0}, recoveries{0}, bytes_written{0};
@@ -447,11 +448,23 @@ void store::commit(write_batch batch, commit_callback done) {
   enqueue(std::move(batch), std::move(done));
 }
 
+void store::set_write_guard(write_guard guard) {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->guard = std::move(guard);
+}
+
 void store::enqueue(write_batch batch, commit_callback done) {
   impl_->queued++;
+  std::optional<error_info> refused;
   {
     std::lock_guard<std::mutex> guard(impl_->mutex);
-    impl_->queue.emplace_back(std::move(batch), std::move(done));
+    if (impl_->guard && !batch.entity.empty()) refused = impl_->guard(batch);
+    if (!refused) impl_->queue.emplace_back(std::move(batch), std::move(done));
+  }
+  if (refused) {
+    impl_->queued--;
+    impl_->notify(done, *refused, dir_);
+    return;
   }
   impl_->wake.notify_one();
 }

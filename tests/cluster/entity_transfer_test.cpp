@@ -1,6 +1,8 @@
 // What moves with a shard: a store exports some entities' records (every
 // entity keyspace, never the outbox or the event log), another ingests them
 // after deleting its old copy, and the first deletes its own.
+#include <atomic>
+
 #include <catch2/catch.hpp>
 
 #include "cohort/storage/entity_owner.hpp"
@@ -60,4 +62,32 @@ TEST_CASE("a store exports the chosen entities, another ingests them over its ol
   CHECK(*erased == 100);
   CHECK_FALSE((*a)->get(keyspace::state, entity_key("e1"))->has_value());
   CHECK((*a)->get(keyspace::state, entity_key("e2"))->value() == "v2");
+}
+
+TEST_CASE("a store's write guard refuses an entity's batches as they are queued, others are written",
+          "[cluster][transfer]") {
+  test::temp_dir dir;
+  auto db = store::open(dir / "g");
+  REQUIRE(db);
+  std::atomic<bool> fenced{false};
+  (*db)->set_write_guard([&](const write_batch& b) -> std::optional<error_info> {
+    if (fenced && b.entity == "moved") return error_info{errc::unavailable, "not served here"};
+    return std::nullopt;
+  });
+  auto batch_of = [](const std::string& entity, const std::string& value) {
+    write_batch b;
+    b.entity = entity;
+    b.put(keyspace::state, entity_key(entity), value);
+    return b;
+  };
+  REQUIRE((*db)->write(batch_of("moved", "1")));
+  fenced = true;
+  auto refused = (*db)->write(batch_of("moved", "2"));
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().is(errc::unavailable));
+  CHECK((*db)->get(keyspace::state, entity_key("moved"))->value() == "1");
+  REQUIRE((*db)->write(batch_of("stays", "3")));
+  write_batch service_wide;  // no entity: never guarded (outbox, event log)
+  service_wide.put(keyspace::outbox, "x", "y");
+  REQUIRE((*db)->write(service_wide));
 }

@@ -22,7 +22,7 @@ shard_map settle(shard_map m) {
 }
 }  // namespace
 
-TEST_CASE("placement: a new map spreads the shards evenly; a joining node takes its share and no more moves",
+TEST_CASE("placement: a new map spreads the shards evenly, a joining node takes its share and no more moves",
           "[cluster][placement]") {
   placement_input in;
   in.live = {"a", "b"};
@@ -56,7 +56,7 @@ TEST_CASE("placement: a new map spreads the shards evenly; a joining node takes 
   CHECK_FALSE(plan(settled, in));
 }
 
-TEST_CASE("placement: a draining node's shards move to the others; a dead owner keeps its shards; a gone target is "
+TEST_CASE("placement: a draining node's shards move to the others, a dead owner keeps its shards, a gone target is "
           "called off", "[cluster][placement]") {
   placement_input in;
   in.live = {"a", "b", "c"};
@@ -86,7 +86,7 @@ TEST_CASE("placement: a draining node's shards move to the others; a dead owner 
   CHECK(called_off->shards[0].owner == after.shards[0].owner);
 }
 
-TEST_CASE("shard map: encodes and decodes; a key's shard is stable and spread", "[cluster][placement]") {
+TEST_CASE("shard map: encodes and decodes, a key's shard is stable and spread", "[cluster][placement]") {
   shard_map m;
   m.shards = {{"a", 3, "", ""}, {"b", 7, "moving", "c"}};
   auto back = shard_map::decode(m.encode(), 42);

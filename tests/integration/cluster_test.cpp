@@ -377,7 +377,7 @@ TEST_CASE("kill -9 during a handoff, on either side: no acknowledged write lost,
   CHECK(not_deduplicated == 0);
 }
 
-TEST_CASE("etcd stopped: the shards keep being served by their owners, changes wait, status says so; all resumes "
+TEST_CASE("etcd stopped: the shards keep being served by their owners, changes wait, status says so, all resumes "
           "when it is back", "[cluster][etcd]") {
   etcd_server etcd;
   cluster_keys keys;
@@ -596,4 +596,40 @@ TEST_CASE("three hosts in network namespaces: a host cut off loses its shards (u
   CHECK(w.failed == 0);
   CHECK(w.out_of_order == 0);
   CHECK(w.epoch_went_back == 0);
+}
+
+TEST_CASE("discovery through etcd: a gateway node with no services routes sharded and worker services, a worker "
+          "service of one member is found by the others, with no static endpoints", "[cluster][etcd]") {
+  etcd_server etcd;
+  cluster_keys keys;
+  auto section = [&](int i, const std::string& services) {
+    const auto& k = keys.nodes[static_cast<std::size_t>(i)];
+    return "[security]\nkeyless_loopback = false\nkey_file = \"" + k.file + "\"\ntrust_file = \"" + keys.trust +
+           "\"\n[cluster]\netcd = [\"" + etcd.url() + "\"]\nname = \"d\"\nlease_ttl_ms = 3000\nshards = 8\n"
+           "poll_ms = 100\n" + services;
+  };
+  node_process n1(section(0, "[services.counter]\n"), "name = \"n1\"\n");
+  node_process n2(section(1, "[services.counter]\n[services.greeter]\n"), "name = \"n2\"\n");
+  node_process gateway(section(2, ""), "name = \"n3\"\n");
+  auto via_gateway = client_of(keys, gateway, 2);
+  auto via_n1 = client_of(keys, n1, 0);
+  REQUIRE(eventually([&] {
+    call_options o;
+    o.key = "g";
+    return via_gateway.call("counter", "add", *json_to_msgpack("{\"n\":1}"), o).ok();
+  }, std::chrono::seconds(20), std::chrono::milliseconds(100)));
+  REQUIRE(eventually([&] {
+    return via_gateway.call("greeter", "hello", *json_to_msgpack("{\"name\":\"etcd\"}")).ok() &&
+           via_n1.call("greeter", "hello", *json_to_msgpack("{\"name\":\"etcd\"}")).ok();
+  }, std::chrono::seconds(20), std::chrono::milliseconds(100)));
+  auto r = via_gateway.call("greeter", "hello", *json_to_msgpack("{\"name\":\"etcd\"}"));
+  REQUIRE(r.ok());
+  CHECK_THAT(*msgpack_to_json(r.payload), Catch::Contains("etcd"));
+  // Every key of the sharded counter through the gateway: served by n1 or n2, none by the gateway.
+  auto s = admin_call(gateway, "cluster", {{"verb", "status"}});
+  CHECK(s["services"]["counter"]["owners"].value("n3", 0) == 0);
+  writer w;
+  for (const auto& k : keys_named(40)) w.add(via_gateway, k);
+  CHECK(w.failed == 0);
+  CHECK(w.out_of_order == 0);
 }

@@ -653,6 +653,7 @@ void method_runner::finish(const request_ptr& req, bool mutating, const stored_r
   }
   const bool new_reminders = persistence_->earliest_new_reminder() != 0;
   write_batch batch;
+  batch.entity = persistence_->key();
   // A method that changed nothing (a retried step, a saga's reply after its
   // last decision was persisted) writes nothing.
   const bool events = !outcome.is_error && collect(batch, &before);
@@ -750,6 +751,7 @@ void method_runner::publish(const std::string& topic, std::string event, const s
 
 void method_runner::checkpoint(std::function<void()> then) {
   write_batch batch;
+  batch.entity = persistence_->key();
   const bool events = collect(batch);
   ++generation_;
   auto id = next_call_++;

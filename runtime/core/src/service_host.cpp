@@ -147,6 +147,17 @@ result<bool> service_host::start(hosted& h) {
       return db.error();
     }
     svc.db = std::move(*db);
+    if (svc.serves) {
+      // Fencing at the store (clusters): an entity's batch is refused as it is
+      // queued once its shard is no longer served here, so the export of a
+      // shard that follows a barrier() has every write that was let in.
+      svc.db->set_write_guard([s = &svc](const write_batch& b) -> std::optional<error_info> {
+        if (s->serves_key(b.entity)) return std::nullopt;
+        return error_info{errc::unavailable, "entity " + s->def.name + "/" + b.entity +
+                                                 " is no longer served by this node (its shard moved or its lease "
+                                                 "lapsed): not stored"};
+      });
+    }
   }
   svc.record_failure("");
   svc.store_damaged = false;

@@ -504,6 +504,11 @@ void io_loop::learn_server_key(const std::string& endpoint, const std::string& p
   known = public_key;
 }
 
+void io_loop::refresh_instance(const std::string& service, const std::string& endpoint) {
+  if (pools_.find(service) == pools_.end() && pools_.size() >= max_registered_services) return;
+  pool_for(service).add(endpoint, true, clock_type::now());
+}
+
 void io_loop::add_remote_service(const remote_service_config& cfg) {
   pools_.emplace(cfg.name, instance_pool(cfg));
 }

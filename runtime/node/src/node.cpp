@@ -199,6 +199,20 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
       released_at = v;
       for (const auto& s : cfg.cluster.services) host->release_unserved(s);
     }
+    // Worker services hosted by other members: found through the cluster, as
+    // heartbeats would announce them (no static endpoints), kept while the
+    // member holds its lease.
+    io->post([this, v] {
+      for (const auto& [name, m] : v->members) {
+        if (name == cfg.name || m.endpoint.empty()) continue;
+        if (!m.key.empty()) {
+          if (!security || !security->trusts_node(m.key)) continue;
+          io->learn_server_key(m.endpoint, m.key);
+        }
+        for (const auto& s : m.hosts)
+          if (!host->hosts(s) && !cluster->sharded(s) && s.size() < 256) io->refresh_instance(s, m.endpoint);
+      }
+    });
   }
   result<std::string> call_peer(const std::string& name, const std::string& endpoint, const std::string& method,
                                 std::string payload, std::chrono::milliseconds timeout) override {
@@ -683,9 +697,11 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
       if (!d.default_key.empty()) p->default_keys[d.name] = d.default_key;
     const auto advertised = cfg.cluster.advertise.empty() ? p->endpoints.front() : cfg.cluster.advertise;
     const bool curve = p->io->mode_of(p->endpoints.front()) == security::listener_mode::curve;
+    std::vector<std::string> all_hosted;
+    for (const auto& s : cfg.services) all_hosted.push_back(s.name);
     p->cluster = std::make_unique<cluster::cluster_agent>(cfg.cluster, cfg.name, advertised,
                                                           curve ? p->security->keys().public_key : std::string(),
-                                                          sharded, hosted, cfg.data_dir, *p);
+                                                          sharded, hosted, all_hosted, cfg.data_dir, *p);
     for (const auto& s : hosted)
       p->host->set_serves(s, [agent = p->cluster.get(), s](std::string_view key) { return agent->serves(s, key); });
   }

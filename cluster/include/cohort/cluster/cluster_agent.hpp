@@ -35,7 +35,8 @@ namespace cohort::cluster {
 struct member {
   std::string name;
   std::string endpoint;
-  std::vector<std::string> services;
+  std::vector<std::string> services;  ///< the sharded services it hosts (it may own their shards)
+  std::vector<std::string> hosts;     ///< every service it hosts (others discover worker services here)
   std::string key;  ///< its CURVE public key (empty: keyless, loopback development)
   std::int64_t lease = 0;
 };
@@ -78,10 +79,11 @@ class cluster_agent {
  public:
   /// `endpoint`, `public_key`: how other nodes reach and authenticate this
   /// one. `sharded`: the services routed by shard; `hosted`: those of them
-  /// this node hosts (it may own their shards).
+  /// this node hosts (it may own their shards); `all_hosted`: every service
+  /// it hosts (published, so that other members find its worker services).
   cluster_agent(cluster_config cfg, std::string node, std::string endpoint, std::string public_key,
-                std::vector<std::string> sharded, std::vector<std::string> hosted, std::string data_dir,
-                cluster_host& host);
+                std::vector<std::string> sharded, std::vector<std::string> hosted,
+                std::vector<std::string> all_hosted, std::string data_dir, cluster_host& host);
   ~cluster_agent();
   cluster_agent(const cluster_agent&) = delete;
   cluster_agent& operator=(const cluster_agent&) = delete;
@@ -93,6 +95,8 @@ class cluster_agent {
   /// Stops serving, gives the lease up (the node leaves at once), joins the threads.
   void stop();
 
+  /// True for a service routed by shard: configured so here, or one the
+  /// cluster keeps a shard map for (a gateway needs no list).
   [[nodiscard]] bool sharded(const std::string& service) const;
   /// Where a request for `key` of sharded `service` goes; `forwarded`: it
   /// came from a node that believed this one owns it (it is not forwarded again).

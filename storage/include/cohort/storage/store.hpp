@@ -70,6 +70,8 @@ struct write_batch {
     std::optional<std::string> value;  ///< nullopt = delete
   };
   std::vector<op> ops;
+  /// The entity whose change this is (checked by a write guard); empty: none.
+  std::string entity;
   void put(keyspace s, std::string key, std::string value) { ops.push_back({s, std::move(key), std::move(value)}); }
   void erase(keyspace s, std::string key) { ops.push_back({s, std::move(key), std::nullopt}); }
   [[nodiscard]] bool empty() const noexcept { return ops.empty(); }
@@ -124,6 +126,15 @@ class store {
 
   /// Applies `batch` atomically with the configured durability and waits for it.
   [[nodiscard]] result<bool> write(const write_batch& batch);
+
+  /// Decides, as each entity's batch is queued, whether it may be written:
+  /// an error refuses it (`done` gets it, nothing is written). Checked under
+  /// the queue's lock, so that once the guard refuses an entity, a barrier()
+  /// that follows has every batch of it that was let in before. Clusters
+  /// fence writes of shards the node no longer serves with it. Set before
+  /// writes begin.
+  using write_guard = std::function<std::optional<error_info>(const write_batch&)>;
+  void set_write_guard(write_guard guard);
 
   /// Queues `batch` for the group committer; `done` runs on the committer's
   /// thread once the batch is durable (or failed). Batches queued together are

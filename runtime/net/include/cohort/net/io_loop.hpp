@@ -76,6 +76,11 @@ class io_loop {
   /// On the I/O thread.
   void learn_server_key(const std::string& endpoint, const std::string& public_key);
 
+  /// An instance of `service` at `endpoint` that a cluster member hosts
+  /// (docs/cluster.md): added, or kept alive like a heartbeat would. On the
+  /// I/O thread; it expires unless refreshed within the registration timeout.
+  void refresh_instance(const std::string& service, const std::string& endpoint);
+
   /// Declares a remote service and its instances. Call before start().
   void add_remote_service(const remote_service_config& cfg);
   /// Which requests may be retried on another instance (idempotent methods,
