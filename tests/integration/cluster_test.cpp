@@ -17,6 +17,7 @@
 #include "cohort/shop/seed.hpp"
 #include "cohort/shop/shop.hpp"
 #include "cohort/shop/workload.hpp"
+#include "cohort/cluster/shard_map.hpp"
 #include "etcd_server.hpp"
 #include "eventually.hpp"
 #include "netns_star.hpp"
@@ -231,6 +232,42 @@ TEST_CASE("host loss: a killed owner's shards are unavailable at once, the other
   auto o = owners(*n1);
   CHECK(o["n2"] >= 7);  // still n2's: unavailable, never silently empty elsewhere
 
+  // The operator's view (cohortctl, tables and JSON) and the explicit escape:
+  // one of n2's shards given to n1 accepting the loss of its data.
+  auto ctl = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv{COHORTCTL_BINARY, "--endpoint", n1->admin, "--keys", n1->keys};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_command(argv);
+  };
+  auto [st_rc, st_out, st_err] = ctl({"cluster", "status"});
+  CHECK(st_rc == 0);
+  CHECK_THAT(st_out, Catch::Contains("COORDINATOR") && Catch::Contains("n1") && Catch::Contains("UNAVAILABLE"));
+  auto [sh_rc, sh_out, sh_err] = ctl({"--json", "cluster", "shards"});
+  REQUIRE(sh_rc == 0);
+  auto shards = json::parse(sh_out)["services"]["counter"];
+  int lost = -1;
+  for (const auto& s : shards)
+    if (s["owner"] == "n2" && s["available"] == false) lost = s["shard"].get<int>();
+  REQUIRE(lost >= 0);
+  auto [no_rc, no_out, no_err] = ctl({"cluster", "reassign", "counter", std::to_string(lost), "--to", "n1"});
+  CHECK(no_rc != 0);  // without --accept-data-loss: refused
+  CHECK_THAT(no_err, Catch::Contains("accept-data-loss"));
+  auto [re_rc, re_out, re_err] =
+      ctl({"cluster", "reassign", "counter", std::to_string(lost), "--to", "n1", "--accept-data-loss"});
+  CHECK(re_rc == 0);
+  std::string lost_key;
+  for (const auto& k : names)
+    if (static_cast<int>(cluster::shard_of(k, 16)) == lost) lost_key = k;
+  REQUIRE(!lost_key.empty());
+  REQUIRE(eventually([&] {
+    call_options lo;
+    lo.key = lost_key;
+    auto r = c.call("counter", "get", *json_to_msgpack("null"), lo);
+    return r.ok() && json::parse(*msgpack_to_json(r.payload))["value"].get<std::int64_t>() == 0;  // its data is lost
+  }, std::chrono::seconds(10)));
+  for (const auto& k : names)
+    if (static_cast<int>(cluster::shard_of(k, 16)) == lost) w.acked[k] = 0;  // what the operator accepted to lose
+
   // It returns with its data: everything is served again, in a new term (epochs bumped).
   n2 = start_member(keys, 1, etcd, n2_data.path());
   REQUIRE(eventually([&] {
@@ -242,6 +279,7 @@ TEST_CASE("host loss: a killed owner's shards are unavailable at once, the other
     }
     return true;
   }, std::chrono::seconds(20)));
+  // n2 did not take back the reassigned shard: n1's fresh counter stays the truth.
   for (const auto& k : names) w.add(c, k);
   CHECK(w.failed == 0);
   CHECK(w.out_of_order == 0);
