@@ -70,8 +70,10 @@ struct cluster_agent::impl {
   std::condition_variable wake;
   bool stopping = false;
   bool handoff_due = false;
+  bool view_stale = false;  ///< the watch saw a change: read the view now, not at the next poll
   std::deque<detail::request_ptr> peer_requests;
-  std::thread loop_thread, handoff_thread, peer_thread;
+  std::thread loop_thread, handoff_thread, peer_thread, watch_thread;
+  void run_watch();
 
   // What operators see.
   mutable std::mutex status_mutex;

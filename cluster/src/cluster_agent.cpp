@@ -73,6 +73,22 @@ void cluster_agent::start() {
   p.loop_thread = std::thread([this] { impl_->run_loop(); });
   p.handoff_thread = std::thread([this] { impl_->run_handoffs(); });
   p.peer_thread = std::thread([this] { impl_->run_peer_answers(); });
+  p.watch_thread = std::thread([this] { impl_->run_watch(); });
+}
+
+void cluster_agent::impl::run_watch() {
+  // Every node watches the cluster's keys: a change is read at once (the
+  // poll stays, as the fallback when the watch is down).
+  for (;;) {
+    auto from = load()->revision;
+    (void)etcd.watch_prefix(prefix, from > 0 ? from + 1 : 0, [this](std::int64_t) {
+      std::lock_guard<std::mutex> guard(mutex);
+      view_stale = true;
+      wake.notify_all();
+    });
+    std::unique_lock<std::mutex> lock(mutex);
+    if (wake.wait_for(lock, cfg.poll, [this] { return stopping; })) return;
+  }
 }
 
 void cluster_agent::stop() {
@@ -83,6 +99,8 @@ void cluster_agent::stop() {
     p.stopping = true;
   }
   p.wake.notify_all();
+  p.etcd.stop_watching();
+  if (p.watch_thread.joinable()) p.watch_thread.join();
   if (p.loop_thread.joinable()) p.loop_thread.join();
   if (p.handoff_thread.joinable()) p.handoff_thread.join();
   if (p.peer_thread.joinable()) p.peer_thread.join();
@@ -120,7 +138,10 @@ void cluster_agent::impl::run_loop() {
     host.ownership_changed();
     seen = v, was_serving = serving;
     std::unique_lock<std::mutex> lock(mutex);
-    if (wake.wait_until(lock, started + cfg.poll, [this] { return stopping; })) return;
+    if (wake.wait_until(lock, started + cfg.poll, [this] { return stopping || view_stale; })) {
+      if (stopping) return;
+    }
+    view_stale = false;
   }
 }
 

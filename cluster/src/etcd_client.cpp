@@ -1,5 +1,8 @@
 #include "cohort/cluster/etcd_client.hpp"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <curl/curl.h>
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
@@ -178,6 +181,81 @@ result<std::int64_t> etcd_client::lease_keepalive(std::int64_t id) {
   auto j = parse(call("/v3/lease/keepalive", json{{"ID", std::to_string(id)}}.dump()));
   if (!j) return j.error();
   return number(j->value("result", json::object()), "TTL");
+}
+
+namespace {
+struct watch_state {
+  std::string buffer;
+  const std::function<void(std::int64_t)>* changed;
+  std::atomic<int>* fd;
+  std::atomic<bool>* stopped;
+  bool canceled = false;
+};
+
+std::size_t watch_chunk(char* data, std::size_t size, std::size_t n, void* user) {
+  auto* w = static_cast<watch_state*>(user);
+  w->buffer.append(data, size * n);
+  if (w->buffer.size() > (16u << 20)) return 0;  // one line over 16 MiB: not etcd
+  for (std::size_t nl; (nl = w->buffer.find('\n')) != std::string::npos;) {
+    auto j = json::parse(w->buffer.substr(0, nl), nullptr, false);
+    w->buffer.erase(0, nl + 1);
+    if (!j.is_object()) continue;
+    const auto& r = j.value("result", json::object());
+    if (r.value("canceled", false) || j.contains("error")) w->canceled = true;
+    if (r.contains("events")) (*w->changed)(number(r.value("header", json::object()), "revision"));
+  }
+  return w->canceled || w->stopped->load() ? 0 : size * n;
+}
+
+curl_socket_t watch_socket(void* user, curlsocktype, struct curl_sockaddr* a) {
+  auto* w = static_cast<watch_state*>(user);
+  auto fd = ::socket(a->family, a->socktype, a->protocol);
+  w->fd->store(fd);
+  if (w->stopped->load()) {  // stop_watching() ran before the socket existed
+    ::close(fd);
+    w->fd->store(-1);
+    return CURL_SOCKET_BAD;
+  }
+  return fd;
+}
+}  // namespace
+
+result<bool> etcd_client::watch_prefix(const std::string& prefix, std::int64_t start_revision,
+                                       const std::function<void(std::int64_t)>& changed) {
+  if (watching_stopped_) return false;
+  auto* c = curl_easy_init();
+  if (!c) return error_info{errc::internal, "cannot create an HTTP client for etcd"};
+  const auto url = endpoint() + "/v3/watch";
+  json create{{"key", base64(prefix)}, {"range_end", base64(prefix_end(prefix))}};
+  if (start_revision > 0) create["start_revision"] = std::to_string(start_revision);
+  const auto body = json{{"create_request", create}}.dump();
+  watch_state w{{}, &changed, &watch_fd_, &watching_stopped_};
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_POST, 1L);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());
+  curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(timeout_.count()));
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, watch_chunk);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &w);
+  curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, watch_socket);
+  curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &w);
+  // A silent stream (etcd paused, a partition) is noticed by TCP keepalive.
+  curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(c, CURLOPT_TCP_KEEPIDLE, 5L);
+  curl_easy_setopt(c, CURLOPT_TCP_KEEPINTVL, 2L);
+  auto rc = watching_stopped_ ? CURLE_ABORTED_BY_CALLBACK : curl_easy_perform(c);
+  watch_fd_ = -1;
+  curl_easy_cleanup(c);
+  if (watching_stopped_) return false;
+  if (w.canceled) return error_info{errc::unavailable, "etcd ended the watch (compacted, or refused)"};
+  return error_info{errc::unavailable, std::string("the watch on etcd broke: ") + curl_easy_strerror(rc)};
+}
+
+void etcd_client::stop_watching() {
+  watching_stopped_ = true;
+  // The transfer is blocked in a read: ending the socket ends it now.
+  if (auto fd = watch_fd_.load(); fd >= 0) ::shutdown(fd, SHUT_RDWR);
 }
 
 result<bool> etcd_client::lease_revoke(std::int64_t id) {

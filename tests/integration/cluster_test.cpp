@@ -571,15 +571,19 @@ TEST_CASE("three hosts in network namespaces: a host cut off loses its shards (u
   // Placed over the three (every key served), then written.
   const auto names = keys_named(60);
   writer w;
-  REQUIRE(eventually([&] {
+  std::string last_error;
+  const bool placed = eventually([&] {
     call_options o;
+    o.timeout = std::chrono::milliseconds(2000);
     for (const auto& k : names) {
       o.key = k;
       auto r = c.call("counter", "get", *json_to_msgpack("null"), o);
-      if (!r.ok()) return false;
+      if (!r.ok()) return last_error = k + ": " + r.error->code + ": " + r.error->message, false;
     }
     return true;
-  }, std::chrono::seconds(30), std::chrono::milliseconds(200)));
+  }, std::chrono::seconds(30), std::chrono::milliseconds(200));
+  INFO("last error: " << last_error);
+  REQUIRE(placed);
   // Let placement settle (12 shards over 3 hosts): no handoff for a while.
   std::this_thread::sleep_for(std::chrono::seconds(2));
   for (const auto& k : names) w.add(c, k);

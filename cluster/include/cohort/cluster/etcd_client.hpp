@@ -6,7 +6,9 @@
 #pragma once
 
 #include <chrono>
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -57,6 +59,14 @@ class etcd_client {
   /// Gives a lease up (its keys go at once).
   [[nodiscard]] result<bool> lease_revoke(std::int64_t id);
 
+  /// Watches every key under `prefix` from `start_revision` on a connection
+  /// of its own: calls `changed(revision)` for each batch of changes, until
+  /// stop_watching() or the stream breaks (compaction, etcd gone). Blocking.
+  [[nodiscard]] result<bool> watch_prefix(const std::string& prefix, std::int64_t start_revision,
+                                          const std::function<void(std::int64_t)>& changed);
+  /// Ends watch_prefix() at once (from any thread), and every later one.
+  void stop_watching();
+
   /// The endpoint that answered last.
   [[nodiscard]] std::string endpoint() const;
 
@@ -68,6 +78,8 @@ class etcd_client {
   mutable std::mutex mutex_;
   std::size_t current_ = 0;
   void* curl_ = nullptr;  ///< one handle: keeps the connection
+  std::atomic<int> watch_fd_{-1};
+  std::atomic<bool> watching_stopped_{false};
 };
 
 }  // namespace cohort::cluster
