@@ -78,6 +78,17 @@ bool in_set(const std::vector<std::uint32_t>& shards, std::uint32_t s) {
   return std::find(shards.begin(), shards.end(), s) != shards.end();
 }
 
+/// True when the manifest in `dir` lists `shard` at `epoch`.
+bool exported_in(const std::string& dir, std::uint32_t shard, std::uint64_t epoch) {
+  std::ifstream in(dir + "/manifest.json");
+  if (!in) return false;
+  auto m = json::parse(in, nullptr, false);
+  if (!m.is_object() || !m.contains("shards") || !m["shards"].is_array()) return false;
+  for (const auto& e : m["shards"])
+    if (e.value("shard", ~0u) == shard && e.value("epoch", std::uint64_t{0}) == epoch) return true;
+  return false;
+}
+
 bool safe_name(const std::string& s) {
   return !s.empty() && s.size() < 200 && s.find('/') == std::string::npos && s.find("..") == std::string::npos;
 }
@@ -127,19 +138,27 @@ void cluster_agent::impl::handoff_step() {
     if (it == v->maps.end()) continue;
     const auto& map = it->second;
     std::map<std::string, std::vector<std::uint32_t>> outgoing, incoming;
+    std::set<std::string> awaited;  ///< targets that have not taken this node's last export yet
     for (std::uint32_t i = 0; i < map.count(); ++i) {
       const auto& s = map.shards[i];
       if (s.owner == node && s.phase == "moving") outgoing[s.to].push_back(i);
       if (s.to == node && s.phase == "exported" && s.owner != node) incoming[s.owner].push_back(i);
-      // Exported, but the files are gone (this node lost them): export again.
-      if (s.owner == node && s.phase == "exported" && !fs::exists(export_dir(service, s.to) + "/manifest.json"))
+      if (s.owner != node || s.phase != "exported") continue;
+      // Exported, but the export on disk does not hold it (lost, or made for
+      // another set): export it again. Else its target has yet to take it.
+      if (exported_in(export_dir(service, s.to), i, s.epoch))
+        awaited.insert(s.to);
+      else
         (void)change_map(service, [&](shard_map& m) {
           if (i >= m.count() || m.shards[i].owner != node || m.shards[i].phase != "exported") return false;
           m.shards[i].phase = "moving";
           return true;
         });
     }
-    for (const auto& [to, shards] : outgoing) export_shards(service, to, shards, map);
+    // One export per target at a time: a new one would replace the files the
+    // target may be fetching now. The shards wait for the next.
+    for (const auto& [to, shards] : outgoing)
+      if (!awaited.count(to)) export_shards(service, to, shards, map);
     for (const auto& [from, shards] : incoming) import_shards(service, from, shards, map, *v);
     clean_up(service, map);
   }

@@ -583,6 +583,13 @@ TEST_CASE("three hosts in network namespaces: a host cut off loses its shards (u
     return true;
   }, std::chrono::seconds(30), std::chrono::milliseconds(200));
   INFO("last error: " << last_error);
+  if (!placed)  // what the hosts said, for the failure report
+    for (auto& h : hosts) {
+      h->signal(SIGKILL);
+      (void)h->wait();
+      auto text = h->out() + h->err();
+      UNSCOPED_INFO(text.substr(text.size() > 6000 ? text.size() - 6000 : 0));
+    }
   REQUIRE(placed);
   // Let placement settle (12 shards over 3 hosts): no handoff for a while.
   std::this_thread::sleep_for(std::chrono::seconds(2));
