@@ -17,7 +17,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "child_process.hpp"
+#include "etcd_launch.hpp"
 #include "cohort/cluster/shard_map.hpp"
 #include "cohort/examples/example_services.hpp"
 #include "cohort/runtime/node.hpp"
@@ -26,10 +26,6 @@
 #include "cohort/transport/json_bridge.hpp"
 #include "raw_rocksdb.hpp"
 #include "stats.hpp"
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 using namespace cohort;
 using namespace cohort::bench;
@@ -41,37 +37,17 @@ namespace {
 
 double seconds(clock_type::duration d) { return std::chrono::duration<double>(d).count(); }
 
-int free_tcp_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t n = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 /// A real etcd on free loopback ports, waited for until healthy.
 struct etcd_process {
   scratch_dir dir{"etcd"};
   std::string url;
   std::unique_ptr<test::child_process> proc;
   etcd_process() {
-    const auto client_port = free_tcp_port(), peer_port = free_tcp_port();
-    url = "http://127.0.0.1:" + std::to_string(client_port);
-    const auto peer = "http://127.0.0.1:" + std::to_string(peer_port);
-    proc = std::make_unique<test::child_process>(std::vector<std::string>{
-        "/usr/bin/etcd", "--name", "b", "--data-dir", (dir.path / "data").string(), "--listen-client-urls", url,
-        "--advertise-client-urls", url, "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-        "--initial-cluster", "b=" + peer, "--logger=zap", "--log-outputs=" + (dir.path / "etcd.log").string()});
-    for (int i = 0; i < 200; ++i) {
-      auto [rc, out, err] = test::run_command({"/usr/bin/curl", "-s", "-m", "1", url + "/health"});
-      if (rc == 0 && out.find("\"health\":\"true\"") != std::string::npos) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    throw std::runtime_error("etcd did not become healthy");
+    url = "http://127.0.0.1:" + std::to_string(test::free_tcp_port());
+    const auto peer = "http://127.0.0.1:" + std::to_string(test::free_tcp_port());
+    proc = std::make_unique<test::child_process>(
+        test::etcd_command((dir.path / "data").string(), url, peer, (dir.path / "etcd.log").string()));
+    if (!test::etcd_healthy(url)) throw std::runtime_error("etcd did not become healthy");
   }
 };
 

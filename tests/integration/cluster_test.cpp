@@ -45,13 +45,19 @@ struct cluster_keys {
   }
 };
 
+/// A member's [security] and [cluster] sections (keys of node i, trust of all), then `services`.
+std::string member_sections(const cluster_keys& keys, int i, const std::string& etcd_url, const std::string& cluster,
+                            int shards, const std::string& services) {
+  const auto& k = keys.nodes[static_cast<std::size_t>(i)];
+  return "[security]\nkeyless_loopback = false\nkey_file = \"" + k.file + "\"\ntrust_file = \"" + keys.trust +
+         "\"\n[cluster]\netcd = [\"" + etcd_url + "\"]\nname = \"" + cluster + "\"\nlease_ttl_ms = 3000\nshards = " +
+         std::to_string(shards) + "\npoll_ms = 100\n" + services;
+}
+
 std::unique_ptr<node_process> start_member(const cluster_keys& keys, int i, const etcd_server& etcd,
                                            const std::string& data_dir = "") {
-  const auto& k = keys.nodes[static_cast<std::size_t>(i)];
-  std::string sections = "[security]\nkeyless_loopback = false\nkey_file = \"" + k.file + "\"\ntrust_file = \"" +
-                         keys.trust + "\"\n[cluster]\netcd = [\"" + etcd.url() +
-                         "\"]\nname = \"t\"\nlease_ttl_ms = 3000\nshards = 16\npoll_ms = 100\n[services.counter]\n";
-  return std::make_unique<node_process>(sections, "name = \"" + k.name + "\"\n", data_dir);
+  return std::make_unique<node_process>(member_sections(keys, i, etcd.url(), "t", 16, "[services.counter]\n"),
+                                        "name = \"" + keys.nodes[static_cast<std::size_t>(i)].name + "\"\n", data_dir);
 }
 
 client client_of(const cluster_keys& keys, const node_process& n, int i) {
@@ -113,6 +119,14 @@ struct writer {
   }
 };
 
+/// Every write acknowledged, each answering one more than the last, epochs only growing.
+void check_consistent(const writer& w) {
+  for (const auto& e : w.errors) UNSCOPED_INFO(e);
+  CHECK(w.failed == 0);
+  CHECK(w.out_of_order == 0);
+  CHECK(w.epoch_went_back == 0);
+}
+
 std::vector<std::string> keys_named(int n) {
   std::vector<std::string> out;
   for (int i = 0; i < n; ++i) out.push_back("k" + std::to_string(i));
@@ -171,10 +185,7 @@ TEST_CASE("a sharded service scales 2 -> 3 -> 2 nodes under writes: every acknow
   n3.reset();
   round();
 
-  for (const auto& e : w.errors) UNSCOPED_INFO(e);
-  CHECK(w.failed == 0);
-  CHECK(w.out_of_order == 0);
-  CHECK(w.epoch_went_back == 0);
+  check_consistent(w);
   // Every shard was served under more than one epoch (it moved at least once) by someone.
   CHECK(w.shard_epochs.size() > 16);
   // Read everything back through the other node: each counter holds every acknowledged add.
@@ -394,10 +405,7 @@ TEST_CASE("kill -9 during a handoff, on either side: no acknowledged write lost,
     return o["n1"] == 0 && moving == 0;
   }, std::chrono::seconds(40)));
   for (const auto& k : names) w.add(c, k);
-  for (const auto& e : w.errors) UNSCOPED_INFO(e);
-  CHECK(w.failed == 0);
-  CHECK(w.out_of_order == 0);
-  CHECK(w.epoch_went_back == 0);
+  check_consistent(w);
   int wrong = 0, not_deduplicated = 0;
   for (const auto& k : names) {
     call_options o;
@@ -460,10 +468,7 @@ TEST_CASE("etcd stopped: the shards keep being served by their owners, changes w
     auto o = owners(*n1, &moving);
     return o["n3"] >= 5 && moving == 0;
   }, std::chrono::seconds(40), std::chrono::milliseconds(100)));
-  for (const auto& e : w.errors) UNSCOPED_INFO(e);
-  CHECK(w.failed == 0);
-  CHECK(w.out_of_order == 0);
-  CHECK(w.epoch_went_back == 0);
+  check_consistent(w);
 }
 
 TEST_CASE("the shop runs sharded across three nodes: checkouts through every node, a node joining midway, "
@@ -474,12 +479,8 @@ TEST_CASE("the shop runs sharded across three nodes: checkouts through every nod
   for (const char* s : {"catalog", "cart", "orders", "inventory", "payments", "notifications"})
     shop_services += std::string("[services.") + s + "]\nresume_every_ms = 200\n";
   auto member = [&](int i) {
-    const auto& k = keys.nodes[static_cast<std::size_t>(i)];
-    return std::make_unique<node_process>(
-        "[security]\nkeyless_loopback = false\nkey_file = \"" + k.file + "\"\ntrust_file = \"" + keys.trust +
-            "\"\n[cluster]\netcd = [\"" + etcd.url() + "\"]\nname = \"shop\"\nlease_ttl_ms = 3000\nshards = 16\n"
-            "poll_ms = 100\n" + shop_services,
-        "name = \"" + k.name + "\"\n");
+    return std::make_unique<node_process>(member_sections(keys, i, etcd.url(), "shop", 16, shop_services),
+                                          "name = \"" + keys.nodes[static_cast<std::size_t>(i)].name + "\"\n");
   };
   auto n1 = member(0);
   auto n2 = member(1);
@@ -537,16 +538,11 @@ TEST_CASE("three hosts in network namespaces: a host cut off loses its shards (u
   temp_dir dir;
   // etcd on the hub, at the bridge's address.
   const auto etcd_url = "http://" + net.ip(100) + ":2379";
-  child_process etcd({"/usr/sbin/ip", "netns", "exec", net.hub, "/usr/bin/etcd", "--name", "h", "--data-dir",
-                      dir / "etcd", "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
-                      "--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls",
-                      "http://127.0.0.1:2380", "--initial-cluster", "h=http://127.0.0.1:2380", "--logger=zap",
-                      "--log-outputs=" + (dir / "etcd.log")});
-  REQUIRE(eventually([&] {
-    auto [rc, out, err] = run_command({"/usr/sbin/ip", "netns", "exec", net.hub, "/usr/bin/curl", "-s", "-m", "1",
-                                       etcd_url + "/health"});
-    return rc == 0 && out.find("\"health\":\"true\"") != std::string::npos;
-  }, std::chrono::seconds(20), std::chrono::milliseconds(100)));
+  std::vector<std::string> in_hub{"/usr/sbin/ip", "netns", "exec", net.hub};
+  auto etcd_argv = in_hub;
+  for (auto& a : etcd_command(dir / "etcd", etcd_url, "http://127.0.0.1:2380", dir / "etcd.log")) etcd_argv.push_back(a);
+  child_process etcd(etcd_argv);
+  REQUIRE(etcd_healthy(etcd_url, std::chrono::seconds(20), in_hub));
   std::vector<std::unique_ptr<child_process>> hosts;
   auto endpoint = [&](int k) { return "tcp://" + net.ip(k) + ":7400"; };
   for (int k = 1; k <= 3; ++k) {
@@ -641,10 +637,7 @@ TEST_CASE("three hosts in network namespaces: a host cut off loses its shards (u
     return true;
   }, std::chrono::seconds(30), std::chrono::milliseconds(200)));
   for (const auto& k : names) w.add(*clients[1], k);  // through host 2 itself
-  for (const auto& e : w.errors) UNSCOPED_INFO(e);
-  CHECK(w.failed == 0);
-  CHECK(w.out_of_order == 0);
-  CHECK(w.epoch_went_back == 0);
+  check_consistent(w);
 }
 
 TEST_CASE("discovery through etcd: a gateway node with no services routes sharded and worker services, a worker "
@@ -652,10 +645,7 @@ TEST_CASE("discovery through etcd: a gateway node with no services routes sharde
   etcd_server etcd;
   cluster_keys keys;
   auto section = [&](int i, const std::string& services) {
-    const auto& k = keys.nodes[static_cast<std::size_t>(i)];
-    return "[security]\nkeyless_loopback = false\nkey_file = \"" + k.file + "\"\ntrust_file = \"" + keys.trust +
-           "\"\n[cluster]\netcd = [\"" + etcd.url() + "\"]\nname = \"d\"\nlease_ttl_ms = 3000\nshards = 8\n"
-           "poll_ms = 100\n" + services;
+    return member_sections(keys, i, etcd.url(), "d", 8, services);
   };
   node_process n1(section(0, "[services.counter]\n"), "name = \"n1\"\n");
   node_process n2(section(1, "[services.counter]\n[services.greeter]\n"), "name = \"n2\"\n");
