@@ -64,6 +64,8 @@ struct cluster_agent::impl {
   // Requests served here per shard, for the handoff's wait.
   static constexpr std::uint32_t max_shards = 4096;
   std::map<std::string, std::unique_ptr<std::atomic<std::int64_t>[]>> in_flight;
+  /// Shards whose records are being exported: no write of them is let in any more.
+  std::map<std::string, std::unique_ptr<std::atomic<bool>[]>> sealed;
 
   // Threads: the loop (lease, view, coordination), handoffs, answers to peers.
   std::mutex mutex;

@@ -34,6 +34,9 @@ cluster_agent::impl::impl(cluster_config c, std::string n, std::string ep, std::
     auto counters = std::make_unique<std::atomic<std::int64_t>[]>(max_shards);
     for (std::uint32_t i = 0; i < max_shards; ++i) counters[i] = 0;
     in_flight.emplace(svc, std::move(counters));
+    auto seals = std::make_unique<std::atomic<bool>[]>(max_shards);
+    for (std::uint32_t i = 0; i < max_shards; ++i) seals[i] = false;
+    sealed.emplace(svc, std::move(seals));
   }
 }
 
@@ -392,6 +395,20 @@ bool cluster_agent::serves(const std::string& service, std::string_view key) con
   if (it == v->maps.end() || it->second.shards.empty()) return false;
   const auto& s = it->second.shards[shard_of(key, it->second.count())];
   return s.owner == p.node && s.phase.empty();
+}
+
+bool cluster_agent::admits(const std::string& service, std::string_view key, std::uint64_t epoch) const {
+  auto& p = *impl_;
+  // Epoch 0: does this node still hold the shard's entities (for letting go of them)?
+  if (epoch != 0 && (!p.lease_valid() || !p.term_confirmed.load())) return false;
+  auto v = p.load();
+  auto it = v->maps.find(service);
+  auto seals = p.sealed.find(service);
+  if (it == v->maps.end() || it->second.shards.empty() || seals == p.sealed.end()) return false;
+  const auto shard = shard_of(key, it->second.count());
+  const auto& s = it->second.shards[shard];
+  if (s.owner != p.node || (epoch != 0 && s.epoch != epoch)) return false;
+  return s.phase.empty() || (s.phase == "moving" && !seals->second[shard].load());
 }
 
 void cluster_agent::track(detail::request& req, const std::string& service, std::uint32_t shard) {

@@ -137,6 +137,10 @@ void cluster_agent::impl::handoff_step() {
     auto it = v->maps.find(service);
     if (it == v->maps.end()) continue;
     const auto& map = it->second;
+    // A shard served here again (its handoff called off) takes writes again.
+    auto& seals = sealed.at(service);
+    for (std::uint32_t i = 0; i < map.count() && i < max_shards; ++i)
+      if (map.shards[i].owner == node && map.shards[i].phase.empty()) seals[i] = false;
     std::map<std::string, std::vector<std::uint32_t>> outgoing, incoming;
     std::set<std::string> awaited;  ///< targets that have not taken this node's last export yet
     for (std::uint32_t i = 0; i < map.count(); ++i) {
@@ -187,6 +191,9 @@ void cluster_agent::impl::export_shards(const std::string& service, const std::s
     log::get("cluster")->warn("export of '{}' to '{}': {} request(s) still running after 5 s; their writes are refused "
                               "(this node no longer serves those shards)",
                               service, to, running());
+  // Sealed: from here no write of these shards is let in (the store's guard
+  // asks under its queue's lock); the barrier then waits for those let in.
+  for (auto s : shards) sealed.at(service)[s] = true;
   host.ownership_changed();  // their entities go
   db->barrier();
   const auto count = map.count();

@@ -654,6 +654,7 @@ void method_runner::finish(const request_ptr& req, bool mutating, const stored_r
   const bool new_reminders = persistence_->earliest_new_reminder() != 0;
   write_batch batch;
   batch.entity = persistence_->key();
+  batch.epoch = req->header.epoch;
   // A method that changed nothing (a retried step, a saga's reply after its
   // last decision was persisted) writes nothing.
   const bool events = !outcome.is_error && collect(batch, &before);
@@ -674,7 +675,7 @@ void method_runner::finish(const request_ptr& req, bool mutating, const stored_r
   if (auto t = trace_of(req->header); t.valid && svc_->tracer && svc_->tracer->enabled())
     tracer = svc_->tracer, write_start = observability::unix_ns();
   auto reminders = new_reminders ? svc_ : nullptr;
-  if (!svc_->serves_key(persistence_->key())) {
+  if (!svc_->admits_key(persistence_->key(), req->header.epoch)) {
     // Fencing (clusters): the shard moved or this node's lease lapsed while
     // the handler ran. Nothing is written; the entity reloads if it comes back.
     req->fail({errc::unavailable, "not stored: entity " + svc_->def.name + "/" + persistence_->key() +

@@ -152,7 +152,7 @@ result<bool> service_host::start(hosted& h) {
       // queued once its shard is no longer served here, so the export of a
       // shard that follows a barrier() has every write that was let in.
       svc.db->set_write_guard([s = &svc](const write_batch& b) -> std::optional<error_info> {
-        if (s->serves_key(b.entity)) return std::nullopt;
+        if (s->admits_key(b.entity, b.epoch)) return std::nullopt;
         return error_info{errc::unavailable, "entity " + s->def.name + "/" + b.entity +
                                                  " is no longer served by this node (its shard moved or its lease "
                                                  "lapsed): not stored"};
@@ -424,8 +424,12 @@ void service_host::stop_watchdog() {
   if (watchdog_.joinable()) watchdog_.join();
 }
 
-void service_host::set_serves(const std::string& service, std::function<bool(std::string_view)> serves) {
-  if (auto it = services_.find(service); it != services_.end()) it->second.svc->serves = std::move(serves);
+void service_host::set_serves(const std::string& service, std::function<bool(std::string_view)> serves,
+                              std::function<bool(std::string_view, std::uint64_t)> admits) {
+  if (auto it = services_.find(service); it != services_.end()) {
+    it->second.svc->serves = std::move(serves);
+    it->second.svc->admits = std::move(admits);
+  }
 }
 
 store* service_host::store_of(const std::string& service) const {

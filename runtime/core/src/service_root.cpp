@@ -292,7 +292,7 @@ void route_request(root_actor* self, const std::shared_ptr<service_runtime>& svc
     req->fail({errc::bad_request, "service '" + svc->def.name + "' is an entity service: set 'key'"});
     return;
   }
-  if (!svc->serves_key(req->header.key)) {  // a cluster's shard this node does not serve now: never activated here
+  if (!svc->admits_key(req->header.key, req->header.epoch)) {  // a cluster's shard not served here: never activated
     req->fail({errc::unavailable, "entity " + svc->def.name + "/" + req->header.key +
                                       " is not served by this node now (its shard is moving, owned elsewhere, or this "
                                       "node's cluster lease could not be renewed)"});
@@ -511,7 +511,8 @@ caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> sv
       [=](release_atom) {
         auto& s = self->state;
         for (auto it = s.entities.begin(); it != s.entities.end();) {
-          if (svc->serves_key(it->first)) {
+          // Kept while requests admitted before a handoff may still run on them.
+          if (svc->admits ? svc->admits(it->first, 0) : svc->serves_key(it->first)) {
             ++it;
             continue;
           }

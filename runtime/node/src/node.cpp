@@ -703,7 +703,9 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
                                                           curve ? p->security->keys().public_key : std::string(),
                                                           sharded, hosted, all_hosted, cfg.data_dir, *p);
     for (const auto& s : hosted)
-      p->host->set_serves(s, [agent = p->cluster.get(), s](std::string_view key) { return agent->serves(s, key); });
+      p->host->set_serves(
+          s, [agent = p->cluster.get(), s](std::string_view key) { return agent->serves(s, key); },
+          [agent = p->cluster.get(), s](std::string_view key, std::uint64_t epoch) { return agent->admits(s, key, epoch); });
   }
   p->host->start(*p->actors);
   if (cfg.isolation == "process") {

@@ -104,6 +104,11 @@ class cluster_agent {
   /// True when this node serves `key` of `service` now (owner, no handoff,
   /// lease not past its deadline): activations and writes ask.
   [[nodiscard]] bool serves(const std::string& service, std::string_view key) const;
+  /// True when a request for `key` admitted under `epoch` may still run and
+  /// write here: the shard is served, or it is being handed over and its
+  /// records are not sealed for export yet (admitted requests complete).
+  /// Epoch 0: whether this node still holds the shard's entities at all.
+  [[nodiscard]] bool admits(const std::string& service, std::string_view key, std::uint64_t epoch) const;
   /// Counts `req` against its shard until it is answered (a handoff waits for them).
   void track(detail::request& req, const std::string& service, std::uint32_t shard);
   /// Answers a `_cluster.*` request from another node (handoff transfers) off the caller's thread.

@@ -72,6 +72,9 @@ struct write_batch {
   std::vector<op> ops;
   /// The entity whose change this is (checked by a write guard); empty: none.
   std::string entity;
+  /// Clusters: the epoch of the entity's shard the request that made this
+  /// change was admitted under (0: not a request's, or no cluster).
+  std::uint64_t epoch = 0;
   void put(keyspace s, std::string key, std::string value) { ops.push_back({s, std::move(key), std::move(value)}); }
   void erase(keyspace s, std::string key) { ops.push_back({s, std::move(key), std::nullopt}); }
   [[nodiscard]] bool empty() const noexcept { return ops.empty(); }

@@ -65,7 +65,8 @@ class service_host {
   result<std::string> salvage_store(const std::string& service);
 
   /// Clusters: who decides which keys of `service` this node serves (before start()).
-  void set_serves(const std::string& service, std::function<bool(std::string_view)> serves);
+  void set_serves(const std::string& service, std::function<bool(std::string_view)> serves,
+                  std::function<bool(std::string_view, std::uint64_t)> admits);
   /// The open store of entity service `service`, or null.
   [[nodiscard]] store* store_of(const std::string& service) const;
   /// Tells entity service `service` to stop the live entities it no longer serves.

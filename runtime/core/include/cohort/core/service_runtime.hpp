@@ -98,6 +98,15 @@ struct service_runtime {
   /// Asked before an entity activates and before its writes; empty: every key.
   std::function<bool(std::string_view key)> serves;
   [[nodiscard]] bool serves_key(std::string_view key) const { return !serves || serves(key); }
+  /// True when a request for `key` admitted under shard epoch `epoch` may
+  /// still run and write here: its shard is served, or is being handed over
+  /// and not sealed yet (requests admitted before a handoff complete). Epoch
+  /// 0 (not a request's): as serves_key.
+  std::function<bool(std::string_view key, std::uint64_t epoch)> admits;
+  [[nodiscard]] bool admits_key(std::string_view key, std::uint64_t epoch) const {
+    if (!serves) return true;
+    return epoch == 0 || !admits ? serves(key) : admits(key, epoch);
+  }
   /// Set by an entity that found its store damaged: the root takes the
   /// service down at once (store_corrupt) instead of restarting entities into it.
   std::atomic<bool> store_damaged{false};
