@@ -78,15 +78,16 @@ bool in_set(const std::vector<std::uint32_t>& shards, std::uint32_t s) {
   return std::find(shards.begin(), shards.end(), s) != shards.end();
 }
 
-/// True when the manifest in `dir` lists `shard` at `epoch`.
-bool exported_in(const std::string& dir, std::uint32_t shard, std::uint64_t epoch) {
+/// The (shard, epoch) pairs the manifest in `dir` lists (none without one).
+std::set<std::pair<std::uint32_t, std::uint64_t>> exported_in(const std::string& dir) {
+  std::set<std::pair<std::uint32_t, std::uint64_t>> out;
   std::ifstream in(dir + "/manifest.json");
-  if (!in) return false;
+  if (!in) return out;
   auto m = json::parse(in, nullptr, false);
-  if (!m.is_object() || !m.contains("shards") || !m["shards"].is_array()) return false;
+  if (!m.is_object() || !m.contains("shards") || !m["shards"].is_array()) return out;
   for (const auto& e : m["shards"])
-    if (e.value("shard", ~0u) == shard && e.value("epoch", std::uint64_t{0}) == epoch) return true;
-  return false;
+    if (e.is_object()) out.emplace(e.value("shard", ~0u), e.value("epoch", std::uint64_t{0}));
+  return out;
 }
 
 bool safe_name(const std::string& s) {
@@ -143,6 +144,7 @@ void cluster_agent::impl::handoff_step() {
       if (map.shards[i].owner == node && map.shards[i].phase.empty()) seals[i] = false;
     std::map<std::string, std::vector<std::uint32_t>> outgoing, incoming;
     std::set<std::string> awaited;  ///< targets that have not taken this node's last export yet
+    std::map<std::string, std::set<std::pair<std::uint32_t, std::uint64_t>>> on_disk;  ///< per target, read once
     for (std::uint32_t i = 0; i < map.count(); ++i) {
       const auto& s = map.shards[i];
       if (s.owner == node && s.phase == "moving") outgoing[s.to].push_back(i);
@@ -150,7 +152,9 @@ void cluster_agent::impl::handoff_step() {
       if (s.owner != node || s.phase != "exported") continue;
       // Exported, but the export on disk does not hold it (lost, or made for
       // another set): export it again. Else its target has yet to take it.
-      if (exported_in(export_dir(service, s.to), i, s.epoch))
+      auto listed = on_disk.find(s.to);
+      if (listed == on_disk.end()) listed = on_disk.emplace(s.to, exported_in(export_dir(service, s.to))).first;
+      if (listed->second.count({i, s.epoch}))
         awaited.insert(s.to);
       else
         (void)change_map(service, [&](shard_map& m) {
@@ -344,9 +348,11 @@ void cluster_agent::impl::import_shards(const std::string& service, const std::s
        std::to_string(records) + " records, " + std::to_string(bytes) + " bytes in " +
        std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - started).count()) +
        " ms");
-  // Serve them as soon as the map says so.
+  // Serve them as soon as the map says so; their undelivered events and due
+  // reminders are picked up at once.
   refresh_view();
   host.ownership_changed();
+  host.data_arrived(service);
 }
 
 void cluster_agent::impl::clean_up(const std::string& service, const shard_map& map) {

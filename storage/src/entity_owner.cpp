@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "cohort/storage/big_endian.hpp"
+#include "cohort/storage/outbox_key.hpp"
 
 namespace cohort {
 
@@ -38,7 +39,15 @@ std::optional<std::string_view> owning_entity(keyspace space, std::string_view k
       if (k[0] == 's') return k.size() < 9 ? std::nullopt : length_prefixed(k.substr(9));
       if (k[0] == 'i') return length_prefixed(k.substr(1));
       return std::nullopt;
-    case keyspace::outbox:
+    case keyspace::outbox: {  // outbox_key(): subscriber, '\0', epoch, sequence, entity_key(publisher)
+      const auto prefix = outbox_subscriber_prefix(k).size();
+      if (prefix == 0 || k[prefix - 1] != '\0' || k.size() - prefix < 16) return std::nullopt;
+      auto rest = k.substr(prefix + 16);
+      auto owner = length_prefixed(rest);
+      // Records written before the publisher was part of the key stay with the node.
+      if (!owner || owner->size() + 4 != rest.size()) return std::nullopt;
+      return owner;
+    }
     case keyspace::events:
     case keyspace::cursors:
       return std::nullopt;

@@ -1,12 +1,15 @@
 // What moves with a shard: a store exports some entities' records (every
-// entity keyspace, never the outbox or the event log), another ingests them
+// entity keyspace and the outbox records they published, never the event
+// log), another ingests them
 // after deleting its old copy, and the first deletes its own.
 #include <atomic>
 
 #include <catch2/catch.hpp>
 
 #include "cohort/storage/entity_owner.hpp"
+#include "cohort/storage/big_endian.hpp"
 #include "cohort/storage/idempotency.hpp"
+#include "cohort/storage/outbox_key.hpp"
 #include "cohort/storage/reminder_keys.hpp"
 #include "cohort/storage/store.hpp"
 #include "temp_dir.hpp"
@@ -22,7 +25,14 @@ TEST_CASE("entity records are told apart by key in every keyspace", "[cluster][t
   CHECK(owning_entity(keyspace::reminders, reminder_index_key("t", "ping")) == std::optional<std::string_view>("t"));
   CHECK(owning_entity(keyspace::reminders, reminder_schedule_key(123, "t", "ping")) ==
         std::optional<std::string_view>("t"));
+  CHECK(owning_entity(keyspace::outbox, outbox_key("orders.paid", 7, 42, "o:1")) ==
+        std::optional<std::string_view>("o:1"));
+  CHECK(outbox_subscriber_prefix(outbox_key("orders.paid", 7, 42, "o:1")) == std::string_view("orders.paid\0", 12));
   CHECK_FALSE(owning_entity(keyspace::outbox, "anything"));
+  // An outbox record written before keys named their publisher stays put.
+  CHECK_FALSE(owning_entity(keyspace::outbox, outbox_key("orders.paid", 7, 42, "o:1").substr(0, 12 + 16)));
+  CHECK_FALSE(owning_entity(keyspace::outbox, outbox_key("orders.paid", 7, 42, "o:1") + "x"));
+  CHECK_FALSE(owning_entity(keyspace::events, big_endian_key(1)));
   CHECK_FALSE(owning_entity(keyspace::state, std::string("\0\0\0\x09" "ab", 6)));  // length past the end
   CHECK_FALSE(owning_entity(keyspace::idempotency, "x:abc"));
 }
@@ -39,7 +49,10 @@ TEST_CASE("a store exports the chosen entities, another ingests them over its ol
     w.put(keyspace::state, entity_key(k), "v" + std::to_string(i));
     w.put(keyspace::idempotency, idempotency_record_key(k, "r"), "stored");
   }
-  w.put(keyspace::outbox, "sub\0x", "event");
+  const std::string legacy("sub\0x", 5);  // no publisher in the key: stays with the node
+  w.put(keyspace::outbox, legacy, "event");
+  w.put(keyspace::outbox, outbox_key("sub", 1, 1, "e3"), "published by e3");
+  w.put(keyspace::outbox, outbox_key("sub", 1, 2, "e4"), "published by e4");
   REQUIRE((*a)->write(w));
   // b has a stale copy of e1 and an entity a no longer has (e200): both must go.
   write_batch old;
@@ -49,17 +62,21 @@ TEST_CASE("a store exports the chosen entities, another ingests them over its ol
   auto odd = [](std::string_view k) { return (k.back() - '0') % 2 == 1; };
   auto exported = (*a)->export_entities(odd, dir / "x");
   REQUIRE(exported);
-  CHECK(exported->records == 100);  // 50 states + 50 idempotency records; the outbox stays
+  CHECK(exported->records == 101);  // 50 states + 50 idempotency records + e3's outbox record
   REQUIRE((*b)->erase_entities(odd));
   REQUIRE((*b)->ingest(exported->files));
   CHECK((*b)->get(keyspace::state, entity_key("e1"))->value() == "v1");
   CHECK_FALSE((*b)->get(keyspace::state, entity_key("e201"))->has_value());
   CHECK_FALSE((*b)->get(keyspace::state, entity_key("e2"))->has_value());
   CHECK((*b)->get(keyspace::idempotency, idempotency_record_key("e99", "r"))->value() == "stored");
-  CHECK_FALSE((*b)->get(keyspace::outbox, "sub\0x")->has_value());
+  CHECK_FALSE((*b)->get(keyspace::outbox, legacy)->has_value());
+  CHECK((*b)->get(keyspace::outbox, outbox_key("sub", 1, 1, "e3"))->value() == "published by e3");
+  CHECK_FALSE((*b)->get(keyspace::outbox, outbox_key("sub", 1, 2, "e4"))->has_value());
   auto erased = (*a)->erase_entities(odd);
   REQUIRE(erased);
-  CHECK(*erased == 100);
+  CHECK(*erased == 101);
+  CHECK((*a)->get(keyspace::outbox, legacy)->value() == "event");
+  CHECK((*a)->get(keyspace::outbox, outbox_key("sub", 1, 2, "e4"))->value() == "published by e4");
   CHECK_FALSE((*a)->get(keyspace::state, entity_key("e1"))->has_value());
   CHECK((*a)->get(keyspace::state, entity_key("e2"))->value() == "v2");
 }

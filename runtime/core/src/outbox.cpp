@@ -14,6 +14,7 @@
 #include "cohort/core/actor_messages.hpp"
 #include "cohort/core/event_hub.hpp"
 #include "cohort/storage/big_endian.hpp"
+#include "cohort/storage/outbox_key.hpp"
 #include "cohort/transport/envelope_codec.hpp"
 
 namespace cohort::detail {
@@ -46,10 +47,7 @@ constexpr auto tick_every = std::chrono::milliseconds(100);
 constexpr int full_scan_every = 100;
 
 /// The subscriber part of an outbox key: "<service>.<method>\0".
-std::string prefix_of(std::string_view key) {
-  auto nul = key.find('\0');
-  return std::string(key.substr(0, nul == std::string_view::npos ? key.size() : nul + 1));
-}
+std::string prefix_of(std::string_view key) { return std::string(outbox_subscriber_prefix(key)); }
 
 struct relay_state {
   struct backoff {
@@ -273,10 +271,17 @@ caf::behavior outbox_relay(relay_actor* self, std::shared_ptr<service_runtime> s
   return {
       [=](poke_atom, const std::vector<std::string>& written) {
         // A record written below where its subscriber's scan starts (another
-        // entity's event, numbered earlier, written later) moves the start back.
+        // entity's event, numbered earlier, written later) moves the start back;
+        // an empty key (records arrived from elsewhere: a shard handed over)
+        // sends every scan back to the start.
         auto& cursors = self->state.cursor;
-        for (const auto& key : written)
+        for (const auto& key : written) {
+          if (key.empty()) {
+            cursors.clear();
+            break;
+          }
           if (auto c = cursors.find(prefix_of(key)); c != cursors.end() && key < c->second) c->second = key;
+        }
         scan(self, svc);
       },
       [=](log_done_atom, const std::string& key, bool ok, const std::string& why) {
@@ -350,11 +355,10 @@ std::vector<std::pair<std::string, std::string>> make_outbox_records(service_run
                 static_cast<unsigned long long>(seq));
   auto event_id = svc.def.name + id;
   const auto now = wall_clock_ms();
-  // Keys: "<subscriber>\0", then epoch and sequence (publication order).
-  auto add = [&](const std::string& service, const std::string& method, std::string k) {
-    k.push_back('\0');
-    append_big_endian(k, svc.event_epoch);
-    append_big_endian(k, seq);
+  // Keys (storage/outbox_key.hpp): by subscriber, then publication order;
+  // the publisher at the end lets a record move with its entity's shard.
+  auto add = [&](const std::string& service, const std::string& method, const std::string& subscriber) {
+    auto k = outbox_key(subscriber, svc.event_epoch, seq, key);
     msgpack::sbuffer buf;
     msgpack::pack(buf, outbox_record{service, method, key, event_id, event, traceparent, now});
     out.emplace_back(std::move(k), std::string(buf.data(), buf.size()));

@@ -443,6 +443,13 @@ void service_host::release_unserved(const std::string& service) {
   if (auto root = it->second.svc->root()) caf::anon_send(root, release_atom::value);
 }
 
+void service_host::data_arrived(const std::string& service) {
+  auto it = services_.find(service);
+  if (it == services_.end()) return;
+  it->second.svc->poke_outbox({std::string()});  // an empty key: every scan from the start
+  it->second.svc->poke_reminders();
+}
+
 void service_host::shutdown() {
   stop_watchdog();
   for (auto& [name, h] : services_)

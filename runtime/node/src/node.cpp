@@ -179,6 +179,7 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
 
   // cluster_host
   store* store_of(const std::string& service) override { return host->store_of(service); }
+  void data_arrived(const std::string& service) override { host->data_arrived(service); }
   void ownership_changed() override {
     std::deque<std::pair<detail::request_ptr, clock_type::time_point>> again;
     {
@@ -201,7 +202,8 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
     }
     // Worker services hosted by other members: found through the cluster, as
     // heartbeats would announce them (no static endpoints), kept while the
-    // member holds its lease.
+    // member holds its lease. Every poll, changed view or not: each refresh
+    // is what keeps the instance from expiring, like a heartbeat.
     io->post([this, v] {
       for (const auto& [name, m] : v->members) {
         if (name == cfg.name || m.endpoint.empty()) continue;
@@ -230,8 +232,9 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
                                                    else
                                                      answer->set_value(std::move(p));
                                                  });
-    forward_to_member(name, endpoint, cluster->view()->members.count(name) ? cluster->view()->members.at(name).key : "",
-                      std::move(req));
+    auto v = cluster->view();
+    auto member = v->members.find(name);
+    forward_to_member(name, endpoint, member != v->members.end() ? member->second.key : std::string(), std::move(req));
     if (got.wait_for(timeout + std::chrono::seconds(1)) != std::future_status::ready)
       return error_info{errc::timeout, "node '" + name + "' did not answer _cluster." + method};
     return got.get();

@@ -70,6 +70,9 @@ class cluster_host {
   /// Ownership changed: route held requests again, let go of the live
   /// entities of shards this node no longer serves. Called on the agent's thread.
   virtual void ownership_changed() = 0;
+  /// Records of `service` arrived by ingest (a shard taken over): its outbox
+  /// relay and reminder scheduler look at the store again.
+  virtual void data_arrived(const std::string& service) = 0;
   /// Calls `_cluster.<method>` on the node `name` at `endpoint` and waits for the answer.
   virtual result<std::string> call_peer(const std::string& name, const std::string& endpoint, const std::string& method,
                                         std::string payload, std::chrono::milliseconds timeout) = 0;

@@ -71,6 +71,9 @@ class service_host {
   [[nodiscard]] store* store_of(const std::string& service) const;
   /// Tells entity service `service` to stop the live entities it no longer serves.
   void release_unserved(const std::string& service);
+  /// Records of entity service `service` were ingested (a shard taken over):
+  /// its outbox relay scans from the start and its reminder scheduler reads again.
+  void data_arrived(const std::string& service);
 
   /// Stops the watchdog and sends every root the shutdown exit (the caller
   /// then waits for the actor system to finish).

@@ -122,7 +122,7 @@ struct service_runtime {
   /// The outbox relay of this service: told when new events were written.
   void set_relay(caf::actor relay);
   /// `written`: the outbox keys just written (a scan that already passed
-  /// them starts over from the lowest).
+  /// them starts over from the lowest); an empty key: every scan from the start.
   void poke_outbox(std::vector<std::string> written = {});
   /// The event hub of this service (client subscriptions; its event log's
   /// writer); empty when the service keeps no event log or it is restarting.
