@@ -23,6 +23,7 @@
 #include "cohort/runtime/node.hpp"
 #include "cohort/security/keys.hpp"
 #include "cohort/transport/client.hpp"
+#include "cohort/transport/cluster_client.hpp"
 #include "cohort/transport/json_bridge.hpp"
 #include "raw_rocksdb.hpp"
 #include "stats.hpp"
@@ -149,6 +150,29 @@ load_result drive(client& c, const std::string& method, const std::vector<std::s
   return r;
 }
 
+/// One call at a time on random `keys` through `call` (a client's or a
+/// cluster client's), until `stop()` says so.
+template <class Call>
+load_result drive_one(Call&& call, const std::vector<std::string>& keys, const std::function<bool()>& stop) {
+  const auto payload = *json_to_msgpack("null");
+  std::mt19937_64 rng(11);
+  std::vector<double> lat;
+  load_result r;
+  const auto started = clock_type::now();
+  while (!stop()) {
+    call_options o;
+    o.key = keys[rng() % keys.size()];
+    const auto sent = clock_type::now();
+    auto rep = call(payload, o);
+    rep.ok() ? ++r.done : ++r.failed;
+    lat.push_back(std::chrono::duration<double, std::micro>(clock_type::now() - sent).count());
+  }
+  r.per_second = static_cast<double>(r.done) / seconds(clock_type::now() - started);
+  r.p50_us = percentile(lat, 50);
+  r.p99_us = percentile(lat, 99);
+  return r;
+}
+
 std::function<bool()> for_(std::chrono::milliseconds d) {
   auto until = clock_type::now() + d;
   return [until] { return clock_type::now() >= until; };
@@ -194,6 +218,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> probe;
   for (int i = 0; i < 4096; ++i) probe.push_back("p" + std::to_string(i));
   std::vector<double> single, owned, forwarded, single_p99, owned_p99, forwarded_p99;
+  std::vector<double> via_seed, to_owner, via_seed_p50, to_owner_p50;
+  std::uint64_t direct_calls = 0, redirects = 0;
   {
     scratch_dir d0("single"), d1("n1"), d2("n2");
     auto alone = start(member_config(d0.path, nullptr, 0, "", shards));
@@ -220,6 +246,26 @@ int main(int argc, char** argv) {
       single.push_back(a.per_second), owned.push_back(b.per_second), forwarded.push_back(f.per_second);
       single_p99.push_back(a.p99_us), owned_p99.push_back(b.p99_us), forwarded_p99.push_back(f.p99_us);
     }
+    // Keys of both owners, one call at a time: through n1 (it forwards half)
+    // against a cluster client that sends each call to its owner.
+    zmq::context_t ctx;
+    cluster_client cc(ctx, n1->endpoints().front(), {}, {}, keys.to(0));
+    for (const auto& k : probe) {  // warm: learn every shard's owner
+      call_options o;
+      o.key = k;
+      (void)cc.call("counter", "get", *json_to_msgpack("null"), o);
+    }
+    const auto warm = cc.stats();
+    for (int i = 0; i < repeats; ++i) {
+      auto a = drive_one([&](const std::string& p, const call_options& o) { return c1.call("counter", "get", p, o); },
+                         probe, for_(duration));
+      auto b = drive_one([&](const std::string& p, const call_options& o) { return cc.call("counter", "get", p, o); },
+                         probe, for_(duration));
+      via_seed.push_back(a.per_second), to_owner.push_back(b.per_second);
+      via_seed_p50.push_back(a.p50_us), to_owner_p50.push_back(b.p50_us);
+    }
+    direct_calls = cc.stats().direct - warm.direct;
+    redirects = cc.stats().redirects - warm.redirects;
   }
   auto s = spread_of(single), o = spread_of(owned), f = spread_of(forwarded);
   std::printf("cluster bench: counter.get, 16 in flight, %d x %d ms per figure\n\n", repeats, duration_ms);
@@ -232,6 +278,21 @@ int main(int argc, char** argv) {
   row("single node, no [cluster] (baseline)", s, single_p99);
   row("cluster, key owned by the node asked", o, owned_p99);
   row("cluster, forwarded to the owner", f, forwarded_p99);
+  auto vs = spread_of(via_seed), to = spread_of(to_owner);
+  std::printf("\nkeys of both owners, 1 in flight, %d x %d ms per figure\n", repeats, duration_ms);
+  std::printf("%-44s %-24s %8s %s\n", "scenario", "req/s median [min..max]", "ratio", "p50 (median)");
+  std::printf("%-44s %-24s %8.2f %.0f us\n", "client to n1, which forwards half (baseline)",
+              (human(vs.median) + " [" + human(vs.min) + ".." + human(vs.max) + "]").c_str(), 1.0,
+              spread_of(via_seed_p50).median);
+  std::printf("%-44s %-24s %8.2f %.0f us   (%llu direct, %llu redirects after warm-up)\n",
+              "cluster_client, straight to each owner",
+              (human(to.median) + " [" + human(to.min) + ".." + human(to.max) + "]").c_str(), to.median / vs.median,
+              spread_of(to_owner_p50).median, static_cast<unsigned long long>(direct_calls),
+              static_cast<unsigned long long>(redirects));
+  results["client_routing"] = {
+      {"via_seed", {{"median", vs.median}, {"min", vs.min}, {"max", vs.max}, {"p50_us", spread_of(via_seed_p50).median}}},
+      {"to_owner", {{"median", to.median}, {"min", to.min}, {"max", to.max}, {"p50_us", spread_of(to_owner_p50).median},
+                    {"ratio", to.median / vs.median}, {"redirects_after_warmup", redirects}}}};
   results["routing"] = {
       {"single", {{"median", s.median}, {"min", s.min}, {"max", s.max}, {"p99_us", spread_of(single_p99).median}}},
       {"owned", {{"median", o.median}, {"min", o.min}, {"max", o.max}, {"p99_us", spread_of(owned_p99).median},

@@ -353,6 +353,7 @@ route_decision cluster_agent::route(const std::string& service, std::string_view
   }
   const auto& map = it->second;
   d.shard = shard_of(key, map.count());
+  d.shards = map.count();
   const auto& s = map.shards[d.shard];
   d.epoch = s.epoch;
   d.owner = s.owner;

@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
+#include <set>
 
 #include "cohort/transport/envelope_codec.hpp"
+#include "cohort/transport/shard_key.hpp"
 
 using namespace cohort;
 
@@ -139,6 +141,61 @@ TEST_CASE("error payloads carry code and message both ways", "[transport]") {
   CHECK(e.message == "none left");
   auto bad = decode_error_payload(pack(5), {});
   CHECK(bad.is(errc::bad_request));
+}
+
+TEST_CASE("a wrong_shard error names the shard's owner both ways; a malformed owner is refused", "[transport]") {
+  error_info err{errc::wrong_shard, "shard 3 of 'counter' is owned by node 'n2'"};
+  err.owner = std::make_shared<const shard_owner>(shard_owner{"n2", "tcp://10.0.0.2:7000", "K3y", 3, 64, 9});
+  auto e = decode_error_payload(encode_error_payload(err), {});
+  REQUIRE(e.is(errc::wrong_shard));
+  REQUIRE(e.owner);
+  CHECK(e.owner->node == "n2");
+  CHECK(e.owner->endpoint == "tcp://10.0.0.2:7000");
+  CHECK(e.owner->server_key == "K3y");
+  CHECK(e.owner->shard == 3);
+  CHECK(e.owner->shards == 64);
+  CHECK(e.owner->epoch == 9);
+  // Older decoders see code and message; an owner on another code is ignored.
+  error_info other{errc::unavailable, "x"};
+  other.owner = err.owner;
+  CHECK_FALSE(decode_error_payload(encode_error_payload(other), {}).owner);
+  auto with_owner = [](msgpack::sbuffer& buf, auto&& pack_owner) {
+    msgpack::packer<msgpack::sbuffer> pk(buf);
+    pk.pack_map(3);
+    pk.pack(std::string("code")), pk.pack(std::string("wrong_shard"));
+    pk.pack(std::string("message")), pk.pack(std::string("m"));
+    pk.pack(std::string("owner"));
+    pack_owner(pk);
+  };
+  msgpack::sbuffer wrong_type;
+  with_owner(wrong_type, [](auto& pk) {
+    pk.pack_map(1);
+    pk.pack(std::string("shard")), pk.pack(std::string("three"));
+  });
+  CHECK(decode_error_payload(std::string(wrong_type.data(), wrong_type.size()), {}).is(errc::bad_request));
+  msgpack::sbuffer out_of_range;
+  with_owner(out_of_range, [](auto& pk) {
+    pk.pack_map(3);
+    pk.pack(std::string("endpoint")), pk.pack(std::string("tcp://h:1"));
+    pk.pack(std::string("shard")), pk.pack(70);
+    pk.pack(std::string("shards")), pk.pack(64);
+  });
+  CHECK(decode_error_payload(std::string(out_of_range.data(), out_of_range.size()), {}).is(errc::bad_request));
+  msgpack::sbuffer too_long;
+  with_owner(too_long, [](auto& pk) {
+    pk.pack_map(1);
+    pk.pack(std::string("endpoint")), pk.pack(std::string(5000, 'x'));
+  });
+  CHECK(decode_error_payload(std::string(too_long.data(), too_long.size()), {}).is(errc::bad_request));
+}
+
+TEST_CASE("a key's shard is FNV-1a mod the count, the same for every client", "[transport]") {
+  CHECK(shard_of_key("", 64) == 14695981039346656037ull % 64);
+  CHECK(shard_of_key("a", 1000) == 0xaf63dc4c8601ec8cull % 1000);  // FNV-1a 64 of "a"
+  CHECK(shard_of_key("anything", 0) == 0);
+  std::set<std::uint32_t> seen;
+  for (int i = 0; i < 1000; ++i) seen.insert(shard_of_key("k" + std::to_string(i), 16));
+  CHECK(seen.size() == 16);
 }
 
 TEST_CASE("every runtime error code has a distinct stable string", "[transport]") {

@@ -95,6 +95,7 @@ std::uint64_t client::call_async(std::string_view service, std::string_view meth
   env.trace = opts.trace;
   env.traceparent = opts.traceparent;
   env.tracestate = opts.tracestate;
+  env.shard = opts.shard;
   return call_async(std::move(env), std::move(payload), opts.timeout, std::move(on_reply));
 }
 

@@ -286,11 +286,49 @@ result<envelope> decode_envelope(std::string_view bytes, const wire_limits& limi
 std::string encode_error_payload(const error_info& err) {
   msgpack::sbuffer buf;
   msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_map(2);
+  pk.pack_map(err.owner ? 3 : 2);
   pk.pack(std::string_view("code")), pk.pack(to_valid_utf8(err.code));
   pk.pack(std::string_view("message")), pk.pack(to_valid_utf8(err.message));
+  if (const auto& o = err.owner) {
+    pk.pack(std::string_view("owner"));
+    pk.pack_map(6);
+    pk.pack(std::string_view("node")), pk.pack(to_valid_utf8(o->node));
+    pk.pack(std::string_view("endpoint")), pk.pack(to_valid_utf8(o->endpoint));
+    pk.pack(std::string_view("server_key")), pk.pack(to_valid_utf8(o->server_key));
+    pk.pack(std::string_view("shard")), pk.pack(o->shard);
+    pk.pack(std::string_view("shards")), pk.pack(o->shards);
+    pk.pack(std::string_view("epoch")), pk.pack(o->epoch);
+  }
   return std::string(buf.data(), buf.size());
 }
+
+namespace {
+/// The `owner` map of a `wrong_shard` error: every field checked, strings bounded.
+result<shard_owner> decode_shard_owner(const msgpack::object& m) {
+  constexpr std::size_t max_field = 1024;
+  shard_owner o;
+  for (std::uint32_t i = 0; i < m.via.map.size; ++i) {
+    const auto& k = m.via.map.ptr[i].key;
+    const auto& v = m.via.map.ptr[i].val;
+    if (k.type != msgpack::type::STR) continue;
+    const auto name = as_view(k);
+    if (name == "node" || name == "endpoint" || name == "server_key") {
+      if (v.type != msgpack::type::STR || v.via.str.size > max_field)
+        return error_info{errc::bad_request, "error payload: owner." + std::string(name) + " is not a short string"};
+      auto& field = name == "node" ? o.node : name == "endpoint" ? o.endpoint : o.server_key;
+      field.assign(v.via.str.ptr, v.via.str.size);
+    } else if (name == "shard" || name == "shards" || name == "epoch") {
+      if (v.type != msgpack::type::POSITIVE_INTEGER || (name != "epoch" && v.via.u64 > 0xffffffffu))
+        return error_info{errc::bad_request, "error payload: owner." + std::string(name) + " is not an unsigned int"};
+      if (name == "shard") o.shard = static_cast<std::uint32_t>(v.via.u64);
+      if (name == "shards") o.shards = static_cast<std::uint32_t>(v.via.u64);
+      if (name == "epoch") o.epoch = v.via.u64;
+    }
+  }
+  if (o.shards != 0 && o.shard >= o.shards) return error_info{errc::bad_request, "error payload: owner.shard >= owner.shards"};
+  return o;
+}
+}  // namespace
 
 error_info decode_error_payload(std::string_view bytes, const wire_limits& limits) {
   auto handle = decode_payload(bytes, limits);
@@ -301,11 +339,19 @@ error_info decode_error_payload(std::string_view bytes, const wire_limits& limit
   for (std::uint32_t i = 0; i < obj.via.map.size; ++i) {
     const auto& k = obj.via.map.ptr[i].key;
     const auto& v = obj.via.map.ptr[i].val;
-    if (k.type != msgpack::type::STR || v.type != msgpack::type::STR) continue;
+    if (k.type != msgpack::type::STR) continue;
+    if (v.type == msgpack::type::MAP && as_view(k) == "owner") {
+      auto owner = decode_shard_owner(v);
+      if (!owner) return owner.error();
+      out.owner = std::make_shared<const shard_owner>(std::move(*owner));
+      continue;
+    }
+    if (v.type != msgpack::type::STR) continue;
     if (as_view(k) == "code") out.code.assign(v.via.str.ptr, v.via.str.size);
     if (as_view(k) == "message") out.message.assign(v.via.str.ptr, v.via.str.size);
   }
   if (out.code.empty()) return {errc::bad_request, "error payload lacks 'code'"};
+  if (out.owner && (!out.is(errc::wrong_shard) || out.owner->endpoint.empty())) out.owner.reset();
   return out;
 }
 

@@ -111,9 +111,14 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
       }
       case cluster::route_decision::forward:
         return forward_sharded(std::move(req), d);
-      case cluster::route_decision::wrong_shard:
-        req->fail({errc::wrong_shard, d.why});
+      case cluster::route_decision::wrong_shard: {
+        // Named in full, so that the sender (a node forwarding, or a client
+        // that talks to owners itself) can send it there.
+        error_info err{errc::wrong_shard, d.why};
+        err.owner = std::make_shared<const shard_owner>(shard_owner{d.owner, d.endpoint, d.key, d.shard, d.shards, d.epoch});
+        req->fail(err);
         return;
+      }
       case cluster::route_decision::unavailable:
         req->fail({errc::unavailable, d.why});
         return;

@@ -55,9 +55,10 @@ struct route_decision {
   enum kind_t { local, forward, hold, unavailable, wrong_shard } kind = unavailable;
   std::uint32_t shard = 0;
   std::uint64_t epoch = 0;
+  std::uint32_t shards = 0;  ///< how many shards the service has
   std::string owner;     ///< forward, wrong_shard
   std::string endpoint;  ///< forward, wrong_shard: the owner's
-  std::string key;       ///< forward: the owner's public key (empty: keyless)
+  std::string key;       ///< forward, wrong_shard: the owner's public key (empty: keyless)
   std::string why;       ///< unavailable, wrong_shard
 };
 

@@ -37,8 +37,8 @@ struct shard_map {
   [[nodiscard]] static std::optional<shard_map> decode(std::string_view json, std::int64_t revision);
 };
 
-/// The shard of entity `key` among `count` shards (FNV-1a, 64 bits; stable
-/// across versions: changing it moves every key).
+/// The shard of entity `key` among `count` shards (transport's shard_of_key:
+/// FNV-1a, 64 bits; clients compute it the same way).
 [[nodiscard]] std::uint32_t shard_of(std::string_view key, std::uint32_t count) noexcept;
 
 }  // namespace cohort::cluster

@@ -33,6 +33,11 @@ struct call_options {
   /// its tracestate: the node's spans become its children. Default: none (the node starts a trace).
   std::string traceparent;
   std::string tracestate;
+  /// (Clusters) Set (to the key's shard, or any value when unknown): serve
+  /// the call only where the key's shard is owned; any other node answers
+  /// `wrong_shard` naming the owner instead of forwarding it
+  /// (cluster_client.hpp does this for you). Default: unset, nodes forward.
+  std::uint32_t shard = envelope::no_shard;
 };
 
 /// A finished call: a result payload (msgpack bytes) or an error.

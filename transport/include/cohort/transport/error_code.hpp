@@ -1,6 +1,8 @@
 // Stable error codes: what a client sees on the wire (docs/protocol.md lists them).
 #pragma once
 
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -32,6 +34,17 @@ enum class errc {
 /// The wire string of a code, e.g. "unknown_service".
 [[nodiscard]] std::string_view to_string(errc code) noexcept;
 
+/// Where a `wrong_shard` error says the key's shard lives (docs/protocol.md,
+/// the error payload's `owner`): what a client needs to send it there itself.
+struct shard_owner {
+  std::string node;        ///< the owner's node name
+  std::string endpoint;    ///< its ZeroMQ endpoint
+  std::string server_key;  ///< its CURVE public key (Z85), empty when it runs keyless
+  std::uint32_t shard = 0;   ///< the key's shard
+  std::uint32_t shards = 0;  ///< how many shards the service has (to compute other keys' shards)
+  std::uint64_t epoch = 0;   ///< the owner's epoch of the shard
+};
+
 /// An error as it travels: a stable code plus a human message.
 struct error_info {
   std::string code;
@@ -40,6 +53,9 @@ struct error_info {
   error_info() = default;
   error_info(std::string c, std::string m) : code(std::move(c)), message(std::move(m)) {}
   error_info(errc c, std::string m) : code(to_string(c)), message(std::move(m)) {}
+
+  /// `wrong_shard` only: the shard's owner (null otherwise, and when the node did not say).
+  std::shared_ptr<const shard_owner> owner;
 
   [[nodiscard]] bool is(errc c) const noexcept { return code == to_string(c); }
   /// True for codes about one attempt (internal, unavailable, timeout,
