@@ -37,6 +37,7 @@ struct cluster_keys {
   std::vector<test_key> nodes;
   test_key tester;
   std::string trust;
+  test_key op = make_key(dir.path(), "op");  ///< an operator with control access, trusted by every member
   cluster_keys() {
     for (const auto* n : {"n1", "n2", "n3"}) nodes.push_back(make_key(dir.path(), n));
     tester = make_key(dir.path(), "tester");
@@ -44,6 +45,7 @@ struct cluster_keys {
     std::ofstream t(trust);
     for (const auto& k : nodes) t << k.trust_entry("node", "", "peer");
     t << tester.trust_entry("client", "services = [\"*\"]\n", "peer");
+    t << op.trust_entry("operator", "access = \"control\"\n", "peer");
   }
 };
 
@@ -638,39 +640,186 @@ TEST_CASE("the shop runs sharded across three nodes: checkouts through every nod
   CHECK(report.unfinished == 0);
 }
 
+/// Three hosts in network namespaces around a hub (netns_star: bridge + a
+/// veth per host, made and removed here), etcd on the hub at the bridge's
+/// address, a member per host started on demand; clients live on the hub.
+struct namespace_cluster {
+  netns_star net;
+  cluster_keys keys;
+  temp_dir dir;
+  std::string etcd_url;
+  std::vector<std::string> in_hub;
+  std::unique_ptr<child_process> etcd;
+  std::vector<std::unique_ptr<child_process>> hosts{3};
+
+  explicit namespace_cluster(const std::string& tag) : net(tag, 3) {
+    etcd_url = "http://" + net.ip(100) + ":2379";
+    in_hub = {"/usr/sbin/ip", "netns", "exec", net.hub};
+    auto argv = in_hub;
+    for (auto& a : etcd_command(dir / "etcd", etcd_url, "http://127.0.0.1:2380", dir / "etcd.log")) argv.push_back(a);
+    etcd = std::make_unique<child_process>(argv);
+    REQUIRE(etcd_healthy(etcd_url, std::chrono::seconds(20), in_hub));
+  }
+  [[nodiscard]] std::string endpoint(int k) const { return "tcp://" + net.ip(k) + ":7400"; }
+  [[nodiscard]] std::string admin_endpoint(int k) const { return "tcp://" + net.ip(k) + ":7401"; }
+  [[nodiscard]] const test_key& node_key(int k) const { return keys.nodes[static_cast<std::size_t>(k - 1)]; }
+  /// Starts the member of host k (1..3) and waits until it is ready.
+  void start(int k) {
+    const auto& key = node_key(k);
+    const auto file = dir / (key.name + ".toml");
+    std::ofstream(file) << "[node]\nname = \"" << key.name << "\"\nlisten = [\"" << endpoint(k) << "\"]\nadmin = \""
+                        << admin_endpoint(k) << "\"\ndata_dir = \"" << (dir / key.name) << "\"\n[security]\nkey_file = \""
+                        << key.file << "\"\ntrust_file = \"" << keys.trust << "\"\n[cluster]\netcd = [\"" << etcd_url
+                        << "\"]\nname = \"ns\"\nlease_ttl_ms = 3000\nshards = 12\npoll_ms = 100\n[services.counter]\n";
+    auto& h = hosts[static_cast<std::size_t>(k - 1)];
+    h = std::make_unique<child_process>(std::vector<std::string>{
+        "/usr/sbin/ip", "netns", "exec", net.hosts[static_cast<std::size_t>(k - 1)], COHORT_BINARY, "run", "--config",
+        file});
+    REQUIRE(h->wait_for_line("cohort: ready", std::chrono::seconds(20)));
+  }
+  /// Stops host k's member (SIGTERM, waited for).
+  void stop(int k) { hosts[static_cast<std::size_t>(k - 1)].reset(); }
+  [[nodiscard]] child_process& host(int k) { return *hosts[static_cast<std::size_t>(k - 1)]; }
+  /// A client of host k's member (call on the hub: inside_namespace).
+  [[nodiscard]] std::unique_ptr<client> client_to(int k) const {
+    return std::make_unique<client>(endpoint(k), wire_limits{}, liveness{}, keys.tester.to(node_key(k)));
+  }
+  /// An admin call to host k as the cluster's operator (on the hub).
+  [[nodiscard]] json admin(int k, const std::string& method, const json& args) const {
+    client c(admin_endpoint(k), {}, {}, keys.op.to(node_key(k)));
+    auto bytes = json::to_msgpack(args);
+    auto r = c.call("admin", method, std::string(bytes.begin(), bytes.end()));
+    if (!r.ok()) return json{{"error", r.error->code + ": " + r.error->message}};
+    return json::from_msgpack(r.payload.begin(), r.payload.end());
+  }
+  /// Shards per owner of `counter` and handoffs in progress, as host k sees them.
+  std::map<std::string, int> owners(int k, int* moving) const {
+    auto st = admin(k, "cluster", {{"verb", "status"}});
+    std::map<std::string, int> out;
+    *moving = -1;
+    if (!st.contains("services") || !st["services"].contains("counter")) return out;
+    for (auto& [o, c] : st["services"]["counter"]["owners"].items()) out[o] = c.get<int>();
+    *moving = static_cast<int>(st["services"]["counter"]["handoffs"].size());
+    return out;
+  }
+  /// What every started host said (for a failure report).
+  void report() {
+    for (auto& h : hosts) {
+      if (!h) continue;
+      h->signal(SIGKILL);
+      (void)h->wait();
+      auto text = h->out() + h->err();
+      UNSCOPED_INFO(text.substr(text.size() > 6000 ? text.size() - 6000 : 0));
+    }
+  }
+};
+
+TEST_CASE("three hosts in network namespaces: scale 2 -> 3 -> 2 under writes, then an owner paused past its lease: "
+          "nothing lost, nothing forked, nothing stale", "[cluster][etcd][netns]") {
+  if (!namespaces_available()) return;
+  namespace_cluster nc("cs");
+  nc.start(1);
+  nc.start(2);
+  inside_namespace on_hub(nc.net.hub);
+  auto c1 = nc.client_to(1);
+  int moving = -1;
+  auto placed = [&](int host_count, const char* must_own_none) {
+    auto o = nc.owners(1, &moving);
+    int total = 0, low = 12, high = 0;
+    for (const auto& [n, c] : o) {
+      if (c == 0) continue;
+      total += c, low = std::min(low, c), high = std::max(high, c);
+    }
+    return total == 12 && moving == 0 && static_cast<int>(std::count_if(o.begin(), o.end(), [](auto& e) {
+             return e.second > 0;
+           })) == host_count && high - low <= 1 && (!must_own_none || o[must_own_none] == 0);
+  };
+  if (!eventually([&] { return placed(2, nullptr); }, std::chrono::seconds(30), std::chrono::milliseconds(100))) {
+    nc.report();
+    FAIL("placement over two hosts did not settle");
+  }
+  writer w;
+  const auto names = keys_named(60);
+  auto round = [&](client& c) {
+    for (const auto& k : names) w.add(c, k);
+  };
+  round(*c1);
+  REQUIRE(w.failed == 0);
+
+  // Scale out under writes: host 3 joins, 4 shards move to it.
+  nc.start(3);
+  int rounds = 0;
+  for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(40);
+       std::chrono::steady_clock::now() < until && !(rounds >= 2 && placed(3, nullptr));)
+    round(*c1), rounds++;
+  REQUIRE(placed(3, nullptr));
+  // Scale in under writes: host 3 drained (its shards go back with their data), then stopped.
+  auto drained = nc.admin(1, "cluster_control", {{"verb", "drain"}, {"node", "n3"}});
+  INFO(drained.dump());
+  REQUIRE_FALSE(drained.contains("error"));
+  rounds = 0;
+  for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(40);
+       std::chrono::steady_clock::now() < until && !(rounds >= 1 && placed(2, "n3"));)
+    round(*c1), rounds++;
+  REQUIRE(placed(2, "n3"));
+  nc.stop(3);
+  round(*c1);
+  check_consistent(w);
+  CHECK(w.shard_epochs.size() > 12);  // shards were served under more than one epoch
+
+  // Pause host 2 (SIGSTOP) past its lease: host 1 answers `unavailable` for
+  // its shards meanwhile; woken, it serves nothing stale: its first answers
+  // are `unavailable` or come under a higher epoch, with every acknowledged write.
+  std::map<std::uint32_t, std::uint64_t> epoch_before = w.last_epoch;
+  nc.host(2).signal(SIGSTOP);
+  std::this_thread::sleep_for(std::chrono::milliseconds(4500));
+  int unavailable_while_paused = 0;
+  for (const auto& k : names) {
+    call_options o;
+    o.key = k;
+    o.timeout = std::chrono::milliseconds(1500);
+    auto r = c1->call("counter", "get", *json_to_msgpack("null"), o);
+    if (!r.ok() && r.error->is(errc::unavailable)) unavailable_while_paused++;
+    else if (r.ok()) CHECK(json::parse(*msgpack_to_json(r.payload))["value"].get<std::int64_t>() == w.acked[k]);
+  }
+  CHECK(unavailable_while_paused > 0);
+  nc.host(2).signal(SIGCONT);
+  auto c2 = nc.client_to(2);
+  int stale = 0;
+  for (const auto& k : names) {
+    call_options o;
+    o.key = k;
+    o.timeout = std::chrono::milliseconds(2000);
+    auto r = c2->call("counter", "get", *json_to_msgpack("null"), o);
+    if (!r.ok()) continue;  // unavailable until it has joined again: fine
+    if (json::parse(*msgpack_to_json(r.payload))["value"].get<std::int64_t>() != w.acked[k]) stale++;
+    if (r.header.epoch < epoch_before[r.header.shard]) stale++;
+  }
+  CHECK(stale == 0);
+  // Rejoined: everything served again, through either host, with its data.
+  REQUIRE(eventually([&] {
+    for (const auto& k : names) {
+      call_options o;
+      o.key = k;
+      o.timeout = std::chrono::milliseconds(2000);
+      auto r = c2->call("counter", "get", *json_to_msgpack("null"), o);
+      if (!r.ok() || json::parse(*msgpack_to_json(r.payload))["value"].get<std::int64_t>() != w.acked[k]) return false;
+    }
+    return true;
+  }, std::chrono::seconds(30), std::chrono::milliseconds(200)));
+  round(*c2);
+  check_consistent(w);
+}
+
 TEST_CASE("three hosts in network namespaces: a host cut off loses its shards (unavailable, never served elsewhere), "
           "the others keep serving, all returns after healing", "[cluster][etcd][netns]") {
   if (!namespaces_available()) return;
-  netns_star net("cl", 3);
-  cluster_keys keys;
-  temp_dir dir;
-  // etcd on the hub, at the bridge's address.
-  const auto etcd_url = "http://" + net.ip(100) + ":2379";
-  std::vector<std::string> in_hub{"/usr/sbin/ip", "netns", "exec", net.hub};
-  auto etcd_argv = in_hub;
-  for (auto& a : etcd_command(dir / "etcd", etcd_url, "http://127.0.0.1:2380", dir / "etcd.log")) etcd_argv.push_back(a);
-  child_process etcd(etcd_argv);
-  REQUIRE(etcd_healthy(etcd_url, std::chrono::seconds(20), in_hub));
-  std::vector<std::unique_ptr<child_process>> hosts;
-  auto endpoint = [&](int k) { return "tcp://" + net.ip(k) + ":7400"; };
-  for (int k = 1; k <= 3; ++k) {
-    const auto& key = keys.nodes[static_cast<std::size_t>(k - 1)];
-    const auto file = dir / (key.name + ".toml");
-    std::ofstream(file) << "[node]\nname = \"" << key.name << "\"\nlisten = [\"" << endpoint(k) << "\"]\nadmin = \"tcp://"
-                        << net.ip(k) << ":7401\"\ndata_dir = \"" << (dir / key.name) << "\"\n[security]\nkey_file = \""
-                        << key.file << "\"\ntrust_file = \"" << keys.trust << "\"\n[cluster]\netcd = [\"" << etcd_url
-                        << "\"]\nname = \"ns\"\nlease_ttl_ms = 3000\nshards = 12\npoll_ms = 100\n[services.counter]\n";
-    hosts.push_back(std::make_unique<child_process>(std::vector<std::string>{
-        "/usr/sbin/ip", "netns", "exec", net.hosts[static_cast<std::size_t>(k - 1)], COHORT_BINARY, "run", "--config",
-        file}));
-    REQUIRE(hosts.back()->wait_for_line("cohort: ready", std::chrono::seconds(20)));
-  }
+  namespace_cluster nc("cl");
+  for (int k = 1; k <= 3; ++k) nc.start(k);
   // The test's own client lives on the hub, like any host of the network.
-  inside_namespace on_hub(net.hub);
+  inside_namespace on_hub(nc.net.hub);
   std::vector<std::unique_ptr<client>> clients;
-  for (int k = 1; k <= 3; ++k)
-    clients.push_back(std::make_unique<client>(endpoint(k), wire_limits{}, liveness{},
-                                               keys.tester.to(keys.nodes[static_cast<std::size_t>(k - 1)])));
+  for (int k = 1; k <= 3; ++k) clients.push_back(nc.client_to(k));
   auto& c = *clients[0];
   // Placed over the three (every key served), then written.
   const auto names = keys_named(60);
@@ -687,13 +836,7 @@ TEST_CASE("three hosts in network namespaces: a host cut off loses its shards (u
     return true;
   }, std::chrono::seconds(30), std::chrono::milliseconds(200));
   INFO("last error: " << last_error);
-  if (!placed)  // what the hosts said, for the failure report
-    for (auto& h : hosts) {
-      h->signal(SIGKILL);
-      (void)h->wait();
-      auto text = h->out() + h->err();
-      UNSCOPED_INFO(text.substr(text.size() > 6000 ? text.size() - 6000 : 0));
-    }
+  if (!placed) nc.report();  // what the hosts said, for the failure report
   REQUIRE(placed);
   // Let placement settle (12 shards over 3 hosts): no handoff for a while.
   std::this_thread::sleep_for(std::chrono::seconds(2));
@@ -701,7 +844,7 @@ TEST_CASE("three hosts in network namespaces: a host cut off loses its shards (u
   REQUIRE(w.failed == 0);
 
   // Cut host 2: after its lease runs out its shards answer unavailable through host 1; the rest is served.
-  net.link(2, false);
+  nc.net.link(2, false);
   std::string why;
   REQUIRE(eventually([&] {
     call_options o;
@@ -733,7 +876,7 @@ TEST_CASE("three hosts in network namespaces: a host cut off loses its shards (u
   CHECK(w.failed == 0);
 
   // Healed: host 2 joins again (new lease, new term) and serves its shards with their data.
-  net.link(2, true);
+  nc.net.link(2, true);
   REQUIRE(eventually([&] {
     call_options o;
     o.timeout = std::chrono::milliseconds(2000);
