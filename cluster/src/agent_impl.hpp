@@ -107,6 +107,9 @@ struct cluster_agent::impl {
   void handoff_step();
   void export_shards(const std::string& service, const std::string& to, const std::vector<std::uint32_t>& shards,
                      const shard_map& map);
+  /// Marks `shards` exported to `to` in the map (their files are on disk); true when it did.
+  bool mark_exported(const std::string& service, const std::string& to, const std::vector<std::uint32_t>& shards,
+                     const shard_map& map);
   void import_shards(const std::string& service, const std::string& from, const std::vector<std::uint32_t>& shards,
                      const shard_map& map, const cluster_view& v);
   void clean_up(const std::string& service, const shard_map& map);

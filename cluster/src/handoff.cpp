@@ -12,8 +12,10 @@
 //      deletes its copy.
 // A crash anywhere repeats the step it interrupted: the map in etcd says
 // where each shard is.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <future>
 
 #include <msgpack.hpp>
 #include <nlohmann/json.hpp>
@@ -88,6 +90,10 @@ std::set<std::pair<std::uint32_t, std::uint64_t>> exported_in(const std::string&
   for (const auto& e : m["shards"])
     if (e.is_object()) out.emplace(e.value("shard", ~0u), e.value("epoch", std::uint64_t{0}));
   return out;
+}
+
+long long ms_between(clock_type::time_point a, clock_type::time_point b) {
+  return static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count());
 }
 
 bool safe_name(const std::string& s) {
@@ -165,9 +171,29 @@ void cluster_agent::impl::handoff_step() {
     }
     // One export per target at a time: a new one would replace the files the
     // target may be fetching now. The shards wait for the next.
-    for (const auto& [to, shards] : outgoing)
-      if (!awaited.count(to)) export_shards(service, to, shards, map);
-    for (const auto& [from, shards] : incoming) import_shards(service, from, shards, map, *v);
+    for (const auto& [to, shards] : outgoing) {
+      if (awaited.count(to)) continue;
+      // Exported already, by a step whose map change this view does not show
+      // yet (or that failed to change the map): only the map step is left.
+      // Exporting again would replace the files the target may be fetching.
+      auto listed = on_disk.find(to);
+      if (listed == on_disk.end()) listed = on_disk.emplace(to, exported_in(export_dir(service, to))).first;
+      const bool on_disk_already = std::all_of(shards.begin(), shards.end(), [&](std::uint32_t i) {
+        return listed->second.count({i, map.shards[i].epoch}) > 0;
+      });
+      if (on_disk_already)
+        (void)mark_exported(service, to, shards, map);
+      else
+        export_shards(service, to, shards, map);
+    }
+    // Imports from different old owners run side by side: each waits on its
+    // own peer, and the requests held there wait for it.
+    std::vector<std::future<void>> imports;
+    for (const auto& [from, shards] : incoming)
+      imports.push_back(std::async(std::launch::async, [this, &service, from = from, shards = shards, &map, v] {
+        import_shards(service, from, shards, map, *v);
+      }));
+    for (auto& f : imports) f.get();
     clean_up(service, map);
   }
 }
@@ -181,6 +207,7 @@ void cluster_agent::impl::export_shards(const std::string& service, const std::s
     handoff_now = "exporting " + std::to_string(shards.size()) + " shard(s) of '" + service + "' to '" + to + "'";
   }
   const auto started = clock_type::now();
+  log::get("cluster")->info("exporting {} shard(s) of '{}' to '{}'", shards.size(), service, to);
   // No request of these shards is admitted any more (they are held); wait
   // for those already running, then for their writes.
   auto& counters = in_flight.at(service);
@@ -197,9 +224,11 @@ void cluster_agent::impl::export_shards(const std::string& service, const std::s
                               service, to, running());
   // Sealed: from here no write of these shards is let in (the store's guard
   // asks under its queue's lock); the barrier then waits for those let in.
+  const auto waited = clock_type::now();
   for (auto s : shards) sealed.at(service)[s] = true;
   host.ownership_changed();  // their entities go
   db->barrier();
+  const auto drained = clock_type::now();
   const auto count = map.count();
   auto belongs = [&](std::string_view key) { return in_set(shards, shard_of(key, count)); };
   const auto dir = export_dir(service, to);
@@ -226,6 +255,18 @@ void cluster_agent::impl::export_shards(const std::string& service, const std::s
   std::ofstream(dir + "/manifest.json.tmp") << manifest.dump();
   fs::rename(dir + "/manifest.json.tmp", dir + "/manifest.json", ec);
   if (ec) return;
+  const auto written = clock_type::now();
+  if (mark_exported(service, to, shards, map))
+    note("exported " + std::to_string(shards.size()) + " shard(s) of '" + service + "' for '" + to + "': " +
+         std::to_string(exported->records) + " records, " + std::to_string(bytes) + " bytes in " +
+         std::to_string(ms_between(started, clock_type::now())) + " ms (running requests " +
+         std::to_string(ms_between(started, waited)) + ", seal and queued writes " +
+         std::to_string(ms_between(waited, drained)) + ", export " + std::to_string(ms_between(drained, written)) +
+         ", map " + std::to_string(ms_between(written, clock_type::now())) + ")");
+}
+
+bool cluster_agent::impl::mark_exported(const std::string& service, const std::string& to,
+                                        const std::vector<std::uint32_t>& shards, const shard_map& map) {
   auto marked = change_map(service, [&](shard_map& m) {
     bool any = false;
     for (auto s : shards) {
@@ -236,11 +277,9 @@ void cluster_agent::impl::export_shards(const std::string& service, const std::s
     }
     return any;
   });
-  if (marked && *marked)
-    note("exported " + std::to_string(shards.size()) + " shard(s) of '" + service + "' for '" + to + "': " +
-         std::to_string(exported->records) + " records, " + std::to_string(bytes) + " bytes in " +
-         std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - started).count()) +
-         " ms");
+  if (!marked || !*marked) return false;
+  refresh_view();  // the next step sees them exported, and awaits the target
+  return true;
 }
 
 void cluster_agent::impl::import_shards(const std::string& service, const std::string& from,
@@ -254,6 +293,7 @@ void cluster_agent::impl::import_shards(const std::string& service, const std::s
     handoff_now = "importing " + std::to_string(shards.size()) + " shard(s) of '" + service + "' from '" + from + "'";
   }
   const auto started = clock_type::now();
+  log::get("cluster")->info("importing {} shard(s) of '{}' from '{}'", shards.size(), service, from);
   const auto timeout = std::chrono::milliseconds(10000);
   json ask{{"service", service}, {"to", node}};
   auto answer = host.call_peer(from, m->second.endpoint, "manifest", pack_string(ask.dump()), timeout);
@@ -316,14 +356,17 @@ void cluster_agent::impl::import_shards(const std::string& service, const std::s
   }
   // Whatever this node kept of these shards (an old copy) goes first: the
   // ingested records are the whole truth.
+  const auto fetched = clock_type::now();
   const auto count = map.count();
   auto belongs = [&](std::string_view key) { return in_set(shards, shard_of(key, count)); };
   if (auto erased = db->erase_entities(belongs); !erased) return;
+  const auto erased_at = clock_type::now();
   if (auto ingested = db->ingest(files); !ingested) {
     log::get("cluster")->error("handoff of '{}' from '{}': ingest failed: {}", service, from,
                                ingested.error().message);
     return;
   }
+  const auto ingested_at = clock_type::now();
   auto taken = change_map(service, [&](shard_map& mm) {
     bool any = false;
     for (auto s : shards) {
@@ -346,8 +389,10 @@ void cluster_agent::impl::import_shards(const std::string& service, const std::s
   for (const auto& f : files) records += f.records;
   note("took " + std::to_string(shards.size()) + " shard(s) of '" + service + "' from '" + from + "': " +
        std::to_string(records) + " records, " + std::to_string(bytes) + " bytes in " +
-       std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - started).count()) +
-       " ms");
+       std::to_string(ms_between(started, clock_type::now())) + " ms (fetch " + std::to_string(ms_between(started, fetched)) +
+       ", old copy " + std::to_string(ms_between(fetched, erased_at)) + ", ingest " +
+       std::to_string(ms_between(erased_at, ingested_at)) + ", map " +
+       std::to_string(ms_between(ingested_at, clock_type::now())) + ")");
   // Serve them as soon as the map says so; their undelivered events and due
   // reminders are picked up at once.
   refresh_view();
