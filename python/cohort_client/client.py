@@ -4,7 +4,7 @@ import time
 
 import zmq
 
-from .envelope import read_reply, request_frames
+from .envelope import read_reply_with_header, request_frames
 from .errors import CohortError
 
 
@@ -50,8 +50,9 @@ class Client:
     def __init__(self, endpoint, timeout=5.0, curve=None, context=None):
         self._sock = connect_dealer(context or zmq.Context.instance(), endpoint, curve)
         self._ids = itertools.count(1)
-        self._early = {}  # replies to calls still to be collected (send/receive)
+        self._early = {}  # replies to calls still to be collected (send/receive): id -> (header, result)
         self.timeout = timeout
+        self.last_header = None  # the header of the last reply receive() returned (its shard, epoch, ...)
 
     def close(self):
         self._sock.close(0)
@@ -75,17 +76,19 @@ class Client:
             left = deadline - time.monotonic()
             if left <= 0 or not self._sock.poll(int(left * 1000) + 1):
                 raise CohortError("timeout", "no reply within %.3f s" % (timeout or self.timeout), local=True)
-            reply_id, result = read_reply(self._sock.recv_multipart())
-            self._early[reply_id] = result
-        result = self._early.pop(request_id)
+            reply_id, header, result = read_reply_with_header(self._sock.recv_multipart())
+            self._early[reply_id] = (header, result)
+        self.last_header, result = self._early.pop(request_id)
         if isinstance(result, CohortError):
             raise result
         return result
 
     def call(self, service, method, args=None, key=None, idempotency_key=None, timeout=None, traceparent=None,
-             tracestate=None):
+             tracestate=None, shard=None):
         """Calls service.method with `args` (anything msgpack can pack) and
-        returns the decoded result; raises CohortError with the reply's code."""
+        returns the decoded result; raises CohortError with the reply's code.
+        `shard` (clusters): serve it only where the key's shard is owned, else
+        raise `wrong_shard` naming the owner (ClusterClient does this for you)."""
         request_id = self.send(service, method, args, timeout, key=key, idempotency_key=idempotency_key,
-                               traceparent=traceparent, tracestate=tracestate)
+                               traceparent=traceparent, tracestate=tracestate, shard=shard)
         return self.receive(request_id, timeout)

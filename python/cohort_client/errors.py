@@ -8,11 +8,14 @@ class CohortError(Exception):
     # Codes that are about this attempt, not the operation: retrying may succeed.
     TRANSIENT = {"timeout", "unavailable", "overloaded", "rate_limited", "storage_unavailable"}
 
-    def __init__(self, code, message, local=False):
+    def __init__(self, code, message, local=False, owner=None):
         super().__init__("%s: %s" % (code, message))
         self.code = code
         self.message = message
         self.local = local
+        # wrong_shard only: the shard's owner as the node named it (docs/protocol.md,
+        # Error reply): {"node", "endpoint", "server_key", "shard", "shards", "epoch"}.
+        self.owner = owner
 
     @property
     def transient(self):
