@@ -13,12 +13,35 @@ const ACK_EVERY_MS = 5000;
 
 /** An error reply, or a local failure (`local`: no reply came). `code` is the protocol's stable code. */
 class CohortError extends Error {
-  constructor(code, message, local = false) {
+  constructor(code, message, local = false, owner = null) {
     super(`${code}: ${message}`);
     this.code = code;
     this.local = local;
     this.transient = ["timeout", "unavailable", "overloaded", "storage_full", "storage_unavailable"].includes(code);
+    /** wrong_shard only: the shard's owner {node, endpoint, serverKey, shard, shards, epoch} (docs/protocol.md). */
+    this.owner = owner;
   }
+}
+
+/** The `owner` of a wrong_shard error body, checked field by field; null when absent or malformed. */
+function shardOwner(body) {
+  const o = body?.owner;
+  if (body?.code !== "wrong_shard" || o === null || typeof o !== "object") return null;
+  const text = (v) => (v === undefined ? "" : typeof v === "string" && v.length <= 1024 ? v : null);
+  const num = (v) => (v === undefined ? 0 : (typeof v === "number" || typeof v === "bigint") && v >= 0 ? Number(v) : null);
+  const out = { node: text(o.node), endpoint: text(o.endpoint), serverKey: text(o.server_key),
+                shard: num(o.shard), shards: num(o.shards), epoch: num(o.epoch) };
+  if (Object.values(out).some((v) => v === null) || !out.endpoint) return null;
+  if (out.shards && out.shard >= out.shards) return null;
+  return out;
+}
+
+/** The shard of entity `key` among `count` shards: FNV-1a 64 of its UTF-8 bytes mod count, as nodes compute it. */
+function shardOfKey(key, count) {
+  if (!count) return 0;
+  let h = 14695981039346656037n;
+  for (const b of Buffer.from(String(key), "utf8")) h = ((h ^ BigInt(b)) * 1099511628211n) & 0xffffffffffffffffn;
+  return Number(h % BigInt(count));
 }
 
 /** Decodes msgpack; integers are JavaScript numbers (exact below 2^53: ids and sequence numbers stay below it). */
@@ -60,13 +83,24 @@ class Client {
    * CohortError. Options: key (entity services), idempotencyKey, timeoutMs,
    * traceparent.
    */
-  call(service, method, args = null, { key, idempotencyKey, timeoutMs, traceparent } = {}) {
+  call(service, method, args = null, options = {}) {
+    return this.callWithHeader(service, method, args, options).then((r) => r.result);
+  }
+
+  /**
+   * Like call, resolving with {header, result}: the reply's header too (its
+   * `shard` and `epoch` in a cluster). Option `shard` (clusters): serve it
+   * only where the key's shard is owned, else reject with `wrong_shard`
+   * naming the owner (ClusterClient does this for you).
+   */
+  callWithHeader(service, method, args = null, { key, idempotencyKey, timeoutMs, traceparent, shard } = {}) {
     const id = this._nextId++;
     const budget = timeoutMs ?? this.timeoutMs;
     const header = { v: PROTOCOL_VERSION, kind: "request", id, service, method, deadline_ms: budget, sent_ms: Date.now() };
     if (key !== undefined) header.key = key;
     if (idempotencyKey !== undefined) header.idem = idempotencyKey;
     if (traceparent !== undefined) header.traceparent = traceparent;
+    if (shard !== undefined) header.shard = shard;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this._pending.delete(id);
@@ -132,8 +166,9 @@ class Client {
         if (!p) continue; // a late reply to a call that timed out
         this._pending.delete(Number(header.id));
         clearTimeout(p.timer);
-        if (header.kind === "error") p.reject(new CohortError(body?.code ?? "internal", body?.message ?? ""));
-        else p.resolve(body);
+        if (header.kind === "error")
+          p.reject(new CohortError(body?.code ?? "internal", body?.message ?? "", false, shardOwner(body)));
+        else p.resolve({ header, result: body });
       }
     } catch (e) {
       if (!this._closed) throw e;
@@ -252,4 +287,108 @@ class Subscription {
   }
 }
 
-module.exports = { Client, Subscription, CohortError, PROTOCOL_VERSION };
+/**
+ * Calls a cluster's services, each call with a `key` straight to the node
+ * that owns its shard (docs/cluster.md, Clients that talk to owners): keyed
+ * calls go with `shard` set, a node that does not own the shard answers
+ * `wrong_shard` naming the owner, the call is sent there once, and the
+ * shard's owner and the shard count are remembered for later calls. A
+ * second `wrong_shard` (the map moved again) rejects: call again. `curve`
+ * is for the seed; owners' connections use the same key pair and the
+ * server key their redirect named. Calls without a key go to the seed.
+ */
+class ClusterClient {
+  constructor(seed, { timeoutMs = 5000, curve = null } = {}) {
+    this.seed = seed;
+    this.timeoutMs = timeoutMs;
+    this._curve = curve;
+    this._connections = new Map(); // endpoint -> Client
+    this._serverKeys = new Map(); // endpoint -> the key its redirect named
+    this._routes = new Map(); // service -> {count, owners: Map(shard -> endpoint)}
+    this.direct = 0;
+    this.redirects = 0;
+    this.forgotten = 0;
+  }
+
+  _connection(endpoint) {
+    let c = this._connections.get(endpoint);
+    if (c) return c;
+    if (this._connections.size >= 64) {
+      for (const [e, old] of this._connections)
+        if (e !== this.seed) {
+          old.close().catch(() => {});
+          this._connections.delete(e);
+          break;
+        }
+    }
+    let curve = this._curve;
+    if (curve && endpoint !== this.seed) {
+      const serverKey = this._serverKeys.get(endpoint);
+      curve = serverKey ? { ...curve, serverKey } : null; // a keyless owner: plain
+    }
+    c = new Client(endpoint, { timeoutMs: this.timeoutMs, curve });
+    this._connections.set(endpoint, c);
+    return c;
+  }
+
+  /** The owner this client remembers for `key` of `service` (undefined: none). */
+  ownerEndpoint(service, key) {
+    const r = this._routes.get(service);
+    return r && r.count ? r.owners.get(shardOfKey(key, r.count)) : undefined;
+  }
+
+  async call(service, method, args = null, options = {}) {
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    if (options.key === undefined) return this._connection(this.seed).call(service, method, args, { ...options, timeoutMs });
+    let routes = this._routes.get(service);
+    if (!routes) this._routes.set(service, (routes = { count: 0, owners: new Map() }));
+    let endpoint = this.seed;
+    let shard = 0; // "serve it only if you own it": the node computes the key's shard itself
+    if (routes.count) {
+      shard = shardOfKey(options.key, routes.count);
+      if (routes.owners.has(shard)) {
+        endpoint = routes.owners.get(shard);
+        this.direct++;
+      }
+    }
+    const started = Date.now();
+    for (let followed = false; ; followed = true) {
+      const left = Math.max(1, timeoutMs - (Date.now() - started));
+      try {
+        const { header, result } = await this._connection(endpoint).callWithHeader(service, method, args,
+                                                                                     { ...options, timeoutMs: left, shard });
+        const got = header.shard === undefined ? undefined : Number(header.shard);
+        if (got !== undefined && (!routes.count || got < routes.count) && routes.owners.size < 4096)
+          routes.owners.set(got, endpoint);
+        return result;
+      } catch (e) {
+        const owner = e instanceof CohortError && e.code === "wrong_shard" ? e.owner : null;
+        if (!owner) {
+          if (endpoint !== this.seed && e instanceof CohortError && (e.local || e.code === "unavailable")) {
+            for (const [s, ep] of routes.owners) if (ep === endpoint) routes.owners.delete(s);
+            this.forgotten++;
+          }
+          throw e;
+        }
+        if (owner.shards && owner.shards !== routes.count) {
+          if (routes.count) routes.owners.clear(); // re-sharded: forget it all
+          routes.count = owner.shards;
+          for (const s of [...routes.owners.keys()]) if (s >= routes.count) routes.owners.delete(s);
+        }
+        if (routes.count && owner.shard < routes.count) routes.owners.set(owner.shard, owner.endpoint);
+        if (owner.serverKey) this._serverKeys.set(owner.endpoint, owner.serverKey);
+        if (followed || owner.endpoint === endpoint || Date.now() - started >= timeoutMs) throw e;
+        this.redirects++;
+        endpoint = owner.endpoint;
+        shard = owner.shard;
+      }
+    }
+  }
+
+  async close() {
+    await Promise.all([...this._connections.values()].map((c) => c.close()));
+    this._connections.clear();
+  }
+}
+
+module.exports = { Client, ClusterClient, Subscription, CohortError, PROTOCOL_VERSION, shardOfKey };

@@ -265,6 +265,17 @@ TEST_CASE("the admin endpoint: operators only, read access reads, control acts, 
   CHECK(eventually([&] { return status_of(*n, "greeter").state != "up"; }));
 }
 
+TEST_CASE("a cluster member refuses to start with a keyless loopback listener, naming the fix",
+          "[security][cluster]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());  // keyless loopback: the development default
+  cfg.cluster.etcd = {"http://127.0.0.1:9"};  // never reached: the node refuses before it joins
+  auto refused = node::start(cfg, example_services());
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().is(errc::bad_request));
+  CHECK_THAT(refused.error().message, Catch::Contains("keyless_loopback = false"));
+}
+
 TEST_CASE("a public address without keys and a trust list refuses to start; insecure = true is a choice",
           "[security][public]") {
   temp_dir dir;

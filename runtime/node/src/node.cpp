@@ -692,6 +692,13 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
       return error_info{errc::bad_request, "[cluster] needs isolation = \"none\": a shard's store must live in the node "
                                            "that hands it over (docs/cluster.md)"};
     if (p->endpoints.empty()) return error_info{errc::bad_request, "[cluster] needs a [node] listen endpoint"};
+    // A keyless loopback listener makes every peer anonymous, members too:
+    // their handoff calls (`_cluster`, nodes only) would be refused for good.
+    if (!cfg.security.insecure && cfg.security.keyless_loopback && security::is_loopback_endpoint(p->endpoints.front()))
+      return error_info{errc::bad_request,
+                        "[cluster] on a loopback endpoint (" + p->endpoints.front() +
+                            ") needs [security] keyless_loopback = false: members must reach each other with their "
+                            "keys to hand shards over (docs/cluster.md)"};
     std::vector<std::string> sharded = cfg.cluster.services;
     if (sharded.empty())
       for (const auto& s : cfg.services)
