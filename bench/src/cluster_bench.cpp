@@ -300,13 +300,23 @@ int main(int argc, char** argv) {
       {"forwarded", {{"median", f.median}, {"min", f.min}, {"max", f.max}, {"p99_us", spread_of(forwarded_p99).median},
                      {"ratio", f.median / s.median}}}};
 
-  // 2. Rebalancing `entities` onto a joining node under 8 writes in flight.
-  {
-    scratch_dir d1("r1"), d2("r2"), d3("r3");
+  // 2. Rebalancing `entities` onto a joining node under 8 writes in flight,
+  // `rebalances` times, each on a fresh cluster: p99 during a handoff swings
+  // from run to run, so the verdict is on the median ratio, and every run must
+  // fail nothing.
+  const int rebalances = quick ? 1 : 3;
+  std::vector<double> ratios, times;
+  std::uint64_t failed_total = 0;
+  json runs = json::array();
+  std::printf("\nrebalancing %d entities (%d shards) onto a third node under 8 writes in flight, %d run(s):\n", entities,
+              shards, rebalances);
+  for (int run = 0; run < rebalances; ++run) {
+    const auto tag = std::to_string(run);
+    scratch_dir d1("r1-" + tag), d2("r2-" + tag), d3("r3-" + tag);
     auto cfg1 = member_config(d1.path, &keys, 0, etcd.url, shards);
-    cfg1.cluster.name = "rebalance";
+    cfg1.cluster.name = "rebalance-" + tag;
     auto cfg2 = member_config(d2.path, &keys, 1, etcd.url, shards);
-    cfg2.cluster.name = "rebalance";
+    cfg2.cluster.name = cfg1.cluster.name;
     auto n1 = start(cfg1);
     auto n2 = start(cfg2);
     int moving = -1;
@@ -324,7 +334,7 @@ int main(int argc, char** argv) {
     auto steady = drive(c, "add", names, 8, for_(duration * 2));
     // The third node joins; the load goes on until every handoff is done.
     auto cfg3 = member_config(d3.path, &keys, 2, etcd.url, shards);
-    cfg3.cluster.name = "rebalance";
+    cfg3.cluster.name = cfg1.cluster.name;
     std::unique_ptr<node> n3;
     clock_type::time_point joined{}, settled{};
     std::thread joiner([&] {
@@ -345,28 +355,38 @@ int main(int argc, char** argv) {
     auto during = drive(c, "add", names, 8, done);
     joiner.join();
     const double rebalance_s = seconds(settled - joined);
-    std::printf("\nrebalancing %d entities (%d shards) onto a third node under 8 writes in flight:\n", entities, shards);
-    std::printf("  loaded in %.1f s; steady %s writes/s, p50 %.0f us, p99 %.0f us\n", load_s,
-                human(steady.per_second).c_str(), steady.p50_us, steady.p99_us);
-    std::printf("  rebalanced in %.2f s (join to last handoff); during it: %s writes/s, %llu failed, p99 %.0f us "
-                "= %.1fx steady (target: 0 failed, < 10x)  %s\n",
-                rebalance_s, human(during.per_second).c_str(), static_cast<unsigned long long>(during.failed),
-                during.p99_us, during.p99_us / steady.p99_us,
-                during.failed == 0 && during.p99_us < 10 * steady.p99_us ? "pass" : "short");
-    results["rebalance"] = {{"entities", entities},
-                            {"shards", shards},
-                            {"seconds", rebalance_s},
-                            {"load_seconds", load_s},
-                            {"steady_per_second", steady.per_second},
-                            {"steady_p50_us", steady.p50_us},
-                            {"steady_p99_us", steady.p99_us},
-                            {"during_per_second", during.per_second},
-                            {"during_p99_us", during.p99_us},
-                            {"during_failed", during.failed},
-                            {"p99_ratio", during.p99_us / steady.p99_us},
-                            {"pass", during.failed == 0 && during.p99_us < 10 * steady.p99_us}};
+    const double ratio = during.p99_us / steady.p99_us;
+    ratios.push_back(ratio), times.push_back(rebalance_s), failed_total += during.failed;
+    std::printf("  run %d: loaded in %.1f s; steady %s writes/s, p99 %.0f us; rebalanced in %.2f s (join to last "
+                "handoff), during it %s writes/s, %llu failed, p99 %.0f us = %.1fx steady\n",
+                run + 1, load_s, human(steady.per_second).c_str(), steady.p99_us, rebalance_s,
+                human(during.per_second).c_str(), static_cast<unsigned long long>(during.failed), during.p99_us, ratio);
+    runs.push_back({{"seconds", rebalance_s},
+                    {"load_seconds", load_s},
+                    {"steady_per_second", steady.per_second},
+                    {"steady_p50_us", steady.p50_us},
+                    {"steady_p99_us", steady.p99_us},
+                    {"during_per_second", during.per_second},
+                    {"during_p99_us", during.p99_us},
+                    {"during_failed", during.failed},
+                    {"p99_ratio", ratio}});
     n3->stop();
   }
+  const auto r = spread_of(ratios), t = spread_of(times);
+  const bool pass = failed_total == 0 && r.median < 10;
+  std::printf("  rebalance time median %.2f s [%.2f..%.2f]; p99 during / steady median %.1fx [%.1f..%.1f]; %llu failed "
+              "in all (target: 0 failed, median < 10x)  %s\n",
+              t.median, t.min, t.max, r.median, r.min, r.max, static_cast<unsigned long long>(failed_total),
+              pass ? "pass" : "short");
+  results["rebalance"] = {{"entities", entities},
+                          {"shards", shards},
+                          {"runs", runs},
+                          {"seconds", t.median},
+                          {"p99_ratio", r.median},
+                          {"p99_ratio_min", r.min},
+                          {"p99_ratio_max", r.max},
+                          {"during_failed", failed_total},
+                          {"pass", pass}};
   if (!json_out.empty()) std::ofstream(json_out) << results.dump(2);
   return 0;
 }
