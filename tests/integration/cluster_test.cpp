@@ -133,6 +133,27 @@ void check_consistent(const writer& w) {
   CHECK(w.epoch_went_back == 0);
 }
 
+/// The 16 shards of `counter` placed over n1 and n2 (7 or more each), as `n` sees it, within 20 s.
+bool placed_on_two(const node_process& n) {
+  return eventually([&] {
+    auto o = owners(n);
+    return o["n1"] + o["n2"] == 16 && o["n1"] >= 7 && o["n2"] >= 7;
+  }, std::chrono::seconds(20));
+}
+
+/// Reads every key back through `c`: how many do not hold their last acknowledged add.
+int values_not_acked(client& c, writer& w, const std::vector<std::string>& names) {
+  int wrong = 0;
+  for (const auto& k : names) {
+    call_options ro;
+    ro.key = k;
+    auto r = c.call("counter", "get", *json_to_msgpack("null"), ro);
+    REQUIRE(r.ok());
+    if (json::parse(*msgpack_to_json(r.payload))["value"].get<std::int64_t>() != w.acked[k]) wrong++;
+  }
+  return wrong;
+}
+
 std::vector<std::string> keys_named(int n) {
   std::vector<std::string> out;
   for (int i = 0; i < n; ++i) out.push_back("k" + std::to_string(i));
@@ -147,10 +168,7 @@ TEST_CASE("a sharded service scales 2 -> 3 -> 2 nodes under writes: every acknow
   cluster_keys keys;
   auto n1 = start_member(keys, 0, etcd);
   auto n2 = start_member(keys, 1, etcd);
-  REQUIRE(eventually([&] {
-    auto o = owners(*n1);
-    return o["n1"] + o["n2"] == 16 && o["n1"] >= 7 && o["n2"] >= 7;
-  }, std::chrono::seconds(20)));
+  REQUIRE(placed_on_two(*n1));
   auto c = client_of(keys, *n1, 0);
   writer w;
   const auto names = keys_named(120);
@@ -196,15 +214,7 @@ TEST_CASE("a sharded service scales 2 -> 3 -> 2 nodes under writes: every acknow
   CHECK(w.shard_epochs.size() > 16);
   // Read everything back through the other node: each counter holds every acknowledged add.
   auto c2 = client_of(keys, *n2, 1);
-  int wrong = 0;
-  for (const auto& k : names) {
-    call_options ro;
-    ro.key = k;
-    auto r = c2.call("counter", "get", *json_to_msgpack("null"), ro);
-    REQUIRE(r.ok());
-    if (json::parse(*msgpack_to_json(r.payload))["value"].get<std::int64_t>() != w.acked[k]) wrong++;
-  }
-  CHECK(wrong == 0);
+  CHECK(values_not_acked(c2, w, names) == 0);
   INFO("retried " << w.retried);
   // The map as etcd itself holds it (read with etcdctl, not through a node):
   // n3 owns nothing, nothing is moving, and every shard's epoch is at least
@@ -229,10 +239,7 @@ TEST_CASE("a cluster client sends each call straight to its key's owner, and fol
   cluster_keys keys;
   auto n1 = start_member(keys, 0, etcd);
   auto n2 = start_member(keys, 1, etcd);
-  REQUIRE(eventually([&] {
-    auto o = owners(*n1);
-    return o["n1"] + o["n2"] == 16 && o["n1"] >= 7 && o["n2"] >= 7;
-  }, std::chrono::seconds(20)));
+  REQUIRE(placed_on_two(*n1));
   zmq::context_t ctx;
   cluster_client cc(ctx, n1->endpoint, {}, {}, keys.tester.to(keys.nodes[0]));
   writer w;
@@ -290,15 +297,7 @@ TEST_CASE("a cluster client sends each call straight to its key's owner, and fol
   check_consistent(w);
   // Read back through n2 with a plain client: every acknowledged add is there.
   auto c2 = client_of(keys, *n2, 1);
-  int wrong = 0;
-  for (const auto& k : names) {
-    call_options ro;
-    ro.key = k;
-    auto r = c2.call("counter", "get", *json_to_msgpack("null"), ro);
-    REQUIRE(r.ok());
-    if (json::parse(*msgpack_to_json(r.payload))["value"].get<std::int64_t>() != w.acked[k]) wrong++;
-  }
-  CHECK(wrong == 0);
+  CHECK(values_not_acked(c2, w, names) == 0);
 }
 
 TEST_CASE("host loss: a killed owner's shards are unavailable at once, the others keep serving, it takes them back",
