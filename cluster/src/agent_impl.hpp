@@ -5,6 +5,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <future>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -36,6 +38,8 @@ struct cluster_agent::impl {
   // The view routing reads: replaced whole under a short lock.
   mutable std::mutex view_mutex;
   std::shared_ptr<const cluster_view> current = std::make_shared<cluster_view>();
+  std::atomic<std::uint64_t> read_tickets{0};  ///< numbers refresh_view's reads in the order they start
+  std::uint64_t installed_ticket = 0;          ///< the read `current` came from (under view_mutex)
   std::shared_ptr<const cluster_view> load() const {
     std::lock_guard<std::mutex> guard(view_mutex);
     return current;
@@ -107,6 +111,8 @@ struct cluster_agent::impl {
   void handoff_step();
   void export_shards(const std::string& service, const std::string& to, const std::vector<std::uint32_t>& shards,
                      const shard_map& map);
+  /// Imports running, per "service/old owner" (handoff thread only; waited for at stop).
+  std::map<std::string, std::future<void>> importing;
   /// Marks `shards` exported to `to` in the map (their files are on disk); true when it did.
   bool mark_exported(const std::string& service, const std::string& to, const std::vector<std::uint32_t>& shards,
                      const shard_map& map);

@@ -83,8 +83,17 @@ void cluster_agent::impl::run_watch() {
   // Every node watches the cluster's keys: a change is read at once (the
   // poll stays, as the fallback when the watch is down).
   for (;;) {
-    auto from = load()->revision;
-    (void)etcd.watch_prefix(prefix, from > 0 ? from + 1 : 0, [this](std::int64_t) {
+    // From just after the last read, never from "now": a watch made after a
+    // change and before the next read would miss it (seen: a joining node
+    // noticed an export for it only at its next poll, holding the moved
+    // shards' requests that much longer).
+    const auto from = load()->revision;
+    if (from <= 0) {  // nothing read yet: the loop's first read comes at once
+      std::unique_lock<std::mutex> lock(mutex);
+      if (wake.wait_for(lock, std::chrono::milliseconds(10), [this] { return stopping; })) return;
+      continue;
+    }
+    (void)etcd.watch_prefix(prefix, from + 1, [this](std::int64_t) {
       std::lock_guard<std::mutex> guard(mutex);
       view_stale = true;
       wake.notify_all();
@@ -106,6 +115,8 @@ void cluster_agent::stop() {
   if (p.watch_thread.joinable()) p.watch_thread.join();
   if (p.loop_thread.joinable()) p.loop_thread.join();
   if (p.handoff_thread.joinable()) p.handoff_thread.join();
+  for (auto& [key, running] : p.importing) running.wait();  // each ends at its next peer call's answer or timeout
+  p.importing.clear();
   if (p.peer_thread.joinable()) p.peer_thread.join();
   p.serving_until_ns = 0;
   // Leaving: the node's key and the coordinator's key (if it held it) go at once.
@@ -196,6 +207,7 @@ void cluster_agent::impl::maintain_lease() {
 }
 
 void cluster_agent::impl::refresh_view() {
+  const auto ticket = ++read_tickets;
   auto r = etcd.range_prefix(prefix);
   if (!r) return mark_etcd(false, r.error().message);
   mark_etcd(true);
@@ -233,6 +245,13 @@ void cluster_agent::impl::refresh_view() {
     (void)etcd.put(key_nodes() + node, member_json(), lease.load());
   }
   std::lock_guard<std::mutex> guard(view_mutex);
+  // Several threads read (the loop, imports, handoff steps): an answer that
+  // is older by both measures (an earlier read, a lower revision) never
+  // replaces the view. By revision alone an etcd rebuilt from scratch would
+  // never be believed; by read order alone a read that waited for the etcd
+  // client behind a later one would be dropped.
+  if (ticket < installed_ticket && v->revision < current->revision) return;
+  installed_ticket = std::max(installed_ticket, ticket);
   current = std::move(v);
 }
 

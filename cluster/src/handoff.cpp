@@ -186,14 +186,29 @@ void cluster_agent::impl::handoff_step() {
       else
         export_shards(service, to, shards, map);
     }
-    // Imports from different old owners run side by side: each waits on its
-    // own peer, and the requests held there wait for it.
-    std::vector<std::future<void>> imports;
-    for (const auto& [from, shards] : incoming)
-      imports.push_back(std::async(std::launch::async, [this, &service, from = from, shards = shards, &map, v] {
-        import_shards(service, from, shards, map, *v);
+    // Imports run on their own threads, one per old owner at a time, and a
+    // step does not wait for them: an export that is ready while another is
+    // being imported is taken at once (the requests held at its old owner
+    // wait for it).
+    for (const auto& [from, shards] : incoming) {
+      const auto key = service + "/" + from;
+      if (auto running = importing.find(key); running != importing.end()) {
+        if (running->second.wait_for(std::chrono::seconds(0)) != std::future_status::ready) continue;
+        importing.erase(running);
+      }
+      importing.emplace(key, std::async(std::launch::async, [this, service, from = from, shards = shards, v] {
+        try {
+          import_shards(service, from, shards, v->maps.at(service), *v);
+        } catch (const std::exception& e) {
+          log::get("cluster")->error("import of '{}' from '{}' failed: {}", service, from, e.what());
+        }
+        {
+          std::lock_guard<std::mutex> guard(mutex);
+          handoff_due = true;  // the next step looks again (more may be ready)
+        }
+        wake.notify_all();
       }));
-    for (auto& f : imports) f.get();
+    }
     clean_up(service, map);
   }
 }
