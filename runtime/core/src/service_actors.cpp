@@ -869,9 +869,10 @@ caf::behavior entity_actor(entity_self* self, std::shared_ptr<service_runtime> s
         auto& s = self->state;
         if (auto loaded = s.runner->apply(*f); !loaded) {
           const auto& key = s.runner->persistence()->key();
-          s.svc->record_failure("activation of " + s.svc->def.name + "/" + key + " failed: " + loaded.error().message);
+          auto why = "activation of " + s.svc->def.name + "/" + key + " failed: " + loaded.error().message;
+          s.svc->record_failure(why);
           if (loaded.error().is(errc::store_corrupt)) s.svc->store_damaged = true;
-          self->quit(caf::make_error(caf::sec::runtime_error, loaded.error().message));
+          self->quit(caf::make_error(caf::sec::runtime_error, std::move(why)));
           return;
         }
         s.svc->activations++;

@@ -75,6 +75,13 @@ using root_actor = caf::stateful_actor<service_root_state>;
 using resume_found_atom = caf::atom_constant<caf::atom("resfound")>;
 
 std::string reason_text(const caf::error& reason, const service_runtime& svc) {
+  // The actor's own words first: a crash quits with its text in the exit
+  // reason. The service's last recorded failure is one slot for all its
+  // actors: another entity may have crashed since (seen: poison-0's
+  // quarantine quoting poison-1's crash).
+  const auto& context = reason.context();
+  if (context.match_elements<std::string>() && !context.get_as<std::string>(0).empty())
+    return context.get_as<std::string>(0);
   auto recorded = svc.last_failure();
   return recorded.empty() ? caf::to_string(reason) : recorded;
 }
