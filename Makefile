@@ -3,7 +3,7 @@ BUILD ?= build
 RELEASE ?= build-release
 JOBS ?= $(shell nproc)
 
-.PHONY: deps build release demo test test-asan test-tsan fuzz bench bench-quick clean
+.PHONY: deps build release demo test test-asan test-tsan fuzz bench bench-quick profile clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -57,6 +57,11 @@ bench: release
 
 bench-quick: release
 	python3 bench/run_all.py $(RELEASE) --quick
+
+# Flame graphs and flat profiles of the request/reply scenarios (bench/README.md, Profiles).
+PROFILE_LABEL ?= $(shell git rev-parse --short HEAD)
+profile: release
+	bash bench/profile/profile.sh $(RELEASE) $(PROFILE_LABEL)
 
 clean:
 	rm -rf $(BUILD) $(RELEASE) build-asan build-tsan build-tsan-deps build-fuzz

@@ -6,6 +6,7 @@ Usage: run_all.py BUILD_DIR [--quick] [--out DIR] [--only NAME ...]
 """
 import argparse
 import datetime
+import resource
 import json
 import os
 import platform
@@ -18,7 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 PROGRAMS = ["inprocess", "rpc", "supervision", "storage", "gateway", "shop", "cluster"]
 # Every program is bounded; these are generous ceilings, not expectations.
-TIMEOUT_S = {"inprocess": 600, "rpc": 600, "supervision": 600, "storage": 900, "gateway": 600, "shop": 600, "cluster": 900}
+TIMEOUT_S = {"inprocess": 600, "rpc": 1200, "supervision": 600, "storage": 900, "gateway": 600, "shop": 600, "cluster": 900}
 
 
 def machine():
@@ -35,13 +36,47 @@ def machine():
             "host": socket.gethostname(), "date": datetime.datetime.now().isoformat(timespec="seconds")}
 
 
+def cpu_ticks():
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
 def run(build, name, quick, tmp):
+    """Runs one benchmark and records the machine's load while it ran: how
+    busy the cores were, how much of that was the benchmark itself, and what
+    else ran (a figure taken beside other work is not a figure to quote)."""
     out = os.path.join(tmp, name + ".json")
     cmd = [os.path.join(build, "bench", "cohort-bench-" + name), "--json", out] + (["--quick"] if quick else [])
     print("\n$ " + " ".join(cmd), flush=True)
+    load_before, (busy0, total0) = loadavg(), cpu_ticks()
+    own0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = datetime.datetime.now()
     subprocess.run(cmd, check=True, timeout=TIMEOUT_S[name])
+    wall = (datetime.datetime.now() - started).total_seconds()
+    own1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy1, total1 = cpu_ticks()
+    cores = os.cpu_count() or 1
+    machine_busy = 100.0 * (busy1 - busy0) / max(1, total1 - total0) * cores  # percent of one core
+    own = 100.0 * ((own1.ru_utime - own0.ru_utime) + (own1.ru_stime - own0.ru_stime)) / max(wall, 1e-9)
     with open(out) as f:
-        return json.load(f)
+        result = json.load(f)
+    if isinstance(result, dict):
+        result["machine_load"] = {"wall_s": round(wall, 1), "loadavg_before": load_before, "loadavg_after": loadavg(),
+                                  "cores": cores, "busy_percent_of_a_core": round(machine_busy, 1),
+                                  "bench_percent_of_a_core": round(own, 1),
+                                  "others_percent_of_a_core": round(max(0.0, machine_busy - own), 1)}
+        print("machine load during %s: %.0f%% of a core busy, %.0f%% the bench itself, %.0f%% other processes "
+              "(load average %.2f -> %.2f)" % (name, machine_busy, own, max(0.0, machine_busy - own), load_before,
+                                                loadavg()), flush=True)
+    return result
 
 
 def gnuplot(script):
@@ -80,24 +115,71 @@ plot $d using 2:3:4:xtic(1) title 'Cohort (median, min..max)', '' using 5:6:7 ti
     return png
 
 
+def curve_chart(png, title, xlabel, ylabel, series, logx=True, logy=False, extra=""):
+    """Lines with error bars (median, min..max of the repeats), one per
+    system; the ratio of the first series to the second is written at each
+    point. series: [(name, [(x, {median, min, max}), ...]), ...]."""
+    blocks, plots = [], []
+    for i, (name, points) in enumerate(series):
+        blocks.append("$s%d << EOD\n%s\nEOD" % (i, "\n".join("%g %f %f %f" % (x, v["median"], v["min"], v["max"])
+                                                             for x, v in points)))
+        plots.append("$s%d using 1:2:3:4 with yerrorlines lw 2 title '%s'" % (i, name))
+    if len(series) >= 2:
+        first, second = dict(series[0][1]), dict(series[1][1])
+        labels = "\n".join('%g %f "%.2fx"' % (x, first[x]["max"], first[x]["median"] / second[x]["median"])
+                           for x in first if x in second and second[x]["median"])
+        blocks.append("$r << EOD\n%s\nEOD" % labels)
+        plots.append("$r using 1:2:3 with labels offset 0,1 notitle")
+    gnuplot("""set terminal pngcairo size 900,500
+set output '%s'
+set title '%s'
+set xlabel '%s'
+set ylabel '%s'
+%s
+%s
+set grid
+set key top right
+%s
+%s
+plot %s
+""" % (png, title, xlabel, ylabel, "set logscale x 2" if logx else "", "set logscale y" if logy else "set yrange [0:*]",
+       extra, "\n".join(blocks), ", \\\n     ".join(plots)))
+    return png
+
+
 def spread(d):
     return {"median": d["median"], "min": d.get("min", d["median"]), "max": d.get("max", d["median"])}
 
 
 def charts(results, stem):
     rpc = results["rpc"]
-    thr = [r for r in rpc if r["metric"].startswith("throughput")]
-    lat = [r for r in rpc if "latency" in r["metric"] and r["scenario"].endswith(" 1 in flight")]
+    systems = [("Cohort", "cohort"), ("raw ZeroMQ", "raw_zeromq"), ("gRPC C++", "grpc")]
+    def rpc_series(curve, x, metric):
+        return [(name, [(p[x], p[key][metric]) for p in rpc[curve]]) for name, key in systems]
+    one = next(p for p in rpc["window_curve"] if p["in_flight"] == 1)
     pngs = [
-        bar_chart(stem + "-rpc-throughput.png", "Request/reply over tcp loopback: throughput (ratio: Cohort / raw ZeroMQ)",
-                  "requests / s", [(r["scenario"], spread(r["cohort"]), spread(r["baseline"])) for r in thr],
-                  "set key top right\nset xtics rotate by -20"),
-        bar_chart(stem + "-rpc-latency.png", "Request/reply, 1 in flight: latency percentiles (ratio: Cohort / raw ZeroMQ)",
-                  "microseconds",
-                  [("%s %s" % (r["scenario"].split(",")[0], r["metric"].split()[0]), spread(r["cohort"]), spread(r["baseline"]))
-                   for r in lat],
-                  "set xtics rotate by -30"),
+        curve_chart(stem + "-rpc-window.png", "Request/reply 64 B over tcp loopback: throughput vs in-flight window "
+                    "(ratio: Cohort / raw ZeroMQ)", "requests in flight", "requests / s",
+                    rpc_series("window_curve", "in_flight", "throughput"), logy=True),
+        curve_chart(stem + "-rpc-payload.png", "Request/reply, 16 in flight: throughput vs payload size "
+                    "(ratio: Cohort / raw ZeroMQ)", "payload bytes", "requests / s",
+                    rpc_series("payload_curve", "payload", "throughput"), logy=True),
+        curve_chart(stem + "-rpc-payload-p99.png", "Request/reply, 16 in flight: p99 latency vs payload size "
+                    "(ratio: Cohort / raw ZeroMQ)", "payload bytes", "microseconds",
+                    rpc_series("payload_curve", "payload", "p99_us"), logy=True),
+        bar_chart(stem + "-rpc-latency.png", "Request/reply 64 B, 1 in flight: latency (ratio: Cohort / gRPC C++)",
+                  "microseconds", [(m.split("_")[0], spread(one["cohort"][m]), spread(one["grpc"][m]))
+                                   for m in ("p50_us", "p99_us", "p999_us")],
+                  "set key top left", baseline="gRPC C++"),
     ]
+    tree = results["supervision"].get("restart_latency_by_tree_size", [])
+    if tree:
+        fixed = lambda v: {"median": v, "min": v, "max": v}
+        pngs.append(curve_chart(stem + "-restart-latency.png", "Worker restart latency inside the node vs supervision "
+                                "tree size (failure to the first message of the replacement)", "workers under the supervisor",
+                                "microseconds", [("p99", [(t["workers"], fixed(t["p99_us"])) for t in tree]),
+                                                 ("p50", [(t["workers"], fixed(t["p50_us"])) for t in tree])],
+                                extra="set key top left"))
     writes = sorted(results["storage"]["durable_writes"].items(), key=lambda kv: int(kv[0]))
     data = "\n".join("%s %f %f %f %f %f %f" % (k, v["cohort"], v.get("cohort_min", v["cohort"]), v.get("cohort_max", v["cohort"]),
                                                v["raw"], v.get("raw_min", v["raw"]), v.get("raw_max", v["raw"]))
@@ -141,6 +223,24 @@ plot $d using 1:2:3:4 with yerrorlines lw 2 title 'Cohort service (sync; median,
     return pngs
 
 
+def summarize_targets(results):
+    """Every benchmark's targets in one table (the same verdicts as each
+    benchmark's own text and JSON), kept in the results as "targets"."""
+    rows = []
+    for name in PROGRAMS:
+        r = results.get(name)
+        if isinstance(r, dict):
+            rows += [dict(t, bench=name) for t in r.get("targets", [])]
+    results["targets"] = rows
+    short = [t for t in rows if not t["pass"]]
+    print("\nTargets: %d checked, %d short%s" % (len(rows), len(short), " (quick run: not figures to quote)"
+                                                  if results.get("quick") else ""))
+    for t in rows:
+        print("  %-11s %-42s %-22s %9.2f  %-24s spread %4.0f%%  %s" % (
+            t["bench"], t["scenario"], t["metric"], t["value"], t["target"], t["spread_percent"],
+            "pass" if t["pass"] else "SHORT"))
+
+
 def main():
     parser = argparse.ArgumentParser(
         description="Run every Cohort benchmark beside its same-run baseline; write "
@@ -162,6 +262,7 @@ def main():
             results[name] = run(build, name, quick, tmp)
     os.makedirs(args.out, exist_ok=True)
     stem = os.path.join(args.out, datetime.date.today().isoformat() + "-" + socket.gethostname())
+    summarize_targets(results)
     with open(stem + ".json", "w") as f:
         json.dump(results, f, indent=2)
     pngs = [] if args.only else charts(results, stem)  # the charts need every benchmark

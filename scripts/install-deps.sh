@@ -29,19 +29,24 @@ packages=(
   fuse3 python3-fusepy              # a slow filesystem (FUSE) under a store for isolation tests
   nodejs                            # the JavaScript client (js/) and its test
   etcd-server etcd-client           # clusters: membership, shard maps, leases (tests start their own etcd)
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler  # bench: a gRPC C++ unary echo as a same-run peer
+  linux-perf                        # make profile: perf record of each bench scenario (flame graphs)
 )
 
-# The JavaScript client's npm packages (zeromq, @msgpack/msgpack), pinned by
-# js/package-lock.json, from the npm registry into js/node_modules.
+# npm packages, each set pinned by its package-lock.json, from the npm registry:
+# the JavaScript client's (zeromq, @msgpack/msgpack) into js/node_modules, and
+# the flame graph renderer of `make profile` (flamegraph) into bench/profile/node_modules.
 npm_packages() {
   local here
   here="$(cd "$(dirname "$0")/.." && pwd)"
-  [ -d "$here/js/node_modules/zeromq" ] && [ -d "$here/js/node_modules/@msgpack/msgpack" ] && return 0
+  [ -d "$here/js/node_modules/zeromq" ] && [ -d "$here/js/node_modules/@msgpack/msgpack" ] &&
+    [ -d "$here/bench/profile/node_modules/flamegraph" ] && return 0
   if ! command -v npm >/dev/null; then
     # Debian's nodejs comes without npm (NodeSource's has it built in).
     DEBIAN_FRONTEND=noninteractive ${SUDO:-} apt-get install -y -qq --no-install-recommends npm >/dev/null
   fi
   (cd "$here/js" && npm ci --no-audit --no-fund --loglevel=error)
+  (cd "$here/bench/profile" && npm ci --no-audit --no-fund --loglevel=error)
 }
 
 missing=()

@@ -27,6 +27,7 @@
 #include "cohort/transport/json_bridge.hpp"
 #include "raw_rocksdb.hpp"
 #include "stats.hpp"
+#include "targets.hpp"
 
 using namespace cohort;
 using namespace cohort::bench;
@@ -373,9 +374,9 @@ int main(int argc, char** argv) {
     n3->stop();
   }
   const auto r = spread_of(ratios), t = spread_of(times);
-  const bool pass = failed_total == 0 && r.median < 10;
+  const bool pass = failed_total == 0 && r.median <= 10;  // as the targets table checks it
   std::printf("  rebalance time median %.2f s [%.2f..%.2f]; p99 during / steady median %.1fx [%.1f..%.1f]; %llu failed "
-              "in all (target: 0 failed, median < 10x)  %s\n",
+              "in all (target: 0 failed, median <= 10x)  %s\n",
               t.median, t.min, t.max, r.median, r.min, r.max, static_cast<unsigned long long>(failed_total),
               pass ? "pass" : "short");
   results["rebalance"] = {{"entities", entities},
@@ -387,6 +388,12 @@ int main(int argc, char** argv) {
                           {"p99_ratio_max", r.max},
                           {"during_failed", failed_total},
                           {"pass", pass}};
+  target_list targets;
+  targets.value_at_most("rebalance " + std::to_string(entities) + " entities", "requests failed",
+                        {double(failed_total), double(failed_total), double(failed_total)}, 0);
+  targets.value_at_most("rebalance " + std::to_string(entities) + " entities", "p99 during / steady", r, 10);
+  targets.print();
+  results["targets"] = targets.to_json();
   if (!json_out.empty()) std::ofstream(json_out) << results.dump(2);
   return 0;
 }

@@ -1,4 +1,4 @@
-// gateway_bench: a backend node serving greeter.echo, and a gateway node in
+// gateway_bench: a backend node serving echo.echo (bench/src/echo_service.hpp), and a gateway node in
 // front of it (native ZeroMQ front and HTTP/JSON front). Measures, in the same
 // run: the native call through the gateway vs straight to the backend (the
 // cost of the hop), and HTTP requests/s and latency with wrk at 1, 16 and 64
@@ -18,7 +18,9 @@
 #include "cohort/examples/example_services.hpp"
 #include "cohort/runtime/node.hpp"
 #include "cohort/transport/client.hpp"
+#include "echo_service.hpp"
 #include "stats.hpp"
+#include "targets.hpp"
 
 using namespace cohort;
 using namespace cohort::bench;
@@ -30,11 +32,11 @@ namespace {
 double native_throughput(const std::string& endpoint, int in_flight, std::chrono::milliseconds duration) {
   client c(endpoint);
   auto payload = pack(examples::echo_args{std::string(64, 'x')});
-  (void)c.call("greeter", "echo", payload);
+  (void)c.call("echo", "echo", payload);
   std::uint64_t done = 0, failed = 0;
   auto until = clock_type::now() + duration;
   std::function<void()> send_one = [&] {
-    c.call_async("greeter", "echo", payload, {}, [&](reply&& r) {
+    c.call_async("echo", "echo", payload, {}, [&](reply&& r) {
       r.ok() ? ++done : ++failed;
       if (clock_type::now() < until) send_one();
     });
@@ -91,10 +93,10 @@ int main(int argc, char** argv) {
   backend_cfg.admin.clear();
   backend_cfg.http.listen.clear();
   backend_cfg.data_dir = (data / "backend").string();
-  backend_cfg.services.erase(std::remove_if(backend_cfg.services.begin(), backend_cfg.services.end(),
-                                            [](const auto& s) { return s.name != "greeter"; }),
-                             backend_cfg.services.end());
-  auto backend = node::start(backend_cfg, example_services());
+  backend_cfg.services = {echo_service_config()};
+  auto catalog = example_services();
+  catalog.push_back(echo_service());
+  auto backend = node::start(backend_cfg, catalog);
   if (!backend) return std::cerr << backend.error().message << "\n", 2;
 
   node_config gw_cfg;
@@ -103,11 +105,11 @@ int main(int argc, char** argv) {
   gw_cfg.admin.clear();
   gw_cfg.http.listen = "127.0.0.1:0";
   gw_cfg.data_dir = (data / "gateway").string();
-  remote_service_config greeter;
-  greeter.name = "greeter";
-  greeter.endpoints = {(*backend)->endpoints().front()};
-  gw_cfg.remotes.push_back(greeter);
-  auto gateway = node::start(gw_cfg, example_services());
+  remote_service_config echo;
+  echo.name = "echo";
+  echo.endpoints = {(*backend)->endpoints().front()};
+  gw_cfg.remotes.push_back(echo);
+  auto gateway = node::start(gw_cfg, catalog);
   if (!gateway) return std::cerr << gateway.error().message << "\n", 2;
 
   const auto direct = (*backend)->endpoints().front(), via = (*gateway)->endpoints().front();
@@ -125,11 +127,13 @@ int main(int argc, char** argv) {
               cell(ds).c_str(), ratio, ">= 0.70", ratio >= 0.7 ? "pass" : "short");
 
   nlohmann::json results = {{"native", {{"gateway", gs.median}, {"direct", ds.median}, {"ratio", ratio}}}};
+  target_list targets;
+  targets.ratio_at_least("native gateway hop, 64 B, 64 in flight", "req/s", gs, ds, "direct to node", 0.7);
   auto script = data / "post.lua";
   fs::create_directories(data);
   std::ofstream(script) << "wrk.method = \"POST\"\nwrk.body = '{\"data\":\"" << std::string(64, 'x')
                         << "\"}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n";
-  auto url = (*gateway)->http_endpoint() + "/v1/greeter/echo";
+  auto url = (*gateway)->http_endpoint() + "/v1/echo/echo";
   for (int c : {1, 16, 64}) {
     auto r = run_wrk(url, c, quick ? 1 : 3, script);
     std::printf("%-44s %-24s p50 %.2f ms, p99 %.2f ms %s\n", ("HTTP/JSON via gateway, wrk " + std::to_string(c) + " conn").c_str(),
@@ -148,9 +152,9 @@ int main(int argc, char** argv) {
     tls_cfg.data_dir = (data / "gateway-tls").string();
     tls_cfg.http.tls_cert_file = cert.string();
     tls_cfg.http.tls_key_file = key.string();
-    auto tls_gw = made == 0 ? node::start(tls_cfg, example_services()) : result<std::unique_ptr<node>>(error_info{errc::unavailable, "openssl failed"});
+    auto tls_gw = made == 0 ? node::start(tls_cfg, catalog) : result<std::unique_ptr<node>>(error_info{errc::unavailable, "openssl failed"});
     if (!tls_gw) return std::cerr << "TLS gateway: " << tls_gw.error().message << "\n", 2;
-    auto tls_url = (*tls_gw)->http_endpoint() + "/v1/greeter/echo";
+    auto tls_url = (*tls_gw)->http_endpoint() + "/v1/echo/echo";
     for (int c : {16, 64}) {
       std::vector<double> plain, secure;
       for (int i = 0; i < (quick ? 1 : 3); ++i) {
@@ -166,13 +170,13 @@ int main(int argc, char** argv) {
   }
   (*gateway)->stop();
 
-  // Scaling: 1, 2 and 4 instances of greeter behind a gateway (each its own
+  // Scaling: 1, 2 and 4 instances of echo behind a gateway (each its own
   // node), and 1, 4 and 16 client connections (16 in flight each).
   std::vector<std::unique_ptr<node>> extra;
   for (int i = 0; i < 3; ++i) {
     auto c = backend_cfg;
     c.data_dir = (data / ("backend" + std::to_string(i + 2))).string();
-    auto b = node::start(c, example_services());
+    auto b = node::start(c, catalog);
     if (!b) return std::cerr << b.error().message << "\n", 2;
     extra.push_back(std::move(*b));
   }
@@ -183,7 +187,7 @@ int main(int argc, char** argv) {
     cfg.http.listen.clear();
     cfg.remotes[0].endpoints.assign(all.begin(), all.begin() + static_cast<long>(instances));
     cfg.remotes[0].balance = balance_policy::least_outstanding;
-    auto gw = node::start(cfg, example_services());
+    auto gw = node::start(cfg, catalog);
     if (!gw) return std::cerr << gw.error().message << "\n", 2;
     std::vector<double> runs;
     for (int i = 0; i < repeats; ++i) runs.push_back(native_throughput((*gw)->endpoints().front(), 64, std::chrono::milliseconds(duration_ms)));
@@ -213,6 +217,8 @@ int main(int argc, char** argv) {
     (*gw)->stop();
   }
   for (auto& b : extra) b->stop();
+  targets.print();
+  results["targets"] = targets.to_json();
   if (!json_out.empty()) std::ofstream(json_out) << results.dump(2) << "\n";
   (*backend)->stop();
   std::error_code ec;

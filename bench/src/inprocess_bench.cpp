@@ -17,7 +17,9 @@
 #include "cohort/examples/example_services.hpp"
 #include "cohort/runtime/node.hpp"
 #include "cohort/transport/client.hpp"
+#include "echo_service.hpp"
 #include "stats.hpp"
+#include "targets.hpp"
 
 using namespace cohort;
 using namespace cohort::bench;
@@ -36,7 +38,7 @@ struct fanout_reply {
   MSGPACK_DEFINE_MAP(seconds, done);
 };
 
-/// A service whose one method makes `n` calls to greeter.echo, `in_flight` at a time.
+/// A service whose one method makes `n` calls to echo.echo (bench/src/echo_service.hpp), `in_flight` at a time.
 service_definition fanout_service() {
   return worker_service("bench")
       .method("fanout",
@@ -51,7 +53,7 @@ service_definition fanout_service() {
                 auto payload = examples::echo_args{std::string(64, 'x')};
                 r->issue = [ctx, r, respond, payload]() mutable {
                   r->sent++;
-                  ctx.call<examples::echo_args>("greeter", "echo", payload,
+                  ctx.call<examples::echo_args>("echo", "echo", payload,
                                                 [r, respond](result<examples::echo_args>) {
                                                   if (++r->done == r->n) {
                                                     respond(fanout_reply{std::chrono::duration<double>(clock_type::now() - r->start).count(), r->done});
@@ -125,14 +127,17 @@ int main(int argc, char** argv) {
   bench.name = "bench";
   bench.workers = 1;
   cfg.services.push_back(bench);
+  cfg.services.push_back(echo_service_config());
   auto catalog = example_services();
   catalog.push_back(fanout_service());
+  catalog.push_back(echo_service());
   auto n = node::start(cfg, catalog);
   if (!n) return std::cerr << n.error().message << "\n", 2;
   const std::size_t threads = std::max<std::size_t>(1, std::thread::hardware_concurrency() - 1);
 
   std::printf("in-process bench: %u calls per run, %d runs; Cohort ctx.call between two services vs raw CAF request/response (%zu scheduler threads each)\n\n",
               calls, repeats, threads);
+  target_list targets;
   std::printf("%-28s %-26s %-26s %6s\n", "scenario", "cohort calls/s", "raw CAF calls/s", "ratio");
   nlohmann::json results;
   client c((*n)->context(), "inproc://inprocess-bench");
@@ -151,7 +156,10 @@ int main(int argc, char** argv) {
     std::printf("%-28s %-26s %-26s %6.2f\n", (std::to_string(in_flight) + " in flight").c_str(), cell(cs).c_str(),
                 cell(rs).c_str(), cs.median / rs.median);
     results[std::to_string(in_flight)] = {{"cohort", cs.median}, {"raw_caf", rs.median}, {"ratio", cs.median / rs.median}};
+    targets.ratio_at_least(std::to_string(in_flight) + " in flight, in process", "calls/s", cs, rs, "raw CAF", 0.7);
   }
+  targets.print();
+  results["targets"] = targets.to_json();
   if (!json_out.empty()) std::ofstream(json_out) << results.dump(2) << "\n";
   (*n)->stop();
   std::error_code ec;

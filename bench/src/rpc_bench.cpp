@@ -1,12 +1,18 @@
 // rpc_bench: request/reply over tcp loopback, Cohort (client -> node -> echo
-// service -> reply) beside a raw ZeroMQ DEALER/ROUTER echo measured in the same
-// run, at 1 request in flight (latency) and 64 in flight (throughput).
+// service -> reply; bench/src/echo_service.hpp) beside two peers measured in the same run, interleaved
+// repeat by repeat: a raw ZeroMQ DEALER/ROUTER echo (the floor) and a gRPC C++
+// unary echo (what users would write instead). Curves against the in-flight
+// window (64 B) and the payload size (16 in flight), then the price of CURVE,
+// request metrics and tracing. Targets: bench/README.md.
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <algorithm>
+#include <array>
+#include <map>
 #include <thread>
 #include <cstring>
 #include <unistd.h>
@@ -19,7 +25,11 @@
 #include "cohort/runtime/node.hpp"
 #include "cohort/security/keys.hpp"
 #include "cohort/transport/client.hpp"
+#include "echo_service.hpp"
+#include "grpc_echo.hpp"
+#include "run_result.hpp"
 #include "stats.hpp"
+#include "targets.hpp"
 #include "cohort/examples/example_messages.hpp"
 
 using namespace cohort;
@@ -28,12 +38,6 @@ using namespace cohort::bench;
 using clock_type = std::chrono::steady_clock;
 
 namespace {
-
-/// One run's figures.
-struct run_result {
-  double throughput = 0;  ///< replies per second
-  double p50_us = 0, p99_us = 0, p999_us = 0;
-};
 
 /// A raw ZeroMQ ROUTER echo server on its own thread: the baseline.
 class raw_echo_server {
@@ -71,6 +75,14 @@ class raw_echo_server {
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
+
+/// Large enough for the 1 MiB point of the payload curve (the envelope adds a few bytes).
+wire_limits bench_limits() {
+  wire_limits l;
+  l.max_payload_bytes = l.max_string = 2u << 20;
+  l.hard_frame_bytes = 8 << 20;
+  return l;
+}
 
 run_result measure_raw(const std::string& endpoint, int in_flight, std::chrono::milliseconds duration,
                        std::size_t payload_bytes) {
@@ -111,18 +123,21 @@ run_result measure_raw(const std::string& endpoint, int in_flight, std::chrono::
 }
 
 run_result measure_cohort(const std::string& endpoint, int in_flight, std::chrono::milliseconds duration,
-                          std::size_t payload_bytes, const std::optional<curve_client_keys>& curve = std::nullopt) {
-  client c(endpoint, {}, {}, curve);
+                          std::size_t payload_bytes, const std::optional<curve_client_keys>& curve = std::nullopt,
+                          const std::vector<std::string>& services = {"echo"}) {
+  client c(endpoint, bench_limits(), {}, curve);
   auto payload = pack(echo_args{std::string(payload_bytes, 'x')});
   std::vector<double> latencies;
-  std::uint64_t done = 0;
-  auto warm = c.call("greeter", "echo", payload);
-  if (!warm.ok()) throw std::runtime_error("warm-up call failed: " + warm.error->message);
+  std::uint64_t done = 0, next_service = 0;
+  for (const auto& service : services) {
+    auto warm = c.call(service, "echo", payload);
+    if (!warm.ok()) throw std::runtime_error("warm-up call failed: " + warm.error->message);
+  }
   auto start = clock_type::now();
   auto until = start + duration;
   std::function<void()> send_one = [&] {
     auto sent = clock_type::now();
-    c.call_async("greeter", "echo", payload, {}, [&, sent](reply&& r) {
+    c.call_async(services[next_service++ % services.size()], "echo", payload, {}, [&, sent](reply&& r) {
       auto now = clock_type::now();
       if (!r.ok()) throw std::runtime_error("call failed: " + r.error->code + ": " + r.error->message);
       latencies.push_back(std::chrono::duration<double, std::micro>(now - sent).count());
@@ -136,32 +151,73 @@ run_result measure_cohort(const std::string& endpoint, int in_flight, std::chron
   return {done / secs, percentile(latencies, 50), percentile(latencies, 99), percentile(latencies, 99.9)};
 }
 
-struct row {
-  std::string scenario, metric;
-  spread cohort, baseline;
-  double ratio;
-  std::string target;
-  bool pass;
+/// One system's figures at one point, over the repeats.
+struct figures {
+  std::vector<double> thr, p50, p99, p999;
+  void add(const run_result& r) {
+    thr.push_back(r.throughput), p50.push_back(r.p50_us), p99.push_back(r.p99_us), p999.push_back(r.p999_us);
+  }
+  [[nodiscard]] nlohmann::json to_json() const {
+    auto s = [](const std::vector<double>& v) {
+      auto x = spread_of(v);
+      return nlohmann::json{{"median", x.median}, {"min", x.min}, {"max", x.max}};
+    };
+    return {{"throughput", s(thr)}, {"p50_us", s(p50)}, {"p99_us", s(p99)}, {"p999_us", s(p999)}};
+  }
 };
+
+/// Cohort and both peers at one (payload, in-flight) point.
+struct point {
+  std::size_t payload = 0;
+  int in_flight = 0;
+  figures cohort, raw, grpc;
+  [[nodiscard]] nlohmann::json to_json() const {
+    return {{"payload", payload}, {"in_flight", in_flight}, {"cohort", cohort.to_json()}, {"raw_zeromq", raw.to_json()},
+            {"grpc", grpc.to_json()}};
+  }
+};
+
+std::string bytes_label(std::size_t n) {
+  if (n >= (1u << 20)) return std::to_string(n >> 20) + " MiB";
+  if (n >= 1024) return std::to_string(n >> 10) + " KiB";
+  return std::to_string(n) + " B";
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Cohort request/reply benchmark (tcp loopback) against raw ZeroMQ"};
+  CLI::App app{"Cohort request/reply benchmark (tcp loopback) beside raw ZeroMQ and gRPC C++"};
   bool quick = false;
   int repeats = 5;
   int seconds_ms = 2000;
   std::string json_out;
   std::size_t scheduler_threads = 0;
   app.add_option("--scheduler-threads", scheduler_threads, "CAF scheduler threads of the node (0: one per core)");
-  app.add_flag("--quick", quick, "3 repeats of 0.5 s");
+  int io_spin_polls = -1;
+  app.add_option("--io-spin-polls", io_spin_polls, "the node's io_spin_polls (default: the node's default)");
+  app.add_flag("--quick", quick, "3 repeats of 0.5 s (a smoke run, not figures to quote)");
   app.add_option("--repeats", repeats, "repeats per measurement")->check(CLI::Range(1, 50));
   app.add_option("--duration-ms", seconds_ms, "length of one measurement")->check(CLI::Range(100, 60000));
   app.add_option("--json", json_out, "write results to this JSON file");
+  std::vector<int> windows{1, 4, 16, 64, 256};
+  std::vector<std::size_t> sizes{64, 1024, 16 << 10, 256 << 10, 1 << 20};
+  std::vector<int> services_points{1, 8, 64, 256};
+  app.add_option("--services", services_points, "points of the services-per-node curve")->check(CLI::Range(1, 1024));
+  bool curves_only = false;
+  app.add_option("--windows", windows, "points of the in-flight curve (64 B)")->check(CLI::Range(1, 4096));
+  app.add_option("--payloads", sizes, "points of the payload curve (16 in flight)")->check(CLI::Range(1, 1 << 20));
+  app.add_flag("--curves-only", curves_only, "only the curves (for profiling one scenario): no targets, no prices");
+  std::string system;
+  app.add_option("--system", system, "with --curves-only: measure one system alone (a profile without the others)")
+      ->check(CLI::IsMember({"cohort", "raw", "grpc"}))
+      ->needs("--curves-only");
   CLI11_PARSE(app, argc, argv);
-  if (quick) repeats = 3, seconds_ms = 500;
+  if (quick) {
+    if (app.count("--services") == 0) services_points = {1, 16};
+    if (app.count("--repeats") == 0) repeats = 3;
+    if (app.count("--duration-ms") == 0) seconds_ms = 500;
+  }
   const auto duration = std::chrono::milliseconds(seconds_ms);
-  std::vector<std::size_t> payloads{64, 4096};
 
   auto data_dir = std::filesystem::temp_directory_path() / ("cohort-bench-" + std::to_string(::getpid()));
   auto cfg = example_node_config();
@@ -170,42 +226,120 @@ int main(int argc, char** argv) {
   cfg.http.listen.clear();
   cfg.data_dir = data_dir.string();
   cfg.scheduler_threads = scheduler_threads;
-  auto n = node::start(cfg, example_services());
+  if (io_spin_polls >= 0) cfg.io_spin_polls = io_spin_polls;
+  cfg.limits = bench_limits();
+  cfg.services.push_back(echo_service_config());
+  auto catalog = example_services();
+  catalog.push_back(echo_service());
+  auto n = node::start(cfg, catalog);
   if (!n) {
     std::cerr << "cannot start node: " << n.error().message << "\n";
     return 2;
   }
   raw_echo_server raw;
-  std::cout << "rpc bench: 64-byte and 4 KiB payloads over tcp loopback, " << repeats << " x " << seconds_ms
-            << " ms per figure, alternating Cohort and raw ZeroMQ\n";
+  grpc_echo_server grpc;
+  const auto cohort_endpoint = (*n)->endpoints().front();
+  std::cout << "rpc bench: tcp loopback, " << repeats << " x " << seconds_ms
+            << " ms per figure; Cohort, raw ZeroMQ and gRPC C++ interleaved in each repeat\n";
 
-  std::vector<row> rows;
-  for (auto payload : payloads)
-    for (int in_flight : {1, 64}) {
-      std::vector<double> c_thr, r_thr, c_p50, r_p50, c_p99, r_p99, c_p999, r_p999;
-      for (int i = 0; i < repeats; ++i) {
-        auto rr = measure_raw(raw.endpoint(), in_flight, duration, payload);
-        auto cr = measure_cohort((*n)->endpoints().front(), in_flight, duration, payload);
-        r_thr.push_back(rr.throughput), c_thr.push_back(cr.throughput);
-        r_p50.push_back(rr.p50_us), c_p50.push_back(cr.p50_us);
-        r_p99.push_back(rr.p99_us), c_p99.push_back(cr.p99_us);
-        r_p999.push_back(rr.p999_us), c_p999.push_back(cr.p999_us);
+  // Every (payload, in-flight) point measured once, the three systems in a
+  // rotating order per repeat so that drift of the machine hits each alike.
+  std::map<std::pair<std::size_t, int>, point> points;
+  auto measure = [&](std::size_t payload, int in_flight) -> const point& {
+    auto [it, fresh] = points.try_emplace({payload, in_flight});
+    auto& p = it->second;
+    if (!fresh) return p;
+    p.payload = payload, p.in_flight = in_flight;
+    for (int i = 0; i < repeats; ++i)
+      for (int k = 0; k < 3; ++k) {
+        const int which = (i + k) % 3;  // 0 raw, 1 Cohort, 2 gRPC
+        if (!system.empty() && system != std::array<const char*, 3>{"raw", "cohort", "grpc"}[which]) continue;
+        switch (which) {
+          case 0: p.raw.add(measure_raw(raw.endpoint(), in_flight, duration, payload)); break;
+          case 1: p.cohort.add(measure_cohort(cohort_endpoint, in_flight, duration, payload)); break;
+          default: p.grpc.add(measure_grpc(grpc.address(), in_flight, duration, payload)); break;
+        }
       }
-      auto ct = spread_of(c_thr), rt = spread_of(r_thr);
-      auto c50 = spread_of(c_p50), r50 = spread_of(r_p50);
-      auto c99 = spread_of(c_p99), r99 = spread_of(r_p99);
-      auto c999 = spread_of(c_p999), r999 = spread_of(r_p999);
-      // The targets are set for 64-byte payloads.
-      const bool targeted = payload == 64;
-      std::string sc = std::to_string(payload) + "B, " + std::to_string(in_flight) + " in flight";
-      double thr_ratio = ct.median / rt.median, lat_ratio = c50.median / r50.median;
-      rows.push_back({sc, "throughput (req/s)", ct, rt, thr_ratio, targeted && in_flight == 64 ? ">= 0.50 of raw" : "-",
-                      thr_ratio >= 0.5});
-      rows.push_back({sc, "p50 latency (us)", c50, r50, lat_ratio, targeted && in_flight == 1 ? "<= 1.5x raw" : "-",
-                      lat_ratio <= 1.5});
-      rows.push_back({sc, "p99 latency (us)", c99, r99, c99.median / r99.median, "-", true});
-      rows.push_back({sc, "p99.9 latency (us)", c999, r999, c999.median / r999.median, "-", true});
+    auto c = spread_of(p.cohort.thr), r = spread_of(p.raw.thr), g = spread_of(p.grpc.thr);
+    std::printf("%-8s %4d in flight  req/s cohort %-8s raw %-8s (%.2fx) grpc %-8s (%.2fx)  p50 us %s / %s / %s  "
+                "p99 us %s / %s / %s\n",
+                bytes_label(payload).c_str(), in_flight, human(c.median).c_str(), human(r.median).c_str(),
+                c.median / r.median, human(g.median).c_str(), c.median / g.median,
+                human(spread_of(p.cohort.p50).median).c_str(), human(spread_of(p.raw.p50).median).c_str(),
+                human(spread_of(p.grpc.p50).median).c_str(), human(spread_of(p.cohort.p99).median).c_str(),
+                human(spread_of(p.raw.p99).median).c_str(), human(spread_of(p.grpc.p99).median).c_str());
+    std::fflush(stdout);
+    return p;
+  };
+
+  nlohmann::json window_curve = nlohmann::json::array(), payload_curve = nlohmann::json::array();
+  std::cout << "\nin-flight window, 64 B:\n";
+  for (int w : windows) window_curve.push_back(measure(64, w).to_json());
+  std::cout << "\npayload size, 16 in flight:\n";
+  for (auto size : sizes) payload_curve.push_back(measure(size, 16).to_json());
+  // How cost grows with the services on a node: N echo services (one worker each), 64 B calls spread round-robin over them, 64 in flight.
+  nlohmann::json services_curve = nlohmann::json::array();
+  if (system.empty()) std::cout << "\nservices on the node, 64 B, 64 in flight spread over them:\n";
+  for (int count : system.empty() ? services_points : std::vector<int>{}) {
+    auto many_cfg = cfg;
+    many_cfg.data_dir = data_dir.string() + "-services";
+    auto defs = catalog;
+    std::vector<std::string> names;
+    for (int i = 0; i < count; ++i) {
+      names.push_back("echo-" + std::to_string(i));
+      defs.push_back(echo_service(names.back()));
+      many_cfg.services.push_back(echo_service_config(names.back(), 1));
     }
+    auto many = node::start(many_cfg, defs);
+    if (!many) {
+      std::cerr << "cannot start the node of " << count << " services: " << many.error().message << "\n";
+      return 2;
+    }
+    figures f;
+    for (int i = 0; i < repeats; ++i)
+      f.add(measure_cohort((*many)->endpoints().front(), 64, duration, 64, std::nullopt, names));
+    (*many)->stop();
+    std::error_code ec;
+    std::filesystem::remove_all(many_cfg.data_dir, ec);
+    auto t = spread_of(f.thr);
+    std::printf("%5d services: req/s %s [%s..%s], p99 %s us\n", count, human(t.median).c_str(), human(t.min).c_str(),
+                human(t.max).c_str(), human(spread_of(f.p99).median).c_str());
+    services_curve.push_back({{"services", count}, {"cohort", f.to_json()}});
+  }
+
+  if (curves_only) {
+    (*n)->stop();
+    std::error_code ec;
+    std::filesystem::remove_all(data_dir, ec);
+    return 0;
+  }
+  std::cout << "\n4 KiB, 64 in flight:\n";
+  measure(4096, 64);
+  for (int w : {1, 64}) measure(64, w);
+  for (std::size_t size : {std::size_t{64}, std::size_t{1024}, std::size_t{16 << 10}, std::size_t{256 << 10},
+                           std::size_t{1 << 20}})
+    measure(size, 16);
+
+  target_list targets;
+  auto thr = [](const figures& f) { return spread_of(f.thr); };
+  {
+    const auto& p = points.at({64, 64});
+    targets.ratio_at_least("64 B, 64 in flight", "throughput", thr(p.cohort), thr(p.raw), "raw ZeroMQ", 0.8);
+    targets.ratio_at_most("64 B, 64 in flight", "p99 latency", spread_of(p.cohort.p99), spread_of(p.raw.p99),
+                          "raw ZeroMQ", 2.0);
+    const auto& one = points.at({64, 1});
+    targets.ratio_at_least("64 B, 1 in flight", "throughput", thr(one.cohort), thr(one.raw), "raw ZeroMQ", 0.95);
+    targets.ratio_at_most("64 B, 1 in flight", "p50 latency", spread_of(one.cohort.p50), spread_of(one.grpc.p50),
+                          "gRPC C++", 1.0);
+    const auto& big = points.at({4096, 64});
+    targets.ratio_at_least("4 KiB, 64 in flight", "throughput", thr(big.cohort), thr(big.raw), "raw ZeroMQ", 0.9);
+    for (std::size_t size : {std::size_t{64}, std::size_t{1024}, std::size_t{16 << 10}, std::size_t{256 << 10},
+                             std::size_t{1 << 20}}) {
+      const auto& s = points.at({size, 16});
+      targets.ratio_at_least(bytes_label(size) + ", 16 in flight", "throughput", thr(s.cohort), thr(s.raw),
+                             "raw ZeroMQ", 0.8);
+    }
+  }
 
   // The price of security: the same calls over CURVE (encrypted, both ends
   // authenticated) against plain tcp, both to Cohort nodes, same run.
@@ -220,24 +354,24 @@ int main(int argc, char** argv) {
   me.public_key = bench_key.public_key;
   me.services = {"*"};
   secure_cfg.security.peers = {me};
-  auto secure = node::start(secure_cfg, example_services());
+  auto secure = node::start(secure_cfg, catalog);
   if (!secure) {
     std::cerr << "cannot start the CURVE node: " << secure.error().message << "\n";
     return 2;
   }
   auto server_key = security::read_public_key(secure_dir + "/keys/node.key.pub");
   const curve_client_keys keys{*server_key, bench_key.public_key, bench_key.secret_key};
-  for (auto payload : payloads) {
-    const int in_flight = 64;
+  for (std::size_t payload : {std::size_t{64}, std::size_t{4096}}) {
     std::vector<double> c_thr, p_thr;
     for (int i = 0; i < repeats; ++i) {
-      p_thr.push_back(measure_cohort((*n)->endpoints().front(), in_flight, duration, payload).throughput);
-      c_thr.push_back(measure_cohort((*secure)->endpoints().front(), in_flight, duration, payload, keys).throughput);
+      p_thr.push_back(measure_cohort(cohort_endpoint, 64, duration, payload).throughput);
+      c_thr.push_back(measure_cohort((*secure)->endpoints().front(), 64, duration, payload, keys).throughput);
     }
-    auto ct = spread_of(c_thr), pt = spread_of(p_thr);
-    double ratio = ct.median / pt.median;
-    rows.push_back({"CURVE " + std::to_string(payload) + "B, 64 in flight", "req/s vs plain tcp", ct, pt, ratio,
-                    payload == 64 ? ">= 0.70 of plain" : "-", ratio >= 0.7});
+    if (payload == 64)
+      targets.ratio_at_least("CURVE 64 B, 64 in flight", "throughput", spread_of(c_thr), spread_of(p_thr), "plain tcp", 0.7);
+    else
+      std::printf("CURVE 4 KiB, 64 in flight: %.2fx plain tcp (no target)\n",
+                  spread_of(c_thr).median / spread_of(p_thr).median);
   }
   (*secure)->stop();
 
@@ -246,7 +380,7 @@ int main(int argc, char** argv) {
   auto quiet_cfg = cfg;
   quiet_cfg.data_dir = data_dir.string() + "-quiet";
   quiet_cfg.request_metrics = false;
-  auto quiet = node::start(quiet_cfg, example_services());
+  auto quiet = node::start(quiet_cfg, catalog);
   if (!quiet) {
     std::cerr << "cannot start the node without metrics: " << quiet.error().message << "\n";
     return 2;
@@ -255,11 +389,10 @@ int main(int argc, char** argv) {
     std::vector<double> on, off;
     for (int i = 0; i < repeats; ++i) {
       off.push_back(measure_cohort((*quiet)->endpoints().front(), 64, duration, 64).throughput);
-      on.push_back(measure_cohort((*n)->endpoints().front(), 64, duration, 64).throughput);
+      on.push_back(measure_cohort(cohort_endpoint, 64, duration, 64).throughput);
     }
-    auto ons = spread_of(on), offs = spread_of(off);
-    double ratio = ons.median / offs.median;
-    rows.push_back({"metrics 64B, 64 in flight", "req/s vs metrics off", ons, offs, ratio, ">= 0.95 of off", ratio >= 0.95});
+    targets.ratio_at_least("metrics on, 64 B, 64 in flight", "throughput", spread_of(on), spread_of(off), "metrics off",
+                           0.95);
   }
   (*quiet)->stop();
 
@@ -270,7 +403,7 @@ int main(int argc, char** argv) {
     auto untraced_cfg = cfg;
     untraced_cfg.data_dir = data_dir.string() + "-untraced";
     untraced_cfg.trace.enabled = false;
-    auto untraced = node::start(untraced_cfg, example_services());
+    auto untraced = node::start(untraced_cfg, catalog);
     if (!untraced) {
       std::cerr << "cannot start the node without tracing: " << untraced.error().message << "\n";
       return 2;
@@ -279,7 +412,7 @@ int main(int argc, char** argv) {
       auto traced_cfg = cfg;
       traced_cfg.data_dir = data_dir.string() + "-traced";
       traced_cfg.trace.sample = sample;
-      auto traced = node::start(traced_cfg, example_services());
+      auto traced = node::start(traced_cfg, catalog);
       if (!traced) {
         std::cerr << "cannot start the traced node: " << traced.error().message << "\n";
         return 2;
@@ -289,35 +422,21 @@ int main(int argc, char** argv) {
         off.push_back(measure_cohort((*untraced)->endpoints().front(), 64, duration, 64).throughput);
         on.push_back(measure_cohort((*traced)->endpoints().front(), 64, duration, 64).throughput);
       }
-      auto ons = spread_of(on), offs = spread_of(off);
-      double ratio = ons.median / offs.median;
       char label[64];
-      std::snprintf(label, sizeof label, "tracing %g, 64 in flight", sample);
-      const bool cheap = sample < 1;
-      rows.push_back({label, "req/s vs tracing off", ons, offs, ratio, cheap ? ">= 0.95 of off" : ">= 0.85 of off",
-                      ratio >= (cheap ? 0.95 : 0.85)});
+      std::snprintf(label, sizeof label, "tracing %g, 64 B, 64 in flight", sample);
+      targets.ratio_at_least(label, "throughput", spread_of(on), spread_of(off), "tracing off", sample < 1 ? 0.95 : 0.85);
       (*traced)->stop();
     }
     (*untraced)->stop();
   }
 
-  std::printf("\n%-24s %-20s %-26s %-26s %7s  %-15s %s\n", "scenario", "metric", "cohort median [min..max]",
-              "raw zmq median [min..max]", "ratio", "target", "result");
-  for (const auto& r : rows) {
-    auto cell = [](const spread& s) {
-      return human(s.median) + " [" + human(s.min) + ".." + human(s.max) + "]";
-    };
-    std::printf("%-24s %-20s %-26s %-26s %7.2f  %-15s %s\n", r.scenario.c_str(), r.metric.c_str(),
-                cell(r.cohort).c_str(), cell(r.baseline).c_str(), r.ratio, r.target.c_str(),
-                r.target == "-" ? "" : (r.pass ? "pass" : "short"));
-  }
+  targets.print();
   if (!json_out.empty()) {
-    nlohmann::json j = nlohmann::json::array();
-    for (const auto& r : rows)
-      j.push_back({{"scenario", r.scenario}, {"metric", r.metric},
-                   {"cohort", {{"median", r.cohort.median}, {"min", r.cohort.min}, {"max", r.cohort.max}}},
-                   {"baseline", {{"median", r.baseline.median}, {"min", r.baseline.min}, {"max", r.baseline.max}}},
-                   {"ratio", r.ratio}, {"target", r.target}, {"pass", r.pass}});
+    nlohmann::json j = {{"repeats", repeats}, {"duration_ms", seconds_ms}, {"window_curve", window_curve},
+                        {"payload_curve", payload_curve},
+                        {"services_curve", services_curve}, {"points", nlohmann::json::array()},
+                        {"targets", targets.to_json()}};
+    for (const auto& [key, p] : points) j["points"].push_back(p.to_json());
     std::ofstream(json_out) << j.dump(2) << "\n";
   }
   (*n)->stop();
@@ -325,5 +444,7 @@ int main(int argc, char** argv) {
   std::filesystem::remove_all(data_dir, ec);
   std::filesystem::remove_all(secure_dir, ec);
   std::filesystem::remove_all(data_dir.string() + "-quiet", ec);
+  std::filesystem::remove_all(data_dir.string() + "-untraced", ec);
+  std::filesystem::remove_all(data_dir.string() + "-traced", ec);
   return 0;
 }

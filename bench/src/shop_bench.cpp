@@ -23,6 +23,7 @@
 #include "cohort/transport/client.hpp"
 #include "raw_rocksdb.hpp"
 #include "stats.hpp"
+#include "targets.hpp"
 
 using namespace cohort;
 using namespace cohort::bench;
@@ -155,8 +156,14 @@ int main(int argc, char** argv) {
               (human(floor_checkouts) + " raw-disk floor").c_str(), s.median / floor_checkouts);
   std::printf("%-44s %-26s %-26s\n", "durable writes per checkout (embedded)", human(w.median).c_str(),
               (human(r.median) + " raw sync writes/s").c_str());
+  target_list targets;
+  const spread floor{floor_checkouts, floor_checkouts, floor_checkouts};
+  targets.ratio_at_least("shop checkouts, embedded", "checkouts/s", e, floor, "raw-disk floor", 0.8);
+  targets.ratio_at_least("shop checkouts, split", "checkouts/s", s, floor, "raw-disk floor", 0.8);
+  targets.print();
   if (!json_out.empty()) {
     nlohmann::json j;
+    j["targets"] = targets.to_json();
     j["embedded"] = {{"median", e.median}, {"min", e.min}, {"max", e.max}};
     j["split"] = {{"median", s.median}, {"min", s.min}, {"max", s.max}};
     j["writes_per_checkout"] = w.median;

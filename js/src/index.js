@@ -10,6 +10,8 @@ const { encode, decode } = require("@msgpack/msgpack");
 const PROTOCOL_VERSION = 1;
 /** Acknowledge at least this often: keeps a subscription alive (the node's idle timeout is 30 s by default). */
 const ACK_EVERY_MS = 5000;
+/** Shards (and server keys) a ClusterClient remembers per service at most; a node allows up to 4096. */
+const MAX_SHARDS = 4096;
 
 /** An error reply, or a local failure (`local`: no reply came). `code` is the protocol's stable code. */
 class CohortError extends Error {
@@ -358,7 +360,7 @@ class ClusterClient {
         const { header, result } = await this._connection(endpoint).callWithHeader(service, method, args,
                                                                                      { ...options, timeoutMs: left, shard });
         const got = header.shard === undefined ? undefined : Number(header.shard);
-        if (got !== undefined && (!routes.count || got < routes.count) && routes.owners.size < 4096)
+        if (got !== undefined && (!routes.count || got < routes.count) && routes.owners.size < MAX_SHARDS)
           routes.owners.set(got, endpoint);
         return result;
       } catch (e) {
@@ -375,8 +377,14 @@ class ClusterClient {
           routes.count = owner.shards;
           for (const s of [...routes.owners.keys()]) if (s >= routes.count) routes.owners.delete(s);
         }
-        if (routes.count && owner.shard < routes.count) routes.owners.set(owner.shard, owner.endpoint);
-        if (owner.serverKey) this._serverKeys.set(owner.endpoint, owner.serverKey);
+        // Bounded like the reply path: a trusted node still cannot grow these without end.
+        if (routes.count && owner.shard < routes.count &&
+            (routes.owners.has(owner.shard) || routes.owners.size < MAX_SHARDS)) {
+          routes.owners.set(owner.shard, owner.endpoint);
+        }
+        if (owner.serverKey && (this._serverKeys.has(owner.endpoint) || this._serverKeys.size < MAX_SHARDS)) {
+          this._serverKeys.set(owner.endpoint, owner.serverKey);
+        }
         if (followed || owner.endpoint === endpoint || Date.now() - started >= timeoutMs) throw e;
         this.redirects++;
         endpoint = owner.endpoint;

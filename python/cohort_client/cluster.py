@@ -107,9 +107,12 @@ class ClusterClient:
                         routes["owners"].clear()  # re-sharded: forget it all
                     routes["count"] = owner["shards"]
                     routes["owners"] = {s: ep for s, ep in routes["owners"].items() if s < routes["count"]}
-                if routes["count"] and owner["shard"] < routes["count"]:
+                # Bounded like the reply path: a trusted node still cannot grow these without end.
+                if routes["count"] and owner["shard"] < routes["count"] and \
+                        (owner["shard"] in routes["owners"] or len(routes["owners"]) < _MAX_SHARDS):
                     routes["owners"][owner["shard"]] = owner["endpoint"]
-                if owner["server_key"]:
+                if owner["server_key"] and (owner["endpoint"] in self._server_keys
+                                            or len(self._server_keys) < _MAX_SHARDS):
                     self._server_keys[owner["endpoint"]] = owner["server_key"]
                 left = timeout - (time.monotonic() - started)
                 if followed or owner["endpoint"] == endpoint or left <= 0:

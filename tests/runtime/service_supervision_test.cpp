@@ -7,6 +7,9 @@
 #include <optional>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
+#include "cohort/security/client_keys.hpp"
 #include "cohort/transport/client.hpp"
 #include "cohort/transport/json_bridge.hpp"
 #include "test_node.hpp"
@@ -82,6 +85,51 @@ TEST_CASE("one_for_all restarts every worker when one crashes", "[supervision][r
   CHECK(status_of(*n, "greeter").restarts == 1);  // and no second round
   CHECK(all_restarted_once());
   CHECK(c.call("greeter", "hello", pack(hello_args{"x"})).ok());
+}
+
+TEST_CASE("the node times each worker restart, from the failure to the replacement's first message",
+          "[supervision][runtime]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  auto& g = service_named(cfg, "greeter");
+  g.workers = 1;
+  g.supervision.intensity = {100, 10000ms};  // six restarts in a row, no giving up
+  auto n = start_node(cfg);
+  CHECK(status_of(*n, "greeter").restarts_timed == 0);
+  CHECK(status_of(*n, "greeter").restart_latency_p50_us < 0);  // none yet: not a made-up figure
+  client c(n->endpoints().front());
+  for (std::uint64_t i = 1; i <= 5; ++i) {
+    CHECK(c.call("greeter", "crash", crash_args()).error->is(errc::internal));
+    // The next crash only once this restart is timed (a call meeting the dead worker is answered unavailable).
+    REQUIRE(eventually([&] { return status_of(*n, "greeter").restarts_timed == i; }, 3000ms));
+  }
+  auto s = status_of(*n, "greeter");
+  CHECK(s.restart_latency_p50_us > 0);
+  CHECK(s.restart_latency_p99_us >= s.restart_latency_p50_us);
+  CHECK(s.restart_latency_max_us >= s.restart_latency_p99_us);
+  CHECK(s.restart_latency_p99_us < 2e6);
+  // A crash an operator injects is timed too.
+  REQUIRE(n->command_child("greeter", "worker-1", "crash").ok());
+  REQUIRE(eventually([&] { return status_of(*n, "greeter").restarts_timed == 6; }, 3000ms));
+  CHECK(c.call("greeter", "hello", pack(hello_args{"x"})).ok());
+  // The operator's view carries the same figures.
+  security::key_choice ops;
+  ops.keys_dir = dir.path() + "/keys";
+  ops.own_name = "operator";
+  auto keys = security::find_client_keys(n->admin_endpoint(), ops);
+  REQUIRE(keys);
+  client admin(n->admin_endpoint(), {}, {}, *keys);
+  auto st = admin.call("admin", "status", *json_to_msgpack("{}"));
+  REQUIRE(st.ok());
+  auto j = nlohmann::json::parse(*msgpack_to_json(st.payload));
+  bool seen = false;
+  for (const auto& svc : j["services"])
+    if (svc["name"] == "greeter") {
+      seen = true;
+      CHECK(svc["restart_latency"]["timed"] == 6);
+      CHECK(svc["restart_latency"]["p50_us"].get<double>() > 0);
+    }
+  CHECK(seen);
 }
 
 TEST_CASE("backoff delays a restart and the service answers unavailable meanwhile", "[supervision][runtime]") {

@@ -234,3 +234,25 @@ TEST_CASE("UTF-8 validation refuses overlong forms, surrogates and truncated seq
   CHECK_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));                // past U+10FFFF
   CHECK_FALSE(is_valid_utf8("\xff"));
 }
+
+TEST_CASE("UTF-8 validation finds a bad byte anywhere in or after a long ASCII run", "[transport][bad-input]") {
+  // ASCII is checked 8 bytes at a time: every position of the bad byte, at
+  // every alignment, in runs shorter and longer than a word.
+  for (std::size_t before : {0, 1, 7, 8, 9, 15, 16, 63, 64, 1000})
+    for (std::size_t after : {0, 1, 7, 8, 17}) {
+      const std::string a(before, 'a'), b(after, 'b');
+      INFO("before " << before << ", after " << after);
+      CHECK(is_valid_utf8(a + b));
+      CHECK(is_valid_utf8(a + "\xc3\xa9" + b));                   // é between ASCII runs
+      CHECK(is_valid_utf8(a + "\xf0\x9f\x98\x80" + b));           // 😀
+      CHECK_FALSE(is_valid_utf8(a + "\xff" + b));
+      CHECK_FALSE(is_valid_utf8(a + "\xc0\xaf" + b));               // overlong
+      CHECK_FALSE(is_valid_utf8(a + "\xed\xa0\x80" + b));          // surrogate
+      CHECK_FALSE(is_valid_utf8(a + "\xe2\x82"));                  // truncated at the end
+      CHECK_FALSE(is_valid_utf8(a + "\xc3\xa9" + b + "\x80"));      // a stray continuation byte
+    }
+  std::string large(256 << 10, 'x');
+  CHECK(is_valid_utf8(large));
+  large[large.size() - 3] = '\x80';
+  CHECK_FALSE(is_valid_utf8(large));
+}

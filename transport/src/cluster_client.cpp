@@ -93,8 +93,13 @@ reply cluster_client::call(std::string_view service, std::string_view method, st
       for (auto it = routes.owners.begin(); it != routes.owners.end();)
         it = it->first >= routes.count ? routes.owners.erase(it) : std::next(it);
     }
-    if (routes.count != 0 && owner.shard < routes.count) routes.owners[owner.shard] = owner.endpoint;
-    if (!owner.server_key.empty()) server_keys_[owner.endpoint] = owner.server_key;
+    // Bounded like the reply path: a node we trust still cannot grow our tables without end.
+    if (routes.count != 0 && owner.shard < routes.count &&
+        (routes.owners.count(owner.shard) != 0 || routes.owners.size() < max_shards))
+      routes.owners[owner.shard] = owner.endpoint;
+    if (!owner.server_key.empty() &&
+        (server_keys_.count(owner.endpoint) != 0 || server_keys_.size() < max_shards))
+      server_keys_[owner.endpoint] = owner.server_key;
     const auto left = opts.timeout - std::chrono::duration_cast<std::chrono::milliseconds>(
                                          std::chrono::steady_clock::now() - started);
     if (followed >= 1 || owner.endpoint == endpoint || left <= std::chrono::milliseconds(0)) return r;

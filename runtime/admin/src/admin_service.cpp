@@ -30,6 +30,10 @@ json to_json(const service_status& s, bool with_children) {
             {"events_delivered", s.events_delivered}, {"event_redeliveries", s.event_redeliveries},
             {"outbox_oldest_age_s", s.outbox_oldest_age_s}, {"pending_entities", s.pending_entities},
             {"events_logged", s.events_logged}, {"subscriptions", s.subscriptions}};
+  // Worker restarts timed inside the node (failure -> the replacement's first message).
+  auto us = [](double v) { return v < 0 ? json(nullptr) : json(v); };
+  j["restart_latency"] = {{"timed", s.restarts_timed}, {"p50_us", us(s.restart_latency_p50_us)},
+                          {"p99_us", us(s.restart_latency_p99_us)}, {"max_us", us(s.restart_latency_max_us)}};
   if (with_children) {
     j["children"] = json::array();
     for (const auto& c : s.children) j["children"].push_back(to_json(c));

@@ -128,6 +128,7 @@ class method_runner {
   /// Its exit reason is `kill`, not `runtime_error`: the root
   /// counts it as a crash, but not towards the quarantine of a poison key.
   void injected_crash() {
+    mark_failed();
     svc_->record_failure("crash injected by operator");
     self_->quit(caf::make_error(caf::exit_reason::kill));
   }
@@ -143,6 +144,17 @@ class method_runner {
   /// Runs a request, or keeps it for later while an idempotency record is
   /// read off-thread (requests of an entity run in arrival order).
   void run(const request_ptr& req);
+  /// The supervisor's first message to a worker that replaces a failed one:
+  /// the restart is done (restart latency, failure to here).
+  void restarted() {
+    auto failed = activity_ ? activity_->replaces_failure_at_ns.exchange(0, std::memory_order_relaxed) : 0;
+    auto now = clock_type::now().time_since_epoch().count();
+    if (failed != 0 && now >= failed) svc_->restart_latency.record(static_cast<double>(now - failed) / 1000.0);
+  }
+  /// Stamps this worker's failure for its replacement's restart latency.
+  void mark_failed() {
+    if (activity_) activity_->failed_at_ns.store(clock_type::now().time_since_epoch().count(), std::memory_order_relaxed);
+  }
   /// The idempotency record of the request that waits for it was read.
   void on_idempotency_record(const result<std::optional<idempotent_result>>& found);
   void on_reply(std::uint64_t id, reply&& r);
@@ -773,6 +785,7 @@ void method_runner::checkpoint(std::function<void()> then) {
 }
 
 void method_runner::crash(const std::string& what) {
+  mark_failed();
   // Logged here, inside the handler's log scope: the line names the trace and the caller.
   log::get("service")->error("{} {} crashed: {}", svc_->def.name, actor_, what);
   svc_->record_failure(what);
@@ -792,6 +805,7 @@ caf::behavior worker_actor(caf::stateful_actor<worker_state>* self, std::shared_
   return {
       [=](const request_ptr& req) { self->state.runner->run(req); },
       [=](crash_atom) { self->state.runner->injected_crash(); },
+      [=](restarted_atom) { self->state.runner->restarted(); },
       [=](reply_atom, std::uint64_t id, const reply_ptr& r) { self->state.runner->on_reply(id, std::move(*r)); },
       [=](call_timeout_atom) { self->state.runner->on_call_timeouts(); },
   };

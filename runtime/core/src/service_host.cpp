@@ -255,6 +255,11 @@ service_status service_host::status_of(const std::string& name, const hosted& h)
   s.uptime_s = s.state == "up" ? std::chrono::duration<double>(clock_type::now() - h.started).count() : 0;
   s.in_flight = svc.in_flight.load();
   s.restarts = svc.restarts.load();
+  const auto restart = svc.restart_latency.read();
+  s.restarts_timed = restart.count;
+  s.restart_latency_p50_us = restart.p50_us;
+  s.restart_latency_p99_us = restart.p99_us;
+  s.restart_latency_max_us = restart.max_us;
   s.activations = svc.activations.load();
   s.passivations = svc.passivations.load();
   s.live_entities = svc.live_entities.load();

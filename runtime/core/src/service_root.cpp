@@ -37,6 +37,8 @@ struct worker_child {
   bool operator_stopped = false;  ///< stopped by the operator: not restarted
   std::uint64_t restarts = 0;
   std::string last_failure;
+  /// When the last incarnation failed (steady ns), until its replacement starts: restart latency.
+  std::int64_t failed_at_ns = 0;
 };
 
 struct service_root_state {
@@ -125,7 +127,12 @@ void publish(root_actor* self, service_runtime& svc) {
 void start_worker(root_actor* self, const std::shared_ptr<service_runtime>& svc, std::size_t i) {
   auto& w = self->state.workers[i];
   w.activity = std::make_shared<handler_activity>();
+  // A replacement times itself: failure -> its first message, sent here before
+  // any request can reach it (restart latency, as OTP's supervisor benchmarks time it).
+  const auto failed_at = std::exchange(w.failed_at_ns, 0);
+  w.activity->replaces_failure_at_ns.store(failed_at, std::memory_order_relaxed);
   w.actor = spawn_worker(self, svc, w.activity);
+  if (failed_at != 0) self->send(w.actor, restarted_atom::value);
   w.running = true;
   w.restarting = false;
   self->state.worker_at[w.actor.address()] = i;
@@ -168,7 +175,12 @@ void on_worker_down(root_actor* self, const std::shared_ptr<service_runtime>& sv
   w.actor = nullptr;
   w.running = false;
   const bool abnormal = static_cast<bool>(reason);
-  if (abnormal) w.last_failure = reason_text(reason, *svc);
+  if (abnormal) {
+    w.last_failure = reason_text(reason, *svc);
+    // The worker stamps its own failure; one killed from outside is stamped now.
+    auto failed = w.activity ? w.activity->failed_at_ns.load(std::memory_order_relaxed) : 0;
+    w.failed_at_ns = failed != 0 ? failed : clock_type::now().time_since_epoch().count();
+  }
   std::vector<bool> running;
   for (const auto& c : st.workers) running.push_back(c.running);
   auto decision = st.plan->on_exit(i, abnormal, running, clock_type::now());

@@ -366,6 +366,14 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
                 [](const service_status& s) { return s.state == "up" ? 1 : 0; });
     per_service("cohort_service_restarts_total", "Restarts made by the service's supervisors", MetricType::Counter,
                 [](const service_status& s) { return s.restarts; });
+    // Worker restarts timed inside the node: failure to the replacement's first message (last 1024).
+    for (auto [name, pick] : {std::pair{"cohort_service_restart_latency_p50_seconds", &service_status::restart_latency_p50_us},
+                              std::pair{"cohort_service_restart_latency_p99_seconds", &service_status::restart_latency_p99_us}}) {
+      b.family(name, "Worker restart latency inside the node (failure to the replacement's first message; last 1024)",
+               MetricType::Gauge);
+      for (const auto& s : services)
+        if (s.*pick >= 0) b.sample({{"service", s.name}}, s.*pick / 1e6);
+    }
     per_service("cohort_service_in_flight", "Requests admitted and not answered yet", MetricType::Gauge,
                 [](const service_status& s) { return s.in_flight; });
     per_service("cohort_service_stuck_handlers_total", "Handlers the watchdog found past handler_timeout_ms",

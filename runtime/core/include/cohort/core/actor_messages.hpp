@@ -51,6 +51,8 @@ using release_atom = caf::atom_constant<caf::atom("release")>;
 using crash_atom = caf::atom_constant<caf::atom("crash")>;
 using command_atom = caf::atom_constant<caf::atom("command")>;
 using start_child_atom = caf::atom_constant<caf::atom("startchild")>;
+/// The supervisor to a worker it just started in place of a failed one: its first message (restart latency).
+using restarted_atom = caf::atom_constant<caf::atom("restarted")>;
 using store_failed_atom = caf::atom_constant<caf::atom("storefail")>;
 using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 using idem_done_atom = caf::atom_constant<caf::atom("idemdone")>;

@@ -20,6 +20,7 @@
 #include "cohort/runtime/node_config.hpp"
 #include "cohort/storage/store.hpp"
 #include "cohort/core/request.hpp"
+#include "cohort/core/latency_window.hpp"
 #include "cohort/observability/tracer.hpp"
 
 namespace cohort::detail {
@@ -37,6 +38,11 @@ struct handler_activity {
   std::atomic<std::int64_t> busy_since_ns{0};  ///< steady clock; 0 = idle
   std::atomic<const std::string*> method{nullptr};
   std::atomic<bool> reported{false};
+  /// Restart latency (steady clock ns; 0 = none): set by a worker as it
+  /// fails, and on its replacement's activity as the time its predecessor
+  /// failed, until the replacement has handled its first message.
+  std::atomic<std::int64_t> failed_at_ns{0};
+  std::atomic<std::int64_t> replaces_failure_at_ns{0};
 };
 
 /// What an entity handler is doing, for the watchdog. Entities run on the
@@ -71,6 +77,8 @@ struct service_runtime {
   std::atomic<std::uint64_t> passivations{0};
   std::atomic<std::int64_t> live_entities{0};
   std::atomic<std::uint64_t> stuck_handlers{0};
+  /// From a worker's failure to its replacement handling its first message.
+  latency_window restart_latency;
   /// Entity handlers in progress, one slot per scheduler thread (by the
   /// thread's ordinal; a thread whose slot is taken goes unwatched).
   static constexpr std::size_t entity_activity_slots = 64;

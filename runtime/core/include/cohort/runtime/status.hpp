@@ -32,6 +32,10 @@ struct service_status {
   int pid = -1;              ///< process isolation: the service's child process
   std::int64_t in_flight = 0;
   std::uint64_t restarts = 0;
+  /// Worker restarts timed inside the node: from the failure to the
+  /// replacement handling its first message (last 1024; -1: none yet).
+  std::uint64_t restarts_timed = 0;
+  double restart_latency_p50_us = -1, restart_latency_p99_us = -1, restart_latency_max_us = -1;
   std::uint64_t activations = 0;
   std::uint64_t passivations = 0;
   std::int64_t live_entities = 0;

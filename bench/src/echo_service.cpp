@@ -1,0 +1,20 @@
+#include "echo_service.hpp"
+
+#include "cohort/examples/example_messages.hpp"
+
+namespace cohort::bench {
+
+service_definition echo_service(const std::string& name) {
+  return worker_service(name)
+      .method("echo", [](method_context&, const examples::echo_args& a) { return a; }, true)
+      .build();
+}
+
+service_config echo_service_config(const std::string& name, std::size_t workers) {
+  service_config c;
+  c.name = name;
+  c.workers = workers;
+  return c;
+}
+
+}  // namespace cohort::bench
