@@ -1,4 +1,5 @@
 #include "cohort/transport/client.hpp"
+#include "cohort/transport/frame.hpp"
 
 #include <vector>
 
@@ -105,8 +106,7 @@ std::uint64_t client::call_async(envelope env, std::string payload,
   env.id = next_id_++;
   env.deadline_ms = static_cast<std::uint32_t>(std::max<std::int64_t>(1, timeout.count()));
   env.sent_ms = wall_clock_ms();  // lets the receiver count time in transit
-  auto header = encode_envelope(env);
-  std::array<zmq::const_buffer, 2> frames{zmq::buffer(header), zmq::buffer(payload)};
+  std::array<zmq::message_t, 2> frames{frame_of(encode_envelope(env)), frame_of(std::move(payload))};
   std::optional<size_t> sent;
   try {
     sent = zmq::send_multipart(socket_, frames, zmq::send_flags::dontwait);

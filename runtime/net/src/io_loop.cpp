@@ -11,6 +11,7 @@
 
 #include "cohort/observability/trace_context.hpp"
 #include "cohort/transport/envelope_codec.hpp"
+#include "cohort/transport/frame.hpp"
 
 namespace cohort::detail {
 
@@ -427,13 +428,13 @@ std::optional<clock_type::time_point> io_loop::expire_requests(clock_type::time_
   return std::nullopt;
 }
 
-void io_loop::send_reply(const outgoing_reply& r) {
+void io_loop::send_reply(outgoing_reply& r) {
   auto& s = listeners_[r.listener].socket;
   try {
     s.send(zmq::buffer(r.identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
     if (r.delimiter) s.send(zmq::const_buffer(), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
     s.send(zmq::buffer(r.header), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-    s.send(zmq::buffer(r.payload), zmq::send_flags::dontwait);
+    s.send(frame_of(std::move(r.payload)), zmq::send_flags::dontwait);  // large payloads are not copied
     counters_.replies++;
   } catch (const zmq::error_t&) {
     // The peer is gone or not reading; ROUTER drops what it cannot route.
@@ -446,7 +447,8 @@ void io_loop::reject(std::size_t index, const std::string& identity, bool delimi
   envelope h;
   h.kind = message_kind::error;
   h.id = id;
-  send_reply({index, identity, delimiter, 0, encode_envelope(h), encode_error_payload(err)});
+  outgoing_reply r{index, identity, delimiter, 0, encode_envelope(h), encode_error_payload(err)};
+  send_reply(r);
 }
 
 void io_loop::retire_client(const std::string& endpoint) {

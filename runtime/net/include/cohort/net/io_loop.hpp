@@ -142,7 +142,7 @@ class io_loop {
   };
   /// Queues a reply for the I/O thread. Safe to call from any thread.
   void post_reply(outgoing_reply&& r);
-  void send_reply(const outgoing_reply& r);
+  void send_reply(outgoing_reply& r);  ///< moves the payload into its frame
   void wake();
   void reject(std::size_t index, const std::string& identity, bool delimiter, std::uint64_t id,
               const error_info& err);
