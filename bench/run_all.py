@@ -163,10 +163,12 @@ def charts(results, stem):
                     rpc_series("window_curve", "in_flight", "throughput"), logy=True),
         curve_chart(stem + "-rpc-payload.png", "Request/reply, 16 in flight: throughput vs payload size "
                     "(ratio: Cohort / raw ZeroMQ)", "payload bytes", "requests / s",
-                    rpc_series("payload_curve", "payload", "throughput"), logy=True),
+                    rpc_series("payload_curve", "payload", "throughput"), logy=True,
+                    extra='set xtics ("64 B" 64, "1 KiB" 1024, "16 KiB" 16384, "256 KiB" 262144, "1 MiB" 1048576)'),
         curve_chart(stem + "-rpc-payload-p99.png", "Request/reply, 16 in flight: p99 latency vs payload size "
                     "(ratio: Cohort / raw ZeroMQ)", "payload bytes", "microseconds",
-                    rpc_series("payload_curve", "payload", "p99_us"), logy=True),
+                    rpc_series("payload_curve", "payload", "p99_us"), logy=True,
+                    extra='set xtics ("64 B" 64, "1 KiB" 1024, "16 KiB" 16384, "256 KiB" 262144, "1 MiB" 1048576)'),
         bar_chart(stem + "-rpc-latency.png", "Request/reply 64 B, 1 in flight: latency (ratio: Cohort / gRPC C++)",
                   "microseconds", [(m.split("_")[0], spread(one["cohort"][m]), spread(one["grpc"][m]))
                                    for m in ("p50_us", "p99_us", "p999_us")],
@@ -175,8 +177,8 @@ def charts(results, stem):
     tree = results["supervision"].get("restart_latency_by_tree_size", [])
     if tree:
         fixed = lambda v: {"median": v, "min": v, "max": v}
-        pngs.append(curve_chart(stem + "-restart-latency.png", "Worker restart latency inside the node vs supervision "
-                                "tree size (failure to the first message of the replacement)", "workers under the supervisor",
+        pngs.append(curve_chart(stem + "-restart-latency.png", "Worker restart latency inside the node vs "
+                                "tree size (ratio: p99 / p50)", "workers under the supervisor",
                                 "microseconds", [("p99", [(t["workers"], fixed(t["p99_us"])) for t in tree]),
                                                  ("p50", [(t["workers"], fixed(t["p50_us"])) for t in tree])],
                                 extra="set key top left"))
