@@ -11,6 +11,7 @@
 #include "cohort/security/client_keys.hpp"
 #include "cohort/transport/client.hpp"
 #include "cohort/transport/json_bridge.hpp"
+#include "admin_json.hpp"
 #include "test_node.hpp"
 
 using namespace cohort;
@@ -64,15 +65,7 @@ outcome run_through_front(double retry_budget) {
     auto r = c.call("greeter", "hello", pack(hello_args{"budget"}), o);
     (r.ok() ? out.ok : out.failed)++;
   }
-  security::key_choice ops;
-  ops.keys_dir = front_dir.path() + "/keys";
-  ops.own_name = "operator";
-  auto keys = security::find_client_keys(front->admin_endpoint(), ops);
-  REQUIRE(keys);
-  client admin(front->admin_endpoint(), {}, {}, *keys);
-  auto reg = admin.call("admin", "registry", *json_to_msgpack("{}"));
-  REQUIRE(reg.ok());
-  auto regj = nlohmann::json::parse(*msgpack_to_json(reg.payload));
+  auto regj = admin_json(*front, front_dir.path(), "registry");
   UNSCOPED_INFO(regj.dump());
   for (const auto& i : regj["instances"])
     out.retries += i.value("retries", std::uint64_t{0});

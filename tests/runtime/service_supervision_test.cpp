@@ -7,11 +7,9 @@
 #include <optional>
 #include <thread>
 
-#include <nlohmann/json.hpp>
-
-#include "cohort/security/client_keys.hpp"
 #include "cohort/transport/client.hpp"
 #include "cohort/transport/json_bridge.hpp"
+#include "admin_json.hpp"
 #include "test_node.hpp"
 #include "cohort/examples/example_messages.hpp"
 
@@ -113,15 +111,7 @@ TEST_CASE("the node times each worker restart, from the failure to the replaceme
   REQUIRE(eventually([&] { return status_of(*n, "greeter").restarts_timed == 6; }, 3000ms));
   CHECK(c.call("greeter", "hello", pack(hello_args{"x"})).ok());
   // The operator's view carries the same figures.
-  security::key_choice ops;
-  ops.keys_dir = dir.path() + "/keys";
-  ops.own_name = "operator";
-  auto keys = security::find_client_keys(n->admin_endpoint(), ops);
-  REQUIRE(keys);
-  client admin(n->admin_endpoint(), {}, {}, *keys);
-  auto st = admin.call("admin", "status", *json_to_msgpack("{}"));
-  REQUIRE(st.ok());
-  auto j = nlohmann::json::parse(*msgpack_to_json(st.payload));
+  auto j = admin_json(*n, dir.path(), "status");
   bool seen = false;
   for (const auto& svc : j["services"])
     if (svc["name"] == "greeter") {
