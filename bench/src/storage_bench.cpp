@@ -195,11 +195,12 @@ int main(int argc, char** argv) {
     auto s = spread_of(svc), r = spread_of(raw);
     double ratio = s.median / r.median;
     auto cell = [](const spread& x) { return human(x.median) + " [" + human(x.min) + ".." + human(x.max) + "]"; };
-    std::printf("%-40s %-24s %-24s %6.2f  %-10s %s\n",
-                ("durable writes/s, " + std::to_string(clients) + " concurrent").c_str(), cell(s).c_str(),
-                cell(r).c_str(), ratio, ">= 0.90", ratio >= 0.9 ? "pass" : "short");
     targets.ratio_at_least("durable writes, " + std::to_string(clients) + " concurrent", "writes/s", s, r,
                            "raw RocksDB sync", 0.9);
+    std::printf("%-40s %-24s %-24s %6.2f  %-10s %s\n",
+                ("durable writes/s, " + std::to_string(clients) + " concurrent").c_str(), cell(s).c_str(),
+                cell(r).c_str(), ratio, targets.checks().back().target_text().c_str(),
+                targets.checks().back().pass() ? "pass" : "short");
     results["durable_writes"][std::to_string(clients)] = {{"cohort", s.median}, {"cohort_min", s.min}, {"cohort_max", s.max},
                                                           {"raw", r.median}, {"raw_min", r.min}, {"raw_max", r.max},
                                                           {"ratio", ratio}};
@@ -227,22 +228,21 @@ int main(int argc, char** argv) {
                                          {"bytes_per_live_entity", point.bytes_per_live_entity},
                                          {"rss_total_bytes", point.rss_total}});
   }
-  // The target (#19): under 1 KB per live entity of a small state; checked
-  // the same way in the text and in the JSON.
+  // The target (#19): at most 1 KB per live entity of a small state. No live
+  // entity measured reads as an infinite cost: missed, never passed by default.
   const double entity_target_bytes = 1024;
-  const bool entity_memory_pass = act.live > 0 && act.bytes_per_live_entity < entity_target_bytes;
-  // No live entity measured reads as an infinite cost: the target is missed, never passed by default.
   const double per_entity = act.live > 0 ? act.bytes_per_live_entity : 1e12;
   targets.value_at_most("memory per live entity (" + human(double(act.live)) + " live)", "bytes", {per_entity, per_entity, per_entity},
                         entity_target_bytes);
+  const bool entity_memory_pass = targets.checks().back().pass();  // the text and the JSON read this one check
   std::printf("%-40s %-24s %s\n", ("memory per live entity (" + human(double(act.live)) + " live)").c_str(),
               (human(act.bytes_per_live_entity) + " B").c_str(),
-              act.live ? ("target < 1 KB: " + std::string(entity_memory_pass ? "pass" : "short") + " (" +
+              act.live ? ("target <= 1 KB: " + std::string(entity_memory_pass ? "pass" : "short") + " (" +
                           human(act.bytes_per_live_entity * 100000 / 1e6) + " MB per 100k)")
                              .c_str()
                        : "no live entities measured");
   std::printf("%-40s %-24s %s\n", ("process RSS with " + human(double(act.live)) + " live entities").c_str(),
-              (human(act.rss_total / 1e6) + " MB").c_str(), act.live >= 100000 ? (act.rss_total < 200e6 ? "target < 200 MB: pass" : "target < 200 MB: short") : "");
+              (human(act.rss_total / 1e6) + " MB").c_str(), "");
   results["activation"] = {{"rss_total_bytes", act.rss_total}, {"per_second", act.per_second}, {"keys", keys}, {"live", act.live},
                            {"bytes_per_live_entity", act.bytes_per_live_entity},
                            {"bytes_per_live_entity_target", entity_target_bytes}, {"pass", entity_memory_pass}};
