@@ -116,8 +116,21 @@ struct cluster_agent::impl {
   /// Marks `shards` exported to `to` in the map (their files are on disk); true when it did.
   bool mark_exported(const std::string& service, const std::string& to, const std::vector<std::uint32_t>& shards,
                      const shard_map& map);
-  void import_shards(const std::string& service, const std::string& from, const std::vector<std::uint32_t>& shards,
+  /// Imports the export `from` made for this node, of shards among
+  /// `candidates` (moving or exported to this node in `map`).
+  void import_shards(const std::string& service, const std::string& from, const std::vector<std::uint32_t>& candidates,
                      const shard_map& map, const cluster_view& v);
+  /// Waits until the view marks `shards` exported from `from` to this node at
+  /// `map`'s epochs; false when they are called off or moved on meanwhile.
+  bool await_exported(const std::string& service, const std::string& from, const std::vector<std::uint32_t>& shards,
+                      const shard_map& map);
+  /// "service/old owner" pairs whose old owner said its export for this node
+  /// is on disk (under `mutex`; read by handoff_step).
+  std::set<std::string> told_exported;
+  bool stopping_now() {
+    std::lock_guard<std::mutex> guard(mutex);
+    return stopping;
+  }
   void clean_up(const std::string& service, const shard_map& map);
   void run_peer_answers();
   void answer_peer(detail::request& req);

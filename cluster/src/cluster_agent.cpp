@@ -276,7 +276,7 @@ void cluster_agent::impl::ride_out_etcd_outage() {
   bool someone_reaches = false;
   for (const auto& [name, m] : v->members) {
     if (name == node) continue;
-    auto answer = host.call_peer(name, m.endpoint, "etcd_probe", probe_request(), cfg.poll * 2);
+    auto answer = host.call_peer(m, "etcd_probe", probe_request(), cfg.poll * 2);
     if (!answer) continue;
     if (probe_says_reachable(*answer)) someone_reaches = true;
     else cut_off++;

@@ -3,11 +3,13 @@
 //   2. the old owner holds new requests for them, waits for those it is
 //      serving, lets their entities go, waits for queued writes, exports the
 //      shards' records from one snapshot into table files with a SHA-256
-//      each and a manifest, and marks them "exported";
+//      each and a manifest, tells the new owner (`_cluster.exported`, a
+//      hint) and marks them "exported";
 //   3. the new owner fetches the manifest and the files from the old owner's
-//      node (`_cluster.manifest`, `_cluster.chunk`), checks every checksum,
-//      deletes anything it still had of those shards, ingests the files and
-//      takes the shards by compare-and-swap, epoch + 1;
+//      node (`_cluster.manifest`, small exports inline, else `_cluster.chunk`)
+//      as soon as it is told, checks every checksum, and once the map says
+//      "exported" deletes anything it still had of those shards, ingests the
+//      files and takes the shards by compare-and-swap, epoch + 1;
 //   4. the old owner sees the new owner, routes the held requests to it and
 //      deletes its copy.
 // A crash anywhere repeats the step it interrupted: the map in etcd says
@@ -29,7 +31,8 @@ namespace cohort::cluster {
 namespace {
 using json = nlohmann::json;
 namespace fs = std::filesystem;
-constexpr std::size_t chunk_bytes = 512 * 1024;  // below the default 1 MiB payload limit
+/// The most an answer to a peer carries, whatever it asks for.
+constexpr std::size_t max_chunk_bytes = 4u << 20;
 
 std::optional<std::string> sha256_of(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -62,6 +65,53 @@ std::string pack_bin(const char* data, std::size_t n) {
   pk.pack_bin(static_cast<std::uint32_t>(n));
   pk.pack_bin_body(data, static_cast<std::uint32_t>(n));
   return std::string(buf.data(), buf.size());
+}
+
+/// The manifest with the export's files inline: {"manifest": text, "files": {name: bytes}}.
+std::string pack_inline(const std::string& manifest, const std::vector<std::pair<std::string, std::string>>& files) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_map(2);
+  pk.pack(std::string("manifest"));
+  pk.pack(manifest);
+  pk.pack(std::string("files"));
+  pk.pack_map(static_cast<std::uint32_t>(files.size()));
+  for (const auto& [name, body] : files) {
+    pk.pack(name);
+    pk.pack_bin(static_cast<std::uint32_t>(body.size()));
+    pk.pack_bin_body(body.data(), static_cast<std::uint32_t>(body.size()));
+  }
+  return std::string(buf.data(), buf.size());
+}
+
+/// What `_cluster.manifest` answered: the manifest's text, and the files
+/// that came inline (an older node answers the text alone).
+struct manifest_answer {
+  std::string text;
+  std::map<std::string, std::string> files;
+};
+std::optional<manifest_answer> unpack_manifest(const std::string& payload) {
+  try {
+    auto oh = msgpack::unpack(payload.data(), payload.size());
+    const auto& o = oh.get();
+    if (o.type == msgpack::type::STR) return manifest_answer{std::string(o.via.str.ptr, o.via.str.size), {}};
+    if (o.type != msgpack::type::MAP) return std::nullopt;
+    manifest_answer out;
+    for (const auto& kv : o.via.map) {
+      if (kv.key.type != msgpack::type::STR) return std::nullopt;
+      const std::string_view k(kv.key.via.str.ptr, kv.key.via.str.size);
+      if (k == "manifest" && kv.val.type == msgpack::type::STR) out.text.assign(kv.val.via.str.ptr, kv.val.via.str.size);
+      if (k == "files" && kv.val.type == msgpack::type::MAP)
+        for (const auto& f : kv.val.via.map) {
+          if (f.key.type != msgpack::type::STR || f.val.type != msgpack::type::BIN) return std::nullopt;
+          out.files.emplace(std::string(f.key.via.str.ptr, f.key.via.str.size),
+                            std::string(f.val.via.bin.ptr, f.val.via.bin.size));
+        }
+    }
+    return out;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
 }
 
 /// The string or bin in a msgpack payload.
@@ -154,7 +204,8 @@ void cluster_agent::impl::handoff_step() {
     for (std::uint32_t i = 0; i < map.count(); ++i) {
       const auto& s = map.shards[i];
       if (s.owner == node && s.phase == "moving") outgoing[s.to].push_back(i);
-      if (s.to == node && s.phase == "exported" && s.owner != node) incoming[s.owner].push_back(i);
+      if (s.to == node && s.owner != node && (s.phase == "exported" || s.phase == "moving"))
+        incoming[s.owner].push_back(i);
       if (s.owner != node || s.phase != "exported") continue;
       // Exported, but the export on disk does not hold it (lost, or made for
       // another set): export it again. Else its target has yet to take it.
@@ -190,11 +241,24 @@ void cluster_agent::impl::handoff_step() {
     // step does not wait for them: an export that is ready while another is
     // being imported is taken at once (the requests held at its old owner
     // wait for it).
+    // An import starts when a shard is marked exported, or as soon as its
+    // old owner says the export is on disk (the mark follows: the fetch runs
+    // meanwhile, the ingest waits for it).
     for (const auto& [from, shards] : incoming) {
       const auto key = service + "/" + from;
       if (auto running = importing.find(key); running != importing.end()) {
         if (running->second.wait_for(std::chrono::seconds(0)) != std::future_status::ready) continue;
         importing.erase(running);
+      }
+      // The link to the old owner is ready before the export is.
+      if (auto m = v->members.find(from); m != v->members.end()) host.connect_peer(m->second);
+      const bool any_exported = std::any_of(shards.begin(), shards.end(), [&](std::uint32_t i) {
+        return map.shards[i].phase == "exported";
+      });
+      {
+        std::lock_guard<std::mutex> guard(mutex);
+        const bool told = told_exported.erase(key) > 0;
+        if (!any_exported && !told) continue;
       }
       importing.emplace(key, std::async(std::launch::async, [this, service, from = from, shards = shards, v] {
         try {
@@ -271,6 +335,14 @@ void cluster_agent::impl::export_shards(const std::string& service, const std::s
   fs::rename(dir + "/manifest.json.tmp", dir + "/manifest.json", ec);
   if (ec) return;
   const auto written = clock_type::now();
+  // The target may start fetching now: the map's mark (an etcd round trip)
+  // and its fetch overlap. It ingests only once the mark is there.
+  {
+    auto v = load();
+    if (auto m = v->members.find(to); m != v->members.end())
+      host.tell_peer(m->second, "exported", pack_string(json{{"service", service}, {"from", node}}.dump()),
+                     std::chrono::milliseconds(2000));
+  }
   if (mark_exported(service, to, shards, map))
     note("exported " + std::to_string(shards.size()) + " shard(s) of '" + service + "' for '" + to + "': " +
          std::to_string(exported->records) + " records, " + std::to_string(bytes) + " bytes in " +
@@ -297,67 +369,110 @@ bool cluster_agent::impl::mark_exported(const std::string& service, const std::s
   return true;
 }
 
+bool cluster_agent::impl::await_exported(const std::string& service, const std::string& from,
+                                         const std::vector<std::uint32_t>& shards, const shard_map& map) {
+  const auto until = clock_type::now() + cfg.hold_timeout;
+  auto refreshed = clock_type::now();
+  for (;;) {
+    auto v = load();
+    auto it = v->maps.find(service);
+    if (it == v->maps.end() || it->second.count() != map.count()) return false;
+    bool all = true;
+    for (auto s : shards) {
+      const auto& e = it->second.shards[s];
+      if (e.owner != from || e.to != node || e.epoch != map.shards[s].epoch ||
+          (e.phase != "moving" && e.phase != "exported"))
+        return false;  // called off, or moved on: this fetch is not needed
+      all = all && e.phase == "exported";
+    }
+    if (all) return true;
+    if (clock_type::now() > until || stopping_now()) return false;
+    // The watch brings the mark within milliseconds; read etcd ourselves now and then.
+    if (clock_type::now() - refreshed > std::chrono::milliseconds(250)) refresh_view(), refreshed = clock_type::now();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
 void cluster_agent::impl::import_shards(const std::string& service, const std::string& from,
-                                        const std::vector<std::uint32_t>& shards, const shard_map& map,
+                                        const std::vector<std::uint32_t>& candidates, const shard_map& map,
                                         const cluster_view& v) {
   auto* db = host.store_of(service);
   auto m = v.members.find(from);
   if (!db || m == v.members.end()) return;  // the old owner is gone: the shards wait for it
   {
     std::lock_guard<std::mutex> guard(status_mutex);
-    handoff_now = "importing " + std::to_string(shards.size()) + " shard(s) of '" + service + "' from '" + from + "'";
+    handoff_now = "importing shard(s) of '" + service + "' from '" + from + "'";
   }
   const auto started = clock_type::now();
-  log::get("cluster")->info("importing {} shard(s) of '{}' from '{}'", shards.size(), service, from);
+  log::get("cluster")->info("importing shard(s) of '{}' from '{}'", service, from);
   const auto timeout = std::chrono::milliseconds(10000);
-  json ask{{"service", service}, {"to", node}};
-  auto answer = host.call_peer(from, m->second.endpoint, "manifest", pack_string(ask.dump()), timeout);
+  json ask{{"service", service}, {"to", node}, {"inline", true}, {"chunk", cfg.transfer_chunk_bytes}};
+  auto answer = host.call_peer(m->second, "manifest", pack_string(ask.dump()), timeout);
   if (!answer) {
     log::get("cluster")->warn("handoff of '{}' from '{}': no manifest yet ({})", service, from, answer.error().message);
     return;
   }
-  auto text = unpack_bytes(*answer);
-  auto manifest = text ? json::parse(*text, nullptr, false) : json();
-  if (!manifest.is_object() || manifest.value("count", 0u) != map.count()) {
+  auto got = unpack_manifest(*answer);
+  auto manifest = got ? json::parse(got->text, nullptr, false) : json();
+  if (!manifest.is_object() || manifest.value("count", 0u) != map.count() || !manifest.contains("shards") ||
+      !manifest["shards"].is_array() || !manifest.contains("files") || !manifest["files"].is_array()) {
     log::get("cluster")->error("handoff of '{}' from '{}': the manifest does not describe this map", service, from);
     return;
   }
-  // Exactly the shards (and epochs) the map says are exported to us.
-  std::vector<std::uint32_t> covered;
+  // The export is one batch of the shards moving (or exported) to us, at
+  // the epochs the map gives them: those are what this import takes.
+  std::vector<std::uint32_t> shards;
   for (const auto& e : manifest["shards"]) {
-    auto s = e.value("shard", 0u);
-    if (s < map.count() && in_set(shards, s) && map.shards[s].epoch == e.value("epoch", std::uint64_t{0}))
-      covered.push_back(s);
+    auto s = e.is_object() ? e.value("shard", ~0u) : ~0u;
+    if (s >= map.count() || !in_set(candidates, s) || map.shards[s].epoch != e.value("epoch", std::uint64_t{0})) {
+      shards.clear();
+      break;
+    }
+    shards.push_back(s);
   }
-  if (covered.size() != shards.size()) {
+  if (shards.empty()) {
     log::get("cluster")->info("handoff of '{}' from '{}': the manifest is for other shards; waiting for a new export",
                               service, from);
     return;
   }
+  // Whatever this node kept of these shards (an old copy: they are not
+  // ours, so it is stale) is deleted while the files come: the ingested
+  // records are the whole truth.
+  const auto count = map.count();
+  auto belongs = [&](std::string_view key) { return in_set(shards, shard_of(key, count)); };
+  auto old_copy = std::async(std::launch::async, [&] { return db->erase_entities(belongs); });
   const auto dir = import_dir(service, from);
   std::error_code ec;
   fs::remove_all(dir, ec);
   fs::create_directories(dir, ec);
   std::vector<entity_export::file> files;
   std::uint64_t bytes = 0;
+  int answers = 1;  // the manifest's
   for (const auto& f : manifest["files"]) {
+    if (!f.is_object()) return;
     auto name = f.value("name", "");
     auto size = f.value("size", std::uint64_t{0});
     auto space = f.value("space", -1);
     if (!safe_name(name) || space < 0 || space >= static_cast<int>(keyspace_count)) return;
     std::ofstream out(dir + "/" + name, std::ios::binary | std::ios::trunc);
-    for (std::uint64_t offset = 0; offset < size;) {
-      json c{{"service", service}, {"to", node}, {"name", name}, {"offset", offset}};
-      auto part = host.call_peer(from, m->second.endpoint, "chunk", pack_string(c.dump()), timeout);
-      if (!part) {
-        log::get("cluster")->warn("handoff of '{}' from '{}': fetching {} failed: {}", service, from, name,
-                                  part.error().message);
-        return;
+    if (auto in = got->files.find(name); in != got->files.end()) {
+      out.write(in->second.data(), static_cast<std::streamsize>(in->second.size()));
+    } else {
+      for (std::uint64_t offset = 0; offset < size;) {
+        json c{{"service", service}, {"to", node}, {"name", name}, {"offset", offset},
+               {"chunk", cfg.transfer_chunk_bytes}};
+        auto part = host.call_peer(m->second, "chunk", pack_string(c.dump()), timeout);
+        if (!part) {
+          log::get("cluster")->warn("handoff of '{}' from '{}': fetching {} failed: {}", service, from, name,
+                                    part.error().message);
+          return;
+        }
+        auto bytes_part = unpack_bytes(*part);
+        if (!bytes_part || bytes_part->empty()) return;
+        answers++;
+        out.write(bytes_part->data(), static_cast<std::streamsize>(bytes_part->size()));
+        offset += bytes_part->size();
       }
-      auto bytes_part = unpack_bytes(*part);
-      if (!bytes_part || bytes_part->empty()) return;
-      out.write(bytes_part->data(), static_cast<std::streamsize>(bytes_part->size()));
-      offset += bytes_part->size();
     }
     out.close();
     auto sum = sha256_of(dir + "/" + name);
@@ -369,12 +484,15 @@ void cluster_agent::impl::import_shards(const std::string& service, const std::s
     bytes += size;
     files.push_back({static_cast<keyspace>(space), dir + "/" + name, f.value("records", std::uint64_t{0})});
   }
-  // Whatever this node kept of these shards (an old copy) goes first: the
-  // ingested records are the whole truth.
   const auto fetched = clock_type::now();
-  const auto count = map.count();
-  auto belongs = [&](std::string_view key) { return in_set(shards, shard_of(key, count)); };
-  if (auto erased = db->erase_entities(belongs); !erased) return;
+  // Fetched ahead of the map's mark (the old owner told us first): nothing
+  // is ingested before the map says these shards are exported to us.
+  if (!await_exported(service, from, shards, map)) {
+    fs::remove_all(dir, ec);
+    return;
+  }
+  const auto marked_at = clock_type::now();
+  if (auto erased = old_copy.get(); !erased) return;
   const auto erased_at = clock_type::now();
   if (auto ingested = db->ingest(files); !ingested) {
     log::get("cluster")->error("handoff of '{}' from '{}': ingest failed: {}", service, from,
@@ -404,8 +522,9 @@ void cluster_agent::impl::import_shards(const std::string& service, const std::s
   for (const auto& f : files) records += f.records;
   note("took " + std::to_string(shards.size()) + " shard(s) of '" + service + "' from '" + from + "': " +
        std::to_string(records) + " records, " + std::to_string(bytes) + " bytes in " +
-       std::to_string(ms_between(started, clock_type::now())) + " ms (fetch " + std::to_string(ms_between(started, fetched)) +
-       ", old copy " + std::to_string(ms_between(fetched, erased_at)) + ", ingest " +
+       std::to_string(ms_between(started, clock_type::now())) + " ms (fetch " + std::to_string(ms_between(started, fetched)) + " in " + std::to_string(answers) + " answer(s)" +
+       ", wait for the mark " + std::to_string(ms_between(fetched, marked_at)) + ", old copy after that " +
+       std::to_string(ms_between(marked_at, erased_at)) + ", ingest " +
        std::to_string(ms_between(erased_at, ingested_at)) + ", map " +
        std::to_string(ms_between(ingested_at, clock_type::now())) + ")");
   // Serve them as soon as the map says so; their undelivered events and due
@@ -484,6 +603,23 @@ void cluster_agent::impl::answer_peer(detail::request& req) {
     req.respond(pack_string(json{{"reachable", etcd_reachable.load() && heard}}.dump()));
     return;
   }
+  if (req.header.method == "exported") {
+    // An old owner's export for this node is on disk: start fetching (handoff_step).
+    auto service = args.value("service", "");
+    auto from = args.value("from", "");
+    if (!in_flight.count(service) || !safe_name(from)) {
+      req.fail({errc::bad_request, "_cluster.exported: unknown service or node"});
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> guard(mutex);
+      if (told_exported.size() < 1024) told_exported.insert(service + "/" + from);
+      handoff_due = true;
+    }
+    wake.notify_all();
+    req.respond(pack_string("{}"));
+    return;
+  }
   auto service = args.value("service", "");
   auto to = args.value("to", "");
   if (!in_flight.count(service) || !safe_name(to)) {
@@ -491,6 +627,8 @@ void cluster_agent::impl::answer_peer(detail::request& req) {
     return;
   }
   const auto dir = export_dir(service, to);
+  // What the asking node takes in one answer (older nodes do not say: 512 KiB).
+  const auto chunk_bytes = std::clamp<std::size_t>(args.value("chunk", std::size_t{512 * 1024}), 1024, max_chunk_bytes);
   if (req.header.method == "manifest") {
     std::ifstream in(dir + "/manifest.json");
     if (!in) {
@@ -498,6 +636,28 @@ void cluster_agent::impl::answer_peer(detail::request& req) {
       return;
     }
     std::string body((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // Small exports go in the same answer (one round trip instead of one per file).
+    auto listed = json::parse(body, nullptr, false);
+    if (args.value("inline", false) && listed.is_object() && listed.contains("files") && listed["files"].is_array()) {
+      std::uint64_t total = 0;
+      for (const auto& f : listed["files"]) total += f.is_object() ? f.value("size", std::uint64_t{0}) : 0;
+      if (total <= chunk_bytes) {
+        std::vector<std::pair<std::string, std::string>> files;
+        for (const auto& f : listed["files"]) {
+          auto name = f.value("name", "");
+          std::ifstream file(dir + "/" + name, std::ios::binary);
+          if (!safe_name(name) || !file) {
+            files.clear();
+            break;
+          }
+          files.emplace_back(name, std::string((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>()));
+        }
+        if (files.size() == listed["files"].size()) {
+          req.respond(pack_inline(body, files));
+          return;
+        }
+      }
+    }
     req.respond(pack_string(body));
     return;
   }

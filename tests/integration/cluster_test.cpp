@@ -51,16 +51,19 @@ struct cluster_keys {
 
 /// A member's [security] and [cluster] sections (keys of node i, trust of all), then `services`.
 std::string member_sections(const cluster_keys& keys, int i, const std::string& etcd_url, const std::string& cluster,
-                            int shards, const std::string& services) {
+                            int shards, const std::string& services, const std::string& more_cluster = "") {
   const auto& k = keys.nodes[static_cast<std::size_t>(i)];
   return "[security]\nkeyless_loopback = false\nkey_file = \"" + k.file + "\"\ntrust_file = \"" + keys.trust +
          "\"\n[cluster]\netcd = [\"" + etcd_url + "\"]\nname = \"" + cluster + "\"\nlease_ttl_ms = 3000\nshards = " +
-         std::to_string(shards) + "\npoll_ms = 100\n" + services;
+         std::to_string(shards) + "\npoll_ms = 100\n" + more_cluster + services;
 }
 
 std::unique_ptr<node_process> start_member(const cluster_keys& keys, int i, const etcd_server& etcd,
                                            const std::string& data_dir = "") {
-  return std::make_unique<node_process>(member_sections(keys, i, etcd.url(), "t", 16, "[services.counter]\n"),
+  // Transfers in 1 KiB pieces: these handoffs come in several answers, as
+  // large exports do (the shop and namespace tests take the default: one).
+  return std::make_unique<node_process>(member_sections(keys, i, etcd.url(), "t", 16, "[services.counter]\n",
+                                                        "transfer_chunk_bytes = 1024\n"),
                                         "name = \"" + keys.nodes[static_cast<std::size_t>(i)].name + "\"\n", data_dir);
 }
 
@@ -206,6 +209,20 @@ TEST_CASE("a sharded service scales 2 -> 3 -> 2 nodes under writes: every acknow
        std::chrono::steady_clock::now() < until && !(rounds_during >= 1 && drained());)
     round(), rounds_during++;
   REQUIRE(drained());
+  // The shards came back in several 1 KiB answers each (the chunked path).
+  int pieces = 0;
+  for (auto* n : {n1.get(), n2.get()}) {
+    const auto status = admin_call(*n, "cluster", {{"verb", "status"}});
+    for (const auto& entry : status["handoffs"]) {
+      const auto line = entry.get<std::string>();
+      UNSCOPED_INFO(line);
+      const auto at = line.find(" answer(s)");
+      if (line.find("from 'n3'") == std::string::npos || at == std::string::npos) continue;
+      const auto from = line.rfind(' ', at - 1);
+      pieces = std::max(pieces, std::stoi(line.substr(from + 1, at - from - 1)));
+    }
+  }
+  CHECK(pieces >= 3);
   n3.reset();
   round();
 
@@ -752,6 +769,17 @@ TEST_CASE("three hosts in network namespaces: scale 2 -> 3 -> 2 under writes, th
        std::chrono::steady_clock::now() < until && !(rounds >= 2 && placed(3, nullptr));)
     round(*c1), rounds++;
   REQUIRE(placed(3, nullptr));
+  // Small exports come whole with their manifest: one answer per handoff.
+  int whole = 0;
+  const auto joined = nc.admin(3, "cluster", {{"verb", "status"}});
+  for (const auto& entry : joined["handoffs"]) {
+    const auto line = entry.get<std::string>();
+    UNSCOPED_INFO(line);
+    if (line.rfind("took ", 0) == 0 && line.find(" 0 records") == std::string::npos &&
+        line.find(" in 1 answer(s)") != std::string::npos)
+      whole++;
+  }
+  CHECK(whole > 0);
   // Scale in under writes: host 3 drained (its shards go back with their data), then stopped.
   auto drained = nc.admin(1, "cluster_control", {{"verb", "drain"}, {"node", "n3"}});
   INFO(drained.dump());

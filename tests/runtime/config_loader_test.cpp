@@ -159,7 +159,7 @@ idle_timeout_ms = 5000
 TEST_CASE("[cluster]: etcd endpoints, lease, shards; each wrong value named", "[runtime][config][cluster]") {
   auto cfg = parse_node_config("[cluster]\netcd = [\"http://10.0.0.10:2379\", \"http://10.0.0.11:2379\"]\nname = \"shop\"\n"
                                "lease_ttl_ms = 4000\nshards = 128\nservices = [\"counter\"]\npoll_ms = 250\n"
-                               "hold_timeout_ms = 2000\nadvertise = \"tcp://10.0.0.1:7400\"\n",
+                               "hold_timeout_ms = 2000\nadvertise = \"tcp://10.0.0.1:7400\"\ntransfer_chunk_bytes = 65536\n",
                                "c.toml", known);
   REQUIRE(cfg.ok());
   CHECK(cfg->cluster.enabled());
@@ -171,6 +171,7 @@ TEST_CASE("[cluster]: etcd endpoints, lease, shards; each wrong value named", "[
   CHECK(cfg->cluster.poll == std::chrono::milliseconds(250));
   CHECK(cfg->cluster.hold_timeout == std::chrono::milliseconds(2000));
   CHECK(cfg->cluster.advertise == "tcp://10.0.0.1:7400");
+  CHECK(cfg->cluster.transfer_chunk_bytes == 65536);
   CHECK_FALSE(parse_node_config("", "c.toml", known)->cluster.enabled());  // no [cluster]: no etcd
   auto error_of = [](const std::string& text) {
     auto c = parse_node_config(text, "c.toml", known);
@@ -182,6 +183,8 @@ TEST_CASE("[cluster]: etcd endpoints, lease, shards; each wrong value named", "[
   CHECK_THAT(error_of("[cluster]\netcd = [\"http://e:2379\"]\nlease_ttl_ms = 500\n"), Catch::Contains("lease_ttl_ms"));
   CHECK_THAT(error_of("[cluster]\netcd = [\"http://e:2379\"]\nshards = 0\n"), Catch::Contains("shards"));
   CHECK_THAT(error_of("[cluster]\netcd = [\"http://e:2379\"]\npoll_ms = 3000\n"), Catch::Contains("poll_ms"));
+  CHECK_THAT(error_of("[cluster]\netcd = [\"http://e:2379\"]\ntransfer_chunk_bytes = 100\n"),
+             Catch::Contains("transfer_chunk_bytes"));
   CHECK_THAT(error_of("[cluster]\netcd = [\"http://e:2379\"]\nname = \"a/b\"\n"), Catch::Contains("'cluster.name'"));
   CHECK_THAT(error_of("[cluster]\netcd = [\"http://e:2379\"]\nleader = true\n"), Catch::Contains("cluster.leader"));
 }

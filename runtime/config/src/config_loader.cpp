@@ -325,6 +325,7 @@ node_config read_config(const toml::table& root, const std::string& source,
     r.read_strings("services", cfg.cluster.services);
     r.read_ms("poll_ms", cfg.cluster.poll);
     r.read_ms("hold_timeout_ms", cfg.cluster.hold_timeout);
+    r.read("transfer_chunk_bytes", cfg.cluster.transfer_chunk_bytes);
     if (cfg.cluster.etcd.empty()) throw config_error{where(source, *c) + ": [cluster] needs etcd (its client URLs)"};
     for (const auto& e : cfg.cluster.etcd)
       if (e.rfind("http://", 0) != 0 && e.rfind("https://", 0) != 0)
@@ -334,6 +335,8 @@ node_config read_config(const toml::table& root, const std::string& source,
     if (cfg.cluster.shards < 1 || cfg.cluster.shards > 4096) r.fail(*c->get("shards"), "shards", "between 1 and 4096");
     if (cfg.cluster.poll.count() <= 0 || cfg.cluster.poll * 4 > cfg.cluster.lease_ttl)
       r.fail(*c->get("poll_ms"), "poll_ms", "positive and at most a quarter of lease_ttl_ms");
+    if (cfg.cluster.transfer_chunk_bytes < 1024 || cfg.cluster.transfer_chunk_bytes > 4u << 20)
+      r.fail(*c->get("transfer_chunk_bytes"), "transfer_chunk_bytes", "between 1024 and 4194304");
     if (cfg.cluster.name.empty() || cfg.cluster.name.find('/') != std::string::npos)
       r.fail(*c->get("name"), "name", "a name without '/'");
     r.reject_unknown();

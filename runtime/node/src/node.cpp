@@ -159,27 +159,34 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
   /// the member's published key when our trust list knows it as a node).
   void forward_to_member(const std::string& name, const std::string& endpoint, const std::string& key,
                          detail::request_ptr req) {
-    auto pool = "_node/" + name + "@" + endpoint;
-    auto go = [this, pool, endpoint, key, name](detail::request_ptr r) {
-      if (!io->remote_services().count(pool)) {
-        if (!key.empty()) {
-          if (!security || !security->trusts_node(key)) {
-            r->fail({errc::unauthenticated, "cluster member '" + name + "' publishes a key this node does not trust "
-                                            "as a node: add it to the trust list (docs/cluster.md)"});
-            return;
-          }
-          io->learn_server_key(endpoint, key);
-        }
-        remote_service_config rc;
-        rc.name = pool;
-        rc.endpoints = {endpoint};
-        rc.max_retries = 0;  // one owner: nowhere else to go
-        io->add_remote_service(rc);
-      }
-      io->forward_remote(pool, std::move(r));
+    auto go = [this, endpoint, key, name](detail::request_ptr r) {
+      auto pool = member_link(name, endpoint, key);
+      if (pool)
+        io->forward_remote(*pool, std::move(r));
+      else
+        r->fail(pool.error());
     };
     if (io->on_io_thread()) return go(std::move(req));
     io->post([go, req = std::move(req)]() mutable { go(std::move(req)); });
+  }
+
+  /// The link to a member (made on first use; I/O thread only): its pool's name.
+  result<std::string> member_link(const std::string& name, const std::string& endpoint, const std::string& key) {
+    auto pool = "_node/" + name + "@" + endpoint;
+    if (io->remote_services().count(pool)) return pool;
+    if (!key.empty()) {
+      if (!security || !security->trusts_node(key))
+        return error_info{errc::unauthenticated, "cluster member '" + name +
+                                                     "' publishes a key this node does not trust as a node: add it "
+                                                     "to the trust list (docs/cluster.md)"};
+      io->learn_server_key(endpoint, key);
+    }
+    remote_service_config rc;
+    rc.name = pool;
+    rc.endpoints = {endpoint};
+    rc.max_retries = 0;  // one owner: nowhere else to go
+    io->add_remote_service(rc);
+    return pool;
   }
 
   // cluster_host
@@ -221,28 +228,39 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
       }
     });
   }
-  result<std::string> call_peer(const std::string& name, const std::string& endpoint, const std::string& method,
-                                std::string payload, std::chrono::milliseconds timeout) override {
+  result<std::string> call_peer(const cluster::member& to, const std::string& method, std::string payload,
+                                std::chrono::milliseconds timeout) override {
+    auto answer = std::make_shared<std::promise<result<std::string>>>();
+    auto got = answer->get_future();
+    send_to_peer(to, method, std::move(payload), timeout, [answer](result<std::string> r) {
+      answer->set_value(std::move(r));
+    });
+    if (got.wait_for(timeout + std::chrono::seconds(1)) != std::future_status::ready)
+      return error_info{errc::timeout, "node '" + to.name + "' did not answer _cluster." + method};
+    return got.get();
+  }
+  void connect_peer(const cluster::member& to) override {
+    io->post([this, to] { (void)member_link(to.name, to.endpoint, to.key); });
+  }
+  void tell_peer(const cluster::member& to, const std::string& method, std::string payload,
+                 std::chrono::milliseconds timeout) override {
+    send_to_peer(to, method, std::move(payload), timeout, [](result<std::string>) {});
+  }
+  void send_to_peer(const cluster::member& to, const std::string& method, std::string payload,
+                    std::chrono::milliseconds timeout, std::function<void(result<std::string>)> done) {
     envelope h;
     h.service = "_cluster";
     h.method = method;
     h.id = 1;
     h.deadline_ms = static_cast<std::uint32_t>(timeout.count());
-    auto answer = std::make_shared<std::promise<result<std::string>>>();
-    auto got = answer->get_future();
     auto req = std::make_shared<detail::request>(std::move(h), std::move(payload), clock_type::now() + timeout,
-                                                 [answer](const envelope& reply, std::string&& p) {
+                                                 [done = std::move(done)](const envelope& reply, std::string&& p) {
                                                    if (reply.kind == message_kind::error)
-                                                     answer->set_value(decode_error_payload(p, wire_limits{}));
+                                                     done(decode_error_payload(p, wire_limits{}));
                                                    else
-                                                     answer->set_value(std::move(p));
+                                                     done(std::move(p));
                                                  });
-    auto v = cluster->view();
-    auto member = v->members.find(name);
-    forward_to_member(name, endpoint, member != v->members.end() ? member->second.key : std::string(), std::move(req));
-    if (got.wait_for(timeout + std::chrono::seconds(1)) != std::future_status::ready)
-      return error_info{errc::timeout, "node '" + name + "' did not answer _cluster." + method};
-    return got.get();
+    forward_to_member(to.name, to.endpoint, to.key, std::move(req));
   }
 
   /// Ingress from the sockets: refuse new work while draining.

@@ -74,9 +74,16 @@ class cluster_host {
   /// Records of `service` arrived by ingest (a shard taken over): its outbox
   /// relay and reminder scheduler look at the store again.
   virtual void data_arrived(const std::string& service) = 0;
-  /// Calls `_cluster.<method>` on the node `name` at `endpoint` and waits for the answer.
-  virtual result<std::string> call_peer(const std::string& name, const std::string& endpoint, const std::string& method,
-                                        std::string payload, std::chrono::milliseconds timeout) = 0;
+  /// Calls `_cluster.<method>` on member `to` and waits for the answer.
+  virtual result<std::string> call_peer(const member& to, const std::string& method, std::string payload,
+                                        std::chrono::milliseconds timeout) = 0;
+  /// Opens the link to member `to` ahead of a transfer (its connection and
+  /// CURVE handshake are done before the first call needs them).
+  virtual void connect_peer(const member& to) = 0;
+  /// Sends `_cluster.<method>` to member `to` and does not wait (a hint: its
+  /// answer and its loss are ignored).
+  virtual void tell_peer(const member& to, const std::string& method, std::string payload,
+                         std::chrono::milliseconds timeout) = 0;
 };
 
 class cluster_agent {

@@ -178,6 +178,10 @@ struct cluster_config {
   /// Requests for a shard that is changing hands wait this long for the new
   /// owner at most (then `unavailable`). Default: 10000 ms.
   std::chrono::milliseconds hold_timeout{10000};
+  /// The largest piece of a shard transfer this node asks for in one
+  /// node-to-node message (an export up to it comes in one answer with its
+  /// manifest). Default: 524288 (512 KiB); between 1024 and 4194304.
+  std::uint32_t transfer_chunk_bytes = 512 * 1024;
   [[nodiscard]] bool enabled() const noexcept { return !etcd.empty(); }
 };
 
