@@ -671,11 +671,17 @@ struct namespace_cluster {
   explicit namespace_cluster(const std::string& tag) : net(tag, 3) {
     etcd_url = "http://" + net.ip(100) + ":2379";
     in_hub = {"/usr/sbin/ip", "netns", "exec", net.hub};
+    start_etcd();
+  }
+  /// Starts etcd on the hub (again: with the data it had) and waits until it is healthy.
+  void start_etcd() {
     auto argv = in_hub;
     for (auto& a : etcd_command(dir / "etcd", etcd_url, "http://127.0.0.1:2380", dir / "etcd.log")) argv.push_back(a);
     etcd = std::make_unique<child_process>(argv);
     REQUIRE(etcd_healthy(etcd_url, std::chrono::seconds(20), in_hub));
   }
+  /// Kills etcd (an outage of the whole etcd cluster).
+  void stop_etcd() { etcd.reset(); }
   [[nodiscard]] std::string endpoint(int k) const { return "tcp://" + net.ip(k) + ":7400"; }
   [[nodiscard]] std::string admin_endpoint(int k) const { return "tcp://" + net.ip(k) + ":7401"; }
   [[nodiscard]] const test_key& node_key(int k) const { return keys.nodes[static_cast<std::size_t>(k - 1)]; }
@@ -693,7 +699,7 @@ struct namespace_cluster {
         file});
     REQUIRE(h->wait_for_line("cohort: ready", std::chrono::seconds(20)));
   }
-  /// Stops host k's member (SIGTERM, waited for).
+  /// Stops host k's member (SIGKILL, waited for; its data stays for a restart).
   void stop(int k) { hosts[static_cast<std::size_t>(k - 1)].reset(); }
   [[nodiscard]] child_process& host(int k) { return *hosts[static_cast<std::size_t>(k - 1)]; }
   /// A client of host k's member (call on the hub: inside_namespace).
@@ -836,6 +842,107 @@ TEST_CASE("three hosts in network namespaces: scale 2 -> 3 -> 2 under writes, th
   }, std::chrono::seconds(30), std::chrono::milliseconds(200)));
   round(*c2);
   check_consistent(w);
+}
+
+TEST_CASE("three hosts in network namespaces: kill -9 during a handoff on either side, then etcd stopped: nothing "
+          "lost, nothing forked, owners serve on through the outage", "[cluster][etcd][netns]") {
+  if (!namespaces_available()) return;
+  namespace_cluster nc("ck");
+  nc.start(1);
+  nc.start(2);
+  inside_namespace on_hub(nc.net.hub);
+  int moving = -1;
+  auto settled = [&](const char* owner, int at_least, int at_most) {
+    auto o = nc.owners(2, &moving);
+    return moving == 0 && o[owner] >= at_least && o[owner] <= at_most;
+  };
+  auto handing_over = [&] {
+    nc.owners(2, &moving);
+    return moving > 0;
+  };
+  if (!eventually([&] { return settled("n2", 6, 6); }, std::chrono::seconds(30), std::chrono::milliseconds(100))) {
+    nc.report();
+    FAIL("placement over two hosts did not settle");
+  }
+  auto c2 = nc.client_to(2);  // host 2 stays up throughout: the client's way in
+  writer w;
+  const auto names = keys_named(90);
+  auto round = [&] {
+    for (const auto& k : names) w.add(*c2, k);
+  };
+  round();
+  round();
+  REQUIRE(w.failed == 0);
+
+  // The new owner dies while shards move to it: the handoffs are called off
+  // (the old owners keep them); it returns and they run again.
+  nc.start(3);
+  REQUIRE(eventually(handing_over, std::chrono::seconds(20), std::chrono::milliseconds(5)));
+  nc.host(3).signal(SIGKILL);
+  (void)nc.host(3).wait();
+  nc.stop(3);
+  round();
+  nc.start(3);
+  if (!eventually([&] { return settled("n3", 4, 4); }, std::chrono::seconds(40), std::chrono::milliseconds(100))) {
+    nc.report();
+    FAIL("the handoffs to host 3 did not finish after its restart");
+  }
+  round();
+
+  // The old owner dies while it hands its shards over (host 1 drained): they
+  // are unavailable, not empty; it returns with its data and finishes the drain.
+  auto drained = nc.admin(2, "cluster_control", {{"verb", "drain"}, {"node", "n1"}});
+  INFO(drained.dump());
+  REQUIRE_FALSE(drained.contains("error"));
+  REQUIRE(eventually(handing_over, std::chrono::seconds(20), std::chrono::milliseconds(5)));
+  nc.host(1).signal(SIGKILL);
+  (void)nc.host(1).wait();
+  nc.stop(1);
+  nc.start(1);
+  if (!eventually([&] { return settled("n1", 0, 0); }, std::chrono::seconds(40), std::chrono::milliseconds(100))) {
+    nc.report();
+    FAIL("the drain of host 1 did not finish after its restart");
+  }
+  round();
+  check_consistent(w);
+  int wrong = 0, not_deduplicated = 0;
+  for (const auto& k : names) {
+    call_options o;
+    o.key = k;
+    auto r = c2->call("counter", "get", *json_to_msgpack("null"), o);
+    REQUIRE(r.ok());
+    if (json::parse(*msgpack_to_json(r.payload))["value"].get<std::int64_t>() != w.acked[k]) wrong++;
+    // A retry of the first write, after every move: answered from its record (1), never applied again.
+    o.idempotency_key = k + "/0";
+    auto again = c2->call("counter", "add", *json_to_msgpack("{\"n\":1}"), o);
+    REQUIRE(again.ok());
+    if (json::parse(*msgpack_to_json(again.payload))["value"].get<std::int64_t>() != 1) not_deduplicated++;
+  }
+  CHECK(wrong == 0);
+  CHECK(not_deduplicated == 0);
+
+  // etcd stops for well past the 3 s lease: hosts 2 and 3 ask each other,
+  // find etcd unreachable from both (an outage, not one host cut off) and
+  // serve on; host 2 forwards to host 3 for its shards over the link.
+  nc.stop_etcd();
+  int rounds = 0;
+  for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(8); std::chrono::steady_clock::now() < until;)
+    round(), rounds++;
+  CHECK(rounds >= 2);
+  auto during = nc.admin(3, "cluster", {{"verb", "status"}});
+  INFO(during.dump());
+  CHECK(during["etcd_reachable"] == false);
+  CHECK(during["etcd_outage"] == true);
+  CHECK(during["serving"] == true);
+  nc.start_etcd();
+  REQUIRE(eventually([&] {
+    round();
+    auto st = nc.admin(2, "cluster", {{"verb", "status"}});
+    return st.value("etcd_reachable", false) && !st.value("etcd_outage", true);
+  }, std::chrono::seconds(30), std::chrono::milliseconds(100)));
+  round();
+  check_consistent(w);
+  CHECK(values_not_acked(*c2, w, names) == 0);
 }
 
 TEST_CASE("three hosts in network namespaces: a host cut off loses its shards (unavailable, never served elsewhere), "
