@@ -22,6 +22,8 @@ namespace cohort::detail {
 namespace {
 
 using clock_type = std::chrono::steady_clock;
+/// The root tells the next few let-go entities to stop (see `to_stop`).
+using stop_some_atom = caf::atom_constant<caf::atom("stopsome")>;
 
 /// Entity failures kept for the operator (most recent keys).
 constexpr std::size_t kept_entity_failures = 20;
@@ -70,6 +72,11 @@ struct service_root_state {
   };
   std::unordered_map<std::string, key_crashes> crashes;
   bool resume_scanning = false;  ///< a scan of pending entities is out on the store's reader thread
+  /// Entity actors let go (their shard left) that are still to be told to
+  /// stop: a few at a time, so that the service's requests are routed in
+  /// between (telling 10 000 at once held every request for 100-200 ms).
+  std::vector<caf::actor> to_stop;
+  bool stopping_some = false;  ///< a stop_some message is on its way
   static inline const char* name = "cohort.service";
 };
 
@@ -535,12 +542,27 @@ caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> sv
             ++it;
             continue;
           }
-          // Its shard left (or is leaving): its cached state must not outlive the move.
+          // Its shard left (or is leaving): its cached state must not outlive
+          // the move. Out of the map now (no request reaches it again; a later
+          // one activates a fresh copy from the store), told to stop soon.
           s.entity_keys.erase(it->second.actor.id());
-          self->send_exit(it->second.actor, caf::exit_reason::user_shutdown);
+          s.to_stop.push_back(std::move(it->second.actor));
           it = s.entities.erase(it);
         }
+        if (!s.to_stop.empty() && !s.stopping_some) {
+          s.stopping_some = true;
+          self->send(self, stop_some_atom::value);
+        }
         publish(self, *svc);
+      },
+      [=](stop_some_atom) {
+        auto& s = self->state;
+        for (int i = 0; i < 128 && !s.to_stop.empty(); ++i) {
+          self->send_exit(s.to_stop.back(), caf::exit_reason::user_shutdown);
+          s.to_stop.pop_back();
+        }
+        s.stopping_some = !s.to_stop.empty();
+        if (s.stopping_some) self->send(self, stop_some_atom::value);  // after the requests queued meanwhile
       },
       [=](sweep_atom) {
         auto idle_since = clock_type::now() - svc->cfg.entity_idle;
