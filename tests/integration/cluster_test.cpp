@@ -223,6 +223,8 @@ TEST_CASE("a sharded service scales 2 -> 3 -> 2 nodes under writes: every acknow
     }
   }
   CHECK(pieces >= 3);
+  // n3 owns nothing now: every entity it had activated was let go.
+  CHECK(eventually([&] { return n3->service_status("counter")["live_entities"] == 0; }, std::chrono::seconds(5)));
   n3.reset();
   round();
 
