@@ -22,8 +22,8 @@ namespace cohort::detail {
 namespace {
 
 using clock_type = std::chrono::steady_clock;
-/// The root tells the next few let-go entities to stop (see `to_stop`).
-using stop_some_atom = caf::atom_constant<caf::atom("stopsome")>;
+/// The root tells the next few entities to stop or passivate (see `to_stop`).
+using tell_some_atom = caf::atom_constant<caf::atom("tellsome")>;
 
 /// Entity failures kept for the operator (most recent keys).
 constexpr std::size_t kept_entity_failures = 20;
@@ -72,11 +72,12 @@ struct service_root_state {
   };
   std::unordered_map<std::string, key_crashes> crashes;
   bool resume_scanning = false;  ///< a scan of pending entities is out on the store's reader thread
-  /// Entity actors let go (their shard left) that are still to be told to
-  /// stop: a few at a time, so that the service's requests are routed in
-  /// between (telling 10 000 at once held every request for 100-200 ms).
-  std::vector<caf::actor> to_stop;
-  bool stopping_some = false;  ///< a stop_some message is on its way
+  /// Entity actors let go (their shard left) still to be told to stop, and
+  /// idle ones still to be asked to passivate: told a few at a time, so that
+  /// the service's requests are routed in between (telling 15 000 at once
+  /// held every request of the service for 100-200 ms).
+  std::vector<caf::actor> to_stop, to_passivate;
+  bool telling = false;  ///< a tell_some message is on its way
   static inline const char* name = "cohort.service";
 };
 
@@ -287,6 +288,14 @@ void on_entity_down(root_actor* self, const std::shared_ptr<service_runtime>& sv
   auto decision = st.plan->on_exit(0, true, {}, clock_type::now());
   if (decision.give_up) return give_up(self, *svc, failed.last_failure);
   publish(self, *svc);
+}
+
+/// Schedules the next few of `to_stop` and `to_passivate`, if any are left.
+void tell_soon(root_actor* self) {
+  auto& s = self->state;
+  if (s.telling || (s.to_stop.empty() && s.to_passivate.empty())) return;
+  s.telling = true;
+  self->send(self, tell_some_atom::value);
 }
 
 caf::actor activate(root_actor* self, const std::shared_ptr<service_runtime>& svc, const std::string& key) {
@@ -549,25 +558,32 @@ caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> sv
           s.to_stop.push_back(std::move(it->second.actor));
           it = s.entities.erase(it);
         }
-        if (!s.to_stop.empty() && !s.stopping_some) {
-          s.stopping_some = true;
-          self->send(self, stop_some_atom::value);
-        }
+        tell_soon(self);
         publish(self, *svc);
       },
-      [=](stop_some_atom) {
+      [=](tell_some_atom) {
         auto& s = self->state;
-        for (int i = 0; i < 128 && !s.to_stop.empty(); ++i) {
-          self->send_exit(s.to_stop.back(), caf::exit_reason::user_shutdown);
-          s.to_stop.pop_back();
+        for (int i = 0; i < 128 && !(s.to_stop.empty() && s.to_passivate.empty()); ++i) {
+          if (!s.to_stop.empty()) {
+            self->send_exit(s.to_stop.back(), caf::exit_reason::user_shutdown);
+            s.to_stop.pop_back();
+          } else {
+            self->send(s.to_passivate.back(), passivate_atom::value);
+            s.to_passivate.pop_back();
+          }
         }
-        s.stopping_some = !s.to_stop.empty();
-        if (s.stopping_some) self->send(self, stop_some_atom::value);  // after the requests queued meanwhile
+        s.telling = false;
+        tell_soon(self);  // after the requests queued meanwhile
       },
       [=](sweep_atom) {
         auto idle_since = clock_type::now() - svc->cfg.entity_idle;
-        for (auto& [key, e] : self->state.entities)
-          if (e.last_used <= idle_since) self->send(e.actor, passivate_atom::value);
+        // Asked a few at a time (tell_some); a sweep while the last one's are
+        // still being asked adds none (they would be asked twice).
+        auto& s = self->state;
+        if (s.to_passivate.empty())
+          for (auto& [key, e] : s.entities)
+            if (e.last_used <= idle_since) s.to_passivate.push_back(e.actor);
+        tell_soon(self);
         publish(self, *svc);
         self->delayed_send(self, sweep_every, sweep_atom::value);
       },
