@@ -149,7 +149,7 @@ void cluster_agent::impl::run_loop() {
     wake.notify_all();
     // Every poll: held requests are routed again or time out; entities of
     // shards no longer served are let go.
-    host.ownership_changed();
+    host.ownership_changed(serving != was_serving);
     seen = v, was_serving = serving;
     std::unique_lock<std::mutex> lock(mutex);
     if (wake.wait_until(lock, started + cfg.poll, [this] { return stopping || view_stale; })) {

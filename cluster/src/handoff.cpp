@@ -305,7 +305,7 @@ void cluster_agent::impl::export_shards(const std::string& service, const std::s
   // asks under its queue's lock); the barrier then waits for those let in.
   const auto waited = clock_type::now();
   for (auto s : shards) sealed.at(service)[s] = true;
-  host.ownership_changed();  // their entities go
+  host.ownership_changed(true);  // their entities go
   db->barrier();
   const auto drained = clock_type::now();
   const auto count = map.count();
@@ -530,7 +530,7 @@ void cluster_agent::impl::import_shards(const std::string& service, const std::s
   // Serve them as soon as the map says so; their undelivered events and due
   // reminders are picked up at once.
   refresh_view();
-  host.ownership_changed();
+  host.ownership_changed(true);
   host.data_arrived(service);
 }
 

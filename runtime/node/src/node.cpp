@@ -88,7 +88,7 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
   std::mutex held_mutex;
   std::deque<std::pair<detail::request_ptr, clock_type::time_point>> held;
   static constexpr std::size_t max_held = 100000;
-  std::shared_ptr<const cluster::cluster_view> released_at;  ///< the view entities were last let go for
+  std::atomic<std::int64_t> released_revision{-1};  ///< the map revision entities were last let go for
   /// Sharded services' default keys: a request without a key is routed by the key it will run with.
   std::unordered_map<std::string, std::string> default_keys;
 
@@ -192,7 +192,7 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
   // cluster_host
   store* store_of(const std::string& service) override { return host->store_of(service); }
   void data_arrived(const std::string& service) override { host->data_arrived(service); }
-  void ownership_changed() override {
+  void ownership_changed(bool let_go) override {
     std::deque<std::pair<detail::request_ptr, clock_type::time_point>> again;
     {
       std::lock_guard<std::mutex> guard(held_mutex);
@@ -207,9 +207,11 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
       }
       route(std::move(req));
     }
+    // Walking every live entity is not free (a million of them): only when
+    // the map moved on (a new revision), not on every poll's fresh read.
     auto v = cluster->view();
-    if (v != released_at) {
-      released_at = v;
+    const auto previous = released_revision.exchange(v->revision);
+    if (let_go || previous != v->revision) {
       for (const auto& s : cfg.cluster.services) host->release_unserved(s);
     }
     // Worker services hosted by other members: found through the cluster, as

@@ -68,9 +68,11 @@ class cluster_host {
   virtual ~cluster_host() = default;
   /// The store of sharded service `service` (hosted in this process).
   virtual store* store_of(const std::string& service) = 0;
-  /// Ownership changed: route held requests again, let go of the live
-  /// entities of shards this node no longer serves. Called on the agent's thread.
-  virtual void ownership_changed() = 0;
+  /// Ownership may have changed: route held requests again, and let go of
+  /// the live entities of shards this node no longer serves when the map
+  /// moved on or `let_go` says so (a seal, an import: not in the map). Called
+  /// on the agent's threads.
+  virtual void ownership_changed(bool let_go) = 0;
   /// Records of `service` arrived by ingest (a shard taken over): its outbox
   /// relay and reminder scheduler look at the store again.
   virtual void data_arrived(const std::string& service) = 0;
