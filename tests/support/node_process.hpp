@@ -40,6 +40,7 @@ struct node_process {
   nlohmann::json service_status(const std::string& name) const {
     client c(admin, {}, {}, operator_keys());
     auto r = c.call("admin", "status", *json_to_msgpack("{}"));
+    INFO("admin status: " << (r.ok() ? std::string("ok") : r.error->code + ": " + r.error->message));
     REQUIRE(r.ok());
     auto j = nlohmann::json::parse(*msgpack_to_json(r.payload));
     for (auto& s : j["services"])
