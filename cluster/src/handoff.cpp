@@ -522,7 +522,8 @@ void cluster_agent::impl::import_shards(const std::string& service, const std::s
   for (const auto& f : files) records += f.records;
   note("took " + std::to_string(shards.size()) + " shard(s) of '" + service + "' from '" + from + "': " +
        std::to_string(records) + " records, " + std::to_string(bytes) + " bytes in " +
-       std::to_string(ms_between(started, clock_type::now())) + " ms (fetch " + std::to_string(ms_between(started, fetched)) + " in " + std::to_string(answers) + " answer(s)" +
+       std::to_string(ms_between(started, clock_type::now())) + " ms (fetch " +
+       std::to_string(ms_between(started, fetched)) + " in " + std::to_string(answers) + " answer(s)" +
        ", wait for the mark " + std::to_string(ms_between(fetched, marked_at)) + ", old copy after that " +
        std::to_string(ms_between(marked_at, erased_at)) + ", ingest " +
        std::to_string(ms_between(erased_at, ingested_at)) + ", map " +
@@ -627,6 +628,10 @@ void cluster_agent::impl::answer_peer(detail::request& req) {
     return;
   }
   const auto dir = export_dir(service, to);
+  if (args.contains("chunk") && !args["chunk"].is_number_unsigned()) {
+    req.fail({errc::bad_request, "_cluster." + req.header.method + ": 'chunk' is a byte count"});
+    return;
+  }
   // What the asking node takes in one answer (older nodes do not say: 512 KiB).
   const auto chunk_bytes = std::clamp<std::size_t>(args.value("chunk", std::size_t{512 * 1024}), 1024, max_chunk_bytes);
   if (req.header.method == "manifest") {
