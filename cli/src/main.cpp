@@ -65,7 +65,11 @@ int run_node(const std::string& config_path, const std::string& isolated_child, 
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // SIGCHLD too: with process isolation only the supervising thread takes it
+  // (it unblocks it); any other thread it lands on sees its call interrupted.
+  sigset_t blocked = stop_signals;
+  sigaddset(&blocked, SIGCHLD);
+  pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
 
   // Without a config: the shop, embedded, on the default loopback ports.
   auto cfg = config_path.empty()

@@ -8,6 +8,7 @@
 #include "agent_impl.hpp"
 #include "cohort/cluster/placement.hpp"
 #include "cohort/log/log.hpp"
+#include "cohort/log/thread_name.hpp"
 
 namespace cohort::cluster {
 
@@ -73,10 +74,22 @@ void cluster_agent::start() {
   if (!p.lease.load())
     log::get("cluster")->warn("no etcd answered at start ({}): this node serves no shard until one does",
                               p.etcd_error);
-  p.loop_thread = std::thread([this] { impl_->run_loop(); });
-  p.handoff_thread = std::thread([this] { impl_->run_handoffs(); });
-  p.peer_thread = std::thread([this] { impl_->run_peer_answers(); });
-  p.watch_thread = std::thread([this] { impl_->run_watch(); });
+  p.loop_thread = std::thread([this] {
+    log::name_this_thread("cluster-loop");
+    impl_->run_loop();
+  });
+  p.handoff_thread = std::thread([this] {
+    log::name_this_thread("cluster-handoff");
+    impl_->run_handoffs();
+  });
+  p.peer_thread = std::thread([this] {
+    log::name_this_thread("cluster-peer");
+    impl_->run_peer_answers();
+  });
+  p.watch_thread = std::thread([this] {
+    log::name_this_thread("cluster-watch");
+    impl_->run_watch();
+  });
 }
 
 void cluster_agent::impl::run_watch() {

@@ -1,5 +1,6 @@
 #include "cohort/gateway/http_front.hpp"
 #include "cohort/log/log.hpp"
+#include "cohort/log/thread_name.hpp"
 #include "cohort/observability/trace_context.hpp"
 
 #include <filesystem>
@@ -686,7 +687,10 @@ http_front::~http_front() { stop(); }
 void http_front::start() {
   impl_->accept();
   if (impl_->reload_timer) impl_->watch_certificate();
-  impl_->thread = std::thread([this] { impl_->ioc.run(); });
+  impl_->thread = std::thread([this] {
+    log::name_this_thread("cohort-http");
+    impl_->ioc.run();
+  });
 }
 
 void http_front::stop() {

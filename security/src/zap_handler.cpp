@@ -4,6 +4,7 @@
 #include <vector>
 
 #include <zmq_addon.hpp>
+#include "cohort/transport/poll.hpp"
 
 namespace cohort::security {
 
@@ -24,7 +25,7 @@ void zap_handler::run() {
   while (!stopping_.load()) {
     zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
     try {
-      if (zmq::poll(&item, 1, std::chrono::milliseconds(100)) == 0) continue;
+      if (poll_ignoring_signals(&item, 1, std::chrono::milliseconds(100)) == 0) continue;
       frames.clear();
       if (!zmq::recv_multipart(socket_, std::back_inserter(frames))) continue;
     } catch (const zmq::error_t&) {

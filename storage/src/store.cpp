@@ -20,6 +20,7 @@
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
 #include "cohort/log/log.hpp"
+#include "cohort/log/thread_name.hpp"
 #include <spdlog/spdlog.h>
 
 namespace cohort {
@@ -332,8 +333,14 @@ store::store(std::string dir, store_options opts, std::unique_ptr<impl> p)
     : dir_(std::move(dir)), opts_(opts), impl_(std::move(p)) {
   impl_->max_group = opts_.max_group;
   impl_->spin = opts_.committer_spin;
-  impl_->committer = std::thread([this] { impl_->run_committer(dir_); });
-  impl_->reader = std::thread([this] { impl_->run_reader(dir_); });
+  impl_->committer = std::thread([this] {
+    log::name_this_thread("store-commit");
+    impl_->run_committer(dir_);
+  });
+  impl_->reader = std::thread([this] {
+    log::name_this_thread("store-read");
+    impl_->run_reader(dir_);
+  });
 }
 
 store::~store() {

@@ -1,6 +1,11 @@
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <csignal>
+#include <optional>
 #include <thread>
+
+#include <pthread.h>
 
 #include <zmq_addon.hpp>
 
@@ -82,4 +87,50 @@ TEST_CASE("a call with no answer fails with timeout at its deadline", "[transpor
   CHECK(took >= std::chrono::milliseconds(50));
   CHECK(took < std::chrono::seconds(5));
   CHECK(c.in_flight() == 0);
+}
+
+namespace {
+std::atomic<int> signals_seen{0};
+extern "C" void count_signal(int) { signals_seen++; }
+}  // namespace
+
+TEST_CASE("a signal that interrupts a waiting call does not end it early or throw", "[transport]") {
+  // A node that supervises service processes gets SIGCHLD on any thread;
+  // cppzmq's poll throws on EINTR, and that once ended the whole node.
+  struct sigaction sa {};
+  sa.sa_handler = count_signal;  // no SA_RESTART: the poll is interrupted
+  sigemptyset(&sa.sa_mask);
+  struct sigaction old {};
+  REQUIRE(::sigaction(SIGUSR1, &sa, &old) == 0);
+  echo_peer peer;  // never answers
+  std::atomic<bool> done{false};
+  std::optional<reply> outcome;
+  std::string thrown;
+  std::chrono::steady_clock::duration took{};
+  std::thread caller([&] {
+    client c(peer.endpoint);
+    call_options o;
+    o.timeout = std::chrono::milliseconds(400);
+    auto start = std::chrono::steady_clock::now();
+    try {
+      outcome = c.call("svc", "m", pack(1), o);
+    } catch (const std::exception& e) {
+      thrown = e.what();
+    }
+    took = std::chrono::steady_clock::now() - start;
+    done = true;
+  });
+  const int before = signals_seen.load();
+  for (int i = 0; i < 200 && !done; ++i) {
+    ::pthread_kill(caller.native_handle(), SIGUSR1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  caller.join();
+  ::sigaction(SIGUSR1, &old, nullptr);
+  CHECK(signals_seen.load() > before);  // the signals did land on the waiting thread
+  CHECK(thrown.empty());
+  REQUIRE(outcome);
+  REQUIRE_FALSE(outcome->ok());
+  CHECK(outcome->error->is(errc::timeout));
+  CHECK(took >= std::chrono::milliseconds(400));
 }

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include <zmq_addon.hpp>
+#include "cohort/transport/poll.hpp"
 
 namespace cohort {
 
@@ -160,7 +161,7 @@ std::size_t client::poll(std::chrono::milliseconds max_wait) {
   }
   zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
   std::size_t done = 0;
-  if (zmq::poll(&item, 1, max_wait) > 0) done += process_ready();
+  if (poll_ignoring_signals(&item, 1, max_wait) > 0) done += process_ready();
   done += expire(clock_type::now());
   return done;
 }

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 #include "cohort/log/log.hpp"
+#include "cohort/log/thread_name.hpp"
 #include <spdlog/spdlog.h>
 
 #include "cohort/log/log_ring.hpp"
@@ -199,7 +200,10 @@ void run_slow_verb(admin_operations& n, const std::string& method, const json& a
 
 }  // namespace
 
-admin_worker::admin_worker() : thread_([this] { run(); }) {}
+admin_worker::admin_worker() : thread_([this] {
+  log::name_this_thread("cohort-admin");
+  run();
+}) {}
 
 admin_worker::~admin_worker() {
   {

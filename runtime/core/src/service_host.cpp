@@ -9,6 +9,7 @@
 
 #include <caf/all.hpp>
 #include "cohort/log/log.hpp"
+#include "cohort/log/thread_name.hpp"
 #include <spdlog/spdlog.h>
 
 #include "cohort/storage/restore.hpp"
@@ -76,7 +77,10 @@ void service_host::start(caf::actor_system& actors) {
   // a service starts working at once (resuming sagas, delivering its outbox).
   for (auto& [name, h] : services_)
     if (auto started = start(h); !started) log::get("service")->error("service {} is down: {}", name, started.error().message);
-  watchdog_ = std::thread([this] { watch(); });
+  watchdog_ = std::thread([this] {
+    log::name_this_thread("cohort-watchdog");
+    watch();
+  });
 }
 
 void service_host::deliver(request_ptr req) {

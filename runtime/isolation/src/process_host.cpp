@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 #include "cohort/log/log.hpp"
+#include "cohort/log/thread_name.hpp"
 #include <spdlog/spdlog.h>
 
 #include "cohort/transport/client.hpp"
@@ -129,7 +130,16 @@ void process_host::start() {
     std::lock_guard<std::mutex> guard(mutex_);
     for (auto& c : children_) spawn(*c);
   });
-  thread_ = std::thread([this] { loop_->io.run(); });
+  thread_ = std::thread([this] {
+    log::name_this_thread("cohort-procs");
+    // SIGCHLD is for this thread. `cohort run` blocks it in every other
+    // thread, so that it never interrupts the I/O thread's or CAF's calls.
+    sigset_t child_exits;
+    sigemptyset(&child_exits);
+    sigaddset(&child_exits, SIGCHLD);
+    ::pthread_sigmask(SIG_UNBLOCK, &child_exits, nullptr);
+    loop_->io.run();
+  });
 }
 
 void process_host::spawn(child& c) {

@@ -6,12 +6,14 @@
 #include <unistd.h>
 
 #include "cohort/log/log.hpp"
+#include "cohort/log/thread_name.hpp"
 #include <spdlog/spdlog.h>
 #include <zmq_addon.hpp>
 
 #include "cohort/observability/trace_context.hpp"
 #include "cohort/transport/envelope_codec.hpp"
 #include "cohort/transport/frame.hpp"
+#include "cohort/transport/poll.hpp"
 
 namespace cohort::detail {
 
@@ -72,6 +74,7 @@ void io_loop::start() {
   if (announcement_) after(std::chrono::milliseconds(0), [this] { heartbeat(); });
   after(registration_timeout_ / 3, [this] { expire_registrations(); });
   thread_ = std::thread([this] {
+    log::name_this_thread("cohort-io");
     io_thread_id_.store(std::this_thread::get_id());
     run();
   });
@@ -266,7 +269,7 @@ void io_loop::run() {
     // Under load, poll without sleeping for a short while after the last
     // event: a thread that goes to sleep between two requests costs two
     // context switches to wake, more than the polls it saves.
-    auto ready = zmq::poll(items.data(), items.size(), spin_left > 0 ? std::chrono::milliseconds(0) : timeout);
+    auto ready = poll_ignoring_signals(items.data(), items.size(), spin_left > 0 ? std::chrono::milliseconds(0) : timeout);
     spin_left = ready > 0 ? spin_polls_ : (spin_left > 0 ? spin_left - 1 : 0);
     if (ready == 0 && spin_left > 0) std::this_thread::yield();  // let the threads we wait for run
     for (std::size_t i = 0; i < listeners_.size(); ++i)
