@@ -8,7 +8,13 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "cohort/storage/store.hpp"
 
 #include "cohort/cluster/cluster_agent.hpp"
 #include "cohort/cluster/etcd_client.hpp"
@@ -70,6 +76,11 @@ struct cluster_agent::impl {
   std::map<std::string, std::unique_ptr<std::atomic<std::int64_t>[]>> in_flight;
   /// Shards whose records are being exported: no write of them is let in any more.
   std::map<std::string, std::unique_ptr<std::atomic<bool>[]>> sealed;
+  /// Shards moving away that this node still serves while a snapshot of them
+  /// is copied to the new owner (the pre-copy); only the records written
+  /// meanwhile are exported once they are sealed. Set by this process only:
+  /// after a restart a moving shard is held until a new pre-copy starts.
+  std::map<std::string, std::unique_ptr<std::atomic<bool>[]>> precopying;
 
   // Threads: the loop (lease, view, coordination), handoffs, answers to peers.
   std::mutex mutex;
@@ -109,8 +120,43 @@ struct cluster_agent::impl {
   // handoff.cpp
   void run_handoffs();
   void handoff_step();
-  void export_shards(const std::string& service, const std::string& to, const std::vector<std::uint32_t>& shards,
+  /// The old owner's pre-copy of shards moving to one target: the snapshot
+  /// exported while they serve ("base"), and the tracking of what changes.
+  struct precopy {
+    std::string id;
+    std::uint64_t tracking = 0;
+    std::vector<std::pair<std::uint32_t, std::uint64_t>> shards;  ///< shard, epoch
+    nlohmann::json files;  ///< the base's files as the manifest lists them
+    clock_type::time_point started;
+  };
+  /// Per "service/target" (handoff thread only).
+  std::map<std::string, precopy> precopies;
+  /// "service/target/id": targets that have ingested that base (under `mutex`).
+  std::set<std::string> base_taken;
+  /// New owner: the base it ingested, per "service/old owner" (under `mutex`).
+  std::map<std::string, std::pair<std::string, std::vector<std::pair<std::uint32_t, std::uint64_t>>>> have_base;
+  /// "service/old owner" pairs whose old owner said a base is ready (under `mutex`).
+  std::set<std::string> told_base;
+  void begin_precopy(const std::string& service, const std::string& to, const std::vector<std::uint32_t>& shards,
                      const shard_map& map);
+  /// Ends a pre-copy that will not be exported (called off, or changed): its
+  /// shards are no longer served here unless the map gives them back.
+  void end_precopy(const std::string& service, const std::string& key);
+  /// Seals `shards` and exports them: what changed since the pre-copy's base
+  /// (listed with the base's files), or everything when there is none.
+  void export_shards(const std::string& service, const std::string& to, const std::vector<std::uint32_t>& shards,
+                     const shard_map& map, const precopy* base);
+  /// New owner: fetches and ingests a pre-copy's base while the old owner serves on.
+  void import_base(const std::string& service, const std::string& from, const std::vector<std::uint32_t>& candidates,
+                   const shard_map& map, const cluster_view& v);
+  /// Fetches the manifest's `files` (those `wanted`) into `dir`, from the
+  /// inline answer or in chunks; checks each SHA-256. nullopt on any failure.
+  std::optional<std::vector<entity_export::file>> fetch_files(const member& from, const std::string& service,
+                                                              const nlohmann::json& files,
+                                                              const std::map<std::string, std::string>& inline_files,
+                                                              const std::string& dir,
+                                                              const std::function<bool(const nlohmann::json&)>& wanted,
+                                                              int& answers, std::uint64_t& bytes);
   /// Imports running, per "service/old owner" (handoff thread only; waited for at stop).
   std::map<std::string, std::future<void>> importing;
   /// Marks `shards` exported to `to` in the map (their files are on disk); true when it did.

@@ -38,6 +38,9 @@ cluster_agent::impl::impl(cluster_config c, std::string n, std::string ep, std::
     auto seals = std::make_unique<std::atomic<bool>[]>(max_shards);
     for (std::uint32_t i = 0; i < max_shards; ++i) seals[i] = false;
     sealed.emplace(svc, std::move(seals));
+    auto served = std::make_unique<std::atomic<bool>[]>(max_shards);
+    for (std::uint32_t i = 0; i < max_shards; ++i) served[i] = false;
+    precopying.emplace(svc, std::move(served));
   }
 }
 
@@ -397,6 +400,9 @@ route_decision cluster_agent::route(const std::string& service, std::string_view
       return d;
     }
     d.kind = s.phase.empty() && p.term_confirmed.load() ? route_decision::local : route_decision::hold;
+    if (d.kind == route_decision::hold && s.phase == "moving" && p.term_confirmed.load() && d.shard < impl::max_shards &&
+        p.precopying.at(service)[d.shard].load() && !p.sealed.at(service)[d.shard].load())
+      d.kind = route_decision::local, d.precopy = true;  // served on while its snapshot is copied
     return d;
   }
   if (s.owner.empty()) {
@@ -426,8 +432,13 @@ bool cluster_agent::serves(const std::string& service, std::string_view key) con
   auto v = p.load();
   auto it = v->maps.find(service);
   if (it == v->maps.end() || it->second.shards.empty()) return false;
-  const auto& s = it->second.shards[shard_of(key, it->second.count())];
-  return s.owner == p.node && s.phase.empty();
+  const auto shard = shard_of(key, it->second.count());
+  const auto& s = it->second.shards[shard];
+  if (s.owner != p.node) return false;
+  if (s.phase.empty()) return true;
+  auto served = p.precopying.find(service);
+  return s.phase == "moving" && shard < impl::max_shards && served != p.precopying.end() &&
+         served->second[shard].load() && !p.sealed.at(service)[shard].load();
 }
 
 bool cluster_agent::admits(const std::string& service, std::string_view key, std::uint64_t epoch) const {
@@ -444,15 +455,22 @@ bool cluster_agent::admits(const std::string& service, std::string_view key, std
   return s.phase.empty() || (s.phase == "moving" && !seals->second[shard].load());
 }
 
-void cluster_agent::track(detail::request& req, const std::string& service, std::uint32_t shard) {
+bool cluster_agent::track(detail::request& req, const std::string& service, std::uint32_t shard, bool precopy) {
   auto it = impl_->in_flight.find(service);
-  if (it == impl_->in_flight.end() || shard >= impl::max_shards) return;
+  if (it == impl_->in_flight.end() || shard >= impl::max_shards) return !precopy;
   auto* counter = &it->second[shard];
   counter->fetch_add(1);
+  // Counted first, then the flag read again: the handoff clears the flag,
+  // then waits for the count. One of the two sees the other (both seq_cst).
+  if (precopy && (!impl_->precopying.at(service)[shard].load() || impl_->sealed.at(service)[shard].load())) {
+    counter->fetch_sub(1);
+    return false;
+  }
   req.observer = [counter, next = std::move(req.observer)](const detail::request& r, std::string_view code) {
     counter->fetch_sub(1);
     if (next) next(r, code);
   };
+  return true;
 }
 
 void cluster_agent::handle(detail::request_ptr req) {

@@ -1,23 +1,35 @@
 // Handoff of shards between nodes (docs/cluster.md, Handoff):
 //   1. the coordinator marks the shards "moving" to the new owner;
-//   2. the old owner holds new requests for them, waits for those it is
-//      serving, lets their entities go, waits for queued writes, exports the
-//      shards' records from one snapshot into table files with a SHA-256
-//      each and a manifest, tells the new owner (`_cluster.exported`, a
-//      hint) and marks them "exported";
-//   3. the new owner fetches the manifest and the files from the old owner's
-//      node (`_cluster.manifest`, small exports inline, else `_cluster.chunk`)
-//      as soon as it is told, checks every checksum, and once the map says
-//      "exported" deletes anything it still had of those shards, ingests the
-//      files and takes the shards by compare-and-swap, epoch + 1;
-//   4. the old owner sees the new owner, routes the held requests to it and
+//   2. pre-copy: the old owner starts recording which records of those
+//      shards are written, serves them on, exports a snapshot of them
+//      ("base": table files with a SHA-256 each) and tells the new owner
+//      (`_cluster.exported`, stage "base"), which fetches and ingests it
+//      while the shards still serve, and says so (`_cluster.base_taken`);
+//   3. the old owner then holds new requests for them, waits for those it is
+//      serving, lets their entities go, waits for queued writes, exports only
+//      the records written since the base (current value or deletion; all of
+//      them when there is no base), lists base and changes in a manifest,
+//      tells the new owner (`_cluster.exported`, a hint) and marks them
+//      "exported";
+//   4. the new owner fetches the manifest and what it lacks from the old
+//      owner's node (`_cluster.manifest`, small exports inline, else
+//      `_cluster.chunk`) as soon as it is told, checks every checksum, and
+//      once the map says "exported" ingests the changes over the base (or,
+//      without the base, deletes anything it still had of those shards and
+//      ingests base and changes), and takes the shards by compare-and-swap,
+//      epoch + 1;
+//   5. the old owner sees the new owner, routes the held requests to it and
 //      deletes its copy.
+// Requests are held only in step 3 and 4: the bulk moves in step 2.
 // A crash anywhere repeats the step it interrupted: the map in etcd says
-// where each shard is.
+// where each shard is; a pre-copy is not remembered across restarts (the
+// shards are held until a new one starts).
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <random>
+#include <sstream>
 
 #include <msgpack.hpp>
 #include <nlohmann/json.hpp>
@@ -171,7 +183,9 @@ void cluster_agent::impl::run_handoffs() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mutex);
-      wake.wait(lock, [this] { return stopping || handoff_due; });
+      // A pre-copy under way is looked at again soon: its wait for the target may run out.
+      const auto patience = precopies.empty() ? std::chrono::milliseconds(60000) : std::chrono::milliseconds(20);
+      wake.wait_for(lock, patience, [this] { return stopping || handoff_due; });
       if (stopping) return;
       handoff_due = false;
     }
@@ -232,10 +246,44 @@ void cluster_agent::impl::handoff_step() {
       const bool on_disk_already = std::all_of(shards.begin(), shards.end(), [&](std::uint32_t i) {
         return listed->second.count({i, map.shards[i].epoch}) > 0;
       });
-      if (on_disk_already)
+      const auto key = service + "/" + to;
+      auto pc = precopies.find(key);
+      if (on_disk_already) {
+        if (pc != precopies.end()) end_precopy(service, key);
         (void)mark_exported(service, to, shards, map);
-      else
-        export_shards(service, to, shards, map);
+        continue;
+      }
+      std::vector<std::pair<std::uint32_t, std::uint64_t>> wanted;
+      for (auto s : shards) wanted.emplace_back(s, map.shards[s].epoch);
+      if (pc != precopies.end() && pc->second.shards != wanted) {
+        end_precopy(service, key);  // another set of shards now: a new base
+        pc = precopies.end();
+      }
+      if (pc == precopies.end()) {
+        begin_precopy(service, to, shards, map);
+        continue;  // the target fetches the base while the shards serve on
+      }
+      bool taken = false;
+      {
+        std::lock_guard<std::mutex> guard(mutex);
+        taken = base_taken.erase(key + "/" + pc->second.id) > 0;
+      }
+      // The target may be slow, or an older node that takes no base: after
+      // a while the shards are sealed anyway, and it fetches base and changes.
+      const auto patience = std::clamp(cfg.hold_timeout / 4, std::chrono::milliseconds(200), std::chrono::milliseconds(3000));
+      if (!taken && clock_type::now() - pc->second.started < patience) continue;
+      auto base = std::move(pc->second);
+      precopies.erase(pc);
+      export_shards(service, to, shards, map, &base);
+    }
+    // Pre-copies whose shards no longer move to their target (called off,
+    // or moved on): those shards serve normally again, or are held.
+    for (auto pc = precopies.begin(); pc != precopies.end();) {
+      const auto slash = pc->first.find('/');
+      const auto next = std::next(pc);
+      if (pc->first.substr(0, slash) == service && !outgoing.count(pc->first.substr(slash + 1)))
+        end_precopy(service, pc->first);
+      pc = next;
     }
     // Imports run on their own threads, one per old owner at a time, and a
     // step does not wait for them: an export that is ready while another is
@@ -255,10 +303,28 @@ void cluster_agent::impl::handoff_step() {
       const bool any_exported = std::any_of(shards.begin(), shards.end(), [&](std::uint32_t i) {
         return map.shards[i].phase == "exported";
       });
+      bool base_ready = false;
       {
         std::lock_guard<std::mutex> guard(mutex);
         const bool told = told_exported.erase(key) > 0;
-        if (!any_exported && !told) continue;
+        base_ready = told_base.erase(key) > 0;
+        if (!any_exported && !told && !base_ready) continue;
+        if (any_exported || told) base_ready = false;  // the export itself is ready: take that
+      }
+      if (base_ready) {
+        importing.emplace(key, std::async(std::launch::async, [this, service, from = from, shards = shards, v] {
+          try {
+            import_base(service, from, shards, v->maps.at(service), *v);
+          } catch (const std::exception& e) {
+            log::get("cluster")->error("pre-copy of '{}' from '{}' failed: {}", service, from, e.what());
+          }
+          {
+            std::lock_guard<std::mutex> guard(mutex);
+            handoff_due = true;
+          }
+          wake.notify_all();
+        }));
+        continue;
       }
       importing.emplace(key, std::async(std::launch::async, [this, service, from = from, shards = shards, v] {
         try {
@@ -277,8 +343,95 @@ void cluster_agent::impl::handoff_step() {
   }
 }
 
-void cluster_agent::impl::export_shards(const std::string& service, const std::string& to,
+/// The SHA-256, size and record count of each exported file, as a manifest lists them.
+static std::optional<json> describe_files(const entity_export& exported, const std::string& stage, std::uint64_t& bytes) {
+  json files = json::array();
+  for (const auto& f : exported.files) {
+    auto sum = sha256_of(f.path);
+    std::error_code ec;
+    auto size = fs::file_size(f.path, ec);
+    if (!sum || ec) return std::nullopt;
+    bytes += size;
+    files.push_back({{"space", static_cast<int>(f.space)}, {"name", fs::path(f.path).filename().string()},
+                     {"size", size}, {"sha256", *sum}, {"records", f.records}, {"stage", stage}});
+  }
+  return files;
+}
+
+static std::string new_precopy_id() {
+  std::random_device r;
+  std::ostringstream out;
+  out << std::hex << r() << r();
+  return out.str();
+}
+
+void cluster_agent::impl::begin_precopy(const std::string& service, const std::string& to,
                                         const std::vector<std::uint32_t>& shards, const shard_map& map) {
+  auto* db = host.store_of(service);
+  if (!db) return;
+  const auto started = clock_type::now();
+  const auto count = map.count();
+  auto belongs = [shards, count](std::string_view key) { return in_set(shards, shard_of(key, count)); };
+  // Tracked from before the snapshot: a write let in after this is exported
+  // again with the changes; one queued before it is in the snapshot (barrier).
+  precopy pc;
+  pc.id = new_precopy_id();
+  pc.tracking = db->track_changes(belongs);
+  pc.started = started;
+  for (auto s : shards) pc.shards.emplace_back(s, map.shards[s].epoch);
+  auto& served = precopying.at(service);
+  for (auto s : shards) served[s] = true;
+  host.ownership_changed(false);  // requests held since the shards were marked moving run now
+  db->barrier();
+  const auto dir = export_dir(service, to);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  auto exported = db->export_entities(belongs, dir);
+  std::uint64_t bytes = 0;
+  auto files = exported ? describe_files(*exported, "base", bytes) : std::nullopt;
+  if (!files) {
+    log::get("cluster")->warn("pre-copy of '{}' for '{}' failed ({}): the shards are exported whole once sealed",
+                              service, to, exported ? "cannot describe its files" : exported.error().message);
+    db->stop_tracking(pc.tracking);
+    pc.tracking = 0;
+    pc.started = clock_type::time_point{};  // no base to wait for
+    precopies[service + "/" + to] = std::move(pc);
+    return;
+  }
+  pc.files = *files;
+  json list = json::array();
+  for (const auto& [s, epoch] : pc.shards) list.push_back({{"shard", s}, {"epoch", epoch}});
+  json base{{"service", service}, {"from", node}, {"to", to}, {"count", count}, {"id", pc.id}, {"shards", list},
+            {"files", pc.files}};
+  std::ofstream(dir + "/base.json.tmp") << base.dump();
+  fs::rename(dir + "/base.json.tmp", dir + "/base.json", ec);
+  const auto id = pc.id;
+  precopies[service + "/" + to] = std::move(pc);
+  if (ec) return;
+  {
+    auto v = load();
+    if (auto m = v->members.find(to); m != v->members.end())
+      host.tell_peer(m->second, "exported",
+                     pack_string(json{{"service", service}, {"from", node}, {"stage", "base"}}.dump()),
+                     std::chrono::milliseconds(2000));
+  }
+  log::get("cluster")->info("pre-copy {} of {} shard(s) of '{}' for '{}': {} records, {} bytes in {} ms, served meanwhile",
+                            id, shards.size(), service, to, exported->records, bytes, ms_between(started, clock_type::now()));
+}
+
+void cluster_agent::impl::end_precopy(const std::string& service, const std::string& key) {
+  auto pc = precopies.find(key);
+  if (pc == precopies.end()) return;
+  if (auto* db = host.store_of(service); db && pc->second.tracking) db->stop_tracking(pc->second.tracking);
+  auto& served = precopying.at(service);
+  for (const auto& [s, epoch] : pc->second.shards) served[s] = false;
+  precopies.erase(pc);
+  host.ownership_changed(false);
+}
+
+void cluster_agent::impl::export_shards(const std::string& service, const std::string& to,
+                                        const std::vector<std::uint32_t>& shards, const shard_map& map,
+                                        const precopy* base) {
   auto* db = host.store_of(service);
   if (!db) return;
   {
@@ -286,9 +439,10 @@ void cluster_agent::impl::export_shards(const std::string& service, const std::s
     handoff_now = "exporting " + std::to_string(shards.size()) + " shard(s) of '" + service + "' to '" + to + "'";
   }
   const auto started = clock_type::now();
-  log::get("cluster")->info("exporting {} shard(s) of '{}' to '{}'", shards.size(), service, to);
-  // No request of these shards is admitted any more (they are held); wait
-  // for those already running, then for their writes.
+  // From here new requests of these shards are held (a pre-copy served them
+  // until now); wait for those already running, then for their writes.
+  auto& served = precopying.at(service);
+  for (auto s : shards) served[s] = false;
   auto& counters = in_flight.at(service);
   auto running = [&] {
     std::int64_t n = 0;
@@ -296,7 +450,7 @@ void cluster_agent::impl::export_shards(const std::string& service, const std::s
     return n;
   };
   auto until = clock_type::now() + std::chrono::seconds(5);
-  while (running() > 0 && clock_type::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  while (running() > 0 && clock_type::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   if (running() > 0)
     log::get("cluster")->warn("export of '{}' to '{}': {} request(s) still running after 5 s; their writes are refused "
                               "(this node no longer serves those shards)",
@@ -312,25 +466,35 @@ void cluster_agent::impl::export_shards(const std::string& service, const std::s
   auto belongs = [&](std::string_view key) { return in_set(shards, shard_of(key, count)); };
   const auto dir = export_dir(service, to);
   std::error_code ec;
-  fs::remove_all(dir, ec);
-  auto exported = db->export_entities(belongs, dir);
+  // With a base: only what changed since its snapshot, listed after it. A
+  // tracking that overflowed (or a base that failed) means everything again.
+  std::optional<result<entity_export>> changes;
+  if (base && base->tracking) {
+    fs::remove(dir + "/manifest.json", ec);
+    changes = db->export_changes(base->tracking, dir);
+    if (!*changes)
+      log::get("cluster")->warn("export of the changes of '{}' for '{}' failed ({}): exporting the shards whole",
+                                service, to, (*changes).error().message);
+  }
+  const bool delta = changes && *changes;
+  if (!delta) {
+    if (base && base->tracking && !changes) db->stop_tracking(base->tracking);
+    fs::remove_all(dir, ec);
+  }
+  auto exported = delta ? std::move(**changes) : db->export_entities(belongs, dir);
   if (!exported) {
     log::get("cluster")->error("export of '{}' to '{}' failed: {}", service, to, exported.error().message);
     return;
   }
-  json files = json::array();
   std::uint64_t bytes = 0;
-  for (const auto& f : exported->files) {
-    auto sum = sha256_of(f.path);
-    if (!sum) return;
-    auto size = fs::file_size(f.path, ec);
-    bytes += size;
-    files.push_back({{"space", static_cast<int>(f.space)}, {"name", fs::path(f.path).filename().string()},
-                     {"size", size}, {"sha256", *sum}, {"records", f.records}});
-  }
+  auto described = describe_files(*exported, delta ? "changes" : "whole", bytes);
+  if (!described) return;
+  json files = delta ? base->files : json::array();
+  for (auto& f : *described) files.push_back(std::move(f));
   json list = json::array();
   for (auto s : shards) list.push_back({{"shard", s}, {"epoch", map.shards[s].epoch}});
   json manifest{{"service", service}, {"from", node}, {"to", to}, {"count", count}, {"shards", list}, {"files", files}};
+  if (delta) manifest["base_id"] = base->id;
   std::ofstream(dir + "/manifest.json.tmp") << manifest.dump();
   fs::rename(dir + "/manifest.json.tmp", dir + "/manifest.json", ec);
   if (ec) return;
@@ -345,9 +509,11 @@ void cluster_agent::impl::export_shards(const std::string& service, const std::s
   }
   if (mark_exported(service, to, shards, map))
     note("exported " + std::to_string(shards.size()) + " shard(s) of '" + service + "' for '" + to + "': " +
-         std::to_string(exported->records) + " records, " + std::to_string(bytes) + " bytes in " +
-         std::to_string(ms_between(started, clock_type::now())) + " ms (running requests " +
-         std::to_string(ms_between(started, waited)) + ", seal and queued writes " +
+         (delta ? "after a pre-copy served for " + std::to_string(ms_between(base->started, started)) + " ms, " +
+                      std::to_string(exported->records) + " changed records"
+                : std::to_string(exported->records) + " records") +
+         ", " + std::to_string(bytes) + " bytes; held " + std::to_string(ms_between(started, clock_type::now())) +
+         " ms (running requests " + std::to_string(ms_between(started, waited)) + ", seal and queued writes " +
          std::to_string(ms_between(waited, drained)) + ", export " + std::to_string(ms_between(drained, written)) +
          ", map " + std::to_string(ms_between(written, clock_type::now())) + ")");
 }
@@ -393,6 +559,119 @@ bool cluster_agent::impl::await_exported(const std::string& service, const std::
   }
 }
 
+std::optional<std::vector<entity_export::file>> cluster_agent::impl::fetch_files(
+    const member& from, const std::string& service, const json& files,
+    const std::map<std::string, std::string>& inline_files, const std::string& dir,
+    const std::function<bool(const json&)>& wanted, int& answers, std::uint64_t& bytes) {
+  const auto timeout = std::chrono::milliseconds(10000);
+  std::vector<entity_export::file> out;
+  for (const auto& f : files) {
+    if (!f.is_object()) return std::nullopt;
+    if (!wanted(f)) continue;
+    auto name = f.value("name", "");
+    auto size = f.value("size", std::uint64_t{0});
+    auto space = f.value("space", -1);
+    if (!safe_name(name) || space < 0 || space >= static_cast<int>(keyspace_count)) return std::nullopt;
+    std::ofstream out_file(dir + "/" + name, std::ios::binary | std::ios::trunc);
+    if (auto in = inline_files.find(name); in != inline_files.end()) {
+      out_file.write(in->second.data(), static_cast<std::streamsize>(in->second.size()));
+    } else {
+      for (std::uint64_t offset = 0; offset < size;) {
+        json c{{"service", service}, {"to", node}, {"name", name}, {"offset", offset},
+               {"chunk", cfg.transfer_chunk_bytes}};
+        auto part = host.call_peer(from, "chunk", pack_string(c.dump()), timeout);
+        if (!part) {
+          log::get("cluster")->warn("handoff of '{}' from '{}': fetching {} failed: {}", service, from.name, name,
+                                    part.error().message);
+          return std::nullopt;
+        }
+        auto bytes_part = unpack_bytes(*part);
+        if (!bytes_part || bytes_part->empty()) return std::nullopt;
+        answers++;
+        out_file.write(bytes_part->data(), static_cast<std::streamsize>(bytes_part->size()));
+        offset += bytes_part->size();
+      }
+    }
+    out_file.close();
+    auto sum = sha256_of(dir + "/" + name);
+    if (!sum || *sum != f.value("sha256", "")) {
+      log::get("cluster")->error("handoff of '{}' from '{}': {} does not match its SHA-256: fetched again later",
+                                 service, from.name, name);
+      return std::nullopt;
+    }
+    bytes += size;
+    out.push_back({static_cast<keyspace>(space), dir + "/" + name, f.value("records", std::uint64_t{0})});
+  }
+  return out;
+}
+
+namespace {
+/// The (shard, epoch) pairs a manifest lists when each is among `candidates`
+/// at the epoch `map` gives it; empty when any is not.
+std::vector<std::pair<std::uint32_t, std::uint64_t>> listed_shards(const json& manifest,
+                                                                   const std::vector<std::uint32_t>& candidates,
+                                                                   const shard_map& map) {
+  std::vector<std::pair<std::uint32_t, std::uint64_t>> out;
+  for (const auto& e : manifest["shards"]) {
+    auto s = e.is_object() ? e.value("shard", ~0u) : ~0u;
+    auto epoch = e.is_object() ? e.value("epoch", std::uint64_t{0}) : 0;
+    if (s >= map.count() || !in_set(candidates, s) || map.shards[s].epoch != epoch) return {};
+    out.emplace_back(s, epoch);
+  }
+  return out;
+}
+
+bool describes(const json& manifest, const shard_map& map) {
+  return manifest.is_object() && manifest.value("count", 0u) == map.count() && manifest.contains("shards") &&
+         manifest["shards"].is_array() && manifest.contains("files") && manifest["files"].is_array();
+}
+}  // namespace
+
+void cluster_agent::impl::import_base(const std::string& service, const std::string& from,
+                                      const std::vector<std::uint32_t>& candidates, const shard_map& map,
+                                      const cluster_view& v) {
+  auto* db = host.store_of(service);
+  auto m = v.members.find(from);
+  if (!db || m == v.members.end()) return;
+  const auto started = clock_type::now();
+  json ask{{"service", service}, {"to", node}, {"stage", "base"}, {"inline", true}, {"chunk", cfg.transfer_chunk_bytes}};
+  auto answer = host.call_peer(m->second, "manifest", pack_string(ask.dump()), std::chrono::milliseconds(10000));
+  if (!answer) return;  // gone already (sealed and exported): the export itself is fetched
+  auto got = unpack_manifest(*answer);
+  auto manifest = got ? json::parse(got->text, nullptr, false) : json();
+  if (!describes(manifest, map) || manifest.value("id", "").empty()) return;
+  auto shards = listed_shards(manifest, candidates, map);
+  if (shards.empty()) return;
+  std::vector<std::uint32_t> ids;
+  for (const auto& [s, epoch] : shards) ids.push_back(s);
+  const auto count = map.count();
+  auto belongs = [&](std::string_view key) { return in_set(ids, shard_of(key, count)); };
+  // Whatever this node kept of these shards is stale: the base replaces it.
+  if (auto erased = db->erase_entities(belongs); !erased) return;
+  const auto dir = import_dir(service, from) + "-base";
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  fs::create_directories(dir, ec);
+  int answers = 1;
+  std::uint64_t bytes = 0;
+  auto files = fetch_files(m->second, service, manifest["files"], got->files, dir, [](const json&) { return true; },
+                           answers, bytes);
+  if (!files || !db->ingest(*files)) {
+    fs::remove_all(dir, ec);
+    return;
+  }
+  fs::remove_all(dir, ec);
+  const auto id = manifest.value("id", "");
+  {
+    std::lock_guard<std::mutex> guard(mutex);
+    have_base[service + "/" + from] = {id, shards};
+  }
+  host.tell_peer(m->second, "base_taken", pack_string(json{{"service", service}, {"to", node}, {"id", id}}.dump()),
+                 std::chrono::milliseconds(2000));
+  log::get("cluster")->info("pre-copy {} of {} shard(s) of '{}' from '{}' ingested: {} bytes in {} answer(s), {} ms",
+                            id, shards.size(), service, from, bytes, answers, ms_between(started, clock_type::now()));
+}
+
 void cluster_agent::impl::import_shards(const std::string& service, const std::string& from,
                                         const std::vector<std::uint32_t>& candidates, const shard_map& map,
                                         const cluster_view& v) {
@@ -405,96 +684,71 @@ void cluster_agent::impl::import_shards(const std::string& service, const std::s
   }
   const auto started = clock_type::now();
   log::get("cluster")->info("importing shard(s) of '{}' from '{}'", service, from);
-  const auto timeout = std::chrono::milliseconds(10000);
+  const auto key = service + "/" + from;
+  std::pair<std::string, std::vector<std::pair<std::uint32_t, std::uint64_t>>> held_base;
+  {
+    std::lock_guard<std::mutex> guard(mutex);
+    if (auto b = have_base.find(key); b != have_base.end()) held_base = b->second;
+  }
   json ask{{"service", service}, {"to", node}, {"inline", true}, {"chunk", cfg.transfer_chunk_bytes}};
-  auto answer = host.call_peer(m->second, "manifest", pack_string(ask.dump()), timeout);
+  if (!held_base.first.empty()) ask["have_base"] = held_base.first;
+  auto answer = host.call_peer(m->second, "manifest", pack_string(ask.dump()), std::chrono::milliseconds(10000));
   if (!answer) {
     log::get("cluster")->warn("handoff of '{}' from '{}': no manifest yet ({})", service, from, answer.error().message);
     return;
   }
   auto got = unpack_manifest(*answer);
   auto manifest = got ? json::parse(got->text, nullptr, false) : json();
-  if (!manifest.is_object() || manifest.value("count", 0u) != map.count() || !manifest.contains("shards") ||
-      !manifest["shards"].is_array() || !manifest.contains("files") || !manifest["files"].is_array()) {
+  if (!describes(manifest, map)) {
     log::get("cluster")->error("handoff of '{}' from '{}': the manifest does not describe this map", service, from);
     return;
   }
   // The export is one batch of the shards moving (or exported) to us, at
   // the epochs the map gives them: those are what this import takes.
-  std::vector<std::uint32_t> shards;
-  for (const auto& e : manifest["shards"]) {
-    auto s = e.is_object() ? e.value("shard", ~0u) : ~0u;
-    if (s >= map.count() || !in_set(candidates, s) || map.shards[s].epoch != e.value("epoch", std::uint64_t{0})) {
-      shards.clear();
-      break;
-    }
-    shards.push_back(s);
-  }
-  if (shards.empty()) {
+  auto listed = listed_shards(manifest, candidates, map);
+  if (listed.empty()) {
     log::get("cluster")->info("handoff of '{}' from '{}': the manifest is for other shards; waiting for a new export",
                               service, from);
     return;
   }
+  std::vector<std::uint32_t> shards;
+  for (const auto& [s, epoch] : listed) shards.push_back(s);
+  // The base of a pre-copy this node ingested already: only the changes
+  // since come now, ingested over it. Otherwise everything, over nothing.
+  const bool over_base = !held_base.first.empty() && manifest.value("base_id", "") == held_base.first &&
+                         held_base.second == listed;
+  const auto count = map.count();
+  auto belongs = [&](std::string_view k) { return in_set(shards, shard_of(k, count)); };
   // Whatever this node kept of these shards (an old copy: they are not
   // ours, so it is stale) is deleted while the files come: the ingested
   // records are the whole truth.
-  const auto count = map.count();
-  auto belongs = [&](std::string_view key) { return in_set(shards, shard_of(key, count)); };
-  auto old_copy = std::async(std::launch::async, [&] { return db->erase_entities(belongs); });
+  std::future<result<std::uint64_t>> old_copy;
+  if (!over_base) old_copy = std::async(std::launch::async, [&] { return db->erase_entities(belongs); });
   const auto dir = import_dir(service, from);
   std::error_code ec;
   fs::remove_all(dir, ec);
   fs::create_directories(dir, ec);
-  std::vector<entity_export::file> files;
-  std::uint64_t bytes = 0;
   int answers = 1;  // the manifest's
-  for (const auto& f : manifest["files"]) {
-    if (!f.is_object()) return;
-    auto name = f.value("name", "");
-    auto size = f.value("size", std::uint64_t{0});
-    auto space = f.value("space", -1);
-    if (!safe_name(name) || space < 0 || space >= static_cast<int>(keyspace_count)) return;
-    std::ofstream out(dir + "/" + name, std::ios::binary | std::ios::trunc);
-    if (auto in = got->files.find(name); in != got->files.end()) {
-      out.write(in->second.data(), static_cast<std::streamsize>(in->second.size()));
-    } else {
-      for (std::uint64_t offset = 0; offset < size;) {
-        json c{{"service", service}, {"to", node}, {"name", name}, {"offset", offset},
-               {"chunk", cfg.transfer_chunk_bytes}};
-        auto part = host.call_peer(m->second, "chunk", pack_string(c.dump()), timeout);
-        if (!part) {
-          log::get("cluster")->warn("handoff of '{}' from '{}': fetching {} failed: {}", service, from, name,
-                                    part.error().message);
-          return;
-        }
-        auto bytes_part = unpack_bytes(*part);
-        if (!bytes_part || bytes_part->empty()) return;
-        answers++;
-        out.write(bytes_part->data(), static_cast<std::streamsize>(bytes_part->size()));
-        offset += bytes_part->size();
-      }
-    }
-    out.close();
-    auto sum = sha256_of(dir + "/" + name);
-    if (!sum || *sum != f.value("sha256", "")) {
-      log::get("cluster")->error("handoff of '{}' from '{}': {} does not match its SHA-256: fetched again later",
-                                 service, from, name);
-      return;
-    }
-    bytes += size;
-    files.push_back({static_cast<keyspace>(space), dir + "/" + name, f.value("records", std::uint64_t{0})});
+  std::uint64_t bytes = 0;
+  auto files = fetch_files(m->second, service, manifest["files"], got->files, dir,
+                           [&](const json& f) { return !over_base || f.value("stage", "") != "base"; }, answers, bytes);
+  if (!files) {
+    if (old_copy.valid()) old_copy.wait();
+    return;
   }
   const auto fetched = clock_type::now();
   // Fetched ahead of the map's mark (the old owner told us first): nothing
   // is ingested before the map says these shards are exported to us.
   if (!await_exported(service, from, shards, map)) {
+    if (old_copy.valid()) old_copy.wait();
     fs::remove_all(dir, ec);
     return;
   }
   const auto marked_at = clock_type::now();
-  if (auto erased = old_copy.get(); !erased) return;
+  if (old_copy.valid())
+    if (auto erased = old_copy.get(); !erased) return;
   const auto erased_at = clock_type::now();
-  if (auto ingested = db->ingest(files); !ingested) {
+  if (auto ingested = db->ingest(*files); !ingested) {
     log::get("cluster")->error("handoff of '{}' from '{}': ingest failed: {}", service, from,
                                ingested.error().message);
     return;
@@ -513,16 +767,20 @@ void cluster_agent::impl::import_shards(const std::string& service, const std::s
     return any;
   });
   fs::remove_all(dir, ec);
+  {
+    std::lock_guard<std::mutex> guard(mutex);
+    have_base.erase(key);
+  }
   if (!taken || !*taken) {
     // Called off meanwhile: what was ingested is not ours.
     (void)db->erase_entities(belongs);
     return;
   }
   std::uint64_t records = 0;
-  for (const auto& f : files) records += f.records;
+  for (const auto& f : *files) records += f.records;
   note("took " + std::to_string(shards.size()) + " shard(s) of '" + service + "' from '" + from + "': " +
-       std::to_string(records) + " records, " + std::to_string(bytes) + " bytes in " +
-       std::to_string(ms_between(started, clock_type::now())) + " ms (fetch " +
+       std::to_string(records) + " records" + (over_base ? " changed since the pre-copy" : "") + ", " +
+       std::to_string(bytes) + " bytes in " + std::to_string(ms_between(started, clock_type::now())) + " ms (fetch " +
        std::to_string(ms_between(started, fetched)) + " in " + std::to_string(answers) + " answer(s)" +
        ", wait for the mark " + std::to_string(ms_between(fetched, marked_at)) + ", old copy after that " +
        std::to_string(ms_between(marked_at, erased_at)) + ", ingest " +
@@ -613,8 +871,10 @@ void cluster_agent::impl::answer_peer(detail::request& req) {
       return;
     }
     {
+      // stage "base": a pre-copy's snapshot (the shards still serve there).
       std::lock_guard<std::mutex> guard(mutex);
-      if (told_exported.size() < 1024) told_exported.insert(service + "/" + from);
+      auto& told = args.value("stage", "") == "base" ? told_base : told_exported;
+      if (told.size() < 1024) told.insert(service + "/" + from);
       handoff_due = true;
     }
     wake.notify_all();
@@ -627,6 +887,18 @@ void cluster_agent::impl::answer_peer(detail::request& req) {
     req.fail({errc::bad_request, "_cluster." + req.header.method + ": unknown service or node"});
     return;
   }
+  if (req.header.method == "base_taken") {
+    // The target ingested this node's pre-copy: the shards may be sealed now.
+    auto id = args.value("id", "");
+    {
+      std::lock_guard<std::mutex> guard(mutex);
+      if (base_taken.size() < 1024 && safe_name(id)) base_taken.insert(service + "/" + to + "/" + id);
+      handoff_due = true;
+    }
+    wake.notify_all();
+    req.respond(pack_string("{}"));
+    return;
+  }
   const auto dir = export_dir(service, to);
   if (args.contains("chunk") && !args["chunk"].is_number_unsigned()) {
     req.fail({errc::bad_request, "_cluster." + req.header.method + ": 'chunk' is a byte count"});
@@ -635,7 +907,8 @@ void cluster_agent::impl::answer_peer(detail::request& req) {
   // What the asking node takes in one answer (older nodes do not say: 512 KiB).
   const auto chunk_bytes = std::clamp<std::size_t>(args.value("chunk", std::size_t{512 * 1024}), 1024, max_chunk_bytes);
   if (req.header.method == "manifest") {
-    std::ifstream in(dir + "/manifest.json");
+    const bool base = args.value("stage", "") == "base";
+    std::ifstream in(dir + (base ? "/base.json" : "/manifest.json"));
     if (!in) {
       req.fail({errc::unavailable, "no export of '" + service + "' for '" + to + "' is ready here"});
       return;
@@ -644,11 +917,16 @@ void cluster_agent::impl::answer_peer(detail::request& req) {
     // Small exports go in the same answer (one round trip instead of one per file).
     auto listed = json::parse(body, nullptr, false);
     if (args.value("inline", false) && listed.is_object() && listed.contains("files") && listed["files"].is_array()) {
+      // A target that holds the pre-copy's base needs only the changes.
+      const bool skip_base = listed.contains("base_id") && args.value("have_base", "") == listed.value("base_id", "");
+      json wanted = json::array();
+      for (const auto& f : listed["files"])
+        if (f.is_object() && !(skip_base && f.value("stage", "") == "base")) wanted.push_back(f);
       std::uint64_t total = 0;
-      for (const auto& f : listed["files"]) total += f.is_object() ? f.value("size", std::uint64_t{0}) : 0;
+      for (const auto& f : wanted) total += f.value("size", std::uint64_t{0});
       if (total <= chunk_bytes) {
         std::vector<std::pair<std::string, std::string>> files;
-        for (const auto& f : listed["files"]) {
+        for (const auto& f : wanted) {
           auto name = f.value("name", "");
           std::ifstream file(dir + "/" + name, std::ios::binary);
           if (!safe_name(name) || !file) {
@@ -657,7 +935,7 @@ void cluster_agent::impl::answer_peer(detail::request& req) {
           }
           files.emplace_back(name, std::string((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>()));
         }
-        if (files.size() == listed["files"].size()) {
+        if (files.size() == wanted.size()) {
           req.respond(pack_inline(body, files));
           return;
         }
@@ -669,7 +947,7 @@ void cluster_agent::impl::answer_peer(detail::request& req) {
   if (req.header.method == "chunk") {
     auto name = args.value("name", "");
     auto offset = args.value("offset", std::uint64_t{0});
-    if (!safe_name(name) || name == "manifest.json") {
+    if (!safe_name(name) || name == "manifest.json" || name == "base.json") {
       req.fail({errc::bad_request, "_cluster.chunk: bad file name"});
       return;
     }

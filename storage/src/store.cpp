@@ -7,7 +7,9 @@
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
+#include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <cstdarg>
@@ -178,6 +180,31 @@ struct store::impl {
   std::optional<error_info> write_error;
   std::chrono::steady_clock::time_point last_resume{};
   std::atomic<std::int64_t> queued{0};  ///< batches queued or being written
+
+  /// Change trackings (track_changes): keys written to some entities' records,
+  /// recorded as their batches are let in (under `mutex`).
+  struct tracking {
+    entity_filter belongs;
+    std::size_t limit = 0, recorded = 0;
+    bool overflowed = false;
+    std::set<std::string> keys[keyspace_count];  ///< sorted, as a table file wants them
+  };
+  std::map<std::uint64_t, tracking> trackings;
+  std::uint64_t next_tracking = 1;
+  void record_changes(const write_batch& batch) {
+    for (auto& [id, t] : trackings) {
+      if (t.overflowed) continue;
+      for (const auto& op : batch.ops) {
+        auto owner = owning_entity(op.space, op.key);
+        if (!owner || !t.belongs(*owner)) continue;
+        if (t.keys[static_cast<std::size_t>(op.space)].insert(op.key).second && ++t.recorded > t.limit) {
+          t.overflowed = true;
+          for (auto& k : t.keys) k.clear();
+          break;
+        }
+      }
+    }
+  }
 
   // Reads for actors (activations, scans): on a thread of the store's own, so
   // that a slow disk holds this store's readers and never a scheduler thread.
@@ -466,6 +493,7 @@ void store::enqueue(write_batch batch, commit_callback done) {
   {
     std::lock_guard<std::mutex> guard(impl_->mutex);
     if (impl_->guard && !batch.entity.empty()) refused = impl_->guard(batch);
+    if (!refused && !impl_->trackings.empty()) impl_->record_changes(batch);
     if (!refused) impl_->queue.emplace_back(std::move(batch), std::move(done));
   }
   if (refused) {
@@ -652,6 +680,65 @@ result<std::string> store::salvage(const std::string& dir) {
   if (!s.ok()) return classify(s, "salvage of '" + dir + "' failed while writing what it recovered");
   auto dropped = logger->damage();
   return dropped.empty() ? std::string("nothing was dropped") : dropped;
+}
+
+std::uint64_t store::track_changes(entity_filter belongs, std::size_t limit) {
+  std::lock_guard<std::mutex> guard(impl_->mutex);
+  const auto id = impl_->next_tracking++;
+  auto& t = impl_->trackings[id];
+  t.belongs = std::move(belongs);
+  t.limit = limit;
+  return id;
+}
+
+void store::stop_tracking(std::uint64_t tracking) {
+  std::lock_guard<std::mutex> guard(impl_->mutex);
+  impl_->trackings.erase(tracking);
+}
+
+result<entity_export> store::export_changes(std::uint64_t tracking, const std::string& dir) {
+  impl::tracking t;
+  {
+    std::lock_guard<std::mutex> guard(impl_->mutex);
+    auto it = impl_->trackings.find(tracking);
+    if (it == impl_->trackings.end()) return error_info{errc::bad_request, "no such change tracking in '" + dir_ + "'"};
+    t = std::move(it->second);
+    impl_->trackings.erase(it);
+  }
+  if (t.overflowed)
+    return error_info{errc::overloaded, "more than " + std::to_string(t.limit) + " records changed while tracked"};
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return error_info{errc::unavailable, "cannot create '" + dir + "': " + ec.message()};
+  const rocksdb::Snapshot* snap = impl_->db->GetSnapshot();
+  struct release {
+    rocksdb::DB* db;
+    const rocksdb::Snapshot* s;
+    ~release() { db->ReleaseSnapshot(s); }
+  } released{impl_->db.get(), snap};
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snap;
+  entity_export out;
+  for (std::size_t i = 0; i < keyspace_count; ++i) {
+    if (t.keys[i].empty()) continue;
+    entity_export::file f{static_cast<keyspace>(i), dir + "/" + family_names[i] + ".delta.sst", 0};
+    rocksdb::SstFileWriter writer{rocksdb::EnvOptions{}, rocksdb::Options{}};
+    if (auto s = writer.Open(f.path); !s.ok()) return classify(s, "cannot write '" + f.path + "'");
+    std::string value;
+    for (const auto& key : t.keys[i]) {
+      auto s = impl_->db->Get(ro, impl_->families[i], key, &value);
+      if (s.IsNotFound())
+        s = writer.Delete(key);  // deleted since the snapshot's copy: deleted there too
+      else if (s.ok())
+        s = writer.Put(key, value);
+      if (!s.ok()) return classify(s, "export of changes from '" + dir_ + "' failed");
+      f.records++;
+    }
+    if (auto s = writer.Finish(); !s.ok()) return classify(s, "cannot finish '" + f.path + "'");
+    out.records += f.records;
+    out.files.push_back(std::move(f));
+  }
+  return out;
 }
 
 }  // namespace cohort

@@ -108,3 +108,55 @@ TEST_CASE("a store's write guard refuses an entity's batches as they are queued,
   service_wide.put(keyspace::outbox, "x", "y");
   REQUIRE((*db)->write(service_wide));
 }
+
+TEST_CASE("a pre-copy: a snapshot moves while writes go on, then only the records changed since", "[cluster][transfer]") {
+  test::temp_dir dir;
+  auto a = store::open(dir / "a");
+  auto b = store::open(dir / "b");
+  REQUIRE(a);
+  REQUIRE(b);
+  auto odd = [](std::string_view k) { return (k.back() - '0') % 2 == 1; };
+  write_batch w;
+  for (int i = 0; i < 100; ++i) w.put(keyspace::state, entity_key("e" + std::to_string(i)), "v1");
+  REQUIRE((*a)->write(w));
+  const auto tracking = (*a)->track_changes(odd);
+  (*a)->barrier();
+  auto base = (*a)->export_entities(odd, dir / "x");
+  REQUIRE(base);
+  CHECK(base->records == 50);
+  // Meanwhile the shard serves on: an update, a new entity, a deletion, a
+  // journal record, and writes of entities that stay (not recorded).
+  write_batch later;
+  later.put(keyspace::state, entity_key("e1"), "v2");
+  later.put(keyspace::state, entity_key("e101"), "new");
+  later.erase(keyspace::state, entity_key("e3"));
+  later.put(keyspace::journal, journal_key("e5", 1), "event");
+  later.put(keyspace::state, entity_key("e2"), "stays here");
+  REQUIRE((*a)->write(later));
+  // The same key written twice is one record of the delta.
+  write_batch again;
+  again.put(keyspace::state, entity_key("e1"), "v3");
+  REQUIRE((*a)->write(again));
+  (*a)->barrier();
+  auto delta = (*a)->export_changes(tracking, dir / "x");
+  REQUIRE(delta);
+  CHECK(delta->records == 4);  // e1, e101, e3 (deleted), e5's journal record
+  // Ingested in order over the snapshot: the newest state of every moved record.
+  REQUIRE((*b)->ingest(base->files));
+  REQUIRE((*b)->ingest(delta->files));
+  CHECK((*b)->get(keyspace::state, entity_key("e1"))->value() == "v3");
+  CHECK((*b)->get(keyspace::state, entity_key("e101"))->value() == "new");
+  CHECK_FALSE((*b)->get(keyspace::state, entity_key("e3"))->has_value());
+  CHECK((*b)->get(keyspace::state, entity_key("e7"))->value() == "v1");
+  CHECK((*b)->get(keyspace::journal, journal_key("e5", 1))->value() == "event");
+  CHECK_FALSE((*b)->get(keyspace::state, entity_key("e2"))->has_value());
+  // A tracking is used once; one past its limit gives up rather than grow.
+  CHECK_FALSE((*a)->export_changes(tracking, dir / "y"));
+  const auto small = (*a)->track_changes(odd, 2);
+  write_batch many;
+  for (int i = 1; i < 10; i += 2) many.put(keyspace::state, entity_key("e" + std::to_string(i)), "v4");
+  REQUIRE((*a)->write(many));
+  auto overflowed = (*a)->export_changes(small, dir / "y");
+  REQUIRE_FALSE(overflowed);
+  CHECK(overflowed.error().is(errc::overloaded));
+}

@@ -209,13 +209,17 @@ TEST_CASE("a sharded service scales 2 -> 3 -> 2 nodes under writes: every acknow
        std::chrono::steady_clock::now() < until && !(rounds_during >= 1 && drained());)
     round(), rounds_during++;
   REQUIRE(drained());
-  // The shards came back in several 1 KiB answers each (the chunked path).
-  int pieces = 0;
-  for (auto* n : {n1.get(), n2.get()}) {
+  // The shards came back in several 1 KiB answers each (the chunked path),
+  // each handoff after a pre-copy: the new owner took only the records
+  // written while the old one served on (docs/cluster.md, Handoff).
+  int pieces = 0, precopied = 0, over_base = 0;
+  for (auto* n : {n1.get(), n2.get(), n3.get()}) {
     const auto status = admin_call(*n, "cluster", {{"verb", "status"}});
     for (const auto& entry : status["handoffs"]) {
       const auto line = entry.get<std::string>();
       UNSCOPED_INFO(line);
+      if (line.rfind("exported ", 0) == 0) precopied += line.find("after a pre-copy served for") != std::string::npos;
+      if (line.rfind("took ", 0) == 0) over_base += line.find("changed since the pre-copy") != std::string::npos;
       const auto at = line.find(" answer(s)");
       if (line.find("from 'n3'") == std::string::npos || at == std::string::npos) continue;
       const auto from = line.rfind(' ', at - 1);
@@ -223,6 +227,8 @@ TEST_CASE("a sharded service scales 2 -> 3 -> 2 nodes under writes: every acknow
     }
   }
   CHECK(pieces >= 3);
+  CHECK(precopied >= 2);  // out to n3, back from it
+  CHECK(over_base >= 2);
   // n3 owns nothing now: every entity it had activated was let go.
   CHECK(eventually([&] { return n3->service_status("counter")["live_entities"] == 0; }, std::chrono::seconds(5)));
   n3.reset();

@@ -99,10 +99,13 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
     const bool forwarded = h.shard != envelope::no_shard;
     auto d = cluster->route(h.service, h.key, forwarded);
     switch (d.kind) {
-      case cluster::route_decision::local:
+      case cluster::route_decision::local: {
+        const auto came_with = std::make_pair(h.shard, h.epoch);
         h.shard = d.shard, h.epoch = d.epoch;
-        cluster->track(*req, h.service, d.shard);
-        return host->deliver(std::move(req));
+        if (cluster->track(*req, h.service, d.shard, d.precopy)) return host->deliver(std::move(req));
+        std::tie(h.shard, h.epoch) = came_with;
+      }
+        [[fallthrough]];  // its pre-copy ended a moment ago: held until the shard has its new owner
       case cluster::route_decision::hold: {
         std::lock_guard<std::mutex> guard(held_mutex);
         if (held.size() >= max_held) break;

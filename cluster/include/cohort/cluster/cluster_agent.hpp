@@ -60,6 +60,8 @@ struct route_decision {
   std::string endpoint;  ///< forward, wrong_shard: the owner's
   std::string key;       ///< forward, wrong_shard: the owner's public key (empty: keyless)
   std::string why;       ///< unavailable, wrong_shard
+  /// local: served while its handoff's pre-copy runs (track() may still say no).
+  bool precopy = false;
 };
 
 /// What the agent needs of its node.
@@ -122,8 +124,10 @@ class cluster_agent {
   /// records are not sealed for export yet (admitted requests complete).
   /// Epoch 0: whether this node still holds the shard's entities at all.
   [[nodiscard]] bool admits(const std::string& service, std::string_view key, std::uint64_t epoch) const;
-  /// Counts `req` against its shard until it is answered (a handoff waits for them).
-  void track(detail::request& req, const std::string& service, std::uint32_t shard);
+  /// Counts `req` against its shard until it is answered (a handoff waits for
+  /// them). For a `precopy` decision: false when the pre-copy ended meanwhile
+  /// (the request is held instead; it was not counted).
+  bool track(detail::request& req, const std::string& service, std::uint32_t shard, bool precopy = false);
   /// Answers a `_cluster.*` request from another node (handoff transfers) off the caller's thread.
   void handle(detail::request_ptr req);
 

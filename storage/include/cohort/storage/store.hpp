@@ -203,6 +203,21 @@ class store {
   /// the store, newer than anything in it). Not for a scheduler thread.
   [[nodiscard]] result<bool> ingest(const std::vector<entity_export::file>& files);
 
+  /// Starts recording the keys of every write let in from now on to the
+  /// records of the entities `belongs` picks. A handoff's pre-copy: the shard
+  /// serves on while a snapshot of it is copied, and then only the records
+  /// written meanwhile move (export_changes). Past `limit` keys the tracking
+  /// gives up (export_changes fails: export everything instead). Writes
+  /// queued before this call are not recorded: barrier() before the snapshot.
+  [[nodiscard]] std::uint64_t track_changes(entity_filter belongs, std::size_t limit = std::size_t{1} << 20);
+  /// Ends a tracking and writes, from one snapshot, the current record of
+  /// every key it recorded (or its deletion) into table files under `dir`,
+  /// "<keyspace>.delta.sst", to be ingested after the snapshot's files.
+  /// Call once no more writes of those entities are let in, after barrier().
+  [[nodiscard]] result<entity_export> export_changes(std::uint64_t tracking, const std::string& dir);
+  /// Ends a tracking without exporting (a handoff called off).
+  void stop_tracking(std::uint64_t tracking);
+
   [[nodiscard]] const std::string& directory() const noexcept { return dir_; }
   [[nodiscard]] durability mode() const noexcept { return opts_.mode; }
 
