@@ -128,6 +128,7 @@ struct cluster_agent::impl {
     std::vector<std::pair<std::uint32_t, std::uint64_t>> shards;  ///< shard, epoch
     nlohmann::json files;  ///< the base's files as the manifest lists them
     clock_type::time_point started;
+    bool taken = false;  ///< the target said it ingested the base
   };
   /// Per "service/target" (handoff thread only).
   std::map<std::string, precopy> precopies;
@@ -137,6 +138,9 @@ struct cluster_agent::impl {
   std::map<std::string, std::pair<std::string, std::vector<std::pair<std::uint32_t, std::uint64_t>>>> have_base;
   /// "service/old owner" pairs whose old owner said a base is ready (under `mutex`).
   std::set<std::string> told_base;
+  /// New owner: manifests an old owner pushed with the changes inline
+  /// (`_cluster.export`), per "service/old owner"; used instead of asking (under `mutex`).
+  std::map<std::string, std::string> pushed;
   void begin_precopy(const std::string& service, const std::string& to, const std::vector<std::uint32_t>& shards,
                      const shard_map& map);
   /// Ends a pre-copy that will not be exported (called off, or changed): its
@@ -178,6 +182,11 @@ struct cluster_agent::impl {
     return stopping;
   }
   void clean_up(const std::string& service, const shard_map& map);
+  /// When each service last had a handoff to or from this node under way
+  /// (handoff thread): the sweep of departed records waits for a quiet second,
+  /// so that it does not compete with the writes of a rebalance still going on.
+  std::map<std::string, clock_type::time_point> handoff_seen;
+  bool sweep_waiting = false;  ///< a sweep waits for quiet (handoff thread)
   void run_peer_answers();
   void answer_peer(detail::request& req);
   std::string export_dir(const std::string& service, const std::string& to) const;

@@ -310,13 +310,28 @@ void cluster_agent::impl::ride_out_etcd_outage() {
 
 result<bool> cluster_agent::impl::change_map(const std::string& service, const std::function<bool(shard_map&)>& edit) {
   for (int tries = 0; tries < 5; ++tries) {
-    auto r = etcd.range_prefix(key_shards(service));
-    if (!r) return r.error();
     shard_map m;
-    for (const auto& kv : r->kvs)
-      if (kv.key == key_shards(service))
-        if (auto d = shard_map::decode(kv.value, kv.mod_revision)) m = std::move(*d);
-    if (!edit(m)) return false;
+    // First from the view: usually current (the watch keeps it so), and then
+    // the change is one round trip. A stale one fails the compare-and-swap
+    // and the map is read from etcd.
+    auto v = tries == 0 ? load() : nullptr;
+    const shard_map* seen = nullptr;
+    if (v)
+      if (auto it = v->maps.find(service); it != v->maps.end() && it->second.revision) seen = &it->second;
+    if (seen) {
+      m = *seen;
+    } else {
+      v = nullptr;
+      auto r = etcd.range_prefix(key_shards(service));
+      if (!r) return r.error();
+      for (const auto& kv : r->kvs)
+        if (kv.key == key_shards(service))
+          if (auto d = shard_map::decode(kv.value, kv.mod_revision)) m = std::move(*d);
+    }
+    if (!edit(m)) {
+      if (tries == 0 && v) continue;  // the view may be behind: decide on etcd's own copy
+      return false;
+    }
     auto put = etcd.put_if(key_shards(service), m.encode(), m.revision);
     if (!put) return put.error();
     if (*put) return true;

@@ -183,8 +183,11 @@ void cluster_agent::impl::run_handoffs() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mutex);
-      // A pre-copy under way is looked at again soon: its wait for the target may run out.
-      const auto patience = precopies.empty() ? std::chrono::milliseconds(60000) : std::chrono::milliseconds(20);
+      // A pre-copy under way is looked at again soon: its wait for the target
+      // may run out; a sweep waiting for quiet, a little later.
+      const auto patience = !precopies.empty() ? std::chrono::milliseconds(20)
+                            : sweep_waiting    ? std::chrono::milliseconds(250)
+                                               : std::chrono::milliseconds(60000);
       wake.wait_for(lock, patience, [this] { return stopping || handoff_due; });
       if (stopping) return;
       handoff_due = false;
@@ -204,6 +207,7 @@ void cluster_agent::impl::run_handoffs() {
 void cluster_agent::impl::handoff_step() {
   if (!lease.load() || !term_confirmed.load()) return;
   auto v = load();
+  sweep_waiting = false;
   for (const auto& service : hosted) {
     auto it = v->maps.find(service);
     if (it == v->maps.end()) continue;
@@ -273,6 +277,7 @@ void cluster_agent::impl::handoff_step() {
       const auto patience = std::clamp(cfg.hold_timeout / 4, std::chrono::milliseconds(200), std::chrono::milliseconds(3000));
       if (!taken && clock_type::now() - pc->second.started < patience) continue;
       auto base = std::move(pc->second);
+      base.taken = taken;
       precopies.erase(pc);
       export_shards(service, to, shards, map, &base);
     }
@@ -353,7 +358,8 @@ static std::optional<json> describe_files(const entity_export& exported, const s
     if (!sum || ec) return std::nullopt;
     bytes += size;
     files.push_back({{"space", static_cast<int>(f.space)}, {"name", fs::path(f.path).filename().string()},
-                     {"size", size}, {"sha256", *sum}, {"records", f.records}, {"stage", stage}});
+                     {"size", size}, {"sha256", *sum}, {"records", f.records}, {"stage", stage},
+                     {"format", f.ops ? "changes" : "table"}});
   }
   return files;
 }
@@ -500,12 +506,24 @@ void cluster_agent::impl::export_shards(const std::string& service, const std::s
   if (ec) return;
   const auto written = clock_type::now();
   // The target may start fetching now: the map's mark (an etcd round trip)
-  // and its fetch overlap. It ingests only once the mark is there.
+  // and its fetch overlap. It ingests only once the mark is there. A target
+  // that holds the base gets the changes with the news (no fetch at all).
   {
     auto v = load();
-    if (auto m = v->members.find(to); m != v->members.end())
-      host.tell_peer(m->second, "exported", pack_string(json{{"service", service}, {"from", node}}.dump()),
-                     std::chrono::milliseconds(2000));
+    std::vector<std::pair<std::string, std::string>> pushed_files;
+    if (delta && base->taken && bytes <= cfg.transfer_chunk_bytes)
+      for (const auto& f : exported->files) {
+        std::ifstream in(f.path, std::ios::binary);
+        pushed_files.emplace_back(fs::path(f.path).filename().string(),
+                                  std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()));
+      }
+    if (auto m = v->members.find(to); m != v->members.end()) {
+      if (!pushed_files.empty())
+        host.tell_peer(m->second, "export", pack_inline(manifest.dump(), pushed_files), std::chrono::milliseconds(2000));
+      else
+        host.tell_peer(m->second, "exported", pack_string(json{{"service", service}, {"from", node}}.dump()),
+                       std::chrono::milliseconds(2000));
+    }
   }
   if (mark_exported(service, to, shards, map))
     note("exported " + std::to_string(shards.size()) + " shard(s) of '" + service + "' for '" + to + "': " +
@@ -600,7 +618,8 @@ std::optional<std::vector<entity_export::file>> cluster_agent::impl::fetch_files
       return std::nullopt;
     }
     bytes += size;
-    out.push_back({static_cast<keyspace>(space), dir + "/" + name, f.value("records", std::uint64_t{0})});
+    out.push_back({static_cast<keyspace>(space), dir + "/" + name, f.value("records", std::uint64_t{0}),
+                   f.value("format", "table") == "changes"});
   }
   return out;
 }
@@ -668,8 +687,9 @@ void cluster_agent::impl::import_base(const std::string& service, const std::str
   }
   host.tell_peer(m->second, "base_taken", pack_string(json{{"service", service}, {"to", node}, {"id", id}}.dump()),
                  std::chrono::milliseconds(2000));
-  log::get("cluster")->info("pre-copy {} of {} shard(s) of '{}' from '{}' ingested: {} bytes in {} answer(s), {} ms",
-                            id, shards.size(), service, from, bytes, answers, ms_between(started, clock_type::now()));
+  note("pre-copied " + std::to_string(shards.size()) + " shard(s) of '" + service + "' from '" + from + "' (base " + id +
+       "): " + std::to_string(bytes) + " bytes in " + std::to_string(answers) + " answer(s), " +
+       std::to_string(ms_between(started, clock_type::now())) + " ms, while the old owner served them");
 }
 
 void cluster_agent::impl::import_shards(const std::string& service, const std::string& from,
@@ -692,7 +712,16 @@ void cluster_agent::impl::import_shards(const std::string& service, const std::s
   }
   json ask{{"service", service}, {"to", node}, {"inline", true}, {"chunk", cfg.transfer_chunk_bytes}};
   if (!held_base.first.empty()) ask["have_base"] = held_base.first;
-  auto answer = host.call_peer(m->second, "manifest", pack_string(ask.dump()), std::chrono::milliseconds(10000));
+  result<std::string> answer = error_info{errc::unavailable, "not asked"};
+  {
+    std::lock_guard<std::mutex> guard(mutex);
+    if (auto p = pushed.find(key); p != pushed.end()) answer = std::move(p->second), pushed.erase(p);
+  }
+  int answers = 1;  // the manifest's
+  if (!answer)
+    answer = host.call_peer(m->second, "manifest", pack_string(ask.dump()), std::chrono::milliseconds(10000));
+  else
+    answers = 0;  // it came with the news
   if (!answer) {
     log::get("cluster")->warn("handoff of '{}' from '{}': no manifest yet ({})", service, from, answer.error().message);
     return;
@@ -728,7 +757,6 @@ void cluster_agent::impl::import_shards(const std::string& service, const std::s
   std::error_code ec;
   fs::remove_all(dir, ec);
   fs::create_directories(dir, ec);
-  int answers = 1;  // the manifest's
   std::uint64_t bytes = 0;
   auto files = fetch_files(m->second, service, manifest["files"], got->files, dir,
                            [&](const json& f) { return !over_base || f.value("stage", "") != "base"; }, answers, bytes);
@@ -806,6 +834,9 @@ void cluster_agent::impl::clean_up(const std::string& service, const shard_map& 
     std::lock_guard<std::mutex> guard(status_mutex);
     due = !swept.count(service);
   }
+  const auto now = clock_type::now();
+  for (const auto& s : map.shards)
+    if (!s.phase.empty() && (s.owner == node || s.to == node)) handoff_seen[service] = now;
   std::vector<fs::path> finished;
   for (const auto& e : fs::directory_iterator(data_dir + "/.handoff", ec)) {
     auto name = e.path().filename().string();
@@ -816,6 +847,10 @@ void cluster_agent::impl::clean_up(const std::string& service, const shard_map& 
     if (!still) finished.push_back(e.path()), due = true;
   }
   if (!due) return;
+  if (auto seen = handoff_seen.find(service); seen != handoff_seen.end() && now - seen->second < std::chrono::seconds(1)) {
+    sweep_waiting = true;  // a rebalance is (or just was) under way: after it
+    return;
+  }
   auto mine = [&](std::uint32_t s) {
     const auto& e = map.shards[s];
     return e.owner == node || (e.to == node && !e.phase.empty());
@@ -849,6 +884,27 @@ void cluster_agent::impl::run_peer_answers() {
 }
 
 void cluster_agent::impl::answer_peer(detail::request& req) {
+  if (req.header.method == "export") {
+    // An old owner's export for this node, the changes inline: kept for the
+    // import (checked there like a fetched manifest), which starts now.
+    auto got = unpack_manifest(req.payload);
+    auto manifest = got ? json::parse(got->text, nullptr, false) : json();
+    const auto service = manifest.is_object() ? manifest.value("service", "") : "";
+    const auto from = manifest.is_object() ? manifest.value("from", "") : "";
+    if (!in_flight.count(service) || !safe_name(from) || req.payload.size() > max_chunk_bytes + 65536) {
+      req.fail({errc::bad_request, "_cluster.export: not an export of a sharded service of this node"});
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> guard(mutex);
+      if (pushed.size() < 64 || pushed.count(service + "/" + from)) pushed[service + "/" + from] = req.payload;
+      if (told_exported.size() < 1024) told_exported.insert(service + "/" + from);
+      handoff_due = true;
+    }
+    wake.notify_all();
+    req.respond(pack_string("{}"));
+    return;
+  }
   auto text = unpack_bytes(req.payload);
   auto args = text ? json::parse(*text, nullptr, false) : json();
   if (!args.is_object()) {

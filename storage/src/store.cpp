@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -15,6 +16,7 @@
 #include <cstdarg>
 #include <sys/statvfs.h>
 
+#include <msgpack.hpp>
 #include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
 #include <rocksdb/listener.h>
@@ -646,6 +648,10 @@ result<std::uint64_t> store::erase_entities(const entity_filter& belongs) {
 
 result<bool> store::ingest(const std::vector<entity_export::file>& files) {
   for (const auto& f : files) {
+    if (f.ops) {
+      if (auto applied = apply_changes(f.path); !applied) return applied.error();
+      continue;
+    }
     rocksdb::IngestExternalFileOptions o;
     o.move_files = true;
     auto s = impl_->db->IngestExternalFile(impl_->family(f.space), {f.path}, o);
@@ -718,27 +724,76 @@ result<entity_export> store::export_changes(std::uint64_t tracking, const std::s
   } released{impl_->db.get(), snap};
   rocksdb::ReadOptions ro;
   ro.snapshot = snap;
-  entity_export out;
-  for (std::size_t i = 0; i < keyspace_count; ++i) {
-    if (t.keys[i].empty()) continue;
-    entity_export::file f{static_cast<keyspace>(i), dir + "/" + family_names[i] + ".delta.sst", 0};
-    rocksdb::SstFileWriter writer{rocksdb::EnvOptions{}, rocksdb::Options{}};
-    if (auto s = writer.Open(f.path); !s.ok()) return classify(s, "cannot write '" + f.path + "'");
-    std::string value;
+  // [[space, key, value or nil], ...]: nil is a deletion.
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  std::size_t records = 0;
+  for (const auto& keys : t.keys) records += keys.size();
+  pk.pack_array(static_cast<std::uint32_t>(records));
+  std::string value;
+  for (std::size_t i = 0; i < keyspace_count; ++i)
     for (const auto& key : t.keys[i]) {
       auto s = impl_->db->Get(ro, impl_->families[i], key, &value);
-      if (s.IsNotFound())
-        s = writer.Delete(key);  // deleted since the snapshot's copy: deleted there too
-      else if (s.ok())
-        s = writer.Put(key, value);
-      if (!s.ok()) return classify(s, "export of changes from '" + dir_ + "' failed");
-      f.records++;
+      if (!s.ok() && !s.IsNotFound()) return classify(s, "export of changes from '" + dir_ + "' failed");
+      pk.pack_array(3);
+      pk.pack(static_cast<std::uint32_t>(i));
+      pk.pack_bin(static_cast<std::uint32_t>(key.size()));
+      pk.pack_bin_body(key.data(), static_cast<std::uint32_t>(key.size()));
+      if (s.IsNotFound()) {
+        pk.pack_nil();  // deleted since the snapshot's copy: deleted there too
+      } else {
+        pk.pack_bin(static_cast<std::uint32_t>(value.size()));
+        pk.pack_bin_body(value.data(), static_cast<std::uint32_t>(value.size()));
+      }
     }
-    if (auto s = writer.Finish(); !s.ok()) return classify(s, "cannot finish '" + f.path + "'");
-    out.records += f.records;
-    out.files.push_back(std::move(f));
+  entity_export out;
+  entity_export::file f{keyspace::state, dir + "/changes.msgpack", records, true};
+  {
+    std::ofstream file(f.path, std::ios::binary | std::ios::trunc);
+    file.write(buf.data(), static_cast<std::streamsize>(buf.size()));
+    if (!file.flush()) return error_info{errc::unavailable, "cannot write '" + f.path + "'"};
   }
+  out.records = records;
+  out.files.push_back(std::move(f));
   return out;
+}
+
+result<bool> store::apply_changes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return error_info{errc::unavailable, "cannot read '" + path + "'"};
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const error_info bad{errc::bad_request, "'" + path + "' is not a list of changes"};
+  write_batch batch;
+  try {
+    // A peer's file: bounded like any message (one list, then its triples).
+    std::size_t off = 0;
+    auto handle = msgpack::unpack(bytes.data(), bytes.size(), off, nullptr, nullptr,
+                                  msgpack::unpack_limit(1u << 22, 0, 64u << 20, 64u << 20, 0, 3));
+    const auto& list = handle.get();
+    if (list.type != msgpack::type::ARRAY || off != bytes.size()) return bad;
+    for (std::uint32_t n = 0; n < list.via.array.size; ++n) {
+      const auto& op = list.via.array.ptr[n];
+      if (op.type != msgpack::type::ARRAY || op.via.array.size != 3) return bad;
+      const auto& space = op.via.array.ptr[0];
+      const auto& key = op.via.array.ptr[1];
+      const auto& value = op.via.array.ptr[2];
+      if (space.type != msgpack::type::POSITIVE_INTEGER || space.via.u64 >= keyspace_count ||
+          !is_entity_keyspace(static_cast<keyspace>(space.via.u64)) || key.type != msgpack::type::BIN ||
+          (value.type != msgpack::type::BIN && value.type != msgpack::type::NIL))
+        return bad;
+      const auto s = static_cast<keyspace>(space.via.u64);
+      std::string k(key.via.bin.ptr, key.via.bin.size);
+      if (!owning_entity(s, k)) return bad;
+      if (value.type == msgpack::type::NIL)
+        batch.erase(s, std::move(k));
+      else
+        batch.put(s, std::move(k), std::string(value.via.bin.ptr, value.via.bin.size));
+    }
+  } catch (const std::exception&) {
+    return bad;
+  }
+  if (batch.empty()) return true;
+  return write(batch);
 }
 
 }  // namespace cohort

@@ -104,6 +104,9 @@ struct entity_export {
     keyspace space;
     std::string path;
     std::uint64_t records = 0;
+    /// Not a table file: a list of puts and deletes across keyspaces
+    /// (export_changes), written as ordinary durable writes by ingest().
+    bool ops = false;
   };
   std::vector<file> files;
   std::uint64_t records = 0;
@@ -200,7 +203,8 @@ class store {
   /// batches). Returns how many were deleted. Not for a scheduler thread.
   [[nodiscard]] result<std::uint64_t> erase_entities(const entity_filter& belongs);
   /// Adds the records of table files written by export_entities (moved into
-  /// the store, newer than anything in it). Not for a scheduler thread.
+  /// the store, newer than anything in it), and applies files of changes
+  /// (export_changes), in the order given. Not for a scheduler thread.
   [[nodiscard]] result<bool> ingest(const std::vector<entity_export::file>& files);
 
   /// Starts recording the keys of every write let in from now on to the
@@ -211,10 +215,14 @@ class store {
   /// queued before this call are not recorded: barrier() before the snapshot.
   [[nodiscard]] std::uint64_t track_changes(entity_filter belongs, std::size_t limit = std::size_t{1} << 20);
   /// Ends a tracking and writes, from one snapshot, the current record of
-  /// every key it recorded (or its deletion) into table files under `dir`,
-  /// "<keyspace>.delta.sst", to be ingested after the snapshot's files.
+  /// every key it recorded (or its deletion) into `dir`/changes.msgpack, to be
+  /// ingested after the snapshot's files. A few records: written by the
+  /// receiver as one durable batch, which costs less than ingesting a table
+  /// file (that flushes memory tables and syncs files and folders).
   /// Call once no more writes of those entities are let in, after barrier().
   [[nodiscard]] result<entity_export> export_changes(std::uint64_t tracking, const std::string& dir);
+  /// Writes the changes export_changes listed (durably, as one batch).
+  [[nodiscard]] result<bool> apply_changes(const std::string& path);
   /// Ends a tracking without exporting (a handoff called off).
   void stop_tracking(std::uint64_t tracking);
 
