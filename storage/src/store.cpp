@@ -1,5 +1,6 @@
 #include "cohort/storage/store.hpp"
 
+#include "cohort/storage/changes_list.hpp"
 #include "cohort/storage/entity_owner.hpp"
 #include "cohort/storage/idempotency.hpp"
 
@@ -16,7 +17,6 @@
 #include <cstdarg>
 #include <sys/statvfs.h>
 
-#include <msgpack.hpp>
 #include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
 #include <rocksdb/listener.h>
@@ -107,21 +107,11 @@ std::uint64_t free_space(const std::string& dir) {
   return static_cast<std::uint64_t>(v.f_bavail) * v.f_frsize;
 }
 
-std::string big_endian(std::uint64_t v, int bytes) {
-  std::string out(static_cast<std::size_t>(bytes), '\0');
-  for (int i = bytes - 1; i >= 0; --i, v >>= 8) out[static_cast<std::size_t>(i)] = static_cast<char>(v & 0xff);
-  return out;
-}
-
 const char* const family_names[keyspace_count] = {rocksdb::kDefaultColumnFamilyName.c_str(), "journal", "snapshot",
                                                   "idempotency", "outbox", "pending", "reminders",
                                                   "events", "cursors"};
 
 }  // namespace
-
-std::string entity_key(std::string_view key) { return big_endian(key.size(), 4) + std::string(key); }
-
-std::string journal_key(std::string_view key, std::uint64_t seq) { return entity_key(key) + big_endian(seq, 8); }
 
 namespace {
 
@@ -724,33 +714,26 @@ result<entity_export> store::export_changes(std::uint64_t tracking, const std::s
   } released{impl_->db.get(), snap};
   rocksdb::ReadOptions ro;
   ro.snapshot = snap;
-  // [[space, key, value or nil], ...]: nil is a deletion.
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
   std::size_t records = 0;
   for (const auto& keys : t.keys) records += keys.size();
-  pk.pack_array(static_cast<std::uint32_t>(records));
+  changes_writer list(records);
   std::string value;
   for (std::size_t i = 0; i < keyspace_count; ++i)
     for (const auto& key : t.keys[i]) {
       auto s = impl_->db->Get(ro, impl_->families[i], key, &value);
-      if (!s.ok() && !s.IsNotFound()) return classify(s, "export of changes from '" + dir_ + "' failed");
-      pk.pack_array(3);
-      pk.pack(static_cast<std::uint32_t>(i));
-      pk.pack_bin(static_cast<std::uint32_t>(key.size()));
-      pk.pack_bin_body(key.data(), static_cast<std::uint32_t>(key.size()));
-      if (s.IsNotFound()) {
-        pk.pack_nil();  // deleted since the snapshot's copy: deleted there too
-      } else {
-        pk.pack_bin(static_cast<std::uint32_t>(value.size()));
-        pk.pack_bin_body(value.data(), static_cast<std::uint32_t>(value.size()));
-      }
+      if (s.IsNotFound())
+        list.erase(static_cast<keyspace>(i), key);  // deleted since the snapshot's copy: deleted there too
+      else if (s.ok())
+        list.put(static_cast<keyspace>(i), key, value);
+      else
+        return classify(s, "export of changes from '" + dir_ + "' failed");
     }
+  const auto bytes = std::move(list).finish();
   entity_export out;
   entity_export::file f{keyspace::state, dir + "/changes.msgpack", records, true};
   {
     std::ofstream file(f.path, std::ios::binary | std::ios::trunc);
-    file.write(buf.data(), static_cast<std::streamsize>(buf.size()));
+    file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     if (!file.flush()) return error_info{errc::unavailable, "cannot write '" + f.path + "'"};
   }
   out.records = records;
@@ -762,38 +745,10 @@ result<bool> store::apply_changes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return error_info{errc::unavailable, "cannot read '" + path + "'"};
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const error_info bad{errc::bad_request, "'" + path + "' is not a list of changes"};
-  write_batch batch;
-  try {
-    // A peer's file: bounded like any message (one list, then its triples).
-    std::size_t off = 0;
-    auto handle = msgpack::unpack(bytes.data(), bytes.size(), off, nullptr, nullptr,
-                                  msgpack::unpack_limit(1u << 22, 0, 64u << 20, 64u << 20, 0, 3));
-    const auto& list = handle.get();
-    if (list.type != msgpack::type::ARRAY || off != bytes.size()) return bad;
-    for (std::uint32_t n = 0; n < list.via.array.size; ++n) {
-      const auto& op = list.via.array.ptr[n];
-      if (op.type != msgpack::type::ARRAY || op.via.array.size != 3) return bad;
-      const auto& space = op.via.array.ptr[0];
-      const auto& key = op.via.array.ptr[1];
-      const auto& value = op.via.array.ptr[2];
-      if (space.type != msgpack::type::POSITIVE_INTEGER || space.via.u64 >= keyspace_count ||
-          !is_entity_keyspace(static_cast<keyspace>(space.via.u64)) || key.type != msgpack::type::BIN ||
-          (value.type != msgpack::type::BIN && value.type != msgpack::type::NIL))
-        return bad;
-      const auto s = static_cast<keyspace>(space.via.u64);
-      std::string k(key.via.bin.ptr, key.via.bin.size);
-      if (!owning_entity(s, k)) return bad;
-      if (value.type == msgpack::type::NIL)
-        batch.erase(s, std::move(k));
-      else
-        batch.put(s, std::move(k), std::string(value.via.bin.ptr, value.via.bin.size));
-    }
-  } catch (const std::exception&) {
-    return bad;
-  }
-  if (batch.empty()) return true;
-  return write(batch);
+  auto batch = decode_changes(bytes);
+  if (!batch) return error_info{errc::bad_request, "'" + path + "': " + batch.error().message};
+  if (batch->empty()) return true;
+  return write(*batch);
 }
 
 }  // namespace cohort
