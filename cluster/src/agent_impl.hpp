@@ -187,6 +187,12 @@ struct cluster_agent::impl {
   /// so that it does not compete with the writes of a rebalance still going on.
   std::map<std::string, clock_type::time_point> handoff_seen;
   bool sweep_waiting = false;  ///< a sweep waits for quiet (handoff thread)
+  /// Imports of exports that ended without taking the shards (the old owner
+  /// did not answer, a checksum failed...): tried again after a backoff that
+  /// doubles, 50 ms to 2 s, not at once in a loop (handoff thread).
+  std::set<std::string> final_imports;
+  std::map<std::string, std::pair<clock_type::time_point, std::chrono::milliseconds>> import_retry;
+  bool retry_waiting = false;
   void run_peer_answers();
   void answer_peer(detail::request& req);
   std::string export_dir(const std::string& service, const std::string& to) const;

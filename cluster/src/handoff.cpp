@@ -186,6 +186,7 @@ void cluster_agent::impl::run_handoffs() {
       // A pre-copy under way is looked at again soon: its wait for the target
       // may run out; a sweep waiting for quiet, a little later.
       const auto patience = !precopies.empty() ? std::chrono::milliseconds(20)
+                            : retry_waiting    ? std::chrono::milliseconds(50)
                             : sweep_waiting    ? std::chrono::milliseconds(250)
                                                : std::chrono::milliseconds(60000);
       wake.wait_for(lock, patience, [this] { return stopping || handoff_due; });
@@ -208,6 +209,7 @@ void cluster_agent::impl::handoff_step() {
   if (!lease.load() || !term_confirmed.load()) return;
   auto v = load();
   sweep_waiting = false;
+  retry_waiting = false;
   for (const auto& service : hosted) {
     auto it = v->maps.find(service);
     if (it == v->maps.end()) continue;
@@ -297,11 +299,31 @@ void cluster_agent::impl::handoff_step() {
     // An import starts when a shard is marked exported, or as soon as its
     // old owner says the export is on disk (the mark follows: the fetch runs
     // meanwhile, the ingest waits for it).
+    for (auto r = import_retry.begin(); r != import_retry.end();) {
+      const auto slash = r->first.find('/');
+      const bool gone = r->first.substr(0, slash) == service && !incoming.count(r->first.substr(slash + 1));
+      r = gone ? import_retry.erase(r) : std::next(r);
+    }
+    for (auto f = final_imports.begin(); f != final_imports.end();) {
+      const auto slash = f->find('/');
+      const bool gone = f->substr(0, slash) == service && !incoming.count(f->substr(slash + 1));
+      f = gone ? final_imports.erase(f) : std::next(f);
+    }
     for (const auto& [from, shards] : incoming) {
       const auto key = service + "/" + from;
       if (auto running = importing.find(key); running != importing.end()) {
         if (running->second.wait_for(std::chrono::seconds(0)) != std::future_status::ready) continue;
         importing.erase(running);
+        // The export was imported and the shards are still incoming: it failed.
+        if (final_imports.erase(key)) {
+          auto& [at, backoff] = import_retry[key];
+          backoff = std::clamp(backoff * 2, std::chrono::milliseconds(50), std::chrono::milliseconds(2000));
+          at = clock_type::now() + backoff;
+        }
+      }
+      if (auto r = import_retry.find(key); r != import_retry.end() && clock_type::now() < r->second.first) {
+        retry_waiting = true;
+        continue;
       }
       // The link to the old owner is ready before the export is.
       if (auto m = v->members.find(from); m != v->members.end()) host.connect_peer(m->second);
@@ -317,6 +339,7 @@ void cluster_agent::impl::handoff_step() {
         if (any_exported || told) base_ready = false;  // the export itself is ready: take that
       }
       if (base_ready) {
+        final_imports.erase(key);
         importing.emplace(key, std::async(std::launch::async, [this, service, from = from, shards = shards, v] {
           try {
             import_base(service, from, shards, v->maps.at(service), *v);
@@ -331,6 +354,7 @@ void cluster_agent::impl::handoff_step() {
         }));
         continue;
       }
+      final_imports.insert(key);
       importing.emplace(key, std::async(std::launch::async, [this, service, from = from, shards = shards, v] {
         try {
           import_shards(service, from, shards, v->maps.at(service), *v);
