@@ -338,32 +338,25 @@ void cluster_agent::impl::handoff_step() {
         if (!any_exported && !told && !base_ready) continue;
         if (any_exported || told) base_ready = false;  // the export itself is ready: take that
       }
-      if (base_ready) {
+      // The pre-copy's base, or the export itself; the next step looks again
+      // when it ends (more may be ready).
+      if (base_ready)
         final_imports.erase(key);
-        importing.emplace(key, std::async(std::launch::async, [this, service, from = from, shards = shards, v] {
-          try {
-            import_base(service, from, shards, v->maps.at(service), *v);
-          } catch (const std::exception& e) {
-            log::get("cluster")->error("pre-copy of '{}' from '{}' failed: {}", service, from, e.what());
-          }
-          {
-            std::lock_guard<std::mutex> guard(mutex);
-            handoff_due = true;
-          }
-          wake.notify_all();
-        }));
-        continue;
-      }
-      final_imports.insert(key);
-      importing.emplace(key, std::async(std::launch::async, [this, service, from = from, shards = shards, v] {
+      else
+        final_imports.insert(key);
+      importing.emplace(key, std::async(std::launch::async, [this, service, from = from, shards = shards, v, base_ready] {
         try {
-          import_shards(service, from, shards, v->maps.at(service), *v);
+          if (base_ready)
+            import_base(service, from, shards, v->maps.at(service), *v);
+          else
+            import_shards(service, from, shards, v->maps.at(service), *v);
         } catch (const std::exception& e) {
-          log::get("cluster")->error("import of '{}' from '{}' failed: {}", service, from, e.what());
+          log::get("cluster")->error("{} of '{}' from '{}' failed: {}", base_ready ? "pre-copy" : "import", service, from,
+                                     e.what());
         }
         {
           std::lock_guard<std::mutex> guard(mutex);
-          handoff_due = true;  // the next step looks again (more may be ready)
+          handoff_due = true;
         }
         wake.notify_all();
       }));

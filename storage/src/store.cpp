@@ -107,6 +107,24 @@ std::uint64_t free_space(const std::string& dir) {
   return static_cast<std::uint64_t>(v.f_bavail) * v.f_frsize;
 }
 
+/// One consistent view of the whole store, released when it goes out of scope.
+class pinned_snapshot {
+ public:
+  explicit pinned_snapshot(rocksdb::DB* db) : db_(db), snap_(db->GetSnapshot()) {}
+  ~pinned_snapshot() { db_->ReleaseSnapshot(snap_); }
+  pinned_snapshot(const pinned_snapshot&) = delete;
+  pinned_snapshot& operator=(const pinned_snapshot&) = delete;
+  [[nodiscard]] rocksdb::ReadOptions read_options() const {
+    rocksdb::ReadOptions ro;
+    ro.snapshot = snap_;
+    return ro;
+  }
+
+ private:
+  rocksdb::DB* db_;
+  const rocksdb::Snapshot* snap_;
+};
+
 const char* const family_names[keyspace_count] = {rocksdb::kDefaultColumnFamilyName.c_str(), "journal", "snapshot",
                                                   "idempotency", "outbox", "pending", "reminders",
                                                   "events", "cursors"};
@@ -572,14 +590,8 @@ result<entity_export> store::export_entities(const entity_filter& belongs, const
   if (ec) return error_info{errc::unavailable, "cannot create '" + dir + "': " + ec.message()};
   // One snapshot for every keyspace: an entity's state and its idempotency
   // records come from the same moment.
-  const rocksdb::Snapshot* snap = impl_->db->GetSnapshot();
-  struct release {
-    rocksdb::DB* db;
-    const rocksdb::Snapshot* s;
-    ~release() { db->ReleaseSnapshot(s); }
-  } released{impl_->db.get(), snap};
-  rocksdb::ReadOptions ro;
-  ro.snapshot = snap;
+  const pinned_snapshot snap(impl_->db.get());
+  auto ro = snap.read_options();
   ro.fill_cache = false;
   entity_export out;
   for (std::size_t i = 0; i < keyspace_count; ++i) {
@@ -706,14 +718,8 @@ result<entity_export> store::export_changes(std::uint64_t tracking, const std::s
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return error_info{errc::unavailable, "cannot create '" + dir + "': " + ec.message()};
-  const rocksdb::Snapshot* snap = impl_->db->GetSnapshot();
-  struct release {
-    rocksdb::DB* db;
-    const rocksdb::Snapshot* s;
-    ~release() { db->ReleaseSnapshot(s); }
-  } released{impl_->db.get(), snap};
-  rocksdb::ReadOptions ro;
-  ro.snapshot = snap;
+  const pinned_snapshot snap(impl_->db.get());
+  const auto ro = snap.read_options();
   std::size_t records = 0;
   for (const auto& keys : t.keys) records += keys.size();
   changes_writer list(records);
