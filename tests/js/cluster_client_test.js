@@ -50,10 +50,13 @@ function startNode(config) {
   const proc = spawn(cohort, ["run", "--config", config], { stdio: ["ignore", "pipe", "inherit"] });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${config}: node did not start`)), 20000);
+    let endpoint = null;
     readline.createInterface({ input: proc.stdout }).on("line", (line) => {
+      const at = line.indexOf("listening on ");
+      if (at >= 0 && endpoint === null) endpoint = line.slice(at + 13).trim();
       if (line.startsWith("cohort: ready")) {
         clearTimeout(timer);
-        resolve(proc);
+        resolve({ proc, endpoint });
       }
     });
   });
@@ -92,14 +95,16 @@ async function main() {
     fs.writeFileSync(path.join(dir, "trust.toml"), trust);
     const endpoints = {};
     for (const n of ["n1", "n2"]) {
-      endpoints[n] = `tcp://127.0.0.1:${await freePort()}`;
+      // Ports the node picks and prints (a port found free and let go may be taken by then).
       const cfg = path.join(dir, `${n}.toml`);
-      fs.writeFileSync(cfg, `[node]\nname = "${n}"\nlisten = ["${endpoints[n]}"]\nadmin = "tcp://127.0.0.1:${await freePort()}"\n` +
+      fs.writeFileSync(cfg, `[node]\nname = "${n}"\nlisten = ["tcp://127.0.0.1:*"]\nadmin = "tcp://127.0.0.1:*"\n` +
                             `data_dir = "${path.join(dir, n)}"\n[security]\nkeyless_loopback = false\n` +
                             `key_file = "${path.join(keysDir, `${n}.key`)}"\ntrust_file = "${path.join(dir, "trust.toml")}"\n` +
                             `[cluster]\netcd = ["${etcdUrl}"]\nname = "js"\nlease_ttl_ms = 3000\nshards = ${SHARDS}\n` +
                             `poll_ms = 100\n[services.counter]\n`);
-      procs.push(await startNode(cfg));
+      const started = await startNode(cfg);
+      procs.push(started.proc);
+      endpoints[n] = started.endpoint;
     }
     const curveTo = (n) => ({ serverKey: serverKey[n], publicKey: mine.publicKey, secretKey: mine.secretKey });
     const nodeOf = { [endpoints.n1]: "n1", [endpoints.n2]: "n2" };
