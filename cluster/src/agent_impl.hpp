@@ -81,6 +81,13 @@ struct cluster_agent::impl {
   /// meanwhile are exported once they are sealed. Set by this process only:
   /// after a restart a moving shard is held until a new pre-copy starts.
   std::map<std::string, std::unique_ptr<std::atomic<bool>[]>> precopying;
+  /// True while this process pre-copies `shard` of hosted `service` and has
+  /// not sealed it: it serves the shard though the map says it is moving.
+  bool served_in_precopy(const std::string& service, std::uint32_t shard) const {
+    auto served = precopying.find(service);
+    return shard < max_shards && served != precopying.end() && served->second[shard].load() &&
+           !sealed.at(service)[shard].load();
+  }
 
   // Threads: the loop (lease, view, coordination), handoffs, answers to peers.
   std::mutex mutex;
@@ -162,7 +169,11 @@ struct cluster_agent::impl {
                                                               const std::function<bool(const nlohmann::json&)>& wanted,
                                                               int& answers, std::uint64_t& bytes);
   /// Imports running, per "service/old owner" (handoff thread only; waited for at stop).
-  std::map<std::string, std::future<void>> importing;
+  struct running_import {
+    std::future<void> done;
+    bool base = false;  ///< a pre-copy's base, not the export itself
+  };
+  std::map<std::string, running_import> importing;
   /// Marks `shards` exported to `to` in the map (their files are on disk); true when it did.
   bool mark_exported(const std::string& service, const std::string& to, const std::vector<std::uint32_t>& shards,
                      const shard_map& map);
@@ -190,7 +201,6 @@ struct cluster_agent::impl {
   /// Imports of exports that ended without taking the shards (the old owner
   /// did not answer, a checksum failed...): tried again after a backoff that
   /// doubles, 50 ms to 2 s, not at once in a loop (handoff thread).
-  std::set<std::string> final_imports;
   std::map<std::string, std::pair<clock_type::time_point, std::chrono::milliseconds>> import_retry;
   bool retry_waiting = false;
   void run_peer_answers();

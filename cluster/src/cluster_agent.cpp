@@ -131,7 +131,7 @@ void cluster_agent::stop() {
   if (p.watch_thread.joinable()) p.watch_thread.join();
   if (p.loop_thread.joinable()) p.loop_thread.join();
   if (p.handoff_thread.joinable()) p.handoff_thread.join();
-  for (auto& [key, running] : p.importing) running.wait();  // each ends at its next peer call's answer or timeout
+  for (auto& [key, running] : p.importing) running.done.wait();  // each ends at its next peer call's answer or timeout
   p.importing.clear();
   if (p.peer_thread.joinable()) p.peer_thread.join();
   p.serving_until_ns = 0;
@@ -415,8 +415,8 @@ route_decision cluster_agent::route(const std::string& service, std::string_view
       return d;
     }
     d.kind = s.phase.empty() && p.term_confirmed.load() ? route_decision::local : route_decision::hold;
-    if (d.kind == route_decision::hold && s.phase == "moving" && p.term_confirmed.load() && d.shard < impl::max_shards &&
-        p.precopying.at(service)[d.shard].load() && !p.sealed.at(service)[d.shard].load())
+    if (d.kind == route_decision::hold && s.phase == "moving" && p.term_confirmed.load() &&
+        p.served_in_precopy(service, d.shard))
       d.kind = route_decision::local, d.precopy = true;  // served on while its snapshot is copied
     return d;
   }
@@ -451,9 +451,7 @@ bool cluster_agent::serves(const std::string& service, std::string_view key) con
   const auto& s = it->second.shards[shard];
   if (s.owner != p.node) return false;
   if (s.phase.empty()) return true;
-  auto served = p.precopying.find(service);
-  return s.phase == "moving" && shard < impl::max_shards && served != p.precopying.end() &&
-         served->second[shard].load() && !p.sealed.at(service)[shard].load();
+  return s.phase == "moving" && p.served_in_precopy(service, shard);
 }
 
 bool cluster_agent::admits(const std::string& service, std::string_view key, std::uint64_t epoch) const {
@@ -477,7 +475,7 @@ bool cluster_agent::track(detail::request& req, const std::string& service, std:
   counter->fetch_add(1);
   // Counted first, then the flag read again: the handoff clears the flag,
   // then waits for the count. One of the two sees the other (both seq_cst).
-  if (precopy && (!impl_->precopying.at(service)[shard].load() || impl_->sealed.at(service)[shard].load())) {
+  if (precopy && !impl_->served_in_precopy(service, shard)) {
     counter->fetch_sub(1);
     return false;
   }

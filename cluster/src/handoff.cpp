@@ -299,23 +299,24 @@ void cluster_agent::impl::handoff_step() {
     // An import starts when a shard is marked exported, or as soon as its
     // old owner says the export is on disk (the mark follows: the fetch runs
     // meanwhile, the ingest waits for it).
-    for (auto r = import_retry.begin(); r != import_retry.end();) {
-      const auto slash = r->first.find('/');
-      const bool gone = r->first.substr(0, slash) == service && !incoming.count(r->first.substr(slash + 1));
-      r = gone ? import_retry.erase(r) : std::next(r);
-    }
-    for (auto f = final_imports.begin(); f != final_imports.end();) {
-      const auto slash = f->find('/');
-      const bool gone = f->substr(0, slash) == service && !incoming.count(f->substr(slash + 1));
-      f = gone ? final_imports.erase(f) : std::next(f);
+    // Old owners this node takes nothing from any more: their finished
+    // imports and backoffs are forgotten (a later handoff starts afresh).
+    auto done_with = [&](const std::string& key) {
+      const auto slash = key.find('/');
+      return key.substr(0, slash) == service && !incoming.count(key.substr(slash + 1));
+    };
+    for (auto r = import_retry.begin(); r != import_retry.end();) r = done_with(r->first) ? import_retry.erase(r) : std::next(r);
+    for (auto i = importing.begin(); i != importing.end();) {
+      const bool finished = i->second.done.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+      i = finished && done_with(i->first) ? importing.erase(i) : std::next(i);
     }
     for (const auto& [from, shards] : incoming) {
       const auto key = service + "/" + from;
       if (auto running = importing.find(key); running != importing.end()) {
-        if (running->second.wait_for(std::chrono::seconds(0)) != std::future_status::ready) continue;
+        if (running->second.done.wait_for(std::chrono::seconds(0)) != std::future_status::ready) continue;
+        const bool failed = !running->second.base;  // the export was imported and the shards are still incoming
         importing.erase(running);
-        // The export was imported and the shards are still incoming: it failed.
-        if (final_imports.erase(key)) {
+        if (failed) {
           auto& [at, backoff] = import_retry[key];
           backoff = std::clamp(backoff * 2, std::chrono::milliseconds(50), std::chrono::milliseconds(2000));
           at = clock_type::now() + backoff;
@@ -340,11 +341,7 @@ void cluster_agent::impl::handoff_step() {
       }
       // The pre-copy's base, or the export itself; the next step looks again
       // when it ends (more may be ready).
-      if (base_ready)
-        final_imports.erase(key);
-      else
-        final_imports.insert(key);
-      importing.emplace(key, std::async(std::launch::async, [this, service, from = from, shards = shards, v, base_ready] {
+      auto done = std::async(std::launch::async, [this, service, from = from, shards = shards, v, base_ready] {
         try {
           if (base_ready)
             import_base(service, from, shards, v->maps.at(service), *v);
@@ -359,7 +356,8 @@ void cluster_agent::impl::handoff_step() {
           handoff_due = true;
         }
         wake.notify_all();
-      }));
+      });
+      importing.emplace(key, running_import{std::move(done), base_ready});
     }
     clean_up(service, map);
   }

@@ -197,7 +197,7 @@ struct store::impl {
     entity_filter belongs;
     std::size_t limit = 0, recorded = 0;
     bool overflowed = false;
-    std::set<std::string> keys[keyspace_count];  ///< sorted, as a table file wants them
+    std::set<std::string> keys[keyspace_count];  ///< per keyspace, each key once
   };
   std::map<std::uint64_t, tracking> trackings;
   std::uint64_t next_tracking = 1;
