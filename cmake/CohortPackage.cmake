@@ -12,7 +12,7 @@ include(CMakePackageConfigHelpers)
 set(COHORT_EXPORTED
   cohort_msgpack:msgpack cohort_transport:transport cohort_storage:storage cohort_actors:actors
   cohort_log:log cohort_observability:observability cohort_security:security
-  cohort_supervision:supervision cohort_config:config cohort_core:core cohort_net:net
+  cohort_scheduler:scheduler cohort_supervision:supervision cohort_config:config cohort_core:core cohort_net:net
   cohort_isolation:isolation cohort_admin:admin cohort_gateway:gateway cohort_cluster:cluster cohort_runtime:runtime
   cohort_testing:testing cohort_plugins:plugins)
 set(COHORT_EXPORTED_TARGETS "")

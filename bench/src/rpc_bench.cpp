@@ -193,6 +193,9 @@ int main(int argc, char** argv) {
   std::string json_out;
   std::size_t scheduler_threads = 0;
   app.add_option("--scheduler-threads", scheduler_threads, "CAF scheduler threads of the node (0: one per core)");
+  std::string scheduler_policy;
+  app.add_option("--scheduler-policy", scheduler_policy, "the node's scheduler_policy (default: the node's default)")
+      ->check(CLI::IsMember({"affinity", "sharing", "stealing"}));
   int io_spin_polls = -1;
   app.add_option("--io-spin-polls", io_spin_polls, "the node's io_spin_polls (default: the node's default)");
   app.add_flag("--quick", quick, "3 repeats of 0.5 s (a smoke run, not figures to quote)");
@@ -228,6 +231,7 @@ int main(int argc, char** argv) {
   cfg.http.listen.clear();
   cfg.data_dir = data_dir.string();
   cfg.scheduler_threads = scheduler_threads;
+  if (!scheduler_policy.empty()) cfg.scheduler_policy = scheduler_policy;
   if (io_spin_polls >= 0) cfg.io_spin_polls = io_spin_polls;
   cfg.limits = bench_limits();
   cfg.services.push_back(echo_service_config());

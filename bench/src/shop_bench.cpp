@@ -62,9 +62,13 @@ struct run_figures {
   double writes_per_checkout = 0;
 };
 
+/// The embedded node's scheduler_policy (--scheduler-policy; empty: the default).
+std::string embedded_policy;
+
 run_figures embedded(std::size_t orders, std::size_t in_flight, int round) {
   scratch_dir dir("shop-embedded");
   auto cfg = shop_node_config();
+  if (!embedded_policy.empty()) cfg.scheduler_policy = embedded_policy;
   cfg.listen = {"tcp://127.0.0.1:*"};
   cfg.admin.clear();
   cfg.http.listen.clear();
@@ -129,6 +133,8 @@ int main(int argc, char** argv) {
   std::string json_out, binary;
   app.add_flag("--quick", quick, "fewer checkouts and repeats");
   app.add_option("--json", json_out, "write results to this JSON file");
+  app.add_option("--scheduler-policy", embedded_policy, "the embedded node's scheduler_policy (default: the node's default)")
+      ->check(CLI::IsMember({"affinity", "sharing", "stealing"}));
   app.add_option("--cohort", binary, "the cohort binary, for the split run (default: next to this program)");
   CLI11_PARSE(app, argc, argv);
   if (binary.empty()) binary = (fs::canonical("/proc/self/exe").parent_path().parent_path() / "cli" / "cohort").string();

@@ -294,8 +294,8 @@ node_config read_config(const toml::table& root, const std::string& source,
     r.read("scheduler_threads", cfg.scheduler_threads);
     r.read("io_spin_polls", cfg.io_spin_polls);
     r.read("scheduler_policy", cfg.scheduler_policy);
-    if (cfg.scheduler_policy != "sharing" && cfg.scheduler_policy != "stealing")
-      r.fail(*node->get("scheduler_policy"), "scheduler_policy", "\"sharing\" or \"stealing\"");
+    if (cfg.scheduler_policy != "affinity" && cfg.scheduler_policy != "sharing" && cfg.scheduler_policy != "stealing")
+      r.fail(*node->get("scheduler_policy"), "scheduler_policy", "\"affinity\", \"sharing\" or \"stealing\"");
     r.reject_unknown();
   }
   if (auto* limits = top.sub_table("limits")) read_limits(*limits, source, cfg.limits);

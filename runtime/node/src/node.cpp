@@ -1,4 +1,5 @@
 #include "cohort/runtime/node.hpp"
+#include "cohort/scheduler/affinity_sharing.hpp"
 
 #include <condition_variable>
 #include <deque>
@@ -703,6 +704,7 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
   p->actor_cfg->set("scheduler.max-threads", threads);
   p->actor_cfg->set("logger.verbosity", caf::atom("quiet"));
   p->actor_cfg->set("scheduler.policy", cfg.scheduler_policy == "stealing" ? caf::atom("stealing") : caf::atom("sharing"));
+  if (cfg.scheduler_policy == "affinity") scheduler::use_affinity_sharing(*p->actor_cfg);
   p->actors = std::make_unique<caf::actor_system>(*p->actor_cfg);
 
   for (const auto& r : cfg.remotes) {
