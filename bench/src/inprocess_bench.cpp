@@ -138,7 +138,8 @@ int main(int argc, char** argv) {
   bench.name = "bench";
   bench.workers = 1;
   cfg.services.push_back(bench);
-  cfg.services.push_back(echo_service_config());
+  // One echo worker, as raw CAF has one echo actor.
+  cfg.services.push_back(echo_service_config("echo", 1));
   auto catalog = example_services();
   catalog.push_back(fanout_service());
   catalog.push_back(echo_service());

@@ -35,9 +35,12 @@ namespace cohort::scheduler {
 
 class affinity_sharing : public caf::policy::unprofiled {
  public:
-  /// While jobs are being parked, idle threads wake this often to take one
-  /// whose thread is still busy: the longest a parked job waits behind a
-  /// long-running one.
+  /// An idle thread takes a parked job only once it has waited this long:
+  /// sooner, its own thread is about to run it (a batch of calls and replies
+  /// between two actors stays on one thread instead of being split across
+  /// two, where the actors' mailboxes and allocations bounce between cores).
+  /// While jobs are being parked, idle threads wake this often to look; a job
+  /// parked behind a long-running one waits about 2x this at most.
   static constexpr std::chrono::microseconds steal_after{500};
   /// An idle thread that saw no job parked since it last slept sleeps until
   /// woken: by a shared job, or by the next park (see internal_enqueue). The
@@ -60,6 +63,8 @@ class affinity_sharing : public caf::policy::unprofiled {
     worker_data(const worker_data&) {}
     /// The job this thread runs next (written by this thread, taken by any).
     std::atomic<caf::resumable*> next{nullptr};
+    /// When `next` was parked (steady clock, ns; read by would-be thieves).
+    std::atomic<std::int64_t> parked_at{0};
     /// pd.parks when this thread last went to sleep (this thread only).
     std::uint64_t parks_seen = 0;
   };
@@ -84,6 +89,7 @@ class affinity_sharing : public caf::policy::unprofiled {
   void internal_enqueue(Worker* self, caf::resumable* job) {
     auto& pd = d(self->parent());
     pd.parks.fetch_add(1, std::memory_order_relaxed);
+    d(self).parked_at.store(now_ns(), std::memory_order_relaxed);
     auto* older = d(self).next.exchange(job, std::memory_order_acq_rel);
     if (older) return share(self->parent(), older);
     pd.parked.fetch_add(1, std::memory_order_seq_cst);
@@ -130,7 +136,8 @@ class affinity_sharing : public caf::policy::unprofiled {
         // park either sees deep_sleepers > 0 (and wakes us under the lock we
         // hold until wait) or we see parked > 0 here.
         pd.deep_sleepers.fetch_add(1, std::memory_order_seq_cst);
-        if (pd.parked.load(std::memory_order_seq_cst) == 0) pd.cv.wait_for(guard, deep_sleep);
+        const bool none_parked = pd.parked.load(std::memory_order_seq_cst) == 0;
+        pd.cv.wait_for(guard, none_parked ? std::chrono::microseconds(deep_sleep) : steal_after);
         pd.deep_sleepers.fetch_sub(1, std::memory_order_seq_cst);
       } else {
         pd.cv.wait_for(guard, steal_after);
@@ -184,11 +191,21 @@ class affinity_sharing : public caf::policy::unprofiled {
     auto* parent = self->parent();
     auto& pd = d(parent);
     if (pd.parked.load(std::memory_order_acquire) == 0) return nullptr;
+    const auto now = now_ns();
     for (std::size_t i = 0; i < parent->num_workers(); ++i) {
       if (i == self->id()) continue;
-      if (auto* job = take_slot(d(parent->worker_by_id(i)), pd)) return job;
+      auto& victim = d(parent->worker_by_id(i));
+      if (now - victim.parked_at.load(std::memory_order_relaxed) < steal_after_ns) continue;
+      if (auto* job = take_slot(victim, pd)) return job;
     }
     return nullptr;
+  }
+
+  static constexpr std::int64_t steal_after_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(steal_after).count();
+  static std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
   }
 };
 
