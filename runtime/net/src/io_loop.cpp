@@ -199,9 +199,19 @@ void io_loop::post(std::function<void()> task) {
     std::lock_guard<std::mutex> guard(posted_mutex_);
     was_empty = posted_.empty() && replies_.empty();
     posted_.push_back(std::move(task));
+    pending_.fetch_add(1, std::memory_order_seq_cst);
   }
-  // Only the first item of a batch pays for the wake-up syscall.
-  if (was_empty) wake();
+  wake_if_sleeping(was_empty);
+}
+
+void io_loop::wake_if_sleeping(bool was_empty) {
+  // Dekker with run(): the producer counted its item (pending_), then looks
+  // whether the I/O thread sleeps; it says it sleeps, then looks at the
+  // count. One of us sees the other (both seq_cst), so an item never waits
+  // for poll's timeout.
+  // Only the first item of a batch pays for the wake-up syscall, and only
+  // when the I/O thread is not awake anyway.
+  if (was_empty && sleeping_.load(std::memory_order_seq_cst)) wake();
 }
 
 void io_loop::post_reply(outgoing_reply&& r) {
@@ -217,19 +227,23 @@ void io_loop::post_reply(outgoing_reply&& r) {
     std::lock_guard<std::mutex> guard(posted_mutex_);
     was_empty = posted_.empty() && replies_.empty();
     replies_.push_back(std::move(r));
+    pending_.fetch_add(1, std::memory_order_seq_cst);
   }
-  if (was_empty) wake();
+  wake_if_sleeping(was_empty);
 }
 
-void io_loop::run_posted() {
-  std::uint64_t drained;
-  [[maybe_unused]] auto n = ::read(wake_fd_, &drained, sizeof drained);
+void io_loop::run_posted(bool signalled) {
+  if (signalled) {
+    std::uint64_t drained;
+    [[maybe_unused]] auto n = ::read(wake_fd_, &drained, sizeof drained);
+  }
   std::vector<std::function<void()>> tasks;
   std::vector<outgoing_reply> replies;
   {
     std::lock_guard<std::mutex> guard(posted_mutex_);
     tasks.swap(posted_);
     replies.swap(replies_);
+    pending_.fetch_sub(tasks.size() + replies.size(), std::memory_order_relaxed);
   }
   for (auto& r : replies) {
     forget_deadline(r.ticket);
@@ -269,19 +283,28 @@ void io_loop::run() {
     // Under load, poll without sleeping for a short while after the last
     // event: a thread that goes to sleep between two requests costs two
     // context switches to wake, more than the polls it saves.
-    auto ready = poll_ignoring_signals(items.data(), items.size(), spin_left > 0 ? std::chrono::milliseconds(0) : timeout);
-    spin_left = ready > 0 ? spin_polls_ : (spin_left > 0 ? spin_left - 1 : 0);
-    if (ready == 0 && spin_left > 0) std::this_thread::yield();  // let the threads we wait for run
+    auto wait = spin_left > 0 ? std::chrono::milliseconds(0) : timeout;
+    if (wait.count() > 0) {
+      // About to sleep: say so, then look for work posted before we said it.
+      sleeping_.store(true, std::memory_order_seq_cst);
+      if (pending_.load(std::memory_order_seq_cst) > 0) wait = std::chrono::milliseconds(0);
+    }
+    auto ready = poll_ignoring_signals(items.data(), items.size(), wait);
+    sleeping_.store(false, std::memory_order_relaxed);
+    const bool signalled = items[listeners_.size()].revents & ZMQ_POLLIN;
+    const bool posted = signalled || pending_.load(std::memory_order_relaxed) > 0;
+    spin_left = ready > 0 || posted ? spin_polls_ : (spin_left > 0 ? spin_left - 1 : 0);
+    if (ready == 0 && !posted && spin_left > 0) std::this_thread::yield();  // let the threads we wait for run
     for (std::size_t i = 0; i < listeners_.size(); ++i)
       if (items[i].revents & ZMQ_POLLIN) read_listener(i);
-    if (items[listeners_.size()].revents & ZMQ_POLLIN) run_posted();
+    if (posted) run_posted(signalled);
     auto now = clock_type::now();
     for (std::size_t i = 0; i < polled_remotes.size(); ++i) {
       if (items[listeners_.size() + 1 + i].revents & ZMQ_POLLIN) polled_remotes[i]->process_ready();
       polled_remotes[i]->expire(now);
     }
   }
-  run_posted();  // replies produced while stopping still go out
+  run_posted(true);  // replies produced while stopping still go out
 }
 
 void io_loop::read_listener(std::size_t index) {

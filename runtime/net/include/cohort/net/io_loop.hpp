@@ -146,7 +146,10 @@ class io_loop {
   void wake();
   void reject(std::size_t index, const std::string& identity, bool delimiter, std::uint64_t id,
               const error_info& err);
-  void run_posted();
+  /// Runs what was posted; `signalled`: the eventfd is readable (drain it).
+  void run_posted(bool signalled);
+  /// After an item was queued and counted: writes the eventfd if the I/O thread sleeps.
+  void wake_if_sleeping(bool was_empty);
   /// The connection to `endpoint`, made on first use with the keys security
   /// gives for it; nullptr (and `why`) when this node will not talk to it.
   client* remote_client(const std::string& endpoint, error_info* why = nullptr);
@@ -220,6 +223,12 @@ class io_loop {
   std::minstd_rand jitter_{std::random_device{}()};
   std::multimap<std::chrono::steady_clock::time_point, std::function<void()>> timers_;
   int wake_fd_ = -1;
+  /// Set by the I/O thread while it sleeps in poll (or is about to): only
+  /// then do producers pay for the eventfd write. A spinning or busy I/O
+  /// thread finds their work through pending_ at the top of its loop.
+  std::atomic<bool> sleeping_{false};
+  /// Tasks and replies queued and not yet taken (producers add, run_posted takes).
+  std::atomic<std::size_t> pending_{0};
   std::mutex posted_mutex_;
   std::vector<std::function<void()>> posted_;
   std::vector<outgoing_reply> replies_;
