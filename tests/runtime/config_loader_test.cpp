@@ -101,6 +101,21 @@ TEST_CASE("a bad durability value is rejected", "[runtime][config]") {
   CHECK_THAT(cfg.error().message, Catch::Contains("durability"));
 }
 
+TEST_CASE("the scheduler policy: affinity by default, the three names accepted, anything else refused",
+          "[runtime][config]") {
+  auto none = parse_node_config("[node]\nname = \"a\"\n", "t.toml", known);
+  REQUIRE(none.ok());
+  CHECK(none->scheduler_policy == "affinity");
+  for (const char* p : {"affinity", "sharing", "stealing"}) {
+    auto cfg = parse_node_config(std::string("[node]\nscheduler_policy = \"") + p + "\"\n", "t.toml", known);
+    REQUIRE(cfg.ok());
+    CHECK(cfg->scheduler_policy == p);
+  }
+  auto bad = parse_node_config("[node]\nscheduler_policy = \"fifo\"\n", "t.toml", known);
+  REQUIRE_FALSE(bad.ok());
+  CHECK_THAT(bad.error().message, Catch::Contains("scheduler_policy") && Catch::Contains("affinity"));
+}
+
 TEST_CASE("invalid TOML is an error with its line", "[runtime][config]") {
   auto cfg = parse_node_config("[node]\nname = \n", "t.toml", known);
   REQUIRE_FALSE(cfg.ok());

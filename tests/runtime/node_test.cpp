@@ -21,6 +21,30 @@ TEST_CASE("a worker service answers typed calls over tcp", "[runtime]") {
   CHECK(r->greeting == "Hello, Ada!");
 }
 
+TEST_CASE("a node serves the same under each scheduler policy: entities, workers, calls in flight", "[runtime]") {
+  for (const char* policy : {"affinity", "sharing", "stealing"}) {
+    INFO("scheduler_policy = " << policy);
+    temp_dir dir;
+    auto cfg = loopback_config(dir.path());
+    cfg.scheduler_policy = policy;
+    cfg.scheduler_threads = 2;
+    auto n = start_node(cfg);
+    client c(n->endpoints().front());
+    constexpr int calls = 400, keys = 40;
+    int ok = 0;
+    for (int i = 0; i < calls; ++i)
+      c.call_async("counter", "add", pack(add_args{1}), keyed("k" + std::to_string(i % keys)),
+                   [&](reply&& r) { ok += r.ok(); });
+    REQUIRE(c.drain(std::chrono::seconds(30)));
+    CHECK(ok == calls);
+    for (int k = 0; k < keys; ++k)
+      CHECK(c.call_as<counter_value>("counter", "get", no_args{}, keyed("k" + std::to_string(k)))->value == calls / keys);
+    auto r = c.call_as<hello_reply>("greeter", "hello", hello_args{policy});
+    REQUIRE(r.ok());
+    CHECK(r->greeting == std::string("Hello, ") + policy + "!");
+  }
+}
+
 TEST_CASE("the same code serves over inproc:// in one process", "[runtime]") {
   temp_dir dir;
   auto cfg = loopback_config(dir.path());
