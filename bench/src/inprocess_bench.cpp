@@ -119,6 +119,8 @@ int main(int argc, char** argv) {
   std::size_t threads = std::max<std::size_t>(2, std::thread::hardware_concurrency() - 1);
   app.add_option("--threads", threads, "scheduler threads, of the node and of raw CAF alike")->check(CLI::Range(1, 256));
   std::string policy;
+  bool cohort_only = false;
+  app.add_flag("--cohort-only", cohort_only, "measure Cohort alone, no raw CAF and no targets (for a profile)");
   app.add_option("--scheduler-policy", policy, "the node's scheduler_policy (default: the node's default)")
       ->check(CLI::IsMember({"affinity", "sharing", "stealing"}));
   CLI11_PARSE(app, argc, argv);
@@ -155,12 +157,16 @@ int main(int argc, char** argv) {
   for (std::uint32_t in_flight : {1u, 64u}) {
     std::vector<double> co, raw;
     for (int i = 0; i < repeats; ++i) {
-      raw.push_back(raw_caf(calls, in_flight, threads));
+      if (!cohort_only) raw.push_back(raw_caf(calls, in_flight, threads));
       call_options o;
       o.timeout = std::chrono::minutes(2);
       auto r = c.call_as<fanout_reply>("bench", "fanout", fanout_args{calls, in_flight}, o);
       if (!r) return std::cerr << "fanout failed: " << r.error().message << "\n", 1;
       co.push_back(r->done / r->seconds);
+    }
+    if (cohort_only) {
+      std::printf("%u in flight: cohort %s calls/s (no baseline: --cohort-only)\n", in_flight, human(spread_of(co).median).c_str());
+      continue;
     }
     auto cs = spread_of(co), rs = spread_of(raw);
     auto cell = [](const spread& s) { return human(s.median) + " [" + human(s.min) + ".." + human(s.max) + "]"; };
