@@ -246,15 +246,18 @@ struct node_config {
   /// node that hosts no services (a pure gateway) never spins. Default: 50.
   int io_spin_polls = 50;
   /// CAF scheduling policy:
-  /// - "affinity" (default; runtime/scheduler): as "sharing", but an actor
+  /// - "sharing" (default): CAF's one queue; idle threads sleep on a
+  ///   condition variable and every send to an idle actor wakes one;
+  /// - "affinity" (runtime/scheduler; opt-in): as "sharing", but an actor
   ///   that a running actor sends to runs next on the same thread, with no
   ///   wake-up of another (a call and its reply stay on one thread); an idle
-  ///   thread takes such a job within 0.5 ms if its thread stays busy;
-  /// - "sharing": CAF's one queue; idle threads sleep on a condition variable
-  ///   and every send to an idle actor wakes one;
+  ///   thread takes such a job within 0.5 ms if its thread stays busy.
+  ///   3-4x the in-process call rate; not the default yet: with it, the
+  ///   sharded-shop cluster test missed an event delivery in 2 of 3 full
+  ///   suite runs, not understood yet (bench/README.md);
   /// - "stealing": CAF's per-thread queues; idle threads poll with growing
   ///   sleeps (~100 us more latency on a quiet node).
-  std::string scheduler_policy = "affinity";
+  std::string scheduler_policy = "sharing";
   /// Limits on input from peers ([limits]).
   wire_limits limits;
   std::vector<service_config> services;
