@@ -75,6 +75,12 @@ struct relay_state {
   std::unordered_map<std::string, std::uint64_t> waiting_since;
   bool scanning = false;   ///< a scan is out on the store's reader thread
   bool rescan = false;     ///< and another was asked for meanwhile
+  /// What moved cursors back while a scan was out: its answer, read before
+  /// that, must not move them forward past it again. `restart`: every
+  /// cursor was cleared (records arrived from elsewhere, a full scan);
+  /// `lowered`: per subscriber, the smallest key written meanwhile.
+  bool restart = false;
+  std::map<std::string, std::string> lowered;
   int ticks = 0;
   std::size_t scans = 0;
   std::uint64_t next_id = 1;
@@ -211,6 +217,14 @@ void on_scanned(relay_actor* self, const std::shared_ptr<service_runtime>& svc, 
       }
       if (c.empty()) st.cursor.erase(prefix);
     }
+  if (st.restart) {
+    st.cursor.clear();
+  } else {
+    for (const auto& [prefix, key] : st.lowered)
+      if (auto c = st.cursor.find(prefix); c != st.cursor.end() && key < c->second) c->second = key;
+  }
+  st.restart = false;
+  st.lowered.clear();
   for (const auto& [key, bytes] : r.records) {
     if (st.in_flight.count(key) || st.in_flight.size() >= window) continue;
     auto rec = decode_outbox_record(bytes);
@@ -274,13 +288,19 @@ caf::behavior outbox_relay(relay_actor* self, std::shared_ptr<service_runtime> s
         // entity's event, numbered earlier, written later) moves the start back;
         // an empty key (records arrived from elsewhere: a shard handed over)
         // sends every scan back to the start.
-        auto& cursors = self->state.cursor;
+        auto& st = self->state;
         for (const auto& key : written) {
           if (key.empty()) {
-            cursors.clear();
+            st.cursor.clear();
+            st.restart = st.restart || st.scanning;
             break;
           }
-          if (auto c = cursors.find(prefix_of(key)); c != cursors.end() && key < c->second) c->second = key;
+          const auto prefix = prefix_of(key);
+          if (auto c = st.cursor.find(prefix); c != st.cursor.end() && key < c->second) c->second = key;
+          if (st.scanning) {
+            auto [low, fresh] = st.lowered.emplace(prefix, key);
+            if (!fresh && key < low->second) low->second = key;
+          }
         }
         scan(self, svc);
       },
@@ -298,7 +318,10 @@ caf::behavior outbox_relay(relay_actor* self, std::shared_ptr<service_runtime> s
       },
       [=](tick_atom) {
         auto& st = self->state;
-        if (++st.ticks % full_scan_every == 0) st.cursor.clear();
+        if (++st.ticks % full_scan_every == 0) {
+          st.cursor.clear();
+          st.restart = st.restart || st.scanning;
+        }
         for (const auto& key : st.undeleted) erase_record(self, svc, key);
         st.undeleted.clear();
         scan(self, svc);
@@ -344,6 +367,7 @@ caf::behavior outbox_relay(relay_actor* self, std::shared_ptr<service_runtime> s
 
 std::vector<std::pair<std::string, std::string>> make_outbox_records(service_runtime& svc, const std::string& topic,
                                                                      std::string event, const std::string& key,
+                                                                     const std::string& publisher,
                                                                      const std::string& traceparent) {
   std::vector<std::pair<std::string, std::string>> out;
   auto it = svc.subscribers.find(topic);
@@ -358,7 +382,7 @@ std::vector<std::pair<std::string, std::string>> make_outbox_records(service_run
   // Keys (storage/outbox_key.hpp): by subscriber, then publication order;
   // the publisher at the end lets a record move with its entity's shard.
   auto add = [&](const std::string& service, const std::string& method, const std::string& subscriber) {
-    auto k = outbox_key(subscriber, svc.event_epoch, seq, key);
+    auto k = outbox_key(subscriber, svc.event_epoch, seq, publisher);
     msgpack::sbuffer buf;
     msgpack::pack(buf, outbox_record{service, method, key, event_id, event, traceparent, now});
     out.emplace_back(std::move(k), std::string(buf.data(), buf.size()));

@@ -759,7 +759,8 @@ void method_runner::publish(const std::string& topic, std::string event, const s
     traceparent = observability::format_traceparent({s.trace_id, s.span_id, t.sampled});
     svc_->tracer->record(std::move(s), t.sampled);
   }
-  for (auto& r : make_outbox_records(*svc_, topic, std::move(event), key, traceparent)) outbox_.push_back(std::move(r));
+  for (auto& r : make_outbox_records(*svc_, topic, std::move(event), key, persistence_ ? persistence_->key() : key, traceparent))
+    outbox_.push_back(std::move(r));
 }
 
 void method_runner::checkpoint(std::function<void()> then) {

@@ -32,12 +32,16 @@ struct outbox_record {
 };
 
 /// Allocates the next event id of `svc` and the records of `event` on `topic`,
-/// one per subscriber, as (outbox key, encoded record) pairs. Keys sort by
-/// subscriber, then publication order.
+/// one per subscriber, as (outbox key, encoded record) pairs, for the
+/// subscribers' entity `key`. Keys sort by subscriber, then publication order,
+/// and end with the `publisher` entity whose write stores them: a record
+/// belongs to its publisher's shard, moves with it and is exported with it
+/// (never with the shard of the subscriber key, which another node may own).
 [[nodiscard]] std::vector<std::pair<std::string, std::string>> make_outbox_records(service_runtime& svc,
                                                                                    const std::string& topic,
                                                                                    std::string event,
                                                                                    const std::string& key,
+                                                                                   const std::string& publisher,
                                                                                    const std::string& traceparent = {});
 
 [[nodiscard]] result<outbox_record> decode_outbox_record(std::string_view bytes);
