@@ -89,6 +89,30 @@ std::map<std::string, int> owners(const node_process& n, int* moving = nullptr) 
   return out;
 }
 
+/// The shop's event counters as a node's admin status has them (for a failure report).
+std::string event_counts(const node_process& n) {
+  client c(n.admin, {}, {}, n.operator_keys());
+  auto r = c.call("admin", "status", *json_to_msgpack("{}"));
+  if (!r.ok()) return "status: " + r.error->code + ": " + r.error->message + "\n";
+  std::string out;
+  const auto status = json::parse(*msgpack_to_json(r.payload));
+  for (const auto& s : status["services"]) {
+    json row;
+    for (const auto* k : {"name", "events_published", "events_delivered", "event_redeliveries", "outbox_oldest_age_s",
+                          "in_flight", "restarts", "quarantines"})
+      if (s.contains(k)) row[k] = s[k];
+    out += row.dump() + "\n";
+  }
+  return out;
+}
+
+/// The last part of what an exited node printed.
+std::string log_tail(const child_process& p, std::size_t bytes = 20000) {
+  auto text = "stdout " + std::to_string(p.out().size()) + " B, stderr " + std::to_string(p.err().size()) + " B\n" +
+              p.out() + p.err();
+  return text.substr(text.size() > bytes ? text.size() - bytes : 0);
+}
+
 /// One writer per key, in order; transient errors retried with the same idempotency key.
 struct writer {
   std::map<std::string, std::int64_t> acked;  ///< key -> value of its last acknowledged add
@@ -663,12 +687,26 @@ TEST_CASE("the shop runs sharded across three nodes: checkouts through every nod
     return true;
   }, std::chrono::seconds(40), std::chrono::milliseconds(100)));
   // n2 leaves for good: whatever it had not delivered yet must have moved.
+  std::string n2_said = event_counts(*n2);
+  n2->proc->signal(SIGKILL);
+  (void)n2->proc->wait();
+  n2_said += log_tail(*n2->proc);
   n2.reset();
   // Audited through another node: every order's saga ended, stock and
   // payments agree, every order announced exactly once.
   auto c3 = client_of(keys, *n3, 2);
   auto report = shop::audit_shop(c3, result.order_ids, initial, std::chrono::seconds(30));
   for (const auto& v : report.violations) UNSCOPED_INFO(v);
+  if (!report.ok()) {
+    // What each node published, delivered and still holds, then what it logged.
+    UNSCOPED_INFO("n2 (gone): " << n2_said);
+    for (auto* n : {n1.get(), n3.get()}) {
+      auto said = event_counts(*n);
+      n->proc->signal(SIGKILL);
+      (void)n->proc->wait();
+      UNSCOPED_INFO(said << log_tail(*n->proc));
+    }
+  }
   CHECK(report.ok());
   CHECK(report.unfinished == 0);
 }

@@ -2,6 +2,7 @@
 // data dir, started from a config made of a [node] section plus `extra` TOML.
 #pragma once
 
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -56,8 +57,13 @@ struct node_process {
     auto cfg = dir / "n.toml";
     if (data_dir.empty()) data_dir = dir / "d";
     keys = data_dir + "/keys";
+    // COHORT_TEST_SCHEDULER_POLICY runs every node of a test run under one
+    // scheduler policy (a whole suite under "affinity", say).
+    std::string policy;
+    if (const char* p = std::getenv("COHORT_TEST_SCHEDULER_POLICY"); p && *p && node_keys.find("scheduler_policy") == std::string::npos)
+      policy = std::string("scheduler_policy = \"") + p + "\"\n";
     std::ofstream(cfg) << "[node]\nlisten = [\"tcp://127.0.0.1:*\"]\nadmin = \"tcp://127.0.0.1:*\"\ndata_dir = \""
-                       << data_dir << "\"\n" << node_keys << sections;
+                       << data_dir << "\"\n" << policy << node_keys << sections;
     proc = std::make_unique<child_process>(std::vector<std::string>{COHORT_BINARY, "run", "--config", cfg});
     auto ep = proc->endpoint();
     REQUIRE(ep);
