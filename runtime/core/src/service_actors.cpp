@@ -215,7 +215,17 @@ class method_runner {
     };
     std::unique_ptr<call_span> span;
   };
+  /// Calls out, by id: appended in id order, so found by binary search. An
+  /// answered call leaves a hole (an empty `then`) that is swept once holes
+  /// are half of them, not erased at once: a handler with many calls out
+  /// would otherwise move all the others at every reply.
   std::vector<std::pair<std::uint64_t, continuation>> continuations_;
+  std::size_t answered_calls_ = 0;  ///< holes in continuations_
+  using continuation_iterator = std::vector<std::pair<std::uint64_t, continuation>>::iterator;
+  /// The call `id` still waiting for its reply, or end().
+  continuation_iterator waiting_call(std::uint64_t id);
+  /// Leaves a hole where `it` was, sweeping the holes when they are many.
+  void forget_call(continuation_iterator it);
   /// Queues the removal of the reminder `req` delivers, with the next write.
   void mark_reminder_fired(const request& req);
   /// Records the client span of a call a handler made, with the reply's outcome.
@@ -514,6 +524,7 @@ void method_runner::call_out(const request_ptr& parent, envelope target, std::st
   auto now = clock_type::now();
   auto deadline = std::min(parent->deadline, now + timeout);
   auto id = next_call_++;
+  if (!then) then = [](reply&&) {};  // an empty `then` marks an answered call
   continuation c{std::move(then), deadline, parent, nullptr};
   // The call's own span: the callee's span is its child. Spans are made when
   // the trace may be kept (sampled) and, to keep errors, when it may not.
@@ -555,13 +566,33 @@ void method_runner::call_out(const request_ptr& parent, envelope target, std::st
   svc_->calls->route(std::move(out));
 }
 
+method_runner::continuation_iterator method_runner::waiting_call(std::uint64_t id) {
+  auto it = std::lower_bound(continuations_.begin(), continuations_.end(), id,
+                             [](const auto& e, std::uint64_t k) { return e.first < k; });
+  if (it == continuations_.end() || it->first != id || !it->second.then) return continuations_.end();
+  return it;
+}
+
+void method_runner::forget_call(continuation_iterator it) {
+  it->second = continuation{};
+  if (++answered_calls_ == continuations_.size()) {
+    continuations_.clear();
+    answered_calls_ = 0;
+  } else if (answered_calls_ * 2 > continuations_.size()) {
+    continuations_.erase(std::remove_if(continuations_.begin(), continuations_.end(),
+                                        [](const auto& e) { return !e.second.then; }),
+                         continuations_.end());
+    answered_calls_ = 0;
+  }
+}
+
 void method_runner::on_reply(std::uint64_t id, reply&& r) {
-  auto it = find_in(continuations_, id);
+  auto it = waiting_call(id);
   if (it == continuations_.end()) return;  // timed out already
   auto then = std::move(it->second.then);
   auto parent = std::move(it->second.parent);
   auto span = std::move(it->second.span);
-  continuations_.erase(it);
+  forget_call(it);
   if (span && parent) record_call_span(parent->header, *span, r);
   std::optional<log::scope> logging;
   if (parent) logging.emplace(log_context_of(parent->header, actor_));
@@ -627,6 +658,7 @@ void method_runner::on_call_timeouts() {
   std::vector<std::uint64_t> due;
   std::optional<clock_type::time_point> next;
   for (const auto& [id, c] : continuations_) {
+    if (!c.then) continue;  // answered
     if (c.deadline <= now)
       due.push_back(id);
     else if (c.deadline != clock_type::time_point::max() && (!next || c.deadline < *next))
