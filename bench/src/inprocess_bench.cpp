@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
   bool cohort_only = false;
   app.add_flag("--cohort-only", cohort_only, "measure Cohort alone, no raw CAF and no targets (for a profile)");
   app.add_option("--scheduler-policy", policy, "the node's scheduler_policy (default: the node's default)")
-      ->check(CLI::IsMember({"affinity", "sharing", "stealing"}));
+      ->check(CLI::IsMember(scheduler_policies()));
   CLI11_PARSE(app, argc, argv);
   if (quick) repeats = 3, calls = 50000;
 

@@ -195,7 +195,7 @@ int main(int argc, char** argv) {
   app.add_option("--scheduler-threads", scheduler_threads, "CAF scheduler threads of the node (0: one per core)");
   std::string scheduler_policy;
   app.add_option("--scheduler-policy", scheduler_policy, "the node's scheduler_policy (default: the node's default)")
-      ->check(CLI::IsMember({"affinity", "sharing", "stealing"}));
+      ->check(CLI::IsMember(scheduler_policies()));
   int io_spin_polls = -1;
   app.add_option("--io-spin-polls", io_spin_polls, "the node's io_spin_polls (default: the node's default)");
   app.add_flag("--quick", quick, "3 repeats of 0.5 s (a smoke run, not figures to quote)");

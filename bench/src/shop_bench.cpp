@@ -134,7 +134,7 @@ int main(int argc, char** argv) {
   app.add_flag("--quick", quick, "fewer checkouts and repeats");
   app.add_option("--json", json_out, "write results to this JSON file");
   app.add_option("--scheduler-policy", embedded_policy, "the embedded node's scheduler_policy (default: the node's default)")
-      ->check(CLI::IsMember({"affinity", "sharing", "stealing"}));
+      ->check(CLI::IsMember(scheduler_policies()));
   app.add_option("--cohort", binary, "the cohort binary, for the split run (default: next to this program)");
   CLI11_PARSE(app, argc, argv);
   if (binary.empty()) binary = (fs::canonical("/proc/self/exe").parent_path().parent_path() / "cli" / "cohort").string();

@@ -101,11 +101,11 @@ TEST_CASE("a bad durability value is rejected", "[runtime][config]") {
   CHECK_THAT(cfg.error().message, Catch::Contains("durability"));
 }
 
-TEST_CASE("the scheduler policy: sharing by default, the three names accepted, anything else refused",
+TEST_CASE("the scheduler policy: affinity by default, the three names accepted, anything else refused",
           "[runtime][config]") {
   auto none = parse_node_config("[node]\nname = \"a\"\n", "t.toml", known);
   REQUIRE(none.ok());
-  CHECK(none->scheduler_policy == "sharing");
+  CHECK(none->scheduler_policy == "affinity");
   for (const char* p : {"affinity", "sharing", "stealing"}) {
     auto cfg = parse_node_config(std::string("[node]\nscheduler_policy = \"") + p + "\"\n", "t.toml", known);
     REQUIRE(cfg.ok());

@@ -294,7 +294,8 @@ node_config read_config(const toml::table& root, const std::string& source,
     r.read("scheduler_threads", cfg.scheduler_threads);
     r.read("io_spin_polls", cfg.io_spin_polls);
     r.read("scheduler_policy", cfg.scheduler_policy);
-    if (cfg.scheduler_policy != "affinity" && cfg.scheduler_policy != "sharing" && cfg.scheduler_policy != "stealing")
+    if (const auto& known = scheduler_policies();
+        std::find(known.begin(), known.end(), cfg.scheduler_policy) == known.end())
       r.fail(*node->get("scheduler_policy"), "scheduler_policy", "\"affinity\", \"sharing\" or \"stealing\"");
     r.reject_unknown();
   }

