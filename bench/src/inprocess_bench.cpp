@@ -123,8 +123,14 @@ int main(int argc, char** argv) {
   app.add_flag("--cohort-only", cohort_only, "measure Cohort alone, no raw CAF and no targets (for a profile)");
   app.add_option("--scheduler-policy", policy, "the node's scheduler_policy (default: the node's default)")
       ->check(CLI::IsMember(scheduler_policies()));
+  int calls_option = 0, repeats_option = 0;
+  app.add_option("--calls", calls_option, "calls per run (counts per call: two runs of different lengths, subtracted)")
+      ->check(CLI::Range(1, 100000000));
+  app.add_option("--repeats", repeats_option, "runs per scenario")->check(CLI::Range(1, 1000));
   CLI11_PARSE(app, argc, argv);
   if (quick) repeats = 3, calls = 50000;
+  if (calls_option) calls = static_cast<std::uint32_t>(calls_option);
+  if (repeats_option) repeats = repeats_option;
 
   auto data = std::filesystem::temp_directory_path() / ("cohort-inproc-" + std::to_string(::getpid()));
   auto cfg = example_node_config();

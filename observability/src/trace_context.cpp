@@ -22,11 +22,11 @@ int hex_value(char c) { return c <= '9' ? c - '0' : c - 'a' + 10; }
 std::string random_hex(std::size_t digits) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   std::uint64_t words[2];
+  std::string out(digits, '0');  // sized once: one allocation, not one per growth
   for (;;) {
-    std::string out;
     for (auto& w : words) w = rng();
     auto* bytes = reinterpret_cast<const unsigned char*>(words);
-    boost::algorithm::hex_lower(bytes, bytes + digits / 2, std::back_inserter(out));
+    boost::algorithm::hex_lower(bytes, bytes + digits / 2, out.begin());
     if (!all_zero(out)) return out;
   }
 }

@@ -91,7 +91,19 @@ namespace {
 /// The first string (or map key) in `root` that is not UTF-8, if any. Walks
 /// with an explicit stack: the value's depth was bounded by the unpacker.
 bool all_strings_utf8(const msgpack::object& root) {
-  std::vector<const msgpack::object*> todo{&root};
+  if (root.type == msgpack::type::STR) return is_valid_utf8({root.via.str.ptr, root.via.str.size});
+  if (root.type != msgpack::type::ARRAY && root.type != msgpack::type::MAP) return true;
+  // The walk's stack is kept per thread: every payload of every call is
+  // walked, and a fresh vector cost two allocations each time. A stack that
+  // grew for a very large payload is given back.
+  thread_local std::vector<const msgpack::object*> todo;
+  struct give_back_large {
+    ~give_back_large() {
+      todo.clear();
+      if (todo.capacity() > 4096) todo.shrink_to_fit();
+    }
+  } at_exit;
+  todo.push_back(&root);
   while (!todo.empty()) {
     const auto* o = todo.back();
     todo.pop_back();

@@ -528,7 +528,6 @@ void method_runner::call_out(const request_ptr& parent, envelope target, std::st
   continuation c{std::move(then), deadline, parent, nullptr};
   // The call's own span: the callee's span is its child. Spans are made when
   // the trace may be kept (sampled) and, to keep errors, when it may not.
-  target.traceparent = parent->header.traceparent;
   target.tracestate = parent->header.tracestate;
   if (auto t = trace_of(parent->header); t.valid && svc_->tracer && svc_->tracer->enabled()) {
     c.span = std::make_unique<continuation::call_span>();
@@ -536,6 +535,8 @@ void method_runner::call_out(const request_ptr& parent, envelope target, std::st
     c.span->name = target.service + "." + target.method;
     c.span->start_ns = observability::unix_ns();
     target.traceparent = observability::format_traceparent({std::string(t.trace_id), c.span->span_id, t.sampled});
+  } else {
+    target.traceparent = parent->header.traceparent;
   }
   continuations_.emplace_back(id, std::move(c));
   target.kind = message_kind::request;
