@@ -15,7 +15,10 @@ def start_node(cohort, config_file, limit_s=20):
         line = proc.stdout.readline()
         if line == "":
             break  # it exited
-        if "listening on " in line and endpoint is None:
+        if "http listening on " in line:
+            # The HTTP front's real address (a config may ask for port 0): proc.http_port.
+            proc.http_port = int(line.rsplit(":", 1)[1].strip().rstrip("/"))
+        elif "listening on " in line and endpoint is None:
             endpoint = line.split("listening on ")[1].strip()
         if line.startswith("cohort: ready"):
             threading.Thread(target=lambda: [None for _ in iter(proc.stdout.readline, "")], daemon=True).start()

@@ -9,7 +9,6 @@ not trust is never routed to. Usage: service_test.py PATH_TO_COHORT PATH_TO_PYTH
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,12 +41,6 @@ def eventually(cond, limit=15.0):
     return cond()
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def new_key(keys, name):
     check(subprocess.run([COHORT, "keys", "new", name, "--dir", keys], stdout=subprocess.DEVNULL).returncode == 0,
           "keys new " + name)
@@ -62,18 +55,18 @@ def main():
     with tempfile.TemporaryDirectory(prefix="cohort-pyservice-") as tmp:
         keys = os.path.join(tmp, "keys")
         py_key, tester_key, intruder_key = new_key(keys, "pyservice"), new_key(keys, "tester"), new_key(keys, "intruder")
-        http_port = free_port()
         data = os.path.join(tmp, "data")
         cfg = os.path.join(tmp, "node.toml")
         with open(cfg, "w") as f:
             f.write('[node]\nlisten = ["tcp://127.0.0.1:*"]\ndata_dir = "%s"\n' % data)
-            f.write('[http]\nlisten = "127.0.0.1:%d"\n' % http_port)
+            f.write('[http]\nlisten = "127.0.0.1:0"\n')  # the node picks a free port and says which
             f.write("[services.counter]\n[services.visits]\n")  # greeter: the Python service
             f.write('[security]\nkeyless_loopback = false\n')
             f.write('[[security.peer]]\nname = "pyservice"\nrole = "node"\nkey = "%s"\n' % public_of(py_key))
             f.write('[[security.peer]]\nname = "tester"\nrole = "client"\nkey = "%s"\nservices = ["*"]\n'
                     % public_of(tester_key))
         proc, endpoint = start_node(COHORT, cfg)
+        http_port = proc.http_port
         node_pub = os.path.join(data, "keys", "node.key.pub")
         services = []
         try:
