@@ -36,7 +36,7 @@ std::string random_hex(std::size_t digits) {
 bool is_trace_id(std::string_view s) noexcept { return s.size() == 32 && lower_hex(s) && !all_zero(s); }
 bool is_span_id(std::string_view s) noexcept { return s.size() == 16 && lower_hex(s) && !all_zero(s); }
 
-std::optional<trace_context> parse_traceparent(std::string_view h) {
+std::optional<traceparent_view> parse_traceparent_view(std::string_view h) {
   if (h.size() < 55) return std::nullopt;
   auto version = h.substr(0, 2);
   if (!lower_hex(version) || version == "ff") return std::nullopt;
@@ -45,11 +45,21 @@ std::optional<trace_context> parse_traceparent(std::string_view h) {
   if (h[2] != '-' || h[35] != '-' || h[52] != '-') return std::nullopt;
   auto trace = h.substr(3, 32), span = h.substr(36, 16), flags = h.substr(53, 2);
   if (!is_trace_id(trace) || !is_span_id(span) || !lower_hex(flags)) return std::nullopt;
-  trace_context ctx;
-  ctx.trace_id = std::string(trace);
-  ctx.span_id = std::string(span);
-  ctx.sampled = (hex_value(flags[1]) & 1) != 0;
-  return ctx;
+  return traceparent_view{trace, span, (hex_value(flags[1]) & 1) != 0};
+}
+
+std::optional<trace_context> parse_traceparent(std::string_view h) {
+  auto v = parse_traceparent_view(h);
+  if (!v) return std::nullopt;
+  return trace_context{std::string(v->trace_id), std::string(v->span_id), v->sampled};
+}
+
+void fill_span_id(char* out) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::uint64_t word = 0;
+  while (word == 0) word = rng();  // all zero is not a valid id
+  static constexpr char digits[] = "0123456789abcdef";
+  for (int i = 15; i >= 0; --i, word >>= 4) out[i] = digits[word & 0xf];
 }
 
 std::string format_traceparent(const trace_context& ctx) {

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "child_process.hpp"
+#include "cohort/core/request.hpp"
 #include "cohort/observability/otlp_exporter.hpp"
 #include "cohort/observability/trace_context.hpp"
 #include "cohort/observability/tracer.hpp"
@@ -49,6 +50,41 @@ TEST_CASE("traceparent is read and written as W3C Trace Context says", "[observa
   CHECK(sanitize_tracestate("vendor=abc,other=1") == "vendor=abc,other=1");
   CHECK(sanitize_tracestate(std::string(513, 'a')).empty());
   CHECK(sanitize_tracestate("a=\n").empty());
+}
+
+TEST_CASE("a hop continues its caller's trace: same trace id, a new span id, the caller's span as parent",
+          "[observability][trace]") {
+  observability::tracer t(observability::trace_config{}, "n");
+  for (const char* caller : {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                             "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03",  // a later version, other flags
+                             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"}) {
+    INFO(caller);
+    envelope h;
+    h.traceparent = caller;
+    detail::request req(h, "", std::chrono::steady_clock::now() + std::chrono::seconds(1), nullptr);
+    detail::begin_span(req, &t, observability::span_kind::server);
+    auto hop = parse_traceparent(req.header.traceparent);
+    REQUIRE(hop);
+    CHECK(req.header.traceparent.size() == 55);
+    CHECK(req.header.traceparent.substr(0, 3) == "00-");
+    CHECK(hop->trace_id == "4bf92f3577b34da6a3ce929d0e0e4736");
+    CHECK(req.header.trace == hop->trace_id);
+    CHECK(hop->span_id != "00f067aa0ba902b7");
+    CHECK(is_span_id(hop->span_id));
+    CHECK(std::string(req.span.parent, sizeof req.span.parent) == "00f067aa0ba902b7");
+    const bool sampled = std::string(caller).substr(53, 2) != "00";
+    CHECK(hop->sampled == sampled);
+    CHECK(req.span.sampled == sampled);
+  }
+  // Two hops of one caller get different span ids.
+  std::set<std::string> ids;
+  for (int i = 0; i < 100; ++i) {
+    char id[16];
+    fill_span_id(id);
+    CHECK(is_span_id(std::string_view(id, 16)));
+    ids.emplace(id, 16);
+  }
+  CHECK(ids.size() == 100);
 }
 
 TEST_CASE("head sampling keeps the configured share of new traces, the caller's choice, and every error",

@@ -59,12 +59,26 @@ bool request::fail(const error_info& err) {
 void begin_span(request& req, observability::tracer* tracer, observability::span_kind kind) {
   if (!tracer || !tracer->enabled()) return;
   auto& h = req.header;
-  auto ctx = tracer->continue_or_start(h.traceparent, h.trace);
   auto& span = req.span;
   span.tracer = tracer;
   span.kind = kind;
-  span.sampled = ctx.sampled;
   span.start_ns = observability::unix_ns();
+  // The common case, a caller's valid traceparent of 55 characters: this
+  // hop's span id is written over the caller's in place (what the general
+  // path below makes with four allocations: parse, new id, format).
+  if (h.traceparent.size() == 55)
+    if (auto v = observability::parse_traceparent_view(h.traceparent)) {
+      span.sampled = v->sampled;
+      std::memcpy(span.parent, v->span_id.data(), sizeof span.parent);
+      h.traceparent[0] = h.traceparent[1] = '0';  // written as version 00, as format_traceparent does
+      observability::fill_span_id(&h.traceparent[36]);
+      h.traceparent[53] = '0';
+      h.traceparent[54] = span.sampled ? '1' : '0';
+      if (h.trace.empty()) h.trace.assign(h.traceparent, 3, 32);
+      return;
+    }
+  auto ctx = tracer->continue_or_start(h.traceparent, h.trace);
+  span.sampled = ctx.sampled;
   if (ctx.span_id.size() == sizeof span.parent) std::memcpy(span.parent, ctx.span_id.data(), sizeof span.parent);
   ctx.span_id = observability::new_span_id();
   h.traceparent = observability::format_traceparent(ctx);

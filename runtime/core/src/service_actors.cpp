@@ -40,6 +40,7 @@ hop_trace trace_of(const envelope& h) {
 /// Records the span of a request's durable write (one entity's batch in a group commit).
 void record_write_span(observability::tracer& tracer, const envelope& h, std::uint64_t start, const result<bool>& written) {
   auto t = trace_of(h);
+  if (!t.sampled && written) return;  // the tracer keeps only sampled or failed spans: not built for nothing
   observability::span s;
   s.trace_id = std::string(t.trace_id);
   s.span_id = observability::new_span_id();
@@ -628,6 +629,7 @@ void method_runner::mark_reminder_fired(const request& req) {
 
 void method_runner::record_call_span(const envelope& parent, const continuation::call_span& c, const reply& r) {
   auto t = trace_of(parent);
+  if (!t.sampled && !r.error) return;  // the tracer keeps only sampled or failed spans: not built for nothing
   observability::span s;
   s.trace_id = std::string(t.trace_id);
   s.span_id = c.span_id;

@@ -21,6 +21,16 @@ struct trace_context {
 /// nullopt for anything else (the receiver then starts a new trace).
 [[nodiscard]] std::optional<trace_context> parse_traceparent(std::string_view header);
 
+/// parse_traceparent without copies: views into `header`, valid as long as it is.
+struct traceparent_view {
+  std::string_view trace_id, span_id;
+  bool sampled = false;
+};
+[[nodiscard]] std::optional<traceparent_view> parse_traceparent_view(std::string_view header);
+
+/// Writes a random, non-zero span id (16 lowercase hex digits) at `out`.
+void fill_span_id(char* out);
+
 /// "00-<trace>-<span>-<01|00>".
 [[nodiscard]] std::string format_traceparent(const trace_context& ctx);
 
