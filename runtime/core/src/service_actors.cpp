@@ -247,7 +247,9 @@ class method_runner {
   /// A request whose idempotency record is being read on the store's reader
   /// thread (not in memory), and the requests that came after it meanwhile.
   request_ptr looking_up_;
-  std::deque<request_ptr> deferred_;
+  /// (A vector, not a deque: libstdc++'s deque allocates ~600 bytes when it is
+  /// made, and every entity has one of these; this is rarely non-empty.)
+  std::vector<request_ptr> deferred_;
   /// Runs a request whose idempotency record is known to be absent (`checked`) or not looked up yet.
   void start(const request_ptr& req, bool checked);
   void run_deferred();
@@ -416,7 +418,7 @@ void method_runner::run(const request_ptr& req) {
 void method_runner::run_deferred() {
   while (!looking_up_ && !deferred_.empty()) {
     auto next = std::move(deferred_.front());
-    deferred_.pop_front();
+    deferred_.erase(deferred_.begin());
     start(next, false);
   }
 }
