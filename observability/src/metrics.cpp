@@ -25,6 +25,11 @@ const prometheus::Histogram::BucketBoundaries& latency_buckets() {
 
 void method_metrics::record(std::string_view code, std::chrono::steady_clock::duration took) {
   duration_->Observe(std::chrono::duration<double>(took).count());
+  if (code == "ok")
+    if (auto* ok = ok_.load(std::memory_order_acquire)) {
+      ok->Increment();
+      return;
+    }
   prometheus::Counter* c = nullptr;
   {
     std::lock_guard<std::mutex> guard(mutex_);
@@ -36,6 +41,7 @@ void method_metrics::record(std::string_view code, std::chrono::steady_clock::du
       labels["code"] = by_code_.size() < 32 ? std::string(code) : "other";
       c = &requests_->Add(labels);
       by_code_.emplace_back(std::string(code), c);
+      if (code == "ok") ok_.store(c, std::memory_order_release);
     }
   }
   c->Increment();

@@ -1,9 +1,7 @@
 #include "cohort/observability/trace_context.hpp"
 
+#include <cstdint>
 #include <random>
-#include <iterator>
-
-#include <boost/algorithm/hex.hpp>
 
 namespace cohort::observability {
 
@@ -19,16 +17,17 @@ bool all_zero(std::string_view s) noexcept { return s.find_first_not_of('0') == 
 
 int hex_value(char c) { return c <= '9' ? c - '0' : c - 'a' + 10; }
 
-std::string random_hex(std::size_t digits) {
+/// Random words for ids, one generator per thread: ids are made on every
+/// traced hop, on every thread, and must not contend.
+std::uint64_t random_word() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  std::uint64_t words[2];
-  std::string out(digits, '0');  // sized once: one allocation, not one per growth
-  for (;;) {
-    for (auto& w : words) w = rng();
-    auto* bytes = reinterpret_cast<const unsigned char*>(words);
-    boost::algorithm::hex_lower(bytes, bytes + digits / 2, out.begin());
-    if (!all_zero(out)) return out;
-  }
+  return rng();
+}
+
+/// `word` as 16 lowercase hex digits at `out`.
+void write_hex(std::uint64_t word, char* out) {
+  static constexpr char digits[] = "0123456789abcdef";
+  for (int i = 15; i >= 0; --i, word >>= 4) out[i] = digits[word & 0xf];
 }
 
 }  // namespace
@@ -55,11 +54,9 @@ std::optional<trace_context> parse_traceparent(std::string_view h) {
 }
 
 void fill_span_id(char* out) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
   std::uint64_t word = 0;
-  while (word == 0) word = rng();  // all zero is not a valid id
-  static constexpr char digits[] = "0123456789abcdef";
-  for (int i = 15; i >= 0; --i, word >>= 4) out[i] = digits[word & 0xf];
+  while (word == 0) word = random_word();  // all zero is not a valid id
+  write_hex(word, out);
 }
 
 std::string format_traceparent(const trace_context& ctx) {
@@ -80,7 +77,19 @@ std::string sanitize_tracestate(std::string_view h) {
   return std::string(h);
 }
 
-std::string new_trace_id() { return random_hex(32); }
-std::string new_span_id() { return random_hex(16); }
+std::string new_trace_id() {
+  std::uint64_t high = 0, low = 0;
+  while ((high | low) == 0) high = random_word(), low = random_word();  // all zero is not a valid id
+  std::string id(32, '0');
+  write_hex(high, &id[0]);
+  write_hex(low, &id[16]);
+  return id;
+}
+
+std::string new_span_id() {
+  std::string id(16, '0');
+  fill_span_id(&id[0]);
+  return id;
+}
 
 }  // namespace cohort::observability

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
+#include <map>
 #include <set>
+#include <tuple>
 
 #include "cohort/transport/envelope_codec.hpp"
 #include "cohort/transport/shard_key.hpp"
@@ -133,6 +135,67 @@ TEST_CASE("payload decoding enforces depth, size and trailing-byte limits", "[tr
   auto wide = decode_payload(pack(std::vector<int>(10, 1)), limits);
   REQUIRE_FALSE(wide.ok());
   CHECK(wide.error().is(errc::too_large));
+}
+
+TEST_CASE("pack writes the same bytes as msgpack's own buffer, small and large", "[transport]") {
+  for (std::size_t n : {std::size_t(0), std::size_t(5), std::size_t(200), std::size_t(300000)}) {
+    std::map<std::string, std::string> value{{"text", std::string(n, 'x')}, {"k", "v"}};
+    msgpack::sbuffer reference;
+    msgpack::pack(reference, value);
+    CHECK(pack(value) == std::string(reference.data(), reference.size()));
+  }
+  string_buffer buf(0);
+  msgpack::packer<string_buffer> pk(buf);
+  pk.pack_array(2), pk.pack(1), pk.pack(std::string_view("two"));
+  CHECK(buf.str() == pack(std::make_tuple(1, std::string("two"))));
+}
+
+TEST_CASE("in-place payload decoding points into the bytes and keeps every limit", "[transport][bad-input]") {
+  wire_limits limits;
+  const std::string bytes = pack(std::map<std::string, std::vector<char>>{{"text", {'a', 'b'}}, {std::string(40, 'k'), {}}});
+  auto in_place = decode_payload_in_place(bytes, limits);
+  REQUIRE(in_place.ok());
+  auto copied = decode_payload(bytes, limits);
+  REQUIRE(copied.ok());
+  CHECK(in_place->get() == copied->get());
+  auto inside = [&](const char* p) { return p >= bytes.data() && p < bytes.data() + bytes.size(); };
+  const auto& map = in_place->get().via.map;
+  REQUIRE(map.size == 2);
+  for (std::uint32_t i = 0; i < map.size; ++i) {
+    CHECK(inside(map.ptr[i].key.via.str.ptr));  // referenced, not copied
+    CHECK_FALSE(inside(copied->get().via.map.ptr[i].key.via.str.ptr));  // decode_payload owns its copy
+  }
+  const auto& text = map.ptr[1];  // keys in order: 40 k's, then "text"
+  REQUIRE(text.key.as<std::string>() == "text");
+  REQUIRE(text.val.via.bin.size == 2);
+  CHECK(inside(text.val.via.bin.ptr));
+
+  // The same refusals as decode_payload.
+  limits.max_depth = 8;
+  auto deep = decode_payload_in_place(nested_arrays(50), limits);
+  REQUIRE_FALSE(deep.ok());
+  CHECK(deep.error().is(errc::bad_request));
+  auto not_utf8 = decode_payload_in_place(pack(std::string("ok \xc3\x28")), limits);
+  REQUIRE_FALSE(not_utf8.ok());
+  CHECK_THAT(not_utf8.error().message, Catch::Contains("UTF-8"));
+  auto trailing = decode_payload_in_place(pack(1) + pack(2), limits);
+  REQUIRE_FALSE(trailing.ok());
+  CHECK_THAT(trailing.error().message, Catch::Contains("trailing"));
+}
+
+TEST_CASE("a payload whose objects outgrow the first zone block decodes whole", "[transport]") {
+  // 60000 one-byte integers: ~60 KB of msgpack, ~1 MB of objects, far past
+  // the zone's first block (sized from the payload).
+  std::vector<int> many(60000);
+  for (std::size_t i = 0; i < many.size(); ++i) many[i] = static_cast<int>(i % 100);
+  std::vector<std::string> words(3000, std::string(30, 'w'));
+  for (const auto& bytes : {pack(many), pack(words)}) {
+    for (bool in_place : {false, true}) {
+      auto h = in_place ? decode_payload_in_place(bytes, wire_limits{}) : decode_payload(bytes, wire_limits{});
+      REQUIRE(h.ok());
+      CHECK(pack(h->get()) == bytes);
+    }
+  }
 }
 
 TEST_CASE("error payloads carry code and message both ways", "[transport]") {

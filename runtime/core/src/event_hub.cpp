@@ -158,7 +158,7 @@ void push_control(const service_runtime& svc, const subscription& s, const char*
   h.id = s.request_id;
   h.service = svc.def.name;
   h.method = what;
-  s.push(h, std::move(payload));
+  s.push(std::move(h), std::move(payload));
 }
 
 void push_event(const service_runtime& svc, const subscription& s, const log_entry& e) {
@@ -171,7 +171,7 @@ void push_event(const service_runtime& svc, const subscription& s, const log_ent
   h.seq = e.seq;
   h.traceparent = e.traceparent;
   h.idempotency_key = e.event_id;  // unique per event: a subscriber that dedups keys on it
-  s.push(h, std::string(e.payload));
+  s.push(std::move(h), std::string(e.payload));
 }
 
 void end_subscription(hub_actor* self, service_runtime& svc, std::uint64_t id, const error_info& why) {

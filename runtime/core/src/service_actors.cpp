@@ -2,6 +2,7 @@
 // entity actors, and the method_runner that runs handlers inside them.
 #include <boost/core/demangle.hpp>
 #include <algorithm>
+#include <cstring>
 #include <deque>
 #include <optional>
 
@@ -209,12 +210,15 @@ class method_runner {
     std::function<void(reply&&)> then;
     clock_type::time_point deadline;
     request_ptr parent;  ///< the request whose handler made the call: told `internal` if `then` throws
-    /// The call's client span, when traced: recorded when the reply (or the timeout) comes.
+    /// The call's client span, when traced: recorded when the reply (or the
+    /// timeout) comes. Kept in place (its id in a fixed array): every traced
+    /// call has one, and most are never recorded (unsampled, successful).
     struct call_span {
-      std::string span_id, name;
+      char span_id[16] = {};
+      std::string name;
       std::uint64_t start_ns = 0;
     };
-    std::unique_ptr<call_span> span;
+    std::optional<call_span> span;
   };
   /// Calls out, by id: appended in id order, so found by binary search. An
   /// answered call leaves a hole (an empty `then`) that is swept once holes
@@ -386,7 +390,7 @@ class actor_invocation final : public invocation {
   }
 
   request_ptr req_;
-  msgpack::object_handle args_;
+  msgpack::object_handle args_;  ///< points into req_->payload: declared after req_, so gone before it
   method_runner* runner_;
   std::weak_ptr<const int> life_;
   bool mutating_;
@@ -465,7 +469,9 @@ void method_runner::start(const request_ptr& req, bool checked) {
     req->fail({errc::unknown_method, "service '" + h.service + "' has no method '" + h.method + "'"});
     return;
   }
-  auto args = decode_payload(req->payload, svc_->limits);
+  // In place: the arguments' strings point into the payload, which the
+  // invocation holds (req_) for as long as it holds them (args_).
+  auto args = decode_payload_in_place(req->payload, svc_->limits);
   if (!args) {
     req->fail(args.error());
     return;
@@ -528,16 +534,19 @@ void method_runner::call_out(const request_ptr& parent, envelope target, std::st
   auto deadline = std::min(parent->deadline, now + timeout);
   auto id = next_call_++;
   if (!then) then = [](reply&&) {};  // an empty `then` marks an answered call
-  continuation c{std::move(then), deadline, parent, nullptr};
+  continuation c{std::move(then), deadline, parent, std::nullopt};
   // The call's own span: the callee's span is its child. Spans are made when
   // the trace may be kept (sampled) and, to keep errors, when it may not.
   target.tracestate = parent->header.tracestate;
   if (auto t = trace_of(parent->header); t.valid && svc_->tracer && svc_->tracer->enabled()) {
-    c.span = std::make_unique<continuation::call_span>();
-    c.span->span_id = observability::new_span_id();
-    c.span->name = target.service + "." + target.method;
-    c.span->start_ns = observability::unix_ns();
-    target.traceparent = observability::format_traceparent({std::string(t.trace_id), c.span->span_id, t.sampled});
+    auto& span = c.span.emplace();
+    span.name = target.service + "." + target.method;
+    span.start_ns = observability::unix_ns();
+    // The caller's traceparent (the node wrote it: version 00, flags 00 or
+    // 01) with this call's span id written over the parent's.
+    target.traceparent = parent->header.traceparent;
+    observability::fill_span_id(&target.traceparent[36]);
+    std::memcpy(span.span_id, &target.traceparent[36], sizeof span.span_id);
   } else {
     target.traceparent = parent->header.traceparent;
   }
@@ -551,9 +560,9 @@ void method_runner::call_out(const request_ptr& parent, envelope target, std::st
   auto limits = svc_->limits;
   auto out = std::make_shared<request>(
       std::move(target), std::move(payload), deadline,
-      [me, id, limits](const envelope& h, std::string&& p) {
+      [me, id, limits](envelope&& h, std::string&& p) {
         auto r = std::make_shared<reply>();
-        r->header = h;
+        r->header = std::move(h);
         if (h.kind == message_kind::error) {
           r->error = decode_error_payload(p, limits);
           // unknown_service tells a client that the service *it named* does not
@@ -618,7 +627,7 @@ void method_runner::on_reply(std::uint64_t id, reply&& r) {
 }
 
 void method_runner::mark_reminder_fired(const request& req) {
-  auto args = decode_payload(req.payload, svc_->limits);
+  auto args = decode_payload_in_place(req.payload, svc_->limits);
   if (!args) return;
   try {
     reminder r;
@@ -634,7 +643,7 @@ void method_runner::record_call_span(const envelope& parent, const continuation:
   if (!t.sampled && !r.error) return;  // the tracer keeps only sampled or failed spans: not built for nothing
   observability::span s;
   s.trace_id = std::string(t.trace_id);
-  s.span_id = c.span_id;
+  s.span_id.assign(c.span_id, sizeof c.span_id);
   s.parent_span_id = std::string(t.span_id);
   s.name = c.name;
   s.service = svc_->def.name;
@@ -808,7 +817,7 @@ void method_runner::checkpoint(std::function<void()> then) {
   auto id = next_call_++;
   // No timer: the committer always calls back, and a failed write crashes this actor.
   continuations_.emplace_back(id, continuation{[then = std::move(then)](reply&&) { then(); },
-                                               clock_type::time_point::max(), nullptr, nullptr});
+                                               clock_type::time_point::max(), nullptr, std::nullopt});
   auto me = caf::actor_cast<caf::actor>(self_);
   auto svc = events ? svc_ : nullptr;
   auto reminders = svc_->def.reminders ? svc_ : nullptr;

@@ -406,10 +406,13 @@ void io_loop::handle_message(std::size_t index, std::vector<zmq::message_t>& fra
   env.sent_ms = 0;  // from here on the node's own clock counts
   auto deadline = clock_type::now() + std::chrono::milliseconds(env.deadline_ms);
   auto ticket = ++next_ticket_;
-  // Events of a subscription go back the same way, any number of times (no deadline to forget).
-  reply_sink stream = [this, index, identity, delimiter](const envelope& h, std::string&& p) {
-    post_reply({index, identity, delimiter, 0, encode_envelope(h), std::move(p)});
-  };
+  // Events of a subscription go back the same way, any number of times (no
+  // deadline to forget). Made for subscriptions only: a sink is an allocation.
+  reply_sink stream;
+  if (env.method == "_subscribe")
+    stream = [this, index, identity, delimiter](const envelope& h, std::string&& p) {
+      post_reply({index, identity, delimiter, 0, encode_envelope(h), std::move(p)});
+    };
   reply_sink sink = [this, index, identity = std::move(identity), delimiter, ticket](const envelope& h, std::string&& p) {
     // Any thread: encode here, then hop onto the I/O thread, which owns the socket.
     post_reply({index, identity, delimiter, ticket, encode_envelope(h), std::move(p)});
@@ -489,7 +492,7 @@ void io_loop::retire_client(const std::string& endpoint) {
     h.id = s->second.id;
     h.service = s->second.service;
     h.method = "_end";
-    s->second.sink(h, encode_error_payload({errc::unavailable, "the connection to " + endpoint + " was closed"}));
+    s->second.sink(std::move(h), encode_error_payload({errc::unavailable, "the connection to " + endpoint + " was closed"}));
     s = streams_.erase(s);
   }
 }
@@ -515,7 +518,7 @@ client* io_loop::remote_client(const std::string& endpoint, error_info* why) {
     if (it == streams_.end()) return;
     const bool ended = h.method == "_end";
     h.id = it->second.id;
-    it->second.sink(h, std::move(p));
+    it->second.sink(std::move(h), std::move(p));
     if (ended) streams_.erase(it);
   });
   return c.get();

@@ -7,6 +7,7 @@
 // format by prometheus-cpp's serializer.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -45,6 +46,8 @@ class method_metrics {
   std::map<std::string, std::string> labels_;
   std::mutex mutex_;
   std::vector<std::pair<std::string, prometheus::Counter*>> by_code_;  ///< few codes: a short list
+  /// The "ok" series once made: most requests count there without the lock.
+  std::atomic<prometheus::Counter*> ok_{nullptr};
 };
 
 /// Builds gauge and counter families at scrape time.

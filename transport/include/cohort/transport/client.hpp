@@ -55,7 +55,7 @@ struct reply {
   template <class T>
   [[nodiscard]] result<T> as(const wire_limits& limits = {}) const {
     if (error) return *error;
-    auto handle = decode_payload(payload, limits);
+    auto handle = decode_payload_in_place(payload, limits);  // used up here, while `payload` is unchanged
     if (!handle) return handle.error();
     try {
       return handle->get().as<T>();

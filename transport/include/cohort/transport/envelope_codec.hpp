@@ -8,6 +8,7 @@
 
 #include "cohort/transport/envelope.hpp"
 #include "cohort/transport/result.hpp"
+#include "cohort/transport/string_buffer.hpp"
 #include "cohort/transport/wire_limits.hpp"
 
 namespace cohort {
@@ -26,6 +27,13 @@ namespace cohort {
 [[nodiscard]] result<msgpack::object_handle> decode_payload(std::string_view bytes,
                                                             const wire_limits& limits);
 
+/// decode_payload without copying: the value's strings, bins and exts point
+/// into `bytes`, which must stay unchanged for as long as the handle (or any
+/// object taken from it) is used. For payloads held by whoever holds the
+/// handle: a request and its arguments, a reply read into a typed value.
+[[nodiscard]] result<msgpack::object_handle> decode_payload_in_place(std::string_view bytes,
+                                                                     const wire_limits& limits);
+
 /// True when `s` is well-formed UTF-8 (no overlong forms, no surrogates).
 [[nodiscard]] bool is_valid_utf8(std::string_view s) noexcept;
 
@@ -41,9 +49,9 @@ namespace cohort {
 /// Packs any msgpack-mapped value into bytes.
 template <class T>
 [[nodiscard]] std::string pack(const T& value) {
-  msgpack::sbuffer buf;
+  string_buffer buf;
   msgpack::pack(buf, value);
-  return std::string(buf.data(), buf.size());
+  return buf.take();
 }
 
 }  // namespace cohort

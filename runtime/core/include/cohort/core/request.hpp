@@ -16,8 +16,9 @@
 namespace cohort::detail {
 
 /// Where a reply goes: back out of a socket, or to a calling actor. Gets the
-/// reply header and payload (for errors, the encoded error map).
-using reply_sink = std::function<void(const envelope& header, std::string&& payload)>;
+/// reply header and payload (for errors, the encoded error map), both its to
+/// keep: a sink that passes the reply on moves them instead of copying.
+using reply_sink = std::function<void(envelope&& header, std::string&& payload)>;
 
 class request;
 
