@@ -1,5 +1,7 @@
 #include "echo_service.hpp"
 
+#include <stdexcept>
+
 #include "cohort/examples/example_messages.hpp"
 
 namespace cohort::bench {
@@ -7,6 +9,10 @@ namespace cohort::bench {
 service_definition echo_service(const std::string& name) {
   return worker_service(name)
       .method("echo", [](method_context&, const examples::echo_args& a) { return a; }, true)
+      // The supervision bench's crash loop on a service whose workers share the scheduler.
+      .method("crash",
+              [](method_context&, const examples::fail_args& a) -> no_args { throw std::runtime_error(a.message); })
+      .internal("crash")
       .build();
 }
 

@@ -12,7 +12,7 @@
 
 namespace cohort::bench {
 
-/// `name`.echo returns its echo_args unchanged.
+/// `name`.echo returns its echo_args unchanged; `name`.crash (internal) crashes its worker.
 [[nodiscard]] service_definition echo_service(const std::string& name = "echo");
 /// Its configuration: `workers` workers, defaults otherwise.
 [[nodiscard]] service_config echo_service_config(const std::string& name = "echo", std::size_t workers = 2);

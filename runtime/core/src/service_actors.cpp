@@ -168,7 +168,7 @@ class method_runner {
   /// An invocation finished: write its changes (and its idempotent result) if
   /// it changed the entity, then answer. `before` restores the state of a
   /// failed mutating invocation.
-  void finish(const request_ptr& req, bool mutating, const stored_result& outcome, const std::string& before,
+  void finish(const request_ptr& req, bool mutating, stored_result outcome, const std::string& before,
               std::uint64_t generation);
   /// The result for an idempotency key was stored (or not): answer its retries.
   void idempotent_done(const std::string& idem, bool stored, const stored_result& outcome);
@@ -286,6 +286,14 @@ void answer(const request_ptr& req, const stored_result& r) {
     req->fail(decode_error_payload(r.payload, wire_limits{}));
   else
     req->respond(r.payload);
+}
+
+/// answer() for a result not needed afterwards: the payload moves into the reply.
+void answer(const request_ptr& req, stored_result&& r) {
+  if (r.is_error)
+    req->fail(decode_error_payload(r.payload, wire_limits{}));
+  else
+    req->respond(std::move(r.payload));
 }
 
 /// invocation as the runtime implements it for method_runner.
@@ -689,13 +697,13 @@ void method_runner::on_call_timeouts() {
   if (next && (!timer_at_ || *next < *timer_at_)) arm_timer(*next);
 }
 
-void method_runner::finish(const request_ptr& req, bool mutating, const stored_result& outcome,
+void method_runner::finish(const request_ptr& req, bool mutating, stored_result outcome,
                            const std::string& before, std::uint64_t generation) {
   const auto& idem = req->header.idempotency_key;
   auto waiting = idem.empty() ? idem_waiters_.end() : find_in(idem_waiters_, idem);
   const bool remember = waiting != idem_waiters_.end() && is_business_result(outcome);
   if (!mutating) {
-    answer(req, outcome);
+    answer(req, std::move(outcome));  // nothing kept: a worker's reply is not copied
     return;
   }
   if (outcome.is_error) {
@@ -742,14 +750,17 @@ void method_runner::finish(const request_ptr& req, bool mutating, const stored_r
   }
   std::vector<std::string> keys;
   if (events) keys.swap(outbox_keys_);
-  svc_->db->commit(std::move(batch), [req, outcome, me, idem, svc, tracer, write_start, reminders,
+  svc_->db->commit(std::move(batch), [req, outcome = std::move(outcome), me, idem, svc, tracer, write_start, reminders,
                                       keys = std::move(keys)](const result<bool>& written) mutable {
     if (tracer) record_write_span(*tracer, req->header, write_start, written);
     // On the committer's thread: the reply says "done" only now.
     if (written) {
       if (svc) svc->poke_outbox(std::move(keys));
       if (reminders) reminders->poke_reminders();
-      answer(req, outcome);
+      if (idem.empty())
+        answer(req, std::move(outcome));  // not needed after: moved into the reply
+      else
+        answer(req, outcome);
     } else {
       req->fail({written.error().code, "not stored: " + written.error().message});
       caf::anon_send(me, store_failed_atom::value, written.error().message);
