@@ -571,7 +571,7 @@ void method_runner::call_out(const request_ptr& parent, envelope target, std::st
       [me, id, limits](envelope&& h, std::string&& p) {
         auto r = std::make_shared<reply>();
         r->header = std::move(h);
-        if (h.kind == message_kind::error) {
+        if (r->header.kind == message_kind::error) {
           r->error = decode_error_payload(p, limits);
           // unknown_service tells a client that the service *it named* does not
           // exist. A handler's dependency that is missing is this node's
