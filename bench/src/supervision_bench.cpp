@@ -45,7 +45,7 @@ service_status greeter_status(node& n) { return status_of(n, "greeter"); }
 struct restart_figures {
   double client_p50 = 0, client_p99 = 0;      ///< crash reply -> an answer from the replacement
   double baseline_p50 = 0, baseline_p99 = 0;  ///< a call without a crash
-  std::uint64_t retries = 0, restarts_seen = 0;
+  std::uint64_t retries = 0;
   service_status inside;                      ///< failure -> the replacement's first message, timed by the node
 };
 
@@ -146,7 +146,6 @@ int main(int argc, char** argv) {
     f.client_p50 = percentile(restart_us, 50), f.client_p99 = percentile(restart_us, 99);
     f.baseline_p50 = percentile(baseline_us, 50), f.baseline_p99 = percentile(baseline_us, 99);
     f.inside = status_of(**n, service);
-    f.restarts_seen = f.inside.restarts;
     return f;
   };
   auto echo_restarts = restart_latency("echo", "echo", echo_payload);
@@ -275,8 +274,8 @@ int main(int argc, char** argv) {
 
   std::printf("supervision bench: %d crashes per service; echo %llu restarts seen, %llu retries of requests that met a "
               "dead worker; greeter %llu, %llu\n",
-              crashes, static_cast<unsigned long long>(er.restarts_seen), static_cast<unsigned long long>(er.retries),
-              static_cast<unsigned long long>(gr.restarts_seen), static_cast<unsigned long long>(gr.retries));
+              crashes, static_cast<unsigned long long>(er.inside.restarts), static_cast<unsigned long long>(er.retries),
+              static_cast<unsigned long long>(gr.inside.restarts), static_cast<unsigned long long>(gr.retries));
   std::printf("\nrestart latency, inside the node (failure -> the replacement's first message; last %zu restarts):\n",
               static_cast<std::size_t>(1024));
   for (const auto* f : {&er, &gr})

@@ -212,22 +212,23 @@ result<msgpack::object_handle> unpack_bounded(std::string_view bytes, const wire
   }
 }
 
-}  // namespace
-
-result<msgpack::object_handle> decode_payload(std::string_view bytes, const wire_limits& limits) {
-  auto handle = unpack_bounded(bytes, limits);
-  // msgpack strings are text (bytes travel as bin): the same rule as JSON on the HTTP front.
+/// A payload within the limits whose strings are all UTF-8: msgpack strings
+/// are text (bytes travel as bin), the same rule as JSON on the HTTP front.
+result<msgpack::object_handle> decode_checked(std::string_view bytes, const wire_limits& limits, bool in_place) {
+  auto handle = unpack_bounded(bytes, limits, in_place);
   if (handle && !all_strings_utf8(handle->get()))
     return error_info{errc::bad_request, "payload holds a string that is not valid UTF-8 (send bytes as bin)"};
   return handle;
 }
 
+}  // namespace
+
+result<msgpack::object_handle> decode_payload(std::string_view bytes, const wire_limits& limits) {
+  return decode_checked(bytes, limits, false);
+}
+
 result<msgpack::object_handle> decode_payload_in_place(std::string_view bytes, const wire_limits& limits) {
-  auto handle = unpack_bounded(bytes, limits, true);
-  // msgpack strings are text (bytes travel as bin): the same rule as JSON on the HTTP front.
-  if (handle && !all_strings_utf8(handle->get()))
-    return error_info{errc::bad_request, "payload holds a string that is not valid UTF-8 (send bytes as bin)"};
-  return handle;
+  return decode_checked(bytes, limits, true);
 }
 
 result<envelope> decode_envelope(std::string_view bytes, const wire_limits& limits,
