@@ -39,7 +39,6 @@ service_status status_of(node& n, const std::string& service) {
     if (s.name == service) return s;
   return {};
 }
-service_status greeter_status(node& n) { return status_of(n, "greeter"); }
 
 /// Restart latency of one service's worker, over `crashes` crashes.
 struct restart_figures {
@@ -119,8 +118,8 @@ int main(int argc, char** argv) {
   // dead worker meanwhile are answered `unavailable` and retried at once).
   // Two kinds of service: echo, whose workers share the node's scheduler (most
   // services), and greeter, which declares a blocking method, so that each of
-  // its workers has a thread of its own (CAF 0.17's detached actors): its
-  // replacement starts a thread.
+  // its workers runs on a thread of the service's own pool: its replacement
+  // takes the thread its predecessor left (blocking_pool).
   auto restart_latency = [&](const std::string& service, const std::string& ok_method,
                              const std::string& ok_payload) -> std::optional<restart_figures> {
     restart_figures f;
@@ -155,8 +154,10 @@ int main(int argc, char** argv) {
   const auto& greeter_inside = greeter_restarts->inside;
 
   // 1b. Restart latency inside the node against the size of the supervision
-  // tree: a node whose greeter has `size` workers, crashed `tree_crashes`
-  // times; the node times each restart (failure -> replacement's first message).
+  // tree: a node whose echo service has `size` workers (on the shared
+  // scheduler, so the curve shows supervision, not threads), crashed
+  // `tree_crashes` times; the node times each restart (failure -> the
+  // replacement's first message).
   nlohmann::json tree_curve = nlohmann::json::array();
   std::vector<std::tuple<int, double, double, std::uint64_t>> tree_rows;
   for (int size : quick ? std::vector<int>{1, 64} : std::vector<int>{1, 16, 256, 1024}) {
@@ -164,7 +165,7 @@ int main(int argc, char** argv) {
     tree_cfg.listen = {"inproc://supervision-tree-" + std::to_string(size)};
     tree_cfg.data_dir = data_dir.string() + "-tree";
     for (auto& s : tree_cfg.services)
-      if (s.name == "greeter") s.workers = static_cast<std::size_t>(size);
+      if (s.name == "echo") s.workers = static_cast<std::size_t>(size);
     auto t = node::start(tree_cfg, services);
     if (!t) {
       std::cerr << "cannot start the node of " << size << " workers: " << t.error().message << "\n";
@@ -174,17 +175,17 @@ int main(int argc, char** argv) {
       client c((*t)->context(), (*t)->endpoints().front());
       const int tree_crashes = std::min(crashes, quick ? 200 : 1000);
       for (int i = 0; i < tree_crashes; ++i) {
-        (void)c.call("greeter", "crash", crash);
+        (void)c.call("echo", "crash", crash);
         // Time for the restart, without asking for the status meanwhile: a
         // status copies every child's row, which at 1024 workers would load
         // the very threads being timed. Every 50 crashes, catch up (bounded).
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
         if ((i + 1) % 50 == 0)
-          for (int w = 0; w < 400 && greeter_status(**t).restarts_timed < static_cast<std::uint64_t>(i + 1); ++w)
+          for (int w = 0; w < 400 && status_of(**t, "echo").restarts_timed < static_cast<std::uint64_t>(i + 1); ++w)
             std::this_thread::sleep_for(std::chrono::milliseconds(5));
       }
     }
-    auto st = greeter_status(**t);
+    auto st = status_of(**t, "echo");
     tree_rows.emplace_back(size, st.restart_latency_p50_us, st.restart_latency_p99_us, st.restarts_timed);
     tree_curve.push_back({{"workers", size}, {"timed", st.restarts_timed}, {"p50_us", st.restart_latency_p50_us},
                           {"p99_us", st.restart_latency_p99_us}, {"max_us", st.restart_latency_max_us}});
@@ -282,13 +283,13 @@ int main(int argc, char** argv) {
     std::printf("  %-8s p50 %s us, p99 %s us, max %s us (%llu timed)%s\n", f == &er ? "echo" : "greeter",
                 human(f->inside.restart_latency_p50_us).c_str(), human(f->inside.restart_latency_p99_us).c_str(),
                 human(f->inside.restart_latency_max_us).c_str(), static_cast<unsigned long long>(f->inside.restarts_timed),
-                f == &er ? "  (workers on the shared scheduler)" : "  (a blocking method: a thread per worker, started anew)");
+                f == &er ? "  (workers on the shared scheduler)" : "  (a blocking method: threads of its own, kept across restarts)");
   std::printf("restart latency, as the client sees it (crash reply -> an answer from the replacement, inproc):\n");
   for (const auto* f : {&er, &gr})
     std::printf("  %-8s p50 %s us, p99 %s us; a call without a crash: p50 %s us, p99 %s us\n",
                 f == &er ? "echo" : "greeter", human(f->client_p50).c_str(), human(f->client_p99).c_str(),
                 human(f->baseline_p50).c_str(), human(f->baseline_p99).c_str());
-  std::printf("\nrestart latency inside the node against the tree size (greeter workers):\n");
+  std::printf("\nrestart latency inside the node against the tree size (echo workers):\n");
   for (auto& [size, p50, p99, timed] : tree_rows)
     std::printf("  %5d workers: p50 %8s us  p99 %8s us  (%llu timed)\n", size, human(p50).c_str(), human(p99).c_str(),
                 static_cast<unsigned long long>(timed));

@@ -122,6 +122,52 @@ TEST_CASE("the node times each worker restart, from the failure to the replaceme
   CHECK(seen);
 }
 
+TEST_CASE("a blocking service's restarted worker takes its predecessor's thread", "[supervision][runtime]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  auto& g = service_named(cfg, "greeter");  // declares a blocking method: its workers have threads of their own
+  g.workers = 2;
+  g.supervision.intensity = {1000, 10000ms};
+  auto n = start_node(cfg);
+  CHECK(status_of(*n, "counter").blocking_threads == -1);  // on the shared scheduler: no threads of its own
+  client c(n->endpoints().front());
+  REQUIRE(c.call("greeter", "hello", pack(hello_args{"x"})).ok());
+  const auto before = status_of(*n, "greeter");
+  CHECK(before.blocking_threads >= 2);
+  CHECK(before.blocking_threads_started >= 2);
+  constexpr std::uint64_t crashes = 30;
+  for (std::uint64_t i = 1; i <= crashes; ++i) {
+    CHECK(c.call("greeter", "crash", crash_args()).error->is(errc::internal));
+    REQUIRE(eventually([&] { return status_of(*n, "greeter").restarts_timed == i; }, 3000ms));
+  }
+  const auto after = status_of(*n, "greeter");
+  // A thread per restart would be 30 more. A replacement that arrives before
+  // its predecessor's thread is idle again may start one; a few, not 30.
+  CHECK(after.blocking_threads_started - before.blocking_threads_started <= 4);
+  CHECK(after.blocking_threads <= 6);
+  // Both workers still block at the same time, each on a thread of its own:
+  // two 1 s sleeps overlap.
+  const auto ep = n->endpoints().front();
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::future<bool>> sleepers;
+  for (int i = 0; i < 2; ++i)
+    sleepers.push_back(std::async(std::launch::async, [ep] {
+      client s(ep);
+      call_options o;
+      o.timeout = 10s;
+      return s.call_as<sleep_args>("greeter", "sleep", sleep_args{1000}, o).ok();
+    }));
+  for (auto& f : sleepers) CHECK(f.get());
+  CHECK(std::chrono::steady_clock::now() - t0 < 1800ms);
+  CHECK(c.call("greeter", "hello", pack(hello_args{"y"})).ok());
+  // The operator sees the same figures.
+  auto j = admin_json(*n, dir.path(), "status");
+  for (const auto& svc : j["services"]) {
+    if (svc["name"] == "greeter") CHECK(svc["blocking_threads"]["started"].get<std::int64_t>() >= after.blocking_threads_started);
+    if (svc["name"] == "counter") CHECK(svc["blocking_threads"].is_null());
+  }
+}
+
 TEST_CASE("backoff delays a restart and the service answers unavailable meanwhile", "[supervision][runtime]") {
   temp_dir dir;
   auto cfg = loopback_config(dir.path());

@@ -35,6 +35,9 @@ json to_json(const service_status& s, bool with_children) {
   auto us = [](double v) { return v < 0 ? json(nullptr) : json(v); };
   j["restart_latency"] = {{"timed", s.restarts_timed}, {"p50_us", us(s.restart_latency_p50_us)},
                           {"p99_us", us(s.restart_latency_p99_us)}, {"max_us", us(s.restart_latency_max_us)}};
+  // Blocking services: the threads their workers run on (null for the others).
+  j["blocking_threads"] = s.blocking_threads < 0 ? json(nullptr)
+                                                 : json{{"now", s.blocking_threads}, {"started", s.blocking_threads_started}};
   if (with_children) {
     j["children"] = json::array();
     for (const auto& c : s.children) j["children"].push_back(to_json(c));

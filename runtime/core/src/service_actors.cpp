@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "cohort/core/actor_messages.hpp"
+#include "cohort/core/blocking_pool.hpp"
 #include "cohort/transport/envelope_codec.hpp"
 #include "cohort/core/entity_persistence.hpp"
 #include "cohort/core/outbox.hpp"
@@ -869,6 +870,26 @@ caf::behavior worker_actor(caf::stateful_actor<worker_state>* self, std::shared_
   };
 }
 
+/// A worker of a service with blocking methods: the same behavior, run by
+/// the service's blocking_pool instead of the scheduler (see blocking_pool.hpp).
+class pooled_worker final : public caf::stateful_actor<worker_state> {
+ public:
+  pooled_worker(caf::actor_config& cfg, std::shared_ptr<service_runtime> svc, std::shared_ptr<handler_activity> activity)
+      : caf::stateful_actor<worker_state>(cfg), pool_(svc->blocking), svc_(std::move(svc)), activity_(std::move(activity)) {}
+
+  caf::behavior make_behavior() override { return worker_actor(this, std::move(svc_), std::move(activity_)); }
+  void launch(caf::execution_unit*, bool lazy, bool hide) override { pool_->launch(this, lazy, hide); }
+  void enqueue(caf::mailbox_element_ptr message, caf::execution_unit*) override {
+    pool_->enqueue(this, std::move(message));
+  }
+  using caf::stateful_actor<worker_state>::enqueue;
+
+ private:
+  std::shared_ptr<blocking_pool> pool_;  ///< outlives every enqueue: held until the actor is destroyed
+  std::shared_ptr<service_runtime> svc_;
+  std::shared_ptr<handler_activity> activity_;
+};
+
 // -- entity -------------------------------------------------------------------
 
 /// Everything an entity actor keeps; small, as a service may hold millions.
@@ -965,10 +986,12 @@ caf::behavior entity_actor(entity_self* self, std::shared_ptr<service_runtime> s
 
 caf::actor spawn_worker(caf::event_based_actor* parent, std::shared_ptr<service_runtime> svc,
                         std::shared_ptr<handler_activity> activity) {
-  // Blocking methods: a thread per worker (the service's own bounded pool),
-  // so their waits never hold a scheduler thread other services need.
+  // Blocking methods: the workers run on the service's own threads, so their
+  // waits never hold a scheduler thread other services need. (Without a
+  // pool, which the host always makes, a thread each as CAF gives them.)
   if (svc->dedicated_threads())
-    return parent->spawn<caf::monitored + caf::detached>(worker_actor, std::move(svc), std::move(activity));
+    return svc->blocking ? parent->spawn<pooled_worker, caf::monitored>(std::move(svc), std::move(activity))
+                         : parent->spawn<caf::monitored + caf::detached>(worker_actor, std::move(svc), std::move(activity));
   return parent->spawn<caf::monitored>(worker_actor, std::move(svc), std::move(activity));
 }
 

@@ -1,4 +1,5 @@
 #include "cohort/core/service_host.hpp"
+#include "cohort/core/blocking_pool.hpp"
 #include "cohort/core/event_hub.hpp"
 #include "cohort/core/actor_messages.hpp"
 
@@ -165,6 +166,8 @@ result<bool> service_host::start(hosted& h) {
   }
   svc.record_failure("");
   svc.store_damaged = false;
+  if (svc.dedicated_threads() && !svc.blocking)
+    svc.blocking = std::make_shared<blocking_pool>(*actors_, svc.def.name, std::max<std::size_t>(svc.cfg.workers, 1));
   svc.set_root(spawn_service(*actors_, h.svc));
   h.started = clock_type::now();
   return true;
@@ -264,6 +267,10 @@ service_status service_host::status_of(const std::string& name, const hosted& h)
   s.restart_latency_p50_us = restart.p50_us;
   s.restart_latency_p99_us = restart.p99_us;
   s.restart_latency_max_us = restart.max_us;
+  if (svc.blocking) {
+    s.blocking_threads = static_cast<std::int64_t>(svc.blocking->threads());
+    s.blocking_threads_started = static_cast<std::int64_t>(svc.blocking->threads_started());
+  }
   s.activations = svc.activations.load();
   s.passivations = svc.passivations.load();
   s.live_entities = svc.live_entities.load();
@@ -465,6 +472,12 @@ void service_host::shutdown() {
     if (auto root = h.svc->root()) caf::anon_send_exit(root, caf::exit_reason::user_shutdown);
 }
 
-void service_host::close() { services_.clear(); }
+void service_host::close() {
+  // The services' actors are done (the node waited for them): their pools'
+  // threads end now, before the actor system does.
+  for (auto& [name, h] : services_)
+    if (h.svc->blocking) h.svc->blocking->stop();
+  services_.clear();
+}
 
 }  // namespace cohort::detail

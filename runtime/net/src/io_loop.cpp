@@ -218,7 +218,7 @@ void io_loop::post_reply(outgoing_reply&& r) {
   // Replies made on this thread (forwarded from a remote instance, refused at
   // the edge) go out at once: no queue, no wake-up.
   if (on_io_thread()) {
-    forget_deadline(r.ticket);
+    forget_deadline(r.ticket, r.deadline);
     send_reply(r);
     return;
   }
@@ -246,7 +246,7 @@ void io_loop::run_posted(bool signalled) {
     pending_.fetch_sub(tasks.size() + replies.size(), std::memory_order_relaxed);
   }
   for (auto& r : replies) {
-    forget_deadline(r.ticket);
+    forget_deadline(r.ticket, r.deadline);
     send_reply(r);
   }
   for (auto& t : tasks) t();
@@ -411,17 +411,18 @@ void io_loop::handle_message(std::size_t index, std::vector<zmq::message_t>& fra
   reply_sink stream;
   if (env.method == "_subscribe")
     stream = [this, index, identity, delimiter](const envelope& h, std::string&& p) {
-      post_reply({index, identity, delimiter, 0, encode_envelope(h), std::move(p)});
+      post_reply({index, identity, delimiter, 0, {}, encode_envelope(h), std::move(p)});
     };
-  reply_sink sink = [this, index, identity = std::move(identity), delimiter, ticket](const envelope& h, std::string&& p) {
+  reply_sink sink = [this, index, identity = std::move(identity), delimiter, ticket, deadline](const envelope& h,
+                                                                                            std::string&& p) {
     // Any thread: encode here, then hop onto the I/O thread, which owns the socket.
-    post_reply({index, identity, delimiter, ticket, encode_envelope(h), std::move(p)});
+    post_reply({index, identity, delimiter, ticket, deadline, encode_envelope(h), std::move(p)});
   };
   counters_.requests++;
   auto req = std::make_shared<request>(std::move(env), frames[first + 1].to_string(), deadline, std::move(sink));
   if (req->header.method == "_subscribe") req->stream = std::move(stream);
   if (req->header.kind == message_kind::request)
-    deadline_tickets_.emplace(ticket, deadlines_.emplace(deadline, std::make_pair(std::weak_ptr<request>(req), ticket)));
+    deadlines_.emplace(std::make_pair(deadline, ticket), req);
   if (req->header.service == "_registry") {
     if (!from_node) {
       counters_.refused_registrations++;
@@ -436,19 +437,15 @@ void io_loop::handle_message(std::size_t index, std::vector<zmq::message_t>& fra
     route_(std::move(req));
 }
 
-void io_loop::forget_deadline(std::uint64_t ticket) {
-  auto it = deadline_tickets_.find(ticket);
-  if (it == deadline_tickets_.end()) return;
-  deadlines_.erase(it->second);
-  deadline_tickets_.erase(it);
+void io_loop::forget_deadline(std::uint64_t ticket, clock_type::time_point deadline) {
+  if (ticket != 0) deadlines_.erase(std::make_pair(deadline, ticket));
 }
 
 std::optional<clock_type::time_point> io_loop::expire_requests(clock_type::time_point now) {
   while (!deadlines_.empty()) {
     auto first = deadlines_.begin();
-    if (first->first > now) return first->first;
-    auto req = first->second.first.lock();
-    deadline_tickets_.erase(first->second.second);
+    if (first->first.first > now) return first->first.first;
+    auto req = first->second.lock();
     deadlines_.erase(first);
     if (!req) continue;
     req->fail({errc::timeout, "no reply from " + req->header.service + "." + req->header.method +
@@ -476,7 +473,7 @@ void io_loop::reject(std::size_t index, const std::string& identity, bool delimi
   envelope h;
   h.kind = message_kind::error;
   h.id = id;
-  outgoing_reply r{index, identity, delimiter, 0, encode_envelope(h), encode_error_payload(err)};
+  outgoing_reply r{index, identity, delimiter, 0, {}, encode_envelope(h), encode_error_payload(err)};
   send_reply(r);
 }
 

@@ -398,6 +398,10 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
       for (const auto& s : services)
         if (s.*pick >= 0) b.sample({{"service", s.name}}, s.*pick / 1e6);
     }
+    b.family("cohort_service_blocking_threads", "Threads the workers of a service with blocking methods run on",
+             MetricType::Gauge);
+    for (const auto& s : services)
+      if (s.blocking_threads >= 0) b.sample({{"service", s.name}}, static_cast<double>(s.blocking_threads));
     per_service("cohort_service_in_flight", "Requests admitted and not answered yet", MetricType::Gauge,
                 [](const service_status& s) { return s.in_flight; });
     per_service("cohort_service_stuck_handlers_total", "Handlers the watchdog found past handler_timeout_ms",

@@ -25,6 +25,8 @@
 
 namespace cohort::detail {
 
+class blocking_pool;
+
 /// Routes a request to wherever its service lives. Safe to call from any thread.
 class call_router {
  public:
@@ -121,6 +123,9 @@ struct service_runtime {
 
   /// Workers on threads of their own: the service declares blocking methods.
   [[nodiscard]] bool dedicated_threads() const { return def.kind == service_kind::workers && def.has_blocking_methods(); }
+  /// Where those workers run (set by the host before its first worker starts;
+  /// kept across restarts, so a replacement takes its predecessor's thread).
+  std::shared_ptr<blocking_pool> blocking;
   /// The watchdog's limit for this service's handlers (0 = not watched).
   [[nodiscard]] std::chrono::milliseconds handler_timeout() const {
     if (cfg.handler_timeout.count() >= 0) return cfg.handler_timeout;

@@ -36,6 +36,11 @@ struct service_status {
   /// replacement handling its first message (last 1024; -1: none yet).
   std::uint64_t restarts_timed = 0;
   double restart_latency_p50_us = -1, restart_latency_p99_us = -1, restart_latency_max_us = -1;
+  /// Services with blocking methods: the threads their workers run on now,
+  /// and ever started (a restart reuses its predecessor's thread); -1 for
+  /// services whose workers share the node's scheduler.
+  std::int64_t blocking_threads = -1;
+  std::int64_t blocking_threads_started = -1;
   std::uint64_t activations = 0;
   std::uint64_t passivations = 0;
   std::int64_t live_entities = 0;

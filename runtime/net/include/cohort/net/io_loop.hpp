@@ -136,7 +136,8 @@ class io_loop {
     std::size_t listener;
     std::string identity;
     bool delimiter;
-    std::uint64_t ticket;
+    std::uint64_t ticket;  ///< with `deadline`: the request's entry in the deadline index (0: none)
+    std::chrono::steady_clock::time_point deadline;
     std::string header;
     std::string payload;
   };
@@ -157,7 +158,7 @@ class io_loop {
   /// however long its handler still runs; returns the next deadline.
   std::optional<std::chrono::steady_clock::time_point> expire_requests(std::chrono::steady_clock::time_point now);
 
-  void forget_deadline(std::uint64_t ticket);
+  void forget_deadline(std::uint64_t ticket, std::chrono::steady_clock::time_point deadline);
 
   /// First member, so destroyed last: the forwarded requests that hold it
   /// live in the clients and timers below.
@@ -172,9 +173,10 @@ class io_loop {
   // Deadlines of the requests our sockets admitted, in order; an entry leaves
   // when its reply passes through this thread, so the index holds only what
   // is in flight. I/O thread only.
-  using deadline_index = std::multimap<std::chrono::steady_clock::time_point, std::pair<std::weak_ptr<request>, std::uint64_t>>;
+  /// Requests from our sockets by (deadline, ticket): the earliest first, and
+  /// found again by their reply, which carries both (one node per request).
+  using deadline_index = std::map<std::pair<std::chrono::steady_clock::time_point, std::uint64_t>, std::weak_ptr<request>>;
   deadline_index deadlines_;
-  std::unordered_map<std::uint64_t, deadline_index::iterator> deadline_tickets_;
   std::uint64_t next_ticket_ = 0;
   std::vector<listener> listeners_;
   void heartbeat();
