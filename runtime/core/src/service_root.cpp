@@ -78,6 +78,7 @@ struct service_root_state {
   /// held every request of the service for 100-200 ms).
   std::vector<caf::actor> to_stop, to_passivate;
   bool telling = false;  ///< a tell_some message is on its way
+  bool view_pending = false;  ///< a publish_view message is on its way
   static inline const char* name = "cohort.service";
 };
 
@@ -96,6 +97,16 @@ std::string reason_text(const caf::error& reason, const service_runtime& svc) {
   return recorded.empty() ? caf::to_string(reason) : recorded;
 }
 
+/// The running workers, as the router reads them.
+void publish_routing(root_actor* self, service_runtime& svc) {
+  std::vector<caf::actor> running;
+  running.reserve(self->state.workers.size());
+  for (const auto& w : self->state.workers)
+    if (w.running) running.push_back(w.actor);
+  svc.publish_workers(std::move(running));
+}
+
+/// The operator's view (children, the watchdog's activities) and the routing table.
 void publish(root_actor* self, service_runtime& svc) {
   auto& st = self->state;
   std::vector<child_status> out;
@@ -126,10 +137,19 @@ void publish(root_actor* self, service_runtime& svc) {
                    st.relay_restarts, st.relay_failure});
   svc.publish_children(std::move(out));
   svc.publish_activities(std::move(activities));
-  std::vector<caf::actor> running;
-  for (const auto& w : st.workers)
-    if (w.running) running.push_back(w.actor);
-  svc.publish_workers(std::move(running));
+  publish_routing(self, svc);
+}
+
+/// After a restart: the routing table at once, the operator's view a moment
+/// later, coalesced. Building the view copies every child's row; done inline
+/// it held the replacement back on this thread (restart p50 58 -> 192 us
+/// from 1 to 1024 workers) and cost a crash loop a view per crash.
+void publish_after_restart(root_actor* self, service_runtime& svc) {
+  publish_routing(self, svc);
+  auto& st = self->state;
+  if (st.view_pending) return;
+  st.view_pending = true;
+  self->delayed_send(self, std::chrono::milliseconds(1), publish_view_atom::value);
 }
 
 void start_worker(root_actor* self, const std::shared_ptr<service_runtime>& svc, std::size_t i) {
@@ -204,7 +224,7 @@ void on_worker_down(root_actor* self, const std::shared_ptr<service_runtime>& sv
       start_worker(self, svc, j);
     }
   }
-  publish(self, *svc);
+  publish_after_restart(self, *svc);
 }
 
 /// Keys with crash records kept at most (the oldest records go first).
@@ -574,6 +594,10 @@ caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> sv
         }
         s.telling = false;
         tell_soon(self);  // after the requests queued meanwhile
+      },
+      [=](publish_view_atom) {
+        self->state.view_pending = false;
+        publish(self, *svc);
       },
       [=](sweep_atom) {
         auto idle_since = clock_type::now() - svc->cfg.entity_idle;

@@ -54,6 +54,8 @@ using start_child_atom = caf::atom_constant<caf::atom("startchild")>;
 /// The supervisor to a worker it just started in place of a failed one: its first message (restart latency).
 using restarted_atom = caf::atom_constant<caf::atom("restarted")>;
 using store_failed_atom = caf::atom_constant<caf::atom("storefail")>;
+/// A service root to itself: publish the operator's view of its children now (coalesced after restarts).
+using publish_view_atom = caf::atom_constant<caf::atom("pubview")>;
 using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 using idem_done_atom = caf::atom_constant<caf::atom("idemdone")>;
 using resume_atom = caf::atom_constant<caf::atom("resume")>;
