@@ -968,8 +968,8 @@ void node::stop() {
   p.actors->await_all_actors_done();
   p.io->stop();  // sends the replies the actors produced while stopping
   // The services' published handles (workers, roots) go before the actor
-  // system: it waits for the threads of detached workers until their last
-  // handle is gone. This also closes the stores.
+  // system, and their blocking pools' threads end (the system waits for
+  // them, as for detached actors' threads). This also closes the stores.
   p.host->close();
   p.actors.reset();
   // Last: replies to HTTP requests still post to the front's thread until here.

@@ -56,8 +56,9 @@ struct method_spec {
   bool idempotent = false;
   /// Worker methods only: the handler blocks its thread (a synchronous client,
   /// file I/O, sleeps). A worker service with such a method runs its workers on
-  /// threads of their own (one per worker: the service's bounded pool), never
-  /// on the scheduler threads every other service shares. Default: false.
+  /// threads of their own (the service's own pool, a thread per worker, kept
+  /// across restarts), never on the scheduler threads every other service
+  /// shares. Default: false.
   bool blocking = false;
   /// Callable only by this deployment's own nodes and operators, never by a
   /// client (native or HTTP): fault injection, maintenance. Default: false.
