@@ -66,14 +66,7 @@ TEST_CASE("a service whose handlers block for seconds does not delay another ser
   REQUIRE(c.call_as<counter_value>("counter", "add", add_args{1}, keyed("warm", 10s)).ok());
 
   // Four calls that hold every greeter worker for 3 s.
-  std::vector<std::future<bool>> sleepers;
-  for (int i = 0; i < 4; ++i)
-    sleepers.push_back(std::async(std::launch::async, [ep] {
-      client s(ep);
-      call_options o;
-      o.timeout = 10s;
-      return s.call_as<sleep_args>("greeter", "sleep", sleep_args{3000}, o).ok();
-    }));
+  auto sleepers = greeter_sleepers(ep, 4, 3000);
   REQUIRE(eventually([&] { return status_of(*n, "greeter").in_flight == 4; }));
 
   auto started = std::chrono::steady_clock::now();

@@ -147,17 +147,8 @@ TEST_CASE("a blocking service's restarted worker takes its predecessor's thread"
   CHECK(after.blocking_threads <= 6);
   // Both workers still block at the same time, each on a thread of its own:
   // two 1 s sleeps overlap.
-  const auto ep = n->endpoints().front();
   const auto t0 = std::chrono::steady_clock::now();
-  std::vector<std::future<bool>> sleepers;
-  for (int i = 0; i < 2; ++i)
-    sleepers.push_back(std::async(std::launch::async, [ep] {
-      client s(ep);
-      call_options o;
-      o.timeout = 10s;
-      return s.call_as<sleep_args>("greeter", "sleep", sleep_args{1000}, o).ok();
-    }));
-  for (auto& f : sleepers) CHECK(f.get());
+  for (auto& f : greeter_sleepers(n->endpoints().front(), 2, 1000)) CHECK(f.get());
   CHECK(std::chrono::steady_clock::now() - t0 < 1800ms);
   CHECK(c.call("greeter", "hello", pack(hello_args{"y"})).ok());
   // The operator sees the same figures.

@@ -2,10 +2,13 @@
 #pragma once
 
 #include <functional>
+#include <future>
+#include <vector>
 #include <thread>
 
 #include <catch2/catch.hpp>
 
+#include "cohort/examples/example_messages.hpp"
 #include "cohort/examples/example_services.hpp"
 #include "cohort/runtime/node.hpp"
 #include "cohort/transport/client.hpp"
@@ -53,6 +56,20 @@ inline call_options keyed(const std::string& key, std::chrono::milliseconds time
   o.key = key;
   o.timeout = timeout;
   return o;
+}
+
+/// `n` calls of greeter.sleep (declared blocking) of `ms` each, at once, each
+/// from a client of its own; each future is true when its call succeeded.
+inline std::vector<std::future<bool>> greeter_sleepers(const std::string& endpoint, int n, std::uint32_t ms) {
+  std::vector<std::future<bool>> sleepers;
+  for (int i = 0; i < n; ++i)
+    sleepers.push_back(std::async(std::launch::async, [endpoint, ms] {
+      client s(endpoint);
+      call_options o;
+      o.timeout = std::chrono::seconds(10);
+      return s.call_as<examples::sleep_args>("greeter", "sleep", examples::sleep_args{ms}, o).ok();
+    }));
+  return sleepers;
 }
 
 }  // namespace cohort::test
