@@ -18,8 +18,6 @@
 namespace cohort::detail {
 
 namespace {
-/// Threads beyond `keep` end after this long without work.
-constexpr auto idle_limit = std::chrono::seconds(60);
 thread_local const blocking_pool::shared* current_pool = nullptr;
 }  // namespace
 
@@ -27,6 +25,7 @@ struct blocking_pool::shared {
   caf::actor_system* system = nullptr;
   std::string service;
   std::size_t keep = 0;
+  std::chrono::milliseconds idle_limit{0};  ///< threads beyond `keep` end after this long without work
   mutable std::mutex m;
   std::condition_variable work;   ///< a job was queued, or stop
   std::condition_variable ended;  ///< a thread ended
@@ -77,7 +76,7 @@ void thread_main(std::shared_ptr<blocking_pool::shared> s) {
       }
       if (s->stopping) break;
       ++s->idle;
-      const bool woken = s->work.wait_for(lock, idle_limit, [&] { return !s->jobs.empty() || s->stopping; });
+      const bool woken = s->work.wait_for(lock, s->idle_limit, [&] { return !s->jobs.empty() || s->stopping; });
       --s->idle;
       if (!woken && s->threads > s->keep) break;
     }
@@ -108,11 +107,13 @@ void push(const std::shared_ptr<blocking_pool::shared>& s, caf::scheduled_actor*
 
 }  // namespace
 
-blocking_pool::blocking_pool(caf::actor_system& system, std::string service, std::size_t keep)
+blocking_pool::blocking_pool(caf::actor_system& system, std::string service, std::size_t keep,
+                             std::chrono::milliseconds idle_limit)
     : s_(std::make_shared<shared>()) {
   s_->system = &system;
   s_->service = std::move(service);
   s_->keep = keep;
+  s_->idle_limit = idle_limit;
 }
 
 blocking_pool::~blocking_pool() {

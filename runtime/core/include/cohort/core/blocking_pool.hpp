@@ -18,6 +18,7 @@
 // threads, so it is not torn down under a running one.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -30,8 +31,10 @@ namespace cohort::detail {
 
 class blocking_pool {
  public:
-  /// `keep`: the threads kept when idle (the service's worker count).
-  blocking_pool(caf::actor_system& system, std::string service, std::size_t keep);
+  /// `keep`: the threads kept when idle (the service's worker count); the
+  /// others end after `idle_limit` without work.
+  blocking_pool(caf::actor_system& system, std::string service, std::size_t keep,
+                std::chrono::milliseconds idle_limit = std::chrono::seconds(60));
   /// Stops the pool (see stop()); from a pool thread, only asks it to stop.
   ~blocking_pool();
   blocking_pool(const blocking_pool&) = delete;
