@@ -5,6 +5,7 @@
 #include <deque>
 #include <limits>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 #include <caf/actor_system.hpp>
@@ -13,6 +14,7 @@
 #include <caf/scheduled_actor.hpp>
 #include <caf/scoped_execution_unit.hpp>
 
+#include "cohort/log/log.hpp"
 #include "cohort/log/thread_name.hpp"
 
 namespace cohort::detail {
@@ -102,7 +104,22 @@ void push(const std::shared_ptr<blocking_pool::shared>& s, caf::scheduled_actor*
   ++s->started;
   s->system->inc_detached_threads();  // before the thread exists: the system must not miss it
   lock.unlock();
-  std::thread(thread_main, s).detach();
+  try {
+    std::thread(thread_main, s).detach();
+  } catch (const std::system_error& e) {
+    // Out of threads (a process limit): the job stays queued for the next
+    // thread of this pool that is free, instead of failing the sender.
+    std::size_t others = 0;
+    {
+      std::lock_guard<std::mutex> guard(s->m);
+      others = --s->threads;
+      --s->started;
+    }
+    s->system->dec_detached_threads();
+    log::get("service")->error("service {}: cannot start a thread for a blocking worker ({}); it waits for one of the "
+                               "service's {} others",
+                               s->service, e.what(), others);
+  }
 }
 
 }  // namespace
