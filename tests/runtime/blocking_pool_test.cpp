@@ -20,11 +20,10 @@ struct sleeper_state {
   static inline const char* name = "test.sleeper";
 };
 
-/// Sleeps for the milliseconds it is sent, on a thread of `pool`, and answers them.
-class pooled_sleeper final : public caf::stateful_actor<sleeper_state> {
+/// Sleeps for the milliseconds it is sent, on a thread of its pool, and answers them.
+class pooled_sleeper final : public cohort::detail::pooled_actor<sleeper_state> {
  public:
-  pooled_sleeper(caf::actor_config& cfg, std::shared_ptr<blocking_pool> pool)
-      : caf::stateful_actor<sleeper_state>(cfg), pool_(std::move(pool)) {}
+  using pooled_actor::pooled_actor;
 
   caf::behavior make_behavior() override {
     return {[](int ms) {
@@ -32,14 +31,6 @@ class pooled_sleeper final : public caf::stateful_actor<sleeper_state> {
       return ms;
     }};
   }
-  void launch(caf::execution_unit*, bool lazy, bool hide) override { pool_->launch(this, lazy, hide); }
-  void enqueue(caf::mailbox_element_ptr message, caf::execution_unit*) override {
-    pool_->enqueue(this, std::move(message));
-  }
-  using caf::stateful_actor<sleeper_state>::enqueue;
-
- private:
-  std::shared_ptr<blocking_pool> pool_;
 };
 
 /// Sends `ms` to every actor at once; true when all answered.

@@ -872,20 +872,14 @@ caf::behavior worker_actor(caf::stateful_actor<worker_state>* self, std::shared_
 
 /// A worker of a service with blocking methods: the same behavior, run by
 /// the service's blocking_pool instead of the scheduler (see blocking_pool.hpp).
-class pooled_worker final : public caf::stateful_actor<worker_state> {
+class pooled_worker final : public pooled_actor<worker_state> {
  public:
   pooled_worker(caf::actor_config& cfg, std::shared_ptr<service_runtime> svc, std::shared_ptr<handler_activity> activity)
-      : caf::stateful_actor<worker_state>(cfg), pool_(svc->blocking), svc_(std::move(svc)), activity_(std::move(activity)) {}
+      : pooled_actor<worker_state>(cfg, svc->blocking), svc_(std::move(svc)), activity_(std::move(activity)) {}
 
   caf::behavior make_behavior() override { return worker_actor(this, std::move(svc_), std::move(activity_)); }
-  void launch(caf::execution_unit*, bool lazy, bool hide) override { pool_->launch(this, lazy, hide); }
-  void enqueue(caf::mailbox_element_ptr message, caf::execution_unit*) override {
-    pool_->enqueue(this, std::move(message));
-  }
-  using caf::stateful_actor<worker_state>::enqueue;
 
  private:
-  std::shared_ptr<blocking_pool> pool_;  ///< outlives every enqueue: held until the actor is destroyed
   std::shared_ptr<service_runtime> svc_;
   std::shared_ptr<handler_activity> activity_;
 };

@@ -26,6 +26,7 @@
 
 #include <caf/fwd.hpp>
 #include <caf/mailbox_element.hpp>
+#include <caf/stateful_actor.hpp>
 
 namespace cohort::detail {
 
@@ -59,6 +60,24 @@ class blocking_pool {
 
  private:
   std::shared_ptr<shared> s_;
+};
+
+/// A stateful event-based actor that runs on `pool` instead of the
+/// scheduler; subclasses give its behavior (make_behavior).
+template <class State>
+class pooled_actor : public caf::stateful_actor<State> {
+ public:
+  pooled_actor(caf::actor_config& cfg, std::shared_ptr<blocking_pool> pool)
+      : caf::stateful_actor<State>(cfg), pool_(std::move(pool)) {}
+
+  void launch(caf::execution_unit*, bool lazy, bool hide) override { pool_->launch(this, lazy, hide); }
+  void enqueue(caf::mailbox_element_ptr message, caf::execution_unit*) override {
+    pool_->enqueue(this, std::move(message));
+  }
+  using caf::stateful_actor<State>::enqueue;
+
+ private:
+  std::shared_ptr<blocking_pool> pool_;  ///< held until the actor is destroyed: outlives every enqueue
 };
 
 }  // namespace cohort::detail
