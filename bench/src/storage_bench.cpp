@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iostream>
 #include <thread>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -105,15 +106,26 @@ std::size_t rss_bytes() {
   return resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
 }
 
+/// Bytes malloc has handed out and not had back (every arena, and mmapped
+/// blocks): unlike RSS, it falls when memory is freed.
+std::size_t heap_in_use() {
+  auto m = ::mallinfo2();
+  return m.uordblks + m.hblkhd;
+}
+
 struct activation_figures {
   double per_second = 0;
-  double bytes_per_live_entity = 0;
+  double bytes_per_live_entity = 0;       ///< the RSS slope
+  double heap_bytes_per_live_entity = 0;  ///< the slope of malloc's bytes in use
   std::size_t live = 0;
-  std::size_t rss_total = 0;  ///< the whole process with `live` entities
+  std::size_t hibernated = 0;  ///< of `live`, hibernated when measured
+  std::size_t rss_total = 0;   ///< the whole process with `live` entities
 };
 
-/// Activations from a store holding `keys` counters, then memory per live entity.
-activation_figures activation(std::size_t keys, std::size_t live_target, std::chrono::milliseconds duration) {
+/// Activations from a store holding `keys` counters, then memory per live
+/// entity, with `counter`'s entity_hibernate_after as given (0: never).
+activation_figures activation(std::size_t keys, std::size_t live_target, std::chrono::milliseconds duration,
+                              std::chrono::milliseconds hibernate_after) {
   scratch_dir dir("activation");
   {
     auto db = store::open((dir.path / "counter").string(), {durability::async});
@@ -126,44 +138,65 @@ activation_figures activation(std::size_t keys, std::size_t live_target, std::ch
     }
   }
   auto cfg = bench_config(dir.path);
+  for (auto& s : cfg.services)
+    if (s.name == "counter") s.entity_hibernate_after = hibernate_after;
   auto n = node::start(cfg, example_services());
   if (!n) throw std::runtime_error(n.error().message);
   client c((*n)->endpoints().front());
   auto nil = *json_to_msgpack("null");
+  auto counter = [&] {
+    for (auto& s : (*n)->services())
+      if (s.name == "counter") return s;
+    throw std::runtime_error("no counter service");
+  };
   std::uint64_t done = 0;
   std::size_t next = 0;
-  auto until = clock_type::now() + duration;
+  double active_s = 0;
+  // Activates keys until `upto` of them (or half the duration is up), 64 in flight.
+  auto activate_until = [&](std::size_t upto) {
+    const auto until = clock_type::now() + duration / 2;
+    std::function<void()> send_one = [&] {
+      call_options o;
+      o.key = "k" + std::to_string(next++ % keys);
+      c.call_async("counter", "get", nil, o, [&](reply&& r) {
+        done += r.ok();
+        if (clock_type::now() < until && next < upto) send_one();
+      });
+    };
+    const auto start = clock_type::now();
+    for (int i = 0; i < 64 && next < upto; ++i) send_one();
+    while (c.in_flight() > 0) c.poll(std::chrono::milliseconds(100));
+    active_s += seconds(clock_type::now() - start);
+  };
+  // At rest: with hibernation on, every live entity hibernated (bounded wait).
+  auto settle = [&] {
+    if (hibernate_after.count() == 0) return;
+    const auto limit = clock_type::now() + 3 * hibernate_after + std::chrono::seconds(10);
+    while (clock_type::now() < limit) {
+      auto s = counter();
+      if (s.hibernated_entities >= s.live_entities) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  };
   // Memory per entity is the slope between half and all of the live entities,
   // so fixed costs (RocksDB's block cache, arenas) do not count.
-  std::size_t rss_half = 0, live_half = 0;
-  auto live_now = [&] {
-    for (auto& s : (*n)->services())
-      if (s.name == "counter") return static_cast<std::size_t>(s.live_entities);
-    return std::size_t{0};
-  };
-  std::function<void()> send_one = [&] {
-    if (next == live_target / 2 && rss_half == 0) {
-      rss_half = rss_bytes();
-      live_half = live_now();
-    }
-    call_options o;
-    o.key = "k" + std::to_string(next++ % keys);
-    c.call_async("counter", "get", nil, o, [&](reply&& r) {
-      done += r.ok();
-      if (clock_type::now() < until && next < live_target) send_one();
-    });
-  };
-  auto start = clock_type::now();
-  for (int i = 0; i < 64; ++i) send_one();
-  while (c.in_flight() > 0) c.poll(std::chrono::milliseconds(100));
+  activate_until(live_target / 2);
+  settle();
+  const auto rss_half = rss_bytes(), heap_half = heap_in_use();
+  const auto live_half = static_cast<std::size_t>(counter().live_entities);
+  activate_until(live_target);
+  settle();
   activation_figures out;
-  out.per_second = done / seconds(clock_type::now() - start);
-  for (auto& s : (*n)->services())
-    if (s.name == "counter") out.live = static_cast<std::size_t>(s.live_entities);
-  auto rss_full = rss_bytes();
+  out.per_second = active_s > 0 ? done / active_s : 0;
+  const auto st = counter();
+  out.live = static_cast<std::size_t>(st.live_entities);
+  out.hibernated = static_cast<std::size_t>(st.hibernated_entities);
+  const auto rss_full = rss_bytes(), heap_full = heap_in_use();
   out.rss_total = rss_full;
-  out.bytes_per_live_entity =
-      out.live > live_half ? double(rss_full - std::min(rss_full, rss_half)) / double(out.live - live_half) : 0;
+  if (out.live > live_half) {
+    out.bytes_per_live_entity = double(rss_full - std::min(rss_full, rss_half)) / double(out.live - live_half);
+    out.heap_bytes_per_live_entity = double(heap_full - std::min(heap_full, heap_half)) / double(out.live - live_half);
+  }
   return out;
 }
 
@@ -210,22 +243,29 @@ int main(int argc, char** argv) {
   std::printf("%-40s %-24s %-24s\n", "recovery of 10k-event entity (ms)", (human(with) + " with snapshots").c_str(),
               (human(without) + " journal only").c_str());
   results["recovery_ms"] = {{"with_snapshots", with}, {"journal_only", without}, {"events", events}};
-  auto act = activation(keys, live, std::chrono::milliseconds(quick ? 5000 : 20000));
+  // Entities at rest as a node keeps them by default (hibernated after 1 s
+  // idle), and, for comparison, with hibernation off (an actor each).
+  const auto by_default = service_config{}.entity_hibernate_after;
+  auto act = activation(keys, live, std::chrono::milliseconds(quick ? 5000 : 20000), by_default);
+  auto awake = activation(keys, live, std::chrono::milliseconds(quick ? 5000 : 20000), std::chrono::milliseconds(0));
   std::printf("%-40s %-24s %s\n", ("activations/s from a " + human(double(keys)) + "-key store").c_str(),
               human(act.per_second).c_str(), "");
   // How cost grows with live entities: a store of exactly that many keys,
-  // every one activated (a cold load), then memory per live entity (the RSS
-  // slope between half and all of them) and the activation rate.
+  // every one activated (a cold load), then memory per live entity at rest
+  // (the RSS slope between half and all of them) and the activation rate.
   results["entities_curve"] = nlohmann::json::array();
-  std::printf("\nlive entities curve (each point: a store of N keys, all activated):\n");
+  std::printf("\nlive entities curve (each point: a store of N keys, all activated, then at rest: hibernated):\n");
   for (std::size_t n : quick ? std::vector<std::size_t>{1000, 10000} :
                                std::vector<std::size_t>{1000, 10000, 100000, 1000000}) {
-    auto point = activation(n, n, std::chrono::milliseconds(quick ? 10000 : 120000));
-    std::printf("  %8s live: %8s activations/s, %8s B per live entity, RSS %s MB\n", human(double(point.live)).c_str(),
-                human(point.per_second).c_str(), human(point.bytes_per_live_entity).c_str(),
+    auto point = activation(n, n, std::chrono::milliseconds(quick ? 10000 : 120000), by_default);
+    std::printf("  %8s live: %8s activations/s, %8s B per live entity (heap %s B), RSS %s MB\n",
+                human(double(point.live)).c_str(), human(point.per_second).c_str(),
+                human(point.bytes_per_live_entity).c_str(), human(point.heap_bytes_per_live_entity).c_str(),
                 human(point.rss_total / 1e6).c_str());
-    results["entities_curve"].push_back({{"target", n}, {"live", point.live}, {"per_second", point.per_second},
+    results["entities_curve"].push_back({{"target", n}, {"live", point.live}, {"hibernated", point.hibernated},
+                                         {"per_second", point.per_second},
                                          {"bytes_per_live_entity", point.bytes_per_live_entity},
+                                         {"heap_bytes_per_live_entity", point.heap_bytes_per_live_entity},
                                          {"rss_total_bytes", point.rss_total}});
   }
   // The target (#19): at most 1 KB per live entity of a small state. No live
@@ -238,14 +278,23 @@ int main(int argc, char** argv) {
   std::printf("%-40s %-24s %s\n", ("memory per live entity (" + human(double(act.live)) + " live)").c_str(),
               (human(act.bytes_per_live_entity) + " B").c_str(),
               act.live ? ("target <= 1 KB: " + std::string(entity_memory_pass ? "pass" : "short") + " (" +
-                          human(act.bytes_per_live_entity * 100000 / 1e6) + " MB per 100k)")
+                          human(act.bytes_per_live_entity * 100000 / 1e6) + " MB per 100k; " +
+                          human(double(act.hibernated)) + " hibernated; heap " +
+                          human(act.heap_bytes_per_live_entity) + " B each)")
                              .c_str()
                        : "no live entities measured");
+  std::printf("%-40s %-24s %s\n", "  the same, hibernation off", (human(awake.bytes_per_live_entity) + " B").c_str(),
+              ("an actor per entity (heap " + human(awake.heap_bytes_per_live_entity) + " B each); reported").c_str());
   std::printf("%-40s %-24s %s\n", ("process RSS with " + human(double(act.live)) + " live entities").c_str(),
               (human(act.rss_total / 1e6) + " MB").c_str(), "");
   results["activation"] = {{"rss_total_bytes", act.rss_total}, {"per_second", act.per_second}, {"keys", keys}, {"live", act.live},
+                           {"hibernated", act.hibernated},
                            {"bytes_per_live_entity", act.bytes_per_live_entity},
-                           {"bytes_per_live_entity_target", entity_target_bytes}, {"pass", entity_memory_pass}};
+                           {"heap_bytes_per_live_entity", act.heap_bytes_per_live_entity},
+                           {"bytes_per_live_entity_target", entity_target_bytes}, {"pass", entity_memory_pass},
+                           {"hibernation_off", {{"live", awake.live}, {"per_second", awake.per_second},
+                                                {"bytes_per_live_entity", awake.bytes_per_live_entity},
+                                                {"heap_bytes_per_live_entity", awake.heap_bytes_per_live_entity}}}};
   targets.print();
   results["targets"] = targets.to_json();
   if (!json_out.empty()) std::ofstream(json_out) << results.dump(2) << "\n";

@@ -22,13 +22,6 @@ namespace {
 
 std::string crash_args() { return *json_to_msgpack(R"({"message":"boom"})"); }
 
-child_status child_of(const node& n, const std::string& service, const std::string& id) {
-  for (const auto& c : status_of(n, service).children)
-    if (c.id == id) return c;
-  FAIL("no child " << id);
-  throw;
-}
-
 }  // namespace
 
 TEST_CASE("a service whose supervisor gives up is down: callers get unavailable at once, others serve",

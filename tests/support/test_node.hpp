@@ -44,6 +44,14 @@ inline service_status status_of(const node& n, const std::string& name) {
   throw;
 }
 
+/// The supervision tree's row of one child of a service (e.g. "entity/k").
+inline child_status child_of(const node& n, const std::string& service, const std::string& id) {
+  for (const auto& c : status_of(n, service).children)
+    if (c.id == id) return c;
+  FAIL("no child " << id);
+  throw;
+}
+
 inline std::unique_ptr<node> start_node(const node_config& cfg) {
   auto n = node::start(cfg, example_services());
   if (!n) FAIL("node did not start: " << n.error().message);

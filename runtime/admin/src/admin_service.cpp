@@ -26,6 +26,7 @@ json to_json(const service_status& s, bool with_children) {
   json j = {{"name", s.name}, {"kind", s.kind}, {"state", s.state}, {"down_reason", s.down_reason},
             {"strategy", s.strategy}, {"uptime_s", s.uptime_s}, {"in_flight", s.in_flight},
             {"restarts", s.restarts}, {"activations", s.activations}, {"live_entities", s.live_entities},
+            {"hibernated_entities", s.hibernated_entities}, {"hibernations", s.hibernations}, {"wakes", s.wakes},
             {"stuck_handlers", s.stuck_handlers}, {"last_failure", s.last_failure}, {"pid", s.pid > 0 ? json(s.pid) : json(nullptr)},
             {"resumes", s.resumes}, {"quarantines", s.quarantines}, {"events_published", s.events_published},
             {"events_delivered", s.events_delivered}, {"event_redeliveries", s.event_redeliveries},

@@ -124,6 +124,9 @@ service_config read_service(const std::string& name, const toml::table& t, const
   r.read("workers", s.workers);
   r.read("max_in_flight", s.max_in_flight);
   r.read_ms("entity_idle_ms", s.entity_idle);
+  r.read_ms("entity_hibernate_after_ms", s.entity_hibernate_after);
+  if (s.entity_hibernate_after.count() < 0)
+    r.fail(*t.get("entity_hibernate_after_ms"), "entity_hibernate_after_ms", "a number of ms (0: never)");
   r.read("max_live_entities", s.max_live_entities);
   r.read_ms("handler_timeout_ms", s.handler_timeout);
   r.read("snapshot_every", s.snapshot_every);

@@ -126,6 +126,13 @@ class method_runner {
       if (svc_->def.reminders) persistence_->enable_reminders();
     }
   }
+  /// An entity woken from hibernation: its persistence as it was (sequence
+  /// numbers, pending marker, reminders), bound to the same state box.
+  method_runner(caf::scheduled_actor* self, std::shared_ptr<service_runtime> svc, entity_state_box* state,
+                entity_persistence&& persistence)
+      : self_(self), svc_(std::move(svc)), state_(state), actor_("entity/" + persistence.key()) {
+    persistence_.emplace(std::move(persistence));
+  }
 
   /// Crashes this actor on the operator's request (fault injection).
   /// Its exit reason is `kill`, not `runtime_error`: the root
@@ -181,6 +188,14 @@ class method_runner {
   [[nodiscard]] bool idle() const noexcept {
     return continuations_.empty() && idem_waiters_.empty() && !looking_up_ && deferred_.empty();
   }
+  /// Idle, and every write it made is durable: its memory equals its store,
+  /// so the state may outlive this actor (hibernation). A write still queued
+  /// could fail, and only this actor hears of it (store_failed).
+  [[nodiscard]] bool settled() const noexcept {
+    return idle() && (!writes_ || writes_->load(std::memory_order_acquire) == 0);
+  }
+  /// Gives up the entity's persistence (hibernation); the runner is not used after.
+  [[nodiscard]] entity_persistence take_persistence() { return std::move(*persistence_); }
   [[nodiscard]] entity_state_box* state() const noexcept { return state_; }
   [[nodiscard]] const service_runtime& service() const noexcept { return *svc_; }
   [[nodiscard]] entity_persistence* persistence() noexcept { return persistence_ ? &*persistence_ : nullptr; }
@@ -203,6 +218,10 @@ class method_runner {
   std::shared_ptr<handler_activity> activity_;
   std::string actor_;  ///< its path in the supervision tree, for the logs
   std::shared_ptr<const int> life_ = std::make_shared<const int>(0);
+  /// Writes queued to the committer and not yet durable (made on the first
+  /// write: an entity that is only read never has one). A failed write is
+  /// never subtracted: this actor quits on it.
+  std::shared_ptr<std::atomic<std::uint32_t>> writes_;
   std::optional<entity_persistence> persistence_;
   std::uint64_t next_call_ = 1;
   std::uint64_t generation_ = 0;  ///< mutating invocations finished
@@ -751,11 +770,14 @@ void method_runner::finish(const request_ptr& req, bool mutating, stored_result 
   }
   std::vector<std::string> keys;
   if (events) keys.swap(outbox_keys_);
+  if (!writes_) writes_ = std::make_shared<std::atomic<std::uint32_t>>(0);
+  writes_->fetch_add(1, std::memory_order_relaxed);
   svc_->db->commit(std::move(batch), [req, outcome = std::move(outcome), me, idem, svc, tracer, write_start, reminders,
-                                      keys = std::move(keys)](const result<bool>& written) mutable {
+                                      keys = std::move(keys), writes = writes_](const result<bool>& written) mutable {
     if (tracer) record_write_span(*tracer, req->header, write_start, written);
     // On the committer's thread: the reply says "done" only now.
     if (written) {
+      writes->fetch_sub(1, std::memory_order_release);
       if (svc) svc->poke_outbox(std::move(keys));
       if (reminders) reminders->poke_reminders();
       if (idem.empty())
@@ -886,15 +908,38 @@ class pooled_worker final : public pooled_actor<worker_state> {
 
 // -- entity -------------------------------------------------------------------
 
+}  // namespace
+
+/// A hibernated entity: its state and its persistence, without an actor
+/// (about a tenth of an awake entity's memory). Kept by its service's root
+/// while it is live; the next message wakes it on a fresh actor. Counts as
+/// a live entity for as long as it holds the state.
+struct hibernated_entity {
+  std::unique_ptr<entity_state_box> box;
+  std::optional<entity_persistence> persistence;
+  std::atomic<std::int64_t>* live;  ///< the service's live count, given back when this state is dropped
+  hibernated_entity(std::unique_ptr<entity_state_box> b, entity_persistence&& p, std::atomic<std::int64_t>* live_count)
+      : box(std::move(b)), persistence(std::move(p)), live(live_count) {}
+  hibernated_entity(const hibernated_entity&) = delete;
+  hibernated_entity& operator=(const hibernated_entity&) = delete;
+  ~hibernated_entity() {
+    if (live) live->fetch_sub(1, std::memory_order_relaxed);
+  }
+};
+
+namespace {
+
 /// Everything an entity actor keeps; small, as a service may hold millions.
 struct entity_actor_state {
   std::shared_ptr<service_runtime> svc;
   caf::actor parent;
   std::unique_ptr<entity_state_box> box;
   std::optional<method_runner> runner;
-  std::vector<request_ptr> early;  ///< requests that came while the state was loading
+  std::vector<request_ptr> early;  ///< requests that came while the state was loading (or offered)
+  hibernated_ptr offered;          ///< the state, while the root decides on a hibernation offer
   std::uint64_t processed = 0;
   bool live = false;
+  bool crash_requested = false;  ///< the operator's crash came while an offer was out
   ~entity_actor_state() {
     if (live) svc->live_entities--;
   }
@@ -902,6 +947,19 @@ struct entity_actor_state {
 };
 
 using entity_self = caf::stateful_actor<entity_actor_state>;
+
+caf::behavior entity_offered(entity_self* self);
+
+/// Takes the state back into this actor (woken, or an offer refused). The
+/// live count moves with the state: not counted twice, never dropped.
+void take_state(entity_self* self, hibernated_entity& h) {
+  auto& s = self->state;
+  s.box = std::move(h.box);
+  s.runner.emplace(self, s.svc, s.box.get(), std::move(*h.persistence));
+  h.persistence.reset();
+  h.live = nullptr;
+  s.live = true;
+}
 
 /// The behavior of a loaded entity. The handlers capture only `self`: a
 /// behavior is allocated per entity.
@@ -928,6 +986,57 @@ caf::behavior entity_running(entity_self* self) {
         auto& s = self->state;
         if (s.runner->idle()) self->send(s.parent, passivate_atom::value, s.runner->persistence()->key(), s.processed);
       },
+      [self](hibernate_atom) {
+        // Idle for entity_hibernate_after: offer the state to the root, which
+        // takes it only if it sent nothing since (`processed`). Until it
+        // answers, requests wait here in order.
+        auto& s = self->state;
+        if (!s.runner->settled()) return;
+        auto key = s.runner->persistence()->key();
+        s.offered = std::make_shared<hibernated_entity>(std::move(s.box), s.runner->take_persistence(),
+                                                        &s.svc->live_entities);
+        s.runner.reset();
+        s.live = false;  // counted by the offered state now
+        self->send(s.parent, hibernate_atom::value, std::move(key), s.processed, s.offered);
+        self->become(entity_offered(self));
+      },
+  };
+}
+
+/// An entity whose state is offered to its root for hibernation.
+caf::behavior entity_offered(entity_self* self) {
+  return {
+      [self](const request_ptr& req) { self->state.early.push_back(req); },
+      [self](crash_atom) { self->state.crash_requested = true; },
+      [self](hibernate_ok_atom) {
+        // The root keeps the state; nothing was sent here after the offer.
+        auto& s = self->state;
+        auto key = s.offered->persistence->key();
+        s.offered.reset();
+        for (auto& req : s.early) self->send(s.parent, req);  // none expected: routed again, not lost
+        s.early.clear();
+        s.svc->hibernations++;
+        // An operator's crash that came meanwhile is for the entity, which
+        // lives on in the root's keeping: asked again, it wakes and crashes.
+        if (s.crash_requested)
+          self->send(s.parent, command_atom::value, static_cast<std::int32_t>(child_command::crash), "entity/" + key);
+        self->quit();
+      },
+      [self](hibernate_no_atom) {
+        auto& s = self->state;
+        take_state(self, *s.offered);
+        s.offered.reset();
+        self->become(entity_running(self));
+        if (s.crash_requested) return s.runner->injected_crash();
+        auto early = std::move(s.early);
+        s.early.clear();
+        for (auto& req : early) {
+          s.processed++;
+          s.runner->run(req);
+        }
+      },
+      [](passivate_atom) {},
+      [](hibernate_atom) {},
   };
 }
 
@@ -935,11 +1044,17 @@ caf::behavior entity_running(entity_self* self) {
 /// every write queued before, e.g. by its previous activation) and keeps the
 /// requests that arrive meanwhile, in order. No scheduler thread waits for
 /// the disk: a slow store delays its own entities, never another service.
+/// A hibernated entity wakes with its state as it left it: no read at all.
 caf::behavior entity_actor(entity_self* self, std::shared_ptr<service_runtime> svc, std::string key,
-                           caf::actor parent) {
+                           caf::actor parent, hibernated_ptr hibernated) {
   auto& st = self->state;
   st.svc = svc;
   st.parent = std::move(parent);
+  if (hibernated) {
+    take_state(self, *hibernated);
+    svc->wakes++;
+    return entity_running(self);
+  }
   st.box = svc->def.make_state();
   st.runner.emplace(self, svc, st.box.get(), key);
   // Counted from now: a restart waits for loading entities too.
@@ -973,6 +1088,7 @@ caf::behavior entity_actor(entity_self* self, std::shared_ptr<service_runtime> s
       },
       [self](crash_atom) { self->state.runner->injected_crash(); },
       [](passivate_atom) {},  // not loaded yet: nothing to give up
+      [](hibernate_atom) {},
   };
 }
 
@@ -989,9 +1105,10 @@ caf::actor spawn_worker(caf::event_based_actor* parent, std::shared_ptr<service_
   return parent->spawn<caf::monitored>(worker_actor, std::move(svc), std::move(activity));
 }
 
-caf::actor spawn_entity(caf::event_based_actor* parent, std::shared_ptr<service_runtime> svc, std::string key) {
+caf::actor spawn_entity(caf::event_based_actor* parent, std::shared_ptr<service_runtime> svc, std::string key,
+                        hibernated_ptr hibernated) {
   return parent->spawn<caf::monitored>(entity_actor, std::move(svc), std::move(key),
-                                       caf::actor_cast<caf::actor>(parent));
+                                       caf::actor_cast<caf::actor>(parent), std::move(hibernated));
 }
 
 }  // namespace cohort::detail

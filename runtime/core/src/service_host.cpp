@@ -274,6 +274,9 @@ service_status service_host::status_of(const std::string& name, const hosted& h)
   s.activations = svc.activations.load();
   s.passivations = svc.passivations.load();
   s.live_entities = svc.live_entities.load();
+  s.hibernated_entities = svc.hibernated_entities.load();
+  s.hibernations = svc.hibernations.load();
+  s.wakes = svc.wakes.load();
   s.resumes = svc.resumes.load();
   s.quarantines = svc.quarantines.load();
   s.events_published = svc.events_published.load();

@@ -24,6 +24,8 @@ namespace {
 using clock_type = std::chrono::steady_clock;
 /// The root tells the next few entities to stop or passivate (see `to_stop`).
 using tell_some_atom = caf::atom_constant<caf::atom("tellsome")>;
+/// The root to itself: ask the entities idle for entity_hibernate_after to hibernate.
+using hibernate_sweep_atom = caf::atom_constant<caf::atom("hibsweep")>;
 
 /// Entity failures kept for the operator (most recent keys).
 constexpr std::size_t kept_entity_failures = 20;
@@ -45,8 +47,9 @@ struct worker_child {
 
 struct service_root_state {
   struct entity_entry {
-    caf::actor actor;
-    std::uint64_t sent = 0;
+    caf::actor actor;         ///< empty while hibernated
+    hibernated_ptr parked;    ///< the state of a hibernated entity
+    std::uint64_t sent = 0;   ///< requests sent to `actor`
     clock_type::time_point last_used;
   };
   std::unique_ptr<supervision_plan> plan;
@@ -76,7 +79,8 @@ struct service_root_state {
   /// idle ones still to be asked to passivate: told a few at a time, so that
   /// the service's requests are routed in between (telling 15 000 at once
   /// held every request of the service for 100-200 ms).
-  std::vector<caf::actor> to_stop, to_passivate;
+  std::vector<caf::actor> to_stop, to_passivate, to_hibernate;
+  std::int64_t hibernated = 0;  ///< entries in `entities` that are hibernated
   bool telling = false;  ///< a tell_some message is on its way
   bool view_pending = false;  ///< a publish_view message is on its way
   static inline const char* name = "cohort.service";
@@ -116,14 +120,15 @@ void publish(root_actor* self, service_runtime& svc) {
                    w.running ? "running" : (w.restarting ? "restarting" : "stopped"), w.restarts, w.last_failure});
     if (w.running) activities.emplace_back(w.id, w.activity);
   }
-  std::vector<const std::string*> live;
+  std::vector<std::pair<const std::string*, bool>> live;  // key, hibernated
   for (const auto& [key, e] : st.entities) {
     if (live.size() == shown_live_entities) break;
-    live.push_back(&key);
+    live.emplace_back(&key, !e.actor);
   }
-  std::sort(live.begin(), live.end(), [](const auto* a, const auto* b) { return *a < *b; });
-  for (const auto* key : live)
-    out.push_back({"entity/" + *key, "entity", std::string(to_string(restart_type::transient)), "running", 0, ""});
+  std::sort(live.begin(), live.end(), [](const auto& a, const auto& b) { return *a.first < *b.first; });
+  for (const auto& [key, hibernated] : live)
+    out.push_back({"entity/" + *key, "entity", std::string(to_string(restart_type::transient)),
+                   hibernated ? "hibernated" : "running", 0, ""});
   if (st.entities.size() > live.size())
     out.push_back({"entity/...", "entity", std::string(to_string(restart_type::transient)), "running", 0,
                    std::to_string(st.entities.size() - live.size()) + " more not listed"});
@@ -177,11 +182,26 @@ void stop_worker(root_actor* self, std::size_t i) {
   w.running = false;
 }
 
+/// Hibernated entities gained (+1) or dropped or woken (-1): the operator's gauge.
+void count_hibernated(root_actor* self, service_runtime& svc, std::int64_t delta) {
+  self->state.hibernated += delta;
+  svc.hibernated_entities.store(self->state.hibernated, std::memory_order_relaxed);
+}
+
+/// Ends every entity: actors told to exit, hibernated states dropped (and uncounted).
+void end_entities(root_actor* self, service_runtime& svc, const caf::error& reason) {
+  auto& st = self->state;
+  for (auto& [key, e] : st.entities)
+    if (e.actor) self->send_exit(e.actor, reason);
+  st.entities.clear();
+  st.entity_keys.clear();
+  count_hibernated(self, svc, -st.hibernated);
+}
+
 void give_up(root_actor* self, service_runtime& svc, const std::string& why) {
   auto& st = self->state;
   for (std::size_t i = st.workers.size(); i-- > 0;) stop_worker(self, i);
-  for (auto& [key, e] : st.entities) self->send_exit(e.actor, caf::exit_reason::user_shutdown);
-  st.entities.clear();
+  end_entities(self, svc, caf::exit_reason::user_shutdown);
   if (st.relay) self->send_exit(st.relay, caf::exit_reason::user_shutdown);
   st.relay = nullptr;
   if (st.reminders) self->send_exit(st.reminders, caf::exit_reason::user_shutdown);
@@ -310,10 +330,10 @@ void on_entity_down(root_actor* self, const std::shared_ptr<service_runtime>& sv
   publish(self, *svc);
 }
 
-/// Schedules the next few of `to_stop` and `to_passivate`, if any are left.
+/// Schedules the next few of `to_stop`, `to_passivate` and `to_hibernate`, if any are left.
 void tell_soon(root_actor* self) {
   auto& s = self->state;
-  if (s.telling || (s.to_stop.empty() && s.to_passivate.empty())) return;
+  if (s.telling || (s.to_stop.empty() && s.to_passivate.empty() && s.to_hibernate.empty())) return;
   s.telling = true;
   self->send(self, tell_some_atom::value);
 }
@@ -321,9 +341,19 @@ void tell_soon(root_actor* self) {
 caf::actor activate(root_actor* self, const std::shared_ptr<service_runtime>& svc, const std::string& key) {
   auto& st = self->state;
   auto it = st.entities.find(key);
-  if (it != st.entities.end()) return it->second.actor;
+  if (it != st.entities.end()) {
+    auto& e = it->second;
+    if (e.actor) return e.actor;
+    // Hibernated: woken on a fresh actor with the state it kept; no store read.
+    e.actor = spawn_entity(self, svc, key, std::move(e.parked));
+    e.parked = nullptr;
+    e.sent = 0;
+    st.entity_keys.emplace(e.actor.id(), &it->first);
+    count_hibernated(self, *svc, -1);
+    return e.actor;
+  }
   auto a = spawn_entity(self, svc, key);
-  auto it2 = st.entities.emplace(key, service_root_state::entity_entry{a, 0, clock_type::now()}).first;
+  auto it2 = st.entities.emplace(key, service_root_state::entity_entry{a, nullptr, 0, clock_type::now()}).first;
   st.entity_keys.emplace(a.id(), &it2->first);
   if (st.entities.size() <= shown_live_entities) publish(self, *svc);  // beyond the sample, the sweep refreshes it
   return a;
@@ -440,10 +470,14 @@ void run_command(root_actor* self, const std::shared_ptr<service_runtime>& svc, 
       case child_command::crash:
         self->send(activate(self, svc, key), crash_atom::value);
         break;
-      default:  // stop, restart, replace: the entity is re-activated by its next message
+      default:  // stop, restart, replace: the entity is re-activated (from its store) by its next message
         if (it != st.entities.end()) {
-          st.entity_keys.erase(it->second.actor.id());
-          self->send_exit(it->second.actor, caf::exit_reason::user_shutdown);
+          if (it->second.actor) {
+            st.entity_keys.erase(it->second.actor.id());
+            self->send_exit(it->second.actor, caf::exit_reason::user_shutdown);
+          } else {
+            count_hibernated(self, *svc, -1);
+          }
           st.entities.erase(it);
         }
         if (cmd == child_command::restart) activate(self, svc, key);
@@ -503,6 +537,11 @@ caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> sv
   // Passivation: one sweep over the table instead of a timer per entity.
   const auto sweep_every = std::max<std::chrono::milliseconds>(svc->cfg.entity_idle / 4, std::chrono::milliseconds(5));
   if (entities) self->delayed_send(self, sweep_every, sweep_atom::value);
+  // Hibernation: a sweep over the entities that have an actor.
+  const auto hibernate_every =
+      std::max<std::chrono::milliseconds>(svc->cfg.entity_hibernate_after / 2, std::chrono::milliseconds(5));
+  if (entities && svc->cfg.entity_hibernate_after.count() > 0)
+    self->delayed_send(self, hibernate_every, hibernate_sweep_atom::value);
 
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& s = self->state;
@@ -537,8 +576,7 @@ caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> sv
   self->set_exit_handler([=](caf::exit_msg& em) {
     auto& s = self->state;
     for (std::size_t i = s.workers.size(); i-- > 0;) stop_worker(self, i);
-    for (auto& [k, e] : s.entities) self->send_exit(e.actor, em.reason);
-    s.entities.clear();
+    end_entities(self, *svc, em.reason);
     if (s.relay) self->send_exit(s.relay, em.reason);
     s.relay = nullptr;
     if (s.reminders) self->send_exit(s.reminders, em.reason);
@@ -573,23 +611,63 @@ caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> sv
           }
           // Its shard left (or is leaving): its cached state must not outlive
           // the move. Out of the map now (no request reaches it again; a later
-          // one activates a fresh copy from the store), told to stop soon.
-          s.entity_keys.erase(it->second.actor.id());
-          s.to_stop.push_back(std::move(it->second.actor));
+          // one activates a fresh copy from the store), told to stop soon; a
+          // hibernated one's state is dropped now.
+          if (it->second.actor) {
+            s.entity_keys.erase(it->second.actor.id());
+            s.to_stop.push_back(std::move(it->second.actor));
+          } else {
+            count_hibernated(self, *svc, -1);
+          }
           it = s.entities.erase(it);
         }
         tell_soon(self);
         publish(self, *svc);
       },
+      [=](hibernate_sweep_atom) {
+        // Only entities with an actor are looked at (entity_keys), so a
+        // million hibernated ones cost this sweep nothing.
+        auto& s = self->state;
+        const auto idle_since = clock_type::now() - svc->cfg.entity_hibernate_after;
+        if (s.to_hibernate.empty())
+          for (const auto& [id, key] : s.entity_keys) {
+            auto it = s.entities.find(*key);
+            if (it != s.entities.end() && it->second.actor && it->second.actor.id() == id &&
+                it->second.last_used <= idle_since)
+              s.to_hibernate.push_back(it->second.actor);
+          }
+        tell_soon(self);
+        self->delayed_send(self, hibernate_every, hibernate_sweep_atom::value);
+      },
+      [=](hibernate_atom, const std::string& key, std::uint64_t processed, const hibernated_ptr& state) {
+        // An idle entity offers its state. Taken only if everything sent to
+        // it was processed: then nothing is in its mailbox and the next
+        // request wakes the state on a fresh actor.
+        auto& s = self->state;
+        auto sender = caf::actor_cast<caf::actor>(self->current_sender());
+        auto it = s.entities.find(key);
+        if (!sender) return;
+        if (it == s.entities.end() || it->second.actor != sender || it->second.sent != processed)
+          return self->send(sender, hibernate_no_atom::value);
+        s.entity_keys.erase(sender.id());
+        it->second.actor = nullptr;
+        it->second.parked = state;
+        count_hibernated(self, *svc, +1);
+        self->send(sender, hibernate_ok_atom::value);
+        if (s.entities.size() <= shown_live_entities) publish(self, *svc);
+      },
       [=](tell_some_atom) {
         auto& s = self->state;
-        for (int i = 0; i < 128 && !(s.to_stop.empty() && s.to_passivate.empty()); ++i) {
+        for (int i = 0; i < 128 && !(s.to_stop.empty() && s.to_passivate.empty() && s.to_hibernate.empty()); ++i) {
           if (!s.to_stop.empty()) {
             self->send_exit(s.to_stop.back(), caf::exit_reason::user_shutdown);
             s.to_stop.pop_back();
-          } else {
+          } else if (!s.to_passivate.empty()) {
             self->send(s.to_passivate.back(), passivate_atom::value);
             s.to_passivate.pop_back();
+          } else {
+            self->send(s.to_hibernate.back(), hibernate_atom::value);
+            s.to_hibernate.pop_back();
           }
         }
         s.telling = false;
@@ -604,9 +682,22 @@ caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> sv
         // Asked a few at a time (tell_some); a sweep while the last one's are
         // still being asked adds none (they would be asked twice).
         auto& s = self->state;
-        if (s.to_passivate.empty())
-          for (auto& [key, e] : s.entities)
-            if (e.last_used <= idle_since) s.to_passivate.push_back(e.actor);
+        const bool ask = s.to_passivate.empty();
+        for (auto it = s.entities.begin(); it != s.entities.end();) {
+          auto& e = it->second;
+          if (e.last_used > idle_since) {
+            ++it;
+          } else if (e.actor) {
+            if (ask) s.to_passivate.push_back(e.actor);
+            ++it;
+          } else {
+            // Hibernated: settled when it hibernated (nothing pending, every
+            // write durable), so its state just goes.
+            svc->passivations++;
+            count_hibernated(self, *svc, -1);
+            it = s.entities.erase(it);
+          }
+        }
         tell_soon(self);
         publish(self, *svc);
         self->delayed_send(self, sweep_every, sweep_atom::value);

@@ -82,6 +82,9 @@ std::optional<service_status> ask_status(client& admin, std::chrono::millisecond
   out.in_flight = s.value("in_flight", std::int64_t{0});
   out.activations = s.value("activations", std::uint64_t{0});
   out.live_entities = s.value("live_entities", std::int64_t{0});
+  out.hibernated_entities = s.value("hibernated_entities", std::int64_t{0});
+  out.hibernations = s.value("hibernations", std::uint64_t{0});
+  out.wakes = s.value("wakes", std::uint64_t{0});
   out.resumes = s.value("resumes", std::uint64_t{0});
   out.quarantines = s.value("quarantines", std::uint64_t{0});
   out.events_published = s.value("events_published", std::uint64_t{0});
@@ -371,6 +374,9 @@ std::vector<service_status> process_host::status() const {
       s.in_flight = c->reported.in_flight;
       s.activations = c->reported.activations;
       s.live_entities = c->reported.live_entities;
+      s.hibernated_entities = c->reported.hibernated_entities;
+      s.hibernations = c->reported.hibernations;
+      s.wakes = c->reported.wakes;
       s.resumes = c->reported.resumes;
       s.quarantines = c->reported.quarantines;
       s.events_published = c->reported.events_published;

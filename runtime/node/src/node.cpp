@@ -406,8 +406,14 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
                 [](const service_status& s) { return s.in_flight; });
     per_service("cohort_service_stuck_handlers_total", "Handlers the watchdog found past handler_timeout_ms",
                 MetricType::Counter, [](const service_status& s) { return s.stuck_handlers; });
-    per_service("cohort_entities_live", "Live entity actors", MetricType::Gauge,
+    per_service("cohort_entities_live", "Live entities (in memory: awake or hibernated)", MetricType::Gauge,
                 [](const service_status& s) { return s.live_entities; });
+    per_service("cohort_entities_hibernated", "Live entities hibernated (state kept, no actor)", MetricType::Gauge,
+                [](const service_status& s) { return s.hibernated_entities; });
+    per_service("cohort_entity_hibernations_total", "Idle entity actors ended with their state kept in memory",
+                MetricType::Counter, [](const service_status& s) { return s.hibernations; });
+    per_service("cohort_entity_wakes_total", "Hibernated entities woken by a message (no store read)",
+                MetricType::Counter, [](const service_status& s) { return s.wakes; });
     per_service("cohort_entity_activations_total", "Entity activations (state loaded)", MetricType::Counter,
                 [](const service_status& s) { return s.activations; });
     per_service("cohort_entity_passivations_total", "Entity passivations (idle actors stopped)", MetricType::Counter,

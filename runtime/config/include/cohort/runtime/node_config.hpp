@@ -52,6 +52,12 @@ struct service_config {
   durability store_durability = durability::sync;
   /// Entity services: an entity idle this long is passivated. Default: 60000 ms.
   std::chrono::milliseconds entity_idle{60000};
+  /// Entity services: an entity whose actor has had nothing to do this long
+  /// hibernates (OTP's `hibernate_after`): its actor ends and only its state
+  /// stays in memory, under its service's root; its next message wakes it on
+  /// a fresh actor without reading the store. It stays live (and counted)
+  /// until `entity_idle` passivates it. 0: never. Default: 1000 ms.
+  std::chrono::milliseconds entity_hibernate_after{1000};
   /// Entity services: live entity actors at most; a request that would
   /// activate one more gets `overloaded` until idle ones are passivated.
   /// Default: 1000000.

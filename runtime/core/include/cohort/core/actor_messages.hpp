@@ -32,6 +32,9 @@ struct scanned_records {
   std::optional<error_info> error;
 };
 using scanned_ptr = std::shared_ptr<const scanned_records>;
+/// A hibernated entity: its state without its actor (service_actors.cpp).
+struct hibernated_entity;
+using hibernated_ptr = std::shared_ptr<hibernated_entity>;
 }
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::request_ptr)
@@ -39,6 +42,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::reply_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::fetched_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::idem_record_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::scanned_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::hibernated_ptr)
 
 namespace cohort::detail {
 
@@ -46,6 +50,12 @@ using reply_atom = caf::atom_constant<caf::atom("reply")>;
 using call_timeout_atom = caf::atom_constant<caf::atom("calltmo")>;
 using passivate_atom = caf::atom_constant<caf::atom("passivate")>;
 using passivate_ok_atom = caf::atom_constant<caf::atom("passiv_ok")>;
+/// Root -> an idle entity: hibernate if nothing is pending; the entity ->
+/// root: its offer (key, requests processed, its state); root -> entity:
+/// taken (`hibern_ok`: the actor ends) or not (`hibern_no`: it carries on).
+using hibernate_atom = caf::atom_constant<caf::atom("hibernate")>;
+using hibernate_ok_atom = caf::atom_constant<caf::atom("hibern_ok")>;
+using hibernate_no_atom = caf::atom_constant<caf::atom("hibern_no")>;
 /// To an entity service's root: stop the live entities this node no longer serves (their shard moved).
 using release_atom = caf::atom_constant<caf::atom("release")>;
 using crash_atom = caf::atom_constant<caf::atom("crash")>;
@@ -67,7 +77,9 @@ using idem_record_atom = caf::atom_constant<caf::atom("idemrecord")>;
 caf::actor spawn_worker(caf::event_based_actor* parent, std::shared_ptr<service_runtime> svc,
                         std::shared_ptr<handler_activity> activity);
 
-/// Spawns the entity `key` of `svc`, monitored by `parent` (its service root).
-caf::actor spawn_entity(caf::event_based_actor* parent, std::shared_ptr<service_runtime> svc, std::string key);
+/// Spawns the entity `key` of `svc`, monitored by `parent` (its service root):
+/// loaded from its store, or woken from `hibernated` (its state in memory).
+caf::actor spawn_entity(caf::event_based_actor* parent, std::shared_ptr<service_runtime> svc, std::string key,
+                        hibernated_ptr hibernated = nullptr);
 
 }  // namespace cohort::detail

@@ -77,7 +77,10 @@ struct service_runtime {
   std::atomic<std::uint64_t> restarts{0};
   std::atomic<std::uint64_t> activations{0};
   std::atomic<std::uint64_t> passivations{0};
-  std::atomic<std::int64_t> live_entities{0};
+  std::atomic<std::int64_t> live_entities{0};  ///< awake and hibernated
+  std::atomic<std::uint64_t> hibernations{0};    ///< idle entity actors ended, their state kept
+  std::atomic<std::uint64_t> wakes{0};           ///< hibernated entities woken by a message
+  std::atomic<std::int64_t> hibernated_entities{0};  ///< live entities without an actor now
   std::atomic<std::uint64_t> stuck_handlers{0};
   /// From a worker's failure to its replacement handling its first message.
   latency_window restart_latency;

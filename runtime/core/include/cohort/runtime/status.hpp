@@ -43,7 +43,10 @@ struct service_status {
   std::int64_t blocking_threads_started = -1;
   std::uint64_t activations = 0;
   std::uint64_t passivations = 0;
-  std::int64_t live_entities = 0;
+  std::int64_t live_entities = 0;        ///< entities in memory: with an actor, or hibernated
+  std::int64_t hibernated_entities = 0;  ///< of those, hibernated: state kept, no actor (entity_hibernate_after_ms)
+  std::uint64_t hibernations = 0;        ///< idle entity actors ended with their state kept
+  std::uint64_t wakes = 0;               ///< hibernated entities woken by a message (no store read)
   std::string last_failure;
   std::uint64_t resumes = 0;             ///< resume calls for entities with unfinished work (sagas)
   std::uint64_t quarantines = 0;         ///< entity keys quarantined after repeated crashes
