@@ -120,6 +120,7 @@ struct activation_figures {
   std::size_t live = 0;
   std::size_t hibernated = 0;  ///< of `live`, hibernated when measured
   std::size_t rss_total = 0;   ///< the whole process with `live` entities
+  double wakes_per_second = 0;  ///< every hibernated entity called again (hibernation on)
 };
 
 /// Activations from a store holding `keys` counters, then memory per live
@@ -197,6 +198,15 @@ activation_figures activation(std::size_t keys, std::size_t live_target, std::ch
     out.bytes_per_live_entity = double(rss_full - std::min(rss_full, rss_half)) / double(out.live - live_half);
     out.heap_bytes_per_live_entity = double(heap_full - std::min(heap_full, heap_half)) / double(out.live - live_half);
   }
+  if (hibernate_after.count() > 0 && out.hibernated > 0) {
+    // Waking: the same keys again, each a fresh actor given the state kept (no store read).
+    const auto activated = next;
+    next = 0;
+    done = 0;
+    active_s = 0;
+    activate_until(activated);
+    out.wakes_per_second = active_s > 0 ? done / active_s : 0;
+  }
   return out;
 }
 
@@ -250,6 +260,8 @@ int main(int argc, char** argv) {
   auto awake = activation(keys, live, std::chrono::milliseconds(quick ? 5000 : 20000), std::chrono::milliseconds(0));
   std::printf("%-40s %-24s %s\n", ("activations/s from a " + human(double(keys)) + "-key store").c_str(),
               human(act.per_second).c_str(), "");
+  std::printf("%-40s %-24s %s\n", "wakes/s of the hibernated ones", human(act.wakes_per_second).c_str(),
+              "no store read: a fresh actor given the state kept");
   // How cost grows with live entities: a store of exactly that many keys,
   // every one activated (a cold load), then memory per live entity at rest
   // (the RSS slope between half and all of them) and the activation rate.
@@ -258,12 +270,12 @@ int main(int argc, char** argv) {
   for (std::size_t n : quick ? std::vector<std::size_t>{1000, 10000} :
                                std::vector<std::size_t>{1000, 10000, 100000, 1000000}) {
     auto point = activation(n, n, std::chrono::milliseconds(quick ? 10000 : 120000), by_default);
-    std::printf("  %8s live: %8s activations/s, %8s B per live entity (heap %s B), RSS %s MB\n",
-                human(double(point.live)).c_str(), human(point.per_second).c_str(),
+    std::printf("  %8s live: %8s activations/s, %8s wakes/s, %8s B per live entity (heap %s B), RSS %s MB\n",
+                human(double(point.live)).c_str(), human(point.per_second).c_str(), human(point.wakes_per_second).c_str(),
                 human(point.bytes_per_live_entity).c_str(), human(point.heap_bytes_per_live_entity).c_str(),
                 human(point.rss_total / 1e6).c_str());
     results["entities_curve"].push_back({{"target", n}, {"live", point.live}, {"hibernated", point.hibernated},
-                                         {"per_second", point.per_second},
+                                         {"per_second", point.per_second}, {"wakes_per_second", point.wakes_per_second},
                                          {"bytes_per_live_entity", point.bytes_per_live_entity},
                                          {"heap_bytes_per_live_entity", point.heap_bytes_per_live_entity},
                                          {"rss_total_bytes", point.rss_total}});
@@ -287,7 +299,8 @@ int main(int argc, char** argv) {
               ("an actor per entity (heap " + human(awake.heap_bytes_per_live_entity) + " B each); reported").c_str());
   std::printf("%-40s %-24s %s\n", ("process RSS with " + human(double(act.live)) + " live entities").c_str(),
               (human(act.rss_total / 1e6) + " MB").c_str(), "");
-  results["activation"] = {{"rss_total_bytes", act.rss_total}, {"per_second", act.per_second}, {"keys", keys}, {"live", act.live},
+  results["activation"] = {{"rss_total_bytes", act.rss_total}, {"per_second", act.per_second},
+                           {"wakes_per_second", act.wakes_per_second}, {"keys", keys}, {"live", act.live},
                            {"hibernated", act.hibernated},
                            {"bytes_per_live_entity", act.bytes_per_live_entity},
                            {"heap_bytes_per_live_entity", act.heap_bytes_per_live_entity},
