@@ -911,7 +911,7 @@ class pooled_worker final : public pooled_actor<worker_state> {
 }  // namespace
 
 /// A hibernated entity: its state and its persistence, without an actor
-/// (about a tenth of an awake entity's memory). Kept by its service's root
+/// (about 0.5 KB against an awake one's 2.6 KB: storage bench). Kept by its service's root
 /// while it is live; the next message wakes it on a fresh actor. Counts as
 /// a live entity for as long as it holds the state.
 struct hibernated_entity {

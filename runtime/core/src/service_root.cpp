@@ -641,13 +641,15 @@ caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> sv
       },
       [=](hibernate_atom, const std::string& key, std::uint64_t processed, const hibernated_ptr& state) {
         // An idle entity offers its state. Taken only if everything sent to
-        // it was processed: then nothing is in its mailbox and the next
-        // request wakes the state on a fresh actor.
+        // it was processed (then nothing is in its mailbox and the next
+        // request wakes the state on a fresh actor), and if it is still idle:
+        // one asked just before new traffic keeps its actor.
         auto& s = self->state;
         auto sender = caf::actor_cast<caf::actor>(self->current_sender());
         auto it = s.entities.find(key);
         if (!sender) return;
-        if (it == s.entities.end() || it->second.actor != sender || it->second.sent != processed)
+        if (it == s.entities.end() || it->second.actor != sender || it->second.sent != processed ||
+            it->second.last_used > clock_type::now() - svc->cfg.entity_hibernate_after)
           return self->send(sender, hibernate_no_atom::value);
         s.entity_keys.erase(sender.id());
         it->second.actor = nullptr;
