@@ -140,7 +140,9 @@ TEST_CASE("a handler that throws answers internal and its worker is replaced", "
   CHECK_THAT(r.error->message, Catch::Contains("std::runtime_error") && Catch::Contains("boom"));
   REQUIRE(eventually([&] { return status_of(*n, "greeter").restarts == 1; }));
   CHECK_THAT(status_of(*n, "greeter").last_failure, Catch::Contains("boom"));
-  CHECK(c.call_as<hello_reply>("greeter", "hello", hello_args{"x"}).ok());
+  auto after = c.call_as<hello_reply>("greeter", "hello", hello_args{"x"});
+  INFO((after.ok() ? std::string() : after.error().code + ": " + after.error().message));
+  CHECK(after.ok());
 }
 
 TEST_CASE("requests queued behind a crash are answered, never left silent", "[runtime][supervision]") {

@@ -234,7 +234,6 @@ void on_worker_down(root_actor* self, const std::shared_ptr<service_runtime>& sv
   auto decision = st.plan->on_exit(i, abnormal, running, clock_type::now());
   if (decision.give_up) return give_up(self, *svc, w.last_failure);
   for (auto j : decision.stop) stop_worker(self, j);
-  if (!decision.start.empty()) svc->restarts++;
   for (auto j : decision.start) {
     st.workers[j].restarts++;
     if (decision.delay.count() > 0) {
@@ -245,6 +244,9 @@ void on_worker_down(root_actor* self, const std::shared_ptr<service_runtime>& sv
     }
   }
   publish_after_restart(self, *svc);
+  // Counted once the replacements are routed: whoever sees the count go up
+  // (an operator, a test) reaches the new worker, not the one that failed.
+  if (!decision.start.empty()) svc->restarts++;
 }
 
 /// Keys with crash records kept at most (the oldest records go first).
