@@ -157,7 +157,10 @@ void publish_after_restart(root_actor* self, service_runtime& svc) {
   self->delayed_send(self, std::chrono::milliseconds(1), publish_view_atom::value);
 }
 
-void start_worker(root_actor* self, const std::shared_ptr<service_runtime>& svc, std::size_t i) {
+/// Starts worker `i`. True when it replaces a failed one: the caller then
+/// sends it `restarted` (its first message, which times the restart) once
+/// the routing table has it, so that a timed restart is a routable one.
+bool start_worker(root_actor* self, const std::shared_ptr<service_runtime>& svc, std::size_t i) {
   auto& w = self->state.workers[i];
   w.activity = std::make_shared<handler_activity>();
   // A replacement times itself: failure -> its first message, sent here before
@@ -165,11 +168,16 @@ void start_worker(root_actor* self, const std::shared_ptr<service_runtime>& svc,
   const auto failed_at = std::exchange(w.failed_at_ns, 0);
   w.activity->replaces_failure_at_ns.store(failed_at, std::memory_order_relaxed);
   w.actor = spawn_worker(self, svc, w.activity);
-  if (failed_at != 0) self->send(w.actor, restarted_atom::value);
   w.running = true;
   w.restarting = false;
   self->state.worker_at[w.actor.address()] = i;
   self->state.plan->started(i, clock_type::now());
+  return failed_at != 0;
+}
+
+/// A replacement's first message: the restart is done (restart latency, failure to here).
+void announce_restart(root_actor* self, std::size_t i) {
+  self->send(self->state.workers[i].actor, restarted_atom::value);
 }
 
 /// Stops a worker now; its later down message is ignored (it is no longer indexed).
@@ -234,16 +242,18 @@ void on_worker_down(root_actor* self, const std::shared_ptr<service_runtime>& sv
   auto decision = st.plan->on_exit(i, abnormal, running, clock_type::now());
   if (decision.give_up) return give_up(self, *svc, w.last_failure);
   for (auto j : decision.stop) stop_worker(self, j);
+  std::vector<std::size_t> replaced;
   for (auto j : decision.start) {
     st.workers[j].restarts++;
     if (decision.delay.count() > 0) {
       st.workers[j].restarting = true;
       self->delayed_send(self, decision.delay, start_child_atom::value, static_cast<std::uint64_t>(j));
-    } else {
-      start_worker(self, svc, j);
+    } else if (start_worker(self, svc, j)) {
+      replaced.push_back(j);
     }
   }
   publish_after_restart(self, *svc);
+  for (auto j : replaced) announce_restart(self, j);
   // Counted once the replacements are routed: whoever sees the count go up
   // (an operator, a test) reaches the new worker, not the one that failed.
   if (!decision.start.empty()) svc->restarts++;
@@ -489,20 +499,21 @@ void run_command(root_actor* self, const std::shared_ptr<service_runtime>& svc, 
   for (std::size_t i = 0; i < st.workers.size(); ++i) {
     auto& w = st.workers[i];
     if (w.id != id) continue;
+    bool replaced = false;  // it replaces a failed one (waiting out a backoff): timed once routed
     switch (cmd) {
       case child_command::restart:
       case child_command::replace_stuck:
         stop_worker(self, i);
         w.operator_stopped = false;
         w.restarts++;
-        start_worker(self, svc, i);
+        replaced = start_worker(self, svc, i);
         break;
       case child_command::stop:
         stop_worker(self, i);
         w.operator_stopped = true;
         break;
       case child_command::start:
-        if (!w.running) start_worker(self, svc, i);
+        if (!w.running) replaced = start_worker(self, svc, i);
         w.operator_stopped = false;
         break;
       case child_command::crash:
@@ -510,6 +521,7 @@ void run_command(root_actor* self, const std::shared_ptr<service_runtime>& svc, 
         break;
     }
     publish(self, *svc);
+    if (replaced) announce_restart(self, i);
     return;
   }
 }
@@ -529,7 +541,7 @@ caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> sv
   st.plan = std::make_unique<supervision_plan>(policy, specs);
   if (!entities) {
     for (const auto& s : specs) st.workers.push_back(worker_child{s.id});
-    for (std::size_t i = 0; i < st.workers.size(); ++i) start_worker(self, svc, i);
+    for (std::size_t i = 0; i < st.workers.size(); ++i) (void)start_worker(self, svc, i);
   }
   if (entities && svc->cfg.events.enabled) st.hub = spawn_event_hub(self, svc);
   if (entities && (!svc->subscribers.empty() || svc->cfg.events.enabled)) st.relay = spawn_outbox_relay(self, svc);
@@ -714,9 +726,10 @@ caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> sv
       [=](resume_found_atom, const scanned_ptr& found) { resume_found(self, svc, *found); },
       [=](start_child_atom, std::uint64_t i) {
         auto& w = self->state.workers.at(i);
-        if (!w.running && !w.operator_stopped) start_worker(self, svc, i);
+        const bool replaced = !w.running && !w.operator_stopped && start_worker(self, svc, i);
         w.restarting = false;
         publish(self, *svc);
+        if (replaced) announce_restart(self, i);
       },
       [=](command_atom, std::int32_t cmd, const std::string& id) {
         run_command(self, svc, static_cast<child_command>(cmd), id);
