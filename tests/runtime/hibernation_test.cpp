@@ -3,6 +3,9 @@
 // wakes it on a fresh actor without reading the store.
 #include <catch2/catch.hpp>
 
+#include <thread>
+#include <vector>
+
 #include "cohort/transport/client.hpp"
 #include "cohort/transport/json_bridge.hpp"
 #include "test_node.hpp"
@@ -158,6 +161,36 @@ TEST_CASE("entities hibernate and wake under load without losing or reordering a
     CHECK(c.call_as<counter_value>("counter", "get", no_args{}, at("r" + std::to_string(k)))->value == rounds);
   auto st = status_of(*n, "counter");
   CHECK(st.wakes > 0);
+  CHECK(st.activations == static_cast<std::uint64_t>(keys));
+  CHECK(st.live_entities == keys);
+}
+
+TEST_CASE("an entity woken the moment its root took its state is served by the new actor as the old one ends",
+          "[runtime][entities]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path());
+  // Hibernating after 1 ms (the root sweeps every 5 ms), 32 keys called in
+  // turn 0-0.4 ms apart: nearly every call wakes its key, some right after
+  // the root took the offer, while the actor that offered is still ending
+  // (it must not touch the state then: under TSan, a race if it did).
+  service_named(cfg, "counter").entity_hibernate_after = 1ms;
+  auto n = start_node(cfg);
+  client c(n->endpoints().front());
+  constexpr int keys = 32;
+  std::vector<std::int64_t> expected(keys, 0);
+  std::uint32_t seed = 12345;
+  const auto until = std::chrono::steady_clock::now() + 1500ms;
+  int calls = 0;
+  while (std::chrono::steady_clock::now() < until && calls < 20000) {
+    const int k = calls++ % keys;
+    auto v = c.call_as<counter_value>("counter", "add", add_args{1}, at("w" + std::to_string(k)));
+    REQUIRE(v.ok());
+    CHECK(v->value == ++expected[static_cast<std::size_t>(k)]);
+    seed = seed * 1103515245u + 12345u;
+    std::this_thread::sleep_for(std::chrono::microseconds((seed >> 8) % 400));
+  }
+  const auto st = status_of(*n, "counter");
+  CHECK(st.wakes >= 10);
   CHECK(st.activations == static_cast<std::uint64_t>(keys));
   CHECK(st.live_entities == keys);
 }

@@ -948,7 +948,7 @@ struct entity_actor_state {
 
 using entity_self = caf::stateful_actor<entity_actor_state>;
 
-caf::behavior entity_offered(entity_self* self);
+caf::behavior entity_offered(entity_self* self, std::string key);
 
 /// Takes the state back into this actor (woken, or an offer refused). The
 /// live count moves with the state: not counted twice, never dropped.
@@ -997,22 +997,24 @@ caf::behavior entity_running(entity_self* self) {
                                                         &s.svc->live_entities);
         s.runner.reset();
         s.live = false;  // counted by the offered state now
-        self->send(s.parent, hibernate_atom::value, std::move(key), s.processed, s.offered);
-        self->become(entity_offered(self));
+        // From this send on, the state may be the root's: not read here again.
+        self->send(s.parent, hibernate_atom::value, key, s.processed, s.offered);
+        self->become(entity_offered(self, std::move(key)));
       },
   };
 }
 
-/// An entity whose state is offered to its root for hibernation.
-caf::behavior entity_offered(entity_self* self) {
+/// An entity whose state is offered to its root for hibernation. Once the
+/// root takes it, the state is the root's (and a woken actor's, at once):
+/// this actor never touches it again, so it keeps its own copy of the key.
+caf::behavior entity_offered(entity_self* self, std::string key) {
   return {
       [self](const request_ptr& req) { self->state.early.push_back(req); },
       [self](crash_atom) { self->state.crash_requested = true; },
-      [self](hibernate_ok_atom) {
+      [self, key](hibernate_ok_atom) {
         // The root keeps the state; nothing was sent here after the offer.
         auto& s = self->state;
-        auto key = s.offered->persistence->key();
-        s.offered.reset();
+        s.offered.reset();  // drops this actor's reference only
         for (auto& req : s.early) self->send(s.parent, req);  // none expected: routed again, not lost
         s.early.clear();
         s.svc->hibernations++;
