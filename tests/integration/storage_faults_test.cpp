@@ -175,11 +175,7 @@ TEST_CASE("a write that failed on a full disk never shows, though its entity hib
     std::this_thread::sleep_for(10ms);  // long enough for the idle ones to hibernate
   }
   CHECK(full > 0);
-  auto status = n.admin_call("status", "{}");
-  std::uint64_t hibernations = 0;
-  for (const auto& s : status["services"])
-    if (s["name"] == "counter") hibernations = s["hibernations"].get<std::uint64_t>();
-  CHECK(hibernations > 0);
+  CHECK(n.service_status("counter")["hibernations"].get<std::uint64_t>() > 0);
   for (const auto& [key, value] : acknowledged) {
     auto v = c.call_as<counter_value>("counter", "get", no_args{}, keyed(key));
     REQUIRE(v.ok());

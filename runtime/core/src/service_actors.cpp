@@ -961,6 +961,17 @@ void take_state(entity_self* self, hibernated_entity& h) {
   s.live = true;
 }
 
+/// Runs the requests that waited while the state was loading or offered, in order.
+void run_early(entity_self* self) {
+  auto& s = self->state;
+  auto early = std::move(s.early);
+  s.early.clear();
+  for (auto& req : early) {
+    s.processed++;
+    s.runner->run(req);
+  }
+}
+
 /// The behavior of a loaded entity. The handlers capture only `self`: a
 /// behavior is allocated per entity.
 caf::behavior entity_running(entity_self* self) {
@@ -1030,12 +1041,7 @@ caf::behavior entity_offered(entity_self* self, std::string key) {
         s.offered.reset();
         self->become(entity_running(self));
         if (s.crash_requested) return s.runner->injected_crash();
-        auto early = std::move(s.early);
-        s.early.clear();
-        for (auto& req : early) {
-          s.processed++;
-          s.runner->run(req);
-        }
+        run_early(self);
       },
       [](passivate_atom) {},
       [](hibernate_atom) {},
@@ -1081,12 +1087,7 @@ caf::behavior entity_actor(entity_self* self, std::shared_ptr<service_runtime> s
         }
         s.svc->activations++;
         self->become(entity_running(self));
-        auto early = std::move(s.early);
-        s.early.clear();
-        for (auto& req : early) {
-          s.processed++;
-          s.runner->run(req);
-        }
+        run_early(self);
       },
       [self](crash_atom) { self->state.runner->injected_crash(); },
       [](passivate_atom) {},  // not loaded yet: nothing to give up
