@@ -113,24 +113,6 @@ TEST_CASE("a client that sends bursts between its polls gets every reply", "[run
   CHECK(answered == rounds * burst);
 }
 
-TEST_CASE("a call queued behind more one-way messages than the I/O thread reads at once is answered", "[runtime]") {
-  // The I/O thread reads at most a batch of messages from a socket before it
-  // looks at the others; what stays queued is announced by no signal. One-way
-  // messages send no reply, so no send makes it read again either: only its
-  // own note that the batch stopped early does.
-  temp_dir dir;
-  auto n = start_node(loopback_config(dir.path()));
-  client c(n->endpoints().front());
-  for (int round = 0; round < 5; ++round) {
-    for (int i = 0; i < 1000; ++i) REQUIRE(c.send_oneway("greeter", "hello", pack(hello_args{"w"})));
-    call_options o;
-    o.timeout = std::chrono::seconds(3);
-    auto r = c.call_as<hello_reply>("greeter", "hello", hello_args{"after"}, o);
-    REQUIRE(r.ok());
-    CHECK(r->greeting == "Hello, after!");
-  }
-}
-
 TEST_CASE("the same code serves over inproc:// in one process", "[runtime]") {
   temp_dir dir;
   auto cfg = loopback_config(dir.path());
