@@ -378,9 +378,16 @@ void cluster_agent::impl::coordinate(const cluster_view& v) {
     auto put = etcd.put_if(key_shards(service), next->encode(), current.revision);
     if (put && *put) {
       std::size_t moving = 0;
-      for (const auto& s : next->shards) moving += !s.phase.empty();
-      log::get("cluster")->info("coordinator '{}': new placement of '{}' ({} shards, {} moving)", node, service,
-                                next->shards.size(), moving);
+      std::string called_off;  // handoffs whose target left: named, they explain an epoch bump
+      for (std::size_t i = 0; i < next->shards.size(); ++i) {
+        moving += !next->shards[i].phase.empty();
+        if (i < current.shards.size() && !current.shards[i].phase.empty() && next->shards[i].phase.empty() &&
+            next->shards[i].owner == current.shards[i].owner)
+          called_off += (called_off.empty() ? "" : ", ") + std::to_string(i) + " (to '" + current.shards[i].to + "')";
+      }
+      log::get("cluster")->info("coordinator '{}': new placement of '{}' ({} shards, {} moving{})", node, service,
+                                next->shards.size(), moving,
+                                called_off.empty() ? "" : "; called off, their target left: shard " + called_off);
     }
   }
 }

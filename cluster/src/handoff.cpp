@@ -256,7 +256,9 @@ void cluster_agent::impl::handoff_step() {
       auto pc = precopies.find(key);
       if (on_disk_already) {
         if (pc != precopies.end()) end_precopy(service, key);
-        (void)mark_exported(service, to, shards, map);
+        if (mark_exported(service, to, shards, map))
+          note("marked " + std::to_string(shards.size()) + " shard(s) of '" + service + "' exported for '" + to +
+               "': their export was on disk already");
         continue;
       }
       std::vector<std::pair<std::uint32_t, std::uint64_t>> wanted;

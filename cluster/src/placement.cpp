@@ -17,7 +17,12 @@ std::optional<shard_map> plan(const shard_map& current, const placement_input& i
   for (const auto& n : eligible) load[n] = 0;
   for (auto& s : next.shards) {
     if (!s.phase.empty() && !in.live.count(s.to)) {  // the target left: the owner keeps it
+      // In a new epoch: the export on its disk names the old one, and the
+      // writes it takes from now on make that export stale. A later handoff
+      // of the shard at the same epoch would take it as ready and move
+      // the shard without those writes.
       s.phase.clear(), s.to.clear();
+      s.epoch++;
       changed = true;
     }
     const auto& holder = s.phase.empty() ? s.owner : s.to;

@@ -77,13 +77,21 @@ TEST_CASE("placement: a draining node's shards move to the others, a dead owner 
   if (none)
     for (std::size_t i = 0; i < after.shards.size(); ++i) CHECK(none->shards[i].owner == after.shards[i].owner);
 
-  // A handoff whose target left is called off: the owner keeps the shard.
+  // A handoff whose target left is called off: the owner keeps the shard,
+  // in a new epoch (an export made for the handoff names the old one).
+  // Shards that were not moving keep theirs.
   auto moving = after;
   moving.shards[0].phase = "moving", moving.shards[0].to = "z";
+  moving.shards[1].phase = "exported", moving.shards[1].to = "z";
   auto called_off = plan(moving, alone);
   REQUIRE(called_off);
-  CHECK(called_off->shards[0].phase.empty());
-  CHECK(called_off->shards[0].owner == after.shards[0].owner);
+  for (int i : {0, 1}) {
+    CHECK(called_off->shards[i].phase.empty());
+    CHECK(called_off->shards[i].to.empty());
+    CHECK(called_off->shards[i].owner == after.shards[i].owner);
+    CHECK(called_off->shards[i].epoch == after.shards[i].epoch + 1);
+  }
+  for (std::size_t i = 2; i < after.shards.size(); ++i) CHECK(called_off->shards[i].epoch == after.shards[i].epoch);
 }
 
 TEST_CASE("shard map: encodes and decodes, a key's shard is stable and spread", "[cluster][placement]") {

@@ -7,7 +7,9 @@
 //   - shards of a draining node move to the least loaded eligible nodes;
 //   - otherwise shards move from the most to the least loaded eligible node
 //     until no two differ by more than one (minimal movement);
-//   - a handoff to a node that is gone is called off (the owner keeps it).
+//   - a handoff to a node that is gone is called off: the owner keeps the
+//     shard in a new epoch, so an export it made for that handoff (which the
+//     writes it serves from now on make stale) never matches a later one.
 #pragma once
 
 #include <cstddef>
