@@ -196,8 +196,8 @@ int main(int argc, char** argv) {
   std::string scheduler_policy;
   app.add_option("--scheduler-policy", scheduler_policy, "the node's scheduler_policy (default: the node's default)")
       ->check(CLI::IsMember(scheduler_policies()));
-  int io_spin_polls = -1;
-  app.add_option("--io-spin-polls", io_spin_polls, "the node's io_spin_polls (default: the node's default)");
+  int io_spin_us = -1;
+  app.add_option("--io-spin-us", io_spin_us, "the node's io_spin_us (default: the node's default)");
   app.add_flag("--quick", quick, "3 repeats of 0.5 s (a smoke run, not figures to quote)");
   app.add_option("--repeats", repeats, "repeats per measurement")->check(CLI::Range(1, 50));
   app.add_option("--duration-ms", seconds_ms, "length of one measurement")->check(CLI::Range(100, 60000));
@@ -232,7 +232,7 @@ int main(int argc, char** argv) {
   cfg.data_dir = data_dir.string();
   cfg.scheduler_threads = scheduler_threads;
   if (!scheduler_policy.empty()) cfg.scheduler_policy = scheduler_policy;
-  if (io_spin_polls >= 0) cfg.io_spin_polls = io_spin_polls;
+  if (io_spin_us >= 0) cfg.io_spin_us = io_spin_us;
   cfg.limits = bench_limits();
   cfg.services.push_back(echo_service_config());
   auto catalog = example_services();

@@ -116,6 +116,25 @@ TEST_CASE("the scheduler policy: affinity by default, the three names accepted, 
   CHECK_THAT(bad.error().message, Catch::Contains("scheduler_policy") && Catch::Contains("affinity"));
 }
 
+TEST_CASE("the I/O thread's spin is a time: 200 us by default, 0 turns it off, out of range refused",
+          "[runtime][config]") {
+  auto none = parse_node_config("[node]\nname = \"a\"\n", "t.toml", known);
+  REQUIRE(none.ok());
+  CHECK(none->io_spin_us == 200);
+  auto off = parse_node_config("[node]\nio_spin_us = 0\n", "t.toml", known);
+  REQUIRE(off.ok());
+  CHECK(off->io_spin_us == 0);
+  for (const char* bad : {"-1", "100001"}) {
+    auto cfg = parse_node_config(std::string("[node]\nio_spin_us = ") + bad + "\n", "t.toml", known);
+    REQUIRE_FALSE(cfg.ok());
+    CHECK_THAT(cfg.error().message, Catch::Contains("io_spin_us"));
+  }
+  // The old count of polls is gone, not silently ignored.
+  auto old = parse_node_config("[node]\nio_spin_polls = 50\n", "t.toml", known);
+  REQUIRE_FALSE(old.ok());
+  CHECK_THAT(old.error().message, Catch::Contains("io_spin_polls"));
+}
+
 TEST_CASE("invalid TOML is an error with its line", "[runtime][config]") {
   auto cfg = parse_node_config("[node]\nname = \n", "t.toml", known);
   REQUIRE_FALSE(cfg.ok());

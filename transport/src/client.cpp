@@ -70,6 +70,7 @@ client::client(zmq::context_t& ctx, const std::string& endpoint, wire_limits lim
   set_liveness(socket_, l);
   set_curve(socket_, curve);
   socket_.connect(endpoint);
+  fd_ = socket_.get(zmq::sockopt::fd);
 }
 
 client::client(const std::string& endpoint, wire_limits limits, liveness l, const std::optional<curve_client_keys>& curve)
@@ -80,6 +81,7 @@ client::client(const std::string& endpoint, wire_limits limits, liveness l, cons
   set_liveness(socket_, l);
   set_curve(socket_, curve);
   socket_.connect(endpoint);
+  fd_ = socket_.get(zmq::sockopt::fd);
 }
 
 client::~client() {
@@ -109,6 +111,7 @@ std::uint64_t client::call_async(envelope env, std::string payload,
   env.sent_ms = wall_clock_ms();  // lets the receiver count time in transit
   std::array<zmq::message_t, 2> frames{frame_of(encode_envelope(env)), frame_of(std::move(payload))};
   std::optional<size_t> sent;
+  may_read_ = true;  // a send can take the signal of a reply that came meanwhile (see fd())
   try {
     sent = zmq::send_multipart(socket_, frames, zmq::send_flags::dontwait);
   } catch (const zmq::error_t& e) {
@@ -133,6 +136,7 @@ bool client::send_oneway(std::string_view service, std::string_view method, cons
   env.method = method;
   auto header = encode_envelope(env);
   std::array<zmq::const_buffer, 2> frames{zmq::buffer(header), zmq::buffer(payload)};
+  may_read_ = true;  // as in call_async
   try {
     return zmq::send_multipart(socket_, frames, zmq::send_flags::dontwait).has_value();
   } catch (const zmq::error_t&) {
@@ -159,9 +163,20 @@ std::size_t client::poll(std::chrono::milliseconds max_wait) {
     auto until = std::chrono::duration_cast<std::chrono::milliseconds>(*dl - clock_type::now());
     max_wait = std::max(std::chrono::milliseconds(0), std::min(max_wait, until + std::chrono::milliseconds(1)));
   }
-  zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
-  std::size_t done = 0;
-  if (poll_ignoring_signals(&item, 1, max_wait) > 0) done += process_ready();
+  // Read first, sleep on the fd only when the socket was read empty since
+  // the last send: a zmq_poll asks the socket for its events before and
+  // after it sleeps (a getpid and a poll of its mailbox each, on top of its
+  // own poll), where one recv that finds nothing does the same work.
+  std::size_t done = may_read_ ? process_ready() : 0;
+  // The fd also fires for news that is not a reply (a connection made, say):
+  // then wait out the rest of `max_wait`.
+  const auto until = clock_type::now() + max_wait;
+  while (done == 0) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - clock_type::now());
+    if (!wait_readable(fd_, std::max(left, std::chrono::milliseconds(0)))) break;
+    done += process_ready();
+    if (left.count() <= 0) break;
+  }
   done += expire(clock_type::now());
   return done;
 }
@@ -185,9 +200,13 @@ std::size_t client::process_ready() {
     try {
       got = zmq::recv_multipart(socket_, std::back_inserter(frames), zmq::recv_flags::dontwait);
     } catch (const zmq::error_t&) {
+      may_read_ = false;  // its fd says when to try again
       break;
     }
-    if (!got) break;
+    if (!got) {
+      may_read_ = false;  // read to empty: the fd announces the next
+      break;
+    }
     if (frames.size() != 2) continue;  // not a Cohort reply: drop
     auto header = decode_envelope(frames[0].to_string_view(), limits_);
     if (!header) continue;

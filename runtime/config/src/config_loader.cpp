@@ -295,7 +295,9 @@ node_config read_config(const toml::table& root, const std::string& source,
     r.read_ms("default_deadline_ms", cfg.default_deadline);
     r.read_ms("max_clock_skew_ms", cfg.max_clock_skew);
     r.read("scheduler_threads", cfg.scheduler_threads);
-    r.read("io_spin_polls", cfg.io_spin_polls);
+    r.read("io_spin_us", cfg.io_spin_us);
+    if (cfg.io_spin_us < 0 || cfg.io_spin_us > 100000)
+      r.fail(*node->get("io_spin_us"), "io_spin_us", "between 0 and 100000");
     r.read("scheduler_policy", cfg.scheduler_policy);
     if (const auto& known = scheduler_policies();
         std::find(known.begin(), known.end(), cfg.scheduler_policy) == known.end())

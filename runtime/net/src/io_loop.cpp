@@ -27,9 +27,9 @@ constexpr int read_batch = 256;
 
 }  // namespace
 
-io_loop::io_loop(zmq::context_t& ctx, wire_limits limits, std::chrono::milliseconds default_deadline, int spin_polls,
+io_loop::io_loop(zmq::context_t& ctx, wire_limits limits, std::chrono::milliseconds default_deadline, std::chrono::microseconds spin,
                  std::function<void(request_ptr)> route)
-    : ctx_(ctx), limits_(limits), default_deadline_(default_deadline), spin_polls_(spin_polls), route_(std::move(route)) {
+    : ctx_(ctx), limits_(limits), default_deadline_(default_deadline), spin_(spin), route_(std::move(route)) {
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
 }
@@ -60,7 +60,8 @@ std::string io_loop::bind(const std::string& endpoint, bool admin) {
                         : security::listener_mode::open;
   s.bind(endpoint);
   auto bound = s.get(zmq::sockopt::last_endpoint);
-  listeners_.push_back({std::move(s), bound, admin, mode});
+  const int fd = s.get(zmq::sockopt::fd);
+  listeners_.push_back({std::move(s), bound, admin, mode, fd});
   return bound;
 }
 
@@ -253,15 +254,22 @@ void io_loop::run_posted(bool signalled) {
 }
 
 void io_loop::run() {
-  std::vector<zmq::pollitem_t> items;
+  // Polls ZeroMQ's notification fds itself rather than calling zmq_poll: that
+  // asks every socket for its events before and after its poll (each a
+  // getpid and a poll of the socket's mailbox: libzmq's fork check and
+  // signaler), which was most of this thread's syscalls. A socket is read
+  // when its fd fires or it may hold unannounced messages (`may_read`: after a
+  // send, which can take the signal, or a read that stopped at its batch);
+  // a read that finds it empty re-arms the fd.
+  std::vector<::pollfd> fds;
   std::vector<client*> polled_remotes;
-  int spin_left = 0;
+  auto spin_until = clock_type::now();
   while (!stopping_.load(std::memory_order_relaxed)) {
-    items.clear();
+    fds.clear();
     polled_remotes.clear();
     retired_.clear();  // no pointer to them is left from the last round
-    for (auto& l : listeners_) items.push_back({l.socket.handle(), 0, ZMQ_POLLIN, 0});
-    items.push_back({nullptr, wake_fd_, ZMQ_POLLIN, 0});
+    for (auto& l : listeners_) fds.push_back({l.fd, POLLIN, 0});
+    fds.push_back({wake_fd_, POLLIN, 0});
     std::optional<clock_type::time_point> next_deadline = expire_requests(clock_type::now());
     while (!timers_.empty() && timers_.begin()->first <= clock_type::now()) {
       auto task = std::move(timers_.begin()->second);
@@ -270,9 +278,13 @@ void io_loop::run() {
     }
     if (!timers_.empty() && (!next_deadline || timers_.begin()->first < *next_deadline))
       next_deadline = timers_.begin()->first;
+    // After the timers, which may have sent: a socket sent on is read before sleeping.
+    bool ready_now = pending_.load(std::memory_order_relaxed) > 0;
+    for (auto& l : listeners_) ready_now = ready_now || l.may_read;
     for (auto& [ep, c] : remotes_) {
-      items.push_back({c->socket().handle(), 0, ZMQ_POLLIN, 0});
+      fds.push_back({c->fd(), POLLIN, 0});
       polled_remotes.push_back(c.get());
+      ready_now = ready_now || c->may_read();
       if (auto d = c->next_deadline(); d && (!next_deadline || *d < *next_deadline)) next_deadline = d;
     }
     auto timeout = std::chrono::milliseconds(100);
@@ -283,44 +295,58 @@ void io_loop::run() {
     // Under load, poll without sleeping for a short while after the last
     // event: a thread that goes to sleep between two requests costs two
     // context switches to wake, more than the polls it saves.
-    auto wait = spin_left > 0 ? std::chrono::milliseconds(0) : timeout;
+    const bool spinning = clock_type::now() < spin_until;
+    auto wait = spinning || ready_now ? std::chrono::milliseconds(0) : timeout;
     if (wait.count() > 0) {
       // About to sleep: say so, then look for work posted before we said it.
       sleeping_.store(true, std::memory_order_seq_cst);
       if (pending_.load(std::memory_order_seq_cst) > 0) wait = std::chrono::milliseconds(0);
     }
-    auto ready = poll_ignoring_signals(items.data(), items.size(), wait);
+    poll_fds(fds.data(), fds.size(), wait);
     sleeping_.store(false, std::memory_order_relaxed);
-    const bool signalled = items[listeners_.size()].revents & ZMQ_POLLIN;
+    const bool signalled = fds[listeners_.size()].revents & POLLIN;
     const bool posted = signalled || pending_.load(std::memory_order_relaxed) > 0;
-    spin_left = ready > 0 || posted ? spin_polls_ : (spin_left > 0 ? spin_left - 1 : 0);
-    if (ready == 0 && !posted && spin_left > 0) std::this_thread::yield();  // let the threads we wait for run
+    std::size_t handled = posted ? 1 : 0;
     for (std::size_t i = 0; i < listeners_.size(); ++i)
-      if (items[i].revents & ZMQ_POLLIN) read_listener(i);
+      if (listeners_[i].may_read || (fds[i].revents & POLLIN)) handled += read_listener(i);
     if (posted) run_posted(signalled);
     auto now = clock_type::now();
     for (std::size_t i = 0; i < polled_remotes.size(); ++i) {
-      if (items[listeners_.size() + 1 + i].revents & ZMQ_POLLIN) polled_remotes[i]->process_ready();
-      polled_remotes[i]->expire(now);
+      auto* c = polled_remotes[i];
+      if (c->may_read() || (fds[listeners_.size() + 1 + i].revents & POLLIN)) handled += c->process_ready();
+      c->expire(now);
     }
+    if (handled > 0)
+      spin_until = now + spin_;
+    else if (spinning)
+      std::this_thread::yield();  // let the threads we wait for run
   }
   run_posted(true);  // replies produced while stopping still go out
 }
 
-void io_loop::read_listener(std::size_t index) {
+std::size_t io_loop::read_listener(std::size_t index) {
+  auto& l = listeners_[index];
   std::vector<zmq::message_t> frames;
+  std::size_t handled = 0;
   for (int i = 0; i < read_batch; ++i) {
     frames.clear();
     std::optional<size_t> got;
     try {
-      got = zmq::recv_multipart(listeners_[index].socket, std::back_inserter(frames), zmq::recv_flags::dontwait);
-    } catch (const zmq::error_t&) {
-      counters_.malformed_frames++;
-      return;
+      got = zmq::recv_multipart(l.socket, std::back_inserter(frames), zmq::recv_flags::dontwait);
+    } catch (const zmq::error_t& e) {
+      l.may_read = e.num() == EINTR;  // otherwise its fd says when to try again
+      if (e.num() != EINTR) counters_.malformed_frames++;
+      return handled;
     }
-    if (!got) return;
+    if (!got) {
+      l.may_read = false;  // read to empty: the fd is armed again
+      return handled;
+    }
     handle_message(index, frames);
+    ++handled;
   }
+  l.may_read = true;  // stopped at the batch: more may be queued, unannounced
+  return handled;
 }
 
 void io_loop::handle_message(std::size_t index, std::vector<zmq::message_t>& frames) {
@@ -455,7 +481,9 @@ std::optional<clock_type::time_point> io_loop::expire_requests(clock_type::time_
 }
 
 void io_loop::send_reply(outgoing_reply& r) {
-  auto& s = listeners_[r.listener].socket;
+  auto& l = listeners_[r.listener];
+  auto& s = l.socket;
+  l.may_read = true;  // a send may take the signal of a request that arrived meanwhile
   try {
     s.send(zmq::buffer(r.identity), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
     if (r.delimiter) s.send(zmq::const_buffer(), zmq::send_flags::sndmore | zmq::send_flags::dontwait);

@@ -629,7 +629,7 @@ result<std::unique_ptr<node>> node::start(node_config cfg, std::vector<service_d
   p->io = std::make_unique<detail::io_loop>(p->ctx, cfg.limits, cfg.default_deadline,
                                             // Spinning saves the wake-up of replies from local actors; a
                                             // node without services (a pure gateway) has none to wait for.
-                                            cfg.services.empty() ? 0 : cfg.io_spin_polls,
+                                            std::chrono::microseconds(cfg.services.empty() ? 0 : cfg.io_spin_us),
                                             [self](detail::request_ptr r) { self->admit(std::move(r)); });
   p->io->set_max_clock_skew(cfg.max_clock_skew);
   p->io->set_liveness({cfg.peer_heartbeat, cfg.peer_timeout, cfg.peer_timeout});

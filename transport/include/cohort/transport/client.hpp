@@ -98,8 +98,9 @@ struct curve_client_keys {
 /// once; replies are matched by correlation id and handlers run inside poll().
 ///
 /// Not thread-safe: use one client per thread (ZeroMQ sockets are single-threaded).
-/// The socket can be polled by an outside loop: call process_ready() when it is
-/// readable and expire() when next_deadline() passes.
+/// The socket can be polled by an outside loop: poll fd() for reading, call
+/// process_ready() when it is readable or may_read() says so, and expire()
+/// when next_deadline() passes.
 class client {
  public:
   /// Connects using `ctx`, which must outlive the client.
@@ -156,6 +157,14 @@ class client {
   [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> next_deadline() const;
   [[nodiscard]] std::size_t in_flight() const noexcept { return pending_.size(); }
   [[nodiscard]] zmq::socket_t& socket() noexcept { return socket_; }
+  /// ZeroMQ's notification fd of the socket (ZMQ_FD): readable when the
+  /// socket has news. Edge-like: once a read found the socket empty it
+  /// announces the next message, but a send can take that signal (libzmq
+  /// processes pending commands in send now and then), so after a send the
+  /// socket must be read whatever the fd says: may_read().
+  [[nodiscard]] int fd() const noexcept { return fd_; }
+  /// True after a send, until a read finds the socket empty.
+  [[nodiscard]] bool may_read() const noexcept { return may_read_; }
   /// Where `event` messages go (a subscription's events; docs/protocol.md,
   /// Events for clients): their header (its id is the `_subscribe` request's)
   /// and payload, from poll()/process_ready(). Without a handler they are dropped.
@@ -174,6 +183,8 @@ class client {
 
   std::unique_ptr<zmq::context_t> own_ctx_;
   zmq::socket_t socket_;
+  int fd_ = -1;
+  bool may_read_ = true;
   wire_limits limits_;
   std::uint64_t next_id_ = 1;
   std::unordered_map<std::uint64_t, pending_call> pending_;

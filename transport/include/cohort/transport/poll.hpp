@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstddef>
 
+#include <poll.h>
 #include <zmq.hpp>
 
 namespace cohort {
@@ -22,6 +23,23 @@ inline std::size_t poll_ignoring_signals(zmq::pollitem_t* items, std::size_t cou
     for (std::size_t i = 0; i < count; ++i) items[i].revents = 0;
     return 0;
   }
+}
+
+/// poll(2) over plain fds (a socket's ZMQ_FD among them), with the same
+/// rule: an interrupted poll is "nothing ready".
+inline int poll_fds(::pollfd* fds, std::size_t count, std::chrono::milliseconds timeout) {
+  int n = ::poll(fds, static_cast<nfds_t>(count), static_cast<int>(timeout.count()));
+  if (n < 0) {
+    for (std::size_t i = 0; i < count; ++i) fds[i].revents = 0;
+    return 0;
+  }
+  return n;
+}
+
+/// Waits up to `timeout` for `fd` to be readable.
+inline bool wait_readable(int fd, std::chrono::milliseconds timeout) {
+  ::pollfd p{fd, POLLIN, 0};
+  return poll_fds(&p, 1, timeout) > 0;
 }
 
 }  // namespace cohort

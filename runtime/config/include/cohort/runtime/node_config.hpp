@@ -246,11 +246,13 @@ struct node_config {
   /// two, so that one handler that blocks without saying so cannot stop every
   /// service of a small machine while the watchdog reports it. Default: 0.
   std::size_t scheduler_threads = 0;
-  /// Empty non-blocking polls the I/O thread makes (yielding in between) after
-  /// its last event before it sleeps: trades a little CPU on a quiet node for
-  /// not paying two context switches per request. 0 turns spinning off; a
-  /// node that hosts no services (a pure gateway) never spins. Default: 50.
-  int io_spin_polls = 50;
+  /// Microseconds the I/O thread keeps polling without sleeping (yielding in
+  /// between) after its last event: trades a little CPU on a quiet node for
+  /// not paying a wake-up per request. Time, not a count of polls: a poll's
+  /// cost changes with the code and the machine, the gap between a client's
+  /// requests does not. 0 turns spinning off; a node that hosts no services
+  /// (a pure gateway) never spins. Default: 200.
+  int io_spin_us = 200;
   /// CAF scheduling policy:
   /// - "affinity" (default; runtime/scheduler): CAF's one shared queue, but
   ///   an actor that a running actor sends to runs next on the same thread,

@@ -40,7 +40,7 @@ class io_loop {
  public:
   /// `route` receives every admitted request (on the I/O thread).
   /// `default_deadline` applies to requests that carry none.
-  io_loop(zmq::context_t& ctx, wire_limits limits, std::chrono::milliseconds default_deadline, int spin_polls,
+  io_loop(zmq::context_t& ctx, wire_limits limits, std::chrono::milliseconds default_deadline, std::chrono::microseconds spin,
           std::function<void(request_ptr)> route);
   ~io_loop();
 
@@ -126,10 +126,13 @@ class io_loop {
     std::string endpoint;
     bool admin = false;
     security::listener_mode mode = security::listener_mode::open;
+    int fd = -1;            ///< ZMQ_FD: readable when the socket has news
+    bool may_read = true;   ///< after a send, or a read that stopped early: read whatever fd says
   };
 
   void run();
-  void read_listener(std::size_t index);
+  /// Reads up to a batch; returns how many messages it handled.
+  std::size_t read_listener(std::size_t index);
   void handle_message(std::size_t index, std::vector<zmq::message_t>& frames);
   /// A reply on its way out: encoded by the thread that produced it, sent by the I/O thread.
   struct outgoing_reply {
@@ -167,7 +170,7 @@ class io_loop {
   wire_limits limits_;
   std::chrono::milliseconds default_deadline_;
   std::uint64_t max_clock_skew_ms_ = 250;
-  int spin_polls_;
+  std::chrono::microseconds spin_;
   std::function<void(request_ptr)> route_;
   std::function<void(request_ptr)> admin_;
   // Deadlines of the requests our sockets admitted, in order; an entry leaves
