@@ -183,8 +183,10 @@ def charts(results, stem):
                                                  ("p50", [(t["workers"], fixed(t["p50_us"])) for t in tree])],
                                 extra="set key top left"))
     writes = sorted(results["storage"]["durable_writes"].items(), key=lambda kv: int(kv[0]))
-    data = "\n".join("%s %f %f %f %f %f %f" % (k, v["cohort"], v.get("cohort_min", v["cohort"]), v.get("cohort_max", v["cohort"]),
-                                               v["raw"], v.get("raw_min", v["raw"]), v.get("raw_max", v["raw"]))
+    data = "\n".join("%s %f %f %f %f %f %f %f %f %f" % (k, v["cohort"], v.get("cohort_min", v["cohort"]), v.get("cohort_max", v["cohort"]),
+                                                        v["raw"], v.get("raw_min", v["raw"]), v.get("raw_max", v["raw"]),
+                                                        v.get("network_floor", 0), v.get("network_floor_min", 0),
+                                                        v.get("network_floor_max", 0))
                      for k, v in writes)
     labels = "\n".join('%s %f "%.2fx"' % (k, v.get("cohort_max", v["cohort"]), v["ratio"]) for k, v in writes)
     png = stem + "-durable-writes.png"
@@ -204,6 +206,7 @@ $r << EOD
 EOD
 plot $d using 1:2:3:4 with yerrorlines lw 2 title 'Cohort service (sync; median, min..max)', \\
      '' using 1:5:6:7 with yerrorlines lw 2 title 'raw RocksDB (sync)', \\
+     '' using 1:8:9:10 with yerrorlines lw 2 dt 2 title 'raw ZeroMQ + RocksDB (sync, group commit): the floor over the network', \\
      $r using 1:2:3 with labels offset 0,1 notitle
 """)
     pngs.append(png)
