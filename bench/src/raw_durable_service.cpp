@@ -1,17 +1,16 @@
 #include "raw_durable_service.hpp"
 
-#include <atomic>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <rocksdb/db.h>
 #include <zmq_addon.hpp>
 
 #include "raw_rocksdb.hpp"
+#include "raw_router.hpp"
 
 namespace cohort::bench {
 
@@ -24,61 +23,43 @@ using clock_type = std::chrono::steady_clock;
 /// is answered with its own 4-byte slot. A request is [slot:4][key...].
 class durable_server {
  public:
-  durable_server(const std::string& dir, std::size_t value_bytes)
-      : router_(ctx_, zmq::socket_type::router), value_(value_bytes, 'v') {
+  durable_server(const std::string& dir, std::size_t value_bytes) : value_(value_bytes, 'v') {
     rocksdb::Options o;
     o.create_if_missing = true;
     rocksdb::DB* raw = nullptr;
     if (!rocksdb::DB::Open(o, dir, &raw).ok()) throw std::runtime_error("raw rocksdb open failed");
     db_.reset(raw);
-    router_.set(zmq::sockopt::linger, 0);
-    router_.set(zmq::sockopt::sndhwm, 100000);
-    router_.set(zmq::sockopt::rcvhwm, 100000);
-    router_.bind("tcp://127.0.0.1:*");
-    endpoint_ = router_.get(zmq::sockopt::last_endpoint);
-    thread_ = std::thread([this] { serve(); });
+    wo_.sync = true;
+    router_ = std::make_unique<raw_router_thread>([this](zmq::socket_t& s) { serve_ready(s); });
   }
-  ~durable_server() {
-    stop_ = true;
-    thread_.join();
-  }
-  const std::string& endpoint() const { return endpoint_; }
+  const std::string& endpoint() const { return router_->endpoint(); }
 
  private:
-  void serve() {
-    rocksdb::WriteOptions wo;
-    wo.sync = true;
-    std::vector<std::vector<zmq::message_t>> group;
-    zmq::pollitem_t item{router_.handle(), 0, ZMQ_POLLIN, 0};
-    while (!stop_) {
-      if (zmq::poll(&item, 1, std::chrono::milliseconds(50)) <= 0) continue;
-      group.clear();
-      rocksdb::WriteBatch batch;
-      for (;;) {
-        std::vector<zmq::message_t> frames;
-        if (!zmq::recv_multipart(router_, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
-        if (frames.size() != 2 || frames[1].size() <= 4) continue;
-        batch.Put(rocksdb::Slice(frames[1].data<char>() + 4, frames[1].size() - 4), value_);
-        group.push_back(std::move(frames));
-      }
-      if (group.empty()) continue;
-      if (!db_->Write(wo, &batch).ok()) throw std::runtime_error("raw rocksdb write failed");
-      for (auto& frames : group) {
-        char slot[4];
-        std::memcpy(slot, frames[1].data(), sizeof slot);
-        frames[1].rebuild(slot, sizeof slot);  // the slot back: "stored"
-        zmq::send_multipart(router_, frames, zmq::send_flags::dontwait);
-      }
+  void serve_ready(zmq::socket_t& s) {
+    group_.clear();
+    rocksdb::WriteBatch batch;
+    for (;;) {
+      std::vector<zmq::message_t> frames;
+      if (!zmq::recv_multipart(s, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+      if (frames.size() != 2 || frames[1].size() <= 4) continue;
+      batch.Put(rocksdb::Slice(frames[1].data<char>() + 4, frames[1].size() - 4), value_);
+      group_.push_back(std::move(frames));
+    }
+    if (group_.empty()) return;
+    if (!db_->Write(wo_, &batch).ok()) throw std::runtime_error("raw rocksdb write failed");
+    for (auto& frames : group_) {
+      char slot[4];
+      std::memcpy(slot, frames[1].data(), sizeof slot);
+      frames[1].rebuild(slot, sizeof slot);  // the slot back: "stored"
+      zmq::send_multipart(s, frames, zmq::send_flags::dontwait);
     }
   }
 
-  zmq::context_t ctx_{1};
-  zmq::socket_t router_;
   std::unique_ptr<rocksdb::DB> db_;
+  rocksdb::WriteOptions wo_;
   std::string value_;
-  std::string endpoint_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
+  std::vector<std::vector<zmq::message_t>> group_;
+  std::unique_ptr<raw_router_thread> router_;  ///< last: its thread stops before the rest goes
 };
 
 }  // namespace

@@ -27,6 +27,7 @@
 #include "cohort/transport/client.hpp"
 #include "echo_service.hpp"
 #include "grpc_echo.hpp"
+#include "raw_router.hpp"
 #include "run_result.hpp"
 #include "stats.hpp"
 #include "targets.hpp"
@@ -42,38 +43,19 @@ namespace {
 /// A raw ZeroMQ ROUTER echo server on its own thread: the baseline.
 class raw_echo_server {
  public:
-  raw_echo_server() : router_(ctx_, zmq::socket_type::router) {
-    router_.set(zmq::sockopt::linger, 0);
-    router_.set(zmq::sockopt::sndhwm, 100000);
-    router_.set(zmq::sockopt::rcvhwm, 100000);
-    router_.bind("tcp://127.0.0.1:*");
-    endpoint_ = router_.get(zmq::sockopt::last_endpoint);
-    thread_ = std::thread([this] { serve(); });
-  }
-  ~raw_echo_server() {
-    stop_ = true;
-    thread_.join();
-  }
-  const std::string& endpoint() const { return endpoint_; }
+  raw_echo_server()
+      : router_([this](zmq::socket_t& s) {
+          for (;;) {
+            frames_.clear();
+            if (!zmq::recv_multipart(s, std::back_inserter(frames_), zmq::recv_flags::dontwait)) break;
+            zmq::send_multipart(s, frames_, zmq::send_flags::dontwait);
+          }
+        }) {}
+  const std::string& endpoint() const { return router_.endpoint(); }
 
  private:
-  void serve() {
-    std::vector<zmq::message_t> frames;
-    zmq::pollitem_t item{router_.handle(), 0, ZMQ_POLLIN, 0};
-    while (!stop_) {
-      if (zmq::poll(&item, 1, std::chrono::milliseconds(50)) <= 0) continue;
-      for (;;) {
-        frames.clear();
-        if (!zmq::recv_multipart(router_, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
-        zmq::send_multipart(router_, frames, zmq::send_flags::dontwait);
-      }
-    }
-  }
-  zmq::context_t ctx_{1};
-  zmq::socket_t router_;
-  std::string endpoint_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
+  std::vector<zmq::message_t> frames_;  ///< the router's thread's only
+  raw_router_thread router_;            ///< last: its thread stops first
 };
 
 /// Large enough for the 1 MiB point of the payload curve (the envelope adds a few bytes).
