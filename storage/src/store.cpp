@@ -408,12 +408,12 @@ result<std::unique_ptr<store>> store::open(const std::string& dir, store_options
         return error_info{errc::store_corrupt, "the store in '" + dir + "' has data files but no CURRENT file (" +
                                                    name + "); restore a backup or repair it by hand"};
     }
-  // A torn record at the end of the log (a crash mid-write, never
-  // acknowledged) is dropped; damage anywhere before it fails the open
-  // instead of silently dropping every acknowledged write after it.
   // A new store's folder is made here: RocksDB would log an error ("Error
   // when reading ... NotFound") for a folder it then makes itself.
   if (opts.create_if_missing) std::filesystem::create_directories(dir, ec);
+  // A torn record at the end of the log (a crash mid-write, never
+  // acknowledged) is dropped; damage anywhere before it fails the open
+  // instead of silently dropping every acknowledged write after it.
   auto logger = std::make_shared<store_logger>(dir);
   auto o = store_options_for(logger, rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords);
   o.create_if_missing = opts.create_if_missing;

@@ -59,11 +59,12 @@ std::string member_sections(const cluster_keys& keys, int i, const std::string& 
 }
 
 std::unique_ptr<node_process> start_member(const cluster_keys& keys, int i, const etcd_server& etcd,
-                                           const std::string& data_dir = "", const std::string& counter = "") {
+                                           const std::string& data_dir = "", const std::string& counter = "",
+                                           const std::string& more_cluster = "") {
   // Transfers in 1 KiB pieces: these handoffs come in several answers, as
   // large exports do (the shop and namespace tests take the default: one).
   return std::make_unique<node_process>(member_sections(keys, i, etcd.url(), "t", 16, "[services.counter]\n" + counter,
-                                                        "transfer_chunk_bytes = 1024\n"),
+                                                        "transfer_chunk_bytes = 1024\n" + more_cluster),
                                         "name = \"" + keys.nodes[static_cast<std::size_t>(i)].name + "\"\n", data_dir);
 }
 
@@ -616,12 +617,10 @@ TEST_CASE("a handoff called off because its target died: the writes its owner ta
   etcd_server etcd;
   cluster_keys keys;
   temp_dir d1, d2;
+  // A quarter of hold_timeout_ms: the owner seals and exports after 250 ms
+  // though the target never took its base.
   auto member = [&](int i, const std::string& dir) {
-    // A quarter of hold_timeout_ms: the owner seals and exports after 250 ms
-    // though the target never took its base.
-    return std::make_unique<node_process>(
-        member_sections(keys, i, etcd.url(), "t", 16, "[services.counter]\n", "hold_timeout_ms = 1000\n"),
-        "name = \"" + keys.nodes[static_cast<std::size_t>(i)].name + "\"\n", dir);
+    return start_member(keys, i, etcd, dir, "", "hold_timeout_ms = 1000\n");
   };
   auto n1 = member(0, d1.path());
   REQUIRE(eventually([&] { return owners(*n1)["n1"] == 16; }, std::chrono::seconds(20)));
