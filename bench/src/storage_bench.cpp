@@ -221,8 +221,13 @@ int main(int argc, char** argv) {
   std::string json_out;
   app.add_flag("--quick", quick, "shorter runs and a 100k-key store");
   app.add_option("--json", json_out, "write results to this JSON file");
+  std::vector<int> writers{1, 8, 32};
+  bool durable_only = false;
+  app.add_option("--writers", writers, "concurrencies of the durable-writes rows")->check(CLI::Range(1, 1024));
+  app.add_flag("--durable-only", durable_only, "only the durable-writes rows (for profiling them): no recovery, no activation");
+  app.add_option("--repeats", repeats, "repeats per durable-writes figure")->check(CLI::Range(1, 50));
   CLI11_PARSE(app, argc, argv);
-  if (quick) repeats = 2, duration_ms = 700, keys = 100000, live = 20000;
+  if (quick) repeats = std::min(repeats, 2), duration_ms = 700, keys = 100000, live = 20000;
   const auto duration = std::chrono::milliseconds(duration_ms);
   nlohmann::json results = nlohmann::json::object();
   target_list targets;
@@ -230,7 +235,7 @@ int main(int argc, char** argv) {
   std::printf("storage bench: sync-mode writes, %d x %d ms per figure\n\n", repeats, duration_ms);
   std::printf("%-40s %-24s %-24s %6s  %-10s %s\n", "scenario", "cohort median [min..max]", "raw rocksdb sync",
               "ratio", "target", "result");
-  for (int clients : {1, 8, 32}) {
+  for (int clients : writers) {
     std::vector<double> svc, raw, net;
     for (int i = 0; i < repeats; ++i) {
       raw.push_back(raw_rocksdb_synced(clients, duration));
@@ -255,6 +260,12 @@ int main(int argc, char** argv) {
                                                           {"ratio", ratio}, {"network_floor", f.median},
                                                           {"network_floor_min", f.min}, {"network_floor_max", f.max},
                                                           {"ratio_to_network_floor", s.median / f.median}};
+  }
+  if (durable_only) {
+    targets.print();
+    results["targets"] = targets.to_json();
+    if (!json_out.empty()) std::ofstream(json_out) << results.dump(2) << "\n";
+    return 0;
   }
   const int events = 10000;
   double without = recovery_ms(events, 100000000), with = recovery_ms(events, 100);
