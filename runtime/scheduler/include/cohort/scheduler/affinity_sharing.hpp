@@ -21,15 +21,18 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <thread>
+#include <vector>
 
 #include <caf/actor_system_config.hpp>
 #include <caf/policy/unprofiled.hpp>
 #include <caf/resumable.hpp>
+
+#include "cohort/scheduler/thread_parker.hpp"
 
 namespace cohort::scheduler {
 
@@ -46,13 +49,21 @@ class affinity_sharing : public caf::policy::unprofiled {
   /// woken: by a shared job, or by the next park (see internal_enqueue). The
   /// timeout is only a safety net.
   static constexpr std::chrono::milliseconds deep_sleep{100};
+  /// How long a thread about to sleep looks for work first (see search()).
+  static constexpr std::chrono::microseconds search_for{20};
+
+  struct worker_data;
 
   struct coordinator_data {
     explicit coordinator_data(caf::scheduler::abstract_coordinator*) {}
     std::mutex lock;
-    std::condition_variable cv;
     std::deque<caf::resumable*> queue;  ///< guarded by lock
-    std::size_t sleeping = 0;           ///< threads waiting on cv; guarded by lock
+    /// Threads asleep, the latest last (woken first: its cache is warmest);
+    /// guarded by lock. A waker takes one off before waking it, so each
+    /// sleeper has one waker at most.
+    std::vector<worker_data*> idle;
+    std::atomic<std::size_t> queued{0};     ///< queue.size(), for threads that look without the lock
+    std::atomic<std::size_t> searching{0};  ///< threads looking for work before they sleep (at most one)
     std::atomic<std::size_t> parked{0};  ///< jobs in the threads' slots now
     std::atomic<std::uint64_t> parks{0};  ///< jobs ever parked: did any come while a thread slept?
     std::atomic<std::size_t> deep_sleepers{0};  ///< threads asleep until woken
@@ -67,6 +78,8 @@ class affinity_sharing : public caf::policy::unprofiled {
     std::atomic<std::int64_t> parked_at{0};
     /// pd.parks when this thread last went to sleep (this thread only).
     std::uint64_t parks_seen = 0;
+    /// Where this thread sleeps when idle (see thread_parker.hpp).
+    thread_parker parker;
   };
 
   /// From outside the scheduler (or from a worker's own actor via anon_send:
@@ -95,10 +108,7 @@ class affinity_sharing : public caf::policy::unprofiled {
     pd.parked.fetch_add(1, std::memory_order_seq_cst);
     // A thread in deep sleep would not look at the slots: wake one, once per
     // burst (it then wakes every steal_after while parks go on).
-    if (pd.deep_sleepers.load(std::memory_order_seq_cst) > 0) {
-      std::lock_guard<std::mutex> guard(pd.lock);
-      pd.cv.notify_one();
-    }
+    if (pd.deep_sleepers.load(std::memory_order_seq_cst) > 0) wake_one(pd);
   }
 
   /// A job that used up its throughput: to the back of the shared queue.
@@ -118,31 +128,50 @@ class affinity_sharing : public caf::policy::unprofiled {
       if (!pd.queue.empty()) {
         auto* job = pd.queue.front();
         pd.queue.pop_front();
+        pd.queued.fetch_sub(1, std::memory_order_relaxed);
         return job;
       }
       guard.unlock();
       if (auto* job = steal(self)) return job;
+      if (search(self)) continue;
       guard.lock();
       if (!pd.queue.empty()) continue;
-      pd.sleeping++;
-      // Light sleep (timed) only while jobs are being parked: timed waits
-      // that expire make glibc's condition variable slow for the signalling
-      // side, which the I/O thread is on every request.
+      // Light sleep (timed) only while jobs are being parked, to look at the
+      // slots again; otherwise until woken.
       const auto parks = pd.parks.load(std::memory_order_relaxed);
       const bool parking = parks != d(self).parks_seen;
       d(self).parks_seen = parks;
+      std::chrono::nanoseconds sleep = steal_after;
+      bool deep = false;
       if (!parking) {
         // Deep sleep only if nothing is parked, checked after saying so: a
-        // park either sees deep_sleepers > 0 (and wakes us under the lock we
-        // hold until wait) or we see parked > 0 here.
+        // park either sees deep_sleepers > 0 (and wakes an idle thread once
+        // it can take the lock, which we hold until we are on the idle
+        // list) or we see parked > 0 here.
         pd.deep_sleepers.fetch_add(1, std::memory_order_seq_cst);
-        const bool none_parked = pd.parked.load(std::memory_order_seq_cst) == 0;
-        pd.cv.wait_for(guard, none_parked ? std::chrono::microseconds(deep_sleep) : steal_after);
-        pd.deep_sleepers.fetch_sub(1, std::memory_order_seq_cst);
-      } else {
-        pd.cv.wait_for(guard, steal_after);
+        deep = true;
+        if (pd.parked.load(std::memory_order_seq_cst) == 0) sleep = deep_sleep;
       }
-      pd.sleeping--;
+      d(self).parker.prepare();
+      pd.idle.push_back(&d(self));
+      guard.unlock();
+      d(self).parker.park_for(sleep);
+      if (deep) pd.deep_sleepers.fetch_sub(1, std::memory_order_seq_cst);
+      // Off the idle list, whether a waker took us off or not: after a
+      // timeout we are still on it, and a waker that took us off just before
+      // our timeout may unpark us late, so a wake proves nothing.
+      guard.lock();
+      for (auto it = pd.idle.begin(); it != pd.idle.end(); ++it)
+        if (*it == &d(self)) {
+          pd.idle.erase(it);
+          break;
+        }
+      if (!pd.queue.empty()) {
+        auto* job = pd.queue.front();
+        pd.queue.pop_front();
+        pd.queued.fetch_sub(1, std::memory_order_relaxed);
+        return job;
+      }
     }
   }
 
@@ -157,6 +186,7 @@ class affinity_sharing : public caf::policy::unprofiled {
     while (!d(self).queue.empty()) {
       auto* job = d(self).queue.front();
       d(self).queue.pop_front();
+      d(self).queued.fetch_sub(1, std::memory_order_relaxed);
       f(job);
     }
   }
@@ -178,12 +208,53 @@ class affinity_sharing : public caf::policy::unprofiled {
   template <class Coordinator>
   static void share(Coordinator* self, caf::resumable* job) {
     auto& pd = d(self);
-    // Notified under the lock: notifying after it measured 40% fewer
-    // requests/s over tcp (64 in flight, 2 threads): the woken thread then
-    // raced the notifier for the mutex.
-    std::lock_guard<std::mutex> guard(pd.lock);
-    pd.queue.push_back(job);
-    if (pd.sleeping > 0) pd.cv.notify_one();
+    worker_data* sleeper = nullptr;
+    {
+      std::lock_guard<std::mutex> guard(pd.lock);
+      pd.queue.push_back(job);
+      pd.queued.fetch_add(1, std::memory_order_relaxed);
+      // A searching thread will take it (it looks under this lock before
+      // it sleeps): no wake-up.
+      if (pd.searching.load(std::memory_order_relaxed) == 0) sleeper = take_idle(pd);
+    }
+    // Woken after the lock is released: the sleeper's first step is to take it.
+    if (sleeper) sleeper->parker.unpark();
+  }
+
+  /// Before sleeping, one thread at a time looks for work for up to
+  /// search_for, so that a job shared meanwhile needs no wake-up; true if
+  /// it saw some (to take through the normal path).
+  template <class Worker>
+  bool search(Worker* self) {
+    auto& pd = d(self->parent());
+    std::size_t none = 0;
+    if (!pd.searching.compare_exchange_strong(none, 1, std::memory_order_acq_rel)) return false;
+    const auto until = std::chrono::steady_clock::now() + search_for;
+    bool found = false;
+    while (!found && std::chrono::steady_clock::now() < until) {
+      found = pd.queued.load(std::memory_order_relaxed) > 0 ||
+              d(self).next.load(std::memory_order_relaxed) != nullptr;
+      if (!found) std::this_thread::yield();
+    }
+    pd.searching.store(0, std::memory_order_release);
+    return found;
+  }
+
+  /// An idle thread, taken off the list (null if none); under pd.lock.
+  static worker_data* take_idle(coordinator_data& pd) {
+    if (pd.idle.empty()) return nullptr;
+    auto* w = pd.idle.back();
+    pd.idle.pop_back();
+    return w;
+  }
+
+  static void wake_one(coordinator_data& pd) {
+    worker_data* sleeper = nullptr;
+    {
+      std::lock_guard<std::mutex> guard(pd.lock);
+      sleeper = take_idle(pd);
+    }
+    if (sleeper) sleeper->parker.unpark();
   }
 
   template <class Worker>
