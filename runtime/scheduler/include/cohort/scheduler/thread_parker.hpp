@@ -1,14 +1,14 @@
 // thread_parker: puts one thread to sleep until another wakes it, on a futex
 // word of its own.
 //
-// Why not a condition variable shared by every idle thread: glibc's makes the
-// signalling side wait for earlier waiters whose timed waits expired to leave
-// their group (__condvar_quiesce_and_switch_g1), and the signaller notifies
-// under the queue's lock, so the I/O thread, which hands every request to the
-// scheduler, sat in futex_wait inside share(): 30% of its time at 64 requests
-// in flight (perf, 2026-11-28). A parker has one sleeper and one waker at a
-// time (the waker takes the sleeper off the idle list under the lock first),
-// so waking is one store and one FUTEX_WAKE, done after the lock is released.
+// Why not one condition variable for every idle thread: here the waker picks
+// the thread (the one idle last: its cache is warmest), takes it off the idle
+// list under the scheduler's lock and wakes it after releasing that lock, so
+// the woken thread never finds the lock still held by its waker, and each
+// sleeper gets one wake-up at most. Measured alone (2026-11-28, before the
+// scheduler's 20 us search was added) it moved 64 B at 64 requests in flight
+// from a median of 93k to 106k req/s in six alternating rounds: within the
+// spread, never slower.
 #pragma once
 
 #include <atomic>
