@@ -349,11 +349,16 @@ int main(int argc, char** argv) {
   for (std::size_t payload : {std::size_t{64}, std::size_t{4096}}) {
     std::vector<double> c_thr, p_thr;
     for (int i = 0; i < repeats; ++i) {
-      p_thr.push_back(measure_cohort(cohort_endpoint, 64, duration, payload).throughput);
-      c_thr.push_back(measure_cohort((*secure)->endpoints().front(), 64, duration, payload, keys).throughput);
+      // Each repeat a pair, its order alternating: neither side always runs first.
+      auto plain = [&] { p_thr.push_back(measure_cohort(cohort_endpoint, 64, duration, payload).throughput); };
+      auto curve = [&] {
+        c_thr.push_back(measure_cohort((*secure)->endpoints().front(), 64, duration, payload, keys).throughput);
+      };
+      if (i % 2) curve(), plain();
+      else plain(), curve();
     }
     if (payload == 64)
-      targets.ratio_at_least("CURVE 64 B, 64 in flight", "throughput", spread_of(c_thr), spread_of(p_thr), "plain tcp", 0.7);
+      targets.paired_ratio_at_least("CURVE 64 B, 64 in flight", "throughput", c_thr, p_thr, "plain tcp", 0.7);
     else
       std::printf("CURVE 4 KiB, 64 in flight: %.2fx plain tcp (no target)\n",
                   spread_of(c_thr).median / spread_of(p_thr).median);
@@ -373,11 +378,12 @@ int main(int argc, char** argv) {
   {
     std::vector<double> on, off;
     for (int i = 0; i < repeats; ++i) {
-      off.push_back(measure_cohort((*quiet)->endpoints().front(), 64, duration, 64).throughput);
-      on.push_back(measure_cohort(cohort_endpoint, 64, duration, 64).throughput);
+      auto measure_off = [&] { off.push_back(measure_cohort((*quiet)->endpoints().front(), 64, duration, 64).throughput); };
+      auto measure_on = [&] { on.push_back(measure_cohort(cohort_endpoint, 64, duration, 64).throughput); };
+      if (i % 2) measure_on(), measure_off();
+      else measure_off(), measure_on();
     }
-    targets.ratio_at_least("metrics on, 64 B, 64 in flight", "throughput", spread_of(on), spread_of(off), "metrics off",
-                           0.95);
+    targets.paired_ratio_at_least("metrics on, 64 B, 64 in flight", "throughput", on, off, "metrics off", 0.95);
   }
   (*quiet)->stop();
 
@@ -404,12 +410,14 @@ int main(int argc, char** argv) {
       }
       std::vector<double> on, off;
       for (int i = 0; i < repeats; ++i) {
-        off.push_back(measure_cohort((*untraced)->endpoints().front(), 64, duration, 64).throughput);
-        on.push_back(measure_cohort((*traced)->endpoints().front(), 64, duration, 64).throughput);
+        auto measure_off = [&] { off.push_back(measure_cohort((*untraced)->endpoints().front(), 64, duration, 64).throughput); };
+        auto measure_on = [&] { on.push_back(measure_cohort((*traced)->endpoints().front(), 64, duration, 64).throughput); };
+        if (i % 2) measure_on(), measure_off();
+        else measure_off(), measure_on();
       }
       char label[64];
       std::snprintf(label, sizeof label, "tracing %g, 64 B, 64 in flight", sample);
-      targets.ratio_at_least(label, "throughput", spread_of(on), spread_of(off), "tracing off", sample < 1 ? 0.95 : 0.85);
+      targets.paired_ratio_at_least(label, "throughput", on, off, "tracing off", sample < 1 ? 0.95 : 0.85);
       (*traced)->stop();
     }
     (*untraced)->stop();

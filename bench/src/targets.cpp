@@ -14,6 +14,8 @@ std::string target_check::target_text() const {
 }
 
 double target_check::spread_percent() const {
+  if (paired_ratios)
+    return paired_ratios->median != 0 ? 100.0 * (paired_ratios->max - paired_ratios->min) / paired_ratios->median : 0;
   return cohort.median != 0 ? 100.0 * (cohort.max - cohort.min) / cohort.median : 0;
 }
 
@@ -21,6 +23,17 @@ void target_list::ratio_at_least(std::string scenario, std::string metric, sprea
                                  std::string baseline_name, double min_ratio) {
   checks_.push_back({std::move(scenario), std::move(metric), cohort, baseline, std::move(baseline_name),
                      baseline.median != 0 ? cohort.median / baseline.median : 0, true, min_ratio});
+}
+
+void target_list::paired_ratio_at_least(std::string scenario, std::string metric, const std::vector<double>& cohort,
+                                        const std::vector<double>& baseline, std::string baseline_name,
+                                        double min_ratio) {
+  std::vector<double> ratios;
+  for (std::size_t i = 0; i < cohort.size() && i < baseline.size(); ++i)
+    ratios.push_back(baseline[i] != 0 ? cohort[i] / baseline[i] : 0);
+  auto r = spread_of(ratios);
+  checks_.push_back({std::move(scenario), std::move(metric), spread_of(cohort), spread_of(baseline),
+                     std::move(baseline_name), r.median, true, min_ratio, r});
 }
 
 void target_list::ratio_at_most(std::string scenario, std::string metric, spread cohort, spread baseline,
@@ -61,7 +74,8 @@ nlohmann::json target_list::to_json() const {
     j.push_back({{"scenario", c.scenario}, {"metric", c.metric}, {"cohort", s(c.cohort)},
                  {"baseline", c.baseline ? s(*c.baseline) : nlohmann::json(nullptr)}, {"baseline_name", c.baseline_name},
                  {"value", c.value}, {"limit", c.limit}, {"at_least", c.at_least}, {"target", c.target_text()},
-                 {"spread_percent", c.spread_percent()}, {"pass", c.pass()}});
+                 {"spread_percent", c.spread_percent()}, {"pass", c.pass()},
+                 {"paired_ratios", c.paired_ratios ? s(*c.paired_ratios) : nlohmann::json(nullptr)}});
   return j;
 }
 

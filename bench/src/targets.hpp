@@ -24,9 +24,13 @@ struct target_check {
   double value = 0;
   bool at_least = true;    ///< value >= limit (else value <= limit)
   double limit = 0;
+  /// Paired rows: the per-repeat ratios (Cohort's figure over the baseline's
+  /// measured right beside it); `value` is their median.
+  std::optional<spread> paired_ratios;
   [[nodiscard]] bool pass() const { return at_least ? value >= limit : value <= limit; }
   [[nodiscard]] std::string target_text() const;
-  /// The spread of Cohort's figure relative to its median, in percent ((max - min) / median).
+  /// The spread of Cohort's figure relative to its median, in percent ((max - min) / median);
+  /// for a paired row, the spread of the per-repeat ratios.
   [[nodiscard]] double spread_percent() const;
 };
 
@@ -35,6 +39,13 @@ class target_list {
   /// Cohort's median / the baseline's median must be >= `min_ratio` (throughput).
   void ratio_at_least(std::string scenario, std::string metric, spread cohort, spread baseline,
                       std::string baseline_name, double min_ratio);
+  /// For two configurations of Cohort measured in pairs, one right after the
+  /// other in each repeat (the price of a feature): the median of the
+  /// per-repeat ratios cohort[i] / baseline[i] must be >= `min_ratio`. A
+  /// pair shares the machine's state of the moment, so the ratio of a pair
+  /// moves less than the ratio of two medians taken over minutes.
+  void paired_ratio_at_least(std::string scenario, std::string metric, const std::vector<double>& cohort,
+                             const std::vector<double>& baseline, std::string baseline_name, double min_ratio);
   /// Cohort's median / the baseline's median must be <= `max_ratio` (latency).
   void ratio_at_most(std::string scenario, std::string metric, spread cohort, spread baseline,
                      std::string baseline_name, double max_ratio);
