@@ -40,6 +40,19 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
+/// One repeat of a paired measurement (a price row): both sides, the order
+/// alternating from repeat to repeat, so that neither always runs first.
+template <class First, class Second>
+void in_alternating_order(int repeat, First&& first, Second&& second) {
+  if (repeat % 2) {
+    second();
+    first();
+  } else {
+    first();
+    second();
+  }
+}
+
 /// A raw ZeroMQ ROUTER echo server on its own thread: the baseline.
 class raw_echo_server {
  public:
@@ -349,13 +362,11 @@ int main(int argc, char** argv) {
   for (std::size_t payload : {std::size_t{64}, std::size_t{4096}}) {
     std::vector<double> c_thr, p_thr;
     for (int i = 0; i < repeats; ++i) {
-      // Each repeat a pair, its order alternating: neither side always runs first.
       auto plain = [&] { p_thr.push_back(measure_cohort(cohort_endpoint, 64, duration, payload).throughput); };
       auto curve = [&] {
         c_thr.push_back(measure_cohort((*secure)->endpoints().front(), 64, duration, payload, keys).throughput);
       };
-      if (i % 2) curve(), plain();
-      else plain(), curve();
+      in_alternating_order(i, plain, curve);
     }
     if (payload == 64)
       targets.paired_ratio_at_least("CURVE 64 B, 64 in flight", "throughput", c_thr, p_thr, "plain tcp", 0.7);
@@ -380,8 +391,7 @@ int main(int argc, char** argv) {
     for (int i = 0; i < repeats; ++i) {
       auto measure_off = [&] { off.push_back(measure_cohort((*quiet)->endpoints().front(), 64, duration, 64).throughput); };
       auto measure_on = [&] { on.push_back(measure_cohort(cohort_endpoint, 64, duration, 64).throughput); };
-      if (i % 2) measure_on(), measure_off();
-      else measure_off(), measure_on();
+      in_alternating_order(i, measure_off, measure_on);
     }
     targets.paired_ratio_at_least("metrics on, 64 B, 64 in flight", "throughput", on, off, "metrics off", 0.95);
   }
@@ -412,8 +422,7 @@ int main(int argc, char** argv) {
       for (int i = 0; i < repeats; ++i) {
         auto measure_off = [&] { off.push_back(measure_cohort((*untraced)->endpoints().front(), 64, duration, 64).throughput); };
         auto measure_on = [&] { on.push_back(measure_cohort((*traced)->endpoints().front(), 64, duration, 64).throughput); };
-        if (i % 2) measure_on(), measure_off();
-        else measure_off(), measure_on();
+        in_alternating_order(i, measure_off, measure_on);
       }
       char label[64];
       std::snprintf(label, sizeof label, "tracing %g, 64 B, 64 in flight", sample);

@@ -261,12 +261,13 @@ int main(int argc, char** argv) {
                                                           {"network_floor_min", f.min}, {"network_floor_max", f.max},
                                                           {"ratio_to_network_floor", s.median / f.median}};
   }
-  if (durable_only) {
+  auto finish = [&] {
     targets.print();
     results["targets"] = targets.to_json();
     if (!json_out.empty()) std::ofstream(json_out) << results.dump(2) << "\n";
     return 0;
-  }
+  };
+  if (durable_only) return finish();
   const int events = 10000;
   double without = recovery_ms(events, 100000000), with = recovery_ms(events, 100);
   std::printf("%-40s %-24s %-24s\n", "recovery of 10k-event entity (ms)", (human(with) + " with snapshots").c_str(),
@@ -327,8 +328,5 @@ int main(int argc, char** argv) {
                            {"hibernation_off", {{"live", awake.live}, {"per_second", awake.per_second},
                                                 {"bytes_per_live_entity", awake.bytes_per_live_entity},
                                                 {"heap_bytes_per_live_entity", awake.heap_bytes_per_live_entity}}}};
-  targets.print();
-  results["targets"] = targets.to_json();
-  if (!json_out.empty()) std::ofstream(json_out) << results.dump(2) << "\n";
-  return 0;
+  return finish();
 }

@@ -126,10 +126,7 @@ class affinity_sharing : public caf::policy::unprofiled {
       if (auto* job = take_slot(d(self), pd)) return job;
       std::unique_lock<std::mutex> guard(pd.lock);
       if (!pd.queue.empty()) {
-        auto* job = pd.queue.front();
-        pd.queue.pop_front();
-        pd.queued.fetch_sub(1, std::memory_order_relaxed);
-        return job;
+        return pop_shared(pd);
       }
       guard.unlock();
       if (auto* job = steal(self)) return job;
@@ -167,10 +164,7 @@ class affinity_sharing : public caf::policy::unprofiled {
           break;
         }
       if (!pd.queue.empty()) {
-        auto* job = pd.queue.front();
-        pd.queue.pop_front();
-        pd.queued.fetch_sub(1, std::memory_order_relaxed);
-        return job;
+        return pop_shared(pd);
       }
     }
   }
@@ -184,10 +178,7 @@ class affinity_sharing : public caf::policy::unprofiled {
   void foreach_central_resumable(Coordinator* self, UnaryFunction f) {
     std::unique_lock<std::mutex> guard(d(self).lock);
     while (!d(self).queue.empty()) {
-      auto* job = d(self).queue.front();
-      d(self).queue.pop_front();
-      d(self).queued.fetch_sub(1, std::memory_order_relaxed);
-      f(job);
+      f(pop_shared(d(self)));
     }
   }
 
@@ -238,6 +229,14 @@ class affinity_sharing : public caf::policy::unprofiled {
     }
     pd.searching.store(0, std::memory_order_release);
     return found;
+  }
+
+  /// The shared queue's first job (the queue is not empty); under pd.lock.
+  static caf::resumable* pop_shared(coordinator_data& pd) {
+    auto* job = pd.queue.front();
+    pd.queue.pop_front();
+    pd.queued.fetch_sub(1, std::memory_order_relaxed);
+    return job;
   }
 
   /// An idle thread, taken off the list (null if none); under pd.lock.
