@@ -101,7 +101,8 @@ run_result measure_grpc(const std::string& address, int in_flight, std::chrono::
   cv.wait(lock, [&] { return running == 0; });
   if (!failure.empty()) throw std::runtime_error("gRPC call failed: " + failure);
   const double secs = std::chrono::duration<double>(clock_type::now() - start).count();
-  return {latencies.size() / secs, percentile(latencies, 50), percentile(latencies, 99), percentile(latencies, 99.9)};
+  return {latencies.size() / secs, percentile(latencies, 50), percentile(latencies, 99), percentile(latencies, 99.9),
+          latencies.size()};
 }
 
 }  // namespace cohort::bench

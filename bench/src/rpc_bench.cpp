@@ -15,6 +15,7 @@
 #include <map>
 #include <thread>
 #include <cstring>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -114,7 +115,7 @@ run_result measure_raw(const std::string& endpoint, int in_flight, std::chrono::
     else if (--in_flight == 0) break;
   }
   double secs = std::chrono::duration<double>(clock_type::now() - start).count();
-  return {done / secs, percentile(latencies, 50), percentile(latencies, 99), percentile(latencies, 99.9)};
+  return {done / secs, percentile(latencies, 50), percentile(latencies, 99), percentile(latencies, 99.9), done};
 }
 
 run_result measure_cohort(const std::string& endpoint, int in_flight, std::chrono::milliseconds duration,
@@ -143,21 +144,50 @@ run_result measure_cohort(const std::string& endpoint, int in_flight, std::chron
   for (int i = 0; i < in_flight; ++i) send_one();
   while (c.in_flight() > 0) c.poll(std::chrono::milliseconds(100));
   double secs = std::chrono::duration<double>(clock_type::now() - start).count();
-  return {done / secs, percentile(latencies, 50), percentile(latencies, 99), percentile(latencies, 99.9)};
+  return {done / secs, percentile(latencies, 50), percentile(latencies, 99), percentile(latencies, 99.9), done};
+}
+
+/// What the whole process (all threads) has used so far: CPU time in µs and
+/// page faults (minor: fresh memory touched for the first time).
+struct process_usage {
+  double cpu_us = 0, faults = 0;
+  static process_usage now() {
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    auto us = [](const timeval& t) { return t.tv_sec * 1e6 + t.tv_usec; };
+    return {us(u.ru_utime) + us(u.ru_stime), static_cast<double>(u.ru_minflt + u.ru_majflt)};
+  }
+};
+
+/// Runs one measurement and adds what it cost the process per reply. The
+/// systems not being measured sit idle meanwhile, so the process's usage is
+/// the measured system's (client and server).
+template <typename Measure>
+run_result with_cpu(Measure&& measure) {
+  const auto before = process_usage::now();
+  run_result r = measure();
+  const auto after = process_usage::now();
+  if (r.replies > 0) {
+    r.cpu_us_per_reply = (after.cpu_us - before.cpu_us) / static_cast<double>(r.replies);
+    r.faults_per_reply = (after.faults - before.faults) / static_cast<double>(r.replies);
+  }
+  return r;
 }
 
 /// One system's figures at one point, over the repeats.
 struct figures {
-  std::vector<double> thr, p50, p99, p999;
+  std::vector<double> thr, p50, p99, p999, cpu, faults;
   void add(const run_result& r) {
     thr.push_back(r.throughput), p50.push_back(r.p50_us), p99.push_back(r.p99_us), p999.push_back(r.p999_us);
+    cpu.push_back(r.cpu_us_per_reply), faults.push_back(r.faults_per_reply);
   }
   [[nodiscard]] nlohmann::json to_json() const {
     auto s = [](const std::vector<double>& v) {
       auto x = spread_of(v);
       return nlohmann::json{{"median", x.median}, {"min", x.min}, {"max", x.max}};
     };
-    return {{"throughput", s(thr)}, {"p50_us", s(p50)}, {"p99_us", s(p99)}, {"p999_us", s(p999)}};
+    return {{"throughput", s(thr)}, {"p50_us", s(p50)},   {"p99_us", s(p99)},
+            {"p999_us", s(p999)},   {"cpu_us_per_reply", s(cpu)}, {"page_faults_per_reply", s(faults)}};
   }
 };
 
@@ -256,19 +286,25 @@ int main(int argc, char** argv) {
         const int which = (i + k) % 3;  // 0 raw, 1 Cohort, 2 gRPC
         if (!system.empty() && system != std::array<const char*, 3>{"raw", "cohort", "grpc"}[which]) continue;
         switch (which) {
-          case 0: p.raw.add(measure_raw(raw.endpoint(), in_flight, duration, payload)); break;
-          case 1: p.cohort.add(measure_cohort(cohort_endpoint, in_flight, duration, payload)); break;
-          default: p.grpc.add(measure_grpc(grpc.address(), in_flight, duration, payload)); break;
+          case 0: p.raw.add(with_cpu([&] { return measure_raw(raw.endpoint(), in_flight, duration, payload); })); break;
+          case 1:
+            p.cohort.add(with_cpu([&] { return measure_cohort(cohort_endpoint, in_flight, duration, payload); }));
+            break;
+          default:
+            p.grpc.add(with_cpu([&] { return measure_grpc(grpc.address(), in_flight, duration, payload); }));
+            break;
         }
       }
     auto c = spread_of(p.cohort.thr), r = spread_of(p.raw.thr), g = spread_of(p.grpc.thr);
     std::printf("%-8s %4d in flight  req/s cohort %-8s raw %-8s (%.2fx) grpc %-8s (%.2fx)  p50 us %s / %s / %s  "
-                "p99 us %s / %s / %s\n",
+                "p99 us %s / %s / %s  cpu us/reply %.1f / %.1f / %.1f  faults/reply %.1f / %.1f / %.1f\n",
                 bytes_label(payload).c_str(), in_flight, human(c.median).c_str(), human(r.median).c_str(),
                 c.median / r.median, human(g.median).c_str(), c.median / g.median,
                 human(spread_of(p.cohort.p50).median).c_str(), human(spread_of(p.raw.p50).median).c_str(),
                 human(spread_of(p.grpc.p50).median).c_str(), human(spread_of(p.cohort.p99).median).c_str(),
-                human(spread_of(p.raw.p99).median).c_str(), human(spread_of(p.grpc.p99).median).c_str());
+                human(spread_of(p.raw.p99).median).c_str(), human(spread_of(p.grpc.p99).median).c_str(),
+                spread_of(p.cohort.cpu).median, spread_of(p.raw.cpu).median, spread_of(p.grpc.cpu).median,
+                spread_of(p.cohort.faults).median, spread_of(p.raw.faults).median, spread_of(p.grpc.faults).median);
     std::fflush(stdout);
     return p;
   };

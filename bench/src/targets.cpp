@@ -22,7 +22,7 @@ double target_check::spread_percent() const {
 void target_list::ratio_at_least(std::string scenario, std::string metric, spread cohort, spread baseline,
                                  std::string baseline_name, double min_ratio) {
   checks_.push_back({std::move(scenario), std::move(metric), cohort, baseline, std::move(baseline_name),
-                     baseline.median != 0 ? cohort.median / baseline.median : 0, true, min_ratio});
+                     baseline.median != 0 ? cohort.median / baseline.median : 0, true, min_ratio, std::nullopt});
 }
 
 void target_list::paired_ratio_at_least(std::string scenario, std::string metric, const std::vector<double>& cohort,
@@ -39,15 +39,15 @@ void target_list::paired_ratio_at_least(std::string scenario, std::string metric
 void target_list::ratio_at_most(std::string scenario, std::string metric, spread cohort, spread baseline,
                                 std::string baseline_name, double max_ratio) {
   checks_.push_back({std::move(scenario), std::move(metric), cohort, baseline, std::move(baseline_name),
-                     baseline.median != 0 ? cohort.median / baseline.median : 1e9, false, max_ratio});
+                     baseline.median != 0 ? cohort.median / baseline.median : 1e9, false, max_ratio, std::nullopt});
 }
 
 void target_list::value_at_most(std::string scenario, std::string metric, spread cohort, double limit) {
-  checks_.push_back({std::move(scenario), std::move(metric), cohort, std::nullopt, "", cohort.median, false, limit});
+  checks_.push_back({std::move(scenario), std::move(metric), cohort, std::nullopt, "", cohort.median, false, limit, std::nullopt});
 }
 
 void target_list::value_at_least(std::string scenario, std::string metric, spread cohort, double limit) {
-  checks_.push_back({std::move(scenario), std::move(metric), cohort, std::nullopt, "", cohort.median, true, limit});
+  checks_.push_back({std::move(scenario), std::move(metric), cohort, std::nullopt, "", cohort.median, true, limit, std::nullopt});
 }
 
 std::size_t target_list::missed() const {

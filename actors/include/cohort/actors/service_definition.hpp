@@ -5,7 +5,8 @@
 //       .method("hello", [](method_context&, const hello_args& a) { return hello_reply{...}; })
 //       .build();
 //
-// A handler is sync, `R f(Ctx&, const A&)`, or async, `void f(Ctx&, const A&, responder<R>)`.
+// A handler is sync, `R f(Ctx&, const A&)`, or async, `void f(Ctx&, const A&, responder<R>)`;
+// one that takes `A` by value gets the decoded arguments moved in.
 // A and R are msgpack-mapped types (MSGPACK_DEFINE_MAP); arguments of the wrong
 // shape are answered with `bad_request` before the handler runs.
 #pragma once
@@ -110,7 +111,8 @@ method_handler adapt_handler(F f) {
   using args = typename callable_traits<F>::arg_types;
   constexpr auto arity = std::tuple_size_v<args>;
   static_assert(arity == 2 || arity == 3, "a handler takes (Ctx&, const A&) or (Ctx&, const A&, responder<R>)");
-  using A = std::decay_t<std::tuple_element_t<1, args>>;
+  using P = std::tuple_element_t<1, args>;
+  using A = std::decay_t<P>;
   return [f = std::move(f)](const std::shared_ptr<invocation>& inv) mutable {
     A a;
     try {
@@ -122,11 +124,14 @@ method_handler adapt_handler(F f) {
     }
     Ctx ctx(inv);
     try {
+      // A handler that takes its arguments by value gets them moved in: an
+      // echo of a large string, returned, is then never copied (forward
+      // leaves a const& or & parameter bound to `a` as before).
       if constexpr (arity == 2) {
-        inv->reply(pack(f(ctx, a)));
+        inv->reply(pack(f(ctx, std::forward<P>(a))));
       } else {
         using resp = std::decay_t<std::tuple_element_t<2, args>>;
-        f(ctx, a, resp(inv));
+        f(ctx, std::forward<P>(a), resp(inv));
       }
     } catch (const service_error& e) {
       inv->fail({e.code(), e.what()});
