@@ -14,7 +14,7 @@ set(COHORT_EXPORTED
   cohort_log:log cohort_observability:observability cohort_security:security
   cohort_scheduler:scheduler cohort_supervision:supervision cohort_config:config cohort_core:core cohort_net:net
   cohort_isolation:isolation cohort_admin:admin cohort_gateway:gateway cohort_cluster:cluster cohort_runtime:runtime
-  cohort_testing:testing cohort_plugins:plugins)
+  cohort_testing:testing cohort_plugins:plugins cohort_allocator:allocator)
 set(COHORT_EXPORTED_TARGETS "")
 foreach(pair IN LISTS COHORT_EXPORTED)
   string(REPLACE ":" ";" parts "${pair}")

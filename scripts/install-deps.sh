@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake make ccache pkg-config
   libcaf-dev                        # actors (CAF 0.17.6)
+  libjemalloc-dev                   # the malloc Cohort's programs run on (runtime/allocator)
   libzmq3-dev cppzmq-dev            # messaging
   libmsgpack-cxx-dev                # wire format
   librocksdb-dev                    # per-service storage

@@ -7,13 +7,13 @@
 #include <fstream>
 #include <iostream>
 #include <thread>
-#include <malloc.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "cohort/examples/example_services.hpp"
+#include "cohort/allocator/allocator.hpp"
 #include "cohort/runtime/node.hpp"
 #include "cohort/storage/store.hpp"
 #include "cohort/transport/client.hpp"
@@ -107,12 +107,9 @@ std::size_t rss_bytes() {
   return resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
 }
 
-/// Bytes malloc has handed out and not had back (every arena, and mmapped
-/// blocks): unlike RSS, it falls when memory is freed.
-std::size_t heap_in_use() {
-  auto m = ::mallinfo2();
-  return m.uordblks + m.hblkhd;
-}
+/// Bytes malloc has handed out and not had back: unlike RSS, it falls when
+/// memory is freed.
+std::size_t heap_in_use() { return allocator::bytes_in_use(); }
 
 struct activation_figures {
   double per_second = 0;

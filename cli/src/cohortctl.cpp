@@ -46,7 +46,9 @@ void print_table(const std::vector<std::string>& header, const std::vector<std::
 }
 
 void print_status(const json& j) {
-  std::cout << "node " << cell(j["node"]) << ", up " << cell(j["uptime_s"]) << " s\n";
+  std::cout << "node " << cell(j["node"]) << ", up " << cell(j["uptime_s"]) << " s";
+  if (j.contains("allocator")) std::cout << ", on " << cell(j["allocator"]);
+  std::cout << "\n";
   std::vector<std::vector<std::string>> rows;
   for (const auto& s : j["services"])
     rows.push_back({cell(s["name"]), cell(s["kind"]), cell(s["state"]), cell(s["uptime_s"]), cell(s["restarts"]),

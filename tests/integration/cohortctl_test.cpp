@@ -46,6 +46,13 @@ TEST_CASE_METHOD(ctl_fixture, "cohortctl status lists services with state and re
   auto [jcode, json, jerr] = ctl({"--json", "status"});
   CHECK(jcode == 0);
   CHECK_THAT(json, Catch::Contains("\"state\": \"up\"") && Catch::Contains("\"restarts\": 0"));
+  // The cohort program runs on the malloc it was linked with, and says so.
+#ifdef COHORT_RUNS_ON_JEMALLOC
+  CHECK_THAT(json, Catch::Contains("\"allocator\": \"jemalloc 5."));
+  CHECK_THAT(out, Catch::Contains(", on jemalloc 5."));
+#else
+  CHECK_THAT(json, Catch::Contains("\"allocator\": \"glibc\""));
+#endif
 }
 
 TEST_CASE_METHOD(ctl_fixture, "cohortctl crash and tree show the restart and its reason", "[integration][cohortctl]") {

@@ -7,6 +7,7 @@
 #include "cohort/log/thread_name.hpp"
 #include <spdlog/spdlog.h>
 
+#include "cohort/allocator/allocator.hpp"
 #include "cohort/log/log_ring.hpp"
 #include "cohort/transport/client.hpp"
 #include "cohort/transport/envelope_codec.hpp"
@@ -281,7 +282,8 @@ void handle_admin(admin_operations& n, admin_worker& worker, request_ptr req) {
   if (h.method == "status" || h.method == "tree") {
     const bool tree = h.method == "tree";
     auto only = arg("service");
-    json out = {{"node", n.name()}, {"uptime_s", n.uptime_s()}, {"services", json::array()}};
+    json out = {{"node", n.name()}, {"uptime_s", n.uptime_s()}, {"allocator", allocator::name()},
+                {"services", json::array()}};
     for (const auto& s : n.services())
       if (only.empty() || s.name == only) out["services"].push_back(to_json(s, tree));
     if (!only.empty() && out["services"].empty()) {
