@@ -102,7 +102,7 @@ struct manifest_answer {
   std::string text;
   std::map<std::string, std::string> files;
 };
-std::optional<manifest_answer> unpack_manifest(const std::string& payload) {
+std::optional<manifest_answer> unpack_manifest(std::string_view payload) {
   try {
     auto oh = msgpack::unpack(payload.data(), payload.size());
     const auto& o = oh.get();
@@ -127,7 +127,7 @@ std::optional<manifest_answer> unpack_manifest(const std::string& payload) {
 }
 
 /// The string or bin in a msgpack payload.
-std::optional<std::string> unpack_bytes(const std::string& payload) {
+std::optional<std::string> unpack_bytes(std::string_view payload) {
   try {
     auto oh = msgpack::unpack(payload.data(), payload.size());
     const auto& o = oh.get();
@@ -914,7 +914,7 @@ void cluster_agent::impl::answer_peer(detail::request& req) {
     }
     {
       std::lock_guard<std::mutex> guard(mutex);
-      if (pushed.size() < 64 || pushed.count(service + "/" + from)) pushed[service + "/" + from] = req.payload;
+      if (pushed.size() < 64 || pushed.count(service + "/" + from)) pushed[service + "/" + from] = req.payload.str();
       if (told_exported.size() < 1024) told_exported.insert(service + "/" + from);
       handoff_due = true;
     }

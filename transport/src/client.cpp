@@ -224,7 +224,7 @@ std::size_t client::process_ready() {
     if (r.header.kind == message_kind::error)
       r.error = decode_error_payload(frames[1].to_string_view(), limits_);
     else
-      r.payload.assign(static_cast<const char*>(frames[1].data()), frames[1].size());
+      r.payload = received_payload(std::move(frames[1]));
     complete(r.header.id, std::move(r));
     ++done;
   }

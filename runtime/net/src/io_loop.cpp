@@ -445,7 +445,8 @@ void io_loop::handle_message(std::size_t index, std::vector<zmq::message_t>& fra
     post_reply({index, identity, delimiter, ticket, deadline, encode_envelope(h), std::move(p)});
   };
   counters_.requests++;
-  auto req = std::make_shared<request>(std::move(env), frames[first + 1].to_string(), deadline, std::move(sink));
+  auto req = std::make_shared<request>(std::move(env), received_payload(std::move(frames[first + 1])), deadline,
+                                       std::move(sink));
   if (req->header.method == "_subscribe") req->stream = std::move(stream);
   if (req->header.kind == message_kind::request)
     deadlines_.emplace(std::make_pair(deadline, ticket), req);
@@ -626,7 +627,7 @@ void io_loop::attempt(instance_pool& pool, request_ptr req, std::vector<instance
   instance->outstanding++;
   envelope env = req->header;
   const bool subscribe = req->stream && req->header.method == "_subscribe";
-  auto sent_id = remote->call_async(std::move(env), req->payload, budget,
+  auto sent_id = remote->call_async(std::move(env), req->payload.str(), budget,
                   [this, &pool, req, instance, tried = std::move(tried), subscribe](reply&& r) mutable {
                     instance->outstanding--;
                     if (subscribe && r.error) streams_.erase({instance->endpoint, r.header.id});
@@ -651,7 +652,7 @@ void io_loop::attempt(instance_pool& pool, request_ptr req, std::vector<instance
                     if (r.error)
                       req->fail(*r.error);
                     else
-                      req->respond(std::move(r.payload));
+                      req->respond(std::move(r.payload).take());
                   });
   if (subscribe && !req->answered()) {
     if (streams_.size() >= max_relayed_streams) streams_.erase(streams_.begin());

@@ -15,6 +15,7 @@
 
 #include "cohort/transport/envelope.hpp"
 #include "cohort/transport/envelope_codec.hpp"
+#include "cohort/transport/payload_bytes.hpp"
 #include "cohort/transport/wire_limits.hpp"
 
 namespace cohort {
@@ -43,7 +44,8 @@ struct call_options {
 /// A finished call: a result payload (msgpack bytes) or an error.
 struct reply {
   envelope header;
-  std::string payload;
+  /// The result's bytes; a large one is the received frame itself (not copied).
+  payload_bytes payload;
   std::optional<error_info> error;
   /// True when the error was made here (deadline passed, send failed, peer
   /// declared dead) rather than answered by the peer.

@@ -12,6 +12,7 @@
 #include "cohort/observability/tracer.hpp"
 #include "cohort/transport/envelope.hpp"
 #include "cohort/transport/error_code.hpp"
+#include "cohort/transport/payload_bytes.hpp"
 
 namespace cohort::detail {
 
@@ -51,7 +52,7 @@ class in_flight_set {
 /// caller ever waits in silence. Safe to answer from any thread.
 class request : public std::enable_shared_from_this<request> {
  public:
-  request(envelope header, std::string payload, std::chrono::steady_clock::time_point deadline,
+  request(envelope header, payload_bytes payload, std::chrono::steady_clock::time_point deadline,
           reply_sink sink);
   ~request();
   request(const request&) = delete;
@@ -70,7 +71,8 @@ class request : public std::enable_shared_from_this<request> {
   [[nodiscard]] std::chrono::milliseconds remaining() const;
 
   envelope header;
-  std::string payload;
+  /// As it arrived: from a socket, the received frame itself (not copied).
+  payload_bytes payload;
   std::chrono::steady_clock::time_point deadline;
   /// Told once, on whichever thread answers, the request and the answer's
   /// code: "ok" or the error code (metrics, spans). Set before the request is
