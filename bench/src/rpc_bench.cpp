@@ -163,7 +163,7 @@ struct process_usage {
 /// systems not being measured sit idle meanwhile, so the process's usage is
 /// the measured system's (client and server).
 template <typename Measure>
-run_result with_cpu(Measure&& measure) {
+run_result with_usage(Measure&& measure) {
   const auto before = process_usage::now();
   run_result r = measure();
   const auto after = process_usage::now();
@@ -286,12 +286,12 @@ int main(int argc, char** argv) {
         const int which = (i + k) % 3;  // 0 raw, 1 Cohort, 2 gRPC
         if (!system.empty() && system != std::array<const char*, 3>{"raw", "cohort", "grpc"}[which]) continue;
         switch (which) {
-          case 0: p.raw.add(with_cpu([&] { return measure_raw(raw.endpoint(), in_flight, duration, payload); })); break;
+          case 0: p.raw.add(with_usage([&] { return measure_raw(raw.endpoint(), in_flight, duration, payload); })); break;
           case 1:
-            p.cohort.add(with_cpu([&] { return measure_cohort(cohort_endpoint, in_flight, duration, payload); }));
+            p.cohort.add(with_usage([&] { return measure_cohort(cohort_endpoint, in_flight, duration, payload); }));
             break;
           default:
-            p.grpc.add(with_cpu([&] { return measure_grpc(grpc.address(), in_flight, duration, payload); }));
+            p.grpc.add(with_usage([&] { return measure_grpc(grpc.address(), in_flight, duration, payload); }));
             break;
         }
       }

@@ -107,10 +107,6 @@ std::size_t rss_bytes() {
   return resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
 }
 
-/// Bytes malloc has handed out and not had back: unlike RSS, it falls when
-/// memory is freed.
-std::size_t heap_in_use() { return allocator::bytes_in_use(); }
-
 struct activation_figures {
   double per_second = 0;
   double bytes_per_live_entity = 0;       ///< the RSS slope
@@ -181,7 +177,7 @@ activation_figures activation(std::size_t keys, std::size_t live_target, std::ch
   // so fixed costs (RocksDB's block cache, arenas) do not count.
   activate_until(live_target / 2);
   settle();
-  const auto rss_half = rss_bytes(), heap_half = heap_in_use();
+  const auto rss_half = rss_bytes(), heap_half = allocator::bytes_in_use();
   const auto live_half = static_cast<std::size_t>(counter().live_entities);
   activate_until(live_target);
   settle();
@@ -190,7 +186,7 @@ activation_figures activation(std::size_t keys, std::size_t live_target, std::ch
   const auto st = counter();
   out.live = static_cast<std::size_t>(st.live_entities);
   out.hibernated = static_cast<std::size_t>(st.hibernated_entities);
-  const auto rss_full = rss_bytes(), heap_full = heap_in_use();
+  const auto rss_full = rss_bytes(), heap_full = allocator::bytes_in_use();
   out.rss_total = rss_full;
   if (out.live > live_half) {
     out.bytes_per_live_entity = double(rss_full - std::min(rss_full, rss_half)) / double(out.live - live_half);
