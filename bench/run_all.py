@@ -153,9 +153,12 @@ def spread(d):
 
 def charts(results, stem):
     rpc = results["rpc"]
-    systems = [("Cohort", "cohort"), ("raw ZeroMQ", "raw_zeromq"), ("gRPC C++", "grpc")]
+    # The first two are the ratio written on the chart; the hop floor and the
+    # node with a minimal client show where between them the distance lies.
+    systems = [("Cohort", "cohort"), ("raw ZeroMQ", "raw_zeromq"), ("raw ZeroMQ, one hop", "raw_zeromq_one_hop"),
+               ("Cohort node, minimal client", "cohort_node_minimal_client"), ("gRPC C++", "grpc")]
     def rpc_series(curve, x, metric):
-        return [(name, [(p[x], p[key][metric]) for p in rpc[curve]]) for name, key in systems]
+        return [(name, [(p[x], p[key][metric]) for p in rpc[curve] if key in p]) for name, key in systems]
     one = next(p for p in rpc["window_curve"] if p["in_flight"] == 1)
     pngs = [
         curve_chart(stem + "-rpc-window.png", "Request/reply 64 B over tcp loopback: throughput vs in-flight window "

@@ -83,8 +83,13 @@ node_config member_config(const fs::path& data, const keyring* keys, int i, cons
   cfg.security.keyless_loopback = false;
   cfg.security.local_operator = false;
   cfg.security.key_file = (keys->dir.path / (cfg.name + ".key")).string();
-  for (const auto& [name, k] : keys->nodes) cfg.security.peers.push_back({name, security::role::node, k.public_key});
-  cfg.security.peers.push_back({"bench", security::role::client, keys->client.public_key, {"*"}});
+  auto peer = [](std::string name, security::role kind, std::string key, std::vector<std::string> services) {
+    security::trusted_peer p;
+    p.name = std::move(name), p.kind = kind, p.public_key = std::move(key), p.services = std::move(services);
+    return p;
+  };
+  for (const auto& [name, k] : keys->nodes) cfg.security.peers.push_back(peer(name, security::role::node, k.public_key, {}));
+  cfg.security.peers.push_back(peer("bench", security::role::client, keys->client.public_key, {"*"}));
   cfg.cluster.etcd = {etcd};
   cfg.cluster.name = "bench";
   cfg.cluster.lease_ttl = std::chrono::milliseconds(3000);

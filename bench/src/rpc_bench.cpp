@@ -1,7 +1,9 @@
 // rpc_bench: request/reply over tcp loopback, Cohort (client -> node -> echo
 // service -> reply; bench/src/echo_service.hpp) beside two peers measured in the same run, interleaved
-// repeat by repeat: a raw ZeroMQ DEALER/ROUTER echo (the floor) and a gRPC C++
-// unary echo (what users would write instead). Curves against the in-flight
+// repeat by repeat: a raw ZeroMQ DEALER/ROUTER echo (the floor), the same echo
+// with one batched hand-off to a second thread and back (the floor of any
+// runtime that keeps handlers off the socket's thread; bench/src/raw_hop_echo.hpp)
+// and a gRPC C++ unary echo (what users would write instead). Curves against the in-flight
 // window (64 B) and the payload size (16 in flight), then the price of CURVE,
 // request metrics and tracing. Targets: bench/README.md.
 #include <atomic>
@@ -26,8 +28,10 @@
 #include "cohort/runtime/node.hpp"
 #include "cohort/security/keys.hpp"
 #include "cohort/transport/client.hpp"
+#include "cohort/transport/envelope_codec.hpp"
 #include "echo_service.hpp"
 #include "grpc_echo.hpp"
+#include "raw_hop_echo.hpp"
 #include "raw_router.hpp"
 #include "run_result.hpp"
 #include "stats.hpp"
@@ -147,6 +151,61 @@ run_result measure_cohort(const std::string& endpoint, int in_flight, std::chron
   return {done / secs, percentile(latencies, 50), percentile(latencies, 99), percentile(latencies, 99.9), done};
 }
 
+/// Cohort's node called by a minimal client: a DEALER that sends a header
+/// encoded once per slot (its id the slot) and reads the id back from each
+/// reply's header, with none of cohort::client's bookkeeping (pending map,
+/// deadlines, callbacks). Separates the node's cost from the client's.
+run_result measure_node_minimal_client(const std::string& endpoint, int in_flight, std::chrono::milliseconds duration,
+                                       std::size_t payload_bytes) {
+  zmq::context_t ctx{1};
+  zmq::socket_t s(ctx, zmq::socket_type::dealer);
+  s.set(zmq::sockopt::linger, 0);
+  s.connect(endpoint);
+  const auto payload = pack(echo_args{std::string(payload_bytes, 'x')});
+  std::vector<std::string> headers;
+  for (int slot = 0; slot < in_flight; ++slot) {
+    envelope env;
+    env.id = static_cast<std::uint64_t>(slot);
+    env.service = "echo";
+    env.method = "echo";
+    env.deadline_ms = 10000;
+    headers.push_back(encode_envelope(env));
+  }
+  std::vector<clock_type::time_point> sent_at(in_flight);
+  std::vector<double> latencies;
+  std::uint64_t done = 0;
+  auto send_one = [&](std::size_t slot) {
+    sent_at[slot] = clock_type::now();
+    std::array<zmq::const_buffer, 2> frames{zmq::buffer(headers[slot]), zmq::buffer(payload)};
+    zmq::send_multipart(s, frames);
+  };
+  const auto limits = bench_limits();
+  std::vector<zmq::message_t> reply;
+  auto read_slot = [&]() -> std::size_t {
+    reply.clear();
+    (void)zmq::recv_multipart(s, std::back_inserter(reply));
+    std::uint64_t id = 0;
+    auto env = decode_envelope(reply.at(0).to_string_view(), limits, &id);
+    if (!env || env->kind != message_kind::reply) throw std::runtime_error("the node did not answer with a reply");
+    return static_cast<std::size_t>(id);
+  };
+  send_one(0);
+  read_slot();
+  auto start = clock_type::now();
+  auto until = start + duration;
+  for (int i = 0; i < in_flight; ++i) send_one(static_cast<std::size_t>(i));
+  for (int left = in_flight; left > 0;) {
+    auto slot = read_slot();
+    auto now = clock_type::now();
+    latencies.push_back(std::chrono::duration<double, std::micro>(now - sent_at[slot]).count());
+    ++done;
+    if (now < until) send_one(slot);
+    else --left;
+  }
+  double secs = std::chrono::duration<double>(clock_type::now() - start).count();
+  return {done / secs, percentile(latencies, 50), percentile(latencies, 99), percentile(latencies, 99.9), done};
+}
+
 /// What the whole process (all threads) has used so far: CPU time in µs and
 /// page faults (minor: fresh memory touched for the first time).
 struct process_usage {
@@ -191,13 +250,18 @@ struct figures {
   }
 };
 
-/// Cohort and both peers at one (payload, in-flight) point.
+/// Cohort and its peers at one (payload, in-flight) point.
 struct point {
   std::size_t payload = 0;
   int in_flight = 0;
-  figures cohort, raw, grpc;
+  figures cohort, raw, hop, node, grpc;
   [[nodiscard]] nlohmann::json to_json() const {
-    return {{"payload", payload}, {"in_flight", in_flight}, {"cohort", cohort.to_json()}, {"raw_zeromq", raw.to_json()},
+    return {{"payload", payload},
+            {"in_flight", in_flight},
+            {"cohort", cohort.to_json()},
+            {"raw_zeromq", raw.to_json()},
+            {"raw_zeromq_one_hop", hop.to_json()},
+            {"cohort_node_minimal_client", node.to_json()},
             {"grpc", grpc.to_json()}};
   }
 };
@@ -239,7 +303,7 @@ int main(int argc, char** argv) {
   app.add_flag("--curves-only", curves_only, "only the curves (for profiling one scenario): no targets, no prices");
   std::string system;
   app.add_option("--system", system, "with --curves-only: measure one system alone (a profile without the others)")
-      ->check(CLI::IsMember({"cohort", "raw", "grpc"}))
+      ->check(CLI::IsMember({"cohort", "raw", "hop", "node", "grpc"}))
       ->needs("--curves-only");
   CLI11_PARSE(app, argc, argv);
   if (quick) {
@@ -268,12 +332,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   raw_echo_server raw;
+  raw_hop_echo_server hop;
   grpc_echo_server grpc;
   const auto cohort_endpoint = (*n)->endpoints().front();
   std::cout << "rpc bench: tcp loopback, " << repeats << " x " << seconds_ms
-            << " ms per figure; Cohort, raw ZeroMQ and gRPC C++ interleaved in each repeat\n";
+            << " ms per figure; Cohort, raw ZeroMQ, raw ZeroMQ with one hop, Cohort's node with a minimal client\n"
+               "and gRPC C++ interleaved in each repeat; columns after req/s: cohort / raw / raw+hop / node+min.client / grpc\n";
 
-  // Every (payload, in-flight) point measured once, the three systems in a
+  // Every (payload, in-flight) point measured once, the four systems in a
   // rotating order per repeat so that drift of the machine hits each alike.
   std::map<std::pair<std::size_t, int>, point> points;
   auto measure = [&](std::size_t payload, int in_flight) -> const point& {
@@ -281,30 +347,47 @@ int main(int argc, char** argv) {
     auto& p = it->second;
     if (!fresh) return p;
     p.payload = payload, p.in_flight = in_flight;
+    constexpr std::array<const char*, 5> names{"raw", "cohort", "hop", "node", "grpc"};
     for (int i = 0; i < repeats; ++i)
-      for (int k = 0; k < 3; ++k) {
-        const int which = (i + k) % 3;  // 0 raw, 1 Cohort, 2 gRPC
-        if (!system.empty() && system != std::array<const char*, 3>{"raw", "cohort", "grpc"}[which]) continue;
+      for (int k = 0; k < 5; ++k) {
+        const int which = (i + k) % 5;
+        if (!system.empty() && system != names[which]) continue;
         switch (which) {
           case 0: p.raw.add(with_usage([&] { return measure_raw(raw.endpoint(), in_flight, duration, payload); })); break;
           case 1:
             p.cohort.add(with_usage([&] { return measure_cohort(cohort_endpoint, in_flight, duration, payload); }));
+            break;
+          case 2: p.hop.add(with_usage([&] { return measure_raw(hop.endpoint(), in_flight, duration, payload); })); break;
+          case 3:
+            p.node.add(with_usage(
+                [&] { return measure_node_minimal_client(cohort_endpoint, in_flight, duration, payload); }));
             break;
           default:
             p.grpc.add(with_usage([&] { return measure_grpc(grpc.address(), in_flight, duration, payload); }));
             break;
         }
       }
-    auto c = spread_of(p.cohort.thr), r = spread_of(p.raw.thr), g = spread_of(p.grpc.thr);
-    std::printf("%-8s %4d in flight  req/s cohort %-8s raw %-8s (%.2fx) grpc %-8s (%.2fx)  p50 us %s / %s / %s  "
-                "p99 us %s / %s / %s  cpu us/reply %.1f / %.1f / %.1f  faults/reply %.1f / %.1f / %.1f\n",
+    // Every column after req/s: Cohort / raw ZeroMQ / raw ZeroMQ with one hop /
+    // Cohort's node with a minimal client / gRPC C++.
+    auto c = spread_of(p.cohort.thr), r = spread_of(p.raw.thr), h = spread_of(p.hop.thr), nd = spread_of(p.node.thr),
+         g = spread_of(p.grpc.thr);
+    auto five = [&p](std::vector<double> figures::*column, bool raw_numbers) {
+      std::string out;
+      for (const figures* f : {&p.cohort, &p.raw, &p.hop, &p.node, &p.grpc}) {
+        const double m = spread_of(f->*column).median;
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.1f", m);
+        out += (out.empty() ? "" : " / ") + (raw_numbers ? std::string(buf) : human(m));
+      }
+      return out;
+    };
+    std::printf("%-8s %4d in flight  req/s cohort %-8s raw %-8s (%.2fx) raw+hop %-8s (%.2fx) node+min.client %-8s "
+                "(%.2fx) grpc %-8s (%.2fx)  p50 us %s  p99 us %s  cpu us/reply %s  faults/reply %s\n",
                 bytes_label(payload).c_str(), in_flight, human(c.median).c_str(), human(r.median).c_str(),
-                c.median / r.median, human(g.median).c_str(), c.median / g.median,
-                human(spread_of(p.cohort.p50).median).c_str(), human(spread_of(p.raw.p50).median).c_str(),
-                human(spread_of(p.grpc.p50).median).c_str(), human(spread_of(p.cohort.p99).median).c_str(),
-                human(spread_of(p.raw.p99).median).c_str(), human(spread_of(p.grpc.p99).median).c_str(),
-                spread_of(p.cohort.cpu).median, spread_of(p.raw.cpu).median, spread_of(p.grpc.cpu).median,
-                spread_of(p.cohort.faults).median, spread_of(p.raw.faults).median, spread_of(p.grpc.faults).median);
+                c.median / r.median, human(h.median).c_str(), c.median / h.median, human(nd.median).c_str(),
+                c.median / nd.median, human(g.median).c_str(), c.median / g.median,
+                five(&figures::p50, false).c_str(), five(&figures::p99, false).c_str(),
+                five(&figures::cpu, true).c_str(), five(&figures::faults, true).c_str());
     std::fflush(stdout);
     return p;
   };

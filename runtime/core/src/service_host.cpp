@@ -401,7 +401,11 @@ result<bool> service_host::restore(const std::string& service, const std::string
     return error_info{errc::unavailable, "service '" + service + "' did not stop within 10 s; nothing restored"};
   h.svc->db.reset();  // closes the store: nothing uses it any more
   if (auto restored = restore_store(from.string(), store_dir(cfg_, service)); !restored) {
-    start(h);  // on the old store, which is untouched
+    // On the old store, which is untouched; a failure to start again is the
+    // operator's to see beside the restore's own error.
+    if (auto restarted = start(h); !restarted)
+      log::get("service")->error("{} did not start again on its old store after the failed restore: {}", service,
+                                 restarted.error().message);
     return restored.error();
   }
   return start(h);

@@ -540,7 +540,11 @@ caf::behavior service_root(root_actor* self, std::shared_ptr<service_runtime> sv
   }
   st.plan = std::make_unique<supervision_plan>(policy, specs);
   if (!entities) {
-    for (const auto& s : specs) st.workers.push_back(worker_child{s.id});
+    for (const auto& s : specs) {
+      worker_child child;
+      child.id = s.id;
+      st.workers.push_back(std::move(child));
+    }
     for (std::size_t i = 0; i < st.workers.size(); ++i) (void)start_worker(self, svc, i);
   }
   if (entities && svc->cfg.events.enabled) st.hub = spawn_event_hub(self, svc);
