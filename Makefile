@@ -3,7 +3,7 @@ BUILD ?= build
 RELEASE ?= build-release
 JOBS ?= $(shell nproc)
 
-.PHONY: deps build release demo test test-asan test-tsan fuzz bench bench-quick profile clean
+.PHONY: deps build release demo test test-asan test-tsan fuzz bench bench-quick profile budget clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -62,6 +62,10 @@ bench-quick: release
 PROFILE_LABEL ?= $(shell git rev-parse --short HEAD)
 profile: release
 	bash bench/profile/profile.sh $(RELEASE) $(PROFILE_LABEL)
+
+# CPU and context switches per request by thread, each request/reply system alone (bench/README.md, Profiles).
+budget: release
+	python3 bench/profile/budget.py $(RELEASE) $(PROFILE_LABEL)-budget
 
 clean:
 	rm -rf $(BUILD) $(RELEASE) build-asan build-tsan build-tsan-deps build-fuzz
