@@ -84,42 +84,67 @@ wire_limits bench_limits() {
   return l;
 }
 
-run_result measure_raw(const std::string& endpoint, int in_flight, std::chrono::milliseconds duration,
-                       std::size_t payload_bytes) {
+/// A DEALER connected to `endpoint`, on a ZeroMQ context of its own (one I/O
+/// thread), as a client process would have.
+struct bench_dealer {
   zmq::context_t ctx{1};
-  zmq::socket_t s(ctx, zmq::socket_type::dealer);
-  s.set(zmq::sockopt::linger, 0);
-  s.connect(endpoint);
-  std::string payload(payload_bytes, 'x');
-  std::vector<clock_type::time_point> sent_at;
+  zmq::socket_t socket{ctx, zmq::socket_type::dealer};
+  explicit bench_dealer(const std::string& endpoint) {
+    socket.set(zmq::sockopt::linger, 0);
+    socket.connect(endpoint);
+  }
+};
+
+/// The closed loop of both DEALER clients below: `in_flight` slots, each
+/// sent again as soon as its answer is read, until `duration` has passed.
+/// `send(slot)` sends slot's request; `read_slot()` blocks for the next
+/// answer and returns its slot. One round trip first makes the connection.
+template <class Send, class ReadSlot>
+run_result closed_loop(int in_flight, std::chrono::milliseconds duration, Send&& send, ReadSlot&& read_slot) {
+  std::vector<clock_type::time_point> sent_at(static_cast<std::size_t>(in_flight));
   std::vector<double> latencies;
   std::uint64_t done = 0;
-  auto send_one = [&](std::uint32_t slot) {
-    std::string msg(reinterpret_cast<const char*>(&slot), sizeof slot);
-    msg += payload;
+  auto send_one = [&](std::size_t slot) {
     sent_at[slot] = clock_type::now();
-    s.send(zmq::buffer(msg), zmq::send_flags::none);
+    send(slot);
   };
-  sent_at.resize(in_flight);
-  // Warm-up connection.
   send_one(0);
-  zmq::message_t m;
-  (void)s.recv(m);
+  (void)read_slot();
   auto start = clock_type::now();
   auto until = start + duration;
-  for (int i = 0; i < in_flight; ++i) send_one(static_cast<std::uint32_t>(i));
-  while (true) {
-    if (!s.recv(m)) break;
+  for (int i = 0; i < in_flight; ++i) send_one(static_cast<std::size_t>(i));
+  for (int left = in_flight; left > 0;) {
+    const std::size_t slot = read_slot();
     auto now = clock_type::now();
-    std::uint32_t slot;
-    std::memcpy(&slot, m.data(), sizeof slot);
-    latencies.push_back(std::chrono::duration<double, std::micro>(now - sent_at[slot]).count());
+    latencies.push_back(std::chrono::duration<double, std::micro>(now - sent_at.at(slot)).count());
     ++done;
     if (now < until) send_one(slot);
-    else if (--in_flight == 0) break;
+    else --left;
   }
   double secs = std::chrono::duration<double>(clock_type::now() - start).count();
   return {done / secs, percentile(latencies, 50), percentile(latencies, 99), percentile(latencies, 99.9), done};
+}
+
+run_result measure_raw(const std::string& endpoint, int in_flight, std::chrono::milliseconds duration,
+                       std::size_t payload_bytes) {
+  bench_dealer dealer(endpoint);
+  auto& s = dealer.socket;
+  std::string payload(payload_bytes, 'x');
+  zmq::message_t m;
+  return closed_loop(
+      in_flight, duration,
+      [&](std::size_t slot) {
+        const auto id = static_cast<std::uint32_t>(slot);
+        std::string msg(reinterpret_cast<const char*>(&id), sizeof id);
+        msg += payload;
+        s.send(zmq::buffer(msg), zmq::send_flags::none);
+      },
+      [&]() -> std::size_t {
+        if (!s.recv(m) || m.size() < sizeof(std::uint32_t)) throw std::runtime_error("raw echo: no answer");
+        std::uint32_t id;
+        std::memcpy(&id, m.data(), sizeof id);
+        return id;
+      });
 }
 
 run_result measure_cohort(const std::string& endpoint, int in_flight, std::chrono::milliseconds duration,
@@ -157,10 +182,8 @@ run_result measure_cohort(const std::string& endpoint, int in_flight, std::chron
 /// deadlines, callbacks). Separates the node's cost from the client's.
 run_result measure_node_minimal_client(const std::string& endpoint, int in_flight, std::chrono::milliseconds duration,
                                        std::size_t payload_bytes) {
-  zmq::context_t ctx{1};
-  zmq::socket_t s(ctx, zmq::socket_type::dealer);
-  s.set(zmq::sockopt::linger, 0);
-  s.connect(endpoint);
+  bench_dealer dealer(endpoint);
+  auto& s = dealer.socket;
   const auto payload = pack(echo_args{std::string(payload_bytes, 'x')});
   std::vector<std::string> headers;
   for (int slot = 0; slot < in_flight; ++slot) {
@@ -171,39 +194,22 @@ run_result measure_node_minimal_client(const std::string& endpoint, int in_fligh
     env.deadline_ms = 10000;
     headers.push_back(encode_envelope(env));
   }
-  std::vector<clock_type::time_point> sent_at(in_flight);
-  std::vector<double> latencies;
-  std::uint64_t done = 0;
-  auto send_one = [&](std::size_t slot) {
-    sent_at[slot] = clock_type::now();
-    std::array<zmq::const_buffer, 2> frames{zmq::buffer(headers[slot]), zmq::buffer(payload)};
-    zmq::send_multipart(s, frames);
-  };
   const auto limits = bench_limits();
   std::vector<zmq::message_t> reply;
-  auto read_slot = [&]() -> std::size_t {
-    reply.clear();
-    (void)zmq::recv_multipart(s, std::back_inserter(reply));
-    std::uint64_t id = 0;
-    auto env = decode_envelope(reply.at(0).to_string_view(), limits, &id);
-    if (!env || env->kind != message_kind::reply) throw std::runtime_error("the node did not answer with a reply");
-    return static_cast<std::size_t>(id);
-  };
-  send_one(0);
-  read_slot();
-  auto start = clock_type::now();
-  auto until = start + duration;
-  for (int i = 0; i < in_flight; ++i) send_one(static_cast<std::size_t>(i));
-  for (int left = in_flight; left > 0;) {
-    auto slot = read_slot();
-    auto now = clock_type::now();
-    latencies.push_back(std::chrono::duration<double, std::micro>(now - sent_at[slot]).count());
-    ++done;
-    if (now < until) send_one(slot);
-    else --left;
-  }
-  double secs = std::chrono::duration<double>(clock_type::now() - start).count();
-  return {done / secs, percentile(latencies, 50), percentile(latencies, 99), percentile(latencies, 99.9), done};
+  return closed_loop(
+      in_flight, duration,
+      [&](std::size_t slot) {
+        std::array<zmq::const_buffer, 2> frames{zmq::buffer(headers[slot]), zmq::buffer(payload)};
+        zmq::send_multipart(s, frames);
+      },
+      [&]() -> std::size_t {
+        reply.clear();
+        (void)zmq::recv_multipart(s, std::back_inserter(reply));
+        std::uint64_t id = 0;
+        auto env = decode_envelope(reply.at(0).to_string_view(), limits, &id);
+        if (!env || env->kind != message_kind::reply) throw std::runtime_error("the node did not answer with a reply");
+        return static_cast<std::size_t>(id);
+      });
 }
 
 /// What the whole process (all threads) has used so far: CPU time in µs and
