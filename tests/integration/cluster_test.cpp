@@ -126,9 +126,29 @@ struct writer {
   std::string phase;                      ///< what the test is doing, named in a failure's report
   std::vector<std::string> out_of_order_seen;  ///< the first of them, for the report
 
+  /// While a node is known dead (killed, not yet back): an add whose shard
+  /// that node already owned is refused as unavailable, not lost, and waits
+  /// here with the idempotency key it was sent with, for the node's return.
+  bool defer_while_owner_gone = false;
+  std::vector<std::pair<std::string, std::string>> deferred;  ///< key, idempotency key
+
   template <class Client>
   void add(Client& c, const std::string& key) {
-    const auto idem = key + "/" + std::to_string(rounds[key]++);
+    send_add(c, key, key + "/" + std::to_string(rounds[key]++));
+  }
+
+  /// The deferred adds, sent again now that their shard's owner is back; each must be acknowledged.
+  template <class Client>
+  void send_deferred(Client& c) {
+    auto waiting = std::move(deferred);
+    deferred.clear();
+    const bool was = std::exchange(defer_while_owner_gone, false);
+    for (const auto& [key, idem] : waiting) send_add(c, key, idem);
+    defer_while_owner_gone = was;
+  }
+
+  template <class Client>
+  void send_add(Client& c, const std::string& key, const std::string& idem) {
     call_options o;
     o.key = key;
     o.idempotency_key = idem;
@@ -150,6 +170,13 @@ struct writer {
         return;
       }
       errors.push_back(key + ": " + r.error->code + ": " + r.error->message);
+      // Its shard had already moved to the node that was killed (the kill
+      // came after that handoff finished): unavailable until it returns.
+      if (defer_while_owner_gone && r.error->is(errc::unavailable) &&
+          r.error->message.find("which is gone") != std::string::npos) {
+        deferred.emplace_back(key, idem);
+        return;
+      }
       // wrong_shard (a cluster client already followed one): the map moved again; call again.
       if (!r.error->transient() && !r.error->is(errc::wrong_shard)) break;
       retried++;
@@ -553,7 +580,9 @@ TEST_CASE("kill -9 during a handoff, on either side: no acknowledged write lost,
   (void)n3->proc->wait(std::chrono::seconds(10));
   n3.reset();
   w.phase = "after n3 was killed while taking shards";
+  w.defer_while_owner_gone = true;  // a shard whose handoff to n3 finished before the kill waits for n3
   for (const auto& k : names) w.add(c, k);
+  w.defer_while_owner_gone = false;
   // It comes back: the handoffs run again and finish.
   n3 = start_member(keys, 2, etcd, d3.path());
   REQUIRE(eventually([&] {
@@ -561,6 +590,8 @@ TEST_CASE("kill -9 during a handoff, on either side: no acknowledged write lost,
     auto o = owners(*n2, &moving);
     return o["n3"] >= 5 && moving == 0;
   }, std::chrono::seconds(40)));
+  w.phase = "the adds n3's death held back, sent again";
+  w.send_deferred(c);
   w.phase = "after n3 came back and the handoffs finished";
   for (const auto& k : names) w.add(c, k);
 

@@ -58,7 +58,8 @@ def main():
         data = os.path.join(tmp, "data")
         cfg = os.path.join(tmp, "node.toml")
         with open(cfg, "w") as f:
-            f.write('[node]\nlisten = ["tcp://127.0.0.1:*"]\ndata_dir = "%s"\n' % data)
+            # Every port picked by the node, the admin endpoint's too (its default, 7401, is one per machine).
+            f.write('[node]\nlisten = ["tcp://127.0.0.1:*"]\nadmin = "tcp://127.0.0.1:*"\ndata_dir = "%s"\n' % data)
             f.write('[http]\nlisten = "127.0.0.1:0"\n')  # the node picks a free port and says which
             f.write("[services.counter]\n[services.visits]\n")  # greeter: the Python service
             f.write('[security]\nkeyless_loopback = false\n')

@@ -29,8 +29,10 @@ def check(cond, what):
 def start_node(tmp, isolation):
     cfg = os.path.join(tmp, "node.toml")
     with open(cfg, "w") as f:
-        # Port 0: the node binds a free port and says which (no race with another test for a port picked here).
-        f.write('[node]\nlisten = ["tcp://127.0.0.1:*"]\ndata_dir = "%s"\nisolation = "%s"\n[http]\nlisten = "127.0.0.1:0"\n'
+        # Port 0 / "*": the node binds free ports and says which (no race with another test for a port picked
+        # here). The admin endpoint too: its default, 7401, is one port for every node on the machine.
+        f.write('[node]\nlisten = ["tcp://127.0.0.1:*"]\nadmin = "tcp://127.0.0.1:*"\ndata_dir = "%s"\nisolation = "%s"\n'
+                '[http]\nlisten = "127.0.0.1:0"\n'
                 % (os.path.join(tmp, "data"), isolation))
         for s in SHOP:
             f.write("[services.%s]\n" % s)
