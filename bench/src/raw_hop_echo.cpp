@@ -1,6 +1,8 @@
 #include "raw_hop_echo.hpp"
 
 #include <sys/eventfd.h>
+#include <cstdint>
+#include <stdexcept>
 #include <unistd.h>
 
 #include <zmq_addon.hpp>
