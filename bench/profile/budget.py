@@ -24,7 +24,7 @@ SYSTEMS = [("raw", "raw ZeroMQ"), ("hop", "raw ZeroMQ, one hop"), ("node", "Coho
 
 # Thread names (comm) to roles. The bench's main thread is the client; of the
 # two ZeroMQ I/O threads the server's context starts first (lower tid).
-def role(comm, tid, zmq_tids, is_raw_like):
+def role(comm, tid, zmq_tids):
     if comm.startswith("ZMQbg/IO"):
         return "ZeroMQ I/O thread, server" if tid == min(zmq_tids) else "ZeroMQ I/O thread, client"
     if comm == "cohort-io":
@@ -76,7 +76,7 @@ def roles_of(system, threads):
     for tid, t in threads.items():
         if t["cpu_ms"] <= 1:
             continue  # idle threads (the systems not measured, timers)
-        r = role(t["comm"], tid, zmq_tids, system in ("raw", "hop"))
+        r = role(t["comm"], tid, zmq_tids)
         if r is None:
             if tid == main_tid:
                 r = "client thread"

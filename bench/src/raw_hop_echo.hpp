@@ -11,7 +11,6 @@
 // thread pays, and nothing else: no envelope, no routing, no encoding.
 #pragma once
 
-#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <string>

@@ -1,11 +1,13 @@
 // rpc_bench: request/reply over tcp loopback, Cohort (client -> node -> echo
-// service -> reply; bench/src/echo_service.hpp) beside two peers measured in the same run, interleaved
-// repeat by repeat: a raw ZeroMQ DEALER/ROUTER echo (the floor), the same echo
-// with one batched hand-off to a second thread and back (the floor of any
-// runtime that keeps handlers off the socket's thread; bench/src/raw_hop_echo.hpp)
-// and a gRPC C++ unary echo (what users would write instead). Curves against the in-flight
-// window (64 B) and the payload size (16 in flight), then the price of CURVE,
-// request metrics and tracing. Targets: bench/README.md.
+// service -> reply; bench/src/echo_service.hpp) beside four others measured in
+// the same run, interleaved repeat by repeat: a raw ZeroMQ DEALER/ROUTER echo
+// (the floor), the same echo with one batched hand-off to a second thread and
+// back (the floor of any runtime that keeps handlers off the socket's thread;
+// bench/src/raw_hop_echo.hpp), Cohort's node called by a minimal client (the
+// node's cost without cohort::client's), and a gRPC C++ unary echo (what users
+// would write instead). Curves against the in-flight window (64 B) and the
+// payload size (16 in flight), then the price of CURVE, request metrics and
+// tracing. Targets: bench/README.md.
 #include <atomic>
 #include <chrono>
 #include <cstdio>
