@@ -11,6 +11,7 @@ answered in that window (its req/s times the window). Prints one table, CPU
 raw perf output under bench/results/profiles/<label>/.
 
 Usage: bench/profile/budget.py BUILD_DIR LABEL [--window N] [--payload B] [--rounds R] [--seconds S] [--out DIR]
+       [--systems raw,hop,node,cohort]
 """
 import argparse
 import os
@@ -99,7 +100,14 @@ def main():
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; the table gives the median round")
     ap.add_argument("--out", help="where to write (default: bench/results/profiles/LABEL)")
+    ap.add_argument("--systems", default=",".join(s for s, _ in SYSTEMS),
+                    help="comma-separated subset of " + ", ".join(s for s, _ in SYSTEMS))
     a = ap.parse_args()
+    wanted = a.systems.split(",")
+    unknown = [w for w in wanted if w not in dict(SYSTEMS)]
+    if unknown:
+        ap.error("unknown system(s): " + ", ".join(unknown))
+    systems = [(s, name) for s, name in SYSTEMS if s in wanted]
     here = os.path.dirname(os.path.abspath(__file__))
     out_dir = a.out or os.path.join(here, "..", "results", "profiles", a.label)
     os.makedirs(out_dir, exist_ok=True)
@@ -107,7 +115,7 @@ def main():
             "handler thread(s)", "other"]
     per_system = {}
     for r in range(a.rounds):
-        for system, _ in SYSTEMS:
+        for system, _ in systems:
             rate, threads = measure(a.build, system, a.window, a.payload, a.seconds, out_dir, r)
             requests = rate * a.seconds
             roles = roles_of(system, threads)
@@ -117,27 +125,27 @@ def main():
     lines = [f"CPU µs per request by thread (context switches per request), {a.payload} B, {a.window} in flight, "
              f"median of {a.rounds} alternating rounds of {a.seconds} s (perf stat --per-thread)", ""]
     chosen = {}
-    for system, _ in SYSTEMS:
+    for system, _ in systems:
         runs = sorted(per_system[system], key=lambda x: x[0])
         chosen[system] = runs[len(runs) // 2]
-    lines.append("| thread | " + " | ".join(f"{name} ({chosen[s][0] / 1000:.0f}k/s)" for s, name in SYSTEMS) + " |")
-    lines.append("|---|" + "---|" * len(SYSTEMS))
+    lines.append("| thread | " + " | ".join(f"{name} ({chosen[s][0] / 1000:.0f}k/s)" for s, name in systems) + " |")
+    lines.append("|---|" + "---|" * len(systems))
     for row in rows:
         cells = []
-        for s, _ in SYSTEMS:
+        for s, _ in systems:
             v = chosen[s][1].get(row)
             cells.append(f"{v[0]:.2f} ({v[1]:.2f})" if v else "-")
         if any(c != "-" for c in cells):
             lines.append(f"| {row} | " + " | ".join(cells) + " |")
     totals = []
-    for s, _ in SYSTEMS:
+    for s, _ in systems:
         cpu = sum(v[0] for v in chosen[s][1].values())
         cs = sum(v[1] for v in chosen[s][1].values())
         totals.append(f"**{cpu:.2f}** ({cs:.2f})")
     lines.append("| **total** | " + " | ".join(totals) + " |")
     lines.append("")
     lines.append("every round: " + "; ".join(f"{s} " + " / ".join(f"{r[0] / 1000:.0f}k" for r in per_system[s])
-                                             for s, _ in SYSTEMS))
+                                             for s, _ in systems))
     text = "\n".join(lines) + "\n"
     with open(os.path.join(out_dir, "budget.md"), "w") as f:
         f.write(text)
@@ -145,7 +153,7 @@ def main():
     print(f"budget: {out_dir}", file=sys.stderr)
     # A table with a system that answered nothing, or whose client or socket
     # thread was not found, measures nothing: say so and fail.
-    broken = [s for s, _ in SYSTEMS if chosen[s][0] <= 0 or "client thread" not in chosen[s][1]
+    broken = [s for s, _ in systems if chosen[s][0] <= 0 or "client thread" not in chosen[s][1]
               or "socket thread" not in chosen[s][1]]
     if broken:
         print("budget: no figures for " + ", ".join(broken), file=sys.stderr)

@@ -40,15 +40,15 @@ trace_context tracer::continue_or_start(std::string_view traceparent, std::strin
     if (auto ctx = parse_traceparent(traceparent)) return *ctx;
   trace_context ctx;
   ctx.trace_id = is_trace_id(trace_hint) ? std::string(trace_hint) : new_trace_id();
-  if (cfg_.enabled && cfg_.sample > 0) {
-    if (cfg_.sample >= 1) {
-      ctx.sampled = true;
-    } else {
-      thread_local std::mt19937_64 rng{std::random_device{}()};
-      ctx.sampled = std::uniform_real_distribution<double>(0, 1)(rng) < cfg_.sample;
-    }
-  }
+  ctx.sampled = sample_new_trace();
   return ctx;
+}
+
+bool tracer::sample_new_trace() const {
+  if (!cfg_.enabled || cfg_.sample <= 0) return false;
+  if (cfg_.sample >= 1) return true;
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return std::uniform_real_distribution<double>(0, 1)(rng) < cfg_.sample;
 }
 
 void tracer::record(span&& s, bool sampled) {

@@ -225,7 +225,7 @@ std::size_t client::process_ready() {
       r.error = decode_error_payload(frames[1].to_string_view(), limits_);
     else
       r.payload = received_payload(std::move(frames[1]));
-    complete(r.header.id, std::move(r));
+    complete(it, std::move(r));
     ++done;
   }
   return done;
@@ -259,8 +259,8 @@ std::optional<clock_type::time_point> client::next_deadline() const {
   return deadlines_.begin()->first;
 }
 
-void client::complete(std::uint64_t id, reply&& r) {
-  auto it = pending_.find(id);
+void client::complete(std::unordered_map<std::uint64_t, pending_call>::iterator it, reply&& r) {
+  const auto id = it->first;
   auto handler = std::move(it->second.handler);
   auto range = deadlines_.equal_range(it->second.deadline);
   for (auto d = range.first; d != range.second; ++d)

@@ -236,7 +236,8 @@ result<envelope> decode_envelope(std::string_view bytes, const wire_limits& limi
   if (bytes.size() > limits.max_header_bytes)
     return error_info{errc::too_large, "header frame exceeds " +
                                            std::to_string(limits.max_header_bytes) + " bytes"};
-  auto handle = unpack_bounded(bytes, limits);  // strings are checked field by field, after the id
+  // Strings in place (they are copied into the envelope below); checked field by field, after the id.
+  auto handle = unpack_bounded(bytes, limits, true);
   if (!handle) {
     return error_info{handle.error().code, "header: " + handle.error().message};
   }

@@ -77,6 +77,19 @@ void begin_span(request& req, observability::tracer* tracer, observability::span
       if (h.trace.empty()) h.trace.assign(h.traceparent, 3, 32);
       return;
     }
+  // A new trace under the id the request already carries (the I/O thread
+  // gives every request one): its traceparent written in place, as above.
+  if (h.traceparent.empty() && observability::is_trace_id(h.trace)) {
+    span.sampled = tracer->sample_new_trace();
+    h.traceparent.resize(55);
+    auto* out = &h.traceparent[0];
+    std::memcpy(out, "00-", 3);
+    std::memcpy(out + 3, h.trace.data(), 32);
+    out[35] = '-';
+    observability::fill_span_id(out + 36);
+    std::memcpy(out + 52, span.sampled ? "-01" : "-00", 3);
+    return;
+  }
   auto ctx = tracer->continue_or_start(h.traceparent, h.trace);
   span.sampled = ctx.sampled;
   if (ctx.span_id.size() == sizeof span.parent) std::memcpy(span.parent, ctx.span_id.data(), sizeof span.parent);

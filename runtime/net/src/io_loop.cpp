@@ -238,8 +238,8 @@ void io_loop::run_posted(bool signalled) {
     std::uint64_t drained;
     [[maybe_unused]] auto n = ::read(wake_fd_, &drained, sizeof drained);
   }
-  std::vector<std::function<void()>> tasks;
-  std::vector<outgoing_reply> replies;
+  auto& tasks = draining_posted_;
+  auto& replies = draining_replies_;
   {
     std::lock_guard<std::mutex> guard(posted_mutex_);
     tasks.swap(posted_);
@@ -250,7 +250,14 @@ void io_loop::run_posted(bool signalled) {
     forget_deadline(r.ticket, r.deadline);
     send_reply(r);
   }
+  // A task that posts adds to posted_, never to this vector.
   for (auto& t : tasks) t();
+  // Capacity kept for the next round, unless a burst grew it past the usual.
+  constexpr std::size_t kept_capacity = 1024;
+  replies.clear();
+  tasks.clear();
+  if (replies.capacity() > kept_capacity) std::vector<outgoing_reply>().swap(replies);
+  if (tasks.capacity() > kept_capacity) std::vector<std::function<void()>>().swap(tasks);
 }
 
 void io_loop::run() {
@@ -270,8 +277,11 @@ void io_loop::run() {
     retired_.clear();  // no pointer to them is left from the last round
     for (auto& l : listeners_) fds.push_back({l.fd, POLLIN, 0});
     fds.push_back({wake_fd_, POLLIN, 0});
-    std::optional<clock_type::time_point> next_deadline = expire_requests(clock_type::now());
-    while (!timers_.empty() && timers_.begin()->first <= clock_type::now()) {
+    // One clock read before the poll and one after it, per round: the spin
+    // goes round many times between two requests.
+    auto now = clock_type::now();
+    std::optional<clock_type::time_point> next_deadline = expire_requests(now);
+    while (!timers_.empty() && timers_.begin()->first <= now) {
       auto task = std::move(timers_.begin()->second);
       timers_.erase(timers_.begin());
       task();
@@ -289,13 +299,13 @@ void io_loop::run() {
     }
     auto timeout = std::chrono::milliseconds(100);
     if (next_deadline)
-      timeout = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(*next_deadline - clock_type::now()) +
+      timeout = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(*next_deadline - now) +
                                std::chrono::milliseconds(1),
                            std::chrono::milliseconds(0), timeout);
     // Under load, poll without sleeping for a short while after the last
     // event: a thread that goes to sleep between two requests costs two
     // context switches to wake, more than the polls it saves.
-    const bool spinning = clock_type::now() < spin_until;
+    const bool spinning = now < spin_until;
     auto wait = spinning || ready_now ? std::chrono::milliseconds(0) : timeout;
     if (wait.count() > 0) {
       // About to sleep: say so, then look for work posted before we said it.
@@ -304,13 +314,15 @@ void io_loop::run() {
     }
     poll_fds(fds.data(), fds.size(), wait);
     sleeping_.store(false, std::memory_order_relaxed);
+    now = clock_type::now();
+    round_started_ = now;
     const bool signalled = fds[listeners_.size()].revents & POLLIN;
     const bool posted = signalled || pending_.load(std::memory_order_relaxed) > 0;
     std::size_t handled = posted ? 1 : 0;
     for (std::size_t i = 0; i < listeners_.size(); ++i)
       if (listeners_[i].may_read || (fds[i].revents & POLLIN)) handled += read_listener(i);
     if (posted) run_posted(signalled);
-    auto now = clock_type::now();
+    now = clock_type::now();
     for (std::size_t i = 0; i < polled_remotes.size(); ++i) {
       auto* c = polled_remotes[i];
       if (c->may_read() || (fds[listeners_.size() + 1 + i].revents & POLLIN)) handled += c->process_ready();
@@ -418,7 +430,8 @@ void io_loop::handle_message(std::size_t index, std::vector<zmq::message_t>& fra
   if (env.deadline_ms == 0) env.deadline_ms = static_cast<std::uint32_t>(default_deadline_.count());
   // The budget started when the sender sent it: time spent in queues and on
   // the wire (a partition holds requests for as long as it lasts) counts.
-  if (auto transit = transit_ms(env, wall_clock_ms(), max_clock_skew_ms_); transit > 0) {
+  // (The wall clock is read only for a sender that stamped its send time.)
+  if (auto transit = env.sent_ms ? transit_ms(env, wall_clock_ms(), max_clock_skew_ms_) : 0; transit > 0) {
     if (transit >= env.deadline_ms) {
       counters_.expired_in_transit++;
       if (env.kind != message_kind::request) return;
@@ -430,7 +443,9 @@ void io_loop::handle_message(std::size_t index, std::vector<zmq::message_t>& fra
     env.deadline_ms -= static_cast<std::uint32_t>(transit);
   }
   env.sent_ms = 0;  // from here on the node's own clock counts
-  auto deadline = clock_type::now() + std::chrono::milliseconds(env.deadline_ms);
+  // From when this round's poll returned: the request had arrived by then, so
+  // the deadline is if anything a little early, never late.
+  auto deadline = round_started_ + std::chrono::milliseconds(env.deadline_ms);
   auto ticket = ++next_ticket_;
   // Events of a subscription go back the same way, any number of times (no
   // deadline to forget). Made for subscriptions only: a sink is an allocation.

@@ -66,6 +66,8 @@ class tracer {
   /// its id when that is a valid trace id), sampled at the configured ratio.
   /// The span id returned is the caller's span (the parent), empty for a new trace.
   [[nodiscard]] trace_context continue_or_start(std::string_view traceparent, std::string_view trace_hint) const;
+  /// Whether a trace this node starts is sampled: the configured ratio.
+  [[nodiscard]] bool sample_new_trace() const;
 
   /// Keeps the span when its trace is sampled or the span failed.
   void record(span&& s, bool sampled);

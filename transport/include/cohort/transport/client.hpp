@@ -181,7 +181,8 @@ class client {
     std::chrono::steady_clock::time_point deadline;
   };
 
-  void complete(std::uint64_t id, reply&& r);
+  /// Ends the pending call `it` (found by the caller) with `r`.
+  void complete(std::unordered_map<std::uint64_t, pending_call>::iterator it, reply&& r);
 
   std::unique_ptr<zmq::context_t> own_ctx_;
   zmq::socket_t socket_;

@@ -237,6 +237,13 @@ class io_loop {
   std::mutex posted_mutex_;
   std::vector<std::function<void()>> posted_;
   std::vector<outgoing_reply> replies_;
+  /// What run_posted() drains into, swapped with the two above: each pair of
+  /// vectors keeps its capacity, so a reply queued by a worker is not a
+  /// reallocation of a vector the last drain left empty.
+  std::vector<std::function<void()>> draining_posted_;
+  std::vector<outgoing_reply> draining_replies_;
+  /// When the I/O thread's current round's poll returned (its thread only).
+  std::chrono::steady_clock::time_point round_started_ = std::chrono::steady_clock::now();
   std::atomic<bool> stopping_{false};
   std::thread thread_;
   /// Set by the I/O thread itself as it starts: thread_ is assigned only
