@@ -77,6 +77,10 @@ struct received {
 };
 
 struct subscribe_options {
+  // A constructor, not an aggregate: the tests name only the leading fields.
+  subscribe_options(std::vector<std::string> topics = {}, std::string name = {}, std::optional<std::uint64_t> from = {},
+                    std::uint64_t window = 256, std::optional<std::uint64_t> max_lag = {})
+      : topics(std::move(topics)), name(std::move(name)), from(from), window(window), max_lag(max_lag) {}
   std::vector<std::string> topics;
   std::string name;
   std::optional<std::uint64_t> from;
