@@ -319,3 +319,115 @@ TEST_CASE("UTF-8 validation finds a bad byte anywhere in or after a long ASCII r
   large[large.size() - 3] = '\x80';
   CHECK_FALSE(is_valid_utf8(large));
 }
+
+namespace {
+
+/// A request header with the required fields, then `extra(pk)` packing `extra_pairs` more pairs.
+template <class Extra>
+std::string header_with(std::uint32_t extra_pairs, Extra extra) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_map(5 + extra_pairs);
+  pk.pack("v"), pk.pack(1), pk.pack("kind"), pk.pack("request");
+  pk.pack("service"), pk.pack("s"), pk.pack("method"), pk.pack("m");
+  extra(pk);
+  pk.pack("id"), pk.pack(77);  // last: a rejection must still learn it
+  return std::string(buf.data(), buf.size());
+}
+
+}  // namespace
+
+TEST_CASE("a header's unknown fields are skipped, nested or not, within the limits", "[transport][bad-input]") {
+  auto bytes = header_with(2, [](auto& pk) {
+    pk.pack("future"), pk.pack_map(1), pk.pack("a"), pk.pack_array(2), pk.pack(1), pk.pack("x");
+    pk.pack("later"), pk.pack(-5);
+  });
+  auto r = decode_envelope(bytes, {});
+  REQUIRE(r.ok());
+  CHECK(r->id == 77);
+  CHECK(r->service == "s");
+  CHECK(r->method == "m");
+}
+
+TEST_CASE("a header's limits stop the parse with a clear error", "[transport][bad-input]") {
+  SECTION("nesting under an unknown key") {
+    wire_limits limits;
+    limits.max_depth = 4;
+    auto ok = header_with(1, [](auto& pk) { pk.pack("deep"), pk.pack_array(1), pk.pack_array(1), pk.pack(0); });
+    CHECK(decode_envelope(ok, limits).ok());  // the root and three levels below it
+    auto deep = header_with(1, [](auto& pk) {
+      pk.pack("deep");
+      for (int i = 0; i < 4; ++i) pk.pack_array(1);
+      pk.pack(0);
+    });
+    auto r = decode_envelope(deep, limits);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().is(errc::bad_request));
+    CHECK_THAT(r.error().message, Catch::Contains("nests deeper than 4"));
+  }
+  SECTION("a string longer than max_string") {
+    wire_limits limits;
+    limits.max_string = 8;
+    auto r = decode_envelope(header_with(1, [](auto& pk) { pk.pack("note"), pk.pack(std::string(9, 'n')); }), limits);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().is(errc::too_large));
+  }
+  SECTION("a container that claims more than max_container") {
+    wire_limits limits;
+    limits.max_container = 3;
+    auto r = decode_envelope(header_with(1, [](auto& pk) { pk.pack("list"), pk.pack(std::vector<int>{1, 2, 3, 4}); }),
+                             limits);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().is(errc::too_large));
+  }
+}
+
+TEST_CASE("a wrong header field is reported with the id that follows it", "[transport][bad-input]") {
+  SECTION("a known field holding a map") {
+    std::uint64_t id = 0;
+    auto r = decode_envelope(header_with(1, [](auto& pk) { pk.pack("trace"), pk.pack_map(0); }), {}, &id);
+    REQUIRE_FALSE(r.ok());
+    CHECK_THAT(r.error().message, Catch::Contains("'trace'"));
+    CHECK(id == 77);
+  }
+  SECTION("a key that is not a string") {
+    std::uint64_t id = 0;
+    auto r = decode_envelope(header_with(1, [](auto& pk) { pk.pack(5), pk.pack("x"); }), {}, &id);
+    REQUIRE_FALSE(r.ok());
+    CHECK_THAT(r.error().message, Catch::Contains("keys must be UTF-8 strings"));
+    CHECK(id == 77);
+  }
+  SECTION("a key that is a container") {
+    std::uint64_t id = 0;
+    auto r = decode_envelope(header_with(1, [](auto& pk) { pk.pack_array(1), pk.pack("k"), pk.pack("x"); }), {}, &id);
+    REQUIRE_FALSE(r.ok());
+    CHECK_THAT(r.error().message, Catch::Contains("keys must be UTF-8 strings"));
+    CHECK(id == 77);
+  }
+  SECTION("a kind that is not one of the five") {
+    std::uint64_t id = 0;
+    auto r = decode_envelope(header_with(1, [](auto& pk) { pk.pack("kind"), pk.pack("question"); }), {}, &id);
+    REQUIRE_FALSE(r.ok());
+    CHECK_THAT(r.error().message, Catch::Contains("'kind'"));
+    CHECK(id == 77);
+  }
+}
+
+TEST_CASE("truncated headers and trailing bytes are bad_requests", "[transport][bad-input]") {
+  envelope e;
+  e.id = 3;
+  e.service = "s";
+  e.method = "m";
+  const auto whole = encode_envelope(e);
+  for (std::size_t cut = 1; cut < whole.size(); ++cut) {
+    auto r = decode_envelope(whole.substr(0, cut), {});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().is(errc::bad_request));
+  }
+  auto r = decode_envelope(whole + "x", {});
+  REQUIRE_FALSE(r.ok());
+  CHECK_THAT(r.error().message, Catch::Contains("trailing bytes"));
+  auto empty = decode_envelope("", {});
+  REQUIRE_FALSE(empty.ok());
+  CHECK(empty.error().is(errc::bad_request));
+}
