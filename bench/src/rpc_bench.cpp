@@ -8,7 +8,6 @@
 // would write instead). Curves against the in-flight window (64 B) and the
 // payload size (16 in flight), then the price of CURVE, request metrics and
 // tracing. Targets: bench/README.md.
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>

@@ -36,6 +36,7 @@
 #include <openssl/evp.h>
 
 #include "agent_impl.hpp"
+#include "handoff_payloads.hpp"
 #include "cohort/log/log.hpp"
 
 namespace cohort::cluster {
@@ -63,79 +64,6 @@ std::optional<std::string> sha256_of(const std::string& path) {
   std::string out;
   for (unsigned int i = 0; i < n; ++i) out += hex[md[i] >> 4], out += hex[md[i] & 15];
   return out;
-}
-
-std::string pack_string(const std::string& s) {
-  msgpack::sbuffer buf;
-  msgpack::pack(buf, s);
-  return std::string(buf.data(), buf.size());
-}
-
-std::string pack_bin(const char* data, std::size_t n) {
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_bin(static_cast<std::uint32_t>(n));
-  pk.pack_bin_body(data, static_cast<std::uint32_t>(n));
-  return std::string(buf.data(), buf.size());
-}
-
-/// The manifest with the export's files inline: {"manifest": text, "files": {name: bytes}}.
-std::string pack_inline(const std::string& manifest, const std::vector<std::pair<std::string, std::string>>& files) {
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_map(2);
-  pk.pack(std::string("manifest"));
-  pk.pack(manifest);
-  pk.pack(std::string("files"));
-  pk.pack_map(static_cast<std::uint32_t>(files.size()));
-  for (const auto& [name, body] : files) {
-    pk.pack(name);
-    pk.pack_bin(static_cast<std::uint32_t>(body.size()));
-    pk.pack_bin_body(body.data(), static_cast<std::uint32_t>(body.size()));
-  }
-  return std::string(buf.data(), buf.size());
-}
-
-/// What `_cluster.manifest` answered: the manifest's text, and the files
-/// that came inline (an older node answers the text alone).
-struct manifest_answer {
-  std::string text;
-  std::map<std::string, std::string> files;
-};
-std::optional<manifest_answer> unpack_manifest(std::string_view payload) {
-  try {
-    auto oh = msgpack::unpack(payload.data(), payload.size());
-    const auto& o = oh.get();
-    if (o.type == msgpack::type::STR) return manifest_answer{std::string(o.via.str.ptr, o.via.str.size), {}};
-    if (o.type != msgpack::type::MAP) return std::nullopt;
-    manifest_answer out;
-    for (const auto& kv : o.via.map) {
-      if (kv.key.type != msgpack::type::STR) return std::nullopt;
-      const std::string_view k(kv.key.via.str.ptr, kv.key.via.str.size);
-      if (k == "manifest" && kv.val.type == msgpack::type::STR) out.text.assign(kv.val.via.str.ptr, kv.val.via.str.size);
-      if (k == "files" && kv.val.type == msgpack::type::MAP)
-        for (const auto& f : kv.val.via.map) {
-          if (f.key.type != msgpack::type::STR || f.val.type != msgpack::type::BIN) return std::nullopt;
-          out.files.emplace(std::string(f.key.via.str.ptr, f.key.via.str.size),
-                            std::string(f.val.via.bin.ptr, f.val.via.bin.size));
-        }
-    }
-    return out;
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-}
-
-/// The string or bin in a msgpack payload.
-std::optional<std::string> unpack_bytes(std::string_view payload) {
-  try {
-    auto oh = msgpack::unpack(payload.data(), payload.size());
-    const auto& o = oh.get();
-    if (o.type == msgpack::type::STR) return std::string(o.via.str.ptr, o.via.str.size);
-    if (o.type == msgpack::type::BIN) return std::string(o.via.bin.ptr, o.via.bin.size);
-  } catch (const std::exception&) {
-  }
-  return std::nullopt;
 }
 
 bool in_set(const std::vector<std::uint32_t>& shards, std::uint32_t s) {

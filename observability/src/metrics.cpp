@@ -110,20 +110,22 @@ method_metrics& metrics::client(const std::string& service, const std::string& m
 
 method_metrics& metrics::handle(bool server, const std::string& service, const std::string& method) {
   std::lock_guard<std::mutex> guard(mutex_);
-  auto svc = handles_.find({server, service});
-  std::string s = service;
-  if (svc == handles_.end() && handles_.size() >= 2 * max_services) s = "other";
-  auto& methods = handles_[{server, s}];
-  auto it = methods.find(method);
-  if (it != methods.end()) return *it->second;
+  auto& services = server ? server_handles_ : client_handles_;
+  auto svc = services.find(service);
+  if (svc != services.end()) {
+    if (auto it = svc->second.find(method); it != svc->second.end()) return *it->second;
+  } else {
+    svc = services.try_emplace(services.size() < max_services ? service : std::string("other")).first;
+  }
+  auto& methods = svc->second;
   std::string m = methods.size() < max_methods ? method : "other";
   if (auto again = methods.find(m); again != methods.end()) return *again->second;
   auto h = std::make_unique<method_metrics>();
-  h->labels_ = {{"service", s}, {"method", m}};
+  h->labels_ = {{"service", svc->first}, {"method", m}};
   h->requests_ = server ? server_requests_ : client_requests_;
   h->duration_ = &(server ? server_duration_ : client_duration_)->Add(h->labels_, latency_buckets());
   auto& out = *h;
-  methods.emplace(m, std::move(h));
+  methods.emplace(std::move(m), std::move(h));
   return out;
 }
 

@@ -1,6 +1,7 @@
 #include "cohort/observability/trace_context.hpp"
 
 #include <cstdint>
+#include <cstring>
 #include <random>
 
 namespace cohort::observability {
@@ -59,15 +60,22 @@ void fill_span_id(char* out) {
   write_hex(word, out);
 }
 
+void write_traceparent(char* out, std::string_view trace_id, std::string_view span_id, bool sampled) noexcept {
+  std::memcpy(out, "00-", 3);
+  std::memmove(out + traceparent_trace_at, trace_id.data(), 32);  // memmove: it may be there already
+  out[35] = '-';
+  std::memmove(out + traceparent_span_at, span_id.data(), 16);
+  std::memcpy(out + 52, sampled ? "-01" : "-00", 3);
+}
+
 std::string format_traceparent(const trace_context& ctx) {
-  std::string out;
-  out.reserve(55);
-  out += "00-";
-  out += ctx.trace_id;
-  out += '-';
-  out += ctx.span_id;
-  out += ctx.sampled ? "-01" : "-00";
-  return out;
+  if (ctx.trace_id.size() == 32 && ctx.span_id.size() == 16) {
+    std::string out(traceparent_size, '0');
+    write_traceparent(&out[0], ctx.trace_id, ctx.span_id, ctx.sampled);
+    return out;
+  }
+  // Ids of another length make no valid header; written as given all the same.
+  return "00-" + ctx.trace_id + "-" + ctx.span_id + (ctx.sampled ? "-01" : "-00");
 }
 
 std::string sanitize_tracestate(std::string_view h) {

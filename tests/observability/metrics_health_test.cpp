@@ -19,6 +19,7 @@
 
 #include "child_process.hpp"
 #include "cohort/examples/example_messages.hpp"
+#include "cohort/observability/metrics.hpp"
 #include "test_node.hpp"
 
 using namespace cohort;
@@ -302,4 +303,32 @@ TEST_CASE("supervision, entity, edge and security families move with their event
         std::max(0.0, sample(before, "cohort_security_refused_requests_total")));
   CHECK(sample(after, "cohort_edge_requests_total") > sample(before, "cohort_edge_requests_total"));
   n->stop();
+}
+
+TEST_CASE("per-method handles are found again, and service and method labels are bounded on each side",
+          "[observability][metrics]") {
+  observability::metrics m;
+  auto& first = m.server("svc", "get");
+  CHECK(&m.server("svc", "get") == &first);
+  CHECK(&m.client("svc", "get") != &first);  // the two sides count apart
+  first.record("ok", 1ms);
+  for (std::size_t i = 0; i < observability::metrics::max_services + 20; ++i)
+    m.server("svc-" + std::to_string(i), "get").record("ok", 1ms);
+  for (std::size_t i = 0; i < observability::metrics::max_methods + 20; ++i)
+    m.server("svc", "m-" + std::to_string(i)).record("ok", 1ms);
+  const auto text = m.render();
+  std::set<std::string> services, methods_of_svc;
+  const std::regex series(R"re(cohort_requests_total\{code="ok",method="([^"]*)",service="([^"]*)"\})re");
+  for (std::sregex_iterator it(text.begin(), text.end(), series), end; it != end; ++it) {
+    services.insert((*it)[2]);
+    if ((*it)[2] == "svc") methods_of_svc.insert((*it)[1]);
+  }
+  CHECK(services.size() <= observability::metrics::max_services + 1);
+  CHECK(services.count("other") == 1);
+  CHECK(services.count("svc") == 1);
+  CHECK(methods_of_svc.size() <= observability::metrics::max_methods + 1);
+  CHECK(methods_of_svc.count("other") == 1);
+  CHECK(methods_of_svc.count("get") == 1);
+  CHECK(sample(text, R"(cohort_requests_total{code="ok",method="get",service="svc"})") == 1);
+  CHECK(sample(text, R"(cohort_requests_total{code="ok",method="get",service="other"})") > 0);
 }

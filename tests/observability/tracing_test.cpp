@@ -370,3 +370,17 @@ TEST_CASE("a collector that is down or stuck costs failed exports, never a reque
     }
   }
 }
+
+TEST_CASE("write_traceparent lays out version, ids and flags, also over a header in place", "[observability][trace]") {
+  using namespace cohort::observability;
+  std::string tp(traceparent_size, 'x');
+  write_traceparent(&tp[0], "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", true);
+  CHECK(tp == "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  // In place: the trace id is where it goes already; a new span and flags are written around it.
+  write_traceparent(&tp[0], std::string_view(tp).substr(traceparent_trace_at, 32), "1111111111111111", false);
+  CHECK(tp == "00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-00");
+  auto back = parse_traceparent(tp);
+  REQUIRE(back);
+  CHECK(back->span_id == "1111111111111111");
+  CHECK_FALSE(back->sampled);
+}

@@ -66,28 +66,24 @@ void begin_span(request& req, observability::tracer* tracer, observability::span
   // The common case, a caller's valid traceparent of 55 characters: this
   // hop's span id is written over the caller's in place (what the general
   // path below makes with four allocations: parse, new id, format).
-  if (h.traceparent.size() == 55)
-    if (auto v = observability::parse_traceparent_view(h.traceparent)) {
+  namespace obs = observability;
+  char span_id[16];
+  if (h.traceparent.size() == obs::traceparent_size)
+    if (auto v = obs::parse_traceparent_view(h.traceparent)) {
       span.sampled = v->sampled;
       std::memcpy(span.parent, v->span_id.data(), sizeof span.parent);
-      h.traceparent[0] = h.traceparent[1] = '0';  // written as version 00, as format_traceparent does
-      observability::fill_span_id(&h.traceparent[36]);
-      h.traceparent[53] = '0';
-      h.traceparent[54] = span.sampled ? '1' : '0';
-      if (h.trace.empty()) h.trace.assign(h.traceparent, 3, 32);
+      obs::fill_span_id(span_id);
+      obs::write_traceparent(&h.traceparent[0], v->trace_id, {span_id, sizeof span_id}, span.sampled);
+      if (h.trace.empty()) h.trace.assign(h.traceparent, obs::traceparent_trace_at, 32);
       return;
     }
   // A new trace under the id the request already carries (the I/O thread
   // gives every request one): its traceparent written in place, as above.
-  if (h.traceparent.empty() && observability::is_trace_id(h.trace)) {
+  if (h.traceparent.empty() && obs::is_trace_id(h.trace)) {
     span.sampled = tracer->sample_new_trace();
-    h.traceparent.resize(55);
-    auto* out = &h.traceparent[0];
-    std::memcpy(out, "00-", 3);
-    std::memcpy(out + 3, h.trace.data(), 32);
-    out[35] = '-';
-    observability::fill_span_id(out + 36);
-    std::memcpy(out + 52, span.sampled ? "-01" : "-00", 3);
+    obs::fill_span_id(span_id);
+    h.traceparent.resize(obs::traceparent_size);
+    obs::write_traceparent(&h.traceparent[0], h.trace, {span_id, sizeof span_id}, span.sampled);
     return;
   }
   auto ctx = tracer->continue_or_start(h.traceparent, h.trace);

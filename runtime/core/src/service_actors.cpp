@@ -31,10 +31,10 @@ struct hop_trace {
 hop_trace trace_of(const envelope& h) {
   hop_trace t;
   std::string_view tp = h.traceparent;
-  if (tp.size() != 55) return t;
-  t.trace_id = tp.substr(3, 32);
-  t.span_id = tp.substr(36, 16);
-  t.sampled = tp.substr(53) == "01";  // the node wrote it (format_traceparent): "01" or "00"
+  if (tp.size() != observability::traceparent_size) return t;
+  t.trace_id = tp.substr(observability::traceparent_trace_at, 32);
+  t.span_id = tp.substr(observability::traceparent_span_at, 16);
+  t.sampled = tp.substr(53) == "01";  // the node wrote it (write_traceparent): "01" or "00"
   t.valid = true;
   return t;
 }
@@ -573,8 +573,10 @@ void method_runner::call_out(const request_ptr& parent, envelope target, std::st
     // The caller's traceparent (the node wrote it: version 00, flags 00 or
     // 01) with this call's span id written over the parent's.
     target.traceparent = parent->header.traceparent;
-    observability::fill_span_id(&target.traceparent[36]);
-    std::memcpy(span.span_id, &target.traceparent[36], sizeof span.span_id);
+    observability::fill_span_id(span.span_id);
+    auto* tp = &target.traceparent[0];
+    observability::write_traceparent(tp, {tp + observability::traceparent_trace_at, 32},
+                                     {span.span_id, sizeof span.span_id}, t.sampled);
   } else {
     target.traceparent = parent->header.traceparent;
   }

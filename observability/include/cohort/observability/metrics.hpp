@@ -105,7 +105,10 @@ class metrics {
   prometheus::Family<prometheus::Counter>* client_requests_;
   prometheus::Family<prometheus::Histogram>* client_duration_;
   mutable std::mutex mutex_;
-  std::map<std::pair<bool, std::string>, std::map<std::string, std::unique_ptr<method_metrics>>> handles_;
+  /// Per side (server, client): service -> method -> handle. Looked up on
+  /// every request, so found without building a key.
+  using method_handles = std::map<std::string, std::unique_ptr<method_metrics>, std::less<>>;
+  std::map<std::string, method_handles, std::less<>> server_handles_, client_handles_;
   std::vector<collector> collectors_;
   std::shared_ptr<prometheus::Collectable> collectable_;
 };

@@ -31,6 +31,16 @@ struct traceparent_view {
 /// Writes a random, non-zero span id (16 lowercase hex digits) at `out`.
 void fill_span_id(char* out);
 
+/// A version-00 traceparent's length, and where its ids sit in it.
+inline constexpr std::size_t traceparent_size = 55;
+inline constexpr std::size_t traceparent_trace_at = 3, traceparent_span_at = 36;
+
+/// Writes "00-<trace id>-<span id>-<01|00>" over the traceparent_size
+/// characters at `out`: the one place the layout is written. The ids (32 and
+/// 16 hex digits) may already sit where they go, so a header is rewritten in
+/// place without a new string.
+void write_traceparent(char* out, std::string_view trace_id, std::string_view span_id, bool sampled) noexcept;
+
 /// "00-<trace>-<span>-<01|00>".
 [[nodiscard]] std::string format_traceparent(const trace_context& ctx);
 
