@@ -8,7 +8,8 @@ default): `perf stat --per-thread -e task-clock,context-switches` over a
 window in the middle of the measurement, divided by the requests the bench
 answered in that window (its req/s times the window). Prints one table, CPU
 µs and context switches per request by thread role, and writes it with the
-raw perf output under bench/results/profiles/<label>/.
+raw perf output under bench/results/profiles/<label>/; then the protocol's
+own work per request on one warm thread (cohort-bench-codec), for scale.
 
 Usage: bench/profile/budget.py BUILD_DIR LABEL [--window N] [--payload B] [--rounds R] [--seconds S] [--out DIR]
        [--systems raw,hop,node,cohort]
@@ -23,11 +24,13 @@ import time
 SYSTEMS = [("raw", "raw ZeroMQ"), ("hop", "raw ZeroMQ, one hop"), ("node", "Cohort's node, minimal client"),
            ("cohort", "Cohort")]
 
-# Thread names (comm) to roles. The bench's main thread is the client; of the
-# two ZeroMQ I/O threads the server's context starts first (lower tid).
-def role(comm, tid, zmq_tids):
+# Thread names (comm) to roles. The bench's main thread is the client (its tid
+# is the pid); of the two ZeroMQ I/O threads the server's context starts
+# first. "First" by start time, not by tid: tids wrap around.
+def role(comm, tid, zmq_tids, started):
     if comm.startswith("ZMQbg/IO"):
-        return "ZeroMQ I/O thread, server" if tid == min(zmq_tids) else "ZeroMQ I/O thread, client"
+        first = min(zmq_tids, key=lambda t: (started.get(t, 0), t))
+        return "ZeroMQ I/O thread, server" if tid == first else "ZeroMQ I/O thread, client"
     if comm == "cohort-io":
         return "socket thread"
     if comm == "caf.multiplexer":
@@ -48,6 +51,7 @@ def measure(build, system, window, payload, seconds, out_dir, round_no):
     subprocess.run(["perf", "stat", "--per-thread", "-e", "task-clock,context-switches", "-p", str(proc.pid),
                     "-o", stat_file, "--", "sleep", str(seconds)], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    started = thread_start_times(proc.pid)
     output, _ = proc.communicate(timeout=duration_ms / 1000 * 3 + 60)
     with open(os.path.join(out_dir, f"{system}-{round_no}.bench.txt"), "w") as f:
         f.write(output)
@@ -65,19 +69,36 @@ def measure(build, system, window, payload, seconds, out_dir, round_no):
         comm, tid, value, what = m.group(1), int(m.group(2)), float(m.group(3).replace(",", "")), m.group(4)
         t = threads.setdefault(tid, {"comm": comm, "cpu_ms": 0.0, "cs": 0.0})
         t["cpu_ms" if what.startswith("msec") else "cs"] += value
-    return rate, threads
+    for tid, t in threads.items():
+        t["started"] = started.get(tid, 0)
+    return rate, threads, proc.pid
 
 
-def roles_of(system, threads):
+def thread_start_times(pid):
+    """Each thread's start time (clock ticks since boot, /proc/PID/task/TID/stat field 22)."""
+    out = {}
+    task_dir = f"/proc/{pid}/task"
+    for tid in os.listdir(task_dir) if os.path.isdir(task_dir) else []:
+        try:
+            with open(f"{task_dir}/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[int(tid)] = int(fields[19])  # field 22 counted from 1, after pid and (comm)
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
+def roles_of(system, threads, pid):
     zmq_tids = [tid for tid, t in threads.items() if t["comm"].startswith("ZMQbg/IO") and t["cpu_ms"] > 1]
     busy_bench = sorted(((t["cpu_ms"], tid) for tid, t in threads.items()
                          if t["comm"].startswith("cohort-bench-r") and t["cpu_ms"] > 1), reverse=True)
-    main_tid = min(tid for tid, t in threads.items() if t["comm"].startswith("cohort-bench-r"))
+    main_tid = pid
+    started = {tid: t.get("started", 0) for tid, t in threads.items()}
     out = {}
     for tid, t in threads.items():
         if t["cpu_ms"] <= 1:
             continue  # idle threads (the systems not measured, timers)
-        r = role(t["comm"], tid, zmq_tids)
+        r = role(t["comm"], tid, zmq_tids, started)
         if r is None:
             if tid == main_tid:
                 r = "client thread"
@@ -116,9 +137,9 @@ def main():
     per_system = {}
     for r in range(a.rounds):
         for system, _ in systems:
-            rate, threads = measure(a.build, system, a.window, a.payload, a.seconds, out_dir, r)
+            rate, threads, pid = measure(a.build, system, a.window, a.payload, a.seconds, out_dir, r)
             requests = rate * a.seconds
-            roles = roles_of(system, threads)
+            roles = roles_of(system, threads, pid)
             per_system.setdefault(system, []).append(
                 (rate, {k: (v["cpu_ms"] * 1000 / requests, v["cs"] / requests) for k, v in roles.items()}))
             print(f"round {r}: {system} {rate:,.0f} req/s", file=sys.stderr)
@@ -146,6 +167,18 @@ def main():
     lines.append("")
     lines.append("every round: " + "; ".join(f"{s} " + " / ".join(f"{r[0] / 1000:.0f}k" for r in per_system[s])
                                              for s, _ in systems))
+    codec_ok = True
+    if a.payload <= 1 << 20:
+        # The protocol's own share: its encoding and decoding per request on one
+        # warm thread (cohort-bench-codec), beside copying the same bytes.
+        codec = os.path.join(a.build, "bench", "cohort-bench-codec")
+        quick = ["--quick"] if a.seconds <= 1 else []
+        out = subprocess.run([codec, "--payload", str(a.payload)] + quick, capture_output=True, text=True)
+        codec_ok = out.returncode == 0 and "per request:" in out.stdout
+        with open(os.path.join(out_dir, "codec.txt"), "w") as f:
+            f.write(out.stdout + out.stderr)
+        lines += ["", "The protocol's work per request (cohort-bench-codec, one warm thread, no wake-ups):", "",
+                  "```", out.stdout.rstrip() if codec_ok else "cohort-bench-codec failed: " + out.stderr.strip(), "```"]
     text = "\n".join(lines) + "\n"
     with open(os.path.join(out_dir, "budget.md"), "w") as f:
         f.write(text)
@@ -157,6 +190,9 @@ def main():
               or "socket thread" not in chosen[s][1]]
     if broken:
         print("budget: no figures for " + ", ".join(broken), file=sys.stderr)
+        return 1
+    if not codec_ok:
+        print("budget: cohort-bench-codec gave no figures", file=sys.stderr)
         return 1
     return 0
 
