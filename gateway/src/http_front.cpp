@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <optional>
+#include <stdexcept>
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -307,8 +308,9 @@ class session : public std::enable_shared_from_this<session<Stream>> {
       return answer(kind, payload);
     }
     try {
-      auto h = msgpack::unpack(payload.data(), payload.size());
-      auto m = h.get().as<std::map<std::string, msgpack::object>>();
+      auto h = decode_payload(payload, front_.limits);  // the node's answer: outside data all the same
+      if (!h) throw std::runtime_error(h.error().message);
+      auto m = h->get().as<std::map<std::string, msgpack::object>>();
       sse_->id = m.at("subscription").as<std::uint64_t>();
     } catch (const std::exception&) {
       sse_.reset();
