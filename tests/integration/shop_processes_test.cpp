@@ -34,6 +34,9 @@ struct restartable_node {
   std::string endpoint;  ///< learned at the first start, then kept
   std::unique_ptr<child_process> proc;
 
+  restartable_node(const temp_dir& d, std::string n, std::string s)
+      : dir(d), name(std::move(n)), sections(std::move(s)) {}
+
   void start() {
     auto cfg = dir / (name + ".toml");
     std::ofstream(cfg) << "[node]\nname = \"" << name << "\"\nlisten = [\""

@@ -184,10 +184,11 @@ std::size_t zone_chunk_for(std::size_t bytes, bool strings_copied) {
   return estimate < smallest ? smallest : estimate > largest ? largest : estimate;
 }
 
-/// One msgpack value within the limits, no trailing bytes; strings unchecked.
-/// `in_place`: strings, bins and exts point into `bytes` instead of being copied.
-result<msgpack::object_handle> unpack_bounded(std::string_view bytes, const wire_limits& limits,
-                                              bool in_place = false) {
+/// One msgpack value within the limits, no trailing bytes; strings unchecked;
+/// its objects made in `zone`. `in_place`: strings, bins and exts point into
+/// `bytes` instead of being copied.
+result<msgpack::object> unpack_into(msgpack::zone& zone, std::string_view bytes, const wire_limits& limits,
+                                    bool in_place) {
   if (bytes.size() > limits.max_payload_bytes)
     return error_info{errc::too_large, "payload of " + std::to_string(bytes.size()) +
                                            " bytes exceeds the limit of " +
@@ -196,12 +197,11 @@ result<msgpack::object_handle> unpack_bounded(std::string_view bytes, const wire
   try {
     std::size_t off = 0;
     bool referenced = false;
-    auto zone = std::make_unique<msgpack::zone>(zone_chunk_for(bytes.size(), !in_place));
-    auto value = msgpack::unpack(*zone, bytes.data(), bytes.size(), off, referenced,
+    auto value = msgpack::unpack(zone, bytes.data(), bytes.size(), off, referenced,
                                  in_place ? &reference_every_string : nullptr, nullptr, to_unpack_limit(limits));
     if (off != bytes.size())
       return error_info{errc::bad_request, "payload has trailing bytes after one msgpack value"};
-    return msgpack::object_handle(value, std::move(zone));
+    return value;
   } catch (const msgpack::depth_size_overflow&) {
     return error_info{errc::bad_request, "payload nests deeper than " +
                                              std::to_string(limits.max_depth) + " levels"};
@@ -210,6 +210,15 @@ result<msgpack::object_handle> unpack_bounded(std::string_view bytes, const wire
   } catch (const std::exception& e) {
     return error_info{errc::bad_request, std::string("payload is not valid msgpack: ") + e.what()};
   }
+}
+
+/// unpack_into a zone of its own, which the handle keeps.
+result<msgpack::object_handle> unpack_bounded(std::string_view bytes, const wire_limits& limits,
+                                              bool in_place = false) {
+  auto zone = std::make_unique<msgpack::zone>(zone_chunk_for(bytes.size(), !in_place));
+  auto value = unpack_into(*zone, bytes, limits, in_place);
+  if (!value) return value.error();
+  return msgpack::object_handle(*value, std::move(zone));
 }
 
 /// A payload within the limits whose strings are all UTF-8: msgpack strings
@@ -231,17 +240,34 @@ result<msgpack::object_handle> decode_payload_in_place(std::string_view bytes, c
   return decode_checked(bytes, limits, true);
 }
 
+result<msgpack::object> decode_payload_scratch(std::string_view bytes, const wire_limits& limits) {
+  // One zone per thread, emptied at the start of each use (so a conversion
+  // that throws leaves nothing behind for long); it keeps its first block.
+  thread_local msgpack::zone scratch(1024);
+  scratch.clear();
+  auto decoded = unpack_into(scratch, bytes, limits, true);
+  if (!decoded) return decoded.error();
+  if (!all_strings_utf8(*decoded))
+    return error_info{errc::bad_request, "payload holds a string that is not valid UTF-8 (send bytes as bin)"};
+  return decoded;
+}
+
 result<envelope> decode_envelope(std::string_view bytes, const wire_limits& limits,
                                  std::uint64_t* partial_id) {
   if (bytes.size() > limits.max_header_bytes)
     return error_info{errc::too_large, "header frame exceeds " +
                                            std::to_string(limits.max_header_bytes) + " bytes"};
-  // Strings in place (they are copied into the envelope below); checked field by field, after the id.
-  auto handle = unpack_bounded(bytes, limits, true);
-  if (!handle) {
-    return error_info{handle.error().code, "header: " + handle.error().message};
+  // Strings in place (they are copied into the envelope below); checked
+  // field by field, after the id. The objects go into a zone this thread
+  // keeps for headers (emptied at each use): every message has a header, and
+  // a zone of its own cost two allocations each time.
+  thread_local msgpack::zone header_zone(1024);
+  header_zone.clear();
+  auto value = unpack_into(header_zone, bytes, limits, true);
+  if (!value) {
+    return error_info{value.error().code, "header: " + value.error().message};
   }
-  const msgpack::object& obj = handle->get();
+  const msgpack::object& obj = *value;
   if (obj.type != msgpack::type::MAP) return error_info{errc::bad_request, "header is not a msgpack map"};
 
   envelope env;

@@ -57,10 +57,10 @@ struct reply {
   template <class T>
   [[nodiscard]] result<T> as(const wire_limits& limits = {}) const {
     if (error) return *error;
-    auto handle = decode_payload_in_place(payload, limits);  // used up here, while `payload` is unchanged
-    if (!handle) return handle.error();
+    auto value = decode_payload_scratch(payload, limits);  // used up here, while `payload` is unchanged
+    if (!value) return value.error();
     try {
-      return handle->get().as<T>();
+      return value->as<T>();
     } catch (const std::exception& e) {
       return error_info{errc::bad_request, std::string("reply has an unexpected shape: ") + e.what()};
     }
