@@ -431,3 +431,28 @@ TEST_CASE("truncated headers and trailing bytes are bad_requests", "[transport][
   REQUIRE_FALSE(empty.ok());
   CHECK(empty.error().is(errc::bad_request));
 }
+
+TEST_CASE("the scratch decode gives what decode_payload gives, each until the next on its thread",
+          "[transport][bad-input]") {
+  wire_limits limits;
+  limits.max_depth = 8;
+  const auto first = pack(std::map<std::string, std::vector<int>>{{"a", {1, 2, 3}}, {"b", {}}});
+  auto a = decode_payload_scratch(first, limits);
+  REQUIRE(a.ok());
+  auto as_map = a->as<std::map<std::string, std::vector<int>>>();
+  CHECK(as_map.at("a") == std::vector<int>{1, 2, 3});
+  CHECK(as_map.at("b").empty());
+  // The next one reuses the zone: its value is its own.
+  auto b = decode_payload_scratch(pack(std::string("second")), limits);
+  REQUIRE(b.ok());
+  CHECK(b->as<std::string>() == "second");
+  // Errors are decode_payload's, code for code.
+  for (const auto& bad : {nested_arrays(9), std::string("\xc1", 1), pack(1) + "x", std::string(),
+                          pack(std::string("\xc0\xaf"))}) {
+    auto mine = decode_payload_scratch(bad, limits);
+    auto theirs = decode_payload(bad, limits);
+    REQUIRE_FALSE(mine.ok());
+    REQUIRE_FALSE(theirs.ok());
+    CHECK(mine.error().code == theirs.error().code);
+  }
+}
