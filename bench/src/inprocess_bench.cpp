@@ -30,12 +30,12 @@ namespace {
 struct fanout_args {
   std::uint32_t n = 0;
   std::uint32_t in_flight = 1;
-  MSGPACK_DEFINE_MAP(n, in_flight);
+  COHORT_FIELDS(n, in_flight);
 };
 struct fanout_reply {
   double seconds = 0;
   std::uint32_t done = 0;
-  MSGPACK_DEFINE_MAP(seconds, done);
+  COHORT_FIELDS(seconds, done);
 };
 
 /// A service whose one method makes `n` calls to echo.echo (bench/src/echo_service.hpp), `in_flight` at a time.

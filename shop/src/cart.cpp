@@ -10,7 +10,7 @@ namespace {
 
 struct cart_state {
   std::vector<cart_line> lines;
-  MSGPACK_DEFINE_MAP(lines);
+  COHORT_FIELDS(lines);
 };
 
 using ctx_t = entity_context<cart_state>;

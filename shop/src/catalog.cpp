@@ -11,7 +11,7 @@ namespace {
 
 struct catalog_state {
   std::map<std::string, product> products;
-  MSGPACK_DEFINE_MAP(products);
+  COHORT_FIELDS(products);
 };
 
 using ctx_t = entity_context<catalog_state>;

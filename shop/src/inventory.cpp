@@ -15,7 +15,7 @@ struct stock_state {
   std::int64_t available = 0;
   std::int64_t committed = 0;
   std::map<std::string, std::int64_t> reserved;  ///< order id -> quantity
-  MSGPACK_DEFINE_MAP(stocked, initial, available, committed, reserved);
+  COHORT_FIELDS(stocked, initial, available, committed, reserved);
 };
 
 using ctx_t = entity_context<stock_state>;

@@ -10,7 +10,7 @@ namespace {
 
 struct inbox_state {
   std::vector<notification> sent;
-  MSGPACK_DEFINE_MAP(sent);
+  COHORT_FIELDS(sent);
 };
 
 using ctx_t = entity_context<inbox_state>;

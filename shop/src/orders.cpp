@@ -52,7 +52,7 @@ struct order_state {
   std::int64_t retry_at_ms = 0;       ///< not retried before this (backoff)
   std::int64_t created_ms = 0;
   std::vector<std::string> history;  ///< "customer/<id>" entities: the customer's order ids
-  MSGPACK_DEFINE_MAP(customer, cart_id, card, status, reason, waiting, lines, total_cents, reserved, committed, released,
+  COHORT_FIELDS(customer, cart_id, card, status, reason, waiting, lines, total_cents, reserved, committed, released,
                      recorded, captured, cart_cleared, payment_voided, attempts, failing_since_ms, retry_at_ms,
                      created_ms, history);
 

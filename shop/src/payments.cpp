@@ -16,7 +16,7 @@ struct payment_state {
   std::string card;
   std::string customer;
   std::string reason;
-  MSGPACK_DEFINE_MAP(status, amount_cents, captured_cents, captures, card, customer, reason);
+  COHORT_FIELDS(status, amount_cents, captured_cents, captures, card, customer, reason);
 };
 
 using ctx_t = entity_context<payment_state>;

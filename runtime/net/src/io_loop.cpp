@@ -13,6 +13,7 @@
 #include "cohort/observability/trace_context.hpp"
 #include "cohort/transport/envelope_codec.hpp"
 #include "cohort/transport/frame.hpp"
+#include "cohort/transport/message_fields.hpp"
 #include "cohort/transport/poll.hpp"
 
 namespace cohort::detail {
@@ -86,7 +87,7 @@ struct registration {
   std::string endpoint;
   std::vector<std::string> services;
   bool curve = false;  ///< the endpoint takes CURVE with the key the heartbeat came with
-  MSGPACK_DEFINE_MAP(endpoint, services, curve);
+  COHORT_FIELDS(endpoint, services, curve);
 };
 }  // namespace
 

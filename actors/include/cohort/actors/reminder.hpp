@@ -10,6 +10,8 @@
 
 #include <msgpack.hpp>
 
+#include "cohort/transport/message_fields.hpp"
+
 namespace cohort {
 
 /// The method a reminder arrives as (internal: no client may call it).
@@ -20,7 +22,7 @@ struct reminder {
   std::string name;
   std::uint64_t due_ms = 0;       ///< when it was due (Unix ms)
   std::vector<char> payload;      ///< the payload given when it was scheduled (msgpack; bin on the wire)
-  MSGPACK_DEFINE_MAP(name, due_ms, payload);
+  COHORT_FIELDS(name, due_ms, payload);
 
   /// The payload decoded as P.
   template <class P>

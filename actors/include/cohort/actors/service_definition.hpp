@@ -7,7 +7,7 @@
 //
 // A handler is sync, `R f(Ctx&, const A&)`, or async, `void f(Ctx&, const A&, responder<R>)`;
 // one that takes `A` by value gets the decoded arguments moved in.
-// A and R are msgpack-mapped types (MSGPACK_DEFINE_MAP); arguments of the wrong
+// A and R are msgpack-mapped types (COHORT_FIELDS, or msgpack-c's MSGPACK_DEFINE_MAP); arguments of the wrong
 // shape are answered with `bad_request` before the handler runs.
 #pragma once
 
@@ -22,6 +22,7 @@
 #include "cohort/actors/detail/callable_traits.hpp"
 #include "cohort/actors/method_context.hpp"
 #include "cohort/actors/reminder.hpp"
+#include "cohort/transport/message_fields.hpp"  // COHORT_FIELDS, for the messages
 
 namespace cohort {
 

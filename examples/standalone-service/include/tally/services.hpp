@@ -7,37 +7,38 @@
 #include <vector>
 
 #include <cohort/actors/service_definition.hpp>
+#include <cohort/transport/message_fields.hpp>
 
 namespace tally {
 
 struct add_args {
   std::int64_t n = 0;
   std::uint64_t expire_after_ms = 0;  ///< 0: never; else the count resets this long after its last add
-  MSGPACK_DEFINE_MAP(n, expire_after_ms);
+  COHORT_FIELDS(n, expire_after_ms);
 };
 
 struct count {
   std::string key;
   std::int64_t value = 0;
   bool expired = false;
-  MSGPACK_DEFINE_MAP(key, value, expired);
+  COHORT_FIELDS(key, value, expired);
 };
 
 struct text {
   std::string body;
-  MSGPACK_DEFINE_MAP(body);
+  COHORT_FIELDS(body);
 };
 
 struct word_count {
   std::uint64_t words = 0;
-  MSGPACK_DEFINE_MAP(words);
+  COHORT_FIELDS(words);
 };
 
 /// The entity's state, stored in the service's own store.
 struct tally_state {
   std::int64_t value = 0;
   bool expired = false;
-  MSGPACK_DEFINE_MAP(value, expired);
+  COHORT_FIELDS(value, expired);
 };
 
 cohort::service_definition tally_service();

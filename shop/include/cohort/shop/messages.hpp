@@ -10,6 +10,8 @@
 
 #include <msgpack.hpp>
 
+#include "cohort/transport/message_fields.hpp"
+
 namespace cohort::shop {
 
 // -- catalog ------------------------------------------------------------------
@@ -19,35 +21,35 @@ struct product {
   std::string name;
   std::string description;
   std::int64_t price_cents = 0;
-  MSGPACK_DEFINE_MAP(sku, name, description, price_cents);
+  COHORT_FIELDS(sku, name, description, price_cents);
 };
 
 struct product_list {
   std::vector<product> products;
-  MSGPACK_DEFINE_MAP(products);
+  COHORT_FIELDS(products);
 };
 
 struct sku_args {
   std::string sku;
-  MSGPACK_DEFINE_MAP(sku);
+  COHORT_FIELDS(sku);
 };
 
 struct search_args {
   std::string query;  ///< case-insensitive substring of the name
-  MSGPACK_DEFINE_MAP(query);
+  COHORT_FIELDS(query);
 };
 
 // -- inventory (entity key: the SKU) -----------------------------------------
 
 struct quantity_args {
   std::int64_t qty = 0;
-  MSGPACK_DEFINE_MAP(qty);
+  COHORT_FIELDS(qty);
 };
 
 struct reservation_args {
   std::string order_id;
   std::int64_t qty = 0;  ///< reserve only
-  MSGPACK_DEFINE_MAP(order_id, qty);
+  COHORT_FIELDS(order_id, qty);
 };
 
 /// Stock of one SKU. Always: initial == available + reserved + committed.
@@ -57,7 +59,7 @@ struct stock_view {
   std::int64_t available = 0;
   std::int64_t reserved = 0;
   std::int64_t committed = 0;  ///< sold
-  MSGPACK_DEFINE_MAP(sku, initial, available, reserved, committed);
+  COHORT_FIELDS(sku, initial, available, reserved, committed);
 };
 
 // -- cart (entity key: the cart id) -------------------------------------------
@@ -67,26 +69,26 @@ struct cart_line {
   std::string name;
   std::int64_t qty = 0;
   std::int64_t price_cents = 0;  ///< unit price when added
-  MSGPACK_DEFINE_MAP(sku, name, qty, price_cents);
+  COHORT_FIELDS(sku, name, qty, price_cents);
 };
 
 struct cart_add_args {
   std::string sku;
   std::int64_t qty = 1;
-  MSGPACK_DEFINE_MAP(sku, qty);
+  COHORT_FIELDS(sku, qty);
 };
 
 struct cart_remove_args {
   std::string sku;
   std::int64_t qty = 0;  ///< 0 = the whole line
-  MSGPACK_DEFINE_MAP(sku, qty);
+  COHORT_FIELDS(sku, qty);
 };
 
 struct cart_view {
   std::string cart_id;
   std::vector<cart_line> lines;
   std::int64_t total_cents = 0;
-  MSGPACK_DEFINE_MAP(cart_id, lines, total_cents);
+  COHORT_FIELDS(cart_id, lines, total_cents);
 };
 
 // -- payments (entity key: the order id: one payment per order) --------------
@@ -95,7 +97,7 @@ struct authorize_args {
   std::int64_t amount_cents = 0;
   std::string card;
   std::string customer;
-  MSGPACK_DEFINE_MAP(amount_cents, card, customer);
+  COHORT_FIELDS(amount_cents, card, customer);
 };
 
 /// status: "none", "authorized", "declined", "captured", "voided", "refunded".
@@ -106,7 +108,7 @@ struct payment_view {
   std::int64_t captured_cents = 0;
   std::uint32_t captures = 0;  ///< times money was taken: never more than 1
   std::string reason;
-  MSGPACK_DEFINE_MAP(order_id, status, amount_cents, captured_cents, captures, reason);
+  COHORT_FIELDS(order_id, status, amount_cents, captured_cents, captures, reason);
 };
 
 // -- orders (entity key: the order id; "customer/<id>" for a history) ---------
@@ -115,14 +117,14 @@ struct checkout_args {
   std::string customer;
   std::string cart_id;
   std::string card;
-  MSGPACK_DEFINE_MAP(customer, cart_id, card);
+  COHORT_FIELDS(customer, cart_id, card);
 };
 
 struct order_line {
   std::string sku;
   std::int64_t qty = 0;
   std::int64_t price_cents = 0;
-  MSGPACK_DEFINE_MAP(sku, qty, price_cents);
+  COHORT_FIELDS(sku, qty, price_cents);
 };
 
 /// status: "reserving", "authorizing", "confirmed" (payment authorized, being
@@ -134,18 +136,18 @@ struct order_view {
   std::string reason;  ///< why it failed, or what it waits for
   std::int64_t total_cents = 0;
   std::vector<order_line> lines;
-  MSGPACK_DEFINE_MAP(order_id, customer, status, reason, total_cents, lines);
+  COHORT_FIELDS(order_id, customer, status, reason, total_cents, lines);
 };
 
 struct history_args {
   std::string order_id;
-  MSGPACK_DEFINE_MAP(order_id);
+  COHORT_FIELDS(order_id);
 };
 
 struct order_history {
   std::string customer;
   std::vector<std::string> order_ids;
-  MSGPACK_DEFINE_MAP(customer, order_ids);
+  COHORT_FIELDS(customer, order_ids);
 };
 
 // -- events -------------------------------------------------------------------
@@ -156,7 +158,7 @@ struct order_placed {
   std::string customer;
   std::int64_t total_cents = 0;
   std::vector<order_line> lines;
-  MSGPACK_DEFINE_MAP(order_id, customer, total_cents, lines);
+  COHORT_FIELDS(order_id, customer, total_cents, lines);
 };
 
 /// Topic "order_failed", published by orders when a checkout is compensated.
@@ -164,7 +166,7 @@ struct order_failed {
   std::string order_id;
   std::string customer;
   std::string reason;
-  MSGPACK_DEFINE_MAP(order_id, customer, reason);
+  COHORT_FIELDS(order_id, customer, reason);
 };
 
 // -- notifications (entity key: the customer) --------------------------------
@@ -173,13 +175,13 @@ struct notification {
   std::string kind;  ///< "order_placed" or "order_failed"
   std::string order_id;
   std::string text;
-  MSGPACK_DEFINE_MAP(kind, order_id, text);
+  COHORT_FIELDS(kind, order_id, text);
 };
 
 struct inbox_view {
   std::string customer;
   std::vector<notification> sent;
-  MSGPACK_DEFINE_MAP(customer, sent);
+  COHORT_FIELDS(customer, sent);
 };
 
 }  // namespace cohort::shop

@@ -7,78 +7,80 @@
 
 #include <msgpack.hpp>
 
+#include "cohort/transport/message_fields.hpp"
+
 namespace cohort::examples {
 
 struct hello_args {
   std::string name;
-  MSGPACK_DEFINE_MAP(name);
+  COHORT_FIELDS(name);
 };
 
 struct hello_reply {
   std::string greeting;
-  MSGPACK_DEFINE_MAP(greeting);
+  COHORT_FIELDS(greeting);
 };
 
 struct echo_args {
   std::string data;
-  MSGPACK_DEFINE_MAP(data);
+  COHORT_FIELDS(data);
 };
 
 struct sleep_args {
   std::uint32_t ms = 0;
-  MSGPACK_DEFINE_MAP(ms);
+  COHORT_FIELDS(ms);
 };
 
 struct fail_args {
   std::string code = "failed";
   std::string message = "requested failure";
-  MSGPACK_DEFINE_MAP(code, message);
+  COHORT_FIELDS(code, message);
 };
 
 struct counter_state {
   std::int64_t value = 0;
   std::uint64_t updates = 0;
-  MSGPACK_DEFINE_MAP(value, updates);
+  COHORT_FIELDS(value, updates);
 };
 
 struct add_args {
   std::int64_t n = 1;
-  MSGPACK_DEFINE_MAP(n);
+  COHORT_FIELDS(n);
 };
 
 struct counter_value {
   std::string key;
   std::int64_t value = 0;
-  MSGPACK_DEFINE_MAP(key, value);
+  COHORT_FIELDS(key, value);
 };
 
 struct visit_reply {
   std::string greeting;
   std::int64_t visits = 0;
-  MSGPACK_DEFINE_MAP(greeting, visits);
+  COHORT_FIELDS(greeting, visits);
 };
 
 struct account_state {
   std::int64_t balance = 0;
   std::uint64_t events = 0;
-  MSGPACK_DEFINE_MAP(balance, events);
+  COHORT_FIELDS(balance, events);
 };
 
 struct account_event {
   std::int64_t delta = 0;  ///< deposit > 0, withdrawal < 0
-  MSGPACK_DEFINE_MAP(delta);
+  COHORT_FIELDS(delta);
 };
 
 struct amount_args {
   std::int64_t amount = 0;
-  MSGPACK_DEFINE_MAP(amount);
+  COHORT_FIELDS(amount);
 };
 
 struct balance_reply {
   std::string account;
   std::int64_t balance = 0;
   std::uint64_t events = 0;
-  MSGPACK_DEFINE_MAP(account, balance, events);
+  COHORT_FIELDS(account, balance, events);
 };
 
 }  // namespace cohort::examples
