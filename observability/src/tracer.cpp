@@ -24,6 +24,12 @@ std::uint64_t unix_ns() noexcept {
                                         .count());
 }
 
+std::uint64_t unix_ns_at(std::chrono::steady_clock::time_point t) noexcept {
+  auto ago = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t).count();
+  auto now = unix_ns();
+  return ago > 0 && static_cast<std::uint64_t>(ago) < now ? now - static_cast<std::uint64_t>(ago) : now;
+}
+
 tracer::tracer(trace_config cfg, std::string node) : cfg_(std::move(cfg)), node_(std::move(node)) {
   if (cfg_.enabled && !cfg_.otlp_endpoint.empty()) {
     exporter_ = std::make_unique<otlp_exporter>(cfg_, node_);

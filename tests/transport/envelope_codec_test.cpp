@@ -456,3 +456,31 @@ TEST_CASE("the scratch decode gives what decode_payload gives, each until the ne
     CHECK(mine.error().code == theirs.error().code);
   }
 }
+
+TEST_CASE("a payload decoded into the caller's zone outlives a move of the zone, errors as decode_payload's",
+          "[transport][bad-input]") {
+  wire_limits limits;
+  limits.max_depth = 8;
+  const auto bytes = pack(std::map<std::string, std::vector<std::string>>{{"lines", {"one", "two"}}});
+  msgpack::zone zone(payload_zone_block(bytes.size()));
+  auto decoded = decode_payload_in_place(bytes, limits, zone);
+  REQUIRE(decoded.ok());
+  msgpack::zone kept(std::move(zone));  // what an invocation does with it
+  auto value = decoded->as<std::map<std::string, std::vector<std::string>>>();
+  CHECK(value.at("lines") == std::vector<std::string>{"one", "two"});
+  // In place: the strings point into the payload's bytes.
+  const auto& str = decoded->via.map.ptr[0].key.via.str;
+  CHECK(str.ptr >= bytes.data());
+  CHECK(str.ptr < bytes.data() + bytes.size());
+  CHECK(payload_zone_block(0) >= 256);
+  CHECK(payload_zone_block(std::size_t{1} << 30) <= MSGPACK_ZONE_CHUNK_SIZE);
+  for (const auto& bad : {nested_arrays(9), std::string("\xc1", 1), pack(1) + "x", std::string(),
+                          pack(std::string("\xc0\xaf"))}) {
+    msgpack::zone z(payload_zone_block(bad.size()));
+    auto mine = decode_payload_in_place(bad, limits, z);
+    auto theirs = decode_payload(bad, limits);
+    REQUIRE_FALSE(mine.ok());
+    REQUIRE_FALSE(theirs.ok());
+    CHECK(mine.error().code == theirs.error().code);
+  }
+}

@@ -240,6 +240,16 @@ result<msgpack::object_handle> decode_payload_in_place(std::string_view bytes, c
   return decode_checked(bytes, limits, true);
 }
 
+result<msgpack::object> decode_payload_in_place(std::string_view bytes, const wire_limits& limits,
+                                                msgpack::zone& zone) {
+  auto decoded = unpack_into(zone, bytes, limits, true);
+  if (decoded && !all_strings_utf8(*decoded))
+    return error_info{errc::bad_request, "payload holds a string that is not valid UTF-8 (send bytes as bin)"};
+  return decoded;
+}
+
+std::size_t payload_zone_block(std::size_t bytes) noexcept { return zone_chunk_for(bytes, false); }
+
 result<msgpack::object> decode_payload_scratch(std::string_view bytes, const wire_limits& limits) {
   // One zone per thread, emptied at the start of each use (so a conversion
   // that throws leaves nothing behind for long); it keeps its first block.

@@ -62,7 +62,7 @@ void begin_span(request& req, observability::tracer* tracer, observability::span
   auto& span = req.span;
   span.tracer = tracer;
   span.kind = kind;
-  span.start_ns = observability::unix_ns();
+  span.start = req.made != std::chrono::steady_clock::time_point{} ? req.made : std::chrono::steady_clock::now();
   // The common case, a caller's valid traceparent of 55 characters: this
   // hop's span id is written over the caller's in place (what the general
   // path below makes with four allocations: parse, new id, format).
@@ -106,7 +106,7 @@ void request::record_span(std::string_view code) const {
   s.kind = span.kind;
   const auto& node = span.tracer->node();
   s.service = span.kind == observability::span_kind::server ? h.service : node;
-  s.start_ns = span.start_ns;
+  s.start_ns = observability::unix_ns_at(span.start);
   s.end_ns = observability::unix_ns();
   s.code = std::string(code);
   s.attributes = {{"rpc.system", "cohort"}, {"rpc.service", h.service}, {"rpc.method", h.method},

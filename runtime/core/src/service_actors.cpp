@@ -75,10 +75,10 @@ std::string exception_name(const std::exception& e) { return boost::core::demang
 /// record, an entity in its scheduler thread's slot of the service.
 class busy_marker {
  public:
-  busy_marker(handler_activity* worker, service_runtime* entity_service, const std::string* method,
-              const std::string* child)
+  busy_marker(clock_type::time_point since, handler_activity* worker, service_runtime* entity_service,
+              const std::string* method, const std::string* child)
       : worker_(worker) {
-    auto now = clock_type::now().time_since_epoch().count();
+    auto now = since.time_since_epoch().count();
     if (worker_) {
       worker_->method.store(method, std::memory_order_relaxed);
       worker_->busy_since_ns.store(now, std::memory_order_release);
@@ -236,7 +236,7 @@ class method_runner {
     struct call_span {
       char span_id[16] = {};
       std::string name;
-      std::uint64_t start_ns = 0;
+      clock_type::time_point start{};  ///< converted to Unix time when recorded
     };
     std::optional<call_span> span;
   };
@@ -319,8 +319,8 @@ void answer(const request_ptr& req, stored_result&& r) {
 /// invocation as the runtime implements it for method_runner.
 class actor_invocation final : public invocation {
  public:
-  actor_invocation(request_ptr req, msgpack::object_handle args, method_runner* runner, bool read_only)
-      : req_(std::move(req)), args_(std::move(args)), runner_(runner), life_(runner->life()),
+  actor_invocation(request_ptr req, msgpack::zone zone, msgpack::object args, method_runner* runner, bool read_only)
+      : req_(std::move(req)), zone_(std::move(zone)), args_(args), runner_(runner), life_(runner->life()),
         mutating_(runner->state() && !read_only) {
     if (mutating_) {
       before_ = runner_->state()->encode();
@@ -329,7 +329,7 @@ class actor_invocation final : public invocation {
   }
 
   const envelope& header() const override { return req_->header; }
-  const msgpack::object& args() const override { return args_.get(); }
+  const msgpack::object& args() const override { return args_; }
   clock_type::time_point deadline() const override { return req_->deadline; }
 
   void reply(std::string payload) override {
@@ -418,7 +418,11 @@ class actor_invocation final : public invocation {
   }
 
   request_ptr req_;
-  msgpack::object_handle args_;  ///< points into req_->payload: declared after req_, so gone before it
+  /// The arguments' objects, in the invocation itself (one allocation fewer
+  /// than a handle's zone); their strings point into req_->payload: both
+  /// declared after req_, so gone before it.
+  msgpack::zone zone_;
+  msgpack::object args_;
   method_runner* runner_;
   std::weak_ptr<const int> life_;
   bool mutating_;
@@ -488,7 +492,8 @@ void method_runner::on_idempotency_record(const result<std::optional<idempotent_
 
 void method_runner::start(const request_ptr& req, bool checked) {
   const auto& h = req->header;
-  if (clock_type::now() >= req->deadline) {
+  const auto now = clock_type::now();
+  if (now >= req->deadline) {
     req->fail({errc::timeout, "deadline passed while " + h.service + "." + h.method + " was queued"});
     return;
   }
@@ -499,7 +504,8 @@ void method_runner::start(const request_ptr& req, bool checked) {
   }
   // In place: the arguments' strings point into the payload, which the
   // invocation holds (req_) for as long as it holds them (args_).
-  auto args = decode_payload_in_place(req->payload, svc_->limits);
+  msgpack::zone zone(payload_zone_block(req->payload.size()));
+  auto args = decode_payload_in_place(req->payload, svc_->limits, zone);
   if (!args) {
     req->fail(args.error());
     return;
@@ -539,9 +545,9 @@ void method_runner::start(const request_ptr& req, bool checked) {
     }
     idem_waiters_.emplace_back(idem, idem_in_progress{h.method, std::move(fingerprint), {}});
   }
-  auto inv = std::make_shared<actor_invocation>(req, std::move(*args), this, it->second.read_only);
+  auto inv = std::make_shared<actor_invocation>(req, std::move(zone), *args, this, it->second.read_only);
   // The watchdog reads this marker to find handlers that block too long.
-  busy_marker busy(activity_.get(), persistence_ ? svc_.get() : nullptr, &it->first, &actor_);
+  busy_marker busy(now, activity_.get(), persistence_ ? svc_.get() : nullptr, &it->first, &actor_);
   log::scope logging(log_context_of(h, actor_));
   if (persistence_ && svc_->def.pending) persistence_->set_trace(h.traceparent);
   if (persistence_ && svc_->def.reminders && h.method == reminder_method) mark_reminder_fired(*req);
@@ -569,7 +575,7 @@ void method_runner::call_out(const request_ptr& parent, envelope target, std::st
   if (auto t = trace_of(parent->header); t.valid && svc_->tracer && svc_->tracer->enabled()) {
     auto& span = c.span.emplace();
     span.name = target.service + "." + target.method;
-    span.start_ns = observability::unix_ns();
+    span.start = now;
     // The caller's traceparent (the node wrote it: version 00, flags 00 or
     // 01) with this call's span id written over the parent's.
     target.traceparent = parent->header.traceparent;
@@ -591,20 +597,21 @@ void method_runner::call_out(const request_ptr& parent, envelope target, std::st
   auto out = std::make_shared<request>(
       std::move(target), std::move(payload), deadline,
       [me, id, limits](envelope&& h, std::string&& p) {
-        auto r = std::make_shared<reply>();
-        r->header = std::move(h);
-        if (r->header.kind == message_kind::error) {
-          r->error = decode_error_payload(p, limits);
+        reply r;  // in the CAF message itself: one allocation, not two
+        r.header = std::move(h);
+        if (r.header.kind == message_kind::error) {
+          r.error = decode_error_payload(p, limits);
           // unknown_service tells a client that the service *it named* does not
           // exist. A handler's dependency that is missing is this node's
           // problem, and its caller must not read it as its own mistake.
-          if (r->error->is(errc::unknown_service))
-            r->error = error_info{errc::unavailable, "a dependency is not reachable from this node: " + r->error->message};
+          if (r.error->is(errc::unknown_service))
+            r.error = error_info{errc::unavailable, "a dependency is not reachable from this node: " + r.error->message};
         } else {
-          r->payload = std::move(p);
+          r.payload = std::move(p);
         }
         caf::anon_send(me, reply_atom::value, id, std::move(r));
       });
+  out->made = now;
   if (!timer_at_ || deadline < *timer_at_) arm_timer(deadline);
   svc_->calls->route(std::move(out));
 }
@@ -678,7 +685,7 @@ void method_runner::record_call_span(const envelope& parent, const continuation:
   s.name = c.name;
   s.service = svc_->def.name;
   s.kind = observability::span_kind::client;
-  s.start_ns = c.start_ns;
+  s.start_ns = observability::unix_ns_at(c.start);
   s.end_ns = observability::unix_ns();
   if (r.error) s.code = r.error->code;
   auto dot = c.name.find('.');
@@ -863,7 +870,7 @@ void method_runner::checkpoint(std::function<void()> then) {
     if (!written) return caf::anon_send(me, store_failed_atom::value, written.error().message);
     if (svc) svc->poke_outbox(std::move(keys));
     if (reminders) reminders->poke_reminders();
-    caf::anon_send(me, reply_atom::value, id, std::make_shared<reply>());
+    caf::anon_send(me, reply_atom::value, id, reply{});
   });
 }
 
@@ -889,7 +896,7 @@ caf::behavior worker_actor(caf::stateful_actor<worker_state>* self, std::shared_
       [=](const request_ptr& req) { self->state.runner->run(req); },
       [=](crash_atom) { self->state.runner->injected_crash(); },
       [=](restarted_atom) { self->state.runner->restarted(); },
-      [=](reply_atom, std::uint64_t id, const reply_ptr& r) { self->state.runner->on_reply(id, std::move(*r)); },
+      [=](reply_atom, std::uint64_t id, reply& r) { self->state.runner->on_reply(id, std::move(r)); },
       [=](call_timeout_atom) { self->state.runner->on_call_timeouts(); },
   };
 }
@@ -982,7 +989,7 @@ caf::behavior entity_running(entity_self* self) {
         self->state.processed++;
         self->state.runner->run(req);
       },
-      [self](reply_atom, std::uint64_t id, const reply_ptr& r) { self->state.runner->on_reply(id, std::move(*r)); },
+      [self](reply_atom, std::uint64_t id, reply& r) { self->state.runner->on_reply(id, std::move(r)); },
       [self](call_timeout_atom) { self->state.runner->on_call_timeouts(); },
       [self](crash_atom) { self->state.runner->injected_crash(); },
       [self](store_failed_atom, const std::string& why) { self->state.runner->store_failed(why); },

@@ -463,6 +463,7 @@ void io_loop::handle_message(std::size_t index, std::vector<zmq::message_t>& fra
   counters_.requests++;
   auto req = std::make_shared<request>(std::move(env), received_payload(std::move(frames[first + 1])), deadline,
                                        std::move(sink));
+  req->made = round_started_;
   if (req->header.method == "_subscribe") req->stream = std::move(stream);
   if (req->header.kind == message_kind::request)
     deadlines_.emplace(std::make_pair(deadline, ticket), req);

@@ -2,6 +2,7 @@
 // store write, an event delivered), as recorded by a node and exported (OTLP).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -31,5 +32,10 @@ struct span {
 
 /// The wall clock in Unix ns, as spans count it.
 [[nodiscard]] std::uint64_t unix_ns() noexcept;
+
+/// The wall clock in Unix ns at `t`, a steady-clock instant of this process.
+/// A span in progress keeps the steady time its request already read, and
+/// only the few spans recorded (sampled, or failed) pay for the conversion.
+[[nodiscard]] std::uint64_t unix_ns_at(std::chrono::steady_clock::time_point t) noexcept;
 
 }  // namespace cohort::observability

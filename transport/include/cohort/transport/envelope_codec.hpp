@@ -34,6 +34,17 @@ namespace cohort {
 [[nodiscard]] result<msgpack::object_handle> decode_payload_in_place(std::string_view bytes,
                                                                      const wire_limits& limits);
 
+/// decode_payload_in_place into a zone the caller keeps (and may move: its
+/// blocks stay where they are), for a holder that has room for the zone
+/// itself and so saves allocating it. Make the zone with
+/// `msgpack::zone(payload_zone_block(bytes.size()))`.
+[[nodiscard]] result<msgpack::object> decode_payload_in_place(std::string_view bytes, const wire_limits& limits,
+                                                              msgpack::zone& zone);
+
+/// The first block for a zone that will hold a payload of `bytes` decoded in
+/// place: sized to it, not msgpack's 8 KiB default.
+[[nodiscard]] std::size_t payload_zone_block(std::size_t bytes) noexcept;
+
 /// decode_payload_in_place for a value used up at once (converted to a typed
 /// value, then dropped): made in this thread's scratch zone instead of a zone
 /// of its own, so a decode allocates two blocks fewer. The object is valid

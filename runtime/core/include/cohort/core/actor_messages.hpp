@@ -13,7 +13,6 @@
 #include "cohort/core/service_runtime.hpp"
 
 namespace cohort::detail {
-using reply_ptr = std::shared_ptr<cohort::reply>;
 struct fetched_entity;
 using fetched_ptr = std::shared_ptr<const fetched_entity>;
 }
@@ -38,7 +37,8 @@ using hibernated_ptr = std::shared_ptr<hibernated_entity>;
 }
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::request_ptr)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::reply_ptr)
+// A call's reply travels in the message itself (copied only if a message were shared).
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::fetched_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::idem_record_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::scanned_ptr)

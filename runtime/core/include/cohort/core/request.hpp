@@ -71,6 +71,10 @@ class request : public std::enable_shared_from_this<request> {
   [[nodiscard]] std::chrono::milliseconds remaining() const;
 
   envelope header;
+  /// When it entered this node (the I/O thread's poll round that read it) or
+  /// was made here (the handler's call): metrics and spans start from it
+  /// instead of reading the clock again. Unset (epoch) when not known.
+  std::chrono::steady_clock::time_point made{};
   /// As it arrived: from a socket, the received frame itself (not copied).
   payload_bytes payload;
   std::chrono::steady_clock::time_point deadline;
@@ -84,7 +88,7 @@ class request : public std::enable_shared_from_this<request> {
   /// here without allocation (the parent id fits in place).
   struct hop_span {
     observability::tracer* tracer = nullptr;
-    std::uint64_t start_ns = 0;
+    std::chrono::steady_clock::time_point start{};  ///< converted to Unix time when recorded
     observability::span_kind kind = observability::span_kind::server;
     bool sampled = false;
     char parent[16] = {};  ///< the caller's span id; all zero when the trace started here
