@@ -157,7 +157,9 @@ TEST_CASE("a request's spans form one tree across services, calls and store writ
   auto n = start_node(cfg);
   client c(n->endpoints().front());
   // visits.record calls counter.add (an entity: a durable write) and then greeter.hello.
+  const auto before = unix_ns();
   auto r = c.call("visits", "record", pack(hello_args{"ada"}), traced(""));
+  const auto after = unix_ns();
   REQUIRE(r.ok());
   CHECK(r.header.trace == given_trace);  // the reply names the trace of the traceparent
 
@@ -191,6 +193,20 @@ TEST_CASE("a request's spans form one tree across services, calls and store writ
   CHECK(hello_call->parent_span_id == visit->span_id);
   CHECK(hello->parent_span_id == hello_call->span_id);
   CHECK(add_call->end_ns <= hello_call->start_ns);  // one after the other
+  // Each span inside its parent, and all inside the call as the client timed
+  // it. Spans in progress keep steady time and become Unix time when
+  // recorded: an edge may move by the nanoseconds between two clock reads.
+  const std::uint64_t slack = 1'000'000;
+  auto inside = [&](const span* child, const span* parent) {
+    return child->start_ns + slack >= parent->start_ns && child->end_ns <= parent->end_ns + slack;
+  };
+  CHECK(visit->start_ns + slack >= before);
+  CHECK(visit->end_ns <= after + slack);
+  CHECK(inside(add_call, visit));
+  CHECK(inside(add, add_call));
+  CHECK(inside(write, add));
+  CHECK(inside(hello_call, visit));
+  CHECK(inside(hello, hello_call));
   CHECK(visit->service == "visits");
   CHECK(add->service == "counter");
   CHECK(attribute(*add, "cohort.key") == "ada");
