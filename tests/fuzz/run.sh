@@ -11,9 +11,9 @@ runs=${3:-10000000}
 here=$(cd "$(dirname "$0")" && pwd)
 cmake -S "$here" -B "$build" -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j "$(nproc)" >/dev/null
-declare -A dict=([http]=http.dict [json_bridge]=json.dict [config]=toml.dict [envelope]= [changes]=)
+declare -A dict=([http]=http.dict [json_bridge]=json.dict [config]=toml.dict [envelope]= [changes]= [message_fields]=)
 status=0
-for h in envelope json_bridge config http changes; do
+for h in envelope json_bridge message_fields config http changes; do
   mkdir -p "$build/corpus/$h"
   args=(-max_len=4096 -print_final_stats=1 "-artifact_prefix=$build/$h-")
   [ -n "${dict[$h]}" ] && args+=("-dict=$here/${dict[$h]}")
