@@ -223,10 +223,13 @@ result<msgpack::object_handle> unpack_bounded(std::string_view bytes, const wire
 
 /// A payload within the limits whose strings are all UTF-8: msgpack strings
 /// are text (bytes travel as bin), the same rule as JSON on the HTTP front.
+error_info not_utf8() {
+  return {errc::bad_request, "payload holds a string that is not valid UTF-8 (send bytes as bin)"};
+}
+
 result<msgpack::object_handle> decode_checked(std::string_view bytes, const wire_limits& limits, bool in_place) {
   auto handle = unpack_bounded(bytes, limits, in_place);
-  if (handle && !all_strings_utf8(handle->get()))
-    return error_info{errc::bad_request, "payload holds a string that is not valid UTF-8 (send bytes as bin)"};
+  if (handle && !all_strings_utf8(handle->get())) return not_utf8();
   return handle;
 }
 
@@ -243,8 +246,7 @@ result<msgpack::object_handle> decode_payload_in_place(std::string_view bytes, c
 result<msgpack::object> decode_payload_in_place(std::string_view bytes, const wire_limits& limits,
                                                 msgpack::zone& zone) {
   auto decoded = unpack_into(zone, bytes, limits, true);
-  if (decoded && !all_strings_utf8(*decoded))
-    return error_info{errc::bad_request, "payload holds a string that is not valid UTF-8 (send bytes as bin)"};
+  if (decoded && !all_strings_utf8(*decoded)) return not_utf8();
   return decoded;
 }
 
@@ -255,11 +257,7 @@ result<msgpack::object> decode_payload_scratch(std::string_view bytes, const wir
   // that throws leaves nothing behind for long); it keeps its first block.
   thread_local msgpack::zone scratch(1024);
   scratch.clear();
-  auto decoded = unpack_into(scratch, bytes, limits, true);
-  if (!decoded) return decoded.error();
-  if (!all_strings_utf8(*decoded))
-    return error_info{errc::bad_request, "payload holds a string that is not valid UTF-8 (send bytes as bin)"};
-  return decoded;
+  return decode_payload_in_place(bytes, limits, scratch);
 }
 
 result<envelope> decode_envelope(std::string_view bytes, const wire_limits& limits,

@@ -62,7 +62,7 @@ void begin_span(request& req, observability::tracer* tracer, observability::span
   auto& span = req.span;
   span.tracer = tracer;
   span.kind = kind;
-  span.start = req.made != std::chrono::steady_clock::time_point{} ? req.made : std::chrono::steady_clock::now();
+  span.start = req.made_or_now();
   // The common case, a caller's valid traceparent of 55 characters: this
   // hop's span id is written over the caller's in place (what the general
   // path below makes with four allocations: parse, new id, format).

@@ -59,8 +59,7 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
     void route(detail::request_ptr req) override {
       if (node->cfg.request_metrics) {
         auto& m = node->metrics->client(req->header.service, req->header.method);
-        auto start = req->made != clock_type::time_point{} ? req->made : clock_type::now();
-        req->observer = [&m, start](const detail::request&, std::string_view code) {
+        req->observer = [&m, start = req->made_or_now()](const detail::request&, std::string_view code) {
           m.record(code, clock_type::now() - start);
         };
       }
@@ -274,8 +273,7 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
   void admit(detail::request_ptr req) {
     if (cfg.request_metrics) {
       auto& m = metrics->server(req->header.service, req->header.method);
-      auto start = req->made != clock_type::time_point{} ? req->made : clock_type::now();
-      req->observer = [&m, start](const detail::request&, std::string_view code) {
+      req->observer = [&m, start = req->made_or_now()](const detail::request&, std::string_view code) {
         m.record(code, clock_type::now() - start);
       };
     }

@@ -75,6 +75,10 @@ class request : public std::enable_shared_from_this<request> {
   /// was made here (the handler's call): metrics and spans start from it
   /// instead of reading the clock again. Unset (epoch) when not known.
   std::chrono::steady_clock::time_point made{};
+  /// `made`, or the clock now when it is not known: where a measurement of this request starts.
+  [[nodiscard]] std::chrono::steady_clock::time_point made_or_now() const {
+    return made != std::chrono::steady_clock::time_point{} ? made : std::chrono::steady_clock::now();
+  }
   /// As it arrived: from a socket, the received frame itself (not copied).
   payload_bytes payload;
   std::chrono::steady_clock::time_point deadline;
