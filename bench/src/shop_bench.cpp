@@ -136,10 +136,14 @@ int main(int argc, char** argv) {
   app.add_option("--scheduler-policy", embedded_policy, "the embedded node's scheduler_policy (default: the node's default)")
       ->check(CLI::IsMember(scheduler_policies()));
   app.add_option("--cohort", binary, "the cohort binary, for the split run (default: next to this program)");
+  std::size_t orders_option = 0;
+  app.add_option("--orders", orders_option, "checkouts per run (default: 2000, quick 400)");
+  bool embedded_only = false;
+  app.add_flag("--embedded-only", embedded_only, "run the embedded shop alone, no split run or floor (for profiling)");
   CLI11_PARSE(app, argc, argv);
   if (binary.empty()) binary = (fs::canonical("/proc/self/exe").parent_path().parent_path() / "cli" / "cohort").string();
   const int repeats = quick ? 2 : 3;
-  const std::size_t orders = quick ? 400 : 2000;
+  const std::size_t orders = orders_option ? orders_option : quick ? 400 : 2000;
   const std::size_t in_flight = 32;
 
   std::printf("shop bench: %zu checkouts x %d runs, %zu in flight, sync durability, 10%% declined cards\n\n", orders,
@@ -149,9 +153,15 @@ int main(int argc, char** argv) {
     auto e = embedded(orders, in_flight, i);
     emb.push_back(e.checkouts_per_s);
     writes.push_back(e.writes_per_checkout);
+    if (embedded_only) {
+      std::printf("embedded run %d: %.0f checkouts/s, %.1f durable writes per checkout\n", i, e.checkouts_per_s,
+                  e.writes_per_checkout);
+      continue;
+    }
     spl.push_back(split(binary, orders, in_flight, i));
     raw.push_back(raw_rocksdb_synced(static_cast<int>(in_flight), std::chrono::milliseconds(quick ? 700 : 2000), 200));
   }
+  if (embedded_only) return 0;
   auto e = spread_of(emb), s = spread_of(spl), w = spread_of(writes), r = spread_of(raw);
   const double floor_checkouts = r.median / w.median;  // raw fsynced writes/s over the shop's writes per checkout
   auto cell = [](const spread& x) { return human(x.median) + " [" + human(x.min) + ".." + human(x.max) + "]"; };

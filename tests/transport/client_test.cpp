@@ -89,6 +89,33 @@ TEST_CASE("a call with no answer fails with timeout at its deadline", "[transpor
   CHECK(c.in_flight() == 0);
 }
 
+TEST_CASE("poll with nothing to read sleeps its whole wait instead of spinning", "[transport]") {
+  // poll(2) counts whole milliseconds: a wait cut down to them (1 ms read
+  // as 0.99, truncated to 0) made a loop of poll(1ms) a busy loop that took
+  // a core from the node beside it.
+  echo_peer peer;  // never answers
+  client c(peer.endpoint);
+  call_options o;
+  o.timeout = std::chrono::seconds(5);
+  c.call_async("svc", "m", pack(1), o, [](reply&&) {});
+  for (int ms : {1, 2, 3}) {
+    auto start = std::chrono::steady_clock::now();
+    CHECK(c.poll(std::chrono::milliseconds(ms)) == 0);
+    CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(ms));
+  }
+  int polls = 0;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+  while (std::chrono::steady_clock::now() < until && polls < 100000) {
+    c.poll(std::chrono::milliseconds(1));
+    ++polls;
+  }
+  CHECK(polls <= 101);  // each slept at least its millisecond
+  auto start = std::chrono::steady_clock::now();
+  c.poll(std::chrono::milliseconds(0));  // one look, no sleep
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(1));
+  CHECK(c.in_flight() == 1);
+}
+
 namespace {
 std::atomic<int> signals_seen{0};
 extern "C" void count_signal(int) { signals_seen++; }

@@ -158,24 +158,24 @@ reply client::call(std::string_view service, std::string_view method, std::strin
 }
 
 std::size_t client::poll(std::chrono::milliseconds max_wait) {
-  auto dl = next_deadline();
-  if (dl) {
-    auto until = std::chrono::duration_cast<std::chrono::milliseconds>(*dl - clock_type::now());
-    max_wait = std::max(std::chrono::milliseconds(0), std::min(max_wait, until + std::chrono::milliseconds(1)));
-  }
+  auto until = clock_type::now() + max_wait;
+  if (auto dl = next_deadline(); dl && *dl < until) until = *dl;  // wake for the first deadline
   // Read first, sleep on the fd only when the socket was read empty since
   // the last send: a zmq_poll asks the socket for its events before and
   // after it sleeps (a getpid and a poll of its mailbox each, on top of its
   // own poll), where one recv that finds nothing does the same work.
   std::size_t done = may_read_ ? process_ready() : 0;
   // The fd also fires for news that is not a reply (a connection made, say):
-  // then wait out the rest of `max_wait`.
-  const auto until = clock_type::now() + max_wait;
+  // then wait out the rest of the time.
   while (done == 0) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - clock_type::now());
-    if (!wait_readable(fd_, std::max(left, std::chrono::milliseconds(0)))) break;
+    // Rounded up: poll(2) takes whole milliseconds, and a truncated 0.9 ms
+    // (poll(1ms) right after reading the clock) is a poll that does not
+    // sleep, which turned every caller's wait loop into a busy loop.
+    auto left = std::max(std::chrono::ceil<std::chrono::milliseconds>(until - clock_type::now()),
+                         std::chrono::milliseconds(0));
+    if (!wait_readable(fd_, left)) break;
     done += process_ready();
-    if (left.count() <= 0) break;
+    if (left.count() == 0) break;  // poll(0): one look, no sleep
   }
   done += expire(clock_type::now());
   return done;
@@ -184,7 +184,7 @@ std::size_t client::poll(std::chrono::milliseconds max_wait) {
 bool client::drain(std::chrono::milliseconds max_wait) {
   auto until = clock_type::now() + max_wait;
   while (!pending_.empty()) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - clock_type::now());
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(until - clock_type::now());
     if (left.count() <= 0) return false;
     poll(left);
   }
