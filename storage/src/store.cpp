@@ -517,9 +517,30 @@ void store::enqueue(write_batch batch, commit_callback done) {
   impl_->wake.notify_one();
 }
 
+namespace {
+/// The least key greater than every key that starts with `prefix`; empty
+/// when there is none (an empty prefix, or one of 0xff bytes only).
+std::string prefix_successor(std::string_view prefix) {
+  std::string out(prefix);
+  while (!out.empty() && static_cast<unsigned char>(out.back()) == 0xff) out.pop_back();
+  if (!out.empty()) out.back() = static_cast<char>(static_cast<unsigned char>(out.back()) + 1);
+  return out;
+}
+}  // namespace
+
 result<bool> store::scan(keyspace space, std::string_view prefix, std::string_view start,
-                         const std::function<bool(std::string_view, std::string_view)>& fn) const {
-  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->family(space)));
+                         const std::function<bool(std::string_view, std::string_view)>& fn,
+                         std::string_view end) const {
+  // Without an upper bound, an iterator that meets deleted keys past the
+  // last live one under the prefix steps over every one of them looking for
+  // a live key (and stepped over a whole keyspace's worth for an entity's
+  // empty reminder index): the bound stops it at the prefix's end.
+  std::string upper = prefix_successor(prefix);
+  if (!end.empty() && (upper.empty() || end < std::string_view(upper))) upper = std::string(end);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions opts;
+  if (!upper.empty()) opts.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(opts, impl_->family(space)));
   auto from = start.empty() ? prefix : start;
   for (it->Seek(rocksdb::Slice(from.data(), from.size())); it->Valid(); it->Next()) {
     auto k = it->key();

@@ -5,6 +5,9 @@
 #include <mutex>
 #include <thread>
 
+#include <rocksdb/perf_context.h>
+#include <rocksdb/perf_level.h>
+
 #include "cohort/storage/idempotency.hpp"
 #include "cohort/storage/store.hpp"
 #include "temp_dir.hpp"
@@ -93,6 +96,46 @@ TEST_CASE("scan visits one prefix in key order from a start key", "[storage]") {
     return true;
   }).ok());
   CHECK(seen == std::vector<std::string>{"a/2", "a/3"});
+}
+
+TEST_CASE("scan ends at its prefix and at its end key without stepping over the deleted keys past them", "[storage]") {
+  // An entity's activation scans its (usually empty) reminder index: with
+  // no bound, RocksDB stepped over every deleted key after it, thousands
+  // per activation once the shop had cancelled its orders' reminders.
+  test::temp_dir dir;
+  auto s = store::open(dir / "svc");
+  REQUIRE(s.ok());
+  write_batch b;
+  for (auto k : {"a/1", "a/2", "a/3"}) b.put(keyspace::reminders, k, k);
+  for (int i = 0; i < 2000; ++i) b.put(keyspace::reminders, "b/" + std::to_string(i), "x");
+  b.put(keyspace::reminders, std::string("c\xff\xff"), "last");
+  REQUIRE((*s)->write(b).ok());
+  write_batch d;
+  for (int i = 0; i < 2000; ++i) d.erase(keyspace::reminders, "b/" + std::to_string(i));
+  for (auto k : {"a/2", "a/3"}) d.erase(keyspace::reminders, k);
+  REQUIRE((*s)->write(d).ok());
+  auto scan = [&](std::string_view prefix, std::string_view end) {
+    std::vector<std::string> seen;
+    rocksdb::SetPerfLevel(rocksdb::PerfLevel::kEnableCount);
+    rocksdb::get_perf_context()->Reset();
+    REQUIRE((*s)->scan(keyspace::reminders, prefix, {}, [&](std::string_view k, std::string_view) {
+      seen.emplace_back(k);
+      return true;
+    }, end).ok());
+    const auto skipped = rocksdb::get_perf_context()->internal_delete_skipped_count;
+    rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
+    return std::make_pair(seen, skipped);
+  };
+  auto [seen, skipped] = scan("a/", {});
+  CHECK(seen == std::vector<std::string>{"a/1"});
+  CHECK(skipped <= 2);  // a/2 and a/3, not the 2000 under b/
+  std::tie(seen, skipped) = scan("b/", "b/1");  // an end inside the prefix: b/0... only
+  CHECK(seen.empty());
+  CHECK(skipped <= 2);  // "b/0" sorts before "b/1", the rest after it
+  std::tie(seen, skipped) = scan(std::string("c\xff"), {});  // a prefix ending in 0xff: bounded by "d"
+  CHECK(seen == std::vector<std::string>{std::string("c\xff\xff")});
+  std::tie(seen, skipped) = scan("", {});  // no prefix: everything, no bound
+  CHECK(seen == std::vector<std::string>{"a/1", std::string("c\xff\xff")});
 }
 
 TEST_CASE("a checkpoint is a consistent copy that opens on its own", "[storage]") {

@@ -72,7 +72,9 @@ void scan(scheduler_actor* self, const std::shared_ptr<service_runtime>& svc) {
                                log::get("reminders")->error("a stored reminder does not decode; left in place: {}", e.what());
                              }
                              return out->due.size() < batch_limit;
-                           });
+                           },
+                           // Up to now: the deleted (fired, cancelled) reminders not yet due are not stepped over.
+                           std::string(reminder_schedule_prefix) + encode_reminder_due(now + 1));
     if (!scanned) out->error = scanned.error();
     caf::anon_send(me, found_atom::value, due_ptr(std::move(out)));
   });

@@ -148,9 +148,12 @@ class store {
   void commit(write_batch batch, commit_callback done);
 
   /// Calls `fn(key, value)` for every key starting with `prefix`, in key order,
-  /// from `start` (inclusive; empty = the prefix itself); stops when fn returns false.
+  /// from `start` (inclusive; empty = the prefix itself) to `end` (exclusive;
+  /// empty = the end of the prefix); stops when fn returns false. Both bounds
+  /// go to RocksDB, so the deleted keys beyond them are never stepped over.
   [[nodiscard]] result<bool> scan(keyspace space, std::string_view prefix, std::string_view start,
-                                  const std::function<bool(std::string_view, std::string_view)>& fn) const;
+                                  const std::function<bool(std::string_view, std::string_view)>& fn,
+                                  std::string_view end = {}) const;
 
   /// A read that never touches the disk: the value (or its absence) when the
   /// memtables and the block cache can tell, an empty optional when only the
