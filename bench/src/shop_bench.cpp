@@ -60,6 +60,7 @@ workload_options workload(std::size_t orders, std::size_t in_flight, const std::
 struct run_figures {
   double checkouts_per_s = 0;
   double writes_per_checkout = 0;
+  double syncs_per_checkout = 0;  ///< the stores' commits: one fsync each, a group of writes
 };
 
 /// The embedded node's scheduler_policy (--scheduler-policy; empty: the default).
@@ -77,18 +78,19 @@ run_figures embedded(std::size_t orders, std::size_t in_flight, int round) {
   if (!n) throw std::runtime_error(n.error().message);
   client c((*n)->endpoints().front());
   prepare(c);
-  std::uint64_t writes_before = 0;
+  std::uint64_t writes_before = 0, commits_before = 0;
   for (const auto& name : shop_service_names())
-    if (auto s = (*n)->storage_stats(name)) writes_before += s->committed_writes;
+    if (auto s = (*n)->storage_stats(name)) writes_before += s->committed_writes, commits_before += s->commits;
   auto r = run_checkouts(c, workload(orders, in_flight, "e" + std::to_string(round)));
   if (r.unfinished) std::cerr << "warning: " << r.unfinished << " sagas unfinished\n";
-  std::uint64_t writes = 0;
+  std::uint64_t writes = 0, commits = 0;
   for (const auto& name : shop_service_names())
-    if (auto s = (*n)->storage_stats(name)) writes += s->committed_writes;
+    if (auto s = (*n)->storage_stats(name)) writes += s->committed_writes, commits += s->commits;
   run_figures out;
   const double ended = double(r.completed + r.failed);
   out.checkouts_per_s = ended / r.seconds;
   out.writes_per_checkout = double(writes - writes_before) / ended;
+  out.syncs_per_checkout = double(commits - commits_before) / ended;
   return out;
 }
 
@@ -138,8 +140,9 @@ int main(int argc, char** argv) {
   app.add_option("--cohort", binary, "the cohort binary, for the split run (default: next to this program)");
   std::size_t orders_option = 0;
   app.add_option("--orders", orders_option, "checkouts per run (default: 2000, quick 400)");
-  bool embedded_only = false;
-  app.add_flag("--embedded-only", embedded_only, "run the embedded shop alone, no split run or floor (for profiling)");
+  std::string only;
+  app.add_option("--only", only, "run one shop alone, without the other or the floor (for profiling)")
+      ->check(CLI::IsMember({"embedded", "split"}));
   CLI11_PARSE(app, argc, argv);
   if (binary.empty()) binary = (fs::canonical("/proc/self/exe").parent_path().parent_path() / "cli" / "cohort").string();
   const int repeats = quick ? 2 : 3;
@@ -148,21 +151,26 @@ int main(int argc, char** argv) {
 
   std::printf("shop bench: %zu checkouts x %d runs, %zu in flight, sync durability, 10%% declined cards\n\n", orders,
               repeats, in_flight);
-  std::vector<double> emb, writes, spl, raw;
+  std::vector<double> emb, writes, syncs, spl, raw;
   for (int i = 0; i < repeats; ++i) {
+    if (only == "split") {
+      std::printf("split run %d: %.0f checkouts/s\n", i, split(binary, orders, in_flight, i));
+      continue;
+    }
     auto e = embedded(orders, in_flight, i);
     emb.push_back(e.checkouts_per_s);
     writes.push_back(e.writes_per_checkout);
-    if (embedded_only) {
-      std::printf("embedded run %d: %.0f checkouts/s, %.1f durable writes per checkout\n", i, e.checkouts_per_s,
-                  e.writes_per_checkout);
+    syncs.push_back(e.syncs_per_checkout);
+    if (only == "embedded") {
+      std::printf("embedded run %d: %.0f checkouts/s, %.1f durable writes and %.1f fsyncs per checkout\n", i,
+                  e.checkouts_per_s, e.writes_per_checkout, e.syncs_per_checkout);
       continue;
     }
     spl.push_back(split(binary, orders, in_flight, i));
     raw.push_back(raw_rocksdb_synced(static_cast<int>(in_flight), std::chrono::milliseconds(quick ? 700 : 2000), 200));
   }
-  if (embedded_only) return 0;
-  auto e = spread_of(emb), s = spread_of(spl), w = spread_of(writes), r = spread_of(raw);
+  if (!only.empty()) return 0;
+  auto e = spread_of(emb), s = spread_of(spl), w = spread_of(writes), f = spread_of(syncs), r = spread_of(raw);
   const double floor_checkouts = r.median / w.median;  // raw fsynced writes/s over the shop's writes per checkout
   auto cell = [](const spread& x) { return human(x.median) + " [" + human(x.min) + ".." + human(x.max) + "]"; };
   std::printf("%-44s %-26s %-26s %6s\n", "scenario", "cohort median [min..max]", "baseline", "ratio");
@@ -172,6 +180,7 @@ int main(int argc, char** argv) {
               (human(floor_checkouts) + " raw-disk floor").c_str(), s.median / floor_checkouts);
   std::printf("%-44s %-26s %-26s\n", "durable writes per checkout (embedded)", human(w.median).c_str(),
               (human(r.median) + " raw sync writes/s").c_str());
+  std::printf("%-44s %-26s\n", "fsyncs per checkout (embedded, 6 stores)", human(f.median).c_str());
   target_list targets;
   const spread floor{floor_checkouts, floor_checkouts, floor_checkouts};
   targets.ratio_at_least("shop checkouts, embedded", "checkouts/s", e, floor, "raw-disk floor", 0.8);
@@ -183,6 +192,7 @@ int main(int argc, char** argv) {
     j["embedded"] = {{"median", e.median}, {"min", e.min}, {"max", e.max}};
     j["split"] = {{"median", s.median}, {"min", s.min}, {"max", s.max}};
     j["writes_per_checkout"] = w.median;
+    j["fsyncs_per_checkout"] = f.median;
     j["raw_sync_writes_per_s"] = r.median;
     j["raw_disk_floor_checkouts_per_s"] = floor_checkouts;
     j["orders"] = orders;
