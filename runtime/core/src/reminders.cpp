@@ -1,5 +1,6 @@
 #include "cohort/core/reminders.hpp"
 
+#include <limits>
 #include <unordered_set>
 
 #include <caf/all.hpp>
@@ -15,6 +16,8 @@ namespace cohort::detail {
 struct due_reminders {
   std::vector<std::pair<std::string, reminder_record>> due;  ///< (schedule key, reminder)
   std::optional<error_info> error;
+  std::optional<std::uint64_t> first_stored;  ///< the due time of the first reminder seen still stored
+  std::uint64_t scanned_to = 0;                ///< the scan covered every due time below this
 };
 using due_ptr = std::shared_ptr<const due_reminders>;
 
@@ -35,11 +38,22 @@ using wake_atom = caf::atom_constant<caf::atom("remwake")>;
 /// Reminders delivered at once, at most (the rest on the next round).
 constexpr std::size_t batch_limit = 256;
 constexpr auto delivery_timeout = std::chrono::seconds(30);
+/// How often a scan starts from the beginning of the schedule all the same.
+constexpr auto full_scan_every = std::chrono::seconds(60);
 
 struct scheduler_state {
   std::unordered_set<std::string> in_flight;  ///< schedule keys being delivered
   bool scanning = false;
   bool rescan = false;
+  /// Where the next scan starts (a due time): the first reminder the last
+  /// scan found still stored, or the time it scanned to. The fired and
+  /// cancelled reminders before it are deleted keys, which RocksDB would
+  /// step over on every scan until a compaction drops them.
+  std::uint64_t from_due = 0;
+  /// The earliest due time announced while a scan was under way: that
+  /// scan may have read the store before the write it announces.
+  std::uint64_t lowered = std::numeric_limits<std::uint64_t>::max();
+  clock_type::time_point next_full_scan{};
   std::uint64_t next_id = 1;
   static inline const char* name = "cohort.reminders";
 };
@@ -54,13 +68,20 @@ void scan(scheduler_actor* self, const std::shared_ptr<service_runtime>& svc) {
   st.scanning = true;
   st.rescan = false;
   const auto now = svc->now_ms();
+  // Now and then from the very start all the same, for a write no poke
+  // announced: one long scan a minute is cheap insurance.
+  std::uint64_t from = st.from_due;
+  if (const auto t = clock_type::now(); t >= st.next_full_scan) from = 0, st.next_full_scan = t + full_scan_every;
   auto skip = std::make_shared<const std::unordered_set<std::string>>(st.in_flight);
-  svc->db->read_after_writes([me = caf::actor_cast<caf::actor>(self), now, skip](const store& db) {
+  svc->db->read_after_writes([me = caf::actor_cast<caf::actor>(self), now, from, skip](const store& db) {
     auto out = std::make_shared<due_reminders>();
-    auto scanned = db.scan(keyspace::reminders, reminder_schedule_prefix, reminder_schedule_prefix,
+    out->scanned_to = now + 1;
+    auto scanned = db.scan(keyspace::reminders, reminder_schedule_prefix,
+                           std::string(reminder_schedule_prefix) + encode_reminder_due(from),
                            [&](std::string_view k, std::string_view v) {
                              const auto due = reminder_schedule_due(k);
                              if (due > now) return false;  // time order: nothing after this is due either
+                             if (!out->first_stored) out->first_stored = due;
                              std::string key(k);
                              if (skip->count(key)) return true;
                              try {
@@ -112,11 +133,19 @@ caf::behavior scheduler(scheduler_actor* self, std::shared_ptr<service_runtime> 
         scan(self, svc);
         self->delayed_send(self, poll, wake_atom::value);
       },
-      [=](poke_atom) { scan(self, svc); },
+      [=](poke_atom, std::uint64_t earliest_due) {
+        auto& st = self->state;
+        st.from_due = std::min(st.from_due, earliest_due);
+        if (st.scanning) st.lowered = std::min(st.lowered, earliest_due);
+        scan(self, svc);
+      },
       [=](found_atom, const due_ptr& found) {
         auto& st = self->state;
         st.scanning = false;
         if (found->error) log::get("reminders")->warn("{}: reminder scan failed: {}", svc->def.name, found->error->message);
+        else st.from_due = found->first_stored ? *found->first_stored : found->scanned_to;
+        st.from_due = std::min(st.from_due, st.lowered);
+        st.lowered = std::numeric_limits<std::uint64_t>::max();
         for (const auto& [key, r] : found->due)
           if (!st.in_flight.count(key)) deliver(self, svc, key, r);
         // A full batch means more may be due now.
@@ -141,13 +170,13 @@ namespace {
 using poke_reminders_atom = caf::atom_constant<caf::atom("rempoke")>;
 }
 
-void service_runtime::poke_reminders() {
+void service_runtime::poke_reminders(std::uint64_t earliest_due) {
   caf::actor s;
   {
     std::lock_guard<std::mutex> guard(mutex_);
     s = reminder_scheduler_;
   }
-  if (s) caf::anon_send(s, poke_reminders_atom::value);
+  if (s) caf::anon_send(s, poke_reminders_atom::value, earliest_due);
 }
 
 }  // namespace cohort::detail

@@ -746,7 +746,7 @@ void method_runner::finish(const request_ptr& req, bool mutating, stored_result 
     if (svc_->def.reminders && req->header.method == reminder_method && is_business_result(outcome))
       mark_reminder_fired(*req);
   }
-  const bool new_reminders = persistence_->earliest_new_reminder() != 0;
+  const auto new_reminders_due = persistence_->earliest_new_reminder();  // 0: none
   write_batch batch;
   batch.entity = persistence_->key();
   batch.epoch = req->header.epoch;
@@ -769,7 +769,7 @@ void method_runner::finish(const request_ptr& req, bool mutating, stored_result 
   observability::tracer* tracer = nullptr;
   if (auto t = trace_of(req->header); t.valid && svc_->tracer && svc_->tracer->enabled())
     tracer = svc_->tracer, write_start = observability::unix_ns();
-  auto reminders = new_reminders ? svc_ : nullptr;
+  auto reminders = new_reminders_due != 0 ? svc_ : nullptr;
   if (!svc_->admits_key(persistence_->key(), req->header.epoch)) {
     // Fencing (clusters): the shard moved or this node's lease lapsed while
     // the handler ran. Nothing is written; the entity reloads if it comes back.
@@ -782,13 +782,14 @@ void method_runner::finish(const request_ptr& req, bool mutating, stored_result 
   if (!writes_) writes_ = std::make_shared<std::atomic<std::uint32_t>>(0);
   writes_->fetch_add(1, std::memory_order_relaxed);
   svc_->db->commit(std::move(batch), [req, outcome = std::move(outcome), me, idem, svc, tracer, write_start, reminders,
-                                      keys = std::move(keys), writes = writes_](const result<bool>& written) mutable {
+                                      new_reminders_due, keys = std::move(keys),
+                                      writes = writes_](const result<bool>& written) mutable {
     if (tracer) record_write_span(*tracer, req->header, write_start, written);
     // On the committer's thread: the reply says "done" only now.
     if (written) {
       writes->fetch_sub(1, std::memory_order_release);
       if (svc) svc->poke_outbox(std::move(keys));
-      if (reminders) reminders->poke_reminders();
+      if (reminders) reminders->poke_reminders(new_reminders_due);
       if (idem.empty())
         answer(req, std::move(outcome));  // not needed after: moved into the reply
       else
@@ -855,6 +856,7 @@ void method_runner::publish(const std::string& topic, std::string event, const s
 void method_runner::checkpoint(std::function<void()> then) {
   write_batch batch;
   batch.entity = persistence_->key();
+  const auto new_reminders_due = persistence_->earliest_new_reminder();  // 0: none
   const bool events = collect(batch);
   ++generation_;
   auto id = next_call_++;
@@ -863,13 +865,14 @@ void method_runner::checkpoint(std::function<void()> then) {
                                                clock_type::time_point::max(), nullptr, std::nullopt});
   auto me = caf::actor_cast<caf::actor>(self_);
   auto svc = events ? svc_ : nullptr;
-  auto reminders = svc_->def.reminders ? svc_ : nullptr;
+  auto reminders = new_reminders_due != 0 ? svc_ : nullptr;
   std::vector<std::string> keys;
   if (events) keys.swap(outbox_keys_);
-  svc_->db->commit(std::move(batch), [me, id, svc, reminders, keys = std::move(keys)](const result<bool>& written) mutable {
+  svc_->db->commit(std::move(batch), [me, id, svc, reminders, new_reminders_due,
+                                      keys = std::move(keys)](const result<bool>& written) mutable {
     if (!written) return caf::anon_send(me, store_failed_atom::value, written.error().message);
     if (svc) svc->poke_outbox(std::move(keys));
-    if (reminders) reminders->poke_reminders();
+    if (reminders) reminders->poke_reminders(new_reminders_due);
     caf::anon_send(me, reply_atom::value, id, reply{});
   });
 }

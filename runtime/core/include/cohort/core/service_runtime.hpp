@@ -146,7 +146,10 @@ struct service_runtime {
   [[nodiscard]] caf::actor event_hub() const;
   /// The reminder scheduler of this service: told when new reminders were written.
   void set_reminder_scheduler(caf::actor scheduler);
-  void poke_reminders();
+  /// `earliest_due`: the earliest due time (Unix ms) among the reminders just
+  /// written; 0 when anything may have been written (a handoff's data): the
+  /// scheduler's next scan starts from the beginning.
+  void poke_reminders(std::uint64_t earliest_due = 0);
   /// The clock reminders are due by (Unix ms): the wall clock, or a test's.
   std::function<std::uint64_t()> clock_ms;
   [[nodiscard]] std::uint64_t now_ms() const { return clock_ms ? clock_ms() : wall_clock_ms(); }
