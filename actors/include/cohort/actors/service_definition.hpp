@@ -318,6 +318,15 @@ class event_sourced_service {
     return *this;
   }
 
+  /// Consumes the events `publisher` publishes on `topic` with the command
+  /// `f(ctx, const Event&)`, declared as method `name` (as entity_service's
+  /// on_event: deliveries carry an idempotency key).
+  template <class F>
+  event_sourced_service& on_event(std::string publisher, std::string topic, std::string name, F f) {
+    def_.subscriptions.push_back({std::move(publisher), std::move(topic), name});
+    return command(std::move(name), std::move(f));
+  }
+
   /// A query: reads the state only.
   template <class F>
   event_sourced_service& query(std::string name, F f) {
