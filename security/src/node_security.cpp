@@ -1,5 +1,7 @@
 #include "cohort/security/node_security.hpp"
 
+#include <sys/stat.h>
+
 #include "cohort/log/log.hpp"
 #include <spdlog/spdlog.h>
 
@@ -97,12 +99,24 @@ node_security::~node_security() {
   if (watcher_.joinable()) watcher_.join();
 }
 
+std::optional<node_security::file_version> node_security::version_of(const std::string& path) {
+  struct ::stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  file_version v;
+  v.device = static_cast<std::uint64_t>(st.st_dev);
+  v.inode = static_cast<std::uint64_t>(st.st_ino);
+  v.size = static_cast<std::uint64_t>(st.st_size);
+  v.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+  v.ctime_ns = static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1'000'000'000 + st.st_ctim.tv_nsec;
+  return v;
+}
+
 std::optional<error_info> node_security::reload() {
   std::vector<trusted_peer> peers = cfg_.peers;
-  fs::file_time_type mtime{};
+  file_version version{};
   if (!cfg_.trust_file.empty()) {
-    std::error_code ec;
-    mtime = fs::last_write_time(cfg_.trust_file, ec);
+    // Read before the file: a change after this is seen by the next look.
+    version = version_of(cfg_.trust_file).value_or(file_version{});
     auto from_file = read_trust_file(cfg_.trust_file);
     if (!from_file) return error_info{from_file.error().code, "security: " + from_file.error().message};
     peers.insert(peers.end(), from_file->begin(), from_file->end());
@@ -113,26 +127,25 @@ std::optional<error_info> node_security::reload() {
   auto fresh = std::make_shared<const trust_list>(std::move(*list));
   std::lock_guard<std::mutex> guard(trust_mutex_);
   trust_ = std::move(fresh);
-  trust_mtime_ = mtime;
+  trust_version_ = version;
   return std::nullopt;
 }
 
 void node_security::watch() {
   std::unique_lock<std::mutex> lock(watch_mutex_);
   while (!watch_cv_.wait_for(lock, cfg_.reload_every, [this] { return stopping_; })) {
-    std::error_code ec;
-    auto mtime = fs::last_write_time(cfg_.trust_file, ec);
-    fs::file_time_type known;
+    auto version = version_of(cfg_.trust_file);
+    file_version known;
     {
       std::lock_guard<std::mutex> guard(trust_mutex_);
-      known = trust_mtime_;
+      known = trust_version_;
     }
-    if (ec || mtime == known) continue;
+    if (!version || *version == known) continue;
     // A half-written or broken file keeps the old list, loudly (once per change).
     if (auto err = reload()) {
       log::get("security")->error("{} (keeping the trust list read before)", err->message);
       std::lock_guard<std::mutex> guard(trust_mutex_);
-      trust_mtime_ = mtime;
+      trust_version_ = *version;
     }
     else
       log::get("security")->info("security: trust list read again from {} ({} entries)", cfg_.trust_file, trust()->peers().size());
