@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cohort/gateway/http_mapping.hpp"
+#include "cohort/security/file_version.hpp"
 #include "cohort/security/http_auth.hpp"
 #include "cohort/security/rate_limiter.hpp"
 #include "cohort/transport/envelope_codec.hpp"
@@ -42,9 +43,11 @@ std::shared_ptr<ssl::context> make_tls(const std::string& cert, const std::strin
   return ctx;
 }
 
-fs::file_time_type mtime_of(const std::string& path) {
-  std::error_code ec;
-  return fs::last_write_time(path, ec);
+/// The certificate's and key's versions (security::file_version, not the
+/// mtime alone: a renewal renamed into place within one tick of the last is
+/// still seen).
+security::file_version tls_file_version(const std::string& path) {
+  return security::version_of(path).value_or(security::file_version{});
 }
 
 }  // namespace
@@ -71,7 +74,7 @@ struct http_front::impl {
   /// The current TLS context (I/O thread only): replaced when the certificate
   /// or key file changes; open connections keep the one they started with.
   std::shared_ptr<ssl::context> tls;
-  fs::file_time_type cert_mtime, key_mtime;
+  security::file_version cert_version, key_version;
   std::optional<net::steady_timer> reload_timer;
 
   void accept();
@@ -624,10 +627,10 @@ void http_front::impl::watch_certificate() {
   reload_timer->expires_after(std::chrono::seconds(1));
   reload_timer->async_wait([this](beast::error_code ec) {
     if (ec) return;
-    auto cert = mtime_of(cfg.tls_cert_file), key = mtime_of(cfg.tls_key_file);
-    if (cert != cert_mtime || key != key_mtime) {
-      cert_mtime = cert;
-      key_mtime = key;
+    auto cert = tls_file_version(cfg.tls_cert_file), key = tls_file_version(cfg.tls_key_file);
+    if (cert != cert_version || key != key_version) {
+      cert_version = cert;
+      key_version = key;
       try {
         tls = make_tls(cfg.tls_cert_file, cfg.tls_key_file);
         log::get("http")->info("http: TLS certificate read again from {}", cfg.tls_cert_file);
@@ -665,8 +668,8 @@ http_front::http_front(const http_config& cfg, const wire_limits& limits, std::c
     } catch (const std::exception& e) {
       throw std::runtime_error("TLS certificate " + cfg.tls_cert_file + " / key " + cfg.tls_key_file + ": " + e.what());
     }
-    impl_->cert_mtime = mtime_of(cfg.tls_cert_file);
-    impl_->key_mtime = mtime_of(cfg.tls_key_file);
+    impl_->cert_version = tls_file_version(cfg.tls_cert_file);
+    impl_->key_version = tls_file_version(cfg.tls_key_file);
     impl_->reload_timer.emplace(impl_->ioc);
   }
   auto colon = cfg.listen.rfind(':');

@@ -1,7 +1,5 @@
 #include "cohort/security/node_security.hpp"
 
-#include <sys/stat.h>
-
 #include "cohort/log/log.hpp"
 #include <spdlog/spdlog.h>
 
@@ -97,18 +95,6 @@ node_security::~node_security() {
   }
   watch_cv_.notify_all();
   if (watcher_.joinable()) watcher_.join();
-}
-
-std::optional<node_security::file_version> node_security::version_of(const std::string& path) {
-  struct ::stat st {};
-  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
-  file_version v;
-  v.device = static_cast<std::uint64_t>(st.st_dev);
-  v.inode = static_cast<std::uint64_t>(st.st_ino);
-  v.size = static_cast<std::uint64_t>(st.st_size);
-  v.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
-  v.ctime_ns = static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1'000'000'000 + st.st_ctim.tv_nsec;
-  return v;
 }
 
 std::optional<error_info> node_security::reload() {

@@ -17,6 +17,7 @@
 
 #include <zmq.hpp>
 
+#include "cohort/security/file_version.hpp"
 #include "cohort/security/keys.hpp"
 #include "cohort/security/security_config.hpp"
 #include "cohort/security/trust_list.hpp"
@@ -112,18 +113,6 @@ class node_security {
   std::optional<trusted_peer> local_operator_;  ///< <keys>/operator.key, when the keys are the default ones
   mutable std::mutex trust_mutex_;
   std::shared_ptr<const trust_list> trust_;
-  /// What identifies the trust file's version: its inode, size and change
-  /// time. The modification time alone misses a file replaced within one
-  /// tick of the kernel's coarse file clock (a rename of a new version
-  /// milliseconds after the last), which kept an old key trusted.
-  struct file_version {
-    std::uint64_t device = 0, inode = 0, size = 0;
-    std::int64_t mtime_ns = 0, ctime_ns = 0;
-    bool operator==(const file_version& o) const {
-      return device == o.device && inode == o.inode && size == o.size && mtime_ns == o.mtime_ns && ctime_ns == o.ctime_ns;
-    }
-  };
-  static std::optional<file_version> version_of(const std::string& path);
   file_version trust_version_{};
   mutable std::atomic<std::uint64_t> refused_requests_{0};
   std::unique_ptr<zap_handler> zap_;
