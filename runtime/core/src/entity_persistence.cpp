@@ -96,6 +96,7 @@ result<bool> entity_persistence::apply(const fetched_entity& f) {
   box_.reset();
   pending_events_.clear();
   erase_ = false;
+  image_.reset();
   auto fail = [&](const std::string& what) {
     return error_info{errc::internal, what + " of " + key_ + " in '" + db_.directory() + "' does not decode"};
   };
@@ -140,6 +141,7 @@ void entity_persistence::add_changes(write_batch& batch, std::optional<std::stri
       snapshot_seq_ = seq_;
     }
     erase_ = false;
+    image_.reset();
     update_pending_index(batch);
     write_reminders(batch);
     return;
@@ -147,17 +149,54 @@ void entity_persistence::add_changes(write_batch& batch, std::optional<std::stri
   update_pending_index(batch);
   write_reminders(batch);
   if (!box_.event_sourced()) {
-    batch.put(keyspace::state, prefix, encoded ? std::move(*encoded) : box_.encode());
+    std::string state = encoded ? std::move(*encoded) : box_.encode();
+    if (image_)
+      image_->state.assign(state);  // its buffer reused: no allocation when the size holds
+    else
+      set_image(state);
+    batch.put(keyspace::state, prefix, std::move(state));
     return;
   }
+  extend_image(pending_events_);
   for (auto& e : pending_events_) batch.put(keyspace::journal, cohort::journal_key(key_, ++seq_), std::move(e));
   pending_events_.clear();
   if (seq_ - snapshot_seq_ >= snapshot_every_) {
+    auto state = box_.encode();
     msgpack::sbuffer buf;
-    msgpack::pack(buf, snapshot_record{seq_, box_.encode()});
+    msgpack::pack(buf, snapshot_record{seq_, state});
     batch.put(keyspace::snapshot, prefix, std::string(buf.data(), buf.size()));
     snapshot_seq_ = seq_;
+    set_image(std::move(state));  // the snapshot's encoding: the events before it are in it
   }
+}
+
+void entity_persistence::set_image(std::string encoded_state) {
+  if (!image_) image_ = std::make_unique<stored_image>();
+  image_->state = std::move(encoded_state);
+  image_->events.clear();
+  image_->event_bytes = 0;
+}
+
+void entity_persistence::extend_image(const std::vector<std::string>& events) {
+  if (!image_ || events.empty()) return;
+  for (const auto& e : events) image_->event_bytes += e.size();
+  // Past the state's own size (or a count), replaying the events to undo a
+  // failure costs more than encoding the state once: forget, and the next
+  // invocation sets it again from an encoding (one per that many events).
+  constexpr std::size_t max_events = 256, min_bytes = 4096;
+  if (image_->events.size() + events.size() > max_events ||
+      image_->event_bytes > std::max(min_bytes, image_->state.size())) {
+    image_.reset();
+    return;
+  }
+  image_->events.insert(image_->events.end(), events.begin(), events.end());
+}
+
+bool entity_persistence::restore_image() {
+  if (!image_ || !box_.decode(image_->state)) return false;
+  for (const auto& e : image_->events)
+    if (!box_.apply_event(e)) return false;
+  return true;
 }
 
 bool entity_persistence::has_changes() const {

@@ -173,10 +173,20 @@ class method_runner {
   void call_out(const request_ptr& parent, envelope target, std::string payload,
                 std::chrono::milliseconds timeout, std::function<void(reply&&)> then);
 
+  /// A mutating invocation starts. True when a failure of it is undone from
+  /// the persistence's stored image: no other mutating invocation is open, so
+  /// the state is the one the store holds, and nothing is encoded (a call
+  /// costs what it changes, not the size of the state). Otherwise `before`
+  /// gets the state's encoding, to undo to.
+  bool begin_mutation(std::string& before);
+  /// A mutating invocation ended without an answer (its responder dropped).
+  void abandon_mutation() noexcept {
+    if (open_mutations_ > 0) --open_mutations_;
+  }
   /// An invocation finished: write its changes (and its idempotent result) if
-  /// it changed the entity, then answer. `before` restores the state of a
-  /// failed mutating invocation.
-  void finish(const request_ptr& req, bool mutating, stored_result outcome, const std::string& before,
+  /// it changed the entity, then answer. A failed mutating invocation is
+  /// undone to `before`, or to the stored image when it is nullptr.
+  void finish(const request_ptr& req, bool mutating, stored_result outcome, const std::string* before,
               std::uint64_t generation);
   /// The result for an idempotency key was stored (or not): answer its retries.
   void idempotent_done(const std::string& idem, bool stored, const stored_result& outcome);
@@ -194,8 +204,13 @@ class method_runner {
   [[nodiscard]] bool settled() const noexcept {
     return idle() && (!writes_ || writes_->load(std::memory_order_acquire) == 0);
   }
-  /// Gives up the entity's persistence (hibernation); the runner is not used after.
-  [[nodiscard]] entity_persistence take_persistence() { return std::move(*persistence_); }
+  /// Gives up the entity's persistence (hibernation); the runner is not used
+  /// after. Its stored image is dropped: a hibernated entity keeps its state
+  /// once, and the wake's first change encodes it again.
+  [[nodiscard]] entity_persistence take_persistence() {
+    persistence_->forget_image();
+    return std::move(*persistence_);
+  }
   [[nodiscard]] entity_state_box* state() const noexcept { return state_; }
   [[nodiscard]] const service_runtime& service() const noexcept { return *svc_; }
   [[nodiscard]] entity_persistence* persistence() noexcept { return persistence_ ? &*persistence_ : nullptr; }
@@ -225,6 +240,7 @@ class method_runner {
   std::optional<entity_persistence> persistence_;
   std::uint64_t next_call_ = 1;
   std::uint64_t generation_ = 0;  ///< mutating invocations finished
+  std::uint32_t open_mutations_ = 0;  ///< mutating invocations started and not ended
   // Usually empty or tiny: vectors cost an entity 48 bytes where maps cost 112.
   struct continuation {
     std::function<void(reply&&)> then;
@@ -292,8 +308,9 @@ class method_runner {
   std::vector<std::string> outbox_keys_;
   /// Adds the entity's changes and its outbox records to `batch`; true when
   /// there were outbox records (the relay is told once they are written).
-  /// With `unchanged_from`, a state equal to it is not written again.
-  bool collect(write_batch& batch, const std::string* unchanged_from = nullptr);
+  /// With `skip_unchanged`, a state the store holds already (or equal to
+  /// `before`, when the store's is not known) is not written again.
+  bool collect(write_batch& batch, bool skip_unchanged = false, const std::string* before = nullptr);
 
   template <class Vec, class Key>
   static auto find_in(Vec& v, const Key& k) {
@@ -323,10 +340,15 @@ class actor_invocation final : public invocation {
       : req_(std::move(req)), zone_(std::move(zone)), args_(args), runner_(runner), life_(runner->life()),
         mutating_(runner->state() && !read_only) {
     if (mutating_) {
-      before_ = runner_->state()->encode();
+      undo_to_image_ = runner_->begin_mutation(before_);
       generation_ = runner_->generation();
     }
   }
+  ~actor_invocation() override {
+    if (mutating_ && !finished_ && !life_.expired()) runner_->abandon_mutation();
+  }
+  actor_invocation(const actor_invocation&) = delete;
+  actor_invocation& operator=(const actor_invocation&) = delete;
 
   const envelope& header() const override { return req_->header; }
   const msgpack::object& args() const override { return args_; }
@@ -335,13 +357,13 @@ class actor_invocation final : public invocation {
   void reply(std::string payload) override {
     if (finished_ || gone()) return;
     finished_ = true;
-    runner_->finish(req_, mutating_, {false, std::move(payload)}, before_, generation_);
+    runner_->finish(req_, mutating_, {false, std::move(payload)}, undo_point(), generation_);
   }
 
   void fail(error_info err) override {
     if (finished_ || gone()) return;
     finished_ = true;
-    runner_->finish(req_, mutating_, {true, encode_error_payload(err)}, before_, generation_);
+    runner_->finish(req_, mutating_, {true, encode_error_payload(err)}, undo_point(), generation_);
   }
 
   void call(envelope target, std::string payload, std::chrono::milliseconds timeout,
@@ -372,8 +394,13 @@ class actor_invocation final : public invocation {
     require_live();
     if (!mutating_) throw std::logic_error("persist() is only for methods that may change the entity");
     runner_->checkpoint(std::move(then));
-    // What is written is no longer undone by a later failure of this request.
-    before_ = runner_->state()->encode();
+    // What is written is no longer undone by a later failure of this request:
+    // the stored image moved with the write (unless it was dropped, e.g. by
+    // an erase), else the state is encoded now.
+    if (!undo_to_image_ || !runner_->persistence()->has_image()) {
+      before_ = runner_->state()->encode();
+      undo_to_image_ = false;
+    }
     generation_ = runner_->generation();
   }
 
@@ -406,6 +433,8 @@ class actor_invocation final : public invocation {
     return true;
   }
 
+  const std::string* undo_point() const noexcept { return undo_to_image_ ? nullptr : &before_; }
+
   void require_live() const {
     if (life_.expired()) throw std::logic_error("the entity's actor has ended: its state is gone with it");
   }
@@ -427,6 +456,7 @@ class actor_invocation final : public invocation {
   std::weak_ptr<const int> life_;
   bool mutating_;
   bool finished_ = false;
+  bool undo_to_image_ = false;  ///< a failure restores the stored image, not before_
   std::string before_;
   std::uint64_t generation_ = 0;
 };
@@ -726,8 +756,19 @@ void method_runner::on_call_timeouts() {
   if (next && (!timer_at_ || *next < *timer_at_)) arm_timer(*next);
 }
 
+bool method_runner::begin_mutation(std::string& before) {
+  const bool alone = open_mutations_++ == 0;
+  if (alone && persistence_->has_image()) return true;
+  before = state_->encode();
+  if (!alone) return false;
+  persistence_->set_image(std::move(before));  // the state is the stored one: it is the image from now on
+  before.clear();
+  return true;
+}
+
 void method_runner::finish(const request_ptr& req, bool mutating, stored_result outcome,
-                           const std::string& before, std::uint64_t generation) {
+                           const std::string* before, std::uint64_t generation) {
+  if (mutating && open_mutations_ > 0) --open_mutations_;
   const auto& idem = req->header.idempotency_key;
   auto waiting = idem.empty() ? idem_waiters_.end() : find_in(idem_waiters_, idem);
   const bool remember = waiting != idem_waiters_.end() && is_business_result(outcome);
@@ -740,7 +781,8 @@ void method_runner::finish(const request_ptr& req, bool mutating, stored_result 
     // entity meanwhile (an async handler), only a restart from the store is safe.
     persistence_->discard();
     outbox_.clear();
-    if (generation != generation_ || !state_->decode(before)) return crash("could not undo a failed method");
+    if (generation != generation_ || !(before ? state_->decode(*before) : persistence_->restore_image()))
+      return crash("could not undo a failed method");
     // A reminder whose handler answered with a business error was handled:
     // it is removed (a crash or a runtime error leaves it to fire again).
     if (svc_->def.reminders && req->header.method == reminder_method && is_business_result(outcome))
@@ -752,7 +794,7 @@ void method_runner::finish(const request_ptr& req, bool mutating, stored_result 
   batch.epoch = req->header.epoch;
   // A method that changed nothing (a retried step, a saga's reply after its
   // last decision was persisted) writes nothing.
-  const bool events = !outcome.is_error && collect(batch, &before);
+  const bool events = !outcome.is_error && collect(batch, true, before);
   if (remember)
     add_idempotent_result(batch, idempotency_record_key(persistence_->key(), idem), outcome, waiting->second.method,
                           waiting->second.fingerprint, svc_->cfg.idempotency_ttl);
@@ -815,11 +857,15 @@ void method_runner::idempotent_done(const std::string& idem, bool stored, const 
   }
 }
 
-bool method_runner::collect(write_batch& batch, const std::string* unchanged_from) {
+bool method_runner::collect(write_batch& batch, bool skip_unchanged, const std::string* before) {
   std::optional<std::string> now;
-  if (unchanged_from && outbox_.empty() && !persistence_->has_changes()) {
+  if (skip_unchanged && outbox_.empty() && !persistence_->has_changes()) {
+    // An event-sourced entity changes by its events only: none, nothing to write.
+    if (state_->event_sourced()) return false;
+    const auto* stored = persistence_->stored_state();
+    if (!stored) stored = before;
     now = state_->encode();  // encoded once: compared here, written below
-    if (*now == *unchanged_from) return false;
+    if (stored && *now == *stored) return false;
   }
   persistence_->add_changes(batch, std::move(now));
   if (outbox_.empty()) return false;

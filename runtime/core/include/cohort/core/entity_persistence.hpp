@@ -6,6 +6,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -76,6 +77,25 @@ class entity_persistence {
   /// The earliest due time scheduled by the changes not yet written (0: none).
   [[nodiscard]] std::uint64_t earliest_new_reminder() const;
 
+  /// The stored image: the state as the store holds it once the batches
+  /// queued so far land (plain entities: the encoding last written; event-
+  /// sourced ones: an encoding of the state plus the events journaled since).
+  /// A failed invocation is rolled back to it, and a plain entity's state is
+  /// compared with it to skip writing what the store already holds, so that
+  /// a call does not encode the whole state before it runs. Unknown after a
+  /// load, an erase or hibernation (memory), and for an event-sourced entity
+  /// once the events since grow past a bound: the caller then sets it from an
+  /// encoding of the state while no other invocation has changed it.
+  [[nodiscard]] bool has_image() const noexcept { return image_ != nullptr; }
+  void set_image(std::string encoded_state);
+  void forget_image() noexcept { image_.reset(); }
+  /// Replaces the state with the stored image; false when there is none or it does not decode.
+  [[nodiscard]] bool restore_image();
+  /// Plain entities: the encoding the store holds, when known (else nullptr).
+  [[nodiscard]] const std::string* stored_state() const noexcept {
+    return image_ && !box_.event_sourced() ? &image_->state : nullptr;
+  }
+
   [[nodiscard]] std::uint64_t sequence() const noexcept { return seq_; }
   [[nodiscard]] const std::string& key() const noexcept { return key_; }
 
@@ -88,6 +108,15 @@ class entity_persistence {
   std::uint64_t snapshot_seq_ = 0;   ///< sequence of the latest snapshot
   std::vector<std::string> pending_events_;
   bool erase_ = false;
+  struct stored_image {
+    std::string state;                ///< an encoding of the state
+    std::vector<std::string> events;  ///< event-sourced: journaled after `state`
+    std::size_t event_bytes = 0;
+  };
+  /// Allocated only while known: a hibernated entity carries one pointer.
+  std::unique_ptr<stored_image> image_;
+  /// Adds the events just journaled to the image, or forgets it past the bound.
+  void extend_image(const std::vector<std::string>& events);
   std::function<bool(const entity_state_box&)> pending_;
   std::string trace_;  ///< traceparent of the request at work: kept with the pending marker
   bool pending_stored_ = false;  ///< the pending index holds this entity
