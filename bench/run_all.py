@@ -115,16 +115,17 @@ plot $d using 2:3:4:xtic(1) title 'Cohort (median, min..max)', '' using 5:6:7 ti
     return png
 
 
-def curve_chart(png, title, xlabel, ylabel, series, logx=True, logy=False, extra=""):
+def curve_chart(png, title, xlabel, ylabel, series, logx=True, logy=False, extra="", ratio=True):
     """Lines with error bars (median, min..max of the repeats), one per
     system; the ratio of the first series to the second is written at each
-    point. series: [(name, [(x, {median, min, max}), ...]), ...]."""
+    point (unless ratio=False: series of different things).
+    series: [(name, [(x, {median, min, max}), ...]), ...]."""
     blocks, plots = [], []
     for i, (name, points) in enumerate(series):
         blocks.append("$s%d << EOD\n%s\nEOD" % (i, "\n".join("%g %f %f %f" % (x, v["median"], v["min"], v["max"])
                                                              for x, v in points)))
         plots.append("$s%d using 1:2:3:4 with yerrorlines lw 2 title '%s'" % (i, name))
-    if len(series) >= 2:
+    if ratio and len(series) >= 2:
         first, second = dict(series[0][1]), dict(series[1][1])
         labels = "\n".join('%g %f "%.2fx"' % (x, first[x]["max"], first[x]["median"] / second[x]["median"])
                            for x in first if x in second and second[x]["median"])
@@ -139,6 +140,7 @@ set ylabel '%s'
 %s
 set grid
 set key top right
+set offsets graph 0.04, graph 0.04, graph 0.1, 0
 %s
 %s
 plot %s
@@ -177,14 +179,53 @@ def charts(results, stem):
                                    for m in ("p50_us", "p99_us", "p999_us")],
                   "set key top left", baseline="gRPC C++"),
     ]
+    fixed = lambda v: {"median": v, "min": v, "max": v}  # a figure measured once: no spread to draw
     tree = results["supervision"].get("restart_latency_by_tree_size", [])
     if tree:
-        fixed = lambda v: {"median": v, "min": v, "max": v}
         pngs.append(curve_chart(stem + "-restart-latency.png", "Worker restart latency inside the node vs "
                                 "tree size (ratio: p99 / p50)", "workers under the supervisor",
                                 "microseconds", [("p99", [(t["workers"], fixed(t["p99_us"])) for t in tree]),
                                                  ("p50", [(t["workers"], fixed(t["p50_us"])) for t in tree])],
                                 extra="set key top left"))
+    services = rpc.get("services_curve", [])
+    if services:
+        pngs.append(curve_chart(stem + "-rpc-services.png", "Request/reply 64 B, 64 in flight, to one of N services "
+                                "on the node: throughput", "services on the node", "requests / s",
+                                [("Cohort", [(p["services"], p["cohort"]["throughput"]) for p in services])]))
+        pngs.append(curve_chart(stem + "-rpc-services-p99.png", "Request/reply 64 B, 64 in flight, to one of N "
+                                "services on the node: latency (ratio: p99 / p50)", "services on the node",
+                                "microseconds", [("p99", [(p["services"], p["cohort"]["p99_us"]) for p in services]),
+                                                 ("p50", [(p["services"], p["cohort"]["p50_us"]) for p in services])],
+                                extra="set key top left"))
+    storage = results["storage"]
+    entities = storage.get("entities_curve", [])
+    if entities:
+        pngs.append(curve_chart(stem + "-entities-rate.png", "Activations (a store read) and wakes (no read) "
+                                "vs live entities (ratio: wakes / activations)",
+                                "live entities", "per second",
+                                [("wakes / s", [(e["live"], fixed(e["wakes_per_second"])) for e in entities]),
+                                 ("activations / s", [(e["live"], fixed(e["per_second"])) for e in entities])],
+                                logx=False, extra="set logscale x 10\nset key bottom left"))
+        pngs.append(curve_chart(stem + "-entities-memory.png", "Memory per live entity at rest (hibernated) vs "
+                                "live entities; dashed: the target, 1 KB", "live entities", "bytes per live entity",
+                                [("process RSS slope", [(e["live"], fixed(e["bytes_per_live_entity"])) for e in entities]),
+                                 ("heap in use (jemalloc) slope",
+                                  [(e["live"], fixed(e["heap_bytes_per_live_entity"])) for e in entities])],
+                                logx=False, ratio=False,
+                                extra="set logscale x 10\nset key bottom right\nset yrange [0:%f]\n"
+                                      "set arrow from graph 0, first 1024 to graph 1, first 1024 nohead dt 2 lw 2"
+                                      % max([1200] + [1.15 * e[k] for e in entities
+                                                      for k in ("bytes_per_live_entity", "heap_bytes_per_live_entity")])))
+    sized = storage.get("state_size_curve", [])
+    if sized:
+        pngs.append(curve_chart(stem + "-state-size.png", "A changing call on one entity vs the size of its state, "
+                                "16 in flight, sync (ratio: event-sourced / plain)", "state bytes", "calls / s",
+                                [("event-sourced: an event per call, a snapshot per 100",
+                                  [(p["state_bytes"], p["event_sourced"]) for p in sized]),
+                                 ("plain: the whole state written per call",
+                                  [(p["state_bytes"], p["plain"]) for p in sized])], logy=True,
+                                extra='set xtics ("64 B" 64, "4 KiB" 4096, "64 KiB" 65536, "1 MiB" 1048576)\n'
+                                      'set key bottom left'))
     writes = sorted(results["storage"]["durable_writes"].items(), key=lambda kv: int(kv[0]))
     data = "\n".join("%s %f %f %f %f %f %f %f %f %f" % (k, v["cohort"], v.get("cohort_min", v["cohort"]), v.get("cohort_max", v["cohort"]),
                                                         v["raw"], v.get("raw_min", v["raw"]), v.get("raw_max", v["raw"]),
@@ -215,11 +256,11 @@ plot $d using 1:2:3:4 with yerrorlines lw 2 title 'Cohort service (sync; median,
     pngs.append(png)
     shop = results["shop"]
     floor = shop["raw_disk_floor_checkouts_per_s"]
-    fixed = {"median": floor, "min": floor, "max": floor}
+    floor_bar = fixed(floor)
     pngs.append(bar_chart(stem + "-shop-checkouts.png", "The shop: checkouts per second (ratio: Cohort / raw-disk floor)",
                           "checkouts / s",
-                          [("embedded (1 process)", spread(shop["embedded"]), fixed),
-                           ("split (3 processes)", spread(shop["split"]), fixed)],
+                          [("embedded (1 process)", spread(shop["embedded"]), floor_bar),
+                           ("split (3 processes)", spread(shop["split"]), floor_bar)],
                           "set key below", baseline="raw RocksDB floor (same fsynced writes)"))
     routing = results["cluster"]["routing"]
     pngs.append(bar_chart(stem + "-cluster-routing.png",

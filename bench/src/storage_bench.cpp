@@ -1,7 +1,8 @@
 // storage_bench: durable writes through a service (request in, state written
 // in sync mode, reply out) beside raw RocksDB with as many writer threads and
 // sync on, measured in the same run; recovery time of an event-sourced entity
-// with and without snapshots; activation rate and memory of entities.
+// with and without snapshots; activation rate and memory of entities; how a
+// changing call's cost grows with the size of the entity's state.
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -20,6 +21,7 @@
 #include "cohort/transport/json_bridge.hpp"
 #include "raw_durable_service.hpp"
 #include "raw_rocksdb.hpp"
+#include "sized_state_services.hpp"
 #include "stats.hpp"
 #include "targets.hpp"
 
@@ -64,6 +66,43 @@ double service_synced(int clients, std::chrono::milliseconds duration) {
   for (int k = 0; k < clients; ++k) send_one(k);
   while (c.in_flight() > 0) c.poll(std::chrono::milliseconds(100));
   if (failed) std::cerr << "warning: " << failed << " writes failed\n";
+  return done / seconds(clock_type::now() - start);
+}
+
+/// Changing calls per second on one entity whose state holds `bytes` (grown
+/// by one call first), 16 in flight, sync durability: a plain entity writes
+/// its whole state per call, an event-sourced one an event (and a snapshot
+/// every 100).
+double sized_calls(const std::string& service, std::uint64_t bytes, std::chrono::milliseconds duration) {
+  scratch_dir dir("sized");
+  auto cfg = bench_config(dir.path);
+  service_config sc;
+  sc.name = service;
+  cfg.services.push_back(sc);
+  auto defs = example_services();
+  defs.push_back(sized_plain_service());
+  defs.push_back(sized_journal_service());
+  auto n = node::start(cfg, defs);
+  if (!n) throw std::runtime_error(n.error().message);
+  client c((*n)->endpoints().front());
+  call_options o;
+  o.key = "e";
+  o.timeout = std::chrono::seconds(30);
+  if (auto g = c.call(service, "grow", pack(grow_args{bytes}), o); !g.ok())
+    throw std::runtime_error(service + ".grow failed: " + g.error->message);
+  const auto bump = pack(no_args{});
+  std::uint64_t done = 0, failed = 0;
+  auto until = clock_type::now() + duration;
+  std::function<void()> send_one = [&] {
+    c.call_async(service, "bump", bump, o, [&](reply&& r) {
+      r.ok() ? ++done : ++failed;
+      if (clock_type::now() < until) send_one();
+    });
+  };
+  auto start = clock_type::now();
+  for (int i = 0; i < 16; ++i) send_one();
+  while (c.in_flight() > 0) c.poll(std::chrono::milliseconds(100));
+  if (failed) throw std::runtime_error(service + ".bump: " + std::to_string(failed) + " calls failed");
   return done / seconds(clock_type::now() - start);
 }
 
@@ -266,6 +305,26 @@ int main(int argc, char** argv) {
   std::printf("%-40s %-24s %-24s\n", "recovery of 10k-event entity (ms)", (human(with) + " with snapshots").c_str(),
               (human(without) + " journal only").c_str());
   results["recovery_ms"] = {{"with_snapshots", with}, {"journal_only", without}, {"events", events}};
+  // How a changing call's cost grows with the entity's state: a plain entity
+  // writes it whole each time, an event-sourced one writes its event.
+  results["state_size_curve"] = nlohmann::json::array();
+  std::printf("\nstate size curve (changing calls/s on one entity, 16 in flight, sync; median [min..max]):\n");
+  for (std::uint64_t bytes : {64ull, 4096ull, 65536ull, 1048576ull}) {
+    std::vector<double> plain, journal;
+    const auto point_duration = std::chrono::milliseconds(quick ? 300 : 1000);
+    for (int i = 0; i < repeats; ++i) {
+      plain.push_back(sized_calls("sized_plain", bytes, point_duration));
+      journal.push_back(sized_calls("sized_journal", bytes, point_duration));
+    }
+    auto p = spread_of(plain), j = spread_of(journal);
+    auto cell = [](const spread& x) { return human(x.median) + " [" + human(x.min) + ".." + human(x.max) + "]"; };
+    auto size = bytes >= 1048576 ? std::to_string(bytes >> 20) + " MiB"
+                : bytes >= 1024    ? std::to_string(bytes >> 10) + " KiB"
+                                   : std::to_string(bytes) + " B";
+    std::printf("  %7s state: plain %-22s event-sourced %-22s (event-sourced / plain %.2fx)\n", size.c_str(), cell(p).c_str(), cell(j).c_str(), j.median / p.median);
+    auto js = [](const spread& x) { return nlohmann::json{{"median", x.median}, {"min", x.min}, {"max", x.max}}; };
+    results["state_size_curve"].push_back({{"state_bytes", bytes}, {"plain", js(p)}, {"event_sourced", js(j)}});
+  }
   // Entities at rest as a node keeps them by default (hibernated after 1 s
   // idle), and, for comparison, with hibernation off (an actor each).
   const auto by_default = service_config{}.entity_hibernate_after;
