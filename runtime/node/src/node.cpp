@@ -209,6 +209,11 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
                                           "' is changing hands and did not settle within hold_timeout_ms"});
         continue;
       }
+      if (now >= req->deadline) {  // route() measures from when it was made, long before
+        req->fail({errc::timeout, "deadline passed while " + req->header.service + "." + req->header.method +
+                                      " waited for its shard to change hands"});
+        continue;
+      }
       route(std::move(req));
     }
     // Walking every live entity is not free (a million of them): only when
@@ -301,7 +306,10 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
 
   void route(detail::request_ptr req) override {
     const auto& h = req->header;
-    if (clock_type::now() >= req->deadline) {
+    // Measured from when the request was made (a call out, or the I/O
+    // thread's round that read it: microseconds ago), not a clock read per
+    // request; the handler checks the deadline again when it starts.
+    if (req->made_or_now() >= req->deadline) {
       req->fail({errc::timeout, "deadline passed before " + h.service + "." + h.method + " was routed"});
       return;
     }
