@@ -97,10 +97,20 @@ std::unique_ptr<node> start(const node_config& cfg) {
   return std::move(*n);
 }
 
-balance_reply balance_of(client& c, const std::string& service, const std::string& key) {
+/// `service`'s entity `key` answers balance and events as expected.
+void check_balance(client& c, const std::string& service, const std::string& key, std::int64_t balance,
+                   std::uint64_t events) {
   auto b = c.call_as<balance_reply>(service, "balance", no_args{}, keyed(key));
   REQUIRE(b.ok());
-  return *b;
+  CHECK(b->balance == balance);
+  CHECK(b->events == events);
+}
+
+/// `service.method` of 500 (over the limit) changes the state, then is refused.
+void refuse_over_limit(client& c, const std::string& service, const std::string& method, const std::string& key) {
+  auto refused = c.call(service, method, args(R"({"amount":500})"), keyed(key));
+  REQUIRE(refused.error);
+  CHECK(refused.error->code == "over_limit");
 }
 
 }  // namespace
@@ -120,20 +130,14 @@ TEST_CASE("an event-sourced command costs its events, not the state: a failure r
     // does (encoding it before each command would make 22 more).
     CHECK(encodes <= 3);
     // Three events after the last snapshot: the undo replays them on its encoding.
-    auto refused = c.call("tallied_ledger", "deposit", args(R"({"amount":500})"), keyed("a"));
-    REQUIRE(refused.error);
-    CHECK(refused.error->code == "over_limit");
-    auto b = balance_of(c, "tallied_ledger", "a");
-    CHECK(b.balance == 23);
-    CHECK(b.events == 23);
+    refuse_over_limit(c, "tallied_ledger", "deposit", "a");
+    check_balance(c, "tallied_ledger", "a", 23, 23);
     REQUIRE(c.call("tallied_ledger", "deposit", args(R"({"amount":2})"), keyed("a")).ok());
-    CHECK(balance_of(c, "tallied_ledger", "a").balance == 25);
+    check_balance(c, "tallied_ledger", "a", 25, 24);
   }
   auto n = start(cfg);  // the store agrees with what memory said
   client c(n->endpoints().front());
-  auto b = balance_of(c, "tallied_ledger", "a");
-  CHECK(b.balance == 25);
-  CHECK(b.events == 24);
+  check_balance(c, "tallied_ledger", "a", 25, 24);
 }
 
 TEST_CASE("a plain entity's call encodes its state once, to write it", "[storage][runtime]") {
@@ -150,12 +154,8 @@ TEST_CASE("a plain entity's call encodes its state once, to write it", "[storage
   REQUIRE(c.call("tallied_counter", "touch", args("null"), keyed("k")).ok());
   CHECK(encodes == 1);
   // A failure after a change is undone to the stored image.
-  auto refused = c.call("tallied_counter", "add", args(R"({"amount":500})"), keyed("k"));
-  REQUIRE(refused.error);
-  CHECK(refused.error->code == "over_limit");
-  auto b = balance_of(c, "tallied_counter", "k");
-  CHECK(b.balance == 21);
-  CHECK(b.events == 21);
+  refuse_over_limit(c, "tallied_counter", "add", "k");
+  check_balance(c, "tallied_counter", "k", 21, 21);
 }
 
 TEST_CASE("a failure beside a half-done call of the same entity keeps that call's change", "[storage][runtime]") {
@@ -172,20 +172,14 @@ TEST_CASE("a failure beside a half-done call of the same entity keeps that call'
     bool slow_ok = false;
     c.call_async("tallied_counter", "add_slowly", args(R"({"amount":7})"), keyed("k"),
                  [&](reply&& r) { slow_ok = r.ok(); });
-    auto refused = c.call("tallied_counter", "add", args(R"({"amount":500})"), keyed("k"));
-    REQUIRE(refused.error);
-    CHECK(refused.error->code == "over_limit");
+    refuse_over_limit(c, "tallied_counter", "add", "k");
     REQUIRE(c.drain(5s));
     CHECK(slow_ok);
-    auto b = balance_of(c, "tallied_counter", "k");
-    CHECK(b.balance == 8);
-    CHECK(b.events == 2);
+    check_balance(c, "tallied_counter", "k", 8, 2);
   }
   auto n = start(cfg);
   client c(n->endpoints().front());
-  auto b = balance_of(c, "tallied_counter", "k");
-  CHECK(b.balance == 8);
-  CHECK(b.events == 2);
+  check_balance(c, "tallied_counter", "k", 8, 2);
 }
 
 TEST_CASE("a woken entity's first change sets its image again, and a failure then is undone", "[storage][runtime]") {
@@ -196,10 +190,6 @@ TEST_CASE("a woken entity's first change sets its image again, and a failure the
   client c(n->endpoints().front());
   for (int i = 0; i < 3; ++i) REQUIRE(c.call("tallied_ledger", "deposit", args(R"({"amount":4})"), keyed("h")).ok());
   REQUIRE(eventually([&] { return status_of(*n, "tallied_ledger").hibernations >= 1; }));
-  auto refused = c.call("tallied_ledger", "deposit", args(R"({"amount":500})"), keyed("h"));
-  REQUIRE(refused.error);
-  CHECK(refused.error->code == "over_limit");
-  auto b = balance_of(c, "tallied_ledger", "h");
-  CHECK(b.balance == 12);
-  CHECK(b.events == 3);
+  refuse_over_limit(c, "tallied_ledger", "deposit", "h");
+  check_balance(c, "tallied_ledger", "h", 12, 3);
 }
