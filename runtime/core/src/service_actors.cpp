@@ -179,7 +179,10 @@ class method_runner {
   /// costs what it changes, not the size of the state). Otherwise `before`
   /// gets the state's encoding, to undo to.
   bool begin_mutation(std::string& before);
-  /// A mutating invocation ended without an answer (its responder dropped).
+  /// A mutating invocation ended without an answer (its responder dropped;
+  /// its caller is told `unavailable`). Changes it made stay in memory, unwritten,
+  /// until the entity's next call: written with that call's changes (they
+  /// differ from the stored image), or gone with its undo if it fails.
   void abandon_mutation() noexcept {
     if (open_mutations_ > 0) --open_mutations_;
   }
