@@ -80,6 +80,12 @@ service_definition tallied_counter() {
                                      });
               })
       .method("touch", [](ctx_t& ctx, const no_args&) { return view(ctx.key(), ctx.state()); })
+      // Changes the state and drops its responder: its caller is told `unavailable`.
+      .method("add_unanswered",
+              [](ctx_t& ctx, const amount_args& a, responder<balance_reply>) {
+                ctx.state().s.balance += a.amount;
+                ++ctx.state().s.events;
+              })
       .query("balance", [](ctx_t& ctx, const no_args&) { return view(ctx.key(), ctx.state()); })
       .build();
 }
@@ -192,4 +198,26 @@ TEST_CASE("a woken entity's first change sets its image again, and a failure the
   REQUIRE(eventually([&] { return status_of(*n, "tallied_ledger").hibernations >= 1; }));
   refuse_over_limit(c, "tallied_ledger", "deposit", "h");
   check_balance(c, "tallied_ledger", "h", 12, 3);
+}
+
+TEST_CASE("after a call that never answered, the next call leaves memory and store in agreement",
+          "[storage][runtime]") {
+  // The unanswered call's change is in memory, not in the store. The next
+  // call, though it changes nothing itself, finds the state unlike the
+  // stored image and writes it: a restart finds what memory had.
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path(), catalog());
+  {
+    auto n = start(cfg);
+    client c(n->endpoints().front());
+    REQUIRE(c.call("tallied_counter", "add", args(R"({"amount":1})"), keyed("k")).ok());
+    auto dropped = c.call("tallied_counter", "add_unanswered", args(R"({"amount":5})"), keyed("k"));
+    REQUIRE(dropped.error);
+    CHECK(dropped.error->code == "unavailable");
+    REQUIRE(c.call("tallied_counter", "touch", args("null"), keyed("k")).ok());
+    check_balance(c, "tallied_counter", "k", 6, 2);
+  }
+  auto n = start(cfg);
+  client c(n->endpoints().front());
+  check_balance(c, "tallied_counter", "k", 6, 2);
 }
