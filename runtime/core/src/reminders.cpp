@@ -79,9 +79,8 @@ void scan(scheduler_actor* self, const std::shared_ptr<service_runtime>& svc) {
     auto scanned = db.scan(keyspace::reminders, reminder_schedule_prefix,
                            std::string(reminder_schedule_prefix) + encode_reminder_due(from),
                            [&](std::string_view k, std::string_view v) {
-                             const auto due = reminder_schedule_due(k);
-                             if (due > now) return false;  // time order: nothing after this is due either
-                             if (!out->first_stored) out->first_stored = due;
+                             // Every key here is due: the scan ends at now + 1 (below).
+                             if (!out->first_stored) out->first_stored = reminder_schedule_due(k);
                              std::string key(k);
                              if (skip->count(key)) return true;
                              try {
