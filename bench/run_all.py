@@ -83,7 +83,7 @@ def gnuplot(script):
     subprocess.run(["gnuplot"], input=script, text=True, check=True, timeout=60)
 
 
-def bar_chart(png, title, ylabel, rows, extra="", baseline="raw ZeroMQ"):
+def bar_chart(png, title, ylabel, rows, extra="", baseline="raw ZeroMQ", first="Cohort (median, min..max)"):
     """A clustered bar chart, Cohort beside its baseline, each bar the median
     of the runs with the spread (min..max) as an error bar and the ratio
     Cohort/baseline written over each pair. rows: (label, cohort, baseline),
@@ -109,7 +109,7 @@ EOD
 $r << EOD
 {labels}
 EOD
-plot $d using 2:3:4:xtic(1) title 'Cohort (median, min..max)', '' using 5:6:7 title '{baseline}', \\
+plot $d using 2:3:4:xtic(1) title '{first}', '' using 5:6:7 title '{baseline}', \\
      $r using 1:2:3 with labels offset 0,1 notitle
 """)
     return png
@@ -262,6 +262,15 @@ plot $d using 1:2:3:4 with yerrorlines lw 2 title 'Cohort service (sync; median,
                           [("embedded (1 process)", spread(shop["embedded"]), floor_bar),
                            ("split (3 processes)", spread(shop["split"]), floor_bar)],
                           "set key below", baseline="raw RocksDB floor (same fsynced writes)"))
+    native = results["gateway"]["native"]
+    if "spreads" in native:
+        hop = native["spreads"]
+        pngs.append(bar_chart(stem + "-gateway-hop.png",
+                              "One hop, 64 B, 64 in flight (ratio: through the hop / direct, each system)",
+                              "requests / s",
+                              [("Cohort: a gateway node", spread(hop["gateway"]), spread(hop["direct"])),
+                               ("raw ZeroMQ through its proxy", spread(hop["raw_proxy"]), spread(hop["raw_direct"]))],
+                              "set key below", baseline="direct (same run)", first="through the hop (median, min..max)"))
     routing = results["cluster"]["routing"]
     pngs.append(bar_chart(stem + "-cluster-routing.png",
                           "Sharded counter.get, 16 in flight (ratio: cluster / single node without [cluster])",

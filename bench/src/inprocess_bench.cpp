@@ -123,6 +123,9 @@ int main(int argc, char** argv) {
   app.add_flag("--cohort-only", cohort_only, "measure Cohort alone, no raw CAF and no targets (for a profile)");
   app.add_option("--scheduler-policy", policy, "the node's scheduler_policy (default: the node's default)")
       ->check(CLI::IsMember(scheduler_policies()));
+  bool no_metrics = false, no_tracing = false;
+  app.add_flag("--no-metrics", no_metrics, "the node without request metrics (what they cost a call)");
+  app.add_flag("--no-tracing", no_tracing, "the node with tracing off (what spans cost a call)");
   int calls_option = 0, repeats_option = 0;
   app.add_option("--calls", calls_option, "calls per run (counts per call: two runs of different lengths, subtracted)")
       ->check(CLI::Range(1, 100000000));
@@ -142,6 +145,8 @@ int main(int argc, char** argv) {
   // gave the node its default of 2 against raw CAF's 1 on a 2-core machine).
   cfg.scheduler_threads = threads;
   if (!policy.empty()) cfg.scheduler_policy = policy;
+  if (no_metrics) cfg.request_metrics = false;
+  if (no_tracing) cfg.trace.enabled = false;
   service_config bench;
   bench.name = "bench";
   bench.workers = 1;
