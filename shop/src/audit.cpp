@@ -79,6 +79,21 @@ audit_report audit_shop(client& c, const std::vector<std::string>& order_ids,
     violation("money: captured " + format_money(rep.captured_cents) + " but completed orders total " +
               format_money(rep.completed_cents));
 
+  // Each order is in its customer's history once (the saga's first step);
+  // no history holds an order twice.
+  for (const auto& [customer, orders] : by_customer) {
+    auto h = ask<order_history>(c, "orders", "history", no_args{}, "customer/" + customer);
+    if (!h) {
+      violation("history of " + customer + ": " + h.error().code + ": " + h.error().message);
+      continue;
+    }
+    std::map<std::string, int> times;
+    for (const auto& id : h->order_ids)
+      if (++times[id] == 2) violation("history of " + customer + " holds order " + id + " twice");
+    for (const auto& [id, status] : orders)
+      if (times[id] == 0) violation("order " + id + " (" + status + ") is not in " + customer + "'s history");
+  }
+
   for (const auto& [sku, initial] : initial_stock) {
     auto s = ask<stock_view>(c, "inventory", "get", no_args{}, sku);
     if (!s) {

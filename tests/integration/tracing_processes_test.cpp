@@ -84,7 +84,7 @@ TEST_CASE("a checkout through the split shop is one trace across three processes
   INFO(spans.dump(1));
   for (const char* expected :
        {"POST /v1/orders/checkout/server", "orders.checkout/server", "cart.view/client", "cart.view/server",
-        "inventory.reserve/client", "inventory.reserve/server", "payments.authorize/client",
+        "orders.record/client", "orders.record/server", "inventory.reserve/client", "inventory.reserve/server", "payments.authorize/client",
         "payments.authorize/server", "payments.capture/client", "payments.capture/server", "store.commit/internal"})
     CHECK(names.count(expected));
   // One tree: every span's parent is in the trace, except the gateway's, whose parent is the caller's span.

@@ -96,6 +96,42 @@ TEST_CASE("a checkout reserves, charges once, commits, clears the cart and annou
   }
 }
 
+TEST_CASE("a customer's history holds each order once, oldest first, across restarts, and no client writes it",
+          "[shop][history]") {
+  temp_dir dir;
+  auto cfg = shop_test_config(dir.path());
+  auto history = [](client& c, const std::string& customer) {
+    auto h = c.call_as<order_history>("orders", "history", no_args{}, key("customer/" + customer));
+    REQUIRE(h);
+    return h->order_ids;
+  };
+  const std::vector<std::string> want{"hy-1", "hy-2", "hy-3"};
+  {
+    auto n = start_shop(cfg);
+    client c(n->endpoints().front());
+    REQUIRE(seed_shop(c));
+    for (const auto& order : want) {
+      fill(c, "cart-hy", {{"mug-001", 1}});
+      REQUIRE(checkout(c, order, "hy", "cart-hy"));
+    }
+    CHECK(wait_final(c, "hy-3").status == "completed");
+    CHECK(history(c, "hy") == want);
+    REQUIRE(checkout(c, "hy-2", "hy", "cart-hy"));  // a checkout again: the order is not recorded twice
+    CHECK(history(c, "hy") == want);
+    CHECK(history(c, "nobody").empty());
+  }
+  // Restarted as a production node: without fault injection, keyless
+  // loopback clients may not call internal methods (record is the saga's).
+  cfg.allow_fault_injection = false;
+  auto n = start_shop(cfg);
+  client c(n->endpoints().front());
+  CHECK(history(c, "hy") == want);
+  auto forged = c.call("orders", "record", pack(history_args{"not-an-order"}), key("customer/hy"));
+  REQUIRE_FALSE(forged.ok());
+  CHECK(forged.error->code == "forbidden");
+  CHECK(history(c, "hy") == want);
+}
+
 TEST_CASE("a declined payment compensates: stock released, nothing captured, failure announced", "[shop][saga]") {
   temp_dir dir;
   auto n = start_shop(shop_test_config(dir.path()));

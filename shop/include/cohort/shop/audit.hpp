@@ -32,6 +32,7 @@ struct audit_report {
 ///    orders bought;
 ///  - payments: every completed order captured exactly its total exactly once;
 ///    no failed order holds money; captured money equals completed totals;
+///  - history: each order in its customer's history exactly once;
 ///  - notifications: each completed order announced exactly once, each failed
 ///    order exactly once (waits up to `settle` for deliveries in flight).
 [[nodiscard]] audit_report audit_shop(client& c, const std::vector<std::string>& order_ids,

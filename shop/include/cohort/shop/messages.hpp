@@ -139,11 +139,24 @@ struct order_view {
   COHORT_FIELDS(order_id, customer, status, reason, total_cents, lines);
 };
 
+/// `orders.record`'s argument (on "customer/<id>"; the saga's first step).
 struct history_args {
   std::string order_id;
   COHORT_FIELDS(order_id);
 };
 
+/// `orders.record`'s answer: the order is in the history, which holds
+/// `orders` orders. A count, not the history: the saga needs only to know
+/// the step is done, and a reply that carried the whole history made each
+/// checkout cost more the more its customer had bought.
+struct history_recorded {
+  std::string customer;
+  std::string order_id;
+  std::uint64_t orders = 0;
+  COHORT_FIELDS(customer, order_id, orders);
+};
+
+/// `orders.history` on "customer/<id>": the customer's orders, oldest first.
 struct order_history {
   std::string customer;
   std::vector<std::string> order_ids;
