@@ -336,6 +336,107 @@ TEST_CASE("a sharded service scales 2 -> 3 -> 2 nodes under writes: every acknow
   }
 }
 
+TEST_CASE("a write the shard's old owner turns away is routed again at once by a node whose view has moved on, "
+          "not a poll later", "[cluster][etcd]") {
+  // The forwarding node (n1) learns a shard's new owner from etcd's watch,
+  // usually before the old owner (n2) answers the requests it held during
+  // the handoff with wrong_shard. Such a request must not wait for n1's next
+  // poll: with polls 2 s apart here, no write may take anywhere near that
+  // (a handoff holds its shard's writes for tens of milliseconds).
+  etcd_server etcd;
+  cluster_keys keys;
+  auto member = [&](int i) {
+    auto sections = member_sections(keys, i, etcd.url(), "t", 16, "[services.counter]\n");
+    sections.replace(sections.find("lease_ttl_ms = 3000"), 19, "lease_ttl_ms = 8000");
+    sections.replace(sections.find("poll_ms = 100"), 13, "poll_ms = 2000");
+    return std::make_unique<node_process>(sections, "name = \"" + keys.nodes[static_cast<std::size_t>(i)].name + "\"\n");
+  };
+  auto n1 = member(0);
+  auto n2 = member(1);
+  REQUIRE(placed_on_two(*n1));
+  auto c = client_of(keys, *n1, 0);
+  const auto names = keys_named(200);
+  const auto payload = *json_to_msgpack("{\"n\":1}");
+  // 16 writes in flight through n1 (half of them forwarded to n2) until `done`.
+  auto drive = [&](const std::function<bool()>& done) {
+    double slowest_ms = 0;
+    std::size_t failed = 0, sent = 0, answered = 0;
+    std::vector<std::string> errors;
+    std::function<void()> send_one = [&] {
+      call_options o;
+      o.key = names[sent++ % names.size()];
+      o.timeout = std::chrono::seconds(20);
+      const auto at = std::chrono::steady_clock::now();
+      c.call_async("counter", "add", payload, o, [&, at](reply&& r) {
+        answered++;
+        slowest_ms = std::max(slowest_ms, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - at).count());
+        if (!r.ok() && failed++ < 5) errors.push_back(r.error->code + ": " + r.error->message);
+        if (!done()) send_one();
+      });
+    };
+    for (int i = 0; i < 16; ++i) send_one();
+    for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+         c.in_flight() > 0 && std::chrono::steady_clock::now() < until;)
+      c.poll(std::chrono::milliseconds(50));
+    INFO("errors: " << json(errors).dump());
+    CHECK(c.in_flight() == 0);
+    CHECK(failed == 0);
+    CHECK(answered > 100);
+    return slowest_ms;
+  };
+  // Asked from a thread of its own while the main thread drives the writes:
+  // no Catch assertion there (they are not thread-safe).
+  auto placement = [&](int* moving) {
+    std::map<std::string, int> out;
+    client admin(n1->admin, {}, {}, n1->operator_keys());
+    auto bytes = json::to_msgpack(json{{"verb", "status"}});
+    auto r = admin.call("admin", "cluster", std::string(bytes.begin(), bytes.end()));
+    if (!r.ok()) return out;
+    auto st = json::from_msgpack(r.payload.begin(), r.payload.end());
+    if (!st["services"].contains("counter")) return out;
+    for (auto& [owner, count] : st["services"]["counter"]["owners"].items()) out[owner] = count.get<int>();
+    *moving = static_cast<int>(st["services"]["counter"]["handoffs"].size());
+    return out;
+  };
+  // Out: n3 joins and takes shards from both; back: n3 drains (a drained
+  // name stays drained: one round).
+  {
+    std::atomic<bool> settled{false};
+    std::thread watch([&] {
+      for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(40); std::chrono::steady_clock::now() < until;) {
+        int moving = -1;
+        auto o = placement(&moving);
+        if (o["n3"] >= 5 && moving == 0) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));  // writes after the last handoff, too
+      settled = true;
+    });
+    auto n3 = member(2);
+    const auto out = drive([&] { return settled.load(); });
+    watch.join();
+    INFO("owners " << json(owners(*n1)).dump());
+    REQUIRE(owners(*n1)["n3"] >= 5);
+    CHECK(out < 1200);
+    settled = false;
+    admin_call(*n1, "cluster_control", {{"verb", "drain"}, {"node", "n3"}});
+    std::thread back([&] {
+      for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(40); std::chrono::steady_clock::now() < until;) {
+        int moving = -1;
+        auto o = placement(&moving);
+        if (o["n3"] == 0 && moving == 0) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      settled = true;
+    });
+    const auto in = drive([&] { return settled.load(); });
+    back.join();
+    REQUIRE(owners(*n1)["n3"] == 0);
+    CHECK(in < 1200);
+  }
+}
+
 TEST_CASE("a cluster client sends each call straight to its key's owner, and follows wrong_shard once while shards "
           "move", "[cluster][etcd]") {
   etcd_server etcd;

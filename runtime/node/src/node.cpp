@@ -142,11 +142,13 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
     auto payload = req->payload;
     const auto deadline = req->deadline;
     auto inner = std::make_shared<detail::request>(
-        std::move(h), std::move(payload), deadline, [this, req](const envelope& reply, std::string&& p) {
+        std::move(h), std::move(payload), deadline,
+        [this, req, owner = d.owner, epoch = d.epoch](const envelope& reply, std::string&& p) {
           if (reply.kind == message_kind::error) {
             auto err = decode_error_payload(p, wire_limits{});
             if (err.is(errc::wrong_shard)) {
               req->header.shard = envelope::no_shard, req->header.epoch = 0;
+              if (route_again_if_moved_on(req, owner, epoch)) return;
               std::lock_guard<std::mutex> guard(held_mutex);
               if (held.size() < max_held) return (void)held.emplace_back(req, clock_type::now());
             }
@@ -157,6 +159,23 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
           req->respond(std::move(p));
         });
     forward_to_member(d.owner, d.endpoint, d.key, std::move(inner));
+  }
+
+  /// A request the owner it was forwarded to turned away (`wrong_shard`):
+  /// the shard moved on. Held requests are routed again when this node's
+  /// view changes, or at the next poll (`poll_ms` later); but the watch
+  /// usually brings the change before the old owner's answer comes back (the
+  /// old owner answers the requests it held once it sees the same change),
+  /// and such a request would wait a whole poll for nothing. So when the view
+  /// already routes it elsewhere (another owner or epoch, or here), it is
+  /// routed again at once. It did not run where it was sent.
+  bool route_again_if_moved_on(detail::request_ptr req, const std::string& owner, std::uint64_t epoch) {
+    const auto now = cluster->route(req->header.service, req->header.key, false);
+    const bool moved_on = now.kind == cluster::route_decision::local ||
+                          (now.kind == cluster::route_decision::forward && (now.owner != owner || now.epoch != epoch));
+    if (!moved_on) return false;
+    route(std::move(req));
+    return true;
   }
 
   /// A request to another member, over the node-to-node link (CURVE with
