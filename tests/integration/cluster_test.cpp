@@ -340,9 +340,11 @@ TEST_CASE("a write the shard's old owner turns away is routed again at once by a
           "not a poll later", "[cluster][etcd]") {
   // The forwarding node (n1) learns a shard's new owner from etcd's watch,
   // usually before the old owner (n2) answers the requests it held during
-  // the handoff with wrong_shard. Such a request must not wait for n1's next
-  // poll: with polls 2 s apart here, no write may take anywhere near that
-  // (a handoff holds its shard's writes for tens of milliseconds).
+  // the handoff with wrong_shard; and the new owner may turn a request away
+  // for a moment because its own view has not caught up with the take. Such
+  // a request must not wait for n1's next poll: with polls 2 s apart here,
+  // no write may take anywhere near that (a handoff holds its shard's
+  // writes for tens of milliseconds).
   etcd_server etcd;
   cluster_keys keys;
   auto member = [&](int i) {

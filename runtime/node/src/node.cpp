@@ -107,12 +107,13 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
         std::tie(h.shard, h.epoch) = came_with;
       }
         [[fallthrough]];  // its pre-copy ended a moment ago: held until the shard has its new owner
-      case cluster::route_decision::hold: {
-        std::lock_guard<std::mutex> guard(held_mutex);
-        if (held.size() >= max_held) break;
-        held.emplace_back(std::move(req), clock_type::now());
-        return;
-      }
+      case cluster::route_decision::hold:
+        // Held unless the view moved on since it was read above (then routed by the newer one).
+        if (hold_unless_moved_on(req, [](const cluster::route_decision& now) {
+              return now.kind != cluster::route_decision::hold && now.kind != cluster::route_decision::local;
+            }))
+          return;
+        break;
       case cluster::route_decision::forward:
         return forward_sharded(std::move(req), d);
       case cluster::route_decision::wrong_shard: {
@@ -147,10 +148,24 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
           if (reply.kind == message_kind::error) {
             auto err = decode_error_payload(p, wire_limits{});
             if (err.is(errc::wrong_shard)) {
+              // The shard moved on. The watch usually brought this node the
+              // change before the old owner's answer came back (it answers the
+              // requests it held once it sees the same change): routed by that
+              // view at once, or held until the view names another owner.
               req->header.shard = envelope::no_shard, req->header.epoch = 0;
-              if (route_again_if_moved_on(req, owner, epoch)) return;
-              std::lock_guard<std::mutex> guard(held_mutex);
-              if (held.size() < max_held) return (void)held.emplace_back(req, clock_type::now());
+              // Or the other way round: the node it was sent to has not seen
+              // the epoch this node sent it under (it took the shard a moment
+              // ago and its own view is behind). It will within milliseconds;
+              // this node's view will not change for it: sent again shortly.
+              if (err.owner && err.owner->epoch < epoch && io->on_io_thread()) {
+                io->after(std::chrono::milliseconds(5), [this, req] { route(req); });
+                return;
+              }
+              if (hold_unless_moved_on(req, [&owner, epoch](const cluster::route_decision& now) {
+                    return now.kind == cluster::route_decision::local ||
+                           (now.kind == cluster::route_decision::forward && (now.owner != owner || now.epoch != epoch));
+                  }))
+                return;
             }
             req->fail(err);
             return;
@@ -161,20 +176,25 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
     forward_to_member(d.owner, d.endpoint, d.key, std::move(inner));
   }
 
-  /// A request the owner it was forwarded to turned away (`wrong_shard`):
-  /// the shard moved on. Held requests are routed again when this node's
-  /// view changes, or at the next poll (`poll_ms` later); but the watch
-  /// usually brings the change before the old owner's answer comes back (the
-  /// old owner answers the requests it held once it sees the same change),
-  /// and such a request would wait a whole poll for nothing. So when the view
-  /// already routes it elsewhere (another owner or epoch, or here), it is
-  /// routed again at once. It did not run where it was sent.
-  bool route_again_if_moved_on(detail::request_ptr req, const std::string& owner, std::uint64_t epoch) {
-    const auto now = cluster->route(req->header.service, req->header.key, false);
-    const bool moved_on = now.kind == cluster::route_decision::local ||
-                          (now.kind == cluster::route_decision::forward && (now.owner != owner || now.epoch != epoch));
-    if (!moved_on) return false;
-    route(std::move(req));
+  /// Holds `req` until ownership changes, unless this node's view has
+  /// moved on already (`moved_on` of what the view says now), in which case
+  /// it is routed by it at once. The view is read under `held_mutex`: every
+  /// change of it is followed by ownership_changed, which takes the same
+  /// lock to route what is held, so a request is either routed by the newer
+  /// view or seen by the call that follows the change, never left waiting
+  /// for the next poll (`poll_ms`). False: not held, the node holds too many.
+  template <class MovedOn>
+  bool hold_unless_moved_on(const detail::request_ptr& req, MovedOn moved_on) {
+    {
+      std::lock_guard<std::mutex> guard(held_mutex);
+      const auto& h = req->header;
+      if (!moved_on(cluster->route(h.service, h.key, h.shard != envelope::no_shard))) {
+        if (held.size() >= max_held) return false;
+        held.emplace_back(req, clock_type::now());
+        return true;
+      }
+    }
+    route(req);
     return true;
   }
 
