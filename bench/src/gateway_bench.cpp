@@ -2,8 +2,9 @@
 // front of it (native ZeroMQ front and HTTP/JSON front). Measures, in the same
 // run: the native call through the gateway vs straight to the backend (the
 // cost of the hop) beside the same for raw ZeroMQ (a raw echo called
-// directly and through zmq_proxy: what any ZeroMQ hop costs here), and HTTP requests/s and latency with wrk at 1, 16 and 64
-// connections. All on loopback; every run bounded.
+// directly and through zmq_proxy: what any ZeroMQ hop costs here), and
+// HTTP requests/s and latency with wrk at 1, 16 and 64 connections. All on
+// loopback; every run bounded.
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -50,8 +51,6 @@ double native_throughput(const std::string& endpoint, int in_flight, std::chrono
   if (failed) std::cerr << "warning: " << failed << " calls failed\n";
   return done / std::chrono::duration<double>(clock_type::now() - start).count();
 }
-
-nlohmann::json as_json(const spread& s) { return {{"median", s.median}, {"min", s.min}, {"max", s.max}}; }
 
 struct wrk_result {
   double rps = 0, p50_ms = 0, p99_ms = 0;
@@ -151,8 +150,8 @@ int main(int argc, char** argv) {
                               {"raw_ratio", raw_ratio},
                               {"ratio_of_raw_hop", ratio / raw_ratio},
                               {"spreads",
-                               {{"gateway", as_json(gs)}, {"direct", as_json(ds)},
-                                {"raw_proxy", as_json(rps)}, {"raw_direct", as_json(rds)}}}}}};
+                               {{"gateway", to_json(gs)}, {"direct", to_json(ds)},
+                                {"raw_proxy", to_json(rps)}, {"raw_direct", to_json(rds)}}}}}};
   target_list targets;
   targets.ratio_at_least("native gateway hop, 64 B, 64 in flight", "req/s", gs, ds, "direct to node", 0.7);
   auto script = data / "post.lua";

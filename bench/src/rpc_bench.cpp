@@ -167,10 +167,7 @@ struct figures {
     cpu.push_back(r.cpu_us_per_reply), faults.push_back(r.faults_per_reply);
   }
   [[nodiscard]] nlohmann::json to_json() const {
-    auto s = [](const std::vector<double>& v) {
-      auto x = spread_of(v);
-      return nlohmann::json{{"median", x.median}, {"min", x.min}, {"max", x.max}};
-    };
+    auto s = [](const std::vector<double>& v) { return bench::to_json(spread_of(v)); };
     return {{"throughput", s(thr)}, {"p50_us", s(p50)},   {"p99_us", s(p99)},
             {"p999_us", s(p999)},   {"cpu_us_per_reply", s(cpu)}, {"page_faults_per_reply", s(faults)}};
   }

@@ -189,8 +189,8 @@ int main(int argc, char** argv) {
   if (!json_out.empty()) {
     nlohmann::json j;
     j["targets"] = targets.to_json();
-    j["embedded"] = {{"median", e.median}, {"min", e.min}, {"max", e.max}};
-    j["split"] = {{"median", s.median}, {"min", s.min}, {"max", s.max}};
+    j["embedded"] = to_json(e);
+    j["split"] = to_json(s);
     j["writes_per_checkout"] = w.median;
     j["fsyncs_per_checkout"] = f.median;
     j["raw_sync_writes_per_s"] = r.median;

@@ -14,6 +14,8 @@ spread spread_of(std::vector<double> values) {
   return {median, values.front(), values.back()};
 }
 
+nlohmann::json to_json(const spread& s) { return {{"median", s.median}, {"min", s.min}, {"max", s.max}}; }
+
 double percentile(std::vector<double>& samples, double p) {
   if (samples.empty()) return 0;
   std::sort(samples.begin(), samples.end());

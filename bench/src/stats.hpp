@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace cohort::bench {
 
 /// Median, min and max of a set of repeated measurements.
@@ -12,6 +14,9 @@ struct spread {
 };
 
 [[nodiscard]] spread spread_of(std::vector<double> values);
+
+/// {"median", "min", "max"}: how every benchmark's JSON gives a spread.
+[[nodiscard]] nlohmann::json to_json(const spread& s);
 
 /// The p-th percentile (0..100) of `samples` (sorted in place).
 [[nodiscard]] double percentile(std::vector<double>& samples, double p);

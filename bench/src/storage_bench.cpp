@@ -322,8 +322,7 @@ int main(int argc, char** argv) {
                 : bytes >= 1024    ? std::to_string(bytes >> 10) + " KiB"
                                    : std::to_string(bytes) + " B";
     std::printf("  %7s state: plain %-22s event-sourced %-22s (event-sourced / plain %.2fx)\n", size.c_str(), cell(p).c_str(), cell(j).c_str(), j.median / p.median);
-    auto js = [](const spread& x) { return nlohmann::json{{"median", x.median}, {"min", x.min}, {"max", x.max}}; };
-    results["state_size_curve"].push_back({{"state_bytes", bytes}, {"plain", js(p)}, {"event_sourced", js(j)}});
+    results["state_size_curve"].push_back({{"state_bytes", bytes}, {"plain", to_json(p)}, {"event_sourced", to_json(j)}});
   }
   // Entities at rest as a node keeps them by default (hibernated after 1 s
   // idle), and, for comparison, with hibernation off (an actor each).
