@@ -22,6 +22,7 @@
 
 #include "cohort/admin/admin_service.hpp"
 #include "cohort/cluster/cluster_agent.hpp"
+#include "cohort/cluster/resend_backoff.hpp"
 #include "cohort/core/service_host.hpp"
 #include "cohort/gateway/http_front.hpp"
 #include "cohort/isolation/process_host.hpp"
@@ -156,9 +157,10 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
               // Or the other way round: the node it was sent to has not seen
               // the epoch this node sent it under (it took the shard a moment
               // ago and its own view is behind). It will within milliseconds;
-              // this node's view will not change for it: sent again shortly.
+              // this node's view will not change for it: sent again shortly,
+              // less often the longer it waits (until its deadline).
               if (err.owner && err.owner->epoch < epoch && io->on_io_thread()) {
-                io->after(std::chrono::milliseconds(5), [this, req] { route(req); });
+                io->after(cluster::resend_backoff(clock_type::now() - req->made_or_now()), [this, req] { route(req); });
                 return;
               }
               if (hold_unless_moved_on(req, [&owner, epoch](const cluster::route_decision& now) {
