@@ -79,16 +79,29 @@ audit_report audit_shop(client& c, const std::vector<std::string>& order_ids,
     violation("money: captured " + format_money(rep.captured_cents) + " but completed orders total " +
               format_money(rep.completed_cents));
 
-  // Each order is in its customer's history once (the saga's first step);
-  // no history holds an order twice.
+  // Each order is in its customer's history once (the saga's first step),
+  // in its pages of older orders or its newest part; no history holds an
+  // order twice, and no page is missing or empty.
   for (const auto& [customer, orders] : by_customer) {
     auto h = ask<order_history>(c, "orders", "history", no_args{}, "customer/" + customer);
     if (!h) {
       violation("history of " + customer + ": " + h.error().code + ": " + h.error().message);
       continue;
     }
+    std::vector<std::string> ids;
+    for (std::uint32_t page = 0; page < h->pages; ++page) {
+      auto p = ask<order_history>(c, "orders", "history", no_args{}, history_page_key(page, customer));
+      if (!p)
+        violation("history of " + customer + ", page " + std::to_string(page) + ": " + p.error().code + ": " +
+                  p.error().message);
+      else if (p->order_ids.empty())
+        violation("history of " + customer + ": page " + std::to_string(page) + " is empty");
+      else
+        ids.insert(ids.end(), p->order_ids.begin(), p->order_ids.end());
+    }
+    ids.insert(ids.end(), h->order_ids.begin(), h->order_ids.end());
     std::map<std::string, int> times;
-    for (const auto& id : h->order_ids)
+    for (const auto& id : ids)
       if (++times[id] == 2) violation("history of " + customer + " holds order " + id + " twice");
     for (const auto& [id, status] : orders)
       if (times[id] == 0) violation("order " + id + " (" + status + ") is not in " + customer + "'s history");

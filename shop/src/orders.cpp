@@ -23,11 +23,14 @@
 //
 // The key "customer/<id>" holds that customer's order history instead: the
 // saga's first step records its order there (`record`, internal, answering
-// a count). It is a plain entity, so each order rewrites the whole history
-// (one encoding per call, the stored image's); moved to an event-sourced
-// service of its own it wrote one event instead, but its store's fsyncs cost
-// the shop more than the rewrite saves below hundreds of orders per customer
-// (bench/README.md, Profiles, eighteenth session).
+// a count). It is a plain entity holding the newest orders only: once they
+// are two pages (`shop_options::history_page`), the record's answer hands
+// the oldest page to the saga, which writes it to "history/<n>/<id>"
+// (`archive`) and takes it off (`trim`), so a checkout rewrites a bounded
+// entity however many orders its customer has. (Moved to an event-sourced
+// service of its own, the history wrote one event per order instead, but
+// that store's fsyncs cost the shop more than the rewrite saves: bench/README.md,
+// Profiles, eighteenth session.)
 #include <chrono>
 #include <random>
 
@@ -57,10 +60,14 @@ struct order_state {
   std::int64_t failing_since_ms = 0;  ///< wall clock of the current step's first failure (0: not failing)
   std::int64_t retry_at_ms = 0;       ///< not retried before this (backoff)
   std::int64_t created_ms = 0;
-  std::vector<std::string> history;  ///< "customer/<id>" entities: the customer's order ids
+  /// "customer/<id>": the customer's newest order ids, after `archived_pages`
+  /// pages of older ones; "history/<n>/<id>": page n's order ids.
+  std::vector<std::string> history;
+  std::uint32_t archived_pages = 0;
+  std::uint64_t archived_orders = 0;  ///< in those pages
   COHORT_FIELDS(customer, cart_id, card, status, reason, waiting, lines, total_cents, reserved, committed, released,
                      recorded, captured, cart_cleared, payment_voided, attempts, failing_since_ms, retry_at_ms,
-                     created_ms, history);
+                     created_ms, history, archived_pages, archived_orders);
 
   /// Not stored: a saga invocation is driving this order in this activation.
   bool running = false;
@@ -71,6 +78,19 @@ using done_t = responder<order_view>;
 
 constexpr auto step_timeout = std::chrono::milliseconds(2000);
 const std::string customer_prefix = "customer/";
+const std::string history_prefix = "history/";  ///< pages of older orders: "history/<n>/<customer>"
+
+bool is_history_key(const std::string& key) {
+  return key.rfind(customer_prefix, 0) == 0 || key.rfind(history_prefix, 0) == 0;
+}
+
+/// The customer a history key names ("customer/<id>", "history/<n>/<id>"); any other key as it is.
+std::string customer_of(const std::string& key) {
+  if (key.rfind(customer_prefix, 0) == 0) return key.substr(customer_prefix.size());
+  if (key.rfind(history_prefix, 0) == 0)
+    if (auto slash = key.find('/', history_prefix.size()); slash != std::string::npos) return key.substr(slash + 1);
+  return key;
+}
 
 order_view view(ctx_t& ctx) {
   const auto& s = ctx.state();
@@ -98,7 +118,10 @@ class saga : public std::enable_shared_from_this<saga> {
     if (is_final(s.status)) return finish();
     if (!s.recorded)
       return call<history_recorded>("orders", "record", history_args{ctx_.key()}, customer_prefix + s.customer, "record",
-                                    [self](const history_recorded&) { self->progress([](order_state& o) { o.recorded = true; }); });
+                                    [self](const history_recorded& r) {
+                                      if (!r.archive.empty()) return self->archive(r);
+                                      self->progress([](order_state& o) { o.recorded = true; });
+                                    });
     if (s.status == "reserving") {
       if (s.reserved < s.lines.size()) {
         const auto& line = s.lines[s.reserved];
@@ -173,6 +196,30 @@ class saga : public std::enable_shared_from_this<saga> {
   void cancel(std::string reason) { decide("compensating", std::move(reason)); }
 
  private:
+  /// The record step's answer asked for a page of the customer's history
+  /// to be moved out of its newest part: written to its own entity, then
+  /// trimmed from the newest part. Housekeeping, not a step: if either call
+  /// fails, the customer's next record asks again, so the saga goes on.
+  void archive(const history_recorded& r) {
+    auto self = shared_from_this();
+    const auto& customer = ctx_.state().customer;
+    call_options write;
+    write.timeout = step_timeout;
+    write.key = history_page_key(r.archive_page, customer);
+    ctx_.call<history_recorded>(
+        "orders", "archive", history_page_args{r.archive},
+        [self, page = r.archive_page, last = r.archive.back(), head = customer_prefix + customer](result<history_recorded> w) {
+          auto recorded = [self] { self->progress([](order_state& o) { o.recorded = true; }); };
+          if (!w) return recorded();
+          call_options trim;
+          trim.timeout = step_timeout;
+          trim.key = head;
+          self->ctx_.call<history_recorded>("orders", "trim", history_trim_args{page, last},
+                                            [recorded](result<history_recorded>) { recorded(); }, trim);
+        },
+        write);
+  }
+
   /// A decision: stored before anything follows from it.
   void decide(std::string status, std::string reason) {
     auto& s = ctx_.state();
@@ -249,8 +296,9 @@ service_definition make_orders(const shop_options& opts) {
       .method("checkout",
               [opts](ctx_t& ctx, const checkout_args& a, done_t done) {
                 auto& s = ctx.state();
-                if (ctx.key().rfind(customer_prefix, 0) == 0)
-                  throw service_error("invalid_order", "order ids must not start with '" + customer_prefix + "'");
+                if (is_history_key(ctx.key()))
+                  throw service_error("invalid_order", "order ids must not start with '" + customer_prefix + "' or '" +
+                                                           history_prefix + "'");
                 if (s.running && s.status.empty())
                   throw service_error("checkout_in_progress", "order " + ctx.key() + " is being created");
                 if (!s.status.empty()) {  // a retry of a checkout: report, or take it up again
@@ -310,22 +358,54 @@ service_definition make_orders(const shop_options& opts) {
                return view(ctx);
              })
       .method("record",
-              [](ctx_t& ctx, const history_args& a) {
+              [page = std::max<std::uint32_t>(1, opts.history_page)](ctx_t& ctx, const history_args& a) {
                 if (ctx.key().rfind(customer_prefix, 0) != 0)
                   throw service_error("invalid_order", "histories live under '" + customer_prefix + "<id>'");
-                auto& h = ctx.state().history;
+                auto& s = ctx.state();
+                auto& h = s.history;
                 // Newest last: a repeated record is most likely of a recent order.
                 if (std::find(h.rbegin(), h.rend(), a.order_id) == h.rend()) h.push_back(a.order_id);
-                return history_recorded{ctx.key().substr(customer_prefix.size()), a.order_id,
-                                        static_cast<std::uint64_t>(h.size())};
+                history_recorded r{ctx.key().substr(customer_prefix.size()), a.order_id, s.archived_orders + h.size(),
+                                   s.archived_pages, {}};
+                if (h.size() >= 2 * std::size_t{page}) r.archive.assign(h.begin(), h.begin() + page);
+                return r;
               },
               true)
-      .internal("record")  // the saga's step: no client puts orders in a customer's history
+      .method("archive",
+              [](ctx_t& ctx, const history_page_args& a) {
+                if (ctx.key().rfind(history_prefix, 0) != 0)
+                  throw service_error("invalid_order", "pages of histories live under '" + history_prefix + "<n>/<id>'");
+                if (a.order_ids.empty()) throw service_error("invalid_order", "a page of a history holds orders");
+                ctx.state().history = a.order_ids;  // whole: a page written again is the same page
+                return history_recorded{customer_of(ctx.key()), a.order_ids.back(), a.order_ids.size(), 0, {}};
+              },
+              true)
+      .method("trim",
+              [](ctx_t& ctx, const history_trim_args& a) {
+                if (ctx.key().rfind(customer_prefix, 0) != 0)
+                  throw service_error("invalid_order", "histories live under '" + customer_prefix + "<id>'");
+                auto& s = ctx.state();
+                auto& h = s.history;
+                // Only the page the newest part starts with, once: a repeated
+                // or stale trim finds another page number and changes nothing.
+                if (a.page == s.archived_pages) {
+                  auto last = std::find(h.begin(), h.end(), a.last);
+                  if (last != h.end()) {
+                    s.archived_orders += static_cast<std::uint64_t>(last - h.begin()) + 1;
+                    s.archived_pages++;
+                    h.erase(h.begin(), last + 1);
+                  }
+                }
+                return history_recorded{customer_of(ctx.key()), a.last, s.archived_orders + h.size(), s.archived_pages, {}};
+              },
+              true)
+      // The saga's steps: no client puts orders in a customer's history.
+      .internal("record")
+      .internal("archive")
+      .internal("trim")
       .query("history",
              [](ctx_t& ctx, const no_args&) {
-               return order_history{ctx.key().rfind(customer_prefix, 0) == 0 ? ctx.key().substr(customer_prefix.size())
-                                                                              : ctx.key(),
-                                    ctx.state().history};
+               return order_history{customer_of(ctx.key()), ctx.state().history, ctx.state().archived_pages};
              })
       .build();
 }

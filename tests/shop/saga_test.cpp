@@ -132,6 +132,63 @@ TEST_CASE("a customer's history holds each order once, oldest first, across rest
   CHECK(history(c, "hy") == want);
 }
 
+TEST_CASE("a long history moves its older orders to pages: the newest part stays bounded, nothing is lost or doubled",
+          "[shop][history]") {
+  temp_dir dir;
+  shop_options opts;
+  opts.history_page = 2;
+  auto cfg = shop_test_config(dir.path(), opts);
+  // The whole history: its pages, oldest first, then its newest part.
+  auto whole = [](client& c, const std::string& customer) {
+    auto head = c.call_as<order_history>("orders", "history", no_args{}, key("customer/" + customer));
+    REQUIRE(head);
+    std::vector<std::string> ids;
+    for (std::uint32_t page = 0; page < head->pages; ++page) {
+      auto p = c.call_as<order_history>("orders", "history", no_args{}, key(history_page_key(page, customer)));
+      REQUIRE(p);
+      CHECK(p->customer == customer);
+      CHECK(p->order_ids.size() == 2);  // a page holds history_page orders
+      ids.insert(ids.end(), p->order_ids.begin(), p->order_ids.end());
+    }
+    ids.insert(ids.end(), head->order_ids.begin(), head->order_ids.end());
+    return std::make_pair(*head, ids);
+  };
+  std::vector<std::string> want;
+  {
+    auto n = start_shop(cfg, opts);
+    client c(n->endpoints().front());
+    REQUIRE(seed_shop(c));
+    for (int i = 1; i <= 9; ++i) {
+      want.push_back("pg-" + std::to_string(i));
+      fill(c, "cart-pg", {{"mug-001", 1}});
+      auto o = checkout(c, want.back(), "pg", "cart-pg");
+      REQUIRE(o);
+      CHECK(wait_final(c, want.back()).status == "completed");
+      auto [head, ids] = whole(c, "pg");
+      CHECK(ids == want);
+      CHECK(head.order_ids.size() < 4);  // fewer than two pages: the rest moved out
+    }
+    auto [head, ids] = whole(c, "pg");
+    CHECK(head.pages == 3);
+    CHECK(head.order_ids == std::vector<std::string>{"pg-7", "pg-8", "pg-9"});
+    REQUIRE(checkout(c, "pg-1", "pg", "cart-pg"));  // an archived order checked out again: not recorded twice
+    CHECK(whole(c, "pg").second == want);
+  }
+  cfg.allow_fault_injection = false;  // production: keyless clients may not call internal methods
+  auto n = start_shop(cfg, opts);
+  client c(n->endpoints().front());
+  CHECK(whole(c, "pg").second == want);
+  auto forged_page = c.call("orders", "archive", pack(history_page_args{{"not-an-order"}}), key(history_page_key(0, "pg")));
+  REQUIRE_FALSE(forged_page.ok());
+  CHECK(forged_page.error->code == "forbidden");
+  auto forged_trim = c.call("orders", "trim", pack(history_trim_args{3, "pg-7"}), key("customer/pg"));
+  REQUIRE_FALSE(forged_trim.ok());
+  CHECK(forged_trim.error->code == "forbidden");
+  CHECK(whole(c, "pg").second == want);
+  // Neither kind of history key is an order id.
+  CHECK(checkout(c, history_page_key(0, "pg"), "pg", "cart-pg").error().code == "invalid_order");
+}
+
 TEST_CASE("a declined payment compensates: stock released, nothing captured, failure announced", "[shop][saga]") {
   temp_dir dir;
   auto n = start_shop(shop_test_config(dir.path()));

@@ -149,19 +149,52 @@ struct history_args {
 /// `orders` orders. A count, not the history: the saga needs only to know
 /// the step is done, and a reply that carried the whole history made each
 /// checkout cost more the more its customer had bought.
+///
+/// A history keeps its newest orders in "customer/<id>" and moves older ones
+/// to pages of `shop_options::history_page` orders ("history/<n>/<id>"), so
+/// that a record rewrites a bounded entity however long the history. When
+/// the newest part has grown to two pages, the answer carries the oldest
+/// page (`archive`): the saga that got it writes it (`orders.archive`) and
+/// then takes it off the newest part (`orders.trim`).
 struct history_recorded {
   std::string customer;
   std::string order_id;
   std::uint64_t orders = 0;
-  COHORT_FIELDS(customer, order_id, orders);
+  std::uint32_t archive_page = 0;         ///< the page `archive` is, when not empty
+  std::vector<std::string> archive;       ///< a page due to be written, oldest first; usually empty
+  COHORT_FIELDS(customer, order_id, orders, archive_page, archive);
 };
 
-/// `orders.history` on "customer/<id>": the customer's orders, oldest first.
+/// `orders.archive` on "history/<n>/<customer>": the page's orders (written
+/// whole: a page is written again with the same orders if a saga repeats it).
+struct history_page_args {
+  std::vector<std::string> order_ids;
+  COHORT_FIELDS(order_ids);
+};
+
+/// `orders.trim` on "customer/<id>": page `page`, now written, whose last
+/// order is `last`, leaves the newest part (a trim that does not match what
+/// the history holds, a repeated one, changes nothing).
+struct history_trim_args {
+  std::uint32_t page = 0;
+  std::string last;
+  COHORT_FIELDS(page, last);
+};
+
+/// `orders.history` on "customer/<id>": the customer's newest orders, oldest
+/// first, after `pages` full pages of older ones, which are read with the
+/// same method on history_page_key(page, customer) for page 0 to pages - 1.
 struct order_history {
   std::string customer;
   std::vector<std::string> order_ids;
-  COHORT_FIELDS(customer, order_ids);
+  std::uint32_t pages = 0;
+  COHORT_FIELDS(customer, order_ids, pages);
 };
+
+/// The key of a customer's older orders, page `page` (0: the oldest).
+inline std::string history_page_key(std::uint32_t page, const std::string& customer) {
+  return "history/" + std::to_string(page) + "/" + customer;
+}
 
 // -- events -------------------------------------------------------------------
 

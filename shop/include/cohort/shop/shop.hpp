@@ -42,6 +42,11 @@ struct shop_options {
   /// +-20% jitter so that orders do not retry in lockstep). Defaults: 200 ms, 2 s.
   std::chrono::milliseconds retry_min{200};
   std::chrono::milliseconds retry_max{2000};
+  /// A customer's history keeps up to two pages of its newest orders in one
+  /// entity and moves each older page of this many to an entity of its own
+  /// (messages.hpp, history_recorded): a checkout's history write stays
+  /// bounded however many orders the customer has. Default: 256.
+  std::uint32_t history_page = 256;
 };
 
 /// The shop's service definitions.
