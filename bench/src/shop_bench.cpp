@@ -45,11 +45,14 @@ void prepare(client& c) {
   }
 }
 
+/// Customers the checkouts are spread over (--customers): fewer customers, longer histories.
+std::size_t customers = 64;
+
 workload_options workload(std::size_t orders, std::size_t in_flight, const std::string& prefix) {
   workload_options w;
   w.orders = orders;
   w.concurrency = in_flight;
-  w.customers = 64;
+  w.customers = customers;
   w.prefix = prefix;
   w.declined_share = 0.1;
   w.products = sample_products();
@@ -140,6 +143,8 @@ int main(int argc, char** argv) {
   app.add_option("--cohort", binary, "the cohort binary, for the split run (default: next to this program)");
   std::size_t orders_option = 0;
   app.add_option("--orders", orders_option, "checkouts per run (default: 2000, quick 400)");
+  app.add_option("--customers", customers, "customers the checkouts are spread over (default: 64)")
+      ->check(CLI::Range(1, 1000000));
   std::string only;
   app.add_option("--only", only, "run one shop alone, without the other or the floor (for profiling)")
       ->check(CLI::IsMember({"embedded", "split"}));
@@ -196,6 +201,7 @@ int main(int argc, char** argv) {
     j["raw_sync_writes_per_s"] = r.median;
     j["raw_disk_floor_checkouts_per_s"] = floor_checkouts;
     j["orders"] = orders;
+    j["customers"] = customers;
     j["in_flight"] = in_flight;
     std::ofstream(json_out) << j.dump(2) << "\n";
   }
