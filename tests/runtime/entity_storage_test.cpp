@@ -2,6 +2,8 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <type_traits>
+#include <utility>
 
 #include "cohort/transport/client.hpp"
 #include "cohort/transport/json_bridge.hpp"
@@ -140,6 +142,16 @@ TEST_CASE("an event-sourced entity recovers from its snapshot plus the journal a
   CHECK(bad.error->code == "insufficient_funds");
   CHECK(c.call_as<balance_reply>("ledger", "balance", no_args{}, op("acct"))->events == 13);
 }
+
+// An event-sourced command reads its state and changes it by emitting
+// events only: a change made to the state directly would be in the next
+// snapshot but in no event, and lost on a replay. Checked where it is cheap:
+// at compile time (a mutable state() fails to build this file).
+static_assert(std::is_same_v<decltype(std::declval<event_context<account_state, account_event>&>().state()),
+                             const account_state&>,
+              "an event-sourced command's state is read-only");
+static_assert(std::is_same_v<decltype(std::declval<entity_context<account_state>&>().state()), account_state&>,
+              "a plain entity's handler changes its state in place");
 
 TEST_CASE("a failed method leaves no trace in memory or store", "[storage][runtime]") {
   // A command that emits an event and then fails: the undo path (the

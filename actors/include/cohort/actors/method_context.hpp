@@ -124,6 +124,10 @@ class event_context : public entity_context<State> {
  public:
   using entity_context<State>::entity_context;
   void emit(const Event& event) { this->inv_->emit(pack(event)); }
+  /// Read only: the state changes through emit() alone, so that replaying
+  /// the journal rebuilds it (a change made here directly would be in the
+  /// next snapshot but in no event, and a replay would lose it).
+  [[nodiscard]] const State& state() { return entity_context<State>::state(); }
 };
 
 }  // namespace cohort
