@@ -92,16 +92,24 @@ void service_host::deliver(request_ptr req) {
     return;
   }
   auto& svc = *it->second.svc;
+  if (svc.in_flight.load(std::memory_order_relaxed) >= static_cast<std::int64_t>(svc.cfg.max_in_flight)) {
+    req->fail({errc::overloaded, "service '" + h.service + "' has " + std::to_string(svc.cfg.max_in_flight) +
+                                     " requests in flight; retry later"});
+    return;
+  }
+  // Worker services: straight to a worker, round-robin, when one runs (a
+  // service marked down has none published: it is not up, and the root,
+  // asked below, says why).
+  if (svc.def.kind == service_kind::workers && !is_event_method(h.method))
+    if (auto worker = svc.next_worker()) {
+      req->hold(&svc.in_flight);
+      return detail::deliver(worker, std::move(req));
+    }
   auto root = svc.root();
   if (!root) {
     std::string why;
     (void)svc.down(&why);
     req->fail({errc::unavailable, "service '" + h.service + "' is down: " + why});
-    return;
-  }
-  if (svc.in_flight.load(std::memory_order_relaxed) >= static_cast<std::int64_t>(svc.cfg.max_in_flight)) {
-    req->fail({errc::overloaded, "service '" + h.service + "' has " + std::to_string(svc.cfg.max_in_flight) +
-                                     " requests in flight; retry later"});
     return;
   }
   if (is_event_method(h.method)) {
@@ -118,11 +126,7 @@ void service_host::deliver(request_ptr req) {
     return detail::deliver(hub, std::move(req));
   }
   req->hold(&svc.in_flight);
-  // Worker services: straight to a worker, round-robin; the root is only
-  // asked when none is running (it answers `unavailable`).
-  if (svc.def.kind == service_kind::workers)
-    if (auto worker = svc.next_worker()) return detail::deliver(worker, std::move(req));
-  detail::deliver(root, std::move(req));
+  detail::deliver(root, std::move(req));  // an entity service's root, or a worker service with none running
 }
 
 std::int64_t service_host::in_flight() const {

@@ -800,14 +800,15 @@ std::vector<std::pair<std::string, std::shared_ptr<handler_activity>>> service_r
 }
 
 void service_runtime::publish_workers(std::vector<caf::actor> workers) {
-  std::atomic_store(&workers_, std::shared_ptr<const std::vector<caf::actor>>(
-                                   std::make_shared<const std::vector<caf::actor>>(std::move(workers))));
+  std::unique_lock<std::shared_mutex> guard(workers_mutex_);
+  workers_.swap(workers);  // the old handles are let go below, outside the lock
+  guard.unlock();
 }
 
 caf::actor service_runtime::next_worker() {
-  auto workers = std::atomic_load(&workers_);
-  if (workers->empty()) return {};
-  return (*workers)[next_worker_.fetch_add(1, std::memory_order_relaxed) % workers->size()];
+  std::shared_lock<std::shared_mutex> guard(workers_mutex_);
+  if (workers_.empty()) return {};
+  return workers_[next_worker_.fetch_add(1, std::memory_order_relaxed) % workers_.size()];
 }
 
 caf::actor spawn_service(caf::actor_system& sys, std::shared_ptr<service_runtime> svc) {

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -189,7 +190,11 @@ struct service_runtime {
   std::string down_reason_;
   std::vector<child_status> children_;
   std::vector<std::pair<std::string, std::shared_ptr<handler_activity>>> activities_;
-  std::shared_ptr<const std::vector<caf::actor>> workers_ = std::make_shared<const std::vector<caf::actor>>();
+  /// Read on every delivery, written when a worker starts or stops: a
+  /// reader-writer lock (libstdc++'s atomic_load of a shared_ptr took a
+  /// mutex from a global pool, and copied the pointer, on every delivery).
+  mutable std::shared_mutex workers_mutex_;
+  std::vector<caf::actor> workers_;
   std::atomic<std::uint64_t> next_worker_{0};
 };
 
