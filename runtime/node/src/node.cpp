@@ -160,7 +160,7 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
               // this node's view will not change for it: sent again shortly,
               // less often the longer it waits (until its deadline).
               if (err.owner && err.owner->epoch < epoch && io->on_io_thread()) {
-                io->after(cluster::resend_backoff(clock_type::now() - req->made_or_now()), [this, req] { route(req); });
+                io->after(cluster::resend_backoff(req->resends++), [this, req] { route(req); });
                 return;
               }
               if (hold_unless_moved_on(req, [&owner, epoch](const cluster::route_decision& now) {

@@ -5,17 +5,23 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 
 namespace cohort::cluster {
 
-/// The wait before the next attempt, given how long the request has been in
-/// this node: 5 ms at first (a new owner's view catches up in milliseconds),
-/// then a quarter of its age, at most 100 ms. Without it an owner whose
-/// view stayed behind (its etcd watch broken) would be sent the request every
-/// 5 ms until its deadline; the age needs no count of attempts kept with it.
-inline std::chrono::milliseconds resend_backoff(std::chrono::steady_clock::duration waited) {
+/// The wait before re-send number `resends` (0: the first): 5 ms for the
+/// first `steady` ones (a new owner's view catches up within milliseconds:
+/// its etcd write, then its watch; a longer wait here is added to the
+/// slowest requests of every handoff), then doubling, at most 100 ms.
+/// Without it an owner whose view stayed behind (its etcd watch broken)
+/// would be sent the request every 5 ms until its deadline. Counted per
+/// request, not by its age: a request that waited in a hold before it was
+/// first turned away is still sent again 5 ms later.
+inline std::chrono::milliseconds resend_backoff(std::uint32_t resends) {
   constexpr std::chrono::milliseconds first{5}, most{100};
-  return std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(waited / 4), first, most);
+  constexpr std::uint32_t steady = 10;
+  if (resends < steady) return first;
+  return std::min(most, first * (std::int64_t{1} << std::min<std::uint32_t>(resends - steady + 1, 5)));
 }
 
 }  // namespace cohort::cluster

@@ -79,6 +79,9 @@ class request : public std::enable_shared_from_this<request> {
   [[nodiscard]] std::chrono::steady_clock::time_point made_or_now() const {
     return made != std::chrono::steady_clock::time_point{} ? made : std::chrono::steady_clock::now();
   }
+  /// Times a cluster member turned it away while its own view was behind
+  /// and it was sent again (cluster routing's backoff: resend_backoff.hpp).
+  std::uint32_t resends = 0;
   /// As it arrived: from a socket, the received frame itself (not copied).
   payload_bytes payload;
   std::chrono::steady_clock::time_point deadline;
