@@ -78,17 +78,16 @@ using done_t = responder<order_view>;
 
 constexpr auto step_timeout = std::chrono::milliseconds(2000);
 const std::string customer_prefix = "customer/";
-const std::string history_prefix = "history/";  ///< pages of older orders: "history/<n>/<customer>"
 
 bool is_history_key(const std::string& key) {
-  return key.rfind(customer_prefix, 0) == 0 || key.rfind(history_prefix, 0) == 0;
+  return key.rfind(customer_prefix, 0) == 0 || key.rfind(history_page_prefix, 0) == 0;
 }
 
 /// The customer a history key names ("customer/<id>", "history/<n>/<id>"); any other key as it is.
 std::string customer_of(const std::string& key) {
   if (key.rfind(customer_prefix, 0) == 0) return key.substr(customer_prefix.size());
-  if (key.rfind(history_prefix, 0) == 0)
-    if (auto slash = key.find('/', history_prefix.size()); slash != std::string::npos) return key.substr(slash + 1);
+  if (key.rfind(history_page_prefix, 0) == 0)
+    if (auto slash = key.find('/', history_page_prefix.size()); slash != std::string::npos) return key.substr(slash + 1);
   return key;
 }
 
@@ -298,7 +297,7 @@ service_definition make_orders(const shop_options& opts) {
                 auto& s = ctx.state();
                 if (is_history_key(ctx.key()))
                   throw service_error("invalid_order", "order ids must not start with '" + customer_prefix + "' or '" +
-                                                           history_prefix + "'");
+                                                           history_page_prefix + "'");
                 if (s.running && s.status.empty())
                   throw service_error("checkout_in_progress", "order " + ctx.key() + " is being created");
                 if (!s.status.empty()) {  // a retry of a checkout: report, or take it up again
@@ -373,8 +372,8 @@ service_definition make_orders(const shop_options& opts) {
               true)
       .method("archive",
               [](ctx_t& ctx, const history_page_args& a) {
-                if (ctx.key().rfind(history_prefix, 0) != 0)
-                  throw service_error("invalid_order", "pages of histories live under '" + history_prefix + "<n>/<id>'");
+                if (ctx.key().rfind(history_page_prefix, 0) != 0)
+                  throw service_error("invalid_order", "pages of histories live under '" + history_page_prefix + "<n>/<id>'");
                 if (a.order_ids.empty()) throw service_error("invalid_order", "a page of a history holds orders");
                 ctx.state().history = a.order_ids;  // whole: a page written again is the same page
                 return history_recorded{customer_of(ctx.key()), a.order_ids.back(), a.order_ids.size(), 0, {}};

@@ -158,7 +158,7 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
               // the epoch this node sent it under (it took the shard a moment
               // ago and its own view is behind). It will within milliseconds;
               // this node's view will not change for it: sent again shortly,
-              // less often the longer it waits (until its deadline).
+              // less often after many re-sends (resend_backoff), until its deadline.
               if (err.owner && err.owner->epoch < epoch && io->on_io_thread()) {
                 io->after(cluster::resend_backoff(req->resends++), [this, req] { route(req); });
                 return;

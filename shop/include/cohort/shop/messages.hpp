@@ -191,9 +191,12 @@ struct order_history {
   COHORT_FIELDS(customer, order_ids, pages);
 };
 
+/// Where the pages of customers' older orders live: "history/<n>/<customer>".
+inline const std::string history_page_prefix = "history/";
+
 /// The key of a customer's older orders, page `page` (0: the oldest).
 inline std::string history_page_key(std::uint32_t page, const std::string& customer) {
-  return "history/" + std::to_string(page) + "/" + customer;
+  return history_page_prefix + std::to_string(page) + "/" + customer;
 }
 
 // -- events -------------------------------------------------------------------
