@@ -248,9 +248,9 @@ class session : public std::enable_shared_from_this<session<Stream>> {
     auto self = this->shared_from_this();
     auto r = std::make_shared<request>(
         std::move(env), std::move(route.args), std::chrono::steady_clock::now() + deadline,
-        [self](const envelope& h, std::string&& payload) {
+        [self](const envelope& h, payload_bytes&& payload) {
           // Any thread: hand the reply to this connection's thread.
-          net::post(self->stream_.get_executor(), [self, kind = h.kind, payload = std::move(payload)] {
+          net::post(self->stream_.get_executor(), [self, kind = h.kind, payload = std::move(payload).take()] {
             self->front_.in_flight--;
             self->timer_.reset();
             self->answer(kind, payload);
@@ -288,14 +288,14 @@ class session : public std::enable_shared_from_this<session<Stream>> {
     auto self = this->shared_from_this();
     auto r = std::make_shared<request>(
         std::move(env), std::move(route.args), std::chrono::steady_clock::now() + route.deadline,
-        [self](const envelope& h, std::string&& payload) {
-          net::post(self->stream_.get_executor(), [self, kind = h.kind, payload = std::move(payload)] {
+        [self](const envelope& h, payload_bytes&& payload) {
+          net::post(self->stream_.get_executor(), [self, kind = h.kind, payload = std::move(payload).take()] {
             self->subscribed(kind, payload);
           });
         });
-    r->stream = [self, limits = front_.limits](const envelope& h, std::string&& payload) {
+    r->stream = [self, limits = front_.limits](const envelope& h, payload_bytes&& payload) {
       // Converted on the sender's thread; written on this connection's.
-      auto text = sse_event(h, payload, limits);
+      auto text = sse_event(h, std::move(payload).take(), limits);
       net::post(self->stream_.get_executor(), [self, text = std::move(text), seq = h.seq, end = h.method == "_end"]() mutable {
         self->sse_push(std::move(text), seq, end);
       });
@@ -397,7 +397,7 @@ class session : public std::enable_shared_from_this<session<Stream>> {
     auto self = this->shared_from_this();
     front_.route(std::make_shared<request>(
         std::move(env), std::string(buf.data(), buf.size()), std::chrono::steady_clock::now() + std::chrono::seconds(5),
-        [self](const envelope& h, std::string&& payload) {
+        [self](const envelope& h, payload_bytes&& payload) {
           if (h.kind != message_kind::error) return;
           // The node no longer knows the subscription (restarted, ended): so ends the stream; EventSource reconnects.
           auto err = decode_error_payload(payload, self->front_.limits);
@@ -431,7 +431,7 @@ class session : public std::enable_shared_from_this<session<Stream>> {
       env.deadline_ms = 5000;
       front_.route(std::make_shared<request>(std::move(env), pack(std::map<std::string, std::uint64_t>{{"subscription", sse_->id}}),
                                              std::chrono::steady_clock::now() + std::chrono::seconds(5),
-                                             [](const envelope&, std::string&&) {}));
+                                             [](const envelope&, payload_bytes&&) {}));
     }
     beast::error_code ec;
     lowest().socket().shutdown(tcp::socket::shutdown_both, ec);

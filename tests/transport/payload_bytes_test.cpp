@@ -1,6 +1,10 @@
-// payload_bytes: a received frame is taken over, not copied; copies are deep.
+// payload_bytes: a received frame is taken over, not copied; copies are deep;
+// a value made in the process is packed only when its bytes are read.
 #include <catch2/catch.hpp>
 
+#include <map>
+
+#include "cohort/transport/client.hpp"
 #include "cohort/transport/payload_bytes.hpp"
 
 using namespace cohort;
@@ -39,4 +43,87 @@ TEST_CASE("payload bytes read as a view, compare as bytes, and copy deeply", "[p
   CHECK(payload_bytes().empty());
   std::string taken = std::move(from_string).take();
   CHECK(taken == "abc");
+}
+
+namespace {
+
+/// A message whose packings are counted.
+struct counted_value {
+  std::string text;
+  static inline int packs = 0;
+  template <class Packer>
+  void msgpack_pack(Packer& pk) const {
+    ++packs;
+    pk.pack_map(1);
+    pk.pack(std::string_view("text"));
+    pk.pack(text);
+  }
+  void msgpack_unpack(const msgpack::object& o) {
+    std::map<std::string, std::string> m;
+    o.convert(m);
+    text = m["text"];
+  }
+};
+
+/// The same shape as counted_value, another C++ type.
+struct look_alike {
+  std::string text;
+  MSGPACK_DEFINE_MAP(text);
+};
+
+}  // namespace
+
+TEST_CASE("a typed payload is packed only when its bytes are read, once, and copies share it", "[payload]") {
+  counted_value::packs = 0;
+  auto p = typed_payload(counted_value{"hello"});
+  REQUIRE(p.typed_as<counted_value>() != nullptr);
+  CHECK(p.typed_as<counted_value>()->text == "hello");
+  CHECK(p.typed_as<look_alike>() == nullptr);  // another type: bytes
+  CHECK(counted_value::packs == 0);
+
+  payload_bytes copy = p;  // shares the value: no packing, no copy of it
+  CHECK(copy.typed_as<counted_value>() == p.typed_as<counted_value>());
+  CHECK(counted_value::packs == 0);
+
+  // The bytes are what pack() makes, packed once for every reader.
+  string_buffer expected;
+  msgpack::pack(expected, look_alike{"hello"});
+  CHECK(p.view() == expected.str());
+  CHECK(copy.view() == expected.str());
+  CHECK(p.size() == expected.str().size());
+  CHECK(std::move(copy).take() == expected.str());
+  CHECK(counted_value::packs == 1);
+}
+
+TEST_CASE("a typed value is moved out by its only holder and copied out of a shared one", "[payload]") {
+  std::string long_text(1000, 'z');
+  auto p = typed_payload(counted_value{long_text});
+  const char* held_chars = p.typed_as<counted_value>()->text.data();
+  payload_bytes shared = p;
+  auto copied = std::move(shared).take_typed<counted_value>();
+  REQUIRE(copied);
+  CHECK(copied->text == long_text);
+  CHECK(copied->text.data() != held_chars);  // copied: p still holds it
+  CHECK(shared.typed() == nullptr);
+  auto moved = std::move(p).take_typed<counted_value>();
+  REQUIRE(moved);
+  CHECK(moved->text.data() == held_chars);  // the only holder: moved, not copied
+  CHECK(!std::move(payload_bytes(std::string("x"))).take_typed<counted_value>());
+}
+
+TEST_CASE("a reply that holds a value answers as() with it, or decodes its bytes for another type", "[payload]") {
+  counted_value::packs = 0;
+  reply r;
+  r.payload = typed_payload(counted_value{"abc"});
+  auto same = r.as<counted_value>();
+  REQUIRE(same.ok());
+  CHECK(same->text == "abc");
+  CHECK(counted_value::packs == 0);
+  auto other = r.as<look_alike>();  // another type: packed and decoded, as over a socket
+  REQUIRE(other.ok());
+  CHECK(other->text == "abc");
+  CHECK(counted_value::packs == 1);
+  auto moved = std::move(r).as<counted_value>();
+  REQUIRE(moved.ok());
+  CHECK(moved->text == "abc");
 }

@@ -262,7 +262,7 @@ result<std::optional<idempotent_result>> decode_idempotent_record(const std::opt
 
 void add_idempotent_result(write_batch& batch, const std::string& record_key, const stored_result& r,
                            const std::string& method, const std::string& fingerprint, std::chrono::milliseconds ttl) {
-  batch.put(keyspace::idempotency, record_key, encode_idempotent_result({r.is_error, r.payload, method, fingerprint}, ttl));
+  batch.put(keyspace::idempotency, record_key, encode_idempotent_result({r.is_error, r.payload.str(), method, fingerprint}, ttl));
 }
 
 }  // namespace cohort::detail

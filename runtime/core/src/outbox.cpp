@@ -129,7 +129,7 @@ void deliver(relay_actor* self, const std::shared_ptr<service_runtime>& svc, std
   self->state.in_flight.insert(key);
   svc->calls->route(std::make_shared<request>(
       std::move(h), std::move(rec.payload), clock_type::now() + delivery_timeout,
-      [me, key = std::move(key), limits](const envelope& reply, std::string&& payload) {
+      [me, key = std::move(key), limits](const envelope& reply, payload_bytes&& payload) {
         // Acknowledged: a result, or a business error that a redelivery
         // would only repeat. Not yet: anything about this attempt, or a
         // subscriber that is not reachable right now.

@@ -114,7 +114,7 @@ void deliver(scheduler_actor* self, const std::shared_ptr<service_runtime>& svc,
   auto me = caf::actor_cast<caf::actor>(self);
   svc->calls->route(std::make_shared<request>(
       std::move(h), pack(reminder{r.name, r.due_ms, std::move(r.payload)}), clock_type::now() + delivery_timeout,
-      [me, schedule_key = std::move(schedule_key)](const envelope&, std::string&&) {
+      [me, schedule_key = std::move(schedule_key)](const envelope&, payload_bytes&&) {
         // Whatever the answer: handled, the entity removed it; not, it is still
         // stored and the next round delivers it again.
         caf::anon_send(me, fired_atom::value, schedule_key);

@@ -38,7 +38,7 @@ void request::release() noexcept {
   held_by_ = nullptr;
 }
 
-bool request::respond(std::string result) {
+bool request::respond(payload_bytes result) {
   if (!claim()) return false;
   release();
   if (observer) observer(*this, "ok");

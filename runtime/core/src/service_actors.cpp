@@ -170,7 +170,7 @@ class method_runner {
   void on_reply(std::uint64_t id, reply&& r);
   /// Fails the calls whose deadline passed and re-arms the timer for the rest.
   void on_call_timeouts();
-  void call_out(const request_ptr& parent, envelope target, std::string payload,
+  void call_out(const request_ptr& parent, envelope target, payload_bytes payload,
                 std::chrono::milliseconds timeout, std::function<void(reply&&)> then);
 
   /// A mutating invocation starts. True when a failure of it is undone from
@@ -339,8 +339,12 @@ void answer(const request_ptr& req, stored_result&& r) {
 /// invocation as the runtime implements it for method_runner.
 class actor_invocation final : public invocation {
  public:
-  actor_invocation(request_ptr req, msgpack::zone zone, msgpack::object args, method_runner* runner, bool read_only)
-      : req_(std::move(req)), zone_(std::move(zone)), args_(args), runner_(runner), life_(runner->life()),
+  /// `args` decoded from the request's bytes, or nothing when the request
+  /// carries a value (decoded from its bytes only if args() is asked).
+  actor_invocation(request_ptr req, std::optional<msgpack::zone> zone, std::optional<msgpack::object> args, method_runner* runner,
+                   bool read_only)
+      : req_(std::move(req)), zone_(std::move(zone)), args_(args.value_or(msgpack::object())),
+        args_decoded_(args.has_value()), runner_(runner), life_(runner->life()),
         mutating_(runner->state() && !read_only) {
     if (mutating_) {
       undo_to_image_ = runner_->begin_mutation(before_);
@@ -354,10 +358,24 @@ class actor_invocation final : public invocation {
   actor_invocation& operator=(const actor_invocation&) = delete;
 
   const envelope& header() const override { return req_->header; }
-  const msgpack::object& args() const override { return args_; }
+  const msgpack::object& args() const override {
+    if (!args_decoded_) {
+      // A value from a caller of another type: its bytes, as a remote callee gets them.
+      if (!zone_) zone_.emplace(payload_zone_block(req_->payload.size()));
+      auto decoded = decode_payload_in_place(req_->payload, runner_->service().limits, *zone_);
+      if (!decoded) throw std::runtime_error(decoded.error().message);
+      args_ = *decoded;
+      args_decoded_ = true;
+    }
+    return args_;
+  }
+  const void* typed_args(const std::type_info& type) const override {
+    const auto* value = req_->payload.typed();
+    return value && payload_bytes::same_type(value->type(), type) ? value->get() : nullptr;
+  }
   clock_type::time_point deadline() const override { return req_->deadline; }
 
-  void reply(std::string payload) override {
+  void reply(payload_bytes payload) override {
     if (finished_ || gone()) return;
     finished_ = true;
     runner_->finish(req_, mutating_, {false, std::move(payload)}, undo_point(), generation_);
@@ -369,7 +387,7 @@ class actor_invocation final : public invocation {
     runner_->finish(req_, mutating_, {true, encode_error_payload(err)}, undo_point(), generation_);
   }
 
-  void call(envelope target, std::string payload, std::chrono::milliseconds timeout,
+  void call(envelope target, payload_bytes payload, std::chrono::milliseconds timeout,
             std::function<void(cohort::reply&&)> then) override {
     if (gone()) return;
     runner_->call_out(req_, std::move(target), std::move(payload), timeout, std::move(then));
@@ -453,8 +471,9 @@ class actor_invocation final : public invocation {
   /// The arguments' objects, in the invocation itself (one allocation fewer
   /// than a handle's zone); their strings point into req_->payload: both
   /// declared after req_, so gone before it.
-  msgpack::zone zone_;
-  msgpack::object args_;
+  mutable std::optional<msgpack::zone> zone_;
+  mutable msgpack::object args_;
+  mutable bool args_decoded_;
   method_runner* runner_;
   std::weak_ptr<const int> life_;
   bool mutating_;
@@ -537,11 +556,17 @@ void method_runner::start(const request_ptr& req, bool checked) {
   }
   // In place: the arguments' strings point into the payload, which the
   // invocation holds (req_) for as long as it holds them (args_).
-  msgpack::zone zone(payload_zone_block(req->payload.size()));
-  auto args = decode_payload_in_place(req->payload, svc_->limits, zone);
-  if (!args) {
-    req->fail(args.error());
-    return;
+  // A value from a handler of this process is not decoded (see typed_value.hpp).
+  std::optional<msgpack::zone> zone;
+  std::optional<msgpack::object> args;
+  if (!req->payload.typed()) {
+    zone.emplace(payload_zone_block(req->payload.size()));
+    auto decoded = decode_payload_in_place(req->payload, svc_->limits, *zone);
+    if (!decoded) {
+      req->fail(decoded.error());
+      return;
+    }
+    args = *decoded;
   }
   const auto& idem = h.idempotency_key;
   if (persistence_ && !idem.empty() && !it->second.read_only) {
@@ -578,7 +603,7 @@ void method_runner::start(const request_ptr& req, bool checked) {
     }
     idem_waiters_.emplace_back(idem, idem_in_progress{h.method, std::move(fingerprint), {}});
   }
-  auto inv = std::make_shared<actor_invocation>(req, std::move(zone), *args, this, it->second.read_only);
+  auto inv = std::make_shared<actor_invocation>(req, std::move(zone), args, this, it->second.read_only);
   // The watchdog reads this marker to find handlers that block too long.
   busy_marker busy(now, activity_.get(), persistence_ ? svc_.get() : nullptr, &it->first, &actor_);
   log::scope logging(log_context_of(h, actor_));
@@ -595,7 +620,7 @@ void method_runner::start(const request_ptr& req, bool checked) {
   }
 }
 
-void method_runner::call_out(const request_ptr& parent, envelope target, std::string payload,
+void method_runner::call_out(const request_ptr& parent, envelope target, payload_bytes payload,
                              std::chrono::milliseconds timeout, std::function<void(reply&&)> then) {
   auto now = clock_type::now();
   auto deadline = std::min(parent->deadline, now + timeout);
@@ -629,7 +654,7 @@ void method_runner::call_out(const request_ptr& parent, envelope target, std::st
   auto limits = svc_->limits;
   auto out = std::make_shared<request>(
       std::move(target), std::move(payload), deadline,
-      [me, id, limits](envelope&& h, std::string&& p) {
+      [me, id, limits](envelope&& h, payload_bytes&& p) {
         reply r;  // in the CAF message itself: one allocation, not two
         r.header = std::move(h);
         if (r.header.kind == message_kind::error) {
@@ -843,7 +868,7 @@ void method_runner::finish(const request_ptr& req, bool mutating, stored_result 
       req->fail({written.error().code, "not stored: " + written.error().message});
       caf::anon_send(me, store_failed_atom::value, written.error().message);
     }
-    if (!idem.empty()) caf::anon_send(me, idem_done_atom::value, idem, static_cast<bool>(written), outcome.is_error, outcome.payload);
+    if (!idem.empty()) caf::anon_send(me, idem_done_atom::value, idem, static_cast<bool>(written), outcome.is_error, outcome.payload.str());
   });
 }
 

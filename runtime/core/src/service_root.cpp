@@ -458,7 +458,7 @@ void resume_found(root_actor* self, const std::shared_ptr<service_runtime>& svc,
     h.deadline_ms = static_cast<std::uint32_t>(deadline.count());
     auto me = caf::actor_cast<caf::actor>(self);
     auto req = std::make_shared<request>(std::move(h), pack(msgpack::type::nil_t()), std::chrono::steady_clock::now() + deadline,
-                                         [me, key](const envelope&, std::string&&) {
+                                         [me, key](const envelope&, payload_bytes&&) {
                                            caf::anon_send(me, resume_done_atom::value, key);
                                          });
     begin_span(*req, svc->tracer, observability::span_kind::server);  // the resume's own span in that trace

@@ -452,13 +452,14 @@ void io_loop::handle_message(std::size_t index, std::vector<zmq::message_t>& fra
   // deadline to forget). Made for subscriptions only: a sink is an allocation.
   reply_sink stream;
   if (env.method == "_subscribe")
-    stream = [this, index, identity, delimiter](const envelope& h, std::string&& p) {
-      post_reply({index, identity, delimiter, 0, {}, encode_envelope(h), std::move(p)});
+    stream = [this, index, identity, delimiter](const envelope& h, payload_bytes&& p) {
+      post_reply({index, identity, delimiter, 0, {}, encode_envelope(h), std::move(p).take()});
     };
   reply_sink sink = [this, index, identity = std::move(identity), delimiter, ticket, deadline](const envelope& h,
-                                                                                            std::string&& p) {
-    // Any thread: encode here, then hop onto the I/O thread, which owns the socket.
-    post_reply({index, identity, delimiter, ticket, deadline, encode_envelope(h), std::move(p)});
+                                                                                            payload_bytes&& p) {
+    // Any thread: encode here (a result still a value is packed here too),
+    // then hop onto the I/O thread, which owns the socket.
+    post_reply({index, identity, delimiter, ticket, deadline, encode_envelope(h), std::move(p).take()});
   };
   counters_.requests++;
   auto req = std::make_shared<request>(std::move(env), received_payload(std::move(frames[first + 1])), deadline,
@@ -669,7 +670,7 @@ void io_loop::attempt(instance_pool& pool, request_ptr req, std::vector<instance
                     if (r.error)
                       req->fail(*r.error);
                     else
-                      req->respond(std::move(r.payload).take());
+                      req->respond(std::move(r.payload));
                   });
   if (subscribe && !req->answered()) {
     if (streams_.size() >= max_relayed_streams) streams_.erase(streams_.begin());

@@ -145,7 +145,7 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
     const auto deadline = req->deadline;
     auto inner = std::make_shared<detail::request>(
         std::move(h), std::move(payload), deadline,
-        [this, req, owner = d.owner, epoch = d.epoch](const envelope& reply, std::string&& p) {
+        [this, req, owner = d.owner, epoch = d.epoch](const envelope& reply, payload_bytes&& p) {
           if (reply.kind == message_kind::error) {
             auto err = decode_error_payload(p, wire_limits{});
             if (err.is(errc::wrong_shard)) {
@@ -306,11 +306,11 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
     h.id = 1;
     h.deadline_ms = static_cast<std::uint32_t>(timeout.count());
     auto req = std::make_shared<detail::request>(std::move(h), std::move(payload), clock_type::now() + timeout,
-                                                 [done = std::move(done)](const envelope& reply, std::string&& p) {
+                                                 [done = std::move(done)](const envelope& reply, payload_bytes&& p) {
                                                    if (reply.kind == message_kind::error)
                                                      done(decode_error_payload(p, wire_limits{}));
                                                    else
-                                                     done(std::move(p));
+                                                     done(std::move(p).take());
                                                  });
     forward_to_member(to.name, to.endpoint, to.key, std::move(req));
   }
@@ -959,7 +959,7 @@ bool node::forward_admin(const std::string& service, detail::request_ptr req) {
   auto deadline = req->deadline;
   auto payload = req->payload;
   auto inner = std::make_shared<detail::request>(
-      std::move(h), std::move(payload), deadline, [req](const envelope& reply, std::string&& p) {
+      std::move(h), std::move(payload), deadline, [req](const envelope& reply, payload_bytes&& p) {
         if (reply.kind == message_kind::error)
           req->fail(decode_error_payload(p, wire_limits{}));
         else

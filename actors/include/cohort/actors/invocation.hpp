@@ -4,6 +4,7 @@
 #include <chrono>
 #include <functional>
 #include <string>
+#include <typeinfo>
 
 #include <msgpack.hpp>
 
@@ -23,18 +24,24 @@ class invocation {
 
   /// The request's header: service, method, key, trace, deadline.
   [[nodiscard]] virtual const envelope& header() const = 0;
-  /// The decoded arguments (already checked against the wire limits).
+  /// The decoded arguments (checked against the wire limits). Throws when
+  /// arguments that came as a value (below) do not decode within them.
   [[nodiscard]] virtual const msgpack::object& args() const = 0;
+  /// The arguments as the caller's own C++ value, when the call came from a
+  /// handler in this process with arguments of `type`; else nullptr (read
+  /// args()). Such a value was never packed, so the wire limits were not
+  /// checked on it: it is this process's own data.
+  [[nodiscard]] virtual const void* typed_args(const std::type_info& type) const = 0;
   /// When the caller stops waiting.
   [[nodiscard]] virtual std::chrono::steady_clock::time_point deadline() const = 0;
-  /// Sends the result (msgpack bytes).
-  virtual void reply(std::string payload) = 0;
+  /// Sends the result (msgpack bytes, or a value: typed_payload()).
+  virtual void reply(payload_bytes payload) = 0;
   /// Sends an error.
   virtual void fail(error_info err) = 0;
   /// Calls another service, local or remote alike; `then` runs later on this
   /// handler's actor, so it may touch entity state. The callee inherits this
   /// request's trace and at most its remaining deadline.
-  virtual void call(envelope target, std::string payload, std::chrono::milliseconds timeout,
+  virtual void call(envelope target, payload_bytes payload, std::chrono::milliseconds timeout,
                     std::function<void(cohort::reply&&)> then) = 0;
   /// The entity's state object, or nullptr for a worker service.
   [[nodiscard]] virtual void* entity_state() = 0;

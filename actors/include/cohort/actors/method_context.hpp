@@ -38,7 +38,8 @@ template <class R>
 class responder {
  public:
   explicit responder(std::shared_ptr<invocation> inv) : inv_(std::move(inv)) {}
-  void operator()(const R& value) const { inv_->reply(pack(value)); }
+  void operator()(const R& value) const { inv_->reply(typed_payload(value)); }
+  void operator()(R&& value) const { inv_->reply(typed_payload(std::move(value))); }
   void fail(std::string code, std::string message) const { inv_->fail({std::move(code), std::move(message)}); }
   void fail(const error_info& err) const { inv_->fail(err); }
 
@@ -60,6 +61,9 @@ class method_context {
   [[nodiscard]] const std::string& caller() const { return inv_->header().caller; }
 
   /// Calls `service.method` with `args`; `then` gets result<R> on this actor.
+  /// A callee in this process whose method takes an A gets a copy of `args`,
+  /// and a result that is an R comes back as it is: nothing is packed (any
+  /// other callee gets the msgpack bytes, as over the network).
   template <class R, class A, class F>
   void call(std::string service, std::string method, const A& args, F then,
             const call_options& opts = {}) {
@@ -69,8 +73,8 @@ class method_context {
     target.key = opts.key;
     target.idempotency_key = opts.idempotency_key;
     target.caller = inv_->header().caller;
-    inv_->call(std::move(target), pack(args), opts.timeout,
-               [then = std::move(then)](reply&& r) mutable { then(r.template as<R>()); });
+    inv_->call(std::move(target), typed_payload(args), opts.timeout,
+               [then = std::move(then)](reply&& r) mutable { then(std::move(r).template as<R>()); });
   }
 
  protected:

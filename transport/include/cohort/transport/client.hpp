@@ -54,9 +54,11 @@ struct reply {
   [[nodiscard]] bool ok() const noexcept { return !error.has_value(); }
 
   /// Unpacks the payload as T; a shape mismatch is a `bad_request` error.
+  /// A payload that is a T already (a call inside the process) is copied.
   template <class T>
-  [[nodiscard]] result<T> as(const wire_limits& limits = {}) const {
+  [[nodiscard]] result<T> as(const wire_limits& limits = {}) const& {
     if (error) return *error;
+    if (const T* value = payload.typed_as<T>()) return *value;
     auto value = decode_payload_scratch(payload, limits);  // used up here, while `payload` is unchanged
     if (!value) return value.error();
     try {
@@ -64,6 +66,13 @@ struct reply {
     } catch (const std::exception& e) {
       return error_info{errc::bad_request, std::string("reply has an unexpected shape: ") + e.what()};
     }
+  }
+  /// The same for a reply used up here: a T is moved out, not copied.
+  template <class T>
+  [[nodiscard]] result<T> as(const wire_limits& limits = {}) && {
+    if (!error)
+      if (auto value = std::move(payload).take_typed<T>()) return std::move(*value);
+    return static_cast<const reply&>(*this).as<T>(limits);
   }
 };
 

@@ -9,6 +9,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+
+#include "cohort/transport/payload_bytes.hpp"
 #include <vector>
 
 #include "cohort/actors/service_definition.hpp"
@@ -136,7 +138,9 @@ class entity_persistence {
 /// A stored result of a request with an idempotency key.
 struct stored_result {
   bool is_error = false;
-  std::string payload;  ///< the reply payload, or the encoded error map
+  /// The reply payload (a result may still be a value: see typed_value.hpp),
+  /// or the encoded error map.
+  payload_bytes payload;
 };
 
 /// Reads the unexpired stored record under `record_key` (idempotency_record_key), if any.

@@ -18,8 +18,11 @@ namespace cohort::detail {
 
 /// Where a reply goes: back out of a socket, or to a calling actor. Gets the
 /// reply header and payload (for errors, the encoded error map), both its to
-/// keep: a sink that passes the reply on moves them instead of copying.
-using reply_sink = std::function<void(envelope&& header, std::string&& payload)>;
+/// keep: a sink that passes the reply on moves them instead of copying. A
+/// result a handler gave as a value is still one here (payload.typed()): a
+/// sink that sends bytes asks for them (take()), one that hands the reply to
+/// an actor of this process passes the value on.
+using reply_sink = std::function<void(envelope&& header, payload_bytes&& payload)>;
 
 class request;
 
@@ -59,7 +62,7 @@ class request : public std::enable_shared_from_this<request> {
   request& operator=(const request&) = delete;
 
   /// Sends the result; false if already answered.
-  bool respond(std::string payload);
+  bool respond(payload_bytes payload);
   /// Sends an error; false if already answered.
   bool fail(const error_info& err);
   [[nodiscard]] bool answered() const noexcept { return answered_.load(std::memory_order_acquire); }

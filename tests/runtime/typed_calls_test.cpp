@@ -1,0 +1,200 @@
+// A call between two services of one process carries its arguments and its
+// result as C++ values, copied, never packed (transport/typed_value.hpp); a
+// callee of another type, a socket and an idempotency record get the bytes,
+// exactly as before. These tests count the packings and decodings of one
+// message type to tell the two paths apart.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <map>
+
+#include "cohort/transport/client.hpp"
+#include "cohort/examples/example_services.hpp"
+#include "test_node.hpp"
+
+using namespace cohort;
+using namespace cohort::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::atomic<int> packs{0}, unpacks{0};
+
+/// Arguments and results whose every packing and decoding is counted.
+struct counted_args {
+  std::string text;
+  std::int64_t amount = 0;
+  template <class Packer>
+  void msgpack_pack(Packer& pk) const {
+    ++packs;
+    pk.pack_map(2);
+    pk.pack(std::string_view("text")), pk.pack(text);
+    pk.pack(std::string_view("amount")), pk.pack(amount);
+  }
+  void msgpack_unpack(const msgpack::object& o) {
+    ++unpacks;
+    if (o.type != msgpack::type::MAP) throw msgpack::type_error();
+    for (const auto& kv : o.via.map) {
+      auto k = kv.key.as<std::string>();
+      if (k == "text") kv.val.convert(text);
+      if (k == "amount") kv.val.convert(amount);
+    }
+  }
+};
+
+/// The same shape, another C++ type.
+struct look_alike {
+  std::string text;
+  std::int64_t amount = 0;
+  COHORT_FIELDS(text, amount);
+};
+
+struct relay_args {
+  std::string how;  ///< same, later, other, tally
+  std::string text;
+  std::int64_t amount = 0;
+  std::string key;
+  std::string idem;
+  COHORT_FIELDS(how, text, amount, key, idem);
+};
+
+struct relay_reply {
+  std::string text;
+  std::int64_t amount = 0;
+  std::string error;
+  COHORT_FIELDS(text, amount, error);
+};
+
+struct tally_state {
+  std::int64_t total = 0;
+  COHORT_FIELDS(total);
+};
+
+std::vector<service_definition> catalog() {
+  auto c = example_services();
+  c.push_back(worker_service("typed_echo")
+                  // By value: the arguments are moved in, and the result moved out.
+                  .method("echo", [](method_context&, counted_args a) {
+                    a.text += "!";
+                    return a;
+                  })
+                  .method("echo_later",
+                          [](method_context&, const counted_args& a, responder<counted_args> respond) {
+                            respond(counted_args{a.text + "?", a.amount});
+                          })
+                  .build());
+  c.push_back(entity_service<tally_state>("typed_tally")
+                  .method("add",
+                          [](entity_context<tally_state>& ctx, const counted_args& a) {
+                            ctx.state().total += a.amount;
+                            return counted_args{ctx.key(), ctx.state().total};
+                          })
+                  .build());
+  c.push_back(worker_service("typed_caller")
+                  .method("relay",
+                          [](method_context& ctx, const relay_args& a, responder<relay_reply> respond) {
+                            auto done = [respond](auto r) {
+                              if (!r) return respond(relay_reply{"", 0, r.error().code});
+                              respond(relay_reply{r->text, r->amount, ""});
+                            };
+                            call_options o;
+                            o.key = a.key;
+                            o.idempotency_key = a.idem;
+                            if (a.how == "same")
+                              ctx.call<counted_args>("typed_echo", "echo", counted_args{a.text, a.amount}, done, o);
+                            else if (a.how == "later")
+                              ctx.call<counted_args>("typed_echo", "echo_later", counted_args{a.text, a.amount}, done, o);
+                            else if (a.how == "other")
+                              ctx.call<look_alike>("typed_echo", "echo", look_alike{a.text, a.amount}, done, o);
+                            else
+                              ctx.call<counted_args>("typed_tally", "add", counted_args{a.text, a.amount}, done, o);
+                          })
+                  .build());
+  return c;
+}
+
+relay_reply relay(client& c, relay_args a) {
+  auto r = c.call_as<relay_reply>("typed_caller", "relay", a);
+  REQUIRE(r.ok());
+  return *r;
+}
+
+}  // namespace
+
+TEST_CASE("a call between services of one process passes its arguments and result as values, never packed",
+          "[runtime][typed]") {
+  temp_dir dir;
+  auto n = node::start(loopback_config(dir.path(), catalog()), catalog());
+  REQUIRE(n);
+  client c((*n)->endpoints().front());
+  packs = 0, unpacks = 0;
+  for (int i = 0; i < 20; ++i) {
+    auto r = relay(c, {"same", "v" + std::to_string(i), i, "", ""});
+    CHECK(r.error.empty());
+    CHECK(r.text == "v" + std::to_string(i) + "!");
+    CHECK(r.amount == i);
+    auto later = relay(c, {"later", "w", i, "", ""});
+    CHECK(later.text == "w?");
+    CHECK(later.amount == i);
+  }
+  CHECK(packs == 0);
+  CHECK(unpacks == 0);
+}
+
+TEST_CASE("a callee of another argument type, and a client, get the bytes as before", "[runtime][typed]") {
+  temp_dir dir;
+  auto n = node::start(loopback_config(dir.path(), catalog()), catalog());
+  REQUIRE(n);
+  client c((*n)->endpoints().front());
+  packs = 0, unpacks = 0;
+  for (int i = 0; i < 10; ++i) {
+    // The caller sends a look_alike: typed_echo decodes it into its own type,
+    // and its result is packed for the caller, which reads a look_alike.
+    auto r = relay(c, {"other", "o", i, "", ""});
+    CHECK(r.error.empty());
+    CHECK(r.text == "o!");
+    CHECK(r.amount == i);
+  }
+  CHECK(unpacks == 10);
+  CHECK(packs == 10);
+  packs = 0, unpacks = 0;
+  for (int i = 0; i < 10; ++i) {
+    // Over the socket: decoded from the frame, the result packed for it.
+    auto r = c.call_as<look_alike>("typed_echo", "echo", look_alike{"s", i});
+    REQUIRE(r.ok());
+    CHECK(r->text == "s!");
+  }
+  CHECK(unpacks == 10);
+  CHECK(packs == 10);
+}
+
+TEST_CASE("an idempotent entity call made with a value is fingerprinted, recorded and answered again",
+          "[runtime][typed]") {
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path(), catalog());
+  {
+    auto n = node::start(cfg, catalog());
+    REQUIRE(n);
+    client c((*n)->endpoints().front());
+    auto first = relay(c, {"tally", "", 5, "k", "i1"});
+    CHECK(first.error.empty());
+    CHECK(first.text == "k");
+    CHECK(first.amount == 5);
+    // The same request again: the recorded result, no second effect.
+    auto again = relay(c, {"tally", "", 5, "k", "i1"});
+    CHECK(again.error.empty());
+    CHECK(again.amount == 5);
+    // The same key with other arguments: refused (the fingerprint is of the packed value).
+    auto reused = relay(c, {"tally", "", 6, "k", "i1"});
+    CHECK(reused.error == "idempotency_key_reused");
+    auto next = relay(c, {"tally", "", 1, "k", "i2"});
+    CHECK(next.amount == 6);
+  }
+  // The record and the state were written as bytes: a restarted node reads them back.
+  auto n = node::start(cfg, catalog());
+  REQUIRE(n);
+  client c((*n)->endpoints().front());
+  auto again = relay(c, {"tally", "", 5, "k", "i1"});
+  CHECK(again.amount == 5);
+  CHECK(relay(c, {"tally", "", 2, "k", "i3"}).amount == 8);
+}
