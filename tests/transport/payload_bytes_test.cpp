@@ -93,6 +93,17 @@ TEST_CASE("a typed payload is packed only when its bytes are read, once, and cop
   CHECK(p.size() == expected.str().size());
   CHECK(std::move(copy).take() == expected.str());
   CHECK(counted_value::packs == 1);
+
+  // The only holder takes the bytes without a copy of them; a shared value's are copied.
+  auto big = typed_payload(counted_value{std::string(1000, 'b')});
+  payload_bytes other_holder = big;
+  const char* packed = big.data();
+  std::string copied = std::move(other_holder).take();
+  CHECK(copied.data() != packed);
+  std::string taken = std::move(big).take();
+  CHECK(taken.data() == packed);
+  CHECK(taken == copied);
+  CHECK(counted_value::packs == 2);
 }
 
 TEST_CASE("a typed value is moved out by its only holder and copied out of a shared one", "[payload]") {

@@ -64,9 +64,14 @@ class payload_bytes {
   operator std::string_view() const { return view(); }  // NOLINT: read as a view anywhere
   /// A copy as a string.
   [[nodiscard]] std::string str() const { return std::string(view()); }
-  /// The bytes as a string: moved out if held as one, else copied.
+  /// The bytes as a string: moved out if held as one (or packed from a value
+  /// this payload alone holds), else copied. The payload is empty after.
   [[nodiscard]] std::string take() && {
-    return in_frame_ || typed_ ? std::string(view()) : std::move(string_);
+    if (typed_) {
+      auto value = std::move(typed_);
+      return value.use_count() == 1 ? value->take_bytes() : std::string(value->bytes());
+    }
+    return in_frame_ ? std::string(view()) : std::move(string_);
   }
 
   /// The value held, when this payload holds a value (not bytes) of type T

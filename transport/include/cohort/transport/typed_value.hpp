@@ -42,6 +42,12 @@ class typed_value {
     std::call_once(packed_once_, [this] { packed_ = pack_value(); });
     return packed_;
   }
+  /// The bytes moved out, for the value's only holder, which drops it after
+  /// (a large result sent out of a socket is then packed once, not copied).
+  [[nodiscard]] std::string take_bytes() const {
+    std::call_once(packed_once_, [this] { packed_ = pack_value(); });
+    return std::move(packed_);
+  }
 
  private:
   [[nodiscard]] virtual std::string pack_value() const = 0;
