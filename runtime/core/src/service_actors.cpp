@@ -630,7 +630,9 @@ void method_runner::call_out(const request_ptr& parent, envelope target, payload
   // The call's own span: the callee's span is its child. Spans are made when
   // the trace may be kept (sampled) and, to keep errors, when it may not.
   target.tracestate = parent->header.tracestate;
+  bool traced = false;  // the traceparent written below from the parent's, which begin_span checked or made
   if (auto t = trace_of(parent->header); t.valid && svc_->tracer && svc_->tracer->enabled()) {
+    traced = true;
     auto& span = c.span.emplace();
     span.name = target.service + "." + target.method;
     span.start = now;
@@ -670,6 +672,7 @@ void method_runner::call_out(const request_ptr& parent, envelope target, payload
         caf::anon_send(me, reply_atom::value, id, std::move(r));
       });
   out->made = now;
+  out->traceparent_from_here = traced;
   if (!timer_at_ || deadline < *timer_at_) arm_timer(deadline);
   svc_->calls->route(std::move(out));
 }

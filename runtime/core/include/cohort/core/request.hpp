@@ -104,6 +104,9 @@ class request : public std::enable_shared_from_this<request> {
     char parent[16] = {};  ///< the caller's span id; all zero when the trace started here
   };
   hop_span span;
+  /// Its traceparent was written by this node (a handler's call, from its own
+  /// request's, which begin_span had checked or made): read without checking it again.
+  bool traceparent_from_here = false;
 
   /// Where further messages of this request's stream go (events of a
   /// client's subscription): any number of times, from any thread, before
