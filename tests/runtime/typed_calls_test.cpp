@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <map>
+#include <memory>
 
 #include "cohort/transport/client.hpp"
 #include "cohort/examples/example_services.hpp"
@@ -49,6 +50,25 @@ struct look_alike {
   COHORT_FIELDS(text, amount);
 };
 
+/// Arguments and results that cannot be copied: they go as bytes.
+struct move_only {
+  std::unique_ptr<std::string> text = std::make_unique<std::string>();
+  move_only() = default;
+  explicit move_only(std::string t) : text(std::make_unique<std::string>(std::move(t))) {}
+  move_only(move_only&&) = default;
+  move_only& operator=(move_only&&) = default;
+  template <class Packer>
+  void msgpack_pack(Packer& pk) const {
+    pk.pack_map(1);
+    pk.pack(std::string_view("text")), pk.pack(*text);
+  }
+  void msgpack_unpack(const msgpack::object& o) {
+    std::map<std::string, std::string> m;
+    o.convert(m);
+    *text = m["text"];
+  }
+};
+
 struct relay_args {
   std::string how;  ///< same, later, other, tally
   std::string text;
@@ -78,6 +98,11 @@ std::vector<service_definition> catalog() {
                     a.text += "!";
                     return a;
                   })
+                  .method("echo_move_only",
+                          [](method_context&, move_only a) {
+                            *a.text += "#";
+                            return a;
+                          })
                   .method("echo_later",
                           [](method_context&, const counted_args& a, responder<counted_args> respond) {
                             respond(counted_args{a.text + "?", a.amount});
@@ -104,6 +129,12 @@ std::vector<service_definition> catalog() {
                               ctx.call<counted_args>("typed_echo", "echo", counted_args{a.text, a.amount}, done, o);
                             else if (a.how == "later")
                               ctx.call<counted_args>("typed_echo", "echo_later", counted_args{a.text, a.amount}, done, o);
+                            else if (a.how == "move_only")
+                              ctx.call<move_only>("typed_echo", "echo_move_only", move_only(a.text),
+                                                  [respond](result<move_only> r) {
+                                                    if (!r) return respond(relay_reply{"", 0, r.error().code});
+                                                    respond(relay_reply{*r->text, 0, ""});
+                                                  });
                             else if (a.how == "other")
                               ctx.call<look_alike>("typed_echo", "echo", look_alike{a.text, a.amount}, done, o);
                             else
@@ -139,6 +170,10 @@ TEST_CASE("a call between services of one process passes its arguments and resul
   }
   CHECK(packs == 0);
   CHECK(unpacks == 0);
+  // A type that cannot be copied goes as bytes, and arrives all the same.
+  auto moved = relay(c, {"move_only", "m", 0, "", ""});
+  CHECK(moved.error.empty());
+  CHECK(moved.text == "m#");
 }
 
 TEST_CASE("a callee of another argument type, and a client, get the bytes as before", "[runtime][typed]") {

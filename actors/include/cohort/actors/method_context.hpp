@@ -6,6 +6,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "cohort/actors/invocation.hpp"
 
@@ -38,7 +39,10 @@ template <class R>
 class responder {
  public:
   explicit responder(std::shared_ptr<invocation> inv) : inv_(std::move(inv)) {}
-  void operator()(const R& value) const { inv_->reply(typed_payload(value)); }
+  void operator()(const R& value) const {
+    if constexpr (std::is_copy_constructible_v<R>) inv_->reply(typed_payload(value));
+    else inv_->reply(pack(value));
+  }
   void operator()(R&& value) const { inv_->reply(typed_payload(std::move(value))); }
   void fail(std::string code, std::string message) const { inv_->fail({std::move(code), std::move(message)}); }
   void fail(const error_info& err) const { inv_->fail(err); }
@@ -73,7 +77,11 @@ class method_context {
     target.key = opts.key;
     target.idempotency_key = opts.idempotency_key;
     target.caller = inv_->header().caller;
-    inv_->call(std::move(target), typed_payload(args), opts.timeout,
+    // (A type that cannot be copied goes as bytes.)
+    payload_bytes payload;
+    if constexpr (std::is_copy_constructible_v<A>) payload = typed_payload(args);
+    else payload = pack(args);
+    inv_->call(std::move(target), std::move(payload), opts.timeout,
                [then = std::move(then)](reply&& r) mutable { then(std::move(r).template as<R>()); });
   }
 

@@ -116,8 +116,10 @@ method_handler adapt_handler(F f) {
   using A = std::decay_t<P>;
   return [f = std::move(f)](const std::shared_ptr<invocation>& inv) mutable {
     A a;
-    if (const void* value = inv->typed_args(typeid(A))) {
-      a = *static_cast<const A*>(value);  // a caller in this process: its value, copied
+    const void* value = nullptr;
+    if constexpr (std::is_copy_assignable_v<A>) value = inv->typed_args(typeid(A));
+    if (value) {
+      if constexpr (std::is_copy_assignable_v<A>) a = *static_cast<const A*>(value);  // a caller here: its value, copied
     } else {
       try {
         inv->args().convert(a);

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 
 #include <zmq.hpp>
@@ -58,7 +59,8 @@ struct reply {
   template <class T>
   [[nodiscard]] result<T> as(const wire_limits& limits = {}) const& {
     if (error) return *error;
-    if (const T* value = payload.typed_as<T>()) return *value;
+    if constexpr (std::is_copy_constructible_v<T>)
+      if (const T* value = payload.typed_as<T>()) return *value;
     auto value = decode_payload_scratch(payload, limits);  // used up here, while `payload` is unchanged
     if (!value) return value.error();
     try {

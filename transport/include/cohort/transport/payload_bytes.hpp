@@ -97,8 +97,10 @@ class payload_bytes {
     // The only holder: no one else can read the value (or its bytes) again.
     if (typed_.use_count() == 1)
       out.emplace(std::move(const_cast<typed_value_of<T>&>(static_cast<const typed_value_of<T>&>(*typed_)).mutable_value()));
-    else
+    else if constexpr (std::is_copy_constructible_v<T>)
       out.emplace(*held);
+    else
+      return std::nullopt;  // shared and not copyable: read from the bytes
     typed_.reset();
     return out;
   }
