@@ -144,6 +144,12 @@ std::vector<service_definition> catalog() {
   return c;
 }
 
+std::unique_ptr<node> start(const node_config& cfg) {
+  auto n = node::start(cfg, catalog());
+  if (!n) FAIL("node did not start: " << n.error().message);
+  return std::move(*n);
+}
+
 relay_reply relay(client& c, relay_args a) {
   auto r = c.call_as<relay_reply>("typed_caller", "relay", a);
   REQUIRE(r.ok());
@@ -155,9 +161,8 @@ relay_reply relay(client& c, relay_args a) {
 TEST_CASE("a call between services of one process passes its arguments and result as values, never packed",
           "[runtime][typed]") {
   temp_dir dir;
-  auto n = node::start(loopback_config(dir.path(), catalog()), catalog());
-  REQUIRE(n);
-  client c((*n)->endpoints().front());
+  auto n = start(loopback_config(dir.path(), catalog()));
+  client c(n->endpoints().front());
   packs = 0, unpacks = 0;
   for (int i = 0; i < 20; ++i) {
     auto r = relay(c, {"same", "v" + std::to_string(i), i, "", ""});
@@ -178,9 +183,8 @@ TEST_CASE("a call between services of one process passes its arguments and resul
 
 TEST_CASE("a callee of another argument type, and a client, get the bytes as before", "[runtime][typed]") {
   temp_dir dir;
-  auto n = node::start(loopback_config(dir.path(), catalog()), catalog());
-  REQUIRE(n);
-  client c((*n)->endpoints().front());
+  auto n = start(loopback_config(dir.path(), catalog()));
+  client c(n->endpoints().front());
   packs = 0, unpacks = 0;
   for (int i = 0; i < 10; ++i) {
     // The caller sends a look_alike: typed_echo decodes it into its own type,
@@ -208,9 +212,8 @@ TEST_CASE("an idempotent entity call made with a value is fingerprinted, recorde
   temp_dir dir;
   auto cfg = loopback_config(dir.path(), catalog());
   {
-    auto n = node::start(cfg, catalog());
-    REQUIRE(n);
-    client c((*n)->endpoints().front());
+    auto n = start(cfg);
+    client c(n->endpoints().front());
     auto first = relay(c, {"tally", "", 5, "k", "i1"});
     CHECK(first.error.empty());
     CHECK(first.text == "k");
@@ -226,9 +229,8 @@ TEST_CASE("an idempotent entity call made with a value is fingerprinted, recorde
     CHECK(next.amount == 6);
   }
   // The record and the state were written as bytes: a restarted node reads them back.
-  auto n = node::start(cfg, catalog());
-  REQUIRE(n);
-  client c((*n)->endpoints().front());
+  auto n = start(cfg);
+  client c(n->endpoints().front());
   auto again = relay(c, {"tally", "", 5, "k", "i1"});
   CHECK(again.amount == 5);
   CHECK(relay(c, {"tally", "", 2, "k", "i3"}).amount == 8);
