@@ -8,6 +8,8 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include "cohort/transport/client.hpp"
 #include "cohort/examples/example_services.hpp"
@@ -20,6 +22,9 @@ using namespace std::chrono_literals;
 namespace {
 
 std::atomic<int> packs{0}, unpacks{0};
+/// Where the last packing ran, and where typed_tally's handler last ran.
+std::mutex threads_mutex;
+std::thread::id packed_on, handled_on;
 
 /// Arguments and results whose every packing and decoding is counted.
 struct counted_args {
@@ -28,6 +33,10 @@ struct counted_args {
   template <class Packer>
   void msgpack_pack(Packer& pk) const {
     ++packs;
+    {
+      std::lock_guard<std::mutex> guard(threads_mutex);
+      packed_on = std::this_thread::get_id();
+    }
     pk.pack_map(2);
     pk.pack(std::string_view("text")), pk.pack(text);
     pk.pack(std::string_view("amount")), pk.pack(amount);
@@ -112,6 +121,10 @@ std::vector<service_definition> catalog() {
                   .method("add",
                           [](entity_context<tally_state>& ctx, const counted_args& a) {
                             ctx.state().total += a.amount;
+                            {
+                              std::lock_guard<std::mutex> guard(threads_mutex);
+                              handled_on = std::this_thread::get_id();
+                            }
                             return counted_args{ctx.key(), ctx.state().total};
                           })
                   .build());
@@ -205,6 +218,22 @@ TEST_CASE("a callee of another argument type, and a client, get the bytes as bef
   }
   CHECK(unpacks == 10);
   CHECK(packs == 10);
+}
+
+TEST_CASE("a result for a caller outside the process is packed on the handler's thread, not the store's committer",
+          "[runtime][typed]") {
+  // The entity's reply waits for its write, and is sent from the committer's
+  // thread: a result still a value then would be packed there.
+  temp_dir dir;
+  auto n = start(loopback_config(dir.path(), catalog()));
+  client c(n->endpoints().front());
+  for (int i = 1; i <= 5; ++i) {
+    auto r = c.call_as<look_alike>("typed_tally", "add", look_alike{"", 1}, keyed("t"));
+    REQUIRE(r.ok());
+    CHECK(r->amount == i);
+    std::lock_guard<std::mutex> guard(threads_mutex);
+    CHECK(packed_on == handled_on);
+  }
 }
 
 TEST_CASE("an idempotent entity call made with a value is fingerprinted, recorded and answered again",

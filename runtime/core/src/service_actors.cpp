@@ -378,6 +378,11 @@ class actor_invocation final : public invocation {
   void reply(payload_bytes payload) override {
     if (finished_ || gone()) return;
     finished_ = true;
+    // A result for a caller elsewhere is packed now, on this actor's thread,
+    // while what it refers to is this handler's: not later on whichever
+    // thread sends it (for an entity's write, the store's committer, which
+    // every service shares).
+    if (payload.typed() && !req_->from_handler) payload = payload_bytes(std::move(payload).take());
     runner_->finish(req_, mutating_, {false, std::move(payload)}, undo_point(), generation_);
   }
 
@@ -673,6 +678,7 @@ void method_runner::call_out(const request_ptr& parent, envelope target, payload
       });
   out->made = now;
   out->traceparent_from_here = traced;
+  out->from_handler = true;
   if (!timer_at_ || deadline < *timer_at_) arm_timer(deadline);
   svc_->calls->route(std::move(out));
 }

@@ -104,6 +104,10 @@ class request : public std::enable_shared_from_this<request> {
     char parent[16] = {};  ///< the caller's span id; all zero when the trace started here
   };
   hop_span span;
+  /// Made by a handler's call in this process (its caller reads the result
+  /// here: a result may stay a value). Any other request's result is packed
+  /// when the handler gives it, on the handler's thread.
+  bool from_handler = false;
   /// Its traceparent was written by this node (a handler's call, from its own
   /// request's, which begin_span had checked or made): read without checking it again.
   bool traceparent_from_here = false;
