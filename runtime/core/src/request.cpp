@@ -69,8 +69,8 @@ void begin_span(request& req, observability::tracer* tracer, observability::span
   namespace obs = observability;
   char span_id[16];
   if (h.traceparent.size() == obs::traceparent_size)
-    if (auto v = req.traceparent_from_here ? obs::traceparent_view_unchecked(h.traceparent)
-                                           : obs::parse_traceparent_view(h.traceparent)) {
+    if (auto v = req.from_handler ? obs::traceparent_view_unchecked(h.traceparent)
+                                  : obs::parse_traceparent_view(h.traceparent)) {
       span.sampled = v->sampled;
       std::memcpy(span.parent, v->span_id.data(), sizeof span.parent);
       obs::fill_span_id(span_id);

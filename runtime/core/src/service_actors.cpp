@@ -39,6 +39,13 @@ hop_trace trace_of(const envelope& h) {
   return t;
 }
 
+/// A request's arguments decoded in place, into `zone` (made here, sized to
+/// them): their strings point into the request's payload.
+result<msgpack::object> decode_args(const request& req, const wire_limits& limits, std::optional<msgpack::zone>& zone) {
+  zone.emplace(payload_zone_block(req.payload.size()));
+  return decode_payload_in_place(req.payload, limits, *zone);
+}
+
 /// Records the span of a request's durable write (one entity's batch in a group commit).
 void record_write_span(observability::tracer& tracer, const envelope& h, std::uint64_t start, const result<bool>& written) {
   auto t = trace_of(h);
@@ -361,8 +368,7 @@ class actor_invocation final : public invocation {
   const msgpack::object& args() const override {
     if (!args_decoded_) {
       // A value from a caller of another type: its bytes, as a remote callee gets them.
-      if (!zone_) zone_.emplace(payload_zone_block(req_->payload.size()));
-      auto decoded = decode_payload_in_place(req_->payload, runner_->service().limits, *zone_);
+      auto decoded = decode_args(*req_, runner_->service().limits, zone_);
       if (!decoded) throw std::runtime_error(decoded.error().message);
       args_ = *decoded;
       args_decoded_ = true;
@@ -565,8 +571,7 @@ void method_runner::start(const request_ptr& req, bool checked) {
   std::optional<msgpack::zone> zone;
   std::optional<msgpack::object> args;
   if (!req->payload.typed()) {
-    zone.emplace(payload_zone_block(req->payload.size()));
-    auto decoded = decode_payload_in_place(req->payload, svc_->limits, *zone);
+    auto decoded = decode_args(*req, svc_->limits, zone);
     if (!decoded) {
       req->fail(decoded.error());
       return;
@@ -635,9 +640,7 @@ void method_runner::call_out(const request_ptr& parent, envelope target, payload
   // The call's own span: the callee's span is its child. Spans are made when
   // the trace may be kept (sampled) and, to keep errors, when it may not.
   target.tracestate = parent->header.tracestate;
-  bool traced = false;  // the traceparent written below from the parent's, which begin_span checked or made
   if (auto t = trace_of(parent->header); t.valid && svc_->tracer && svc_->tracer->enabled()) {
-    traced = true;
     auto& span = c.span.emplace();
     span.name = target.service + "." + target.method;
     span.start = now;
@@ -677,7 +680,6 @@ void method_runner::call_out(const request_ptr& parent, envelope target, payload
         caf::anon_send(me, reply_atom::value, id, std::move(r));
       });
   out->made = now;
-  out->traceparent_from_here = traced;
   out->from_handler = true;
   if (!timer_at_ || deadline < *timer_at_) arm_timer(deadline);
   svc_->calls->route(std::move(out));

@@ -9,11 +9,10 @@
 #include <memory>
 #include <optional>
 #include <string>
-
-#include "cohort/transport/payload_bytes.hpp"
 #include <vector>
 
 #include "cohort/actors/service_definition.hpp"
+#include "cohort/transport/payload_bytes.hpp"
 #include "cohort/storage/idempotency.hpp"
 #include "cohort/storage/store.hpp"
 

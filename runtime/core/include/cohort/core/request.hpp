@@ -104,13 +104,12 @@ class request : public std::enable_shared_from_this<request> {
     char parent[16] = {};  ///< the caller's span id; all zero when the trace started here
   };
   hop_span span;
-  /// Made by a handler's call in this process (its caller reads the result
-  /// here: a result may stay a value). Any other request's result is packed
-  /// when the handler gives it, on the handler's thread.
+  /// Made by a handler's call in this process. Its caller reads the result
+  /// here, so a result may stay a value (any other request's is packed when
+  /// the handler gives it, on the handler's thread). And its traceparent was
+  /// written by this node, from the handler's own request's, which begin_span
+  /// had checked or made: it is read without checking it again.
   bool from_handler = false;
-  /// Its traceparent was written by this node (a handler's call, from its own
-  /// request's, which begin_span had checked or made): read without checking it again.
-  bool traceparent_from_here = false;
 
   /// Where further messages of this request's stream go (events of a
   /// client's subscription): any number of times, from any thread, before
