@@ -31,6 +31,7 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/policy/unprofiled.hpp>
 #include <caf/resumable.hpp>
+#include <caf/scheduler/worker.hpp>
 
 #include "cohort/scheduler/thread_parker.hpp"
 
@@ -38,12 +39,14 @@ namespace cohort::scheduler {
 
 class affinity_sharing : public caf::policy::unprofiled {
  public:
-  /// An idle thread takes a parked job only once it has waited this long:
-  /// sooner, its own thread is about to run it (a batch of calls and replies
-  /// between two actors stays on one thread instead of being split across
-  /// two, where the actors' mailboxes and allocations bounce between cores).
-  /// While jobs are being parked, idle threads wake this often to look; a job
-  /// parked behind a long-running one waits about 2x this at most.
+  /// An idle thread takes a parked job only once it has seen it parked for
+  /// this long: sooner, its own thread is about to run it (a batch of calls
+  /// and replies between two actors stays on one thread instead of being
+  /// split across two, where the actors' mailboxes and allocations bounce
+  /// between cores). While jobs are being parked, idle threads wake this
+  /// often to look; a job parked behind a long-running one waits about 2x
+  /// this at most. The idle thread reads the clock, not the parking one: a
+  /// park is a call's or a reply's hot path, two per in-process call.
   static constexpr std::chrono::microseconds steal_after{500};
   /// An idle thread that saw no job parked since it last slept sleeps until
   /// woken: by a shared job, or by the next park (see internal_enqueue). The
@@ -65,7 +68,6 @@ class affinity_sharing : public caf::policy::unprofiled {
     std::atomic<std::size_t> queued{0};     ///< queue.size(), for threads that look without the lock
     std::atomic<std::size_t> searching{0};  ///< threads looking for work before they sleep (at most one)
     std::atomic<std::size_t> parked{0};  ///< jobs in the threads' slots now
-    std::atomic<std::uint64_t> parks{0};  ///< jobs ever parked: did any come while a thread slept?
     std::atomic<std::size_t> deep_sleepers{0};  ///< threads asleep until woken
   };
 
@@ -74,10 +76,19 @@ class affinity_sharing : public caf::policy::unprofiled {
     worker_data(const worker_data&) {}
     /// The job this thread runs next (written by this thread, taken by any).
     std::atomic<caf::resumable*> next{nullptr};
-    /// When `next` was parked (steady clock, ns; read by would-be thieves).
-    std::atomic<std::int64_t> parked_at{0};
-    /// pd.parks when this thread last went to sleep (this thread only).
+    /// Jobs this thread ever parked (written by this thread only, read by
+    /// idle ones): unchanged between two looks means `next` is the same job.
+    std::atomic<std::uint64_t> parks{0};
+    /// All threads' parks summed when this thread last went to sleep (this
+    /// thread only): did any come while it slept?
     std::uint64_t parks_seen = 0;
+    /// What this thread, when idle, last saw of each other thread's slot
+    /// (this thread only): its `parks` then, and when it first saw that.
+    struct sighting {
+      std::uint64_t parks = 0;
+      std::int64_t since_ns = 0;
+    };
+    std::vector<sighting> seen;
     /// Where this thread sleeps when idle (see thread_parker.hpp).
     thread_parker parker;
   };
@@ -101,14 +112,23 @@ class affinity_sharing : public caf::policy::unprofiled {
   template <class Worker>
   void internal_enqueue(Worker* self, caf::resumable* job) {
     auto& pd = d(self->parent());
-    pd.parks.fetch_add(1, std::memory_order_relaxed);
-    d(self).parked_at.store(now_ns(), std::memory_order_relaxed);
-    auto* older = d(self).next.exchange(job, std::memory_order_acq_rel);
+    auto& w = d(self);
+    w.parks.store(w.parks.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    auto* older = w.next.exchange(job, std::memory_order_acq_rel);
     if (older) return share(self->parent(), older);
     pd.parked.fetch_add(1, std::memory_order_seq_cst);
     // A thread in deep sleep would not look at the slots: wake one, once per
     // burst (it then wakes every steal_after while parks go on).
     if (pd.deep_sleepers.load(std::memory_order_seq_cst) > 0) wake_one(pd);
+  }
+
+  /// CAF's resume asks the thread's logger to note which actor runs, under
+  /// a lock, twice per job; Debian's CAF logs nothing (see
+  /// affinity_sharing.cpp). Every spawn from this thread gives it the logger
+  /// again, hence before each job.
+  template <class Worker>
+  void before_resume(Worker*, caf::resumable*) {
+    drop_caf_logger();
   }
 
   /// A job that used up its throughput: to the back of the shared queue.
@@ -135,7 +155,7 @@ class affinity_sharing : public caf::policy::unprofiled {
       if (!pd.queue.empty()) continue;
       // Light sleep (timed) only while jobs are being parked, to look at the
       // slots again; otherwise until woken.
-      const auto parks = pd.parks.load(std::memory_order_relaxed);
+      const auto parks = parks_so_far(parent);
       const bool parking = parks != d(self).parks_seen;
       d(self).parks_seen = parks;
       std::chrono::nanoseconds sleep = steal_after;
@@ -183,6 +203,9 @@ class affinity_sharing : public caf::policy::unprofiled {
   }
 
  private:
+  /// Drops this thread's reference to CAF's logger when CAF logs nothing.
+  static void drop_caf_logger() noexcept;
+
   /// The worker this thread is (null on other threads).
   static void*& current_worker() {
     static thread_local void* w = nullptr;
@@ -256,16 +279,35 @@ class affinity_sharing : public caf::policy::unprofiled {
     if (sleeper) sleeper->parker.unpark();
   }
 
+  /// Jobs parked by all threads so far (idle path only).
+  template <class Coordinator>
+  static std::uint64_t parks_so_far(Coordinator* parent) {
+    std::uint64_t sum = 0;
+    for (std::size_t i = 0; i < parent->num_workers(); ++i)
+      sum += d(parent->worker_by_id(i)).parks.load(std::memory_order_relaxed);
+    return sum;
+  }
+
+  /// A job another thread parked and has not run since this thread first
+  /// saw it there, at least steal_after ago. A thread's park count unchanged
+  /// since then means its slot holds that same job (or none).
   template <class Worker>
   caf::resumable* steal(Worker* self) {
     auto* parent = self->parent();
     auto& pd = d(parent);
     if (pd.parked.load(std::memory_order_acquire) == 0) return nullptr;
+    auto& seen = d(self).seen;
+    seen.resize(parent->num_workers());
     const auto now = now_ns();
     for (std::size_t i = 0; i < parent->num_workers(); ++i) {
       if (i == self->id()) continue;
       auto& victim = d(parent->worker_by_id(i));
-      if (now - victim.parked_at.load(std::memory_order_relaxed) < steal_after_ns) continue;
+      const auto parks = victim.parks.load(std::memory_order_relaxed);
+      if (parks != seen[i].parks || seen[i].since_ns == 0) {
+        seen[i] = {parks, now};
+        continue;
+      }
+      if (now - seen[i].since_ns < steal_after_ns) continue;
       if (auto* job = take_slot(victim, pd)) return job;
     }
     return nullptr;
@@ -284,3 +326,11 @@ class affinity_sharing : public caf::policy::unprofiled {
 void use_affinity_sharing(caf::actor_system_config& cfg);
 
 }  // namespace cohort::scheduler
+
+namespace caf::scheduler {
+/// CAF's worker loop for this policy, less the logger's per-job bookkeeping
+/// (see affinity_sharing.cpp). Declared here so that no translation unit
+/// instantiates CAF's own.
+template <>
+void worker<cohort::scheduler::affinity_sharing>::run();
+}  // namespace caf::scheduler
