@@ -3,48 +3,48 @@
 #include <limits>
 
 #include <prometheus/collectable.h>
-#include <prometheus/counter.h>
-#include <prometheus/family.h>
-#include <prometheus/histogram.h>
-#include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
 namespace cohort::observability {
 
 namespace {
 
-// Seconds: from 50 µs (an in-process call) to 10 s (a deadline).
-const prometheus::Histogram::BucketBoundaries& latency_buckets() {
-  static const prometheus::Histogram::BucketBoundaries b{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                                         0.01,    0.025,  0.05,    0.1,    0.25,  0.5,    1,
-                                                         2.5,     5,      10};
-  return b;
+constexpr std::size_t max_codes = 32;
+
+/// The bounds in nanoseconds, to place a duration without a conversion.
+constexpr std::array<std::int64_t, method_metrics::bounds.size()> bounds_ns() {
+  std::array<std::int64_t, method_metrics::bounds.size()> ns{};
+  for (std::size_t i = 0; i < ns.size(); ++i) ns[i] = static_cast<std::int64_t>(method_metrics::bounds[i] * 1e9 + 0.5);
+  return ns;
 }
+constexpr auto bound_ns = bounds_ns();
+
+std::atomic<std::uint64_t> next_serial{1};
 
 }  // namespace
 
 void method_metrics::record(std::string_view code, std::chrono::steady_clock::duration took) {
-  duration_->Observe(std::chrono::duration<double>(took).count());
-  if (code == "ok")
-    if (auto* ok = ok_.load(std::memory_order_acquire)) {
-      ok->Increment();
-      return;
-    }
-  prometheus::Counter* c = nullptr;
+  const auto ns = std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(took).count());
+  std::size_t i = 0;
+  while (i < bound_ns.size() && ns > bound_ns[i]) ++i;  // le: a duration equal to a bound is in its bucket
+  buckets_[i].fetch_add(1, std::memory_order_relaxed);
+  sum_ns_.fetch_add(static_cast<std::uint64_t>(ns), std::memory_order_relaxed);
+  if (code == "ok") {
+    ok_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  std::atomic<std::uint64_t>* counter = nullptr;
   {
     std::lock_guard<std::mutex> guard(mutex_);
+    const std::string_view as = by_code_.size() < max_codes ? code : std::string_view("other");
     for (auto& [k, v] : by_code_)
-      if (k == code) c = v;
-    if (!c) {
-      // Codes are the runtime's and the services' own (a few each); past 32 they share one series.
-      auto labels = labels_;
-      labels["code"] = by_code_.size() < 32 ? std::string(code) : "other";
-      c = &requests_->Add(labels);
-      by_code_.emplace_back(std::string(code), c);
-      if (code == "ok") ok_.store(c, std::memory_order_release);
+      if (k == as) counter = v.get();
+    if (!counter) {
+      by_code_.emplace_back(std::string(as), std::make_unique<std::atomic<std::uint64_t>>(0));
+      counter = by_code_.back().second.get();
     }
   }
-  c->Increment();
+  counter->fetch_add(1, std::memory_order_relaxed);
 }
 
 family_builder& family_builder::family(std::string name, std::string help, prometheus::MetricType type) {
@@ -84,24 +84,7 @@ family_builder& family_builder::histogram(std::vector<std::pair<std::string, std
   return *this;
 }
 
-metrics::metrics() : registry_(std::make_shared<prometheus::Registry>()) {
-  server_requests_ = &prometheus::BuildCounter()
-                          .Name("cohort_requests_total")
-                          .Help("Requests answered by this node's services, by service, method and result code")
-                          .Register(*registry_);
-  server_duration_ = &prometheus::BuildHistogram()
-                          .Name("cohort_request_duration_seconds")
-                          .Help("Time from a request's arrival at this node to its answer, by service and method")
-                          .Register(*registry_);
-  client_requests_ = &prometheus::BuildCounter()
-                          .Name("cohort_client_requests_total")
-                          .Help("Calls made through this node (ctx.call and forwarding), by target service, method and result code")
-                          .Register(*registry_);
-  client_duration_ = &prometheus::BuildHistogram()
-                          .Name("cohort_client_request_duration_seconds")
-                          .Help("Time from a call leaving to its answer, by target service and method")
-                          .Register(*registry_);
-}
+metrics::metrics() : serial_(next_serial.fetch_add(1, std::memory_order_relaxed)) {}
 
 metrics::~metrics() = default;
 
@@ -109,6 +92,29 @@ method_metrics& metrics::server(const std::string& service, const std::string& m
 method_metrics& metrics::client(const std::string& service, const std::string& method) { return handle(false, service, method); }
 
 method_metrics& metrics::handle(bool server, const std::string& service, const std::string& method) {
+  // Looked up for every request: a thread finds the few methods it serves or
+  // calls in its own cache, without the lock and the two map lookups.
+  struct cached {
+    std::uint64_t owner = 0;
+    bool server = false;
+    std::string service, method;
+    method_metrics* handle = nullptr;
+  };
+  thread_local std::array<cached, 8> cache;
+  thread_local std::size_t replace_next = 0;
+  for (auto& c : cache)
+    if (c.owner == serial_ && c.server == server && c.method == method && c.service == service) return *c.handle;
+  auto& h = find_or_add(server, service, method);
+  auto& slot = cache[replace_next++ % cache.size()];
+  slot.owner = serial_;
+  slot.server = server;
+  slot.service = service;
+  slot.method = method;
+  slot.handle = &h;
+  return h;
+}
+
+method_metrics& metrics::find_or_add(bool server, const std::string& service, const std::string& method) {
   std::lock_guard<std::mutex> guard(mutex_);
   auto& services = server ? server_handles_ : client_handles_;
   auto svc = services.find(service);
@@ -121,9 +127,8 @@ method_metrics& metrics::handle(bool server, const std::string& service, const s
   std::string m = methods.size() < max_methods ? method : "other";
   if (auto again = methods.find(m); again != methods.end()) return *again->second;
   auto h = std::make_unique<method_metrics>();
-  h->labels_ = {{"service", svc->first}, {"method", m}};
-  h->requests_ = server ? server_requests_ : client_requests_;
-  h->duration_ = &(server ? server_duration_ : client_duration_)->Add(h->labels_, latency_buckets());
+  h->service_ = svc->first;
+  h->method_ = m;
   auto& out = *h;
   methods.emplace(std::move(m), std::move(h));
   return out;
@@ -154,17 +159,45 @@ std::shared_ptr<prometheus::Collectable> metrics::collectable() {
 std::string metrics::render() const { return prometheus::TextSerializer().Serialize(collect()); }
 
 std::vector<prometheus::MetricFamily> metrics::collect() const {
-  auto families = registry_->Collect();
+  family_builder b;
   std::vector<collector> collectors;
   {
     std::lock_guard<std::mutex> guard(mutex_);
     collectors = collectors_;
+    // The request families, read from the handles' counters: each value read
+    // once, so a histogram's buckets, count and +Inf agree with one another.
+    const std::vector<double> bounds(method_metrics::bounds.begin(), method_metrics::bounds.end());
+    for (const bool server : {true, false}) {
+      const auto& services = server ? server_handles_ : client_handles_;
+      b.family(server ? "cohort_requests_total" : "cohort_client_requests_total",
+               server ? "Requests answered by this node's services, by service, method and result code"
+                      : "Calls made through this node (ctx.call and forwarding), by target service, method and result code",
+               prometheus::MetricType::Counter);
+      for (const auto& [service, methods] : services)
+        for (const auto& [method, h] : methods) {
+          if (const auto ok = h->ok_.load(std::memory_order_relaxed))
+            b.sample({{"code", "ok"}, {"method", method}, {"service", service}}, static_cast<double>(ok));
+          std::lock_guard<std::mutex> codes(h->mutex_);
+          for (const auto& [code, n] : h->by_code_)
+            b.sample({{"code", code}, {"method", method}, {"service", service}},
+                     static_cast<double>(n->load(std::memory_order_relaxed)));
+        }
+      b.family(server ? "cohort_request_duration_seconds" : "cohort_client_request_duration_seconds",
+               server ? "Time from a request's arrival at this node to its answer, by service and method"
+                      : "Time from a call leaving to its answer, by target service and method",
+               prometheus::MetricType::Histogram);
+      for (const auto& [service, methods] : services)
+        for (const auto& [method, h] : methods) {
+          std::vector<std::uint64_t> cumulative;
+          std::uint64_t total = 0;
+          for (const auto& bucket : h->buckets_) cumulative.push_back(total += bucket.load(std::memory_order_relaxed));
+          const double sum = static_cast<double>(h->sum_ns_.load(std::memory_order_relaxed)) / 1e9;
+          b.histogram({{"method", method}, {"service", service}}, bounds, cumulative, sum);
+        }
+    }
   }
-  family_builder b;
   for (const auto& c : collectors) c(b);
-  auto more = b.take();
-  families.insert(families.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
-  return families;
+  return b.take();
 }
 
 }  // namespace cohort::observability

@@ -332,3 +332,43 @@ TEST_CASE("per-method handles are found again, and service and method labels are
   CHECK(sample(text, R"(cohort_requests_total{code="ok",method="get",service="svc"})") == 1);
   CHECK(sample(text, R"(cohort_requests_total{code="ok",method="get",service="other"})") > 0);
 }
+
+TEST_CASE("a method's histogram places a duration on a bound in that bound's bucket, sums, and counts codes past "
+          "the 32nd as other, from several threads",
+          "[observability][metrics]") {
+  observability::metrics m;
+  auto& h = m.server("svc", "get");
+  h.record("ok", 50us);      // exactly the first bound: le="5e-05"
+  h.record("ok", 51us);      // the second bucket
+  h.record("ok", 20s);       // past the last bound: +Inf only
+  h.record("not_found", 1ms);
+  for (int i = 0; i < 40; ++i) h.record("code_" + std::to_string(i), 1ms);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&m] {
+      for (int i = 0; i < 1000; ++i) m.server("svc", "get").record("ok", 2ms);
+    });
+  for (auto& t : threads) t.join();
+  const auto text = m.render();
+  INFO(text.substr(0, 4000));
+  const std::string labels = R"(method="get",service="svc")";
+  CHECK(sample(text, "cohort_request_duration_seconds_bucket{" + labels + R"(,le="5e-05"})") == 1);
+  CHECK(sample(text, "cohort_request_duration_seconds_bucket{" + labels + R"(,le="0.0001"})") == 2);
+  CHECK(sample(text, "cohort_request_duration_seconds_bucket{" + labels + R"(,le="0.001"})") == 43);
+  CHECK(sample(text, "cohort_request_duration_seconds_bucket{" + labels + R"(,le="0.0025"})") == 4043);
+  CHECK(sample(text, "cohort_request_duration_seconds_bucket{" + labels + R"(,le="10"})") == 4043);
+  CHECK(sample(text, "cohort_request_duration_seconds_bucket{" + labels + R"(,le="+Inf"})") == 4044);
+  CHECK(sample(text, "cohort_request_duration_seconds_count{" + labels + "}") == 4044);
+  CHECK(sample(text, "cohort_request_duration_seconds_sum{" + labels + "}") == Approx(20.0 + 0.000101 + 0.041 + 8.0));
+  CHECK(sample(text, R"(cohort_requests_total{code="ok",)" + labels + "}") == 4003);
+  CHECK(sample(text, R"(cohort_requests_total{code="not_found",)" + labels + "}") == 1);
+  CHECK(sample(text, R"(cohort_requests_total{code="code_30",)" + labels + "}") == 1);  // the 32nd code
+  CHECK(sample(text, R"(cohort_requests_total{code="code_31",)" + labels + "}") == -1);
+  CHECK(sample(text, R"(cohort_requests_total{code="other",)" + labels + "}") == 9);  // code_31 .. code_39
+  // A second object on the same threads has handles of its own, though a
+  // thread remembers the first's (and the first may be gone, its address reused).
+  auto second = std::make_unique<observability::metrics>();
+  CHECK(&second->server("svc", "get") != &h);
+  second->server("svc", "get").record("ok", 1ms);
+  CHECK(sample(second->render(), R"(cohort_requests_total{code="ok",)" + labels + "}") == 1);
+}

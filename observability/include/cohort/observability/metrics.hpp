@@ -1,14 +1,17 @@
-// metrics: a node's metrics in the Prometheus data model (prometheus-cpp).
-// Two kinds: what is counted on the hot path (requests by service, method and
-// result code; latency histograms), recorded into per-method handles resolved
-// once, and what is read at scrape time from the parts that already keep it
-// (service states, restarts, the edge's counters, registry instances, ...),
-// gathered by collectors the node registers. Rendered in the text exposition
-// format by prometheus-cpp's serializer.
+// metrics: a node's metrics in the Prometheus data model. Two kinds: what is
+// counted on the hot path (requests by service, method and result code;
+// latency histograms), recorded into per-method handles with relaxed atomic
+// counters (no lock: a request records on whichever thread answers it), and
+// what is read at scrape time from the parts that already keep it (service
+// states, restarts, the edge's counters, registry instances, ...), gathered by
+// collectors the node registers. Both become prometheus-cpp families at scrape
+// time, rendered in the text exposition format by its serializer.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -22,11 +25,6 @@
 
 namespace prometheus {
 class Collectable;
-class Registry;
-class Counter;
-class Histogram;
-template <typename T>
-class Family;
 }  // namespace prometheus
 
 namespace cohort::observability {
@@ -36,18 +34,24 @@ namespace cohort::observability {
 class method_metrics {
  public:
   /// Counts one answered request with its result code ("ok" or an error code)
-  /// and observes its duration.
+  /// and observes its duration: three relaxed atomic additions for "ok".
   void record(std::string_view code, std::chrono::steady_clock::duration took);
+
+  /// The histogram's upper bounds in seconds: from 50 µs (an in-process
+  /// call) to 10 s (a deadline); one more bucket, +Inf, holds the rest.
+  static constexpr std::array<double, 17> bounds{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                 0.05,    0.1,    0.25,    0.5,    1,     2.5,    5,     10};
 
  private:
   friend class metrics;
-  prometheus::Family<prometheus::Counter>* requests_ = nullptr;
-  prometheus::Histogram* duration_ = nullptr;
-  std::map<std::string, std::string> labels_;
+  std::string service_, method_;  ///< label values (bounded, see metrics)
+  std::array<std::atomic<std::uint64_t>, bounds.size() + 1> buckets_{};  ///< not cumulative; the last is +Inf
+  std::atomic<std::uint64_t> sum_ns_{0};
+  std::atomic<std::uint64_t> ok_{0};
+  /// Other codes, a few per method: found under the lock (errors are rarer).
+  /// Past 32 codes, new ones count as "other".
   std::mutex mutex_;
-  std::vector<std::pair<std::string, prometheus::Counter*>> by_code_;  ///< few codes: a short list
-  /// The "ok" series once made: most requests count there without the lock.
-  std::atomic<prometheus::Counter*> ok_{nullptr};
+  std::vector<std::pair<std::string, std::unique_ptr<std::atomic<std::uint64_t>>>> by_code_;
 };
 
 /// Builds gauge and counter families at scrape time.
@@ -98,12 +102,11 @@ class metrics {
 
  private:
   method_metrics& handle(bool server, const std::string& service, const std::string& method);
+  method_metrics& find_or_add(bool server, const std::string& service, const std::string& method);
 
-  std::shared_ptr<prometheus::Registry> registry_;
-  prometheus::Family<prometheus::Counter>* server_requests_;
-  prometheus::Family<prometheus::Histogram>* server_duration_;
-  prometheus::Family<prometheus::Counter>* client_requests_;
-  prometheus::Family<prometheus::Histogram>* client_duration_;
+  /// Tells this object's handles apart from another's in a thread's cache
+  /// (handle()): never reused, unlike an address.
+  const std::uint64_t serial_;
   mutable std::mutex mutex_;
   /// Per side (server, client): service -> method -> handle. Looked up on
   /// every request, so found without building a key.
