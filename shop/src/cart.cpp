@@ -14,8 +14,10 @@ struct cart_state {
 };
 
 using ctx_t = entity_context<cart_state>;
+using query_t = query_context<cart_state>;  // a query reads the state only
 
-cart_view view(ctx_t& ctx) {
+template <class Ctx>  // ctx_t or query_t
+cart_view view(Ctx& ctx) {
   cart_view v{ctx.key(), ctx.state().lines, 0};
   for (const auto& l : v.lines) v.total_cents += l.qty * l.price_cents;
   return v;
@@ -56,7 +58,7 @@ service_definition make_cart() {
                 return view(ctx);
               },
               true)
-      .query("view", [](ctx_t& ctx, const no_args&) { return view(ctx); })
+      .query("view", [](query_t& ctx, const no_args&) { return view(ctx); })
       .build();
 }
 

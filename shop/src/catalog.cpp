@@ -15,6 +15,7 @@ struct catalog_state {
 };
 
 using ctx_t = entity_context<catalog_state>;
+using query_t = query_context<catalog_state>;  // a query reads the state only
 
 product_list all(const catalog_state& s) {
   product_list out;
@@ -52,15 +53,15 @@ service_definition make_catalog() {
                 return all(ctx.state());
               },
               /*idempotent=*/true)
-      .query("list", [](ctx_t& ctx, const no_args&) { return all(ctx.state()); })
+      .query("list", [](query_t& ctx, const no_args&) { return all(ctx.state()); })
       .query("get",
-             [](ctx_t& ctx, const sku_args& a) {
+             [](query_t& ctx, const sku_args& a) {
                auto it = ctx.state().products.find(a.sku);
                if (it == ctx.state().products.end()) throw service_error("unknown_sku", "no product '" + a.sku + "'");
                return it->second;
              })
       .query("search",
-             [](ctx_t& ctx, const search_args& a) {
+             [](query_t& ctx, const search_args& a) {
                product_list out;
                auto q = lower(a.query);
                for (const auto& [sku, p] : ctx.state().products)

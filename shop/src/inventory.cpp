@@ -19,8 +19,10 @@ struct stock_state {
 };
 
 using ctx_t = entity_context<stock_state>;
+using query_t = query_context<stock_state>;  // a query reads the state only
 
-stock_view view(ctx_t& ctx) {
+template <class Ctx>  // ctx_t or query_t
+stock_view view(Ctx& ctx) {
   const auto& s = ctx.state();
   std::int64_t reserved = 0;
   for (const auto& [order, qty] : s.reserved) reserved += qty;
@@ -92,7 +94,7 @@ service_definition make_inventory() {
                 return view(ctx);
               },
               true)
-      .query("get", [](ctx_t& ctx, const no_args&) { return view(ctx); })
+      .query("get", [](query_t& ctx, const no_args&) { return view(ctx); })
       .build();
 }
 

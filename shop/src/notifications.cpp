@@ -41,7 +41,7 @@ service_definition make_notifications() {
                             "Dear " + e.customer + ", order " + e.order_id + " could not be completed: " + e.reason});
                   return no_args{};
                 })
-      .query("list", [](entity_context<inbox_state>& ctx, const no_args&) { return inbox_view{ctx.key(), ctx.state().sent}; })
+      .query("list", [](query_context<inbox_state>& ctx, const no_args&) { return inbox_view{ctx.key(), ctx.state().sent}; })
       .build();
 }
 

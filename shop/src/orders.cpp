@@ -74,6 +74,7 @@ struct order_state {
 };
 
 using ctx_t = entity_context<order_state>;
+using query_t = query_context<order_state>;  // a query reads the state only
 using done_t = responder<order_view>;
 
 constexpr auto step_timeout = std::chrono::milliseconds(2000);
@@ -91,7 +92,8 @@ std::string customer_of(const std::string& key) {
   return key;
 }
 
-order_view view(ctx_t& ctx) {
+template <class Ctx>  // ctx_t or query_t
+order_view view(Ctx& ctx) {
   const auto& s = ctx.state();
   return {ctx.key(), s.customer, s.status, s.waiting.empty() ? s.reason : s.reason + (s.reason.empty() ? "" : "; ") + s.waiting,
           s.total_cents, s.lines};
@@ -352,7 +354,7 @@ service_definition make_orders(const shop_options& opts) {
             ->cancel("payment not authorized within " + std::to_string(opts.payment_deadline.count()) + " ms");
       })
       .query("get",
-             [](ctx_t& ctx, const no_args&) {
+             [](query_t& ctx, const no_args&) {
                if (ctx.state().status.empty()) throw service_error("unknown_order", "no order '" + ctx.key() + "'");
                return view(ctx);
              })
@@ -403,7 +405,7 @@ service_definition make_orders(const shop_options& opts) {
       .internal("archive")
       .internal("trim")
       .query("history",
-             [](ctx_t& ctx, const no_args&) {
+             [](query_t& ctx, const no_args&) {
                return order_history{customer_of(ctx.key()), ctx.state().history, ctx.state().archived_pages};
              })
       .build();

@@ -20,8 +20,10 @@ struct payment_state {
 };
 
 using ctx_t = entity_context<payment_state>;
+using query_t = query_context<payment_state>;  // a query reads the state only
 
-payment_view view(ctx_t& ctx) {
+template <class Ctx>  // ctx_t or query_t
+payment_view view(Ctx& ctx) {
   const auto& s = ctx.state();
   return {ctx.key(), s.status, s.amount_cents, s.captured_cents, s.captures, s.reason};
 }
@@ -87,7 +89,7 @@ service_definition make_payments(const shop_options& opts) {
                 return view(ctx);
               },
               true)
-      .query("get", [](ctx_t& ctx, const no_args&) { return view(ctx); })
+      .query("get", [](query_t& ctx, const no_args&) { return view(ctx); })
       .build();
 }
 

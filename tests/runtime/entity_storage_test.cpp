@@ -152,6 +152,24 @@ static_assert(std::is_same_v<decltype(std::declval<event_context<account_state, 
               "an event-sourced command's state is read-only");
 static_assert(std::is_same_v<decltype(std::declval<entity_context<account_state>&>().state()), account_state&>,
               "a plain entity's handler changes its state in place");
+// A query writes nothing: a change there would live in memory only (lost at
+// the next activation, or stored later by an unrelated method). Its context
+// has a const state() and none of the writing verbs; entity_service::query
+// refuses a handler that takes entity_context (a static_assert).
+static_assert(std::is_same_v<decltype(std::declval<query_context<account_state>&>().state()), const account_state&>,
+              "a query's state is read-only");
+template <class C, class = void>
+struct can_persist : std::false_type {};
+template <class C>
+struct can_persist<C, std::void_t<decltype(std::declval<C&>().persist(std::declval<void (*)()>()))>> : std::true_type {};
+template <class C, class = void>
+struct can_erase : std::false_type {};
+template <class C>
+struct can_erase<C, std::void_t<decltype(std::declval<C&>().erase())>> : std::true_type {};
+static_assert(can_persist<entity_context<account_state>>::value && can_erase<entity_context<account_state>>::value,
+              "the detection below can see the verbs");
+static_assert(!can_persist<query_context<account_state>>::value && !can_erase<query_context<account_state>>::value,
+              "a query can neither persist nor erase");
 
 TEST_CASE("a failed method leaves no trace in memory or store", "[storage][runtime]") {
   // A command that emits an event and then fails: the undo path (the
@@ -170,7 +188,7 @@ TEST_CASE("a failed method leaves no trace in memory or store", "[storage][runti
                                    return balance_reply{ctx.key(), ctx.state().balance, ctx.state().events};
                                  })
                         .query("balance",
-                               [](entity_context<account_state>& ctx, const no_args&) {
+                               [](query_context<account_state>& ctx, const no_args&) {
                                  return balance_reply{ctx.key(), ctx.state().balance, ctx.state().events};
                                })
                         .build());

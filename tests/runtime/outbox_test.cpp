@@ -60,7 +60,7 @@ service_definition tally() {
                   ctx.state().received++;
                   return no_args{};
                 })
-      .query("count", [](entity_context<tally_state>& ctx, const no_args&) { return tally_view{ctx.state().received}; })
+      .query("count", [](query_context<tally_state>& ctx, const no_args&) { return tally_view{ctx.state().received}; })
       .build();
 }
 

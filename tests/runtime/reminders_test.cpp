@@ -53,7 +53,7 @@ service_definition alarms() {
                 ctx.cancel_reminder(a.name);
                 return no_args{};
               })
-      .query("fired", [](entity_context<alarm_state>& ctx, const no_args&) { return ctx.state(); })
+      .query("fired", [](query_context<alarm_state>& ctx, const no_args&) { return ctx.state(); })
       .on_reminder([](entity_context<alarm_state>& ctx, const reminder& r) {
         ctx.state().fired.push_back(r.name + ":" + r.payload_as<std::string>());
         ctx.state().due.push_back(r.due_ms);

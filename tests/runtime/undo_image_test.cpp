@@ -50,7 +50,7 @@ service_definition tallied_ledger() {
                  if (a.amount > 100) throw service_error("over_limit", "emitted, then refused");
                  return view(ctx.key(), ctx.state());
                })
-      .query("balance", [](entity_context<tallied_state>& ctx, const no_args&) { return view(ctx.key(), ctx.state()); })
+      .query("balance", [](query_context<tallied_state>& ctx, const no_args&) { return view(ctx.key(), ctx.state()); })
       .build();
 }
 
@@ -86,7 +86,7 @@ service_definition tallied_counter() {
                 ctx.state().s.balance += a.amount;
                 ++ctx.state().s.events;
               })
-      .query("balance", [](ctx_t& ctx, const no_args&) { return view(ctx.key(), ctx.state()); })
+      .query("balance", [](query_context<tallied_state>& ctx, const no_args&) { return view(ctx.key(), ctx.state()); })
       .build();
 }
 

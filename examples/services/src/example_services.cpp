@@ -51,7 +51,7 @@ service_definition counter() {
                 return counter_value{ctx.key(), s.value};
               })
       .query("get",
-             [](entity_context<counter_state>& ctx, const no_args&) {
+             [](query_context<counter_state>& ctx, const no_args&) {
                return counter_value{ctx.key(), ctx.state().value};
              })
       .method("reset",
@@ -96,7 +96,7 @@ service_definition ledger() {
                  return balance_reply{ctx.key(), ctx.state().balance, ctx.state().events};
                })
       .query("balance",
-             [](entity_context<account_state>& ctx, const no_args&) {
+             [](query_context<account_state>& ctx, const no_args&) {
                return balance_reply{ctx.key(), ctx.state().balance, ctx.state().events};
              })
       .build();

@@ -17,7 +17,7 @@ cohort::service_definition tally_service() {
                 return count{ctx.key(), s.value, false};
               })
       .query("get",
-             [](cohort::entity_context<tally_state>& ctx, const cohort::no_args&) {
+             [](cohort::query_context<tally_state>& ctx, const cohort::no_args&) {
                return count{ctx.key(), ctx.state().value, ctx.state().expired};
              })
       .on_reminder([](cohort::entity_context<tally_state>& ctx, const cohort::reminder& r) {

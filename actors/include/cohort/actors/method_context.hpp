@@ -129,6 +129,17 @@ class entity_context : public method_context {
   void cancel_reminder(std::string name) { inv_->cancel_reminder(std::move(name)); }
 };
 
+/// The context of an entity's query: the state, read only. A query writes
+/// nothing, so a change made here would live in memory alone: lost at the
+/// next activation, or written later by an unrelated method as if it had
+/// made it. Nor may a query persist, erase, publish or set reminders.
+template <class State>
+class query_context : public method_context {
+ public:
+  using method_context::method_context;
+  [[nodiscard]] const State& state() const { return *static_cast<const State*>(inv_->entity_state()); }
+};
+
 /// The context of an event-sourced entity's command: emit events, which are
 /// applied to the state at once and journaled atomically with the reply.
 template <class State, class Event>

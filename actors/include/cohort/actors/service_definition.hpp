@@ -146,6 +146,17 @@ method_handler adapt_handler(F f) {
   };
 }
 
+/// A query's handler must take the read-only context: one written for an
+/// entity_context would otherwise be told at compile time only that the
+/// types do not match.
+template <class F, class State>
+constexpr void require_query_context() {
+  using first = std::tuple_element_t<0, typename callable_traits<F>::arg_types>;
+  static_assert(std::is_convertible_v<query_context<State>&, first>,
+                "a query's handler takes cohort::query_context<State>& (its state() is const: a query writes "
+                "nothing), not entity_context<State>&");
+}
+
 template <class State>
 class typed_state_box : public entity_state_box {
  public:
@@ -244,10 +255,13 @@ class entity_service {
     return *this;
   }
 
-  /// A method that only reads the state (nothing is written; always idempotent).
+  /// A method that only reads the state (nothing is written; always
+  /// idempotent). Its handler takes a query_context<State>&, whose state()
+  /// is const.
   template <class F>
   entity_service& query(std::string name, F f) {
-    def_.methods[std::move(name)] = {detail::adapt_handler<entity_context<State>>(std::move(f)), true, true};
+    detail::require_query_context<F, State>();
+    def_.methods[std::move(name)] = {detail::adapt_handler<query_context<State>>(std::move(f)), true, true};
     return *this;
   }
 
@@ -333,10 +347,11 @@ class event_sourced_service {
     return command(std::move(name), std::move(f));
   }
 
-  /// A query: reads the state only.
+  /// A query: reads the state only (a query_context<State>&, as entity_service's).
   template <class F>
   event_sourced_service& query(std::string name, F f) {
-    def_.methods[std::move(name)] = {detail::adapt_handler<entity_context<State>>(std::move(f)), true, true};
+    detail::require_query_context<F, State>();
+    def_.methods[std::move(name)] = {detail::adapt_handler<query_context<State>>(std::move(f)), true, true};
     return *this;
   }
 
