@@ -127,8 +127,6 @@ method_metrics& metrics::find_or_add(bool server, const std::string& service, co
   std::string m = methods.size() < max_methods ? method : "other";
   if (auto again = methods.find(m); again != methods.end()) return *again->second;
   auto h = std::make_unique<method_metrics>();
-  h->service_ = svc->first;
-  h->method_ = m;
   auto& out = *h;
   methods.emplace(std::move(m), std::move(h));
   return out;

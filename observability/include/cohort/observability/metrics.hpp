@@ -44,7 +44,6 @@ class method_metrics {
 
  private:
   friend class metrics;
-  std::string service_, method_;  ///< label values (bounded, see metrics)
   std::array<std::atomic<std::uint64_t>, bounds.size() + 1> buckets_{};  ///< not cumulative; the last is +Inf
   std::atomic<std::uint64_t> sum_ns_{0};
   std::atomic<std::uint64_t> ok_{0};
