@@ -150,6 +150,10 @@ std::vector<service_definition> catalog() {
                                                   });
                             else if (a.how == "other")
                               ctx.call<look_alike>("typed_echo", "echo", look_alike{a.text, a.amount}, done, o);
+                            else if (a.how == "other_long")  // a text of `amount` characters, made here
+                              ctx.call<look_alike>("typed_echo", "echo",
+                                                   look_alike{std::string(static_cast<std::size_t>(a.amount), 'x'), 0},
+                                                   done, o);
                             else
                               ctx.call<counted_args>("typed_tally", "add", counted_args{a.text, a.amount}, done, o);
                           })
@@ -218,6 +222,22 @@ TEST_CASE("a callee of another argument type, and a client, get the bytes as bef
   }
   CHECK(unpacks == 10);
   CHECK(packs == 10);
+}
+
+TEST_CASE("a value packed for a callee of another type past the node's limits is too_large, as from a socket",
+          "[runtime][typed]") {
+  // The callee decodes the bytes with the node's [limits], as it would a
+  // frame: a string past max_string is too_large there, and must be here.
+  temp_dir dir;
+  auto cfg = loopback_config(dir.path(), catalog());
+  cfg.limits.max_string = 100;
+  auto n = start(cfg);
+  client c(n->endpoints().front());
+  auto refused = relay(c, {"other_long", "", 101, "", ""});
+  CHECK(refused.error == "too_large");
+  auto served = relay(c, {"other_long", "", 100, "", ""});
+  CHECK(served.error.empty());
+  CHECK(served.text == std::string(100, 'x') + "!");
 }
 
 TEST_CASE("a result for a caller outside the process is packed on the handler's thread, not the store's committer",

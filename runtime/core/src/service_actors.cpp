@@ -369,7 +369,8 @@ class actor_invocation final : public invocation {
     if (!args_decoded_) {
       // A value from a caller of another type: its bytes, as a remote callee gets them.
       auto decoded = decode_args(*req_, runner_->service().limits, zone_);
-      if (!decoded) throw std::runtime_error(decoded.error().message);
+      // With its code: bytes past [limits] are too_large here as from a socket.
+      if (!decoded) throw service_error(decoded.error().code, decoded.error().message);
       args_ = *decoded;
       args_decoded_ = true;
     }

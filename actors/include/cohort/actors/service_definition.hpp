@@ -123,6 +123,9 @@ method_handler adapt_handler(F f) {
     } else {
       try {
         inv->args().convert(a);
+      } catch (const service_error& e) {  // the bytes themselves refused (e.g. too_large): their own code
+        inv->fail({e.code(), e.what()});
+        return;
       } catch (const std::exception& e) {
         inv->fail({errc::bad_request, "arguments of " + inv->header().service + "." +
                                           inv->header().method + " have the wrong shape (" + e.what() + ")"});
