@@ -417,6 +417,7 @@ result<std::unique_ptr<store>> store::open(const std::string& dir, store_options
   auto logger = std::make_shared<store_logger>(dir);
   auto o = store_options_for(logger, rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords);
   o.create_if_missing = opts.create_if_missing;
+  if (opts.memory) o.write_buffer_manager = opts.memory->manager_;
   auto p = std::make_unique<impl>();
   rocksdb::DB* raw = nullptr;
   auto status = rocksdb::DB::Open(rocksdb::DBOptions(o), dir, all_families(o), &p->families, &raw);
@@ -561,6 +562,7 @@ store_stats store::stats() const {
     std::uint64_t v = 0;
     if (impl_->db->GetIntProperty(f, "rocksdb.estimate-num-keys", &v)) out.estimated_keys += v;
     if (impl_->db->GetIntProperty(f, "rocksdb.estimate-pending-compaction-bytes", &v)) out.pending_compaction_bytes += v;
+    if (impl_->db->GetIntProperty(f, "rocksdb.cur-size-all-mem-tables", &v)) out.memtable_bytes += v;
   }
   std::uint64_t v = 0;
   if (impl_->db->GetIntProperty("rocksdb.num-running-compactions", &v)) out.running_compactions = v;

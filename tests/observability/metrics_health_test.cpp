@@ -97,6 +97,7 @@ TEST_CASE("/metrics is valid Prometheus text and its families move with their ev
         sample(text, R"(cohort_store_commits_total{service="counter"})"));
   CHECK(sample(text, R"(cohort_store_commit_batch_writes_sum{service="counter"})") == 2);
   CHECK(sample(text, R"(cohort_store_written_bytes_total{service="counter"})") > 0);
+  CHECK(sample(text, R"(cohort_store_memtable_bytes{service="counter"})") > 0);  // its two writes, not flushed yet
   CHECK(sample(text, R"(cohort_store_free_bytes{service="counter"})") > 0);
   CHECK(sample(text, R"(cohort_store_writes_refused{service="counter"})") == 0);
   CHECK(sample(text, "cohort_trace_spans_total") > 0);

@@ -116,6 +116,24 @@ TEST_CASE("the scheduler policy: affinity by default, the three names accepted, 
   CHECK_THAT(bad.error().message, Catch::Contains("scheduler_policy") && Catch::Contains("affinity"));
 }
 
+TEST_CASE("the stores' memory budget: 256 MiB by default, 0 for RocksDB's own bound, out of range refused",
+          "[runtime][config]") {
+  auto none = parse_node_config("[node]\nname = \"a\"\n", "t.toml", known);
+  REQUIRE(none.ok());
+  CHECK(none->store_memory_mb == 256);
+  auto set = parse_node_config("[node]\nstore_memory_mb = 64\n", "t.toml", known);
+  REQUIRE(set.ok());
+  CHECK(set->store_memory_mb == 64);
+  auto off = parse_node_config("[node]\nstore_memory_mb = 0\n", "t.toml", known);
+  REQUIRE(off.ok());
+  CHECK(off->store_memory_mb == 0);
+  for (const char* bad : {"-1", "1048577", "\"big\""}) {
+    auto cfg = parse_node_config(std::string("[node]\nstore_memory_mb = ") + bad + "\n", "t.toml", known);
+    REQUIRE_FALSE(cfg.ok());
+    CHECK_THAT(cfg.error().message, Catch::Contains("store_memory_mb"));
+  }
+}
+
 TEST_CASE("the I/O thread's spin is a time: 200 us by default, 0 turns it off, out of range refused",
           "[runtime][config]") {
   auto none = parse_node_config("[node]\nname = \"a\"\n", "t.toml", known);

@@ -367,3 +367,64 @@ TEST_CASE("an entity service past max_live_entities answers overloaded for new k
   CHECK_THAT(refused.error->message, Catch::Contains("max_live_entities"));
   CHECK(c.call_as<counter_value>("counter", "add", add_args{1}, op("a"))->value == 2);
 }
+
+namespace {
+
+struct blob_state {
+  std::string bytes;
+  COHORT_FIELDS(bytes);
+};
+struct blob_args {
+  std::uint32_t size = 0;
+  COHORT_FIELDS(size);
+};
+
+/// Entities whose every put writes a state of `size` bytes.
+std::vector<service_definition> blob_catalog() {
+  auto c = example_services();
+  c.push_back(entity_service<blob_state>("blobs")
+                  .method("put",
+                          [](entity_context<blob_state>& ctx, const blob_args& a) {
+                            // Another letter each time: an unchanged state is not written again.
+                            auto& b = ctx.state().bytes;
+                            const char next = b.empty() ? 'a' : static_cast<char>('a' + (b[0] - 'a' + 1) % 26);
+                            b.assign(a.size, next);
+                            return no_args{};
+                          })
+                  .build());
+  return c;
+}
+
+/// Memtable bytes of `blobs` once 24 MiB of states were written to it, after flushes settle.
+std::uint64_t memtables_after_24_mib(std::size_t store_memory_mb, std::uint64_t settle_below) {
+  temp_dir dir;
+  auto catalog = blob_catalog();
+  auto cfg = loopback_config(dir.path(), catalog);
+  cfg.store_memory_mb = store_memory_mb;
+  service_named(cfg, "blobs").store_durability = durability::async;  // the memtables are the point
+  auto n = node::start(cfg, catalog);
+  REQUIRE(n);
+  client c((*n)->endpoints().front());
+  for (int i = 0; i < 384; ++i) REQUIRE(c.call("blobs", "put", pack(blob_args{64 * 1024}), keyed("b" + std::to_string(i % 48))).ok());
+  std::uint64_t held = 0;
+  for (int i = 0; i < 200; ++i) {
+    auto st = (*n)->storage_stats("blobs");
+    REQUIRE(st.ok());
+    held = st->memtable_bytes;
+    if (held <= settle_below) break;
+    std::this_thread::sleep_for(25ms);
+  }
+  return held;
+}
+
+}  // namespace
+
+TEST_CASE("a node's stores keep their unflushed writes within its store_memory_mb together", "[storage][runtime]") {
+  const auto bounded = memtables_after_24_mib(8, 8u << 20);
+  INFO("memtables with an 8 MiB budget: " << bounded);
+  CHECK(bounded <= (8u << 20));
+  // Without one, RocksDB's bound per column family (64 MiB) keeps all of it in memory.
+  const auto unbounded = memtables_after_24_mib(0, 0);
+  INFO("memtables without a budget: " << unbounded);
+  CHECK(unbounded > (16u << 20));
+}

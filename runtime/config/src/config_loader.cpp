@@ -298,6 +298,9 @@ node_config read_config(const toml::table& root, const std::string& source,
     r.read("io_spin_us", cfg.io_spin_us);
     if (cfg.io_spin_us < 0 || cfg.io_spin_us > 100000)
       r.fail(*node->get("io_spin_us"), "io_spin_us", "between 0 and 100000");
+    r.read("store_memory_mb", cfg.store_memory_mb);
+    if (cfg.store_memory_mb > (std::size_t{1} << 20))
+      r.fail(*node->get("store_memory_mb"), "store_memory_mb", "between 0 and 1048576");
     r.read("scheduler_policy", cfg.scheduler_policy);
     if (const auto& known = scheduler_policies();
         std::find(known.begin(), known.end(), cfg.scheduler_policy) == known.end())

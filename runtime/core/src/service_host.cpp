@@ -150,7 +150,9 @@ result<bool> service_host::start(hosted& h) {
     // the swap, or an unfinished copy before it): the store in place wins.
     clean_interrupted_restore(dir);
     std::filesystem::create_directories(dir, ec);
-    auto db = store::open(dir, store_options{svc.cfg.store_durability, true});
+    store_options o{svc.cfg.store_durability, true};
+    o.memory = memory_;
+    auto db = store::open(dir, o);
     if (!db) {
       svc.mark_down(db.error().code + ": " + db.error().message);
       return db.error();

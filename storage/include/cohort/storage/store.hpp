@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cohort/storage/histogram.hpp"
+#include "cohort/storage/memory_budget.hpp"
 #include "cohort/transport/result.hpp"
 
 namespace cohort {
@@ -60,6 +61,9 @@ struct store_options {
   /// `overloaded` at once instead of growing the queue without bound (a disk
   /// that cannot keep up must push back). Default: 100000.
   std::size_t max_queued = 100000;
+  /// Shared with other stores: their memtables together stay within it (see
+  /// memory_budget.hpp). Null: RocksDB's bound per column family alone.
+  std::shared_ptr<memory_budget> memory;
 };
 
 /// An atomic group of puts and deletes across keyspaces.
@@ -85,6 +89,7 @@ struct store_stats {
   std::uint64_t estimated_keys = 0;
   std::uint64_t size_on_disk_bytes = 0;
   std::uint64_t pending_compaction_bytes = 0;
+  std::uint64_t memtable_bytes = 0;  ///< writes held in memory, not yet flushed to table files
   std::uint64_t running_compactions = 0;
   std::uint64_t commits = 0;         ///< write batches written (one fsync each in sync mode)
   std::uint64_t committed_writes = 0;  ///< writes folded into them

@@ -253,6 +253,11 @@ struct node_config {
   /// requests does not. 0 turns spinning off; a node that hosts no services
   /// (a pure gateway) never spins. Default: 200.
   int io_spin_us = 200;
+  /// Megabytes the memtables of all this node's stores may hold together
+  /// (writes not yet flushed to table files; storage/memory_budget.hpp):
+  /// past it, the store being written flushes. RocksDB's own bound is per
+  /// column family, nine per store. 0: that bound alone. Default: 256.
+  std::size_t store_memory_mb = 256;
   /// CAF scheduling policy:
   /// - "affinity" (default; runtime/scheduler): CAF's one shared queue, but
   ///   an actor that a running actor sends to runs next on the same thread,

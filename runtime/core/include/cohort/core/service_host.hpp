@@ -21,6 +21,7 @@
 #include "cohort/core/service_runtime.hpp"
 #include "cohort/runtime/node_config.hpp"
 #include "cohort/runtime/status.hpp"
+#include "cohort/storage/memory_budget.hpp"
 
 namespace cohort::detail {
 
@@ -87,7 +88,9 @@ class service_host {
     std::shared_ptr<service_runtime> svc;
     clock_type::time_point started;
   };
-  explicit service_host(node_config cfg) : cfg_(std::move(cfg)) {}
+  explicit service_host(node_config cfg)
+      : cfg_(std::move(cfg)),
+        memory_(cfg_.store_memory_mb > 0 ? std::make_shared<memory_budget>(cfg_.store_memory_mb << 20) : nullptr) {}
 
   result<bool> start(hosted& h);
   void stop(hosted& h, const std::string& why);
@@ -99,6 +102,8 @@ class service_host {
   void stop_watchdog();
 
   node_config cfg_;
+  /// What the memtables of this node's stores may hold together ([node] store_memory_mb).
+  std::shared_ptr<memory_budget> memory_;
   caf::actor_system* actors_ = nullptr;
   std::unordered_map<std::string, hosted> services_;  // fixed after create()
 
