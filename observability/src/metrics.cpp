@@ -36,12 +36,18 @@ void method_metrics::record(std::string_view code, std::chrono::steady_clock::du
   std::atomic<std::uint64_t>* counter = nullptr;
   {
     std::lock_guard<std::mutex> guard(mutex_);
-    const std::string_view as = by_code_.size() < max_codes ? code : std::string_view("other");
-    for (auto& [k, v] : by_code_)
-      if (k == as) counter = v.get();
+    auto find = [this](std::string_view c) -> std::atomic<std::uint64_t>* {
+      for (auto& [k, v] : by_code_)
+        if (k == c) return v.get();
+      return nullptr;
+    };
+    // A code seen before keeps its series; a new one past the 32nd shares "other".
+    counter = find(code);
     if (!counter) {
-      by_code_.emplace_back(std::string(as), std::make_unique<std::atomic<std::uint64_t>>(0));
-      counter = by_code_.back().second.get();
+      const std::string_view as = by_code_.size() < max_codes ? code : std::string_view("other");
+      counter = find(as);
+      if (!counter) counter = by_code_.emplace_back(std::string(as), std::make_unique<std::atomic<std::uint64_t>>(0))
+                                  .second.get();
     }
   }
   counter->fetch_add(1, std::memory_order_relaxed);
