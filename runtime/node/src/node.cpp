@@ -560,8 +560,8 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
     per_store("cohort_store_pending_compaction_bytes", "Bytes RocksDB estimates compaction still has to rewrite",
               MetricType::Gauge, [](const store_stats& st) { return st.pending_compaction_bytes; });
     per_store("cohort_store_memtable_bytes",
-              "Bytes of writes held in memory, not yet flushed to table files (all stores together stay within "
-              "[node] store_memory_mb)",
+              "Bytes of writes held in memory, not yet flushed to table files (past [node] store_memory_mb for "
+              "all stores together, the store being written flushes)",
               MetricType::Gauge, [](const store_stats& st) { return st.memtable_bytes; });
     per_store("cohort_store_running_compactions", "Compactions running now", MetricType::Gauge,
               [](const store_stats& st) { return st.running_compactions; });

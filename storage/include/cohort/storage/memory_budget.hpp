@@ -23,7 +23,8 @@ class memory_budget {
   memory_budget& operator=(const memory_budget&) = delete;
 
   [[nodiscard]] std::size_t bytes() const noexcept;
-  /// What the stores sharing it hold in memtables now.
+  /// What it counts now for the stores sharing it: their memtables, with the
+  /// blocks reserved for them and those flushed but not yet freed.
   [[nodiscard]] std::size_t used() const noexcept;
 
  private:

@@ -61,8 +61,9 @@ struct store_options {
   /// `overloaded` at once instead of growing the queue without bound (a disk
   /// that cannot keep up must push back). Default: 100000.
   std::size_t max_queued = 100000;
-  /// Shared with other stores: their memtables together stay within it (see
-  /// memory_budget.hpp). Null: RocksDB's bound per column family alone.
+  /// Shared with other stores: once their memtables together pass it, the
+  /// store being written flushes (memory_budget.hpp). Null: RocksDB's bound
+  /// per column family alone.
   std::shared_ptr<memory_budget> memory;
 };
 

@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "cohort/actors/service_definition.hpp"
-#include "cohort/transport/payload_bytes.hpp"
 #include "cohort/storage/idempotency.hpp"
 #include "cohort/storage/store.hpp"
+#include "cohort/transport/payload_bytes.hpp"
 
 namespace cohort::detail {
 
