@@ -162,7 +162,9 @@ activation_figures activation(std::size_t keys, std::size_t live_target, std::ch
                               std::chrono::milliseconds hibernate_after) {
   scratch_dir dir("activation");
   {
-    auto db = store::open((dir.path / "counter").string(), {durability::async});
+    store_options o;
+    o.mode = durability::async;
+    auto db = store::open((dir.path / "counter").string(), o);
     if (!db) throw std::runtime_error(db.error().message);
     auto state = pack(std::map<std::string, std::int64_t>{{"value", 1}, {"updates", 1}});
     for (std::size_t i = 0; i < keys;) {

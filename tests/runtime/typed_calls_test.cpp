@@ -21,7 +21,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::atomic<int> packs{0}, unpacks{0};
+std::atomic<int> packs{0}, unpacks{0}, copies{0};
 /// Where the last packing ran, and where typed_tally's handler last ran.
 std::mutex threads_mutex;
 std::thread::id packed_on, handled_on;
@@ -30,6 +30,17 @@ std::thread::id packed_on, handled_on;
 struct counted_args {
   std::string text;
   std::int64_t amount = 0;
+  counted_args() = default;
+  counted_args(std::string t, std::int64_t a) : text(std::move(t)), amount(a) {}
+  counted_args(const counted_args& o) : text(o.text), amount(o.amount) { ++copies; }
+  counted_args(counted_args&&) = default;
+  counted_args& operator=(const counted_args& o) {
+    ++copies;
+    text = o.text;
+    amount = o.amount;
+    return *this;
+  }
+  counted_args& operator=(counted_args&&) = default;
   template <class Packer>
   void msgpack_pack(Packer& pk) const {
     ++packs;
@@ -196,6 +207,25 @@ TEST_CASE("a call between services of one process passes its arguments and resul
   auto moved = relay(c, {"move_only", "m", 0, "", ""});
   CHECK(moved.error.empty());
   CHECK(moved.text == "m#");
+}
+
+TEST_CASE("a callee whose handler takes const A& reads the caller's value in place, a by-value one gets one copy",
+          "[runtime][typed]") {
+  temp_dir dir;
+  auto n = start(loopback_config(dir.path(), catalog()));
+  client c(n->endpoints().front());
+  // The caller's value becomes the request's (typed_payload copies the
+  // caller's argument once). echo (by value) copies it out of the request
+  // and moves it back; echo_later (const&) reads it where it is and answers
+  // a new value, moved.
+  auto copies_per_call = [&](const std::string& how) {
+    relay(c, {how, "warm", 0, "", ""});
+    copies = 0;
+    for (int i = 0; i < 10; ++i) CHECK(relay(c, {how, "t", i, "", ""}).error.empty());
+    return copies.load() / 10.0;
+  };
+  CHECK(copies_per_call("same") == 2.0);
+  CHECK(copies_per_call("later") == 1.0);
 }
 
 TEST_CASE("a callee of another argument type, and a client, get the bytes as before", "[runtime][typed]") {

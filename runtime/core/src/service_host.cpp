@@ -150,7 +150,8 @@ result<bool> service_host::start(hosted& h) {
     // the swap, or an unfinished copy before it): the store in place wins.
     clean_interrupted_restore(dir);
     std::filesystem::create_directories(dir, ec);
-    store_options o{svc.cfg.store_durability, true};
+    store_options o;
+    o.mode = svc.cfg.store_durability;
     o.memory = memory_;
     auto db = store::open(dir, o);
     if (!db) {

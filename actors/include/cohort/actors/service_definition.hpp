@@ -114,10 +114,28 @@ method_handler adapt_handler(F f) {
   static_assert(arity == 2 || arity == 3, "a handler takes (Ctx&, const A&) or (Ctx&, const A&, responder<R>)");
   using P = std::tuple_element_t<1, args>;
   using A = std::decay_t<P>;
+  // A handler that takes `const A&` reads a caller's value in this process
+  // where it is (the request holds it until answered): not copied.
+  constexpr bool reads_in_place = std::is_same_v<P, const A&> && std::is_copy_assignable_v<A>;
   return [f = std::move(f)](const std::shared_ptr<invocation>& inv) mutable {
-    A a;
+    auto run = [&](auto&& arg) {
+      Ctx ctx(inv);
+      try {
+        if constexpr (arity == 2) {
+          inv->reply(typed_payload(f(ctx, std::forward<decltype(arg)>(arg))));
+        } else {
+          using resp = std::decay_t<std::tuple_element_t<2, args>>;
+          f(ctx, std::forward<decltype(arg)>(arg), resp(inv));
+        }
+      } catch (const service_error& e) {
+        inv->fail({e.code(), e.what()});
+      }
+    };
     const void* value = nullptr;
     if constexpr (std::is_copy_assignable_v<A>) value = inv->typed_args(typeid(A));
+    if constexpr (reads_in_place)
+      if (value) return run(*static_cast<const A*>(value));
+    A a;
     if (value) {
       if constexpr (std::is_copy_assignable_v<A>) a = *static_cast<const A*>(value);  // a caller here: its value, copied
     } else {
@@ -132,20 +150,10 @@ method_handler adapt_handler(F f) {
         return;
       }
     }
-    Ctx ctx(inv);
-    try {
-      // A handler that takes its arguments by value gets them moved in: an
-      // echo of a large string, returned, is then never copied (forward
-      // leaves a const& or & parameter bound to `a` as before).
-      if constexpr (arity == 2) {
-        inv->reply(typed_payload(f(ctx, std::forward<P>(a))));
-      } else {
-        using resp = std::decay_t<std::tuple_element_t<2, args>>;
-        f(ctx, std::forward<P>(a), resp(inv));
-      }
-    } catch (const service_error& e) {
-      inv->fail({e.code(), e.what()});
-    }
+    // A handler that takes its arguments by value gets them moved in: an
+    // echo of a large string, returned, is then never copied (forward
+    // leaves a const& or & parameter bound to `a` as before).
+    run(std::forward<P>(a));
   };
 }
 
