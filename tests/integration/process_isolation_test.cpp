@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -35,8 +36,8 @@ bool gone_within(int pid, std::chrono::milliseconds limit) {
 }
 
 struct isolated_node : node_process {
-  explicit isolated_node(const std::string& node_keys = "")
-      : node_process("[services.greeter]\n[services.counter]\n", "isolation = \"process\"\n" + node_keys) {
+  explicit isolated_node(const std::string& node_keys = "", const std::string& tmp = "")
+      : node_process("[services.greeter]\n[services.counter]\n", "isolation = \"process\"\n" + node_keys, "", tmp) {
     REQUIRE(wait_until_up("greeter"));
     REQUIRE(wait_until_up("counter"));
   }
@@ -191,14 +192,31 @@ TEST_CASE("storage verbs reach the service's process in process isolation", "[in
 }
 
 TEST_CASE("service processes die with their node, even when it is SIGKILLed", "[integration][isolation]") {
-  isolated_node n;
+  temp_dir tmp;  // both nodes' TMPDIR: the second finds the first's runtime directory
+  isolated_node n("", tmp.path());
   auto greeter = n.service("greeter")["pid"].get<int>(), counter = n.service("counter")["pid"].get<int>();
   REQUIRE(running(greeter));
   REQUIRE(running(counter));
+  // The node's runtime directory (its children's sockets), from a child's command line.
+  std::string runtime_dir;
+  {
+    std::ifstream cmdline("/proc/" + std::to_string(greeter) + "/cmdline");
+    std::string arg, previous;
+    while (std::getline(cmdline, arg, '\0')) {
+      if (previous == "--runtime-dir") runtime_dir = arg;
+      previous = arg;
+    }
+  }
+  REQUIRE(!runtime_dir.empty());
+  REQUIRE(std::filesystem::exists(runtime_dir));
   n.proc->signal(SIGKILL);  // no chance to stop them: PR_SET_PDEATHSIG does it
   CHECK(n.proc->wait(5s) == 128 + SIGKILL);
   CHECK(gone_within(greeter, 5s));
   CHECK(gone_within(counter, 5s));
+  // A killed node cannot remove its runtime directory; the next node of its name does.
+  CHECK(std::filesystem::exists(runtime_dir));
+  isolated_node next("", tmp.path());
+  CHECK_FALSE(std::filesystem::exists(runtime_dir));
 }
 
 TEST_CASE("a service process that does not finish draining is SIGKILLed after drain_timeout_ms + 1 s",

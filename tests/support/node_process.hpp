@@ -2,6 +2,8 @@
 // data dir, started from a config made of a [node] section plus `extra` TOML.
 #pragma once
 
+#include <filesystem>
+
 #include <cstdlib>
 #include <fstream>
 #include <memory>
@@ -53,8 +55,14 @@ struct node_process {
   /// `node_keys` go into [node]; `sections` follow it (e.g. "[services.greeter]\n").
   /// The stores go to `data_dir`, by default a folder of `dir`. Waits for
   /// "ready" (or "not ready": a node whose store cannot open still runs).
-  explicit node_process(const std::string& sections, const std::string& node_keys = "", std::string data_dir = "") {
+  /// `tmp` is the node's TMPDIR, where a node with isolated services makes its
+  /// runtime directory (by default a folder of `dir`: a test's SIGKILL of the
+  /// node at scope exit leaves nothing behind in /tmp).
+  explicit node_process(const std::string& sections, const std::string& node_keys = "", std::string data_dir = "",
+                        std::string tmp = "") {
     auto cfg = dir / "n.toml";
+    if (tmp.empty()) tmp = dir / "tmp";
+    std::filesystem::create_directories(tmp);
     if (data_dir.empty()) data_dir = dir / "d";
     keys = data_dir + "/keys";
     // COHORT_TEST_SCHEDULER_POLICY runs every node of a test run under one
@@ -64,7 +72,8 @@ struct node_process {
       policy = std::string("scheduler_policy = \"") + p + "\"\n";
     std::ofstream(cfg) << "[node]\nlisten = [\"tcp://127.0.0.1:*\"]\nadmin = \"tcp://127.0.0.1:*\"\ndata_dir = \""
                        << data_dir << "\"\n" << policy << node_keys << sections;
-    proc = std::make_unique<child_process>(std::vector<std::string>{COHORT_BINARY, "run", "--config", cfg});
+    proc = std::make_unique<child_process>(
+        std::vector<std::string>{"/usr/bin/env", "TMPDIR=" + tmp, COHORT_BINARY, "run", "--config", cfg});
     auto ep = proc->endpoint();
     REQUIRE(ep);
     endpoint = *ep;

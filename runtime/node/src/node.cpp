@@ -26,6 +26,7 @@
 #include "cohort/core/service_host.hpp"
 #include "cohort/gateway/http_front.hpp"
 #include "cohort/isolation/process_host.hpp"
+#include "cohort/isolation/runtime_dir.hpp"
 #include "cohort/net/io_loop.hpp"
 #include "cohort/log/log.hpp"
 #include "cohort/log/log_ring.hpp"
@@ -601,9 +602,13 @@ struct node::impl final : detail::call_router, cluster::cluster_host {
   result<bool> start_processes() {
     if (cfg.source_path.empty())
       return error_info{errc::bad_request, "isolation = \"process\" needs the node to be started from a config file"};
-    std::string pattern = (std::filesystem::temp_directory_path() / ("cohort-" + cfg.name + "-XXXXXX")).string();
-    if (!::mkdtemp(pattern.data())) return error_info{errc::unavailable, "cannot create a runtime directory in /tmp"};
-    runtime_dir = pattern;
+    const auto tmp = std::filesystem::temp_directory_path();
+    if (auto stale = detail::remove_stale_runtime_dirs(cfg.name, tmp))
+      log::get("node")->info("removed {} runtime director{} left by killed nodes named '{}'", stale,
+                             stale == 1 ? "y" : "ies", cfg.name);
+    auto dir = detail::make_runtime_dir(cfg.name, tmp);
+    if (!dir) return dir.error();
+    runtime_dir = *dir;
     char self_path[4096];
     auto n = ::readlink("/proc/self/exe", self_path, sizeof self_path - 1);
     if (n <= 0) return error_info{errc::unavailable, "cannot find this program's path"};
