@@ -1,8 +1,11 @@
 // temp_dir: a fresh directory removed with everything in it at scope exit.
 #pragma once
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <stdexcept>
 #include <string>
 
 namespace cohort::test {
@@ -11,7 +14,10 @@ class temp_dir {
  public:
   temp_dir() {
     std::string pattern = (std::filesystem::temp_directory_path() / "cohort-test-XXXXXX").string();
-    path_ = ::mkdtemp(pattern.data());
+    // A full disk refuses the directory: say so (a null path would crash the test run).
+    if (!::mkdtemp(pattern.data()))
+      throw std::runtime_error("cannot make a temporary directory " + pattern + ": " + std::strerror(errno));
+    path_ = pattern;
   }
   ~temp_dir() {
     std::error_code ec;
