@@ -126,6 +126,9 @@ int main(int argc, char** argv) {
   bool no_metrics = false, no_tracing = false;
   app.add_flag("--no-metrics", no_metrics, "the node without request metrics (what they cost a call)");
   app.add_flag("--no-tracing", no_tracing, "the node with tracing off (what spans cost a call)");
+  double trace_sample = -1;
+  app.add_option("--trace-sample", trace_sample, "the node's trace sampling ratio (default: the node's default; 1: every call's two spans recorded)")
+      ->check(CLI::Range(0.0, 1.0));
   int calls_option = 0, repeats_option = 0;
   app.add_option("--calls", calls_option, "calls per run (counts per call: two runs of different lengths, subtracted)")
       ->check(CLI::Range(1, 100000000));
@@ -147,6 +150,7 @@ int main(int argc, char** argv) {
   if (!policy.empty()) cfg.scheduler_policy = policy;
   if (no_metrics) cfg.request_metrics = false;
   if (no_tracing) cfg.trace.enabled = false;
+  if (trace_sample >= 0) cfg.trace.sample = trace_sample;
   service_config bench;
   bench.name = "bench";
   bench.workers = 1;

@@ -1,5 +1,7 @@
 #include "cohort/observability/tracer.hpp"
 
+#include <atomic>
+#include <limits>
 #include <random>
 
 #include "cohort/log/log.hpp"
@@ -24,10 +26,36 @@ std::uint64_t unix_ns() noexcept {
                                         .count());
 }
 
+namespace {
+
+std::int64_t steady_ns(std::chrono::steady_clock::time_point t) noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+/// The wall clock minus the steady clock, and the steady time it was read at.
+/// Re-read every clock_offset_ttl: a step of the wall clock (an operator, NTP
+/// stepping) reaches span times within that, a slew (parts per million) is
+/// below a span's resolution. Two relaxed atomics: a reader that sees one new
+/// and one old value only re-reads the offset sooner.
+std::atomic<std::int64_t> clock_offset_ns{0};
+std::atomic<std::int64_t> clock_offset_read_at{std::numeric_limits<std::int64_t>::min()};
+constexpr std::int64_t clock_offset_ttl_ns = 100'000'000;  // 100 ms
+
+}  // namespace
+
 std::uint64_t unix_ns_at(std::chrono::steady_clock::time_point t) noexcept {
-  auto ago = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t).count();
-  auto now = unix_ns();
-  return ago > 0 && static_cast<std::uint64_t>(ago) < now ? now - static_cast<std::uint64_t>(ago) : now;
+  const auto at = steady_ns(t);
+  const auto read_at = clock_offset_read_at.load(std::memory_order_relaxed);
+  const bool stale = read_at == std::numeric_limits<std::int64_t>::min() || at - read_at > clock_offset_ttl_ns ||
+                     read_at - at > clock_offset_ttl_ns;
+  if (stale) {
+    const auto steady_now = steady_ns(std::chrono::steady_clock::now());
+    const auto offset = static_cast<std::int64_t>(unix_ns()) - steady_now;
+    clock_offset_ns.store(offset, std::memory_order_relaxed);
+    clock_offset_read_at.store(steady_now, std::memory_order_relaxed);
+    return static_cast<std::uint64_t>(at + offset);
+  }
+  return static_cast<std::uint64_t>(at + clock_offset_ns.load(std::memory_order_relaxed));
 }
 
 tracer::tracer(trace_config cfg, std::string node) : cfg_(std::move(cfg)), node_(std::move(node)) {
@@ -59,19 +87,35 @@ bool tracer::sample_new_trace() const {
 
 void tracer::record(span&& s, bool sampled) {
   if (!cfg_.enabled || (!sampled && !s.failed())) return;
+  keep(s);
+}
+
+span& tracer::thread_scratch() {
+  thread_local span scratch;
+  return scratch;
+}
+
+void tracer::keep(span& s) {
   recorded_.fetch_add(1, std::memory_order_relaxed);
   if (exporter_) exporter_->push(s);
   if (cfg_.keep_spans == 0) return;
   std::lock_guard<std::mutex> guard(mutex_);
-  if (kept_.size() >= cfg_.keep_spans) kept_.pop_front();
-  kept_.push_back(std::move(s));
+  if (kept_.size() < cfg_.keep_spans) {
+    kept_.push_back(std::move(s));
+    return;
+  }
+  std::swap(kept_[kept_next_], s);
+  kept_next_ = (kept_next_ + 1) % kept_.size();
 }
 
 std::vector<span> tracer::find(std::string_view trace_id) const {
   std::vector<span> out;
   std::lock_guard<std::mutex> guard(mutex_);
-  for (const auto& s : kept_)
+  // Oldest first: from kept_next_ round to it (0 until the ring is full).
+  for (std::size_t i = 0; i < kept_.size(); ++i) {
+    const auto& s = kept_[(kept_next_ + i) % kept_.size()];
     if (s.trace_id == trace_id) out.push_back(s);
+  }
   return out;
 }
 

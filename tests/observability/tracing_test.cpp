@@ -6,6 +6,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -123,6 +124,66 @@ TEST_CASE("head sampling keeps the configured share of new traces, the caller's 
   for (int i = 0; i < 10; ++i) small.record(span(ok_span), true);
   CHECK(small.find(ok_span.trace_id).size() == 3);
   CHECK(small.stats().recorded == 10);
+}
+
+TEST_CASE("the memory ring keeps the last spans in the order they ended, and a span written in place keeps nothing of the one before",
+          "[observability][trace]") {
+  trace_config cfg;
+  cfg.keep_spans = 3;
+  tracer t(cfg, "n");
+  const std::string trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+  // Spans 1..6 of one trace; 1-3 with a parent, a failure code and a second
+  // attribute. The ring keeps 4, 5 and 6, oldest first. Span 5 was written
+  // over this thread's span after span 4 took span 1's place in the ring,
+  // i.e. over span 1's fields: none of them show.
+  for (int i = 1; i <= 6; ++i)
+    t.record_with(true, [&](span& s) {
+      s.trace_id = trace;
+      s.span_id = "000000000000000" + std::to_string(i);
+      s.name = "svc.m" + std::to_string(i);
+      if (i <= 3) {
+        s.parent_span_id = "00f067aa0ba902b7";
+        s.code = "timeout";
+        s.attributes.emplace_back("early", "yes");
+      }
+      s.attributes.emplace_back("i", std::to_string(i));
+    });
+  auto kept = t.find(trace);
+  REQUIRE(kept.size() == 3);
+  CHECK(kept[0].name == "svc.m4");
+  CHECK(kept[1].name == "svc.m5");
+  CHECK(kept[2].name == "svc.m6");
+  for (const auto& k : kept) {
+    CHECK(k.parent_span_id.empty());
+    CHECK(k.code == "ok");
+    CHECK(k.attributes.size() == 1);
+  }
+  CHECK(kept[1].attributes[0] == std::pair<std::string, std::string>("i", "5"));
+  // Unsampled and ok: not kept, not counted; unsampled and failed: kept.
+  t.record_with(false, [&](span& s) { s.trace_id = trace, s.name = "svc.quiet"; });
+  t.record_with(false, [&](span& s) { s.trace_id = trace, s.name = "svc.failed", s.code = "internal"; });
+  kept = t.find(trace);
+  REQUIRE(kept.size() == 3);
+  CHECK(kept[2].name == "svc.failed");
+  CHECK(t.stats().recorded == 7);
+}
+
+TEST_CASE("a steady-clock instant reads as the wall clock at that instant", "[observability][trace]") {
+  using namespace std::chrono;
+  auto wall = [](system_clock::time_point t) { return static_cast<std::int64_t>(duration_cast<nanoseconds>(t.time_since_epoch()).count()); };
+  for (auto ago : {0s, 5s, 3600s}) {
+    const auto steady_then = steady_clock::now() - ago;
+    const auto got = static_cast<std::int64_t>(unix_ns_at(steady_then));
+    const auto expected = wall(system_clock::now() - ago);
+    INFO("ago " << ago.count() << " s");
+    CHECK(std::llabs(got - expected) < 5'000'000);  // within 5 ms
+  }
+  // Re-read offsets: instants 200 ms apart (past its 100 ms) still agree.
+  const auto a = steady_clock::now();
+  std::this_thread::sleep_for(200ms);
+  const auto b = steady_clock::now();
+  const auto diff = static_cast<std::int64_t>(unix_ns_at(b)) - static_cast<std::int64_t>(unix_ns_at(a));
+  CHECK(std::llabs(diff - duration_cast<nanoseconds>(b - a).count()) < 5'000'000);
 }
 
 namespace {

@@ -99,22 +99,26 @@ void request::record_span(std::string_view code) const {
   if (!span.sampled && code == "ok") return;
   const auto& h = header;
   if (h.traceparent.size() != 55) return;
-  observability::span s;
-  s.trace_id = h.traceparent.substr(3, 32);
-  s.span_id = h.traceparent.substr(36, 16);
-  if (span.parent[0] != 0) s.parent_span_id.assign(span.parent, sizeof span.parent);
-  s.name = h.service + "." + h.method;
-  s.kind = span.kind;
-  const auto& node = span.tracer->node();
-  s.service = span.kind == observability::span_kind::server ? h.service : node;
-  s.start_ns = observability::unix_ns_at(span.start);
-  s.end_ns = observability::unix_ns();
-  s.code = std::string(code);
-  s.attributes = {{"rpc.system", "cohort"}, {"rpc.service", h.service}, {"rpc.method", h.method},
-                  {"cohort.node", node}, {"cohort.caller", h.caller}};
-  if (!h.key.empty()) s.attributes.emplace_back("cohort.key", h.key);
-  if (span.kind == observability::span_kind::client) s.attributes.emplace_back("cohort.forwarded", "true");
-  span.tracer->record(std::move(s), span.sampled);
+  const auto end = std::chrono::steady_clock::now();
+  span.tracer->record_with(span.sampled, [&](observability::span& s) {
+    s.trace_id.assign(h.traceparent, observability::traceparent_trace_at, 32);
+    s.span_id.assign(h.traceparent, observability::traceparent_span_at, 16);
+    if (span.parent[0] != 0) s.parent_span_id.assign(span.parent, sizeof span.parent);
+    s.name.assign(h.service).append(".").append(h.method);
+    s.kind = span.kind;
+    const auto& node = span.tracer->node();
+    s.service.assign(span.kind == observability::span_kind::server ? h.service : node);
+    s.start_ns = observability::unix_ns_at(span.start);
+    s.end_ns = observability::unix_ns_at(end);
+    s.code.assign(code);
+    s.attributes.emplace_back("rpc.system", "cohort");
+    s.attributes.emplace_back("rpc.service", h.service);
+    s.attributes.emplace_back("rpc.method", h.method);
+    s.attributes.emplace_back("cohort.node", node);
+    s.attributes.emplace_back("cohort.caller", h.caller);
+    if (!h.key.empty()) s.attributes.emplace_back("cohort.key", h.key);
+    if (span.kind == observability::span_kind::client) s.attributes.emplace_back("cohort.forwarded", "true");
+  });
 }
 
 void request::hold(in_flight_set* in_flight) noexcept {

@@ -748,22 +748,25 @@ void method_runner::mark_reminder_fired(const request& req) {
 void method_runner::record_call_span(const envelope& parent, const continuation::call_span& c, const reply& r) {
   auto t = trace_of(parent);
   if (!t.sampled && !r.error) return;  // the tracer keeps only sampled or failed spans: not built for nothing
-  observability::span s;
-  s.trace_id = std::string(t.trace_id);
-  s.span_id.assign(c.span_id, sizeof c.span_id);
-  s.parent_span_id = std::string(t.span_id);
-  s.name = c.name;
-  s.service = svc_->def.name;
-  s.kind = observability::span_kind::client;
-  s.start_ns = observability::unix_ns_at(c.start);
-  s.end_ns = observability::unix_ns();
-  if (r.error) s.code = r.error->code;
-  auto dot = c.name.find('.');
-  s.attributes = {{"rpc.system", "cohort"}, {"rpc.service", c.name.substr(0, dot)},
-                  {"rpc.method", dot == std::string::npos ? std::string() : c.name.substr(dot + 1)},
-                  {"cohort.node", svc_->tracer->node()}};
-  if (r.error && r.local) s.attributes.emplace_back("cohort.error.local", "true");
-  svc_->tracer->record(std::move(s), t.sampled);
+  const auto end = clock_type::now();
+  svc_->tracer->record_with(t.sampled, [&](observability::span& s) {
+    s.trace_id.assign(t.trace_id);
+    s.span_id.assign(c.span_id, sizeof c.span_id);
+    s.parent_span_id.assign(t.span_id);
+    s.name.assign(c.name);
+    s.service.assign(svc_->def.name);
+    s.kind = observability::span_kind::client;
+    s.start_ns = observability::unix_ns_at(c.start);
+    s.end_ns = observability::unix_ns_at(end);
+    if (r.error) s.code.assign(r.error->code);
+    const std::string_view name = c.name;
+    const auto dot = name.find('.');
+    s.attributes.emplace_back("rpc.system", "cohort");
+    s.attributes.emplace_back("rpc.service", name.substr(0, dot));
+    s.attributes.emplace_back("rpc.method", dot == std::string_view::npos ? std::string_view() : name.substr(dot + 1));
+    s.attributes.emplace_back("cohort.node", svc_->tracer->node());
+    if (r.error && r.local) s.attributes.emplace_back("cohort.error.local", "true");
+  });
 }
 
 void method_runner::arm_timer(clock_type::time_point at) {

@@ -28,14 +28,25 @@ struct span {
   std::vector<std::pair<std::string, std::string>> attributes;
 
   [[nodiscard]] bool failed() const noexcept { return code != "ok"; }
+
+  /// Every field back to its default, the strings' buffers kept (for a span
+  /// written again in place: tracer::record_with).
+  void clear() {
+    for (auto* field : {&trace_id, &span_id, &parent_span_id, &name, &service}) field->clear();
+    kind = span_kind::internal;
+    start_ns = end_ns = 0;
+    code.assign("ok");
+    attributes.clear();
+  }
 };
 
 /// The wall clock in Unix ns, as spans count it.
 [[nodiscard]] std::uint64_t unix_ns() noexcept;
 
-/// The wall clock in Unix ns at `t`, a steady-clock instant of this process.
-/// A span in progress keeps the steady time its request already read, and
-/// only the few spans recorded (sampled, or failed) pay for the conversion.
+/// The wall clock in Unix ns at `t`, a steady-clock instant of this process
+/// (within 100 ms of now): `t` plus the clocks' offset, which is re-read every
+/// 100 ms. A span in progress keeps the steady time its request already read;
+/// its end is unix_ns_at(steady_clock::now()): one clock read per span.
 [[nodiscard]] std::uint64_t unix_ns_at(std::chrono::steady_clock::time_point t) noexcept;
 
 }  // namespace cohort::observability

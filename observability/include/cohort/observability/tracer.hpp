@@ -8,7 +8,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -72,16 +71,40 @@ class tracer {
   /// Keeps the span when its trace is sampled or the span failed.
   void record(span&& s, bool sampled);
 
+  /// The same, for the spans of every request and call: `fill(span&)` sets
+  /// the fields of a cleared span of this thread's whose strings still hold
+  /// the buffers of one recorded before (assigned, not constructed: the
+  /// buffers are reused), and it is swapped into the memory ring, whose oldest span comes
+  /// back for the next fill. Once the ring has gone round, a sampled request
+  /// allocates nothing for its span (unless an exporter takes a copy).
+  template <class Fill>
+  void record_with(bool sampled, Fill&& fill) {
+    if (!cfg_.enabled) return;
+    span& s = thread_scratch();
+    s.clear();
+    fill(s);
+    if (!sampled && !s.failed()) return;
+    keep(s);
+  }
+
   /// The spans of one trace still in memory, in the order they ended.
   [[nodiscard]] std::vector<span> find(std::string_view trace_id) const;
   [[nodiscard]] tracer_stats stats() const;
 
  private:
   friend class otlp_exporter;
+  /// This thread's span for record_with.
+  static span& thread_scratch();
+  /// Counts `s`, gives the exporter a copy, and swaps it into the ring (`s`
+  /// then holds the span it replaced, or is emptied).
+  void keep(span& s);
+
   trace_config cfg_;
   std::string node_;
   mutable std::mutex mutex_;
-  std::deque<span> kept_;
+  /// The last keep_spans spans: a ring, kept_next_ its oldest once full.
+  std::vector<span> kept_;
+  std::size_t kept_next_ = 0;
   std::atomic<std::uint64_t> recorded_{0};
   std::unique_ptr<otlp_exporter> exporter_;
 };
