@@ -381,6 +381,7 @@ class actor_invocation final : public invocation {
     return value && payload_bytes::same_type(value->type(), type) ? value->get() : nullptr;
   }
   clock_type::time_point deadline() const override { return req_->deadline; }
+  bool caller_takes_values() const override { return req_->from_handler; }
 
   void reply(payload_bytes payload) override {
     if (finished_ || gone()) return;

@@ -36,6 +36,11 @@ class invocation {
   [[nodiscard]] virtual std::chrono::steady_clock::time_point deadline() const = 0;
   /// Sends the result (msgpack bytes, or a value: typed_payload()).
   virtual void reply(payload_bytes payload) = 0;
+  /// True when the caller is a handler in this process, which reads a result
+  /// given as a value (typed_payload()) without packing. Any other caller
+  /// gets bytes: reply() packs a value for it, and result_payload() packs at
+  /// once instead of wrapping the value first.
+  [[nodiscard]] virtual bool caller_takes_values() const { return false; }
   /// Sends an error.
   virtual void fail(error_info err) = 0;
   /// Calls another service, local or remote alike; `then` runs later on this

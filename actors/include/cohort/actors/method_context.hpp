@@ -33,17 +33,23 @@ struct no_args {
   void msgpack_unpack(const msgpack::object&) {}
 };
 
+/// A handler's result for `inv`'s caller: the value itself for a caller in
+/// this process that takes values, else its msgpack bytes, packed now.
+template <class T>
+[[nodiscard]] payload_bytes result_payload(const invocation& inv, T&& value) {
+  if constexpr (std::is_copy_constructible_v<std::decay_t<T>>)
+    if (inv.caller_takes_values()) return typed_payload(std::forward<T>(value));
+  return pack(value);
+}
+
 /// Sends a method's result later (asynchronous handlers). Copyable; the first
 /// reply wins.
 template <class R>
 class responder {
  public:
   explicit responder(std::shared_ptr<invocation> inv) : inv_(std::move(inv)) {}
-  void operator()(const R& value) const {
-    if constexpr (std::is_copy_constructible_v<R>) inv_->reply(typed_payload(value));
-    else inv_->reply(pack(value));
-  }
-  void operator()(R&& value) const { inv_->reply(typed_payload(std::move(value))); }
+  void operator()(const R& value) const { inv_->reply(result_payload(*inv_, value)); }
+  void operator()(R&& value) const { inv_->reply(result_payload(*inv_, std::move(value))); }
   void fail(std::string code, std::string message) const { inv_->fail({std::move(code), std::move(message)}); }
   void fail(const error_info& err) const { inv_->fail(err); }
 

@@ -122,7 +122,7 @@ method_handler adapt_handler(F f) {
       Ctx ctx(inv);
       try {
         if constexpr (arity == 2) {
-          inv->reply(typed_payload(f(ctx, std::forward<decltype(arg)>(arg))));
+          inv->reply(result_payload(*inv, f(ctx, std::forward<decltype(arg)>(arg))));
         } else {
           using resp = std::decay_t<std::tuple_element_t<2, args>>;
           f(ctx, std::forward<decltype(arg)>(arg), resp(inv));
