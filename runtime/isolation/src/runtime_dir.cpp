@@ -1,10 +1,10 @@
 #include "cohort/isolation/runtime_dir.hpp"
 
 #include <cerrno>
-#include <cstring>
 #include <csignal>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
-#include <sstream>
 
 #include <unistd.h>
 

@@ -43,10 +43,11 @@ struct span {
 /// The wall clock in Unix ns, as spans count it.
 [[nodiscard]] std::uint64_t unix_ns() noexcept;
 
-/// The wall clock in Unix ns at `t`, a steady-clock instant of this process
-/// (within 100 ms of now): `t` plus the clocks' offset, which is re-read every
-/// 100 ms. A span in progress keeps the steady time its request already read;
-/// its end is unix_ns_at(steady_clock::now()): one clock read per span.
+/// The wall clock in Unix ns at `t`, a steady-clock instant of this process:
+/// `t` plus the clocks' offset, re-read when it is older than 100 ms (or `t`
+/// is more than 100 ms from when it was read). A span in progress keeps the
+/// steady time its request already read; its end is
+/// unix_ns_at(steady_clock::now()): one clock read per span.
 [[nodiscard]] std::uint64_t unix_ns_at(std::chrono::steady_clock::time_point t) noexcept;
 
 }  // namespace cohort::observability

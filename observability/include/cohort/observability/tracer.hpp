@@ -74,9 +74,10 @@ class tracer {
   /// The same, for the spans of every request and call: `fill(span&)` sets
   /// the fields of a cleared span of this thread's whose strings still hold
   /// the buffers of one recorded before (assigned, not constructed: the
-  /// buffers are reused), and it is swapped into the memory ring, whose oldest span comes
-  /// back for the next fill. Once the ring has gone round, a sampled request
-  /// allocates nothing for its span (unless an exporter takes a copy).
+  /// buffers are reused), and it is swapped into the memory ring, whose
+  /// oldest span comes back for the next fill. Once the ring has gone round,
+  /// a sampled request allocates nothing for its span (unless an exporter
+  /// takes a copy).
   template <class Fill>
   void record_with(bool sampled, Fill&& fill) {
     if (!cfg_.enabled) return;
