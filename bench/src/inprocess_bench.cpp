@@ -133,6 +133,9 @@ int main(int argc, char** argv) {
   app.add_option("--calls", calls_option, "calls per run (counts per call: two runs of different lengths, subtracted)")
       ->check(CLI::Range(1, 100000000));
   app.add_option("--repeats", repeats_option, "runs per scenario")->check(CLI::Range(1, 1000));
+  std::vector<std::uint32_t> windows{1, 64};
+  app.add_option("--in-flight", windows, "calls in flight, one scenario each (default: 1 and 64)")
+      ->check(CLI::Range(1, 100000));
   CLI11_PARSE(app, argc, argv);
   if (quick) repeats = 3, calls = 50000;
   if (calls_option) calls = static_cast<std::uint32_t>(calls_option);
@@ -169,7 +172,7 @@ int main(int argc, char** argv) {
   std::printf("%-28s %-26s %-26s %6s\n", "scenario", "cohort calls/s", "raw CAF calls/s", "ratio");
   nlohmann::json results;
   client c((*n)->context(), "inproc://inprocess-bench");
-  for (std::uint32_t in_flight : {1u, 64u}) {
+  for (std::uint32_t in_flight : windows) {
     std::vector<double> co, raw;
     for (int i = 0; i < repeats; ++i) {
       if (!cohort_only) raw.push_back(raw_caf(calls, in_flight, threads));

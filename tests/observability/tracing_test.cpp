@@ -62,7 +62,7 @@ TEST_CASE("a hop continues its caller's trace: same trace id, a new span id, the
     INFO(caller);
     envelope h;
     h.traceparent = caller;
-    detail::request req(h, "", std::chrono::steady_clock::now() + std::chrono::seconds(1), nullptr);
+    detail::request req(std::move(h), "", std::chrono::steady_clock::now() + std::chrono::seconds(1), nullptr);
     detail::begin_span(req, &t, observability::span_kind::server);
     auto hop = parse_traceparent(req.header.traceparent);
     REQUIRE(hop);

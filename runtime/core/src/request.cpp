@@ -8,7 +8,7 @@
 
 namespace cohort::detail {
 
-request::request(envelope h, payload_bytes p, std::chrono::steady_clock::time_point d, reply_sink s)
+request::request(envelope&& h, payload_bytes p, std::chrono::steady_clock::time_point d, reply_sink s)
     : header(std::move(h)), payload(std::move(p)), deadline(d), sink_(std::move(s)) {}
 
 request::~request() {

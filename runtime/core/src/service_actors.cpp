@@ -177,8 +177,8 @@ class method_runner {
   void on_reply(std::uint64_t id, reply&& r);
   /// Fails the calls whose deadline passed and re-arms the timer for the rest.
   void on_call_timeouts();
-  void call_out(const request_ptr& parent, envelope target, payload_bytes payload,
-                std::chrono::milliseconds timeout, std::function<void(reply&&)> then);
+  void call_out(const request_ptr& parent, envelope&& target, payload_bytes&& payload,
+                std::chrono::milliseconds timeout, std::function<void(reply&&)>&& then);
 
   /// A mutating invocation starts. True when a failure of it is undone from
   /// the persistence's stored image: no other mutating invocation is open, so
@@ -400,8 +400,8 @@ class actor_invocation final : public invocation {
     runner_->finish(req_, mutating_, {true, encode_error_payload(err)}, undo_point(), generation_);
   }
 
-  void call(envelope target, payload_bytes payload, std::chrono::milliseconds timeout,
-            std::function<void(cohort::reply&&)> then) override {
+  void call(envelope&& target, payload_bytes&& payload, std::chrono::milliseconds timeout,
+            std::function<void(cohort::reply&&)>&& then) override {
     if (gone()) return;
     runner_->call_out(req_, std::move(target), std::move(payload), timeout, std::move(then));
   }
@@ -632,8 +632,8 @@ void method_runner::start(const request_ptr& req, bool checked) {
   }
 }
 
-void method_runner::call_out(const request_ptr& parent, envelope target, payload_bytes payload,
-                             std::chrono::milliseconds timeout, std::function<void(reply&&)> then) {
+void method_runner::call_out(const request_ptr& parent, envelope&& target, payload_bytes&& payload,
+                             std::chrono::milliseconds timeout, std::function<void(reply&&)>&& then) {
   auto now = clock_type::now();
   auto deadline = std::min(parent->deadline, now + timeout);
   auto id = next_call_++;

@@ -46,8 +46,10 @@ class invocation {
   /// Calls another service, local or remote alike; `then` runs later on this
   /// handler's actor, so it may touch entity state. The callee inherits this
   /// request's trace and at most its remaining deadline.
-  virtual void call(envelope target, payload_bytes payload, std::chrono::milliseconds timeout,
-                    std::function<void(cohort::reply&&)> then) = 0;
+  /// (By reference: the envelope's eight strings are moved once, into the
+  /// callee's request, not at every layer on the way.)
+  virtual void call(envelope&& target, payload_bytes&& payload, std::chrono::milliseconds timeout,
+                    std::function<void(cohort::reply&&)>&& then) = 0;
   /// The entity's state object, or nullptr for a worker service.
   [[nodiscard]] virtual void* entity_state() = 0;
   /// Event-sourced entities: applies an event (msgpack bytes) to the state now

@@ -55,7 +55,8 @@ class in_flight_set {
 /// caller ever waits in silence. Safe to answer from any thread.
 class request : public std::enable_shared_from_this<request> {
  public:
-  request(envelope header, payload_bytes payload, std::chrono::steady_clock::time_point deadline,
+  /// (The header by reference: moved once, into the request. Pass a copy to keep yours.)
+  request(envelope&& header, payload_bytes payload, std::chrono::steady_clock::time_point deadline,
           reply_sink sink);
   ~request();
   request(const request&) = delete;
