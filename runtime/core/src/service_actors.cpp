@@ -174,7 +174,7 @@ class method_runner {
   }
   /// The idempotency record of the request that waits for it was read.
   void on_idempotency_record(const result<std::optional<idempotent_result>>& found);
-  void on_reply(std::uint64_t id, reply&& r);
+  void on_reply(std::uint64_t id, call_answer&& a);
   /// Fails the calls whose deadline passed and re-arms the timer for the rest.
   void on_call_timeouts();
   void call_out(const request_ptr& parent, envelope&& target, payload_bytes&& payload,
@@ -667,19 +667,18 @@ void method_runner::call_out(const request_ptr& parent, envelope&& target, paylo
   auto out = std::make_shared<request>(
       std::move(target), std::move(payload), deadline,
       [me, id, limits](envelope&& h, payload_bytes&& p) {
-        reply r;  // in the CAF message itself: one allocation, not two
-        r.header = std::move(h);
-        if (r.header.kind == message_kind::error) {
-          r.error = decode_error_payload(p, limits);
+        call_answer a;  // in the CAF message itself: one allocation, not two
+        if (h.kind == message_kind::error) {
+          a.error = decode_error_payload(p, limits);
           // unknown_service tells a client that the service *it named* does not
           // exist. A handler's dependency that is missing is this node's
           // problem, and its caller must not read it as its own mistake.
-          if (r.error->is(errc::unknown_service))
-            r.error = error_info{errc::unavailable, "a dependency is not reachable from this node: " + r.error->message};
+          if (a.error->is(errc::unknown_service))
+            a.error = error_info{errc::unavailable, "a dependency is not reachable from this node: " + a.error->message};
         } else {
-          r.payload = std::move(p);
+          a.payload = std::move(p);
         }
-        caf::anon_send(me, reply_atom::value, id, std::move(r));
+        caf::anon_send(me, reply_atom::value, id, std::move(a));
       });
   out->made = now;
   out->from_handler = true;
@@ -707,9 +706,15 @@ void method_runner::forget_call(continuation_iterator it) {
   }
 }
 
-void method_runner::on_reply(std::uint64_t id, reply&& r) {
+void method_runner::on_reply(std::uint64_t id, call_answer&& a) {
   auto it = waiting_call(id);
   if (it == continuations_.end()) return;  // timed out already
+  reply r;
+  r.header.kind = a.error ? message_kind::error : message_kind::reply;
+  r.header.id = id;
+  r.payload = std::move(a.payload);
+  r.error = std::move(a.error);
+  r.local = a.local;
   auto then = std::move(it->second.then);
   auto parent = std::move(it->second.parent);
   auto span = std::move(it->second.span);
@@ -790,12 +795,10 @@ void method_runner::on_call_timeouts() {
       next = c.deadline;
   }
   for (auto id : due) {
-    reply r;
-    r.header.kind = message_kind::error;
-    r.header.id = id;
-    r.error = error_info{errc::timeout, "no reply before the deadline"};
-    r.local = true;
-    on_reply(id, std::move(r));
+    call_answer a;
+    a.error = error_info{errc::timeout, "no reply before the deadline"};
+    a.local = true;
+    on_reply(id, std::move(a));
   }
   if (next && (!timer_at_ || *next < *timer_at_)) arm_timer(*next);
 }
@@ -963,7 +966,7 @@ void method_runner::checkpoint(std::function<void()> then) {
     if (!written) return caf::anon_send(me, store_failed_atom::value, written.error().message);
     if (svc) svc->poke_outbox(std::move(keys));
     if (reminders) reminders->poke_reminders(new_reminders_due);
-    caf::anon_send(me, reply_atom::value, id, reply{});
+    caf::anon_send(me, reply_atom::value, id, call_answer{});
   });
 }
 
@@ -989,7 +992,7 @@ caf::behavior worker_actor(caf::stateful_actor<worker_state>* self, std::shared_
       [=](const request_ptr& req) { self->state.runner->run(req); },
       [=](crash_atom) { self->state.runner->injected_crash(); },
       [=](restarted_atom) { self->state.runner->restarted(); },
-      [=](reply_atom, std::uint64_t id, reply& r) { self->state.runner->on_reply(id, std::move(r)); },
+      [=](reply_atom, std::uint64_t id, call_answer& a) { self->state.runner->on_reply(id, std::move(a)); },
       [=](call_timeout_atom) { self->state.runner->on_call_timeouts(); },
   };
 }
@@ -1082,7 +1085,7 @@ caf::behavior entity_running(entity_self* self) {
         self->state.processed++;
         self->state.runner->run(req);
       },
-      [self](reply_atom, std::uint64_t id, reply& r) { self->state.runner->on_reply(id, std::move(r)); },
+      [self](reply_atom, std::uint64_t id, call_answer& a) { self->state.runner->on_reply(id, std::move(a)); },
       [self](call_timeout_atom) { self->state.runner->on_call_timeouts(); },
       [self](crash_atom) { self->state.runner->injected_crash(); },
       [self](store_failed_atom, const std::string& why) { self->state.runner->store_failed(why); },

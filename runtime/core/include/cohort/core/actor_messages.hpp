@@ -11,6 +11,8 @@
 #include <caf/all.hpp>
 
 #include "cohort/core/service_runtime.hpp"
+#include "cohort/transport/error_code.hpp"
+#include "cohort/transport/payload_bytes.hpp"
 
 namespace cohort::detail {
 struct fetched_entity;
@@ -31,14 +33,23 @@ struct scanned_records {
   std::optional<error_info> error;
 };
 using scanned_ptr = std::shared_ptr<const scanned_records>;
+/// A call's answer on its way back to the actor that made the call: a
+/// `reply` without its header, which a caller in this process never reads
+/// (moving an envelope moves its eight strings, one call each). The caller
+/// makes the `reply` its continuation gets.
+struct call_answer {
+  payload_bytes payload;
+  std::optional<error_info> error;
+  bool local = false;  ///< the error was made on this side (deadline passed)
+};
 /// A hibernated entity: its state without its actor (service_actors.cpp).
 struct hibernated_entity;
 using hibernated_ptr = std::shared_ptr<hibernated_entity>;
 }
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::request_ptr)
-// A call's reply travels in the message itself (copied only if a message were shared).
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::reply)
+// A call's answer travels in the message itself (copied only if a message were shared).
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::call_answer)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::fetched_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::idem_record_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cohort::detail::scanned_ptr)
