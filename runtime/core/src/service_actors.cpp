@@ -687,8 +687,17 @@ void method_runner::call_out(const request_ptr& parent, envelope&& target, paylo
 }
 
 method_runner::continuation_iterator method_runner::waiting_call(std::uint64_t id) {
-  auto it = std::lower_bound(continuations_.begin(), continuations_.end(), id,
-                             [](const auto& e, std::uint64_t k) { return e.first < k; });
+  // Ids are consecutive from the first one kept until a sweep leaves a gap,
+  // and replies mostly come in the order of their calls (whose answered
+  // predecessors the sweep removed): the id's own offset first, then a search.
+  auto it = continuations_.end();
+  if (!continuations_.empty() && id >= continuations_.front().first) {
+    const auto offset = id - continuations_.front().first;
+    if (offset < continuations_.size() && continuations_[offset].first == id) it = continuations_.begin() + offset;
+  }
+  if (it == continuations_.end())
+    it = std::lower_bound(continuations_.begin(), continuations_.end(), id,
+                          [](const auto& e, std::uint64_t k) { return e.first < k; });
   if (it == continuations_.end() || it->first != id || !it->second.then) return continuations_.end();
   return it;
 }
