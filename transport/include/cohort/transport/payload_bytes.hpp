@@ -34,7 +34,7 @@ class payload_bytes {
   payload_bytes(std::string bytes) noexcept : string_(std::move(bytes)) {}  // NOLINT: implicit, as a string was
   payload_bytes(const char* bytes) : string_(bytes) {}                      // NOLINT
   /// Takes the received frame over; no copy.
-  explicit payload_bytes(zmq::message_t&& frame) noexcept : frame_(std::move(frame)), in_frame_(true) {}
+  explicit payload_bytes(zmq::message_t&& frame) noexcept : frame_(std::move(frame)) {}
   /// Holds a value, not bytes (typed_payload() below makes one).
   explicit payload_bytes(std::shared_ptr<const typed_value> value) noexcept : typed_(std::move(value)) {}
 
@@ -58,7 +58,7 @@ class payload_bytes {
 
   [[nodiscard]] std::string_view view() const {
     if (typed_) return typed_->bytes();
-    if (in_frame_) return {static_cast<const char*>(frame_.data()), frame_.size()};
+    if (frame_) return {static_cast<const char*>(frame_->data()), frame_->size()};
     return string_;
   }
   operator std::string_view() const { return view(); }  // NOLINT: read as a view anywhere
@@ -71,7 +71,7 @@ class payload_bytes {
       auto value = std::move(typed_);
       return value.use_count() == 1 ? value->take_bytes() : std::string(value->bytes());
     }
-    return in_frame_ ? std::string(view()) : std::move(string_);
+    return frame_ ? std::string(view()) : std::move(string_);
   }
 
   /// The value held, when this payload holds a value (not bytes) of type T
@@ -128,8 +128,10 @@ class payload_bytes {
 
  private:
   std::string string_;
-  zmq::message_t frame_;
-  bool in_frame_ = false;
+  /// Optional, not a message_t that is empty: making, moving and closing a
+  /// message_t each call into libzmq, and a payload is moved about ten times
+  /// on its way through a call and its reply.
+  std::optional<zmq::message_t> frame_;
   std::shared_ptr<const typed_value> typed_;
 };
 
