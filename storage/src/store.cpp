@@ -549,9 +549,11 @@ result<bool> store::scan(keyspace space, std::string_view prefix, std::string_vi
   if (!upper.empty()) opts.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(opts, impl_->family(space)));
   auto from = start.empty() ? prefix : start;
-  for (it->Seek(rocksdb::Slice(from.data(), from.size())); it->Valid(); it->Next()) {
+  // An empty view may have a null pointer, which RocksDB would hand to memcmp (undefined even for 0 bytes).
+  const rocksdb::Slice prefix_slice(prefix.empty() ? "" : prefix.data(), prefix.size());
+  for (it->Seek(rocksdb::Slice(from.empty() ? "" : from.data(), from.size())); it->Valid(); it->Next()) {
     auto k = it->key();
-    if (!k.starts_with(rocksdb::Slice(prefix.data(), prefix.size()))) break;
+    if (!k.starts_with(prefix_slice)) break;
     if (!fn(std::string_view(k.data(), k.size()), std::string_view(it->value().data(), it->value().size()))) break;
   }
   auto s = it->status();
